@@ -1,0 +1,65 @@
+import { FerryError } from '../protocol/errors.js';
+import type { FileInfo, FileSummary, InfoResult, LogEntry } from '../protocol/messages.js';
+import { formatBytes } from './units.js';
+
+/** Where the CLI writes: stdout for results, stderr for everything else. Tests pass their own. */
+export interface Output {
+  out(text: string): void;
+  err(text: string): void;
+}
+
+export const processOutput: Output = {
+  out: (text) => process.stdout.write(text + '\n'),
+  err: (text) => process.stderr.write(text + '\n'),
+};
+
+export function printJson(output: Output, value: unknown): void {
+  output.out(JSON.stringify(value, null, 2));
+}
+
+export function formatList(files: FileSummary[]): string {
+  if (files.length === 0) return '(no files)';
+  const sizes = files.map((file) => formatBytes(file.size));
+  const width = Math.max(...sizes.map((size) => size.length));
+  return files.map((file, index) => `${sizes[index]!.padStart(width)}  ${file.modified.slice(0, 19).replace('T', ' ')}  ${file.name}`).join('\n');
+}
+
+export function formatStat(file: FileInfo): string {
+  return [
+    `name:      ${file.name}`,
+    `size:      ${file.size} (${formatBytes(file.size)})`,
+    `sha256:    ${file.sha256}`,
+    `chunks:    ${file.chunkCount} x ${formatBytes(file.chunkSize)}`,
+    `created:   ${file.created}`,
+    `modified:  ${file.modified}`,
+  ].join('\n');
+}
+
+export function formatInfo(info: InfoResult): string {
+  return [
+    `server:        ferry ${info.version} (protocol ${info.protocolVersion})`,
+    `files:         ${info.files} (${formatBytes(info.bytes)})`,
+    `clients:       ${info.clients}`,
+    `workers:       ${info.workers}`,
+    `chunk size:    ${formatBytes(info.chunkSize)}`,
+    `uptime:        ${info.uptimeSeconds} s`,
+    `capabilities:  ${info.capabilities.join(', ')}`,
+  ].join('\n');
+}
+
+export function formatLog(entries: LogEntry[]): string {
+  if (entries.length === 0) return '(no transfers yet)';
+  return entries
+    .map((entry) => `${entry.time.slice(0, 19).replace('T', ' ')}  ${entry.op.padEnd(8)}  ${entry.result.padEnd(11)}  ${formatBytes(entry.bytes).padStart(10)}  ${String(entry.durationMs).padStart(7)} ms  ${entry.client}  ${entry.name}`)
+    .join('\n');
+}
+
+export function formatRate(bytes: number, ms: number): string {
+  return `${formatBytes(bytes / Math.max(ms / 1000, 0.001))}/s`;
+}
+
+/** The one line an operation's failure prints: `ferry: <what went wrong> (<CODE>)`. */
+export function errorLine(error: unknown): string {
+  if (error instanceof FerryError) return `ferry: ${error.message} (${error.code})`;
+  return `ferry: ${error instanceof Error ? error.message : String(error)} (EINTERNAL)`;
+}

@@ -1,0 +1,157 @@
+import { basename } from 'node:path';
+import { Command, Option } from 'commander';
+import { FerryClient } from '../client/client.js';
+import { FerryError } from '../protocol/errors.js';
+import { ferryVersion } from '../version.js';
+import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, printJson } from './output.js';
+import { progressBar } from './progress-bar.js';
+import { parseCount, parseServerAddress } from './units.js';
+
+export interface CliContext {
+  output: Output;
+  env: NodeJS.ProcessEnv;
+  /** In the interactive shell: the client every command shares (and the server it talks to). */
+  shell?: { client: FerryClient; onChange(): void };
+}
+
+interface ClientFlags {
+  server: string;
+  json?: boolean;
+}
+
+const defaultRetries = 5;
+
+/** Adds the options every client command takes: --server and --json. */
+function clientCommand(program: Command, context: CliContext, spec: string, description: string): Command {
+  const command = program.command(spec).description(description);
+  if (!context.shell) {
+    command.addOption(
+      new Option('--server <host:port>', 'server to talk to').default(context.env['FERRY_SERVER'] ?? '127.0.0.1:8888').env('FERRY_SERVER'),
+    );
+  }
+  return command.option('--json', 'print a machine-readable result on stdout');
+}
+
+/**
+ * Runs `use` with a client: the shell's shared one, or a fresh one for a one-shot command,
+ * closed afterwards.
+ */
+async function withClient<T>(context: CliContext, flags: ClientFlags, retries: number, use: (client: FerryClient) => Promise<T>): Promise<T> {
+  if (context.shell) return use(context.shell.client);
+  const address = parseServerAddress(flags.server);
+  const client = new FerryClient({
+    ...address,
+    retry: {
+      retries,
+      onRetry: ({ attempt, retries: max, error, delayMs }) =>
+        context.output.err(`ferry: ${error.message}, reconnecting in ${delayMs} ms (attempt ${attempt}/${max + 1})`),
+    },
+  });
+  try {
+    return await use(client);
+  } finally {
+    await client.close().catch(() => {});
+  }
+}
+
+/**
+ * The command-line interface as a commander program, shared by one-shot use and the shell.
+ * Actions throw FerryError; the caller turns it into one line on stderr and an exit code.
+ */
+export function buildProgram(context: CliContext): Command {
+  const { output } = context;
+  const program = new Command(context.shell ? '' : 'ferry');
+  program
+    .description('Ferry: resumable, verified file transfer over TCP')
+    .version(ferryVersion)
+    .exitOverride()
+    .configureOutput({ writeOut: (text) => output.out(text.trimEnd()), writeErr: (text) => output.err(text.trimEnd()) })
+    .showSuggestionAfterError(true)
+    .helpCommand('help [command]', 'show help for a command');
+
+  clientCommand(program, context, 'list [prefix]', 'list stored files (optionally only names starting with prefix)')
+    .alias('ls')
+    .action(async (prefix: string | undefined, flags: ClientFlags) => {
+      const files = await withClient(context, flags, 0, (client) => client.list(prefix));
+      if (flags.json) printJson(output, files.map(({ name, size, sha256, modified }) => ({ name, size, sha256, modified })));
+      else output.out(formatList(files));
+    });
+
+  clientCommand(program, context, 'upload <path>', 'upload a local file (resumes an interrupted upload of the same file)')
+    .alias('put')
+    .option('--as <name>', 'name on the server (default: the file name)')
+    .option('--force', 'replace a file of the same name on the server')
+    .option('--retries <n>', 'reconnect and resume this many times after a lost connection', parseCount, defaultRetries)
+    .action(async (path: string, flags: ClientFlags & { as?: string; force?: boolean; retries: number }) => {
+      const name = flags.as ?? basename(path);
+      const bar = progressBar(!flags.json);
+      const started = Date.now();
+      const result = await withClient(context, flags, flags.retries, (client) =>
+        client.upload(path, { name, force: flags.force ?? false, onProgress: bar.onProgress }),
+      ).finally(() => bar.stop());
+      context.shell?.onChange();
+      if (flags.json) printJson(output, { name: result.name, size: result.size, sha256: result.sha256, bytesSent: result.bytesSent, resumed: result.resumed });
+      else output.out(`uploaded ${result.name}: ${result.size} bytes, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesSent, Date.now() - started)})`);
+    });
+
+  clientCommand(program, context, 'download <name>', 'download a file (resumes an interrupted download)')
+    .alias('get')
+    .option('--out <path>', 'where to write it (default: the last segment of the name, here)')
+    .option('--force', 'overwrite an existing local file')
+    .option('--retries <n>', 'reconnect and resume this many times after a lost connection', parseCount, defaultRetries)
+    .action(async (name: string, flags: ClientFlags & { out?: string; force?: boolean; retries: number }) => {
+      const bar = progressBar(!flags.json);
+      const started = Date.now();
+      const result = await withClient(context, flags, flags.retries, (client) =>
+        client.download(name, { ...(flags.out === undefined ? {} : { out: flags.out }), force: flags.force ?? false, onProgress: bar.onProgress }),
+      ).finally(() => bar.stop());
+      if (flags.json) printJson(output, result);
+      else output.out(`downloaded ${result.name} to ${result.path}: ${result.size} bytes, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesReceived, Date.now() - started)})`);
+    });
+
+  clientCommand(program, context, 'delete <name>', 'delete a stored file')
+    .alias('rm')
+    .action(async (name: string, flags: ClientFlags) => {
+      await withClient(context, flags, 0, (client) => client.delete(name));
+      context.shell?.onChange();
+      if (flags.json) printJson(output, { name, deleted: true });
+      else output.out(`deleted ${name}`);
+    });
+
+  clientCommand(program, context, 'stat <name>', 'show a stored file: size, sha256, chunks, times').action(async (name: string, flags: ClientFlags) => {
+    const file = await withClient(context, flags, 0, (client) => client.stat(name));
+    if (flags.json) printJson(output, file);
+    else output.out(formatStat(file));
+  });
+
+  clientCommand(program, context, 'info', 'show the server: version, capabilities, files, clients').action(async (flags: ClientFlags) => {
+    const info = await withClient(context, flags, 0, (client) => client.info());
+    if (flags.json) printJson(output, info);
+    else output.out(formatInfo(info));
+  });
+
+  clientCommand(program, context, 'log', 'show the transfer history, newest first')
+    .option('--limit <n>', 'how many entries', parseCount, 20)
+    .action(async (flags: ClientFlags & { limit: number }) => {
+      if (flags.limit < 1 || flags.limit > 1000) throw new FerryError('EUSAGE', '--limit must be between 1 and 1000');
+      const entries = await withClient(context, flags, 0, (client) => client.log(flags.limit));
+      if (flags.json) printJson(output, entries);
+      else output.out(formatLog(entries));
+    });
+
+  return program;
+}
+
+/** Runs one command line through `program`; returns the exit code. Never exits the process. */
+export async function runProgram(program: Command, argv: string[], output: Output): Promise<number> {
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (error) {
+    const code = (error as { code?: string }).code;
+    if (code === 'commander.helpDisplayed' || code === 'commander.version' || code === 'commander.help') return 0;
+    if (typeof code === 'string' && code.startsWith('commander.')) return 2; // commander has printed the usage error
+    output.err(errorLine(error));
+    return error instanceof FerryError ? error.exitCode : 1;
+  }
+}

@@ -1,0 +1,122 @@
+import type { FileInfo, FileSummary, InfoResult, LogEntry } from '../protocol/messages.js';
+import { ClientConnection, type ConnectOptions } from './connection.js';
+import { type DownloadOptions, type DownloadResult, downloadFile } from './download.js';
+import { type RetryOptions, withRetries } from './retry.js';
+import type { ProgressListener } from './progress.js';
+import { type UploadOptions, type UploadResult, uploadFile } from './upload.js';
+
+export interface ClientOptions extends ConnectOptions {
+  /** Reconnect-and-resume policy for uploads and downloads. */
+  retry?: RetryOptions;
+}
+
+/**
+ * The typed Ferry client used by the CLI, the shell, the tests and the benchmarks. Holds one
+ * connection, opened on first use and opened again after it is lost.
+ */
+export class FerryClient {
+  readonly options: ClientOptions;
+  #connection: ClientConnection | undefined;
+
+  constructor(options: ClientOptions) {
+    this.options = options;
+  }
+
+  /** The live connection, connecting (or reconnecting) if needed. */
+  async connection(): Promise<ClientConnection> {
+    if (!this.#connection || this.#connection.lost) {
+      this.#connection?.destroy();
+      this.#connection = undefined;
+      this.#connection = await ClientConnection.connect(this.options);
+    }
+    return this.#connection;
+  }
+
+  async list(prefix?: string): Promise<FileSummary[]> {
+    const connection = await this.connection();
+    const files: FileSummary[] = [];
+    let after: string | undefined;
+    do {
+      const page = await connection.request('list', { ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) });
+      files.push(...page.files);
+      after = page.next;
+    } while (after !== undefined);
+    return files;
+  }
+
+  async stat(name: string): Promise<FileInfo> {
+    return (await this.connection()).request('stat', { name });
+  }
+
+  async delete(name: string): Promise<void> {
+    await (await this.connection()).request('delete', { name });
+  }
+
+  async info(): Promise<InfoResult> {
+    return (await this.connection()).request('info', {});
+  }
+
+  async log(limit?: number): Promise<LogEntry[]> {
+    const { entries } = await (await this.connection()).request('log', limit === undefined ? {} : { limit });
+    return entries;
+  }
+
+  /** Uploads a file; after a lost connection it reconnects and resumes, per `options.retry`. */
+  async upload(path: string, options: UploadOptions): Promise<UploadResult> {
+    const tally = new TransferTally(options.onProgress);
+    const result = await withRetries(
+      () => tally.attempt(async (onProgress) => uploadFile(await this.connection(), path, { ...options, onProgress })),
+      this.#retry(),
+    );
+    return { ...result, bytesSent: tally.total(result.bytesSent) };
+  }
+
+  /** Downloads a file; after a lost connection it reconnects and resumes, per `options.retry`. */
+  async download(name: string, options: DownloadOptions = {}): Promise<DownloadResult> {
+    const tally = new TransferTally(options.onProgress);
+    const result = await withRetries(
+      () => tally.attempt(async (onProgress) => downloadFile(await this.connection(), name, { ...options, onProgress })),
+      this.#retry(),
+    );
+    return { ...result, bytesReceived: tally.total(result.bytesReceived) };
+  }
+
+  async close(): Promise<void> {
+    const connection = this.#connection;
+    this.#connection = undefined;
+    await connection?.close();
+  }
+
+  #retry(): RetryOptions {
+    return this.options.retry ?? { retries: 0 };
+  }
+}
+
+/** Adds up the bytes moved over every attempt of one transfer, for progress and the result. */
+class TransferTally {
+  readonly #listener: ProgressListener | undefined;
+  #earlier = 0;
+  #current = 0;
+
+  constructor(listener: ProgressListener | undefined) {
+    this.#listener = listener;
+  }
+
+  async attempt<T>(run: (onProgress: ProgressListener) => Promise<T>): Promise<T> {
+    this.#current = 0;
+    try {
+      return await run((progress) => {
+        this.#current = progress.transferred;
+        this.#listener?.({ ...progress, transferred: this.#earlier + progress.transferred });
+      });
+    } catch (error) {
+      this.#earlier += this.#current;
+      throw error;
+    }
+  }
+
+  /** Bytes of all failed attempts plus `last`, the successful attempt's own count. */
+  total(last: number): number {
+    return this.#earlier + last;
+  }
+}

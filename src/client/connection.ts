@@ -1,0 +1,203 @@
+import { once } from 'node:events';
+import { type Socket, connect as netConnect } from 'node:net';
+import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
+import { encodeChunkHead, encodeControl } from '../protocol/encoder.js';
+import { FerryError, isErrorCode } from '../protocol/errors.js';
+import { type ChunkHeader, defaultMaxControlBytes, maxChunkBytesCeiling, protocolVersion } from '../protocol/frames.js';
+import type { HelloResult, Op, RequestOf, ResultOf } from '../protocol/messages.js';
+import { ferryVersion } from '../version.js';
+
+export interface ConnectOptions {
+  host: string;
+  port: number;
+  /** Give up connecting (and on the handshake) after this long. */
+  connectTimeoutMs?: number;
+}
+
+/** Receives the chunks of one download stream. */
+export interface StreamSink {
+  chunkStart(header: ChunkHeader): void;
+  chunkData(piece: Uint8Array): void;
+  chunkEnd(): void;
+  /** The stream ended with an error: an `abort` from the server, or the connection was lost. */
+  fail(error: FerryError): void;
+}
+
+interface Pending {
+  resolve(result: unknown): void;
+  reject(error: FerryError): void;
+}
+
+type Args<O extends Op> = Omit<RequestOf<O>, 'id' | 'op'>;
+
+/**
+ * One connection to a Ferry server: the handshake, requests matched to replies by id, and
+ * chunk frames routed to their stream. Knows nothing about files.
+ */
+export class ClientConnection implements FrameSink {
+  readonly socket: Socket;
+  hello!: HelloResult;
+  readonly #decoder: FrameDecoder;
+  readonly #pending = new Map<number, Pending>();
+  readonly #streams = new Map<number, StreamSink>();
+  #currentStream: StreamSink | undefined;
+  #nextId = 1;
+  #lost: FerryError | undefined;
+
+  private constructor(socket: Socket) {
+    this.socket = socket;
+    this.#decoder = new FrameDecoder({ maxControlBytes: 16 * defaultMaxControlBytes, maxChunkBytes: maxChunkBytesCeiling }, this);
+    socket.on('data', (data: Buffer) => this.#decoder.push(data));
+    socket.on('error', () => {}); // the 'close' that follows reports it
+    socket.on('close', () => this.#lose(new FerryError('ECONNLOST', 'connection to the server lost')));
+  }
+
+  static async connect(options: ConnectOptions): Promise<ClientConnection> {
+    const socket = netConnect({ host: options.host, port: options.port, noDelay: true });
+    const timeoutMs = options.connectTimeoutMs ?? 10_000;
+    const timer = setTimeout(() => socket.destroy(new FerryError('ECONNECT', `no answer from ${options.host}:${options.port} in ${timeoutMs} ms`)), timeoutMs);
+    try {
+      await once(socket, 'connect');
+    } catch (error) {
+      clearTimeout(timer);
+      if (error instanceof FerryError) throw error;
+      const detail = (error as NodeJS.ErrnoException).code ?? String(error);
+      throw new FerryError('ECONNECT', `cannot connect to ${options.host}:${options.port} (${detail})`, { cause: error });
+    }
+    const connection = new ClientConnection(socket);
+    try {
+      connection.hello = await connection.request('hello', { protocol: protocolVersion, client: `ferry/${ferryVersion}`, capabilities: ['resume'] });
+    } catch (error) {
+      socket.destroy();
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+    return connection;
+  }
+
+  get lost(): FerryError | undefined {
+    return this.#lost;
+  }
+
+  request<O extends Op>(op: O, args: Args<O>): Promise<ResultOf[O]> {
+    if (this.#lost) return Promise.reject(this.#lost);
+    const id = this.#nextId;
+    this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
+    return new Promise<ResultOf[O]>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (result: unknown) => void, reject });
+      this.socket.write(encodeControl({ id, op, ...args }));
+    });
+  }
+
+  /** Writes one chunk frame; false when the socket's buffer is full (await `drained()`). `done` fires once it is flushed. */
+  writeChunk(header: ChunkHeader, payload: Uint8Array, done: () => void): boolean {
+    if (this.#lost) {
+      done();
+      return true;
+    }
+    this.socket.cork();
+    this.socket.write(encodeChunkHead(header));
+    const room = this.socket.write(payload, () => done());
+    this.socket.uncork();
+    return room;
+  }
+
+  async drained(): Promise<void> {
+    if (!this.socket.writableNeedDrain || this.#lost) return;
+    await new Promise<void>((resolve) => {
+      const finish = (): void => {
+        this.socket.off('drain', finish);
+        this.socket.off('close', finish);
+        resolve();
+      };
+      this.socket.on('drain', finish);
+      this.socket.on('close', finish);
+    });
+  }
+
+  openStream(stream: number, sink: StreamSink): void {
+    this.#streams.set(stream, sink);
+  }
+
+  closeStream(stream: number): void {
+    this.#streams.delete(stream);
+  }
+
+  /** Stops reading from the server (backpressure for downloads). */
+  pause(): void {
+    this.#decoder.pause();
+    this.socket.pause();
+  }
+
+  resume(): void {
+    this.socket.resume();
+    this.#decoder.resume();
+  }
+
+  async close(): Promise<void> {
+    if (this.socket.destroyed) return;
+    const closed = once(this.socket, 'close');
+    this.socket.end();
+    this.socket.destroySoon();
+    await closed;
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  // ---- FrameSink ----
+
+  control(message: Record<string, unknown>): void {
+    if (typeof message['id'] === 'number') {
+      const pending = this.#pending.get(message['id']);
+      if (!pending) return;
+      this.#pending.delete(message['id']);
+      if (message['ok'] === true) pending.resolve(message['result']);
+      else pending.reject(errorFrom(message));
+      return;
+    }
+    if (message['event'] === 'abort' && typeof message['stream'] === 'number') {
+      const sink = this.#streams.get(message['stream']);
+      this.#streams.delete(message['stream']);
+      sink?.fail(errorFrom(message));
+      return;
+    }
+    if (message['event'] === 'bye') this.#lose(errorFrom(message));
+  }
+
+  chunkStart(header: ChunkHeader): void {
+    this.#currentStream = this.#streams.get(header.stream);
+    this.#currentStream?.chunkStart(header);
+  }
+
+  chunkData(piece: Uint8Array): void {
+    this.#currentStream?.chunkData(piece);
+  }
+
+  chunkEnd(): void {
+    this.#currentStream?.chunkEnd();
+    this.#currentStream = undefined;
+  }
+
+  protocolError(error: FerryError): void {
+    this.#lose(error);
+    this.socket.destroy();
+  }
+
+  #lose(error: FerryError): void {
+    if (this.#lost) return;
+    this.#lost = error;
+    for (const pending of this.#pending.values()) pending.reject(error);
+    this.#pending.clear();
+    for (const sink of this.#streams.values()) sink.fail(error);
+    this.#streams.clear();
+  }
+}
+
+function errorFrom(message: Record<string, unknown>): FerryError {
+  const code = isErrorCode(message['code']) ? message['code'] : 'EPROTO';
+  const text = typeof message['message'] === 'string' ? message['message'] : String(message['code']);
+  return new FerryError(code, text);
+}

@@ -1,0 +1,208 @@
+import { createHash } from 'node:crypto';
+import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, resolve } from 'node:path';
+import { FerryError, fromSystemError } from '../protocol/errors.js';
+import type { ChunkHeader } from '../protocol/frames.js';
+import { xxh64FromHex } from '../protocol/frames.js';
+import { type FileInfo, maxHashesPage } from '../protocol/messages.js';
+import type { ClientConnection } from './connection.js';
+import type { ProgressListener } from './progress.js';
+import { loadXxh64 } from './xxh64.js';
+
+export interface DownloadOptions {
+  /** Local destination; defaults to the remote name's last segment in the current directory. */
+  out?: string;
+  force?: boolean;
+  onProgress?: ProgressListener;
+}
+
+export interface DownloadResult {
+  name: string;
+  path: string;
+  size: number;
+  sha256: string;
+  bytesReceived: number;
+  resumed: boolean;
+}
+
+/** What sits beside a partial download so a rerun knows what it is a part of. */
+interface PartialState {
+  name: string;
+  sha256: string;
+  size: number;
+  chunkSize: number;
+}
+
+const partSuffix = '.ferry-part';
+const stateSuffix = '.ferry-part.json';
+/** Chunk buffers being written to disk at once before the download stops reading the socket. */
+const writesInFlight = 3;
+
+export function partialPathsFor(dest: string): { part: string; state: string } {
+  return { part: dest + partSuffix, state: dest + stateSuffix };
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readState(path: string): Promise<PartialState | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as PartialState;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Resume rule for downloads: the partial file is trusted only as far as its chunks still hash to
+ * what the server lists for the same content (same sha256). Returns how many leading chunks
+ * are good, having fed them to `sha256`.
+ */
+async function verifiedPrefix(
+  connection: ClientConnection,
+  handle: FileHandle,
+  info: FileInfo,
+  sha256: ReturnType<typeof createHash>,
+  xxh64: (bytes: Uint8Array) => bigint,
+): Promise<number> {
+  const { size: partSize } = await handle.stat();
+  const buffer = Buffer.allocUnsafe(info.chunkSize);
+  let good = 0;
+  for (let from = 0; from < info.chunkCount; from += maxHashesPage) {
+    const page = await connection.request('hashes', { name: info.name, from, count: Math.min(maxHashesPage, info.chunkCount - from) });
+    for (const hex of page.hashes) {
+      const offset = good * info.chunkSize;
+      const length = Math.min(info.chunkSize, info.size - offset);
+      if (hex === null || offset + length > partSize) return good;
+      const bytes = buffer.subarray(0, length);
+      await handle.read(bytes, 0, length, offset);
+      if (xxh64(bytes) !== xxh64FromHex(hex)) return good;
+      sha256.update(bytes);
+      good += 1;
+    }
+  }
+  return good;
+}
+
+/**
+ * Downloads (or resumes downloading) one remote file. Bytes land in `<dest>.ferry-part`; only a
+ * complete file whose SHA-256 matches is renamed to `dest`. Until then nothing exists at `dest`.
+ */
+export async function downloadFile(connection: ClientConnection, name: string, options: DownloadOptions = {}): Promise<DownloadResult> {
+  const xxh64 = await loadXxh64();
+  const dest = resolve(options.out ?? basename(name));
+  if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
+  const info = await connection.request('stat', { name });
+  const { part, state: statePath } = partialPathsFor(dest);
+  const previous = await readState(statePath);
+  const sameContent = previous?.sha256 === info.sha256 && previous.chunkSize === info.chunkSize && previous.size === info.size;
+  let handle: FileHandle;
+  try {
+    handle = await open(part, sameContent && (await exists(part)) ? 'r+' : 'w+');
+    if (!sameContent) await writeFile(statePath, JSON.stringify({ name, sha256: info.sha256, size: info.size, chunkSize: info.chunkSize } satisfies PartialState));
+  } catch (error) {
+    throw fromSystemError(error, part);
+  }
+  let closed = false;
+  try {
+    const sha256 = createHash('sha256');
+    const fromChunk = sameContent ? await verifiedPrefix(connection, handle, info, sha256, xxh64) : 0;
+    await handle.truncate(fromChunk * info.chunkSize);
+    const get = await connection.request('get', { name, sha256: info.sha256, fromChunk });
+    const bytesReceived = await receiveChunks(connection, handle, get, sha256, xxh64, options, fromChunk * info.chunkSize);
+    const digest = sha256.digest('hex');
+    if (digest !== info.sha256) {
+      await handle.close();
+      closed = true;
+      await rm(part, { force: true });
+      await rm(statePath, { force: true });
+      throw new FerryError('ECHECKSUM', `${name}: sha256 of the received file is ${digest}, the server lists ${info.sha256}`);
+    }
+    await handle.sync();
+    await handle.close();
+    closed = true;
+    if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
+    await rename(part, dest);
+    await rm(statePath, { force: true });
+    return { name, path: dest, size: info.size, sha256: digest, bytesReceived, resumed: fromChunk > 0 };
+  } finally {
+    if (!closed) await handle.close();
+  }
+}
+
+/** Receives the stream's chunks in order, checks each one's xxh64, and writes it at its offset. */
+function receiveChunks(
+  connection: ClientConnection,
+  handle: FileHandle,
+  get: { stream: number; size: number; chunkSize: number; name: string },
+  sha256: ReturnType<typeof createHash>,
+  xxh64: (bytes: Uint8Array) => bigint,
+  options: DownloadOptions,
+  startOffset: number,
+): Promise<number> {
+  return new Promise<number>((resolvePromise, rejectPromise) => {
+    const free: Buffer[] = Array.from({ length: writesInFlight }, () => Buffer.allocUnsafe(get.chunkSize));
+    let nextOffset = startOffset;
+    let received = 0;
+    let writing = 0;
+    let current: { header: ChunkHeader; buffer: Buffer; filled: number } | undefined;
+    let failed = false;
+    const fail = (error: FerryError): void => {
+      if (failed) return;
+      failed = true;
+      connection.closeStream(get.stream);
+      connection.resume();
+      rejectPromise(error);
+    };
+    const finishIfDone = (): void => {
+      if (!failed && nextOffset === get.size && writing === 0 && !current) {
+        connection.closeStream(get.stream);
+        resolvePromise(received);
+      }
+    };
+    connection.openStream(get.stream, {
+      chunkStart(header) {
+        const buffer = free.pop();
+        if (header.offset !== nextOffset || header.length !== Math.min(get.chunkSize, get.size - nextOffset) || !buffer) {
+          return fail(new FerryError('EPROTO', `unexpected chunk at offset ${header.offset} (expected ${nextOffset})`));
+        }
+        current = { header, buffer, filled: 0 };
+      },
+      chunkData(piece) {
+        if (!current) return;
+        current.buffer.set(piece, current.filled);
+        current.filled += piece.byteLength;
+      },
+      chunkEnd() {
+        const chunk = current;
+        current = undefined;
+        if (!chunk || failed) return;
+        const bytes = chunk.buffer.subarray(0, chunk.header.length);
+        if (xxh64(bytes) !== chunk.header.xxh64) return fail(new FerryError('ECHECKSUM', `${get.name}: chunk at offset ${chunk.header.offset} failed its xxh64 check`));
+        sha256.update(bytes);
+        nextOffset += chunk.header.length;
+        received += chunk.header.length;
+        writing += 1;
+        if (free.length === 0) connection.pause();
+        handle.write(bytes, 0, bytes.length, chunk.header.offset).then(
+          () => {
+            writing -= 1;
+            free.push(chunk.buffer);
+            connection.resume();
+            options.onProgress?.({ name: get.name, done: chunk.header.offset + chunk.header.length, total: get.size, transferred: received });
+            finishIfDone();
+          },
+          (error: unknown) => fail(fromSystemError(error, `writing ${get.name}`)),
+        );
+      },
+      fail,
+    });
+    finishIfDone();
+  });
+}

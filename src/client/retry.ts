@@ -1,0 +1,34 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FerryError } from '../protocol/errors.js';
+
+/** Failures that another attempt on a fresh connection can cure: the transfer resumes from where it stopped. */
+const retryableCodes = new Set(['ECONNLOST', 'ECONNECT', 'EBUSY']);
+
+export function isRetryable(error: unknown): boolean {
+  return error instanceof FerryError && retryableCodes.has(error.code);
+}
+
+export interface RetryOptions {
+  /** Further attempts after the first; 0 fails at once. */
+  retries: number;
+  /** Delay before the first retry; doubled each time, up to `maxDelayMs`. */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  onRetry?: (info: { attempt: number; retries: number; error: FerryError; delayMs: number }) => void;
+}
+
+/** Runs `attempt` until it succeeds, fails for good, or runs out of retries (exponential backoff). */
+export async function withRetries<T>(attempt: () => Promise<T>, options: RetryOptions): Promise<T> {
+  const base = options.baseDelayMs ?? 200;
+  const max = options.maxDelayMs ?? 5000;
+  for (let retry = 0; ; retry += 1) {
+    try {
+      return await attempt();
+    } catch (error) {
+      if (!isRetryable(error) || retry >= options.retries) throw error;
+      const delayMs = Math.min(max, base * 2 ** retry);
+      options.onRetry?.({ attempt: retry + 2, retries: options.retries, error: error as FerryError, delayMs });
+      await sleep(delayMs);
+    }
+  }
+}

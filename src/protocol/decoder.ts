@@ -1,0 +1,200 @@
+import { FerryError } from './errors.js';
+import { type ChunkHeader, type DecoderLimits, FrameType, chunkFieldsBytes, frameHeaderBytes } from './frames.js';
+
+/** What the decoder hands its owner. Calls arrive in stream order. */
+export interface FrameSink {
+  control(message: Record<string, unknown>): void;
+  /** A CHUNK frame begins; its payload follows in `chunkData` calls. The sink may pause the decoder here. */
+  chunkStart(header: ChunkHeader): void;
+  /** A piece of the current chunk's payload. The view is only valid during the call: copy it. */
+  chunkData(piece: Uint8Array): void;
+  chunkEnd(): void;
+  /** The byte stream broke the protocol. The decoder ignores all further input. */
+  protocolError(error: FerryError): void;
+}
+
+type State = 'head' | 'chunkFields' | 'controlBody' | 'chunkPayload' | 'failed';
+
+/**
+ * A push parser: bytes in, frames out, no I/O. Declared lengths are checked against the limits
+ * as soon as the 5-byte head is in, before anything of the body is buffered. Only a CONTROL body
+ * is buffered whole (at most `maxControlBytes`); a chunk payload streams through `chunkData`.
+ */
+export class FrameDecoder {
+  readonly #limits: DecoderLimits;
+  readonly #sink: FrameSink;
+  readonly #head = Buffer.alloc(frameHeaderBytes + chunkFieldsBytes);
+  #headFilled = 0;
+  #state: State = 'head';
+  #bodyLength = 0;
+  #control: Buffer | undefined;
+  #controlFilled = 0;
+  #payloadLeft = 0;
+  readonly #pending: Uint8Array[] = [];
+  #paused = false;
+  #draining = false;
+
+  constructor(limits: DecoderLimits, sink: FrameSink) {
+    this.#limits = limits;
+    this.#sink = sink;
+  }
+
+  get paused(): boolean {
+    return this.#paused;
+  }
+
+  /** Bytes received but not yet parsed (held while paused). */
+  get pendingBytes(): number {
+    let total = 0;
+    for (const piece of this.#pending) total += piece.byteLength;
+    return total;
+  }
+
+  push(bytes: Uint8Array): void {
+    if (this.#state === 'failed' || bytes.byteLength === 0) return;
+    this.#pending.push(bytes);
+    this.#drain();
+  }
+
+  /** Stops delivering frames; bytes pushed meanwhile are kept. */
+  pause(): void {
+    this.#paused = true;
+  }
+
+  resume(): void {
+    this.#paused = false;
+    this.#drain();
+  }
+
+  /** True when the stream stopped in the middle of a frame (a truncated frame at end of input). */
+  get midFrame(): boolean {
+    return this.#state !== 'head' || this.#headFilled > 0 || this.#pending.length > 0;
+  }
+
+  #drain(): void {
+    if (this.#draining) return; // re-entrant push from a sink callback: the outer loop continues
+    this.#draining = true;
+    try {
+      while (!this.#paused && this.#state !== 'failed' && this.#pending.length > 0) {
+        const piece = this.#pending[0]!;
+        const used = this.#consume(piece);
+        if (used === piece.byteLength) this.#pending.shift();
+        else this.#pending[0] = piece.subarray(used);
+      }
+    } finally {
+      this.#draining = false;
+    }
+  }
+
+  /** Consumes bytes from the front of `piece` for the current state; returns how many it used. */
+  #consume(piece: Uint8Array): number {
+    switch (this.#state) {
+      case 'head':
+        return this.#fillHead(piece, frameHeaderBytes, () => this.#onHead());
+      case 'chunkFields':
+        return this.#fillHead(piece, frameHeaderBytes + chunkFieldsBytes, () => this.#onChunkFields());
+      case 'controlBody':
+        return this.#fillControl(piece);
+      case 'chunkPayload':
+        return this.#passPayload(piece);
+      case 'failed':
+        return piece.byteLength;
+    }
+  }
+
+  #fillHead(piece: Uint8Array, want: number, done: () => void): number {
+    const take = Math.min(want - this.#headFilled, piece.byteLength);
+    this.#head.set(piece.subarray(0, take), this.#headFilled);
+    this.#headFilled += take;
+    if (this.#headFilled === want) done();
+    return take;
+  }
+
+  #onHead(): void {
+    const bodyLength = this.#head.readUInt32BE(0);
+    const type = this.#head.readUInt8(4);
+    this.#bodyLength = bodyLength;
+    if (bodyLength < 1) return this.#fail('frame body length is 0');
+    if (type === FrameType.control) {
+      const size = bodyLength - 1;
+      if (size > this.#limits.maxControlBytes) {
+        return this.#fail(`control frame of ${size} bytes exceeds the limit of ${this.#limits.maxControlBytes}`);
+      }
+      if (size === 0) return this.#fail('empty control frame');
+      this.#control = Buffer.allocUnsafe(size);
+      this.#controlFilled = 0;
+      this.#state = 'controlBody';
+      return;
+    }
+    if (type === FrameType.chunk) {
+      const payload = bodyLength - 1 - chunkFieldsBytes;
+      if (payload < 0) return this.#fail(`chunk frame of ${bodyLength} bytes is shorter than its fields`);
+      if (payload > this.#limits.maxChunkBytes) {
+        return this.#fail(`chunk of ${payload} bytes exceeds the limit of ${this.#limits.maxChunkBytes}`);
+      }
+      this.#state = 'chunkFields';
+      return;
+    }
+    this.#fail(`unknown frame type ${type}`);
+  }
+
+  #onChunkFields(): void {
+    const offset = this.#head.readBigUInt64BE(9);
+    if (offset > BigInt(Number.MAX_SAFE_INTEGER)) return this.#fail('chunk offset out of range');
+    const header: ChunkHeader = {
+      stream: this.#head.readUInt32BE(5),
+      offset: Number(offset),
+      xxh64: this.#head.readBigUInt64BE(17),
+      length: this.#bodyLength - 1 - chunkFieldsBytes,
+    };
+    this.#payloadLeft = header.length;
+    this.#state = 'chunkPayload';
+    this.#headFilled = 0;
+    this.#sink.chunkStart(header);
+    if (header.length === 0) this.#endChunk();
+  }
+
+  #fillControl(piece: Uint8Array): number {
+    const control = this.#control!;
+    const take = Math.min(control.length - this.#controlFilled, piece.byteLength);
+    control.set(piece.subarray(0, take), this.#controlFilled);
+    this.#controlFilled += take;
+    if (this.#controlFilled === control.length) {
+      this.#control = undefined;
+      this.#headFilled = 0;
+      this.#state = 'head';
+      let message: unknown;
+      try {
+        message = JSON.parse(control.toString('utf8'));
+      } catch {
+        this.#fail('control frame is not valid JSON');
+        return take;
+      }
+      if (message === null || typeof message !== 'object' || Array.isArray(message)) {
+        this.#fail('control frame is not a JSON object');
+        return take;
+      }
+      this.#sink.control(message as Record<string, unknown>);
+    }
+    return take;
+  }
+
+  #passPayload(piece: Uint8Array): number {
+    const take = Math.min(this.#payloadLeft, piece.byteLength);
+    this.#payloadLeft -= take;
+    this.#sink.chunkData(take === piece.byteLength ? piece : piece.subarray(0, take));
+    if (this.#payloadLeft === 0) this.#endChunk();
+    return take;
+  }
+
+  #endChunk(): void {
+    this.#state = 'head';
+    this.#sink.chunkEnd();
+  }
+
+  #fail(message: string): void {
+    this.#state = 'failed';
+    this.#pending.length = 0;
+    this.#sink.protocolError(new FerryError('EPROTO', message));
+  }
+}

@@ -1,0 +1,180 @@
+import { z } from 'zod';
+import { FerryError } from './errors.js';
+import { maxNameBytes } from './names.js';
+
+/**
+ * Control messages (docs/protocol.md, "Requests"). A request is `{id, op, ...arguments}`; the
+ * server answers each with exactly one reply carrying the same id. Names are checked here only
+ * for type and size: the name guard (names.ts) decides what a valid name is.
+ */
+const requestId = z.number().int().min(0).max(0xffffffff);
+const name = z.string().min(1).max(maxNameBytes * 4);
+const stream = z.number().int().min(1).max(0xffffffff);
+const byteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/u);
+
+export const maxListPage = 1000;
+export const maxHashesPage = 4096;
+export const maxLogEntries = 1000;
+
+export const requestSchema = z.discriminatedUnion('op', [
+  z.strictObject({
+    id: requestId,
+    op: z.literal('hello'),
+    protocol: z.number().int().min(0),
+    client: z.string().max(200),
+    capabilities: z.array(z.string().max(64)).max(64),
+  }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('list'),
+    prefix: z.string().max(maxNameBytes * 4).optional(),
+    after: z.string().max(maxNameBytes * 4).optional(),
+    limit: z.number().int().min(1).max(maxListPage).optional(),
+  }),
+  z.strictObject({ id: requestId, op: z.literal('stat'), name }),
+  z.strictObject({ id: requestId, op: z.literal('delete'), name }),
+  z.strictObject({ id: requestId, op: z.literal('info') }),
+  z.strictObject({ id: requestId, op: z.literal('log'), limit: z.number().int().min(1).max(maxLogEntries).optional() }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('hashes'),
+    /** A stored file's name, or the stream of this connection's upload. */
+    name: name.optional(),
+    stream: stream.optional(),
+    from: byteCount,
+    count: z.number().int().min(1).max(maxHashesPage),
+  }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('put'),
+    name,
+    size: byteCount,
+    fingerprint: z.string().min(1).max(128),
+    force: z.boolean().optional(),
+  }),
+  z.strictObject({ id: requestId, op: z.literal('putEnd'), stream, sha256: sha256Hex }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('get'),
+    name,
+    sha256: sha256Hex.optional(),
+    fromChunk: byteCount.optional(),
+  }),
+]);
+
+export type Request = z.infer<typeof requestSchema>;
+export type Op = Request['op'];
+export type RequestOf<O extends Op> = Extract<Request, { op: O }>;
+
+/** Validates a decoded control message as a request; throws EPROTO with the first problem. */
+export function parseRequest(message: Record<string, unknown>): Request {
+  const parsed = requestSchema.safeParse(message);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+  const op = typeof message['op'] === 'string' ? message['op'].slice(0, 40) : '?';
+  throw new FerryError('EPROTO', `bad ${op} request: ${where}${issue?.message ?? 'invalid'}`);
+}
+
+/** Requests a client may send before `hello` has been answered: only `hello`. */
+export const handshakeOp = 'hello' satisfies Op;
+
+// ---- Results (server -> client). The server builds them; the client reads them. ----
+
+export interface FileSummary {
+  name: string;
+  size: number;
+  sha256: string;
+  /** ISO 8601 time of the upload that produced this content. */
+  modified: string;
+}
+
+export interface FileInfo extends FileSummary {
+  chunkSize: number;
+  chunkCount: number;
+  created: string;
+}
+
+export interface HelloResult {
+  protocol: number;
+  server: string;
+  chunkSize: number;
+  maxChunkBytes: number;
+  maxControlBytes: number;
+  capabilities: string[];
+}
+
+export interface ListResult {
+  files: FileSummary[];
+  /** Name to pass as `after` for the next page, when there is one. */
+  next?: string;
+}
+
+export interface InfoResult {
+  version: string;
+  protocolVersion: number;
+  chunkSize: number;
+  files: number;
+  bytes: number;
+  clients: number;
+  workers: number;
+  uptimeSeconds: number;
+  capabilities: string[];
+}
+
+export interface LogEntry {
+  time: string;
+  client: string;
+  op: 'upload' | 'download' | 'delete';
+  name: string;
+  bytes: number;
+  durationMs: number;
+  result: 'ok' | string;
+}
+
+export interface HashesResult {
+  from: number;
+  /** xxh64 hex of each chunk from `from` on; null where an upload has not verified the chunk. */
+  hashes: (string | null)[];
+}
+
+export interface PutResult {
+  stream: number;
+  chunkSize: number;
+  /** Chunk index ranges [start, end) already verified on the server (a resumed upload). */
+  verified: [number, number][];
+  resumed: boolean;
+}
+
+export interface GetResult {
+  stream: number;
+  name: string;
+  size: number;
+  sha256: string;
+  chunkSize: number;
+  chunkCount: number;
+  fromChunk: number;
+}
+
+export interface ResultOf {
+  hello: HelloResult;
+  list: ListResult;
+  stat: FileInfo;
+  delete: { name: string };
+  info: InfoResult;
+  log: { entries: LogEntry[] };
+  hashes: HashesResult;
+  put: PutResult;
+  putEnd: FileInfo;
+  get: GetResult;
+}
+
+export type Reply =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; code: string; message: string };
+
+/** Server-initiated messages. `abort`: a transfer stream failed after its request was answered. */
+export type ServerEvent =
+  | { event: 'abort'; stream: number; code: string; message: string }
+  | { event: 'bye'; code: string; message: string };

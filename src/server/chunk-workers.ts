@@ -1,0 +1,55 @@
+import { extname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Piscina } from 'piscina';
+import {
+  type BufferTaskResult,
+  type ReadChunkTask,
+  type Sha256FileResult,
+  type Sha256FileTask,
+  type SyncFileResult,
+  type SyncFileTask,
+  type WriteChunkTask,
+  taskNames,
+} from '../../workers/tasks.js';
+
+// Under tap the sources run as .ts; in production they are compiled to .js beside each other.
+const workerUrl = new URL('../../workers/chunk-worker' + extname(fileURLToPath(import.meta.url)), import.meta.url);
+
+/** The piscina pool that hashes, writes and reads chunks off the main thread. */
+export class ChunkWorkers {
+  readonly #pool: Piscina;
+
+  constructor(options: { threads: number; maxQueue: number }) {
+    this.#pool = new Piscina({
+      filename: workerUrl.href,
+      minThreads: options.threads,
+      maxThreads: options.threads,
+      maxQueue: options.maxQueue,
+      idleTimeout: 60_000,
+    });
+  }
+
+  get threads(): number {
+    return this.#pool.threads.length;
+  }
+
+  writeChunk(task: WriteChunkTask): Promise<BufferTaskResult> {
+    return this.#pool.run(task, { name: taskNames.writeChunk, transferList: [task.buffer] });
+  }
+
+  readChunk(task: ReadChunkTask): Promise<BufferTaskResult> {
+    return this.#pool.run(task, { name: taskNames.readChunk, transferList: [task.buffer] });
+  }
+
+  syncFile(task: SyncFileTask): Promise<SyncFileResult> {
+    return this.#pool.run(task, { name: taskNames.syncFile });
+  }
+
+  sha256File(task: Sha256FileTask): Promise<Sha256FileResult> {
+    return this.#pool.run(task, { name: taskNames.sha256File });
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+}

@@ -1,0 +1,242 @@
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
+import { encodeControl } from '../protocol/encoder.js';
+import { FerryError } from '../protocol/errors.js';
+import type { ChunkHeader } from '../protocol/frames.js';
+import { type Request, type ServerEvent, parseRequest } from '../protocol/messages.js';
+import { DownloadTransfer } from './download-transfer.js';
+import { handlers } from './handlers/index.js';
+import type { ServerServices } from './services.js';
+import type { UploadTransfer } from './upload-transfer.js';
+
+/** The chunk being received: which upload, which index, and the budget buffer it fills. */
+interface IncomingChunk {
+  header: ChunkHeader;
+  /** Undefined when the chunk belongs to an upload that already failed: its payload is skipped. */
+  upload: UploadTransfer | undefined;
+  index: number;
+  buffer: ArrayBuffer | undefined;
+  filled: number;
+}
+
+/**
+ * The actor for one client connection. It owns the socket and the decoder, holds the
+ * connection's protocol state (handshake, uploads and downloads by stream), dispatches each
+ * request to its handler, and applies backpressure: the socket is paused while a received chunk
+ * waits for a buffer from the global budget or for this connection's in-flight allowance, and
+ * while the client does not read what the server writes.
+ */
+export class Connection implements FrameSink {
+  readonly services: ServerServices;
+  readonly socket: Socket;
+  readonly log: Logger;
+  readonly clientAddress: string;
+  readonly uploads = new Map<number, UploadTransfer>();
+  readonly downloads = new Map<number, DownloadTransfer>();
+  /** Streams that failed after their request was answered: their late chunks are skipped. */
+  readonly #deadStreams = new Set<number>();
+  readonly #decoder: FrameDecoder;
+  readonly #pauseReasons = new Set<'buffer' | 'allowance' | 'drain'>();
+  #greeted = false;
+  #nextStream = 1;
+  #incoming: IncomingChunk | undefined;
+  #cancelBufferWait: (() => void) | undefined;
+  #chunksInFlight = 0;
+  #closed = false;
+  readonly closed: Promise<void>;
+
+  constructor(services: ServerServices, socket: Socket) {
+    this.services = services;
+    this.socket = socket;
+    this.clientAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.log = services.logger.child({ client: this.clientAddress });
+    this.#decoder = new FrameDecoder(
+      { maxControlBytes: services.config.maxControlBytes, maxChunkBytes: services.config.chunkSizeBytes },
+      this,
+    );
+    socket.setNoDelay(true);
+    socket.on('data', (data: Buffer) => this.#decoder.push(data));
+    socket.on('drain', () => this.#unpause('drain'));
+    socket.on('error', (error) => this.log.debug({ err: error }, 'socket error'));
+    this.closed = new Promise((resolve) => socket.once('close', () => void this.#cleanup().finally(resolve)));
+  }
+
+  get greeted(): boolean {
+    return this.#greeted;
+  }
+
+  markGreeted(): void {
+    this.#greeted = true;
+  }
+
+  allocateStream(): number {
+    const stream = this.#nextStream;
+    this.#nextStream = this.#nextStream >= 0xffffffff ? 1 : this.#nextStream + 1;
+    return stream;
+  }
+
+  send(message: object): void {
+    if (this.socket.destroyed) return;
+    if (!this.socket.write(encodeControl(message))) this.#pause('drain');
+  }
+
+  sendEvent(event: ServerEvent): void {
+    this.send(event);
+  }
+
+  /** Ends the connection after telling the client why. */
+  closeWith(error: FerryError): void {
+    this.log.info({ code: error.code }, error.message);
+    this.sendEvent({ event: 'bye', code: error.code, message: error.message });
+    this.socket.end();
+    this.socket.destroySoon();
+  }
+
+  /** A transfer stream failed after its request was answered: tell the client, skip its late chunks. */
+  abortStream(stream: number, error: FerryError): void {
+    this.#deadStreams.add(stream);
+    this.sendEvent({ event: 'abort', stream, code: error.code, message: error.message });
+  }
+
+  startDownload(transfer: DownloadTransfer): void {
+    this.downloads.set(transfer.stream, transfer);
+    transfer.start();
+  }
+
+  // ---- FrameSink ----
+
+  control(message: Record<string, unknown>): void {
+    const id = typeof message['id'] === 'number' ? message['id'] : undefined;
+    let request: Request;
+    try {
+      request = parseRequest(message);
+    } catch (error) {
+      const failure = error as FerryError;
+      if (id === undefined || !this.#greeted) return this.closeWith(failure);
+      return this.send({ id, ok: false, code: failure.code, message: failure.message });
+    }
+    if (!this.#greeted && request.op !== 'hello') {
+      return this.closeWith(new FerryError('EPROTO', `expected hello, got ${request.op}`));
+    }
+    void this.#dispatch(request);
+  }
+
+  chunkStart(header: ChunkHeader): void {
+    const upload = this.uploads.get(header.stream);
+    if (!upload) {
+      if (this.#deadStreams.has(header.stream)) {
+        this.#incoming = { header, upload: undefined, index: -1, buffer: undefined, filled: 0 };
+        return;
+      }
+      return this.closeWith(new FerryError('EPROTO', `chunk for unknown stream ${header.stream}`));
+    }
+    let index: number;
+    try {
+      index = upload.indexOf(header);
+    } catch (error) {
+      return this.closeWith(error as FerryError);
+    }
+    this.#incoming = { header, upload, index, buffer: undefined, filled: 0 };
+    this.#claimBuffer();
+  }
+
+  chunkData(piece: Uint8Array): void {
+    const incoming = this.#incoming;
+    if (!incoming?.buffer) return;
+    new Uint8Array(incoming.buffer, incoming.filled, piece.byteLength).set(piece);
+    incoming.filled += piece.byteLength;
+  }
+
+  chunkEnd(): void {
+    const incoming = this.#incoming;
+    this.#incoming = undefined;
+    if (!incoming?.upload || !incoming.buffer) return;
+    const { upload, index, header, buffer } = incoming;
+    if (upload.failed || !this.uploads.has(upload.stream)) {
+      this.services.buffers.release(buffer);
+      return;
+    }
+    this.#chunksInFlight += 1;
+    void upload.write(index, header, buffer).finally(() => {
+      this.#chunksInFlight -= 1;
+      if (this.#pauseReasons.has('allowance')) {
+        this.#unpause('allowance');
+        this.#claimBuffer();
+      }
+    });
+  }
+
+  protocolError(error: FerryError): void {
+    this.closeWith(error);
+  }
+
+  // ---- internals ----
+
+  async #dispatch(request: Request): Promise<void> {
+    try {
+      const handler = handlers[request.op] as (connection: Connection, request: Request) => Promise<{ result: unknown; afterReply?: () => void }>;
+      const { result, afterReply } = await handler(this, request);
+      this.send({ id: request.id, ok: true, result });
+      afterReply?.();
+    } catch (error) {
+      const failure = error instanceof FerryError ? error : new FerryError('EINTERNAL', 'internal server error', { cause: error });
+      if (failure.code === 'EINTERNAL') this.log.error({ err: error, op: request.op }, 'request failed');
+      this.send({ id: request.id, ok: false, code: failure.code, message: failure.message });
+      if (failure.code === 'EVERSION') this.socket.end();
+    }
+  }
+
+  /** Gets a budget buffer for the incoming chunk, pausing the socket until one is free. */
+  #claimBuffer(): void {
+    const incoming = this.#incoming;
+    if (!incoming?.upload || incoming.buffer || this.#cancelBufferWait) return;
+    if (this.#chunksInFlight >= this.services.config.maxInflightChunksPerConnection) {
+      this.#pause('allowance');
+      return;
+    }
+    let granted = false;
+    const cancel = this.services.buffers.acquire((buffer) => {
+      granted = true;
+      this.#cancelBufferWait = undefined;
+      if (this.#closed) return this.services.buffers.release(buffer);
+      incoming.buffer = buffer;
+      this.#unpause('buffer');
+    });
+    if (!granted) {
+      this.#cancelBufferWait = cancel;
+      this.#pause('buffer');
+    }
+  }
+
+  #pause(reason: 'buffer' | 'allowance' | 'drain'): void {
+    this.#pauseReasons.add(reason);
+    this.#decoder.pause();
+    this.socket.pause();
+  }
+
+  #unpause(reason: 'buffer' | 'allowance' | 'drain'): void {
+    if (!this.#pauseReasons.delete(reason) || this.#pauseReasons.size > 0 || this.#closed) return;
+    this.socket.resume();
+    this.#decoder.resume();
+  }
+
+  /** The socket closed: release what this connection held and save upload progress. */
+  async #cleanup(): Promise<void> {
+    this.#closed = true;
+    this.#cancelBufferWait?.();
+    if (this.#incoming?.buffer) this.services.buffers.release(this.#incoming.buffer);
+    this.#incoming = undefined;
+    for (const download of this.downloads.values()) download.stop(new FerryError('ECONNLOST', 'client went away'));
+    const uploads = [...this.uploads.values()];
+    this.uploads.clear();
+    await Promise.all(
+      uploads.map((upload) => {
+        upload.detached = upload.settle().finally(() => {
+          if (this.services.activeUploads.get(upload.session.name) === upload) this.services.activeUploads.delete(upload.session.name);
+        });
+        return upload.detached;
+      }),
+    );
+  }
+}

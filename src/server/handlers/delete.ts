@@ -1,0 +1,17 @@
+import { rm } from 'node:fs/promises';
+import { FerryError } from '../../protocol/errors.js';
+import { checkName } from '../../protocol/names.js';
+import type { Handler } from './types.js';
+
+// The record goes first, then the bytes: a crash in between leaves an orphan file (reclaimed by
+// recovery), never a listed file without its bytes.
+export const deleteFile: Handler<'delete'> = async (connection, request) => {
+  const name = checkName(request.name);
+  const { store, layout } = connection.services;
+  const started = Date.now();
+  const removed = await store.deleteFile(name);
+  if (!removed) throw new FerryError('ENOENT', `${name}: not found`);
+  await rm(layout.filePath(name), { force: true });
+  await store.appendLog({ time: Date.now(), client: connection.clientAddress, op: 'delete', name, bytes: removed.size, durationMs: Date.now() - started, result: 'ok' });
+  return { result: { name } };
+};

@@ -1,0 +1,29 @@
+import { FerryError } from '../../protocol/errors.js';
+import { xxh64ToHex } from '../../protocol/frames.js';
+import { chunkCountOf, hashAt } from '../../store/records.js';
+import { storedFile } from './stat.js';
+import type { Handler } from './types.js';
+
+/** A page of chunk hashes: of a stored file (by name) or of this connection's upload (by stream). */
+export const hashes: Handler<'hashes'> = async (connection, request) => {
+  const { from, count } = request;
+  if ((request.name === undefined) === (request.stream === undefined)) {
+    throw new FerryError('EPROTO', 'hashes takes exactly one of name and stream');
+  }
+  if (request.name !== undefined) {
+    const file = storedFile(connection, request.name);
+    const end = Math.min(from + count, chunkCountOf(file.size, file.chunkSize));
+    const page: string[] = [];
+    for (let index = from; index < end; index += 1) page.push(xxh64ToHex(hashAt(file.hashes, index)));
+    return { result: { from, hashes: page } };
+  }
+  const upload = connection.uploads.get(request.stream!);
+  if (!upload) throw new FerryError('ENOENT', `no upload on stream ${request.stream}`);
+  const end = Math.min(from + count, upload.chunkCount);
+  const page: (string | null)[] = [];
+  for (let index = from; index < end; index += 1) {
+    const xxh64 = upload.verified.get(index);
+    page.push(xxh64 === undefined ? null : xxh64ToHex(xxh64));
+  }
+  return { result: { from, hashes: page } };
+};

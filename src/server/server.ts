@@ -1,0 +1,85 @@
+import { rm } from 'node:fs/promises';
+import { type AddressInfo, type Server, createServer as createNetServer } from 'node:net';
+import { once } from 'node:events';
+import { type Logger, pino } from 'pino';
+import { MetaStore } from '../store/meta-store.js';
+import { ChunkBuffers } from './chunk-buffers.js';
+import { ChunkWorkers } from './chunk-workers.js';
+import { type ServerConfig, type ServerConfigInput, resolveServerConfig } from './config.js';
+import { Connection } from './connection.js';
+import { DataLayout } from './data-layout.js';
+import type { ServerServices } from './services.js';
+
+export interface FerryServer {
+  readonly config: ServerConfig;
+  /** Starts listening; resolves with the bound address (use port 0 for a free port). */
+  listen(port: number, host: string): Promise<AddressInfo>;
+  /** Stops accepting, closes every connection (saving upload progress), then the pool and LMDB. */
+  close(): Promise<void>;
+}
+
+/** Builds a server that is not yet listening. Only the CLI listens on a fixed port and handles signals. */
+export function createServer(input: ServerConfigInput, options: { logger?: Logger } = {}): FerryServer {
+  const config = resolveServerConfig(input);
+  const layout = new DataLayout(config.dataDir);
+  layout.create();
+  const maxBuffers = Math.floor(config.inflightBudgetBytes / config.chunkSizeBytes);
+  const services: ServerServices = {
+    config,
+    layout,
+    store: new MetaStore({ path: layout.dbDir }),
+    workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64 }),
+    buffers: new ChunkBuffers(config.chunkSizeBytes, maxBuffers),
+    logger: options.logger ?? pino({ level: 'silent' }),
+    activeUploads: new Map(),
+    startedAt: Date.now(),
+    clients: 0,
+  };
+  const connections = new Set<Connection>();
+  const listener: Server = createNetServer({ allowHalfOpen: false, noDelay: true }, (socket) => {
+    const connection = new Connection(services, socket);
+    connections.add(connection);
+    services.clients += 1;
+    connection.log.debug('connected');
+    void connection.closed.then(() => {
+      connections.delete(connection);
+      services.clients -= 1;
+      connection.log.debug('disconnected');
+    });
+  });
+  let closing: Promise<void> | undefined;
+
+  return {
+    config,
+    async listen(port, host) {
+      await expireSessions(services);
+      listener.listen(port, host);
+      await once(listener, 'listening');
+      const address = listener.address() as AddressInfo;
+      services.logger.info({ address: address.address, port: address.port, dataDir: layout.root }, 'ferry server listening');
+      return address;
+    },
+    close() {
+      closing ??= (async () => {
+        const stopped = new Promise<void>((resolve) => listener.close(() => resolve()));
+        for (const connection of connections) connection.socket.destroy();
+        await Promise.all([...connections].map((connection) => connection.closed));
+        if (listener.listening) await stopped;
+        await services.workers.close();
+        await services.store.close();
+      })();
+      return closing;
+    },
+  };
+}
+
+/** Removes upload sessions idle past the TTL, with their partial data. */
+async function expireSessions(services: ServerServices): Promise<void> {
+  const cutoff = Date.now() - services.config.sessionTtlMs;
+  for (const session of services.store.sessions()) {
+    if (session.touched >= cutoff) continue;
+    await services.store.dropSession(session);
+    await rm(services.layout.partialPath(session.id), { force: true });
+    services.logger.info({ name: session.name }, 'expired upload session removed');
+  }
+}

@@ -1,0 +1,21 @@
+import type { Logger } from 'pino';
+import type { MetaStore } from '../store/meta-store.js';
+import type { ChunkBuffers } from './chunk-buffers.js';
+import type { ChunkWorkers } from './chunk-workers.js';
+import type { ServerConfig } from './config.js';
+import type { DataLayout } from './data-layout.js';
+import type { UploadTransfer } from './upload-transfer.js';
+
+/** What every connection shares: one instance per server. */
+export interface ServerServices {
+  readonly config: ServerConfig;
+  readonly layout: DataLayout;
+  readonly store: MetaStore;
+  readonly workers: ChunkWorkers;
+  readonly buffers: ChunkBuffers;
+  readonly logger: Logger;
+  /** Uploads attached to a live connection, by name: a second writer of the same name is refused. */
+  readonly activeUploads: Map<string, UploadTransfer>;
+  readonly startedAt: number;
+  clients: number;
+}

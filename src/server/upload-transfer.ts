@@ -1,0 +1,187 @@
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { FerryError } from '../protocol/errors.js';
+import type { ChunkHeader } from '../protocol/frames.js';
+import { type StoredFile, type UploadSessionRecord, chunkCountOf, chunkLengthOf, packHashes } from '../store/records.js';
+import type { ServerServices } from './services.js';
+import { syncDirectory } from './sync-directory.js';
+
+/**
+ * One upload attached to one connection: receives verified-to-be chunks, has the pool check and
+ * write them, and records them in LMDB in checkpoints, always after their bytes are synced
+ * (docs/design.md, "Durability"). Lives from `put` to `putEnd` or to the connection's end.
+ */
+export class UploadTransfer {
+  readonly stream: number;
+  readonly session: UploadSessionRecord;
+  readonly chunkCount: number;
+  readonly partialPath: string;
+  readonly startedAt = Date.now();
+  /** Chunks recorded in LMDB: written, synced, recorded. */
+  readonly verified: Map<number, bigint>;
+  /** Chunks written but not yet synced and recorded. */
+  readonly #unsynced = new Map<number, bigint>();
+  #unsyncedBytes = 0;
+  #inflight = 0;
+  #idle: (() => void)[] = [];
+  #checkpoint: Promise<void> = Promise.resolve();
+  #checkpointTimer: NodeJS.Timeout | undefined;
+  #failure: FerryError | undefined;
+  /** Set when the connection carrying this upload has gone: settles once its progress is saved. */
+  detached: Promise<void> | undefined;
+  /** Bytes of chunk payload received on this attachment (re-sent bytes included). */
+  bytesReceived = 0;
+  readonly #services: ServerServices;
+  readonly #onFailure: (error: FerryError) => void;
+
+  constructor(
+    services: ServerServices,
+    stream: number,
+    session: UploadSessionRecord,
+    verified: Map<number, bigint>,
+    onFailure: (error: FerryError) => void,
+  ) {
+    this.#services = services;
+    this.stream = stream;
+    this.session = session;
+    this.verified = verified;
+    this.chunkCount = chunkCountOf(session.size, session.chunkSize);
+    this.partialPath = services.layout.partialPath(session.id);
+    this.#onFailure = onFailure;
+  }
+
+  get failed(): FerryError | undefined {
+    return this.#failure;
+  }
+
+  /** Checks a CHUNK header against this upload; returns the chunk index. */
+  indexOf(header: ChunkHeader): number {
+    const { chunkSize, size } = this.session;
+    const index = header.offset / chunkSize;
+    if (!Number.isInteger(index) || index >= this.chunkCount) {
+      throw new FerryError('EPROTO', `chunk offset ${header.offset} is not a chunk boundary of this ${size}-byte upload`);
+    }
+    const expected = chunkLengthOf(index, size, chunkSize);
+    if (header.length !== expected) {
+      throw new FerryError('EPROTO', `chunk ${index} has ${header.length} bytes, expected ${expected}`);
+    }
+    return index;
+  }
+
+  /**
+   * Hands a received chunk to the pool. The buffer goes back to the budget when the worker is
+   * done; the promise settles then (it never rejects: failures fail the upload instead).
+   */
+  write(index: number, header: ChunkHeader, buffer: ArrayBuffer): Promise<void> {
+    this.bytesReceived += header.length;
+    this.#inflight += 1;
+    const { workers, buffers } = this.#services;
+    return workers
+      .writeChunk({ path: this.partialPath, offset: header.offset, length: header.length, xxh64: header.xxh64, buffer })
+      .then(
+        (result) => {
+          buffers.release(result.buffer);
+          if (result.ok) {
+            this.verified.delete(index);
+            this.#unsynced.set(index, header.xxh64);
+            this.#unsyncedBytes += header.length;
+            this.#maybeCheckpoint();
+          } else {
+            this.#fail(new FerryError(result.code, result.message));
+          }
+        },
+        (error: unknown) => {
+          // The worker itself failed (not the task): the buffer was lost with it; replace it.
+          buffers.release(new ArrayBuffer(buffers.bufferBytes));
+          this.#fail(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
+        },
+      )
+      .finally(() => {
+        this.#inflight -= 1;
+        if (this.#inflight === 0) for (const wake of this.#idle.splice(0)) wake();
+      });
+  }
+
+  /** Waits for every chunk in flight, then syncs and records what was written. */
+  async settle(): Promise<void> {
+    if (this.#inflight > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    clearTimeout(this.#checkpointTimer);
+    this.#checkpointTimer = undefined;
+    await this.#queueCheckpoint();
+  }
+
+  /** Verifies the whole file and makes it visible under its name. Durable on return. */
+  async finish(sha256: string, force: boolean): Promise<StoredFile> {
+    await this.settle();
+    if (this.#failure) throw this.#failure;
+    const missing = this.chunkCount - this.verified.size;
+    if (missing > 0) throw new FerryError('EINCOMPLETE', `${missing} of ${this.chunkCount} chunks have not been received`);
+    const { workers, layout, store } = this.#services;
+    const { name, size, chunkSize } = this.session;
+    const hashed = await workers.sha256File({ path: this.partialPath, size });
+    if (!hashed.ok) throw new FerryError(hashed.code, hashed.message);
+    if (hashed.sha256 !== sha256) {
+      // The verified chunks do not add up to the client's file: nothing here can be trusted.
+      await this.discard();
+      throw new FerryError('ECHECKSUM', `sha256 mismatch: the client sent ${sha256}, the server has ${hashed.sha256}; start the upload again`);
+    }
+    const existing = store.file(name);
+    if (existing && !force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
+    const finalPath = layout.filePath(name);
+    await mkdir(dirname(finalPath), { recursive: true });
+    await rename(this.partialPath, finalPath);
+    await syncDirectory(dirname(finalPath));
+    const now = Date.now();
+    const hashes = packHashes(Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!));
+    const file: StoredFile = { name, size, sha256: hashed.sha256, chunkSize, hashes, created: existing?.created ?? now, modified: now };
+    await store.commitFile(file, this.session);
+    return file;
+  }
+
+  /** Forgets the session and removes its partial data. */
+  async discard(): Promise<void> {
+    await this.#services.store.dropSession(this.session);
+    await rm(this.partialPath, { force: true });
+  }
+
+  #fail(error: FerryError): void {
+    if (this.#failure) return;
+    this.#failure = error;
+    this.#onFailure(error);
+  }
+
+  #maybeCheckpoint(): void {
+    const { syncEveryBytes, syncIntervalMs } = this.#services.config;
+    if (this.#unsyncedBytes >= syncEveryBytes) {
+      clearTimeout(this.#checkpointTimer);
+      this.#checkpointTimer = undefined;
+      void this.#queueCheckpoint();
+    } else if (!this.#checkpointTimer) {
+      this.#checkpointTimer = setTimeout(() => {
+        this.#checkpointTimer = undefined;
+        void this.#queueCheckpoint();
+      }, syncIntervalMs);
+    }
+  }
+
+  /** Runs checkpoints one after another; a failed one fails the upload, never the server. */
+  #queueCheckpoint(): Promise<void> {
+    this.#checkpoint = this.#checkpoint.then(() => this.#runCheckpoint()).catch((error: unknown) => {
+      this.#fail(error instanceof FerryError ? error : new FerryError('EIO', `checkpoint failed: ${String(error)}`));
+    });
+    return this.#checkpoint;
+  }
+
+  // Durability order: the bytes are written (by the worker), then synced here, then recorded in
+  // LMDB. A record never runs ahead of the data on disk.
+  async #runCheckpoint(): Promise<void> {
+    if (this.#unsynced.size === 0) return;
+    const batch = [...this.#unsynced];
+    this.#unsynced.clear();
+    this.#unsyncedBytes = 0;
+    const synced = await this.#services.workers.syncFile({ path: this.partialPath });
+    if (!synced.ok) throw new FerryError(synced.code, synced.message);
+    await this.#services.store.recordChunks(this.session, batch);
+    for (const [index, xxh64] of batch) this.verified.set(index, xxh64);
+  }
+}

@@ -1,0 +1,58 @@
+/** What the metadata store holds (docs/design.md, "LMDB layout"). */
+
+/** A finished, verified file. `hashes` is the xxh64 of each chunk, 8 bytes big-endian apiece. */
+export interface StoredFile {
+  name: string;
+  size: number;
+  sha256: string;
+  chunkSize: number;
+  hashes: Uint8Array;
+  /** Milliseconds since the epoch. */
+  created: number;
+  modified: number;
+}
+
+/**
+ * An upload in progress. Found again by `name` and matched on `size` + `fingerprint`, so the same
+ * file re-sent after a cut resumes; `id` names its partial file and its chunk records.
+ */
+export interface UploadSessionRecord {
+  id: string;
+  name: string;
+  size: number;
+  fingerprint: string;
+  chunkSize: number;
+  created: number;
+  /** Last time a client worked on it; sessions idle past the TTL are expired. */
+  touched: number;
+}
+
+export interface TransferLogRecord {
+  time: number;
+  client: string;
+  op: 'upload' | 'download' | 'delete';
+  name: string;
+  bytes: number;
+  durationMs: number;
+  /** 'ok' or the error code that ended the transfer. */
+  result: string;
+}
+
+export function chunkCountOf(size: number, chunkSize: number): number {
+  return Math.ceil(size / chunkSize);
+}
+
+export function chunkLengthOf(index: number, size: number, chunkSize: number): number {
+  return Math.min(chunkSize, size - index * chunkSize);
+}
+
+export function hashAt(hashes: Uint8Array, index: number): bigint {
+  return new DataView(hashes.buffer, hashes.byteOffset, hashes.byteLength).getBigUint64(index * 8);
+}
+
+export function packHashes(values: readonly bigint[]): Uint8Array {
+  const packed = new Uint8Array(values.length * 8);
+  const view = new DataView(packed.buffer);
+  values.forEach((value, index) => view.setBigUint64(index * 8, value));
+  return packed;
+}

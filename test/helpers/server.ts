@@ -1,0 +1,34 @@
+import type { Test } from 'tap';
+import { FerryClient } from '../../src/client/client.js';
+import type { ServerConfigInput } from '../../src/server/config.js';
+import { type FerryServer, createServer } from '../../src/server/server.js';
+import { tempDir } from './temp-dir.js';
+
+export interface RunningServer {
+  server: FerryServer;
+  port: number;
+  dataDir: string;
+  client(options?: { retries?: number; port?: number }): FerryClient;
+}
+
+/** A real server on 127.0.0.1, a free port, and a temp data dir; closed when the test ends. */
+export async function startServer(t: Test, config: Partial<ServerConfigInput> = {}): Promise<RunningServer> {
+  const dataDir = config.dataDir ?? tempDir(t, 'ferry-data');
+  const server = createServer({ workers: 2, ...config, dataDir });
+  const { port } = await server.listen(0, '127.0.0.1');
+  const clients: FerryClient[] = [];
+  t.teardown(async () => {
+    await Promise.all(clients.map((client) => client.close()));
+    await server.close();
+  });
+  return {
+    server,
+    port,
+    dataDir,
+    client(options = {}) {
+      const client = new FerryClient({ host: '127.0.0.1', port: options.port ?? port, retry: { retries: options.retries ?? 0, baseDelayMs: 10 } });
+      clients.push(client);
+      return client;
+    },
+  };
+}

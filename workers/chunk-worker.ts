@@ -1,0 +1,119 @@
+/**
+ * Piscina worker: the heavy, blocking part of a transfer. Thin on purpose: each task checks,
+ * reads or writes one thing and returns. Synchronous fs calls are right here: a worker runs one
+ * task at a time, and a blocking call spares the libuv thread-pool hop.
+ */
+import { createHash } from 'node:crypto';
+import { closeSync, fdatasyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { move, transferableSymbol, valueSymbol } from 'piscina';
+import xxhash from 'xxhash-wasm';
+import type {
+  BufferTaskResult,
+  ReadChunkTask,
+  Sha256FileResult,
+  Sha256FileTask,
+  SyncFileResult,
+  SyncFileTask,
+  TaskFailure,
+  TaskFailureCode,
+  WriteChunkTask,
+} from './tasks.js';
+
+const { h64Raw } = await xxhash();
+
+/** Moves `result.buffer` back to the main thread instead of cloning it. */
+function withBuffer(result: BufferTaskResult): BufferTaskResult {
+  return move({
+    get [transferableSymbol]() {
+      return [result.buffer];
+    },
+    get [valueSymbol]() {
+      return result;
+    },
+  }) as unknown as BufferTaskResult;
+}
+
+function failure(error: unknown, what: string): TaskFailure {
+  const code = (error as NodeJS.ErrnoException).code;
+  const mapped: TaskFailureCode = code === 'ENOSPC' || code === 'EDQUOT' ? 'ENOSPC' : code === 'ENOENT' ? 'ENOENT' : 'EIO';
+  const detail = error instanceof Error ? error.message : String(error);
+  return { ok: false, code: mapped, message: `${what}: ${detail}` };
+}
+
+function withFile<T>(path: string, flags: string, use: (fd: number) => T): T {
+  const fd = openSync(path, flags);
+  try {
+    return use(fd);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function writeChunk(task: WriteChunkTask): BufferTaskResult {
+  const bytes = new Uint8Array(task.buffer, 0, task.length);
+  if (h64Raw(bytes) !== task.xxh64) {
+    return withBuffer({ ok: false, code: 'ECHECKSUM', message: `chunk at offset ${task.offset}: xxh64 mismatch`, buffer: task.buffer });
+  }
+  try {
+    withFile(task.path, 'r+', (fd) => {
+      let done = 0;
+      while (done < task.length) done += writeSync(fd, bytes, done, task.length - done, task.offset + done);
+    });
+    return withBuffer({ ok: true, buffer: task.buffer });
+  } catch (error) {
+    return withBuffer({ ...failure(error, `write at offset ${task.offset}`), buffer: task.buffer });
+  }
+}
+
+export function readChunk(task: ReadChunkTask): BufferTaskResult {
+  const bytes = new Uint8Array(task.buffer, 0, task.length);
+  try {
+    const got = withFile(task.path, 'r', (fd) => {
+      let done = 0;
+      while (done < task.length) {
+        const n = readSync(fd, bytes, done, task.length - done, task.offset + done);
+        if (n === 0) break;
+        done += n;
+      }
+      return done;
+    });
+    if (got !== task.length || h64Raw(bytes) !== task.xxh64) {
+      return withBuffer({ ok: false, code: 'ECHECKSUM', message: `stored chunk at offset ${task.offset} does not match its recorded xxh64`, buffer: task.buffer });
+    }
+    return withBuffer({ ok: true, buffer: task.buffer });
+  } catch (error) {
+    return withBuffer({ ...failure(error, `read at offset ${task.offset}`), buffer: task.buffer });
+  }
+}
+
+export function syncFile(task: SyncFileTask): SyncFileResult {
+  try {
+    withFile(task.path, 'r+', (fd) => fdatasyncSync(fd));
+    return { ok: true };
+  } catch (error) {
+    return failure(error, 'sync');
+  }
+}
+
+const sha256ReadBytes = 4 * 1024 * 1024;
+let sha256Buffer: Buffer | undefined;
+
+export function sha256File(task: Sha256FileTask): Sha256FileResult {
+  sha256Buffer ??= Buffer.allocUnsafe(sha256ReadBytes);
+  const buffer = sha256Buffer;
+  const hash = createHash('sha256');
+  try {
+    withFile(task.path, 'r', (fd) => {
+      let position = 0;
+      while (position < task.size) {
+        const n = readSync(fd, buffer, 0, Math.min(buffer.length, task.size - position), position);
+        if (n === 0) throw Object.assign(new Error(`file ends at ${position} of ${task.size} bytes`), { code: 'EIO' });
+        hash.update(buffer.subarray(0, n));
+        position += n;
+      }
+    });
+    return { ok: true, sha256: hash.digest('hex') };
+  } catch (error) {
+    return failure(error, 'sha256');
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * The messages between the main thread and the chunk workers: one typed place for both sides.
+ * Buffers travel as whole ArrayBuffers (moved, not copied) and come back in the result so the
+ * main thread can reuse them.
+ */
+export type TaskFailureCode = 'ECHECKSUM' | 'ENOSPC' | 'ENOENT' | 'EIO';
+
+export interface TaskFailure {
+  ok: false;
+  code: TaskFailureCode;
+  message: string;
+}
+
+/** Verify `xxh64` over buffer[0, length), then write those bytes at `offset` of `path`. */
+export interface WriteChunkTask {
+  path: string;
+  offset: number;
+  length: number;
+  xxh64: bigint;
+  buffer: ArrayBuffer;
+}
+
+/** Read `length` bytes at `offset` of `path` into `buffer` and check them against `xxh64`. */
+export interface ReadChunkTask {
+  path: string;
+  offset: number;
+  length: number;
+  xxh64: bigint;
+  buffer: ArrayBuffer;
+}
+
+/** Result of a task that carried a buffer: the buffer always comes back, success or not. */
+export type BufferTaskResult = ({ ok: true } | TaskFailure) & { buffer: ArrayBuffer };
+
+/** fdatasync `path`, so the bytes written to it so far survive a power cut. */
+export interface SyncFileTask {
+  path: string;
+}
+
+/** SHA-256 of the first `size` bytes of `path`, as lowercase hex. */
+export interface Sha256FileTask {
+  path: string;
+  size: number;
+}
+
+export type SyncFileResult = { ok: true } | TaskFailure;
+export type Sha256FileResult = { ok: true; sha256: string } | TaskFailure;
+
+/** Exported task function names of workers/chunk-worker. */
+export const taskNames = {
+  writeChunk: 'writeChunk',
+  readChunk: 'readChunk',
+  syncFile: 'syncFile',
+  sha256File: 'sha256File',
+} as const;
