@@ -27,7 +27,7 @@ export function addServeCommand(program: Command, output: Output): void {
     .option('--workers <n>', 'worker threads for hashing and disk I/O (default: cores, 2 to 8)', parseCount)
     .option('--chunk-size <size>', 'chunk size: the unit of hashing and resuming', parseSize, 4 * 1024 * 1024)
     .option('--inflight-budget <size>', 'chunk memory in flight across all clients', parseSize, 64 * 1024 * 1024)
-    .option('--sync-every <size>', 'bytes of an upload written between fdatasync + LMDB checkpoints', parseSize, 16 * 1024 * 1024)
+    .option('--sync-every <size>', 'bytes of an upload written between fdatasync + LMDB checkpoints', parseSize, 8 * 1024 * 1024)
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
     .action(async (flags: ServeFlags) => {
       const logger = pino({ level: flags.logLevel }, pino.destination(1));

@@ -26,6 +26,8 @@ export interface StreamSink {
 interface Pending {
   resolve(result: unknown): void;
   reject(error: FerryError): void;
+  /** For a request that opens a stream: its sink, registered the moment the reply is decoded. */
+  sinkFor?: (result: { stream: number }) => StreamSink;
 }
 
 type Args<O extends Op> = Omit<RequestOf<O>, 'id' | 'op'>;
@@ -80,12 +82,18 @@ export class ClientConnection implements FrameSink {
     return this.#lost;
   }
 
-  request<O extends Op>(op: O, args: Args<O>): Promise<ResultOf[O]> {
+  /**
+   * Sends a request and resolves with its result. `sinkFor` (for `get`) opens the reply's stream
+   * before any later frame is decoded: chunks may follow the reply in the same read.
+   */
+  request<O extends Op>(op: O, args: Args<O>, sinkFor?: (result: ResultOf[O] & { stream: number }) => StreamSink): Promise<ResultOf[O]> {
     if (this.#lost) return Promise.reject(this.#lost);
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     return new Promise<ResultOf[O]>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (result: unknown) => void, reject });
+      const pending: Pending = { resolve: resolve as (result: unknown) => void, reject };
+      if (sinkFor) pending.sinkFor = sinkFor as (result: { stream: number }) => StreamSink;
+      this.#pending.set(id, pending);
       this.socket.write(encodeControl({ id, op, ...args }));
     });
   }
@@ -154,8 +162,10 @@ export class ClientConnection implements FrameSink {
       const pending = this.#pending.get(message['id']);
       if (!pending) return;
       this.#pending.delete(message['id']);
-      if (message['ok'] === true) pending.resolve(message['result']);
-      else pending.reject(errorFrom(message));
+      if (message['ok'] !== true) return pending.reject(errorFrom(message));
+      const result = message['result'] as { stream: number };
+      if (pending.sinkFor) this.#streams.set(result.stream, pending.sinkFor(result));
+      pending.resolve(result);
       return;
     }
     if (message['event'] === 'abort' && typeof message['stream'] === 'number') {

@@ -4,8 +4,8 @@ import { basename, resolve } from 'node:path';
 import { FerryError, fromSystemError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { xxh64FromHex } from '../protocol/frames.js';
-import { type FileInfo, maxHashesPage } from '../protocol/messages.js';
-import type { ClientConnection } from './connection.js';
+import { type FileInfo, type GetResult, maxHashesPage } from '../protocol/messages.js';
+import type { ClientConnection, StreamSink } from './connection.js';
 import type { ProgressListener } from './progress.js';
 import { loadXxh64 } from './xxh64.js';
 
@@ -114,8 +114,9 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     const sha256 = createHash('sha256');
     const fromChunk = sameContent ? await verifiedPrefix(connection, handle, info, sha256, xxh64) : 0;
     await handle.truncate(fromChunk * info.chunkSize);
-    const get = await connection.request('get', { name, sha256: info.sha256, fromChunk });
-    const bytesReceived = await receiveChunks(connection, handle, get, sha256, xxh64, options, fromChunk * info.chunkSize);
+    const receiver = chunkReceiver(connection, handle, sha256, xxh64, options, fromChunk * info.chunkSize);
+    await connection.request('get', { name, sha256: info.sha256, fromChunk }, receiver.sinkFor);
+    const bytesReceived = await receiver.done;
     const digest = sha256.digest('hex');
     if (digest !== info.sha256) {
       await handle.close();
@@ -136,17 +137,25 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   }
 }
 
-/** Receives the stream's chunks in order, checks each one's xxh64, and writes it at its offset. */
-function receiveChunks(
+/**
+ * Receives a download stream's chunks in order, checks each one's xxh64, feeds the SHA-256 and
+ * writes it at its offset. `sinkFor` is handed to the `get` request so the stream is open before
+ * its first chunk is decoded; `done` settles with the bytes received once the last one is written.
+ */
+function chunkReceiver(
   connection: ClientConnection,
   handle: FileHandle,
-  get: { stream: number; size: number; chunkSize: number; name: string },
   sha256: ReturnType<typeof createHash>,
   xxh64: (bytes: Uint8Array) => bigint,
   options: DownloadOptions,
   startOffset: number,
-): Promise<number> {
-  return new Promise<number>((resolvePromise, rejectPromise) => {
+): { sinkFor: (get: GetResult) => StreamSink; done: Promise<number> } {
+  let settle!: { resolve: (received: number) => void; reject: (error: FerryError) => void };
+  const done = new Promise<number>((resolve, reject) => {
+    settle = { resolve, reject };
+  });
+  done.catch(() => {}); // awaited by the caller once `get` is answered; never unhandled meanwhile
+  const sinkFor = (get: GetResult): StreamSink => {
     const free: Buffer[] = Array.from({ length: writesInFlight }, () => Buffer.allocUnsafe(get.chunkSize));
     let nextOffset = startOffset;
     let received = 0;
@@ -158,15 +167,16 @@ function receiveChunks(
       failed = true;
       connection.closeStream(get.stream);
       connection.resume();
-      rejectPromise(error);
+      settle.reject(error);
     };
     const finishIfDone = (): void => {
       if (!failed && nextOffset === get.size && writing === 0 && !current) {
         connection.closeStream(get.stream);
-        resolvePromise(received);
+        settle.resolve(received);
       }
     };
-    connection.openStream(get.stream, {
+    queueMicrotask(finishIfDone); // a download with nothing left to fetch ends at once
+    return {
       chunkStart(header) {
         const buffer = free.pop();
         if (header.offset !== nextOffset || header.length !== Math.min(get.chunkSize, get.size - nextOffset) || !buffer) {
@@ -202,7 +212,7 @@ function receiveChunks(
         );
       },
       fail,
-    });
-    finishIfDone();
-  });
+    };
+  };
+  return { sinkFor, done };
 }

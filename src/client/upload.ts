@@ -111,6 +111,11 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
       if (aborted) throw aborted;
       const file = await connection.request('putEnd', { stream, sha256: sha256.digest('hex') });
       return { name: file.name, size: file.size, sha256: file.sha256, bytesSent, resumed: put.resumed, file };
+    } catch (error) {
+      // The server still holds this upload for us: hang up so it saves the progress and frees
+      // the name (a later run resumes), rather than leave it attached to a connection we reuse.
+      if (!connection.lost) connection.destroy();
+      throw error;
     } finally {
       connection.closeStream(put.stream);
     }

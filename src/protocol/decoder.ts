@@ -78,7 +78,8 @@ export class FrameDecoder {
       while (!this.#paused && this.#state !== 'failed' && this.#pending.length > 0) {
         const piece = this.#pending[0]!;
         const used = this.#consume(piece);
-        if (used === piece.byteLength) this.#pending.shift();
+        if ((this.#state as State) === 'failed') this.#pending.length = 0;
+        else if (used === piece.byteLength) this.#pending.shift();
         else this.#pending[0] = piece.subarray(used);
       }
     } finally {

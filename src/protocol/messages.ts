@@ -8,7 +8,8 @@ import { maxNameBytes } from './names.js';
  * for type and size: the name guard (names.ts) decides what a valid name is.
  */
 const requestId = z.number().int().min(0).max(0xffffffff);
-const name = z.string().min(1).max(maxNameBytes * 4);
+// Only type and an upper bound here: the name guard (names.ts) answers EBADNAME for the rest.
+const name = z.string().max(maxNameBytes * 4);
 const stream = z.number().int().min(1).max(0xffffffff);
 const byteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/u);
@@ -73,8 +74,15 @@ export function parseRequest(message: Record<string, unknown>): Request {
   if (parsed.success) return parsed.data;
   const issue = parsed.error.issues[0];
   const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
-  const op = typeof message['op'] === 'string' ? message['op'].slice(0, 40) : '?';
-  throw new FerryError('EPROTO', `bad ${op} request: ${where}${issue?.message ?? 'invalid'}`);
+  const op = typeof message['op'] === 'string' ? message['op'] : '?';
+  throw new FerryError('EPROTO', oneLine(`bad ${oneLine(op.slice(0, 40), 40)} request: ${where}${issue?.message ?? 'invalid'}`, 300));
+}
+
+/** Error messages are one line: control characters become spaces, and long text is cut. */
+function oneLine(text: string, maxLength: number): string {
+  // eslint-disable-next-line no-control-regex
+  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]+/gu, ' ');
+  return flat.length > maxLength ? flat.slice(0, maxLength - 1) + '…' : flat;
 }
 
 /** Requests a client may send before `hello` has been answered: only `hello`. */

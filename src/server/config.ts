@@ -19,15 +19,20 @@ const serverConfigSchema = z.strictObject({
   /** Chunk buffers in flight (being received, written, read or sent) across all connections. */
   inflightBudgetBytes: z.number().int().min(1).default(64 * MiB),
   /** Chunks one connection may have in flight at once, so one client cannot take the whole budget. */
-  maxInflightChunksPerConnection: z.number().int().min(1).max(64).default(4),
+  maxInflightChunksPerConnection: z.number().int().min(1).max(64).default(3),
   /** Largest control frame accepted. */
   maxControlBytes: z.number().int().min(4 * KiB).max(16 * MiB).default(defaultMaxControlBytes),
-  /** Written-but-unrecorded bytes of an upload before the server syncs them and records them in LMDB. */
-  syncEveryBytes: z.number().int().min(1).default(16 * MiB),
+  /**
+   * Written-but-unrecorded bytes of an upload before the server syncs them and records them in
+   * LMDB. Reading pauses at twice this, which bounds what a crash makes clients send again.
+   */
+  syncEveryBytes: z.number().int().min(1).default(8 * MiB),
   /** Upper bound on how long written chunks wait for that checkpoint. */
   syncIntervalMs: z.number().int().min(1).default(1000),
   /** An upload session untouched for this long is expired and its partial data removed. */
   sessionTtlMs: z.number().int().min(1).default(24 * 60 * 60 * 1000),
+  /** How long a reconnecting upload waits for its old connection to end by itself before taking over. */
+  takeoverGraceMs: z.number().int().min(0).default(3000),
   /** Chunks a download reads ahead of what it has sent. */
   downloadReadaheadChunks: z.number().int().min(1).max(16).default(2),
 });

@@ -10,6 +10,9 @@ import { handlers } from './handlers/index.js';
 import type { ServerServices } from './services.js';
 import type { UploadTransfer } from './upload-transfer.js';
 
+/** Why reading is paused: a chunk waits for a buffer or allowance, or the client is not reading. */
+type PauseReason = 'chunk' | 'drain';
+
 /** The chunk being received: which upload, which index, and the budget buffer it fills. */
 interface IncomingChunk {
   header: ChunkHeader;
@@ -37,7 +40,7 @@ export class Connection implements FrameSink {
   /** Streams that failed after their request was answered: their late chunks are skipped. */
   readonly #deadStreams = new Set<number>();
   readonly #decoder: FrameDecoder;
-  readonly #pauseReasons = new Set<'buffer' | 'allowance' | 'drain'>();
+  readonly #pauseReasons = new Set<PauseReason>();
   #greeted = false;
   #nextStream = 1;
   #incoming: IncomingChunk | undefined;
@@ -97,6 +100,16 @@ export class Connection implements FrameSink {
   abortStream(stream: number, error: FerryError): void {
     this.#deadStreams.add(stream);
     this.sendEvent({ event: 'abort', stream, code: error.code, message: error.message });
+  }
+
+  /**
+   * Ends an upload's attachment to this connection: its chunks in flight land and are recorded,
+   * then its name is free for the next `put` (which resumes the session).
+   */
+  detachUpload(upload: UploadTransfer): Promise<void> {
+    this.uploads.delete(upload.stream);
+    upload.detached ??= upload.settle().finally(() => upload.release());
+    return upload.detached;
   }
 
   startDownload(transfer: DownloadTransfer): void {
@@ -160,10 +173,7 @@ export class Connection implements FrameSink {
     this.#chunksInFlight += 1;
     void upload.write(index, header, buffer).finally(() => {
       this.#chunksInFlight -= 1;
-      if (this.#pauseReasons.has('allowance')) {
-        this.#unpause('allowance');
-        this.#claimBuffer();
-      }
+      this.#claimBuffer();
     });
   }
 
@@ -187,12 +197,20 @@ export class Connection implements FrameSink {
     }
   }
 
-  /** Gets a budget buffer for the incoming chunk, pausing the socket until one is free. */
+  /**
+   * Gets a budget buffer for the incoming chunk. Until it has one, the decoder and the socket are
+   * paused ('chunk'): no payload byte may arrive before there is somewhere to put it. Called again
+   * when one of this connection's chunks completes or its upload records a checkpoint.
+   */
   #claimBuffer(): void {
     const incoming = this.#incoming;
-    if (!incoming?.upload || incoming.buffer || this.#cancelBufferWait) return;
-    if (this.#chunksInFlight >= this.services.config.maxInflightChunksPerConnection) {
-      this.#pause('allowance');
+    if (!incoming?.upload || incoming.buffer || this.#cancelBufferWait || this.#closed) return;
+    this.#pause('chunk');
+    if (this.#chunksInFlight >= this.services.config.maxInflightChunksPerConnection) return;
+    if (incoming.upload.lagging) {
+      // Durability lag: wait until a checkpoint has recorded what is written, so a crash now
+      // costs at most about two checkpoints' worth of re-sending.
+      incoming.upload.onceRecorded(() => this.#claimBuffer());
       return;
     }
     let granted = false;
@@ -201,21 +219,18 @@ export class Connection implements FrameSink {
       this.#cancelBufferWait = undefined;
       if (this.#closed) return this.services.buffers.release(buffer);
       incoming.buffer = buffer;
-      this.#unpause('buffer');
+      this.#unpause('chunk');
     });
-    if (!granted) {
-      this.#cancelBufferWait = cancel;
-      this.#pause('buffer');
-    }
+    if (!granted) this.#cancelBufferWait = cancel;
   }
 
-  #pause(reason: 'buffer' | 'allowance' | 'drain'): void {
+  #pause(reason: PauseReason): void {
     this.#pauseReasons.add(reason);
     this.#decoder.pause();
     this.socket.pause();
   }
 
-  #unpause(reason: 'buffer' | 'allowance' | 'drain'): void {
+  #unpause(reason: PauseReason): void {
     if (!this.#pauseReasons.delete(reason) || this.#pauseReasons.size > 0 || this.#closed) return;
     this.socket.resume();
     this.#decoder.resume();
@@ -228,15 +243,6 @@ export class Connection implements FrameSink {
     if (this.#incoming?.buffer) this.services.buffers.release(this.#incoming.buffer);
     this.#incoming = undefined;
     for (const download of this.downloads.values()) download.stop(new FerryError('ECONNLOST', 'client went away'));
-    const uploads = [...this.uploads.values()];
-    this.uploads.clear();
-    await Promise.all(
-      uploads.map((upload) => {
-        upload.detached = upload.settle().finally(() => {
-          if (this.services.activeUploads.get(upload.session.name) === upload) this.services.activeUploads.delete(upload.session.name);
-        });
-        return upload.detached;
-      }),
-    );
+    await Promise.all([...this.uploads.values()].map((upload) => this.detachUpload(upload)));
   }
 }

@@ -1,6 +1,6 @@
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError, fromSystemError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { type StoredFile, type UploadSessionRecord, chunkCountOf, chunkLengthOf, packHashes } from '../store/records.js';
 import type { ServerServices } from './services.js';
@@ -22,6 +22,9 @@ export class UploadTransfer {
   /** Chunks written but not yet synced and recorded. */
   readonly #unsynced = new Map<number, bigint>();
   #unsyncedBytes = 0;
+  /** Bytes in the checkpoint now running (synced but not yet recorded, or being synced). */
+  #checkpointingBytes = 0;
+  readonly #recordedListeners = new Set<() => void>();
   #inflight = 0;
   #idle: (() => void)[] = [];
   #checkpoint: Promise<void> = Promise.resolve();
@@ -29,18 +32,28 @@ export class UploadTransfer {
   #failure: FerryError | undefined;
   /** Set when the connection carrying this upload has gone: settles once its progress is saved. */
   detached: Promise<void> | undefined;
+  /** Settles when this upload no longer holds its name (finished, failed or detached). */
+  readonly released: Promise<void>;
+  #resolveReleased!: () => void;
   /** Bytes of chunk payload received on this attachment (re-sent bytes included). */
   bytesReceived = 0;
   readonly #services: ServerServices;
   readonly #onFailure: (error: FerryError) => void;
+  /** Whether the client asked to replace an existing file of the same name. */
+  readonly force: boolean;
 
   constructor(
     services: ServerServices,
     stream: number,
     session: UploadSessionRecord,
     verified: Map<number, bigint>,
+    force: boolean,
     onFailure: (error: FerryError) => void,
   ) {
+    this.force = force;
+    this.released = new Promise((resolve) => {
+      this.#resolveReleased = resolve;
+    });
     this.#services = services;
     this.stream = stream;
     this.session = session;
@@ -48,6 +61,23 @@ export class UploadTransfer {
     this.chunkCount = chunkCountOf(session.size, session.chunkSize);
     this.partialPath = services.layout.partialPath(session.id);
     this.#onFailure = onFailure;
+  }
+
+  /**
+   * Written bytes not yet recorded in LMDB: what a `kill -9` now would make the client send again.
+   * The connection stops reading this upload's chunks while it is at `2 * syncEveryBytes`.
+   */
+  get durabilityLagBytes(): number {
+    return this.#unsyncedBytes + this.#checkpointingBytes;
+  }
+
+  get lagging(): boolean {
+    return this.durabilityLagBytes >= 2 * this.#services.config.syncEveryBytes;
+  }
+
+  /** Calls `listener` once, after the next checkpoint has recorded its chunks. */
+  onceRecorded(listener: () => void): void {
+    this.#recordedListeners.add(listener);
   }
 
   get failed(): FerryError | undefined {
@@ -111,7 +141,7 @@ export class UploadTransfer {
   }
 
   /** Verifies the whole file and makes it visible under its name. Durable on return. */
-  async finish(sha256: string, force: boolean): Promise<StoredFile> {
+  async finish(sha256: string): Promise<StoredFile> {
     await this.settle();
     if (this.#failure) throw this.#failure;
     const missing = this.chunkCount - this.verified.size;
@@ -126,10 +156,18 @@ export class UploadTransfer {
       throw new FerryError('ECHECKSUM', `sha256 mismatch: the client sent ${sha256}, the server has ${hashed.sha256}; start the upload again`);
     }
     const existing = store.file(name);
-    if (existing && !force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
+    if (existing && !this.force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
     const finalPath = layout.filePath(name);
-    await mkdir(dirname(finalPath), { recursive: true });
-    await rename(this.partialPath, finalPath);
+    try {
+      await mkdir(dirname(finalPath), { recursive: true });
+      await rename(this.partialPath, finalPath);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
+        throw new FerryError('EEXIST', `${name} clashes with a stored file or folder of that name`, { cause: error });
+      }
+      throw fromSystemError(error, `publishing ${name}`);
+    }
     await syncDirectory(dirname(finalPath));
     const now = Date.now();
     const hashes = packHashes(Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!));
@@ -142,6 +180,18 @@ export class UploadTransfer {
   async discard(): Promise<void> {
     await this.#services.store.dropSession(this.session);
     await rm(this.partialPath, { force: true });
+  }
+
+  /** Lets go of the name, so the next `put` of it can proceed. */
+  release(): void {
+    const { activeUploads } = this.#services;
+    if (activeUploads.get(this.session.name) === this) activeUploads.delete(this.session.name);
+    this.#resolveReleased();
+  }
+
+  /** Fails the upload: the connection is told (an `abort` event) and lets it go. */
+  abort(error: FerryError): void {
+    this.#fail(error);
   }
 
   #fail(error: FerryError): void {
@@ -178,10 +228,18 @@ export class UploadTransfer {
     if (this.#unsynced.size === 0) return;
     const batch = [...this.#unsynced];
     this.#unsynced.clear();
+    this.#checkpointingBytes = this.#unsyncedBytes;
     this.#unsyncedBytes = 0;
-    const synced = await this.#services.workers.syncFile({ path: this.partialPath });
-    if (!synced.ok) throw new FerryError(synced.code, synced.message);
-    await this.#services.store.recordChunks(this.session, batch);
-    for (const [index, xxh64] of batch) this.verified.set(index, xxh64);
+    try {
+      const synced = await this.#services.workers.syncFile({ path: this.partialPath });
+      if (!synced.ok) throw new FerryError(synced.code, synced.message);
+      await this.#services.store.recordChunks(this.session, batch);
+      for (const [index, xxh64] of batch) this.verified.set(index, xxh64);
+    } finally {
+      this.#checkpointingBytes = 0;
+      const listeners = [...this.#recordedListeners];
+      this.#recordedListeners.clear();
+      for (const listener of listeners) listener();
+    }
   }
 }

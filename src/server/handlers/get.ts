@@ -9,6 +9,10 @@ export const get: Handler<'get'> = async (connection, request) => {
   if (request.sha256 !== undefined && request.sha256 !== file.sha256) {
     throw new FerryError('ECHANGED', `${file.name} changed on the server since the download began`);
   }
+  const { buffers } = connection.services;
+  if (file.chunkSize > buffers.bufferBytes) {
+    throw new FerryError('ENOTYET', `${file.name} was stored with ${file.chunkSize}-byte chunks; serving it needs --chunk-size of at least that`);
+  }
   const chunkCount = chunkCountOf(file.size, file.chunkSize);
   const fromChunk = request.fromChunk ?? 0;
   if (fromChunk > chunkCount) throw new FerryError('EPROTO', `fromChunk ${fromChunk} is past the last chunk (${chunkCount})`);

@@ -5,11 +5,11 @@ import type { Handler } from './types.js';
 export const putEnd: Handler<'putEnd'> = async (connection, request) => {
   const upload = connection.uploads.get(request.stream);
   if (!upload) throw new FerryError('ENOENT', `no upload on stream ${request.stream}`);
-  const { store, activeUploads } = connection.services;
+  const { store } = connection.services;
   const name = upload.session.name;
   let result = 'ok';
   try {
-    const file = await upload.finish(request.sha256, true);
+    const file = await upload.finish(request.sha256);
     return { result: fileInfo(file) };
   } catch (error) {
     result = error instanceof FerryError ? error.code : 'EINTERNAL';
@@ -17,7 +17,7 @@ export const putEnd: Handler<'putEnd'> = async (connection, request) => {
   } finally {
     // Whatever the outcome, this attachment is over; the session (if kept) can be resumed.
     connection.uploads.delete(request.stream);
-    if (activeUploads.get(name) === upload) activeUploads.delete(name);
+    upload.release();
     const durationMs = Date.now() - upload.startedAt;
     await store.appendLog({ time: Date.now(), client: connection.clientAddress, op: 'upload', name, bytes: upload.bytesReceived, durationMs, result });
   }

@@ -59,14 +59,49 @@ async function partialExists(path: string): Promise<boolean> {
   }
 }
 
+/** A name cannot be both a file and a folder: `a` and `a/b` exclude each other. */
+function checkNoFolderClash(connection: Connection, name: string): void {
+  const { store } = connection.services;
+  const segments = name.split('/');
+  for (let depth = 1; depth < segments.length; depth += 1) {
+    const folder = segments.slice(0, depth).join('/');
+    if (store.file(folder)) throw new FerryError('EEXIST', `${name}: ${folder} is a file, not a folder`);
+  }
+  if (store.listFiles({ prefix: name + '/', limit: 1 }).length > 0) throw new FerryError('EEXIST', `${name} is a folder of stored files`);
+}
+
+/**
+ * One writer per name. An upload of the same file (same size and fingerprint) that is still
+ * attached to another connection is taken over: that is almost always the same client back after
+ * a dropped link its old connection has not noticed yet. The old connection first gets
+ * `takeoverGraceMs` to read what is still in its socket buffer and notice the end by itself (so
+ * those bytes are not sent twice); then it is aborted. Anything else is refused with EBUSY.
+ */
+async function takeOverOrRefuse(connection: Connection, name: string, size: number, fingerprint: string): Promise<void> {
+  const { activeUploads, config } = connection.services;
+  for (let active = activeUploads.get(name); active; active = activeUploads.get(name)) {
+    if (!(active instanceof UploadTransfer) || active.session.size !== size || active.session.fingerprint !== fingerprint) {
+      throw new FerryError('EBUSY', `${name} is being uploaded by another client`);
+    }
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<'grace over'>((resolve) => {
+      timer = setTimeout(() => resolve('grace over'), config.takeoverGraceMs);
+    });
+    const outcome = await Promise.race([active.released, graceOver]);
+    clearTimeout(timer);
+    if (outcome === 'grace over') {
+      active.abort(new FerryError('EBUSY', `${name}: this upload was taken over by a newer connection`));
+      await active.released;
+    }
+  }
+}
+
 export const put: Handler<'put'> = async (connection, request) => {
   const name = checkName(request.name);
   const { services } = connection;
   if (services.store.file(name) && !request.force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
-  const active = services.activeUploads.get(name);
-  if (active?.detached) await active.detached;
-  else if (active) throw new FerryError('EBUSY', `${name} is being uploaded by another client`);
-  if (services.activeUploads.has(name)) throw new FerryError('EBUSY', `${name} is being uploaded by another client`);
+  checkNoFolderClash(connection, name);
+  await takeOverOrRefuse(connection, name, request.size, request.fingerprint);
   // Claim the name before the first await below, so two clients cannot both start a session.
   const placeholder = Symbol('claim');
   services.activeUploads.set(name, placeholder as unknown as UploadTransfer);
@@ -74,7 +109,10 @@ export const put: Handler<'put'> = async (connection, request) => {
     const session = await findOrStartSession(connection, name, request.size, request.fingerprint);
     const verified = services.store.verifiedChunks(session.id);
     const stream = connection.allocateStream();
-    const upload = new UploadTransfer(services, stream, session, verified, (error) => connection.abortStream(stream, error));
+    const upload = new UploadTransfer(services, stream, session, verified, request.force ?? false, (error) => {
+      connection.abortStream(stream, error);
+      void connection.detachUpload(upload);
+    });
     connection.uploads.set(stream, upload);
     services.activeUploads.set(name, upload);
     connection.log.info({ name, size: request.size, stream, resumedChunks: verified.size }, 'upload started');
