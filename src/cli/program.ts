@@ -32,13 +32,22 @@ function clientCommand(program: Command, context: CliContext, spec: string, desc
   return command.option('--json', 'print a machine-readable result on stdout');
 }
 
+/** The --server value as host and port; a malformed one is a usage error (exit 2) that says why. */
+function serverAddressOption(text: string): { host: string; port: number } {
+  try {
+    return parseServerAddress(text);
+  } catch (error) {
+    throw new FerryError('EUSAGE', `--server: ${(error as Error).message}`);
+  }
+}
+
 /**
  * Runs `use` with a client: the shell's shared one, or a fresh one for a one-shot command,
  * closed afterwards.
  */
 async function withClient<T>(context: CliContext, flags: ClientFlags, retries: number, use: (client: FerryClient) => Promise<T>): Promise<T> {
   if (context.shell) return use(context.shell.client);
-  const address = parseServerAddress(flags.server);
+  const address = serverAddressOption(flags.server);
   const client = new FerryClient({
     ...address,
     retry: {

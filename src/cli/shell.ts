@@ -36,6 +36,8 @@ export async function runShell(options: { host: string; port: number; input: Nod
       void complete(line).then((result) => callback(null, result), () => callback(null, [[], line]));
     },
   });
+  // Start reading before connecting: lines piped in (and the end of input) arrive while we connect.
+  const lines = readline[Symbol.asyncIterator]();
   async function complete(line: string): Promise<[string[], string]> {
     const words = line.split(/\s+/u);
     if (words.length <= 1) {
@@ -57,7 +59,7 @@ export async function runShell(options: { host: string; port: number; input: Nod
     return 1;
   }
   if (options.terminal) readline.prompt();
-  for await (const line of readline) {
+  for await (const line of { [Symbol.asyncIterator]: () => lines }) {
     const trimmed = line.trim();
     if (trimmed === 'quit' || trimmed === 'exit') break;
     if (trimmed !== '') {

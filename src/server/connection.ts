@@ -5,13 +5,14 @@ import { encodeControl } from '../protocol/encoder.js';
 import { FerryError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { type Request, type ServerEvent, parseRequest } from '../protocol/messages.js';
-import { DownloadTransfer } from './download-transfer.js';
+import { Allowance } from './allowance.js';
+import type { DownloadPort, DownloadTransfer } from './download-transfer.js';
 import { handlers } from './handlers/index.js';
 import type { ServerServices } from './services.js';
 import type { UploadTransfer } from './upload-transfer.js';
 
 /** Why reading is paused: a chunk waits for a buffer or allowance, or the client is not reading. */
-type PauseReason = 'chunk' | 'drain';
+type PauseReason = 'chunk' | 'drain' | 'hello';
 
 /** The chunk being received: which upload, which index, and the budget buffer it fills. */
 interface IncomingChunk {
@@ -30,7 +31,7 @@ interface IncomingChunk {
  * waits for a buffer from the global budget or for this connection's in-flight allowance, and
  * while the client does not read what the server writes.
  */
-export class Connection implements FrameSink {
+export class Connection implements FrameSink, DownloadPort {
   readonly services: ServerServices;
   readonly socket: Socket;
   readonly log: Logger;
@@ -46,6 +47,12 @@ export class Connection implements FrameSink {
   #incoming: IncomingChunk | undefined;
   #cancelBufferWait: (() => void) | undefined;
   #chunksInFlight = 0;
+  /** This connection's share of the budget for download chunks (read, or queued on the socket). */
+  readonly #downloadAllowance: Allowance;
+  /** Callbacks for the socket's next 'drain' (one listener for all of this connection's downloads). */
+  #drainWaiters: (() => void)[] = [];
+  /** The connection is ending (bye sent or handshake refused): nothing more is read or served. */
+  #ending = false;
   #closed = false;
   readonly closed: Promise<void>;
 
@@ -60,13 +67,19 @@ export class Connection implements FrameSink {
     );
     socket.setNoDelay(true);
     socket.on('data', (data: Buffer) => this.#decoder.push(data));
-    socket.on('drain', () => this.#unpause('drain'));
+    this.#downloadAllowance = new Allowance(services.config.maxInflightChunksPerConnection);
+    socket.on('drain', () => this.#drained());
     socket.on('error', (error) => this.log.debug({ err: error }, 'socket error'));
     this.closed = new Promise((resolve) => socket.once('close', () => void this.#cleanup().finally(resolve)));
   }
 
   get greeted(): boolean {
     return this.#greeted;
+  }
+
+  /** The connection is closed or closing: no new transfer may attach to it. */
+  get ending(): boolean {
+    return this.#ending || this.#closed;
   }
 
   markGreeted(): void {
@@ -90,8 +103,16 @@ export class Connection implements FrameSink {
 
   /** Ends the connection after telling the client why. */
   closeWith(error: FerryError): void {
+    if (this.#ending) return;
     this.log.info({ code: error.code }, error.message);
     this.sendEvent({ event: 'bye', code: error.code, message: error.message });
+    this.#end();
+  }
+
+  /** Stops reading and serving, flushes what is written, and closes. */
+  #end(): void {
+    this.#ending = true;
+    this.#pause('chunk');
     this.socket.end();
     this.socket.destroySoon();
   }
@@ -112,6 +133,47 @@ export class Connection implements FrameSink {
     return upload.detached;
   }
 
+  // ---- DownloadPort ----
+
+  /**
+   * Gets a chunk buffer for one of this connection's downloads: first a place in this
+   * connection's allowance (so a client that reads nothing cannot hold the whole budget), then a
+   * buffer from the global budget. Returns a function that cancels the wait.
+   */
+  acquireDownloadBuffer(take: (buffer: ArrayBuffer) => void): () => void {
+    let stage: 'allowance' | 'buffer' | 'held' = 'allowance';
+    let cancelBufferWait = (): void => {};
+    const cancelAllowanceWait = this.#downloadAllowance.acquire(() => {
+      stage = 'buffer';
+      cancelBufferWait = this.services.buffers.acquire((buffer) => {
+        stage = 'held';
+        take(buffer);
+      });
+    });
+    return () => {
+      if (stage === 'allowance') cancelAllowanceWait();
+      if (stage !== 'buffer') return;
+      cancelBufferWait();
+      this.#downloadAllowance.release();
+    };
+  }
+
+  releaseDownloadBuffer(buffer: ArrayBuffer): void {
+    this.services.buffers.release(buffer);
+    this.#downloadAllowance.release();
+  }
+
+  whenDrained(callback: () => void): void {
+    this.#drainWaiters.push(callback);
+  }
+
+  #drained(): void {
+    this.#unpause('drain');
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) waiter();
+  }
+
   startDownload(transfer: DownloadTransfer): void {
     this.downloads.set(transfer.stream, transfer);
     transfer.start();
@@ -120,6 +182,7 @@ export class Connection implements FrameSink {
   // ---- FrameSink ----
 
   control(message: Record<string, unknown>): void {
+    if (this.#ending) return;
     const id = typeof message['id'] === 'number' ? message['id'] : undefined;
     let request: Request;
     try {
@@ -132,10 +195,15 @@ export class Connection implements FrameSink {
     if (!this.#greeted && request.op !== 'hello') {
       return this.closeWith(new FerryError('EPROTO', `expected hello, got ${request.op}`));
     }
-    void this.#dispatch(request);
+    if (request.op !== 'hello') return void this.#dispatch(request);
+    // Nothing after a hello is read until it is answered: requests pipelined behind a refused
+    // hello are not served, and the refusal is the last thing the client reads.
+    this.#pause('hello');
+    void this.#dispatch(request).finally(() => this.#unpause('hello'));
   }
 
   chunkStart(header: ChunkHeader): void {
+    if (this.#ending) return;
     const upload = this.uploads.get(header.stream);
     if (!upload) {
       if (this.#deadStreams.has(header.stream)) {
@@ -193,7 +261,7 @@ export class Connection implements FrameSink {
       const failure = error instanceof FerryError ? error : new FerryError('EINTERNAL', 'internal server error', { cause: error });
       if (failure.code === 'EINTERNAL') this.log.error({ err: error, op: request.op }, 'request failed');
       this.send({ id: request.id, ok: false, code: failure.code, message: failure.message });
-      if (failure.code === 'EVERSION') this.socket.end();
+      if (failure.code === 'EVERSION') this.#end();
     }
   }
 
@@ -231,7 +299,7 @@ export class Connection implements FrameSink {
   }
 
   #unpause(reason: PauseReason): void {
-    if (!this.#pauseReasons.delete(reason) || this.#pauseReasons.size > 0 || this.#closed) return;
+    if (!this.#pauseReasons.delete(reason) || this.#pauseReasons.size > 0 || this.#closed || this.#ending) return;
     this.socket.resume();
     this.#decoder.resume();
   }
@@ -242,6 +310,7 @@ export class Connection implements FrameSink {
     this.#cancelBufferWait?.();
     if (this.#incoming?.buffer) this.services.buffers.release(this.#incoming.buffer);
     this.#incoming = undefined;
+    this.#drainWaiters = [];
     for (const download of this.downloads.values()) download.stop(new FerryError('ECONNLOST', 'client went away'));
     await Promise.all([...this.uploads.values()].map((upload) => this.detachUpload(upload)));
   }

@@ -4,19 +4,27 @@ import { encodeChunkHead } from '../protocol/encoder.js';
 import { type StoredFile, chunkCountOf, chunkLengthOf, hashAt } from '../store/records.js';
 import type { ServerServices } from './services.js';
 
+/** What a download needs from its connection: the socket, chunk buffers within the connection's share, and 'drain'. */
+export interface DownloadPort {
+  readonly socket: Socket;
+  acquireDownloadBuffer(take: (buffer: ArrayBuffer) => void): () => void;
+  releaseDownloadBuffer(buffer: ArrayBuffer): void;
+  whenDrained(callback: () => void): void;
+}
+
 /**
  * Streams one stored file's chunks to the client, in order, from `fromChunk` on.
  *
  * Backpressure: a chunk is read only while fewer than `downloadReadaheadChunks` are read but
- * unsent, a buffer is free in the global budget, and the socket has room (`write()` returned
- * true or 'drain' fired). A buffer returns to the budget when the socket has flushed it.
+ * unsent, the connection's allowance and the global budget give it a buffer, and the socket has
+ * room (`write()` returned true or 'drain' fired). A buffer returns when the socket has flushed it.
  */
 export class DownloadTransfer {
   readonly stream: number;
   readonly file: StoredFile;
   readonly startedAt = Date.now();
   readonly #services: ServerServices;
-  readonly #socket: Socket;
+  readonly #port: DownloadPort;
   readonly #path: string;
   readonly #chunkCount: number;
   #nextRead: number;
@@ -29,9 +37,9 @@ export class DownloadTransfer {
   bytesSent = 0;
   readonly #onEnd: (error?: FerryError) => void;
 
-  constructor(services: ServerServices, socket: Socket, stream: number, file: StoredFile, fromChunk: number, onEnd: (error?: FerryError) => void) {
+  constructor(services: ServerServices, port: DownloadPort, stream: number, file: StoredFile, fromChunk: number, onEnd: (error?: FerryError) => void) {
     this.#services = services;
-    this.#socket = socket;
+    this.#port = port;
     this.stream = stream;
     this.file = file;
     this.#path = services.layout.filePath(file.name);
@@ -50,13 +58,13 @@ export class DownloadTransfer {
     if (this.#ended) return;
     this.#ended = true;
     this.#cancelBufferWait?.();
-    for (const buffer of this.#ready.values()) this.#services.buffers.release(buffer);
+    for (const buffer of this.#ready.values()) this.#port.releaseDownloadBuffer(buffer);
     this.#ready.clear();
     this.#onEnd(error);
   }
 
   #pump(): void {
-    const { config, buffers } = this.#services;
+    const { config } = this.#services;
     while (
       !this.#ended &&
       !this.#waitingForDrain &&
@@ -68,7 +76,7 @@ export class DownloadTransfer {
       this.#nextRead += 1;
       this.#reading += 1;
       let handedOver = false;
-      const cancel = buffers.acquire((buffer) => {
+      const cancel = this.#port.acquireDownloadBuffer((buffer) => {
         handedOver = true;
         this.#cancelBufferWait = undefined;
         this.#read(index, buffer);
@@ -86,6 +94,7 @@ export class DownloadTransfer {
 
   #read(index: number, buffer: ArrayBuffer): void {
     const { workers, buffers } = this.#services;
+    const port = this.#port;
     const { size, chunkSize, hashes } = this.file;
     const offset = index * chunkSize;
     workers
@@ -93,9 +102,9 @@ export class DownloadTransfer {
       .then(
         (result) => {
           this.#reading -= 1;
-          if (this.#ended) return buffers.release(result.buffer);
+          if (this.#ended) return port.releaseDownloadBuffer(result.buffer);
           if (!result.ok) {
-            buffers.release(result.buffer);
+            port.releaseDownloadBuffer(result.buffer);
             const code = result.code === 'ENOENT' || result.code === 'ECHECKSUM' ? 'ECHANGED' : result.code;
             return this.stop(new FerryError(code, `${this.file.name}: ${result.message}`));
           }
@@ -104,14 +113,14 @@ export class DownloadTransfer {
         },
         (error: unknown) => {
           this.#reading -= 1;
-          buffers.release(new ArrayBuffer(buffers.bufferBytes));
+          port.releaseDownloadBuffer(new ArrayBuffer(buffers.bufferBytes)); // the worker kept the buffer: replace it
           this.stop(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
         },
       );
   }
 
   #send(): void {
-    const { buffers } = this.#services;
+    const { socket } = this.#port;
     const { size, chunkSize, hashes } = this.file;
     let room = true;
     for (let buffer = this.#ready.get(this.#nextSend); buffer && !this.#ended; buffer = this.#ready.get(this.#nextSend)) {
@@ -120,15 +129,15 @@ export class DownloadTransfer {
       this.#nextSend += 1;
       const length = chunkLengthOf(index, size, chunkSize);
       const payload = Buffer.from(buffer, 0, length);
-      this.#socket.cork();
-      this.#socket.write(encodeChunkHead({ stream: this.stream, offset: index * chunkSize, xxh64: hashAt(hashes, index), length }));
-      room = this.#socket.write(payload, () => buffers.release(buffer));
-      this.#socket.uncork();
+      socket.cork();
+      socket.write(encodeChunkHead({ stream: this.stream, offset: index * chunkSize, xxh64: hashAt(hashes, index), length }));
+      room = socket.write(payload, () => this.#port.releaseDownloadBuffer(buffer));
+      socket.uncork();
       this.bytesSent += length;
     }
     if (!room && !this.#ended) {
       this.#waitingForDrain = true;
-      this.#socket.once('drain', () => {
+      this.#port.whenDrained(() => {
         this.#waitingForDrain = false;
         this.#pump();
       });

@@ -6,6 +6,9 @@ import type { ServerConfig } from './config.js';
 import type { DataLayout } from './data-layout.js';
 import type { UploadTransfer } from './upload-transfer.js';
 
+/** Holds a name in `activeUploads` while its `put` is being prepared, before its UploadTransfer exists. */
+export const nameClaimed: unique symbol = Symbol('name claimed');
+
 /** What every connection shares: one instance per server. */
 export interface ServerServices {
   readonly config: ServerConfig;
@@ -14,8 +17,8 @@ export interface ServerServices {
   readonly workers: ChunkWorkers;
   readonly buffers: ChunkBuffers;
   readonly logger: Logger;
-  /** Uploads attached to a live connection, by name: a second writer of the same name is refused. */
-  readonly activeUploads: Map<string, UploadTransfer>;
+  /** Uploads attached to a live connection (or being set up), by name: one writer per name. */
+  readonly activeUploads: Map<string, UploadTransfer | typeof nameClaimed>;
   readonly startedAt: number;
   clients: number;
 }

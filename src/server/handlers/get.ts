@@ -18,7 +18,7 @@ export const get: Handler<'get'> = async (connection, request) => {
   if (fromChunk > chunkCount) throw new FerryError('EPROTO', `fromChunk ${fromChunk} is past the last chunk (${chunkCount})`);
   const stream = connection.allocateStream();
   const { store } = connection.services;
-  const transfer = new DownloadTransfer(connection.services, connection.socket, stream, file, fromChunk, (error) => {
+  const transfer = new DownloadTransfer(connection.services, connection, stream, file, fromChunk, (error) => {
     connection.downloads.delete(stream);
     if (error && error.code !== 'ECONNLOST') connection.abortStream(stream, error);
     const entry = { time: Date.now(), client: connection.clientAddress, op: 'download' as const, name: file.name };

@@ -4,6 +4,7 @@ import { FerryError, fromSystemError } from '../../protocol/errors.js';
 import { checkName } from '../../protocol/names.js';
 import type { UploadSessionRecord } from '../../store/records.js';
 import type { Connection } from '../connection.js';
+import { nameClaimed } from '../services.js';
 import { UploadTransfer } from '../upload-transfer.js';
 import type { Handler } from './types.js';
 
@@ -59,9 +60,14 @@ async function partialExists(path: string): Promise<boolean> {
   }
 }
 
-/** A name cannot be both a file and a folder: `a` and `a/b` exclude each other. */
-function checkNoFolderClash(connection: Connection, name: string): void {
+/**
+ * `name` may be created: it is not a stored file (unless replacing it is asked for), and it
+ * neither is nor lies under one (a name cannot be both a file and a folder: `a` and `a/b`
+ * exclude each other).
+ */
+function checkCanCreate(connection: Connection, name: string, force: boolean): void {
   const { store } = connection.services;
+  if (store.file(name) && !force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
   const segments = name.split('/');
   for (let depth = 1; depth < segments.length; depth += 1) {
     const folder = segments.slice(0, depth).join('/');
@@ -71,13 +77,16 @@ function checkNoFolderClash(connection: Connection, name: string): void {
 }
 
 /**
- * One writer per name. An upload of the same file (same size and fingerprint) that is still
- * attached to another connection is taken over: that is almost always the same client back after
- * a dropped link its old connection has not noticed yet. The old connection first gets
+ * One writer per name: claims `name` for this upload, waiting first if the same file (same size
+ * and fingerprint) is still attached to another connection. That is almost always the same client
+ * back after a dropped link its old connection has not noticed yet: the old connection gets
  * `takeoverGraceMs` to read what is still in its socket buffer and notice the end by itself (so
  * those bytes are not sent twice); then it is aborted. Anything else is refused with EBUSY.
+ *
+ * The claim is taken in the same tick as the check that found the name free, so of several puts
+ * racing for a name exactly one gets it.
  */
-async function takeOverOrRefuse(connection: Connection, name: string, size: number, fingerprint: string): Promise<void> {
+async function claimName(connection: Connection, name: string, size: number, fingerprint: string): Promise<void> {
   const { activeUploads, config } = connection.services;
   for (let active = activeUploads.get(name); active; active = activeUploads.get(name)) {
     if (!(active instanceof UploadTransfer) || active.session.size !== size || active.session.fingerprint !== fingerprint) {
@@ -94,20 +103,20 @@ async function takeOverOrRefuse(connection: Connection, name: string, size: numb
       await active.released;
     }
   }
+  activeUploads.set(name, nameClaimed);
 }
 
 export const put: Handler<'put'> = async (connection, request) => {
   const name = checkName(request.name);
   const { services } = connection;
-  if (services.store.file(name) && !request.force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
-  checkNoFolderClash(connection, name);
-  await takeOverOrRefuse(connection, name, request.size, request.fingerprint);
-  // Claim the name before the first await below, so two clients cannot both start a session.
-  const placeholder = Symbol('claim');
-  services.activeUploads.set(name, placeholder as unknown as UploadTransfer);
+  checkCanCreate(connection, name, request.force ?? false);
+  await claimName(connection, name, request.size, request.fingerprint);
   try {
+    // While this put waited, the upload it waited for may have finished the file.
+    checkCanCreate(connection, name, request.force ?? false);
     const session = await findOrStartSession(connection, name, request.size, request.fingerprint);
     const verified = services.store.verifiedChunks(session.id);
+    if (connection.ending) throw new FerryError('ECONNLOST', 'client went away');
     const stream = connection.allocateStream();
     const upload = new UploadTransfer(services, stream, session, verified, request.force ?? false, (error) => {
       connection.abortStream(stream, error);
@@ -120,7 +129,7 @@ export const put: Handler<'put'> = async (connection, request) => {
       result: { stream, chunkSize: session.chunkSize, verified: verifiedRanges(verified.keys()), resumed: verified.size > 0 },
     };
   } catch (error) {
-    if (services.activeUploads.get(name) === (placeholder as unknown)) services.activeUploads.delete(name);
+    if (services.activeUploads.get(name) === nameClaimed) services.activeUploads.delete(name);
     throw error;
   }
 };
