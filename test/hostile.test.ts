@@ -436,6 +436,41 @@ t.test('a chunk for a stream that was never opened gets bye EPROTO and a close',
   await assertServing(t);
 });
 
+t.test('chunks sent out of order, and a chunk sent twice, still give the file its true SHA-256', async (t) => {
+  const local = await makeFile(work, 'unordered.bin', 5 * chunkSize + 321);
+  const chunk = (index: number): Buffer => local.bytes.subarray(index * chunkSize, Math.min((index + 1) * chunkSize, local.bytes.length));
+  // The server hashes chunks as they land, in order; these orders defeat that and must fall back.
+  const orders: [string, number[]][] = [
+    ['reversed', [5, 4, 3, 2, 1, 0]],
+    ['one late', [0, 2, 3, 4, 5, 1]],
+    ['chunk 2 twice', [0, 1, 2, 2, 3, 4, 5]],
+  ];
+  for (const [what, order] of orders) {
+    const name = `unordered/${what.replaceAll(' ', '-')}.bin`;
+    const raw = await connectRaw(t);
+    await raw.hello();
+    const put = await raw.call('put', { name, size: local.bytes.length, fingerprint: await referenceFingerprint(local.bytes) });
+    const stream = (put['result'] as { stream: number }).stream;
+    await raw.write(await Promise.all(order.map((index) => chunkFrame(stream, index * chunkSize, chunk(index)))));
+    const end = await raw.call('putEnd', { stream, sha256: local.sha256 });
+    t.match(end, { ok: true, result: { name, size: local.bytes.length, sha256: local.sha256 } }, `${what}: putEnd accepts the true SHA-256`);
+    raw.destroy();
+    const client = running.client();
+    const out = join(work, `unordered-${what.replaceAll(' ', '-')}.out`);
+    await client.download(name, { out });
+    t.equal(await sha256Of(out), local.sha256, `${what}: the stored bytes are exact`);
+    await client.close();
+  }
+  // And a wrong SHA-256 is still refused when the chunks came in order.
+  const raw = await connectRaw(t);
+  await raw.hello();
+  const put = await raw.call('put', { name: 'unordered/wrong.bin', size: local.bytes.length, fingerprint: await referenceFingerprint(local.bytes) });
+  const stream = (put['result'] as { stream: number }).stream;
+  await raw.write(await Promise.all([0, 1, 2, 3, 4, 5].map((index) => chunkFrame(stream, index * chunkSize, chunk(index)))));
+  t.match(await raw.call('putEnd', { stream, sha256: 'f'.repeat(64) }), { ok: false, code: 'ECHECKSUM' }, 'a wrong SHA-256 gets ECHECKSUM');
+  raw.destroy();
+});
+
 t.test('a chunk whose xxh64 does not match gets an abort ECHECKSUM, and the name can be uploaded afterwards', async (t) => {
   const local = await makeFile(work, 'checksum.bin', 3 * chunkSize + 100);
   const name = 'checksum/bad.bin';
@@ -521,6 +556,38 @@ t.test('one upload per name: a second put of a name being uploaded gets EBUSY', 
   b.destroy();
   c.destroy();
   await assertServing(t);
+});
+
+t.test('a second put of the same file on the same connection gets EBUSY, and its first upload goes on', async (t) => {
+  const local = await makeFile(work, 'twice.bin', 2 * chunkSize + 5);
+  const fingerprint = await referenceFingerprint(local.bytes);
+  const raw = await connectRaw(t);
+  await raw.hello();
+  const first = await raw.call('put', { name: 'twice/file.bin', size: local.bytes.length, fingerprint });
+  const stream = (first['result'] as { stream: number }).stream;
+  t.match(await raw.call('put', { name: 'twice/file.bin', size: local.bytes.length, fingerprint }), { ok: false, code: 'EBUSY' }, 'the second put: EBUSY');
+  t.notOk(
+    raw.controls.some((message) => message['event'] === 'abort'),
+    'the first upload was not aborted',
+  );
+  const chunks = [0, 1, 2].map((index) => local.bytes.subarray(index * chunkSize, Math.min((index + 1) * chunkSize, local.bytes.length)));
+  await raw.write(await Promise.all(chunks.map((bytes, index) => chunkFrame(stream, index * chunkSize, bytes))));
+  t.match(await raw.call('putEnd', { stream, sha256: local.sha256 }), { ok: true, result: { sha256: local.sha256 } }, 'and it completes');
+  // After putEnd, the stream is closed: a chunk for it is a protocol error.
+  await raw.write(await chunkFrame(stream, 0, chunks[0]!));
+  await expectByeAndClose(t, raw, 'a chunk after putEnd');
+  await assertServing(t);
+});
+
+t.test('a folder emptied by delete can become a file name', async (t) => {
+  const local = await makeFile(work, 'prune.bin', 1000);
+  const client = running.client();
+  await client.upload(local.path, { name: 'prune/deep/file.bin' });
+  await client.delete('prune/deep/file.bin');
+  const up = await client.upload(local.path, { name: 'prune/deep' });
+  t.equal(up.sha256, local.sha256, 'prune/deep, a folder until its file was deleted, is now a file');
+  await t.rejects(client.upload(local.path, { name: 'prune' }), { code: 'EEXIST' }, 'prune is still a folder (of prune/deep)');
+  await client.close();
 });
 
 t.test('a chunk at a misaligned offset or of the wrong length gets bye EPROTO and a close', async (t) => {

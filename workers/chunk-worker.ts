@@ -3,12 +3,16 @@
  * reads or writes one thing and returns. Synchronous fs calls are right here: a worker runs one
  * task at a time, and a blocking call spares the libuv thread-pool hop.
  */
-import { createHash } from 'node:crypto';
+import { type Hash, createHash } from 'node:crypto';
 import { closeSync, fdatasyncSync, openSync, readSync, writeSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import xxhash from 'xxhash-wasm';
 import type {
   BufferTaskResult,
+  HashDigestTask,
+  HashDropTask,
+  HashUpdateResult,
+  HashUpdateTask,
   ReadChunkTask,
   Sha256FileResult,
   Sha256FileTask,
@@ -22,7 +26,8 @@ import type {
 const { h64Raw } = await xxhash();
 
 /** Moves `result.buffer` back to the main thread instead of cloning it. */
-function withBuffer(result: BufferTaskResult): BufferTaskResult {
+function withBuffer<R extends { buffer: ArrayBuffer | SharedArrayBuffer }>(result: R): R {
+  if (result.buffer instanceof SharedArrayBuffer) return result;
   return move({
     get [transferableSymbol]() {
       return [result.buffer];
@@ -30,7 +35,7 @@ function withBuffer(result: BufferTaskResult): BufferTaskResult {
     get [valueSymbol]() {
       return result;
     },
-  }) as unknown as BufferTaskResult;
+  }) as unknown as R;
 }
 
 function failure(error: unknown, what: string): TaskFailure {
@@ -116,4 +121,32 @@ export function sha256File(task: Sha256FileTask): Sha256FileResult {
   } catch (error) {
     return failure(error, 'sha256');
   }
+}
+
+// ---- running SHA-256s (the single hashing thread only: they keep state between tasks) ----
+
+const runningHashes = new Map<string, Hash>();
+
+function runningHash(key: string): Hash {
+  let hash = runningHashes.get(key);
+  if (!hash) {
+    hash = createHash('sha256');
+    runningHashes.set(key, hash);
+  }
+  return hash;
+}
+
+export function hashUpdate(task: HashUpdateTask): HashUpdateResult {
+  runningHash(task.key).update(new Uint8Array(task.buffer, 0, task.length));
+  return withBuffer({ buffer: task.buffer });
+}
+
+export function hashDigest(task: HashDigestTask): string {
+  const digest = runningHash(task.key).digest('hex');
+  runningHashes.delete(task.key);
+  return digest;
+}
+
+export function hashDrop(task: HashDropTask): void {
+  runningHashes.delete(task.key);
 }

@@ -52,4 +52,32 @@ export const taskNames = {
   readChunk: 'readChunk',
   syncFile: 'syncFile',
   sha256File: 'sha256File',
+  hashUpdate: 'hashUpdate',
+  hashDigest: 'hashDigest',
+  hashDrop: 'hashDrop',
 } as const;
+
+/**
+ * Feed `length` bytes of `buffer` to the running SHA-256 named `key` (created on first use).
+ * Runs on the single hashing thread, whose tasks run in the order they were submitted.
+ * A SharedArrayBuffer is read in place; an ArrayBuffer is moved there and back.
+ */
+export interface HashUpdateTask {
+  key: string;
+  buffer: ArrayBuffer | SharedArrayBuffer;
+  length: number;
+}
+
+export interface HashUpdateResult {
+  buffer: ArrayBuffer | SharedArrayBuffer;
+}
+
+/** Finish the SHA-256 named `key` (of nothing, if it was never fed) and forget it. */
+export interface HashDigestTask {
+  key: string;
+}
+
+/** Forget the SHA-256 named `key`. */
+export interface HashDropTask {
+  key: string;
+}

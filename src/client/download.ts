@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { FerryError, fromSystemError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { xxh64FromHex } from '../protocol/frames.js';
 import { type FileInfo, type GetResult, maxHashesPage } from '../protocol/messages.js';
+import { type Sha256Thread, sharedSha256Thread } from '../hashing/sha256-thread.js';
 import type { ClientConnection, StreamSink } from './connection.js';
 import type { ProgressListener } from './progress.js';
 import { loadXxh64 } from './xxh64.js';
@@ -35,8 +36,19 @@ interface PartialState {
 
 const partSuffix = '.ferry-part';
 const stateSuffix = '.ferry-part.json';
-/** Chunk buffers being written to disk at once before the download stops reading the socket. */
+/** Chunk buffers being written to disk (and hashed) at once before the download stops reading the socket. */
 const writesInFlight = 3;
+/**
+ * Received bytes are synced to disk in the background every this many bytes, so the sync that
+ * makes the finished file durable has little left to do.
+ */
+const backgroundSyncBytes = 64 * 1024 * 1024;
+
+/** The running SHA-256 of a download, fed in order on the hashing thread. */
+interface RunningSha256 {
+  thread: Sha256Thread;
+  key: string;
+}
 
 export function partialPathsFor(dest: string): { part: string; state: string } {
   return { part: dest + partSuffix, state: dest + stateSuffix };
@@ -68,11 +80,12 @@ async function verifiedPrefix(
   connection: ClientConnection,
   handle: FileHandle,
   info: FileInfo,
-  sha256: ReturnType<typeof createHash>,
+  sha256: RunningSha256,
   xxh64: (bytes: Uint8Array) => bigint,
 ): Promise<number> {
   const { size: partSize } = await handle.stat();
-  const buffer = Buffer.allocUnsafe(info.chunkSize);
+  const shared = new SharedArrayBuffer(Math.max(1, Math.min(info.chunkSize, info.size)));
+  const buffer = Buffer.from(shared);
   let good = 0;
   for (let from = 0; from < info.chunkCount; from += maxHashesPage) {
     const page = await connection.request('hashes', { name: info.name, from, count: Math.min(maxHashesPage, info.chunkCount - from) });
@@ -83,7 +96,7 @@ async function verifiedPrefix(
       const bytes = buffer.subarray(0, length);
       await handle.read(bytes, 0, length, offset);
       if (xxh64(bytes) !== xxh64FromHex(hex)) return good;
-      sha256.update(bytes);
+      await sha256.thread.update(sha256.key, shared, length);
       good += 1;
     }
   }
@@ -110,14 +123,14 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     throw fromSystemError(error, part);
   }
   let closed = false;
+  const sha256: RunningSha256 = { thread: sharedSha256Thread(), key: randomUUID() };
   try {
-    const sha256 = createHash('sha256');
     const fromChunk = sameContent ? await verifiedPrefix(connection, handle, info, sha256, xxh64) : 0;
     await handle.truncate(fromChunk * info.chunkSize);
     const receiver = chunkReceiver(connection, handle, sha256, xxh64, options, fromChunk * info.chunkSize);
     await connection.request('get', { name, sha256: info.sha256, fromChunk }, receiver.sinkFor);
     const bytesReceived = await receiver.done;
-    const digest = sha256.digest('hex');
+    const digest = await sha256.thread.digest(sha256.key);
     if (digest !== info.sha256) {
       await handle.close();
       closed = true;
@@ -125,7 +138,7 @@ export async function downloadFile(connection: ClientConnection, name: string, o
       await rm(statePath, { force: true });
       throw new FerryError('ECHECKSUM', `${name}: sha256 of the received file is ${digest}, the server lists ${info.sha256}`);
     }
-    await handle.sync();
+    await handle.datasync();
     await handle.close();
     closed = true;
     if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
@@ -133,7 +146,10 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     await rm(statePath, { force: true });
     return { name, path: dest, size: info.size, sha256: digest, bytesReceived, resumed: fromChunk > 0 };
   } finally {
-    if (!closed) await handle.close();
+    if (!closed) {
+      sha256.thread.drop(sha256.key);
+      await handle.close();
+    }
   }
 }
 
@@ -145,7 +161,7 @@ export async function downloadFile(connection: ClientConnection, name: string, o
 function chunkReceiver(
   connection: ClientConnection,
   handle: FileHandle,
-  sha256: ReturnType<typeof createHash>,
+  sha256: RunningSha256,
   xxh64: (bytes: Uint8Array) => bigint,
   options: DownloadOptions,
   startOffset: number,
@@ -156,11 +172,19 @@ function chunkReceiver(
   });
   done.catch(() => {}); // awaited by the caller once `get` is answered; never unhandled meanwhile
   const sinkFor = (get: GetResult): StreamSink => {
-    const free: Buffer[] = Array.from({ length: writesInFlight }, () => Buffer.allocUnsafe(get.chunkSize));
+    // Shared memory: the hashing thread reads a chunk in place while it is written to disk.
+    // No bigger than the file needs: a small file gets one small buffer.
+    const slotBytes = Math.max(1, Math.min(get.chunkSize, get.size));
+    const free = Array.from({ length: Math.max(1, Math.min(writesInFlight, get.chunkCount - get.fromChunk)) }, () => {
+      const shared = new SharedArrayBuffer(slotBytes);
+      return { shared, buffer: Buffer.from(shared) };
+    });
     let nextOffset = startOffset;
     let received = 0;
     let writing = 0;
-    let current: { header: ChunkHeader; buffer: Buffer; filled: number } | undefined;
+    let unsyncedBytes = 0;
+    let backgroundSync: Promise<void> | undefined;
+    let current: { header: ChunkHeader; slot: (typeof free)[number]; filled: number } | undefined;
     let failed = false;
     const fail = (error: FerryError): void => {
       if (failed) return;
@@ -172,40 +196,51 @@ function chunkReceiver(
     const finishIfDone = (): void => {
       if (!failed && nextOffset === get.size && writing === 0 && !current) {
         connection.closeStream(get.stream);
-        settle.resolve(received);
+        void (backgroundSync ?? Promise.resolve()).then(() => settle.resolve(received), (error: unknown) => fail(fromSystemError(error, `syncing ${get.name}`)));
       }
+    };
+    const syncInBackground = (): void => {
+      if (backgroundSync || unsyncedBytes < backgroundSyncBytes) return;
+      unsyncedBytes = 0;
+      backgroundSync = handle.datasync().finally(() => {
+        backgroundSync = undefined;
+      });
+      backgroundSync.catch(() => {}); // a failure shows again in the final sync
     };
     queueMicrotask(finishIfDone); // a download with nothing left to fetch ends at once
     return {
       chunkStart(header) {
-        const buffer = free.pop();
-        if (header.offset !== nextOffset || header.length !== Math.min(get.chunkSize, get.size - nextOffset) || !buffer) {
+        const slot = free.pop();
+        if (header.offset !== nextOffset || header.length !== Math.min(get.chunkSize, get.size - nextOffset) || !slot) {
           return fail(new FerryError('EPROTO', `unexpected chunk at offset ${header.offset} (expected ${nextOffset})`));
         }
-        current = { header, buffer, filled: 0 };
+        current = { header, slot, filled: 0 };
       },
       chunkData(piece) {
         if (!current) return;
-        current.buffer.set(piece, current.filled);
+        current.slot.buffer.set(piece, current.filled);
         current.filled += piece.byteLength;
       },
       chunkEnd() {
         const chunk = current;
         current = undefined;
         if (!chunk || failed) return;
-        const bytes = chunk.buffer.subarray(0, chunk.header.length);
-        if (xxh64(bytes) !== chunk.header.xxh64) return fail(new FerryError('ECHECKSUM', `${get.name}: chunk at offset ${chunk.header.offset} failed its xxh64 check`));
-        sha256.update(bytes);
-        nextOffset += chunk.header.length;
-        received += chunk.header.length;
+        const { slot, header } = chunk;
+        const bytes = slot.buffer.subarray(0, header.length);
+        if (xxh64(bytes) !== header.xxh64) return fail(new FerryError('ECHECKSUM', `${get.name}: chunk at offset ${header.offset} failed its xxh64 check`));
+        nextOffset += header.length;
+        received += header.length;
         writing += 1;
         if (free.length === 0) connection.pause();
-        handle.write(bytes, 0, bytes.length, chunk.header.offset).then(
+        const hashed = sha256.thread.update(sha256.key, slot.shared, header.length);
+        Promise.all([hashed, handle.write(bytes, 0, bytes.length, header.offset)]).then(
           () => {
             writing -= 1;
-            free.push(chunk.buffer);
+            free.push(slot);
+            unsyncedBytes += header.length;
+            syncInBackground();
             connection.resume();
-            options.onProgress?.({ name: get.name, done: chunk.header.offset + chunk.header.length, total: get.size, transferred: received });
+            options.onProgress?.({ name: get.name, done: header.offset + header.length, total: get.size, transferred: received });
             finishIfDone();
           },
           (error: unknown) => fail(fromSystemError(error, `writing ${get.name}`)),

@@ -1,8 +1,9 @@
-import { createHash } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import { FerryError, fromSystemError } from '../protocol/errors.js';
 import { xxh64FromHex } from '../protocol/frames.js';
 import { type FileInfo, maxHashesPage } from '../protocol/messages.js';
+import { sharedSha256Thread } from '../hashing/sha256-thread.js';
 import type { ClientConnection } from './connection.js';
 import type { ProgressListener } from './progress.js';
 import { loadXxh64 } from './xxh64.js';
@@ -24,7 +25,10 @@ export interface UploadResult {
   file: FileInfo;
 }
 
-/** Chunk buffers the upload cycles through: one being read while others are on the wire. */
+/**
+ * Chunk buffers the upload cycles through: one being read while others are on the wire and being
+ * hashed. Shared memory, so the hashing thread reads them in place while the socket sends them.
+ */
 const ringSize = 4;
 const fingerprintBytes = 64 * 1024;
 
@@ -56,8 +60,8 @@ async function serverChunkHashes(connection: ClientConnection, stream: number, v
 
 /**
  * Uploads (or resumes uploading) one local file. One pass over the file: every chunk is read,
- * fed to the SHA-256, hashed with xxh64, and sent unless the server already has a chunk with
- * that hash at that index.
+ * hashed with xxh64, fed to the SHA-256 (on the hashing thread, while it is sent), and sent
+ * unless the server already has a chunk with that hash at that index.
  */
 export async function uploadFile(connection: ClientConnection, path: string, options: UploadOptions): Promise<UploadResult> {
   const xxh64 = await loadXxh64();
@@ -83,38 +87,48 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
         aborted = error;
       },
     });
+    const sha256 = sharedSha256Thread();
+    const hashKey = randomUUID();
     try {
       const { chunkSize, stream } = put;
-      const sha256 = createHash('sha256');
-      const ring = Array.from({ length: ringSize }, () => ({ buffer: Buffer.allocUnsafe(chunkSize), flushed: Promise.resolve() }));
+      // No bigger than the file needs: a small file gets one small buffer.
+      const slotBytes = Math.max(1, Math.min(chunkSize, size));
+      const ring = Array.from({ length: Math.max(1, Math.min(ringSize, Math.ceil(size / chunkSize))) }, () => {
+        const shared = new SharedArrayBuffer(slotBytes);
+        return { shared, buffer: Buffer.from(shared), busy: Promise.resolve() };
+      });
       let bytesSent = 0;
       let done = 0;
       for (let index = 0, offset = 0; offset < size; index += 1, offset += chunkSize) {
         if (aborted) throw aborted;
         if (connection.lost) throw connection.lost;
-        const slot = ring[index % ringSize]!;
-        await slot.flushed;
+        const slot = ring[index % ring.length]!;
+        await slot.busy;
         const length = Math.min(chunkSize, size - offset);
         const bytes = slot.buffer.subarray(0, length);
         const { bytesRead } = await handle.read(bytes, 0, length, offset);
         if (bytesRead !== length) throw new FerryError('ECHANGED', `${path} shrank while it was being uploaded`);
-        sha256.update(bytes);
         const hash = xxh64(bytes);
+        const hashed = sha256.update(hashKey, slot.shared, length);
         done += length;
-        if (onServer.get(index) !== hash) {
-          slot.flushed = new Promise((resolve) => connection.writeChunk({ stream, offset, xxh64: hash, length }, bytes, resolve));
+        if (onServer.get(index) === hash) {
+          slot.busy = hashed.then(() => {});
+        } else {
+          const flushed = new Promise<void>((resolve) => connection.writeChunk({ stream, offset, xxh64: hash, length }, bytes, () => resolve()));
+          slot.busy = Promise.all([hashed, flushed]).then(() => {});
           bytesSent += length;
           await connection.drained();
         }
         options.onProgress?.({ name: options.name, done, total: size, transferred: bytesSent });
       }
       if (aborted) throw aborted;
-      const file = await connection.request('putEnd', { stream, sha256: sha256.digest('hex') });
+      const file = await connection.request('putEnd', { stream, sha256: await sha256.digest(hashKey) });
       return { name: file.name, size: file.size, sha256: file.sha256, bytesSent, resumed: put.resumed, file };
     } catch (error) {
       // The server still holds this upload for us: hang up so it saves the progress and frees
       // the name (a later run resumes), rather than leave it attached to a connection we reuse.
       if (!connection.lost) connection.destroy();
+      sha256.drop(hashKey);
       throw error;
     } finally {
       connection.closeStream(put.stream);

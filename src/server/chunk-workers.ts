@@ -1,5 +1,3 @@
-import { extname } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 import {
   type BufferTaskResult,
@@ -11,9 +9,8 @@ import {
   type WriteChunkTask,
   taskNames,
 } from '../../workers/tasks.js';
+import { workerExecArgv, workerModuleUrl } from '../worker-module.js';
 
-// Under tap the sources run as .ts; in production they are compiled to .js beside each other.
-const workerUrl = new URL('../../workers/chunk-worker' + extname(fileURLToPath(import.meta.url)), import.meta.url);
 
 /** The piscina pool that hashes, writes and reads chunks off the main thread. */
 export class ChunkWorkers {
@@ -21,7 +18,8 @@ export class ChunkWorkers {
 
   constructor(options: { threads: number; maxQueue: number }) {
     this.#pool = new Piscina({
-      filename: workerUrl.href,
+      filename: workerModuleUrl.href,
+      ...(workerExecArgv ? { execArgv: workerExecArgv } : {}),
       minThreads: options.threads,
       maxThreads: options.threads,
       maxQueue: options.maxQueue,

@@ -1,5 +1,6 @@
 import { mkdirSync } from 'node:fs';
-import { join, resolve, sep } from 'node:path';
+import { rmdir } from 'node:fs/promises';
+import { dirname, join, resolve, sep } from 'node:path';
 import { checkName } from '../protocol/names.js';
 
 /** Where things live under the data directory (docs/design.md, "Data directory"). */
@@ -25,6 +26,20 @@ export class DataLayout {
     const path = join(this.filesDir, ...checkName(name).split('/'));
     if (!path.startsWith(this.filesDir + sep)) throw new Error(`name escapes the data directory: ${name}`);
     return path;
+  }
+
+  /**
+   * Removes the folders above a deleted file that it left empty, deepest first, so a later file
+   * may take a folder's name. Stops at the first folder that still holds something.
+   */
+  async pruneEmptyFolders(name: string): Promise<void> {
+    for (let folder = dirname(this.filePath(name)); folder.startsWith(this.filesDir + sep); folder = dirname(folder)) {
+      try {
+        await rmdir(folder);
+      } catch {
+        return; // not empty (or already gone): the folders above are not empty either
+      }
+    }
   }
 
   partialPath(sessionId: string): string {

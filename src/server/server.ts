@@ -2,6 +2,7 @@ import { rm } from 'node:fs/promises';
 import { type AddressInfo, type Server, createServer as createNetServer } from 'node:net';
 import { once } from 'node:events';
 import { type Logger, pino } from 'pino';
+import { Sha256Thread } from '../hashing/sha256-thread.js';
 import { MetaStore } from '../store/meta-store.js';
 import { ChunkBuffers } from './chunk-buffers.js';
 import { ChunkWorkers } from './chunk-workers.js';
@@ -30,6 +31,8 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     store: new MetaStore({ path: layout.dbDir }),
     workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64 }),
     buffers: new ChunkBuffers(config.chunkSizeBytes, maxBuffers),
+    sha256: new Sha256Thread(),
+    sessionHashes: new Map(),
     logger: options.logger ?? pino({ level: 'silent' }),
     activeUploads: new Map(),
     startedAt: Date.now(),
@@ -66,6 +69,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
         await Promise.all([...connections].map((connection) => connection.closed));
         if (listener.listening) await stopped;
         await services.workers.close();
+        await services.sha256.close();
         await services.store.close();
       })();
       return closing;

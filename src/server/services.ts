@@ -4,6 +4,8 @@ import type { ChunkBuffers } from './chunk-buffers.js';
 import type { ChunkWorkers } from './chunk-workers.js';
 import type { ServerConfig } from './config.js';
 import type { DataLayout } from './data-layout.js';
+import type { Sha256Thread } from '../hashing/sha256-thread.js';
+import type { SessionHashState } from './in-order-hasher.js';
 import type { UploadTransfer } from './upload-transfer.js';
 
 /** Holds a name in `activeUploads` while its `put` is being prepared, before its UploadTransfer exists. */
@@ -16,6 +18,10 @@ export interface ServerServices {
   readonly store: MetaStore;
   readonly workers: ChunkWorkers;
   readonly buffers: ChunkBuffers;
+  /** The thread that keeps each upload session's running SHA-256. */
+  readonly sha256: Sha256Thread;
+  /** Running SHA-256 progress by session id; lost on restart (the file is then hashed at the end). */
+  readonly sessionHashes: Map<string, SessionHashState>;
   readonly logger: Logger;
   /** Uploads attached to a live connection (or being set up), by name: one writer per name. */
   readonly activeUploads: Map<string, UploadTransfer | typeof nameClaimed>;

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { FerryError, fromSystemError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { type StoredFile, type UploadSessionRecord, chunkCountOf, chunkLengthOf, packHashes } from '../store/records.js';
+import { InOrderHasher } from './in-order-hasher.js';
 import type { ServerServices } from './services.js';
 import { syncDirectory } from './sync-directory.js';
 
@@ -25,7 +26,9 @@ export class UploadTransfer {
   /** Bytes in the checkpoint now running (synced but not yet recorded, or being synced). */
   #checkpointingBytes = 0;
   readonly #recordedListeners = new Set<() => void>();
+  /** Chunk writes in flight, and (for the hasher) the indexes being written. */
   #inflight = 0;
+  readonly #writing = new Set<number>();
   #idle: (() => void)[] = [];
   #checkpoint: Promise<void> = Promise.resolve();
   #checkpointTimer: NodeJS.Timeout | undefined;
@@ -38,6 +41,8 @@ export class UploadTransfer {
   /** Bytes of chunk payload received on this attachment (re-sent bytes included). */
   bytesReceived = 0;
   readonly #services: ServerServices;
+  /** Feeds written chunks to the session's running SHA-256, in order. */
+  readonly #hasher: InOrderHasher;
   readonly #onFailure: (error: FerryError) => void;
   /** Whether the client asked to replace an existing file of the same name. */
   readonly force: boolean;
@@ -61,6 +66,14 @@ export class UploadTransfer {
     this.chunkCount = chunkCountOf(session.size, session.chunkSize);
     this.partialPath = services.layout.partialPath(session.id);
     this.#onFailure = onFailure;
+    // A session this process has not hashed from its first chunk is hashed in one pass at the end.
+    let hashState = services.sessionHashes.get(session.id);
+    if (!hashState) {
+      hashState = { next: 0, broken: verified.size > 0 };
+      services.sessionHashes.set(session.id, hashState);
+    }
+    const { buffers } = services;
+    this.#hasher = new InOrderHasher(services.sha256, session.id, hashState, (index) => this.#writing.has(index), (buffer) => buffers.release(buffer));
   }
 
   /**
@@ -105,12 +118,15 @@ export class UploadTransfer {
   write(index: number, header: ChunkHeader, buffer: ArrayBuffer): Promise<void> {
     this.bytesReceived += header.length;
     this.#inflight += 1;
+    this.#writing.add(index);
     const { workers, buffers } = this.#services;
     return workers
       .writeChunk({ path: this.partialPath, offset: header.offset, length: header.length, xxh64: header.xxh64, buffer })
       .then(
         (result) => {
-          buffers.release(result.buffer);
+          this.#writing.delete(index);
+          if (!result.ok) buffers.release(result.buffer);
+          else this.#hasher.add(index, result.buffer, header.length);
           if (result.ok) {
             this.verified.delete(index);
             this.#unsynced.set(index, header.xxh64);
@@ -122,6 +138,7 @@ export class UploadTransfer {
         },
         (error: unknown) => {
           // The worker itself failed (not the task): the buffer was lost with it; replace it.
+          this.#writing.delete(index);
           buffers.release(new ArrayBuffer(buffers.bufferBytes));
           this.#fail(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
         },
@@ -135,32 +152,41 @@ export class UploadTransfer {
   /** Waits for every chunk in flight, then syncs and records what was written. */
   async settle(): Promise<void> {
     if (this.#inflight > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
+    this.#hasher.stopWaiting();
     clearTimeout(this.#checkpointTimer);
     this.#checkpointTimer = undefined;
     await this.#queueCheckpoint();
   }
 
+  /** Set once `putEnd` began: the upload is being verified and published and cannot be taken over. */
+  finishing = false;
+
   /** Verifies the whole file and makes it visible under its name. Durable on return. */
   async finish(sha256: string): Promise<StoredFile> {
+    this.finishing = true;
     await this.settle();
     if (this.#failure) throw this.#failure;
     const missing = this.chunkCount - this.verified.size;
     if (missing > 0) throw new FerryError('EINCOMPLETE', `${missing} of ${this.chunkCount} chunks have not been received`);
-    const { workers, layout, store } = this.#services;
+    const { layout, store } = this.#services;
     const { name, size, chunkSize } = this.session;
-    const hashed = await workers.sha256File({ path: this.partialPath, size });
-    if (!hashed.ok) throw new FerryError(hashed.code, hashed.message);
-    if (hashed.sha256 !== sha256) {
+    const stored = await this.#wholeFileSha256();
+    if (stored !== sha256) {
       // The verified chunks do not add up to the client's file: nothing here can be trusted.
       await this.discard();
-      throw new FerryError('ECHECKSUM', `sha256 mismatch: the client sent ${sha256}, the server has ${hashed.sha256}; start the upload again`);
+      throw new FerryError('ECHECKSUM', `sha256 mismatch: the client sent ${sha256}, the server has ${stored}; start the upload again`);
     }
     const existing = store.file(name);
     if (existing && !this.force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
     const finalPath = layout.filePath(name);
     try {
       await mkdir(dirname(finalPath), { recursive: true });
-      await rename(this.partialPath, finalPath);
+      // A delete may prune the folder between the two calls: make it again, once.
+      await rename(this.partialPath, finalPath).catch(async (error: unknown) => {
+        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+        await mkdir(dirname(finalPath), { recursive: true });
+        await rename(this.partialPath, finalPath);
+      });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
       if (code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
@@ -171,13 +197,27 @@ export class UploadTransfer {
     await syncDirectory(dirname(finalPath));
     const now = Date.now();
     const hashes = packHashes(Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!));
-    const file: StoredFile = { name, size, sha256: hashed.sha256, chunkSize, hashes, created: existing?.created ?? now, modified: now };
+    const file: StoredFile = { name, size, sha256: stored, chunkSize, hashes, created: existing?.created ?? now, modified: now };
     await store.commitFile(file, this.session);
+    this.#services.sessionHashes.delete(this.session.id);
     return file;
+  }
+
+  /**
+   * The SHA-256 of the bytes written: the running hash when every chunk was fed to it in order
+   * (the usual case), else one pass over the partial file (after a restart, or chunks out of order).
+   */
+  async #wholeFileSha256(): Promise<string> {
+    const running = await this.#hasher.digest(this.chunkCount);
+    if (running !== undefined) return running;
+    const hashed = await this.#services.workers.sha256File({ path: this.partialPath, size: this.session.size });
+    if (!hashed.ok) throw new FerryError(hashed.code, hashed.message);
+    return hashed.sha256;
   }
 
   /** Forgets the session and removes its partial data. */
   async discard(): Promise<void> {
+    forgetSessionHash(this.#services, this.session.id);
     await this.#services.store.dropSession(this.session);
     await rm(this.partialPath, { force: true });
   }
@@ -242,4 +282,9 @@ export class UploadTransfer {
       for (const listener of listeners) listener();
     }
   }
+}
+
+/** Drops a session's running SHA-256 (the session is gone or starts over). */
+export function forgetSessionHash(services: ServerServices, sessionId: string): void {
+  if (services.sessionHashes.delete(sessionId)) services.sha256.drop(sessionId);
 }

@@ -12,6 +12,7 @@ export const deleteFile: Handler<'delete'> = async (connection, request) => {
   const removed = await store.deleteFile(name);
   if (!removed) throw new FerryError('ENOENT', `${name}: not found`);
   await rm(layout.filePath(name), { force: true });
+  await layout.pruneEmptyFolders(name);
   await store.appendLog({ time: Date.now(), client: connection.clientAddress, op: 'delete', name, bytes: removed.size, durationMs: Date.now() - started, result: 'ok' });
   return { result: { name } };
 };

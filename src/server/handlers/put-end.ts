@@ -5,6 +5,8 @@ import type { Handler } from './types.js';
 export const putEnd: Handler<'putEnd'> = async (connection, request) => {
   const upload = connection.uploads.get(request.stream);
   if (!upload) throw new FerryError('ENOENT', `no upload on stream ${request.stream}`);
+  // From here on, chunks for this stream are a protocol error: the file is being verified.
+  connection.uploads.delete(request.stream);
   const { store } = connection.services;
   const name = upload.session.name;
   let result = 'ok';
@@ -16,7 +18,6 @@ export const putEnd: Handler<'putEnd'> = async (connection, request) => {
     throw error;
   } finally {
     // Whatever the outcome, this attachment is over; the session (if kept) can be resumed.
-    connection.uploads.delete(request.stream);
     upload.release();
     const durationMs = Date.now() - upload.startedAt;
     await store.appendLog({ time: Date.now(), client: connection.clientAddress, op: 'upload', name, bytes: upload.bytesReceived, durationMs, result });

@@ -5,7 +5,7 @@ import { checkName } from '../../protocol/names.js';
 import type { UploadSessionRecord } from '../../store/records.js';
 import type { Connection } from '../connection.js';
 import { nameClaimed } from '../services.js';
-import { UploadTransfer } from '../upload-transfer.js';
+import { UploadTransfer, forgetSessionHash } from '../upload-transfer.js';
 import type { Handler } from './types.js';
 
 /** [start, end) runs of the chunk indexes in `verified`, in order. */
@@ -32,6 +32,7 @@ async function findOrStartSession(connection: Connection, name: string, size: nu
     const matches = existing.size === size && existing.fingerprint === fingerprint && existing.chunkSize === config.chunkSizeBytes;
     const fresh = now - existing.touched < config.sessionTtlMs;
     if (matches && fresh && (await partialExists(layout.partialPath(existing.id)))) return existing;
+    forgetSessionHash(connection.services, existing.id);
     await store.dropSession(existing);
     await rm(layout.partialPath(existing.id), { force: true });
   }
@@ -78,7 +79,7 @@ function checkCanCreate(connection: Connection, name: string, force: boolean): v
 
 /**
  * One writer per name: claims `name` for this upload, waiting first if the same file (same size
- * and fingerprint) is still attached to another connection. That is almost always the same client
+ * and fingerprint) is still attached to another connection and not being finished. That is almost always the same client
  * back after a dropped link its old connection has not noticed yet: the old connection gets
  * `takeoverGraceMs` to read what is still in its socket buffer and notice the end by itself (so
  * those bytes are not sent twice); then it is aborted. Anything else is refused with EBUSY.
@@ -89,7 +90,14 @@ function checkCanCreate(connection: Connection, name: string, force: boolean): v
 async function claimName(connection: Connection, name: string, size: number, fingerprint: string): Promise<void> {
   const { activeUploads, config } = connection.services;
   for (let active = activeUploads.get(name); active; active = activeUploads.get(name)) {
-    if (!(active instanceof UploadTransfer) || active.session.size !== size || active.session.fingerprint !== fingerprint) {
+    // Only the same file on a stale connection is taken over: not one on this connection, nor one being finished.
+    if (
+      !(active instanceof UploadTransfer) ||
+      active.session.size !== size ||
+      active.session.fingerprint !== fingerprint ||
+      active.finishing ||
+      connection.uploads.get(active.stream) === active
+    ) {
       throw new FerryError('EBUSY', `${name} is being uploaded by another client`);
     }
     let timer: NodeJS.Timeout | undefined;

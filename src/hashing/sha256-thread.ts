@@ -1,0 +1,61 @@
+import { Piscina } from 'piscina';
+import { type HashUpdateResult, taskNames } from '../../workers/tasks.js';
+import { workerExecArgv, workerModuleUrl } from '../worker-module.js';
+
+/**
+ * Running SHA-256s on one thread of their own, so whole-file hashing overlaps the transfer
+ * instead of running on the I/O thread or in a pass after it. Each hash has a key; the tasks of
+ * one key run one after another in the order they were submitted (piscina does not promise
+ * that order for tasks queued at once, so it is kept here).
+ *
+ * A buffer given to `update` is the thread's until the returned promise settles: a
+ * SharedArrayBuffer is read in place, an ArrayBuffer is moved there and back (the promise
+ * resolves with it).
+ */
+export class Sha256Thread {
+  readonly #pool: Piscina;
+  /** Per key, the last task submitted: the next one starts when it has settled. */
+  readonly #tails = new Map<string, Promise<unknown>>();
+
+  constructor() {
+    this.#pool = new Piscina({ filename: workerModuleUrl.href, ...(workerExecArgv ? { execArgv: workerExecArgv } : {}), minThreads: 1, maxThreads: 1, idleTimeout: 30_000 });
+  }
+
+  async update<B extends ArrayBuffer | SharedArrayBuffer>(key: string, buffer: B, length: number): Promise<B> {
+    const transferList = buffer instanceof ArrayBuffer ? [buffer] : [];
+    const result = await this.#inTurn<HashUpdateResult>(key, () => this.#pool.run({ key, buffer, length }, { name: taskNames.hashUpdate, transferList }));
+    return result.buffer as B;
+  }
+
+  /** The hex digest of everything fed under `key`; the hash is forgotten. */
+  digest(key: string): Promise<string> {
+    return this.#inTurn(key, () => this.#pool.run({ key }, { name: taskNames.hashDigest }));
+  }
+
+  drop(key: string): void {
+    void this.#inTurn(key, () => this.#pool.run({ key }, { name: taskNames.hashDrop })).catch(() => {});
+  }
+
+  #inTurn<T>(key: string, run: () => Promise<T>): Promise<T> {
+    const previous = this.#tails.get(key) ?? Promise.resolve();
+    const task = previous.then(run, run);
+    const tail = task.catch(() => {});
+    this.#tails.set(key, tail);
+    void tail.then(() => {
+      if (this.#tails.get(key) === tail) this.#tails.delete(key);
+    });
+    return task;
+  }
+
+  async close(): Promise<void> {
+    await this.#pool.close();
+  }
+}
+
+let shared: Sha256Thread | undefined;
+
+/** The hashing thread clients in this process share: made on first use; idle, it does not keep the process alive. */
+export function sharedSha256Thread(): Sha256Thread {
+  shared ??= new Sha256Thread();
+  return shared;
+}

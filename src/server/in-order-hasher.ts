@@ -1,0 +1,89 @@
+import type { Sha256Thread } from '../hashing/sha256-thread.js';
+
+/** How far a session's running SHA-256 has got: chunks [0, next) were fed, in order. */
+export interface SessionHashState {
+  next: number;
+  /** Fed out of order or lost (a restart, a gap): the file must be hashed in one pass at the end. */
+  broken: boolean;
+}
+
+/**
+ * Feeds one upload's written chunks to its session's running SHA-256 (on the hashing thread) in
+ * chunk order, so the whole-file hash is ready when the last chunk lands. A chunk written ahead of
+ * its turn waits only while every chunk before it is being written (so nothing waits on a chunk
+ * that may never come); a chunk fed twice, one with a gap before it, or a gap left when the upload
+ * stops waiting marks the hash broken, and the upload falls back to hashing the file in one pass.
+ */
+export class InOrderHasher {
+  readonly state: SessionHashState;
+  readonly #thread: Sha256Thread;
+  readonly #key: string;
+  /** Whether chunk `index` of this upload is being written now. */
+  readonly #beingWritten: (index: number) => boolean;
+  readonly #release: (buffer: ArrayBuffer) => void;
+  readonly #held = new Map<number, { buffer: ArrayBuffer; length: number }>();
+  /** Settles when the last update submitted has been applied (they are applied in order). */
+  #lastUpdate: Promise<void> = Promise.resolve();
+
+  constructor(thread: Sha256Thread, key: string, state: SessionHashState, beingWritten: (index: number) => boolean, release: (buffer: ArrayBuffer) => void) {
+    this.#thread = thread;
+    this.#key = key;
+    this.state = state;
+    this.#beingWritten = beingWritten;
+    this.#release = release;
+  }
+
+  /** Takes a written chunk's buffer; hands it to `release` once it is hashed or not needed. */
+  add(index: number, buffer: ArrayBuffer, length: number): void {
+    if (this.state.broken || index < this.state.next || !this.#gapIsBeingWritten(index)) {
+      this.#release(buffer);
+      return this.#break();
+    }
+    this.#held.set(index, { buffer, length });
+    for (let next = this.#held.get(this.state.next); next; next = this.#held.get(this.state.next)) {
+      this.#held.delete(this.state.next);
+      this.state.next += 1;
+      this.#feed(next.buffer, next.length);
+    }
+  }
+
+  #gapIsBeingWritten(index: number): boolean {
+    for (let before = this.state.next; before < index; before += 1) {
+      if (!this.#held.has(before) && !this.#beingWritten(before)) return false;
+    }
+    return true;
+  }
+
+  /** Stops waiting for missing chunks: anything still held is let go, and the hash is broken. */
+  stopWaiting(): void {
+    if (this.#held.size > 0) this.#break();
+  }
+
+  /** The whole file's SHA-256 if every one of its `chunkCount` chunks was fed in order, else undefined. */
+  async digest(chunkCount: number): Promise<string | undefined> {
+    this.stopWaiting();
+    await this.#lastUpdate;
+    if (this.state.broken || this.state.next !== chunkCount) return undefined;
+    // The thread forgets a hash once it has been digested: a second digest must take the one-pass way.
+    this.state.broken = true;
+    return this.#thread.digest(this.#key);
+  }
+
+  #feed(buffer: ArrayBuffer, length: number): void {
+    this.#lastUpdate = this.#thread.update(this.#key, buffer, length).then(
+      (returned) => this.#release(returned),
+      () => {
+        this.#release(new ArrayBuffer(buffer.byteLength)); // the thread kept the buffer: replace it
+        this.#break();
+      },
+    );
+  }
+
+  #break(): void {
+    for (const { buffer } of this.#held.values()) this.#release(buffer);
+    this.#held.clear();
+    if (this.state.broken) return;
+    this.state.broken = true;
+    this.#thread.drop(this.#key);
+  }
+}
