@@ -1,7 +1,5 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
-import { pino } from 'pino';
-import { createServer } from '../server/server.js';
 import type { Output } from './output.js';
 import { parseCount, parsePort, parseSize } from './units.js';
 
@@ -30,6 +28,8 @@ export function addServeCommand(program: Command, output: Output): void {
     .option('--sync-every <size>', 'bytes of an upload written between fdatasync + LMDB checkpoints', parseSize, 8 * 1024 * 1024)
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
     .action(async (flags: ServeFlags) => {
+      // Loaded here, not at start-up: client commands do not pay for the server's modules.
+      const [{ pino }, { createServer }] = await Promise.all([import('pino'), import('../server/server.js')]);
       const logger = pino({ level: flags.logLevel }, pino.destination(1));
       const server = createServer(
         {

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { FerryError } from './errors.js';
+import { maxHashesPage, maxListPage, maxLogEntries } from './limits.js';
 import { maxNameBytes } from './names.js';
 
 /**
@@ -7,6 +8,7 @@ import { maxNameBytes } from './names.js';
  * server answers each with exactly one reply carrying the same id. Names are checked here only
  * for type and size: the name guard (names.ts) decides what a valid name is.
  */
+
 const requestId = z.number().int().min(0).max(0xffffffff);
 // Only type and an upper bound here: the name guard (names.ts) answers EBADNAME for the rest.
 const name = z.string().max(maxNameBytes * 4);
@@ -14,9 +16,7 @@ const stream = z.number().int().min(1).max(0xffffffff);
 const byteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/u);
 
-export const maxListPage = 1000;
-export const maxHashesPage = 4096;
-export const maxLogEntries = 1000;
+export { maxHashesPage, maxListPage, maxLogEntries } from './limits.js';
 
 export const requestSchema = z.discriminatedUnion('op', [
   z.strictObject({

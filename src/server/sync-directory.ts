@@ -1,11 +1,43 @@
 import { open } from 'node:fs/promises';
 
-/** fsyncs a directory so a rename or create inside it survives a power cut. */
-export async function syncDirectory(path: string): Promise<void> {
+async function fsyncDirectory(path: string): Promise<void> {
   const handle = await open(path, 'r');
   try {
     await handle.sync();
   } finally {
     await handle.close();
   }
+}
+
+/** Per directory: the fsync running now, and the one every later caller shares. */
+const syncs = new Map<string, { running: Promise<void>; next: Promise<void> | undefined }>();
+
+/**
+ * fsyncs a directory so a rename or create inside it, done before the call, survives a power
+ * cut. Concurrent callers share fsyncs (group commit): a caller who arrives while one runs waits
+ * for the next one, which starts after it and covers everyone who arrived meanwhile.
+ */
+export function syncDirectory(path: string): Promise<void> {
+  const state = syncs.get(path);
+  if (!state) {
+    const running = fsyncDirectory(path).finally(() => advance(path));
+    syncs.set(path, { running, next: undefined });
+    return running;
+  }
+  state.next ??= new Promise<void>((resolve, reject) => {
+    void state.running.catch(() => {}).finally(() => fsyncDirectory(path).then(resolve, reject));
+  });
+  return state.next;
+}
+
+/** The running fsync ended: the shared next one (if any) becomes the running one. */
+function advance(path: string): void {
+  const state = syncs.get(path);
+  if (!state?.next) {
+    syncs.delete(path);
+    return;
+  }
+  const running = state.next.finally(() => advance(path));
+  running.catch(() => {});
+  syncs.set(path, { running, next: undefined });
 }
