@@ -1,21 +1,34 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
+import { serverDefaults } from '../server/defaults.js';
 import type { Output } from './output.js';
-import { parseCount, parsePort, parseSize } from './units.js';
+import { formatBytes, formatDuration, parseCount, parseDuration, parsePort, parseSize } from './units.js';
 
 interface ServeFlags {
   host: string;
   port: number;
   data: string;
   workers?: number;
-  chunkSize: number;
-  inflightBudget: number;
-  syncEvery: number;
+  chunkSize?: number;
+  inflightBudget?: number;
+  syncEvery?: number;
+  maxConnections?: number;
+  maxConnectionsPerIp?: number;
+  handshakeTimeout?: number;
+  idleTimeout?: number;
+  stallTimeout?: number;
+  maxFileSize?: number;
+  maxStorage?: number;
+  sessionTtl?: number;
   logLevel: string;
 }
 
+const size = (bytes: number): string => `(default: ${formatBytes(bytes)})`;
+const duration = (ms: number): string => `(default: ${formatDuration(ms)})`;
+
 /** `ferry serve`: the only place that listens on a fixed port, handles signals and owns the root logger. */
 export function addServeCommand(program: Command, output: Output): void {
+  const d = serverDefaults;
   program
     .command('serve')
     .description('run a Ferry server')
@@ -23,24 +36,39 @@ export function addServeCommand(program: Command, output: Output): void {
     .option('--port <port>', 'port to listen on', parsePort, 8888)
     .option('--data <dir>', 'data directory (files/, partial/, db/)', './var')
     .option('--workers <n>', 'worker threads for hashing and disk I/O (default: cores, 2 to 8)', parseCount)
-    .option('--chunk-size <size>', 'chunk size: the unit of hashing and resuming', parseSize, 4 * 1024 * 1024)
-    .option('--inflight-budget <size>', 'chunk memory in flight across all clients', parseSize, 64 * 1024 * 1024)
-    .option('--sync-every <size>', 'bytes of an upload written between fdatasync + LMDB checkpoints', parseSize, 8 * 1024 * 1024)
+    .option('--chunk-size <size>', `chunk size: the unit of hashing and resuming ${size(d.chunkSizeBytes)}`, parseSize)
+    .option('--inflight-budget <size>', `chunk memory in flight across all clients ${size(d.inflightBudgetBytes)}`, parseSize)
+    .option('--sync-every <size>', `bytes of an upload written between fdatasync + LMDB checkpoints ${size(d.syncEveryBytes)}`, parseSize)
+    .option('--max-connections <n>', `connections at once; more are refused with EBUSY (default: ${d.maxConnections})`, parseCount)
+    .option('--max-connections-per-ip <n>', `connections at once from one IP address (default: ${d.maxConnectionsPerIp})`, parseCount)
+    .option('--handshake-timeout <duration>', `close a connection that has not said hello by then ${duration(d.handshakeTimeoutMs)}`, parseDuration)
+    .option('--idle-timeout <duration>', `close a connection with nothing in progress, silent this long ${duration(d.idleTimeoutMs)}`, parseDuration)
+    .option('--stall-timeout <duration>', `close a connection whose transfer moves no byte this long ${duration(d.stallTimeoutMs)}`, parseDuration)
+    .option('--max-file-size <size>', `largest upload accepted (EQUOTA beyond) ${size(d.maxFileSizeBytes)}`, parseSize)
+    .option('--max-storage <size>', `stored files plus unfinished uploads at most (EQUOTA beyond) ${size(d.maxStorageBytes)}`, parseSize)
+    .option('--session-ttl <duration>', `remove an unfinished upload untouched this long ${duration(d.sessionTtlMs)}`, parseDuration)
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
+    .addHelpText('after', '\nSIGTERM or SIGINT: stop accepting, tell clients (bye ESHUTDOWN), record what has landed, exit; a second signal exits at once.')
     .action(async (flags: ServeFlags) => {
       // Loaded here, not at start-up: client commands do not pay for the server's modules.
       const [{ pino }, { createServer }] = await Promise.all([import('pino'), import('../server/server.js')]);
       const logger = pino({ level: flags.logLevel }, pino.destination(1));
-      const server = createServer(
-        {
-          dataDir: flags.data,
-          chunkSizeBytes: flags.chunkSize,
-          inflightBudgetBytes: flags.inflightBudget,
-          syncEveryBytes: flags.syncEvery,
-          ...(flags.workers === undefined ? {} : { workers: flags.workers }),
-        },
-        { logger },
-      );
+      const given = {
+        workers: flags.workers,
+        chunkSizeBytes: flags.chunkSize,
+        inflightBudgetBytes: flags.inflightBudget,
+        syncEveryBytes: flags.syncEvery,
+        maxConnections: flags.maxConnections,
+        maxConnectionsPerIp: flags.maxConnectionsPerIp,
+        handshakeTimeoutMs: flags.handshakeTimeout,
+        idleTimeoutMs: flags.idleTimeout,
+        stallTimeoutMs: flags.stallTimeout,
+        maxFileSizeBytes: flags.maxFileSize,
+        maxStorageBytes: flags.maxStorage,
+        sessionTtlMs: flags.sessionTtl,
+      };
+      const settings = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined));
+      const server = createServer({ dataDir: flags.data, ...settings }, { logger });
       const address = await server.listen(flags.port, flags.host);
       output.err(`ferry: serving ${server.config.dataDir} on ${address.address}:${address.port}`);
       const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
@@ -49,5 +77,6 @@ export function addServeCommand(program: Command, output: Output): void {
       const forced = (): void => process.exit(130);
       process.once('SIGINT', forced).once('SIGTERM', forced);
       await server.close();
+      output.err('ferry: server stopped');
     });
 }

@@ -12,6 +12,17 @@ export function parseSize(text: string): number {
   return bytes;
 }
 
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/** "500ms", "30s", "5m", "1h" -> milliseconds (a bare number is seconds). */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/iu.exec(text.trim());
+  if (!match) throw new InvalidArgumentError(`not a duration: ${text} (use e.g. 500ms, 30s, 5m)`);
+  const ms = Math.round(Number(match[1]) * durationUnits[(match[2] ?? 's').toLowerCase()]!);
+  if (!Number.isSafeInteger(ms) || ms < 1) throw new InvalidArgumentError(`duration out of range: ${text}`);
+  return ms;
+}
+
 export function parseCount(text: string): number {
   if (!/^\d+$/u.test(text.trim())) throw new InvalidArgumentError(`not a whole number: ${text}`);
   return Number(text);
@@ -44,4 +55,11 @@ export function formatBytes(bytes: number): string {
     unit += 1;
   }
   return `${value.toFixed(value >= 100 ? 0 : 1)} ${units[unit]}`;
+}
+
+export function formatDuration(ms: number): string {
+  if (ms % 3_600_000 === 0) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
 }

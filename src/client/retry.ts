@@ -2,7 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError } from '../protocol/errors.js';
 
 /** Failures that another attempt on a fresh connection can cure: the transfer resumes from where it stopped. */
-const retryableCodes = new Set(['ECONNLOST', 'ECONNECT', 'EBUSY']);
+const retryableCodes = new Set(['ECONNLOST', 'ECONNECT', 'EBUSY', 'ESHUTDOWN', 'ETIMEDOUT']);
 
 export function isRetryable(error: unknown): boolean {
   return error instanceof FerryError && retryableCodes.has(error.code);

@@ -32,6 +32,8 @@ export interface UploadResult {
  */
 const ringSize = 4;
 const fingerprintBytes = 64 * 1024;
+/** While nothing is sent (chunks the server already has), a `ping` this often keeps the link alive. */
+const keepaliveMs = 5000;
 
 /**
  * The identity of a local file for resuming: its size plus the xxh64 of its first and last
@@ -100,6 +102,7 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
       });
       let bytesSent = 0;
       let done = 0;
+      let lastSentAt = Date.now();
       for (let index = 0, offset = 0; offset < size; index += 1, offset += chunkSize) {
         if (aborted) throw aborted;
         if (connection.lost) throw connection.lost;
@@ -114,7 +117,14 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
         done += length;
         if (onServer.get(index) === hash) {
           slot.busy = hashed.then(() => {});
+          // Skipping what the server has can take a while on a big file: keep the connection from
+          // looking stalled to the server.
+          if (Date.now() - lastSentAt > keepaliveMs) {
+            lastSentAt = Date.now();
+            connection.request('ping', {}).catch(() => {});
+          }
         } else {
+          lastSentAt = Date.now();
           const flushed = new Promise<void>((resolve) => connection.writeChunk({ stream, offset, xxh64: hash, length }, bytes, () => resolve()));
           slot.busy = Promise.all([hashed, flushed]).then(() => {});
           bytesSent += length;

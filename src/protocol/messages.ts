@@ -36,6 +36,7 @@ export const requestSchema = z.discriminatedUnion('op', [
   z.strictObject({ id: requestId, op: z.literal('stat'), name }),
   z.strictObject({ id: requestId, op: z.literal('delete'), name }),
   z.strictObject({ id: requestId, op: z.literal('info') }),
+  z.strictObject({ id: requestId, op: z.literal('ping') }),
   z.strictObject({ id: requestId, op: z.literal('log'), limit: z.number().int().min(1).max(maxLogEntries).optional() }),
   z.strictObject({
     id: requestId,
@@ -171,6 +172,7 @@ export interface ResultOf {
   stat: FileInfo;
   delete: { name: string };
   info: InfoResult;
+  ping: Record<string, never>;
   log: { entries: LogEntry[] };
   hashes: HashesResult;
   put: PutResult;

@@ -53,6 +53,10 @@ export class Connection implements FrameSink, DownloadPort {
   #drainWaiters: (() => void)[] = [];
   /** The connection is ending (bye sent or handshake refused): nothing more is read or served. */
   #ending = false;
+  /** Closes the connection if it has not said hello in time. */
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  /** Requests being handled: while any is, the server is the one working, and no timeout runs. */
+  #requestsInFlight = 0;
   #closed = false;
   readonly closed: Promise<void>;
 
@@ -70,6 +74,9 @@ export class Connection implements FrameSink, DownloadPort {
     this.#downloadAllowance = new Allowance(services.config.maxInflightChunksPerConnection);
     socket.on('drain', () => this.#drained());
     socket.on('error', (error) => this.log.debug({ err: error }, 'socket error'));
+    socket.on('timeout', () => this.#timedOut());
+    const { handshakeTimeoutMs } = services.config;
+    this.#handshakeTimer = setTimeout(() => this.closeWith(new FerryError('ETIMEDOUT', `no hello within ${handshakeTimeoutMs} ms`)), handshakeTimeoutMs);
     this.closed = new Promise((resolve) => socket.once('close', () => void this.#cleanup().finally(resolve)));
   }
 
@@ -84,6 +91,30 @@ export class Connection implements FrameSink, DownloadPort {
 
   markGreeted(): void {
     this.#greeted = true;
+    clearTimeout(this.#handshakeTimer);
+    this.refreshTimeout();
+  }
+
+  /**
+   * Arms the socket's inactivity timeout for what the connection is doing: the stall timeout while
+   * a transfer is attached, the idle timeout when nothing is in progress, none while a request is
+   * being handled or the server itself holds the socket paused (waiting for a buffer or a
+   * checkpoint). Called whenever one of those changes.
+   */
+  refreshTimeout(): void {
+    if (!this.#greeted || this.#ending || this.#closed) return;
+    const { stallTimeoutMs, idleTimeoutMs } = this.services.config;
+    const serverBusy = this.#requestsInFlight > 0 || this.#pauseReasons.has('chunk');
+    const transferring = this.uploads.size > 0 || this.downloads.size > 0;
+    this.socket.setTimeout(serverBusy ? 0 : transferring ? stallTimeoutMs : idleTimeoutMs);
+  }
+
+  #timedOut(): void {
+    const { stallTimeoutMs, idleTimeoutMs } = this.services.config;
+    const transferring = this.uploads.size > 0 || this.downloads.size > 0;
+    this.closeWith(
+      new FerryError('ETIMEDOUT', transferring ? `no data moved for ${stallTimeoutMs} ms during a transfer` : `idle for ${idleTimeoutMs} ms`),
+    );
   }
 
   allocateStream(): number {
@@ -112,6 +143,8 @@ export class Connection implements FrameSink, DownloadPort {
   /** Stops reading and serving, flushes what is written, and closes. */
   #end(): void {
     this.#ending = true;
+    clearTimeout(this.#handshakeTimer);
+    this.socket.setTimeout(0);
     this.#pause('chunk');
     this.socket.end();
     this.socket.destroySoon();
@@ -129,6 +162,7 @@ export class Connection implements FrameSink, DownloadPort {
    */
   detachUpload(upload: UploadTransfer): Promise<void> {
     this.uploads.delete(upload.stream);
+    this.refreshTimeout();
     upload.detached ??= upload.settle().finally(() => upload.release());
     return upload.detached;
   }
@@ -176,6 +210,7 @@ export class Connection implements FrameSink, DownloadPort {
 
   startDownload(transfer: DownloadTransfer): void {
     this.downloads.set(transfer.stream, transfer);
+    this.refreshTimeout();
     transfer.start();
   }
 
@@ -252,6 +287,8 @@ export class Connection implements FrameSink, DownloadPort {
   // ---- internals ----
 
   async #dispatch(request: Request): Promise<void> {
+    this.#requestsInFlight += 1;
+    this.refreshTimeout();
     try {
       const handler = handlers[request.op] as (connection: Connection, request: Request) => Promise<{ result: unknown; afterReply?: () => void }>;
       const { result, afterReply } = await handler(this, request);
@@ -262,6 +299,9 @@ export class Connection implements FrameSink, DownloadPort {
       if (failure.code === 'EINTERNAL') this.log.error({ err: error, op: request.op }, 'request failed');
       this.send({ id: request.id, ok: false, code: failure.code, message: failure.message });
       if (failure.code === 'EVERSION') this.#end();
+    } finally {
+      this.#requestsInFlight -= 1;
+      this.refreshTimeout();
     }
   }
 
@@ -296,10 +336,13 @@ export class Connection implements FrameSink, DownloadPort {
     this.#pauseReasons.add(reason);
     this.#decoder.pause();
     this.socket.pause();
+    if (reason === 'chunk') this.refreshTimeout();
   }
 
   #unpause(reason: PauseReason): void {
-    if (!this.#pauseReasons.delete(reason) || this.#pauseReasons.size > 0 || this.#closed || this.#ending) return;
+    if (!this.#pauseReasons.delete(reason)) return;
+    if (reason === 'chunk') this.refreshTimeout();
+    if (this.#pauseReasons.size > 0 || this.#closed || this.#ending) return;
     this.socket.resume();
     this.#decoder.resume();
   }
@@ -307,6 +350,7 @@ export class Connection implements FrameSink, DownloadPort {
   /** The socket closed: release what this connection held and save upload progress. */
   async #cleanup(): Promise<void> {
     this.#closed = true;
+    clearTimeout(this.#handshakeTimer);
     this.#cancelBufferWait?.();
     if (this.#incoming?.buffer) this.services.buffers.release(this.#incoming.buffer);
     this.#incoming = undefined;

@@ -4,6 +4,8 @@ import { once } from 'node:events';
 import { type Logger, pino } from 'pino';
 import { Sha256Thread } from '../hashing/sha256-thread.js';
 import { MetaStore } from '../store/meta-store.js';
+import { encodeControl } from '../protocol/encoder.js';
+import { FerryError } from '../protocol/errors.js';
 import { ChunkBuffers } from './chunk-buffers.js';
 import { ChunkWorkers } from './chunk-workers.js';
 import { type ServerConfig, type ServerConfigInput, resolveServerConfig } from './config.js';
@@ -15,7 +17,11 @@ export interface FerryServer {
   readonly config: ServerConfig;
   /** Starts listening; resolves with the bound address (use port 0 for a free port). */
   listen(port: number, host: string): Promise<AddressInfo>;
-  /** Stops accepting, closes every connection (saving upload progress), then the pool and LMDB. */
+  /**
+   * Stops accepting, tells every client (bye ESHUTDOWN) and gives the connections
+   * `shutdownGraceMs` to end (their uploads' chunks land and are recorded), cuts the rest, then
+   * closes the pools and flushes LMDB.
+   */
   close(): Promise<void>;
 }
 
@@ -39,13 +45,27 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     clients: 0,
   };
   const connections = new Set<Connection>();
+  const perIp = new Map<string, number>();
   const listener: Server = createNetServer({ allowHalfOpen: false, noDelay: true }, (socket) => {
+    const ip = socket.remoteAddress ?? '?';
+    const refusal = refuseOverLimit(config, connections.size, perIp.get(ip) ?? 0, ip);
+    if (refusal) {
+      socket.on('error', () => {});
+      socket.end(encodeControl({ event: 'bye', code: refusal.code, message: refusal.message }));
+      socket.destroySoon();
+      services.logger.warn({ client: ip }, refusal.message);
+      return;
+    }
+    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
     const connection = new Connection(services, socket);
     connections.add(connection);
     services.clients += 1;
     connection.log.debug('connected');
     void connection.closed.then(() => {
       connections.delete(connection);
+      const left = (perIp.get(ip) ?? 1) - 1;
+      if (left > 0) perIp.set(ip, left);
+      else perIp.delete(ip);
       services.clients -= 1;
       connection.log.debug('disconnected');
     });
@@ -65,8 +85,17 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     close() {
       closing ??= (async () => {
         const stopped = new Promise<void>((resolve) => listener.close(() => resolve()));
+        // Tell every client; their chunks in flight land and are recorded as each connection ends.
+        for (const connection of connections) connection.closeWith(new FerryError('ESHUTDOWN', 'the server is shutting down'));
+        const allClosed = Promise.all([...connections].map((connection) => connection.closed));
+        let timer: NodeJS.Timeout | undefined;
+        const graceOver = new Promise<void>((resolve) => {
+          timer = setTimeout(resolve, config.shutdownGraceMs);
+        });
+        await Promise.race([allClosed, graceOver]);
+        clearTimeout(timer);
         for (const connection of connections) connection.socket.destroy();
-        await Promise.all([...connections].map((connection) => connection.closed));
+        await allClosed;
         if (listener.listening) await stopped;
         await services.workers.close();
         await services.sha256.close();
@@ -75,6 +104,15 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
       return closing;
     },
   };
+}
+
+/** Why a new connection is refused (EBUSY), or undefined when it is within the limits. */
+function refuseOverLimit(config: ServerConfig, open: number, openFromIp: number, ip: string): FerryError | undefined {
+  if (open >= config.maxConnections) return new FerryError('EBUSY', `the server is at its limit of ${config.maxConnections} connections; try again later`);
+  if (openFromIp >= config.maxConnectionsPerIp) {
+    return new FerryError('EBUSY', `${ip} already has ${config.maxConnectionsPerIp} connections open, the most one address may have`);
+  }
+  return undefined;
 }
 
 /** Removes upload sessions idle past the TTL, with their partial data. */

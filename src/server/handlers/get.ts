@@ -20,6 +20,7 @@ export const get: Handler<'get'> = async (connection, request) => {
   const { store } = connection.services;
   const transfer = new DownloadTransfer(connection.services, connection, stream, file, fromChunk, (error) => {
     connection.downloads.delete(stream);
+    connection.refreshTimeout();
     if (error && error.code !== 'ECONNLOST') connection.abortStream(stream, error);
     const entry = { time: Date.now(), client: connection.clientAddress, op: 'download' as const, name: file.name };
     void store.appendLog({ ...entry, bytes: transfer.bytesSent, durationMs: Date.now() - transfer.startedAt, result: error?.code ?? 'ok' });

@@ -114,10 +114,29 @@ async function claimName(connection: Connection, name: string, size: number, fin
   activeUploads.set(name, nameClaimed);
 }
 
+/**
+ * Limits, checked from the declared size before anything is written: the file size limit, and the
+ * storage quota counting stored files and the declared sizes of every other unfinished upload (a
+ * file this upload replaces, or this name's own earlier session, do not count twice).
+ */
+function checkQuota(connection: Connection, name: string, size: number): void {
+  const { config, store } = connection.services;
+  if (size > config.maxFileSizeBytes) {
+    throw new FerryError('EQUOTA', `${name}: ${size} bytes is over this server's file size limit of ${config.maxFileSizeBytes} bytes`);
+  }
+  const replaced = store.file(name)?.size ?? 0;
+  const reserved = store.sessions().reduce((total, session) => (session.name === name ? total : total + session.size), 0);
+  const used = store.stats().bytes - replaced + reserved;
+  if (used + size > config.maxStorageBytes) {
+    throw new FerryError('EQUOTA', `${name}: ${size} more bytes would exceed this server's storage quota (${used} of ${config.maxStorageBytes} bytes in use)`);
+  }
+}
+
 export const put: Handler<'put'> = async (connection, request) => {
   const name = checkName(request.name);
   const { services } = connection;
   checkCanCreate(connection, name, request.force ?? false);
+  checkQuota(connection, name, request.size);
   await claimName(connection, name, request.size, request.fingerprint);
   try {
     // While this put waited, the upload it waited for may have finished the file.
