@@ -687,6 +687,21 @@ t.test('pause and resume', async (t) => {
     t.end();
   });
 
+  t.test('a transient push (one reused read buffer) keeps a copy of what it cannot parse yet', (t) => {
+    const { decoder, rec } = decoderWith();
+    rec.onChunkStart = () => decoder.pause();
+    const payload = bytesOf(10, 3);
+    const stream = Buffer.concat([handChunk(4, 0n, 9n, payload), handControl('{"n":2}')]);
+    const readBuffer = Buffer.alloc(stream.length);
+    stream.copy(readBuffer);
+    decoder.push(readBuffer, true);
+    t.strictSame(rec.kinds, ['chunkStart'], 'paused at the chunk');
+    readBuffer.fill(0xee); // the socket reads the next bytes into the same buffer
+    decoder.resume();
+    t.strictSame(normalize(rec.events), [['chunkStart', 4, 0, '9', 10], ['chunkData', payload.toString('hex')], ['chunkEnd'], ['control', '{"n":2}']], 'the held bytes were copied');
+    t.end();
+  });
+
   t.test('pausing inside chunkStart when the payload has not arrived yet', (t) => {
     const { decoder, rec } = decoderWith();
     rec.onChunkStart = () => decoder.pause();

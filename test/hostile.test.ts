@@ -47,6 +47,16 @@ async function connectRaw(t: Test): Promise<RawClient> {
   return RawClient.connect(t, running.port);
 }
 
+/** A raw connection that has said hello and started an upload of `local` as `name`. */
+async function rawUpload(t: Test, local: { bytes: Buffer }, name: string): Promise<{ raw: RawClient; put: ControlMessage; stream: number; chunk: (index: number) => Buffer }> {
+  const raw = await connectRaw(t);
+  await raw.hello();
+  const put = await raw.call('put', { name, size: local.bytes.length, fingerprint: await referenceFingerprint(local.bytes) });
+  const stream = (put['result'] as { stream: number } | undefined)?.stream ?? 0;
+  const chunk = (index: number): Buffer => local.bytes.subarray(index * chunkSize, Math.min((index + 1) * chunkSize, local.bytes.length));
+  return { raw, put, stream, chunk };
+}
+
 /** The server sent `bye` with EPROTO as its last frame and closed the connection. */
 async function expectByeAndClose(t: Test, raw: RawClient, what: string): Promise<void> {
   await raw.waitClosed();
@@ -433,7 +443,6 @@ t.test('a chunk for a stream that was never opened gets bye EPROTO and a close',
 
 t.test('chunks sent out of order, and a chunk sent twice, still give the file its true SHA-256', async (t) => {
   const local = await makeFile(work, 'unordered.bin', 5 * chunkSize + 321);
-  const chunk = (index: number): Buffer => local.bytes.subarray(index * chunkSize, Math.min((index + 1) * chunkSize, local.bytes.length));
   // The server hashes chunks as they land, in order; these orders defeat that and must fall back.
   const orders: [string, number[]][] = [
     ['reversed', [5, 4, 3, 2, 1, 0]],
@@ -442,10 +451,7 @@ t.test('chunks sent out of order, and a chunk sent twice, still give the file it
   ];
   for (const [what, order] of orders) {
     const name = `unordered/${what.replaceAll(' ', '-')}.bin`;
-    const raw = await connectRaw(t);
-    await raw.hello();
-    const put = await raw.call('put', { name, size: local.bytes.length, fingerprint: await referenceFingerprint(local.bytes) });
-    const stream = (put['result'] as { stream: number }).stream;
+    const { raw, stream, chunk } = await rawUpload(t, local, name);
     await raw.write(await Promise.all(order.map((index) => chunkFrame(stream, index * chunkSize, chunk(index)))));
     const end = await raw.call('putEnd', { stream, sha256: local.sha256 });
     t.match(end, { ok: true, result: { name, size: local.bytes.length, sha256: local.sha256 } }, `${what}: putEnd accepts the true SHA-256`);
@@ -457,10 +463,7 @@ t.test('chunks sent out of order, and a chunk sent twice, still give the file it
     await client.close();
   }
   // And a wrong SHA-256 is still refused when the chunks came in order.
-  const raw = await connectRaw(t);
-  await raw.hello();
-  const put = await raw.call('put', { name: 'unordered/wrong.bin', size: local.bytes.length, fingerprint: await referenceFingerprint(local.bytes) });
-  const stream = (put['result'] as { stream: number }).stream;
+  const { raw, stream, chunk } = await rawUpload(t, local, 'unordered/wrong.bin');
   await raw.write(await Promise.all([0, 1, 2, 3, 4, 5].map((index) => chunkFrame(stream, index * chunkSize, chunk(index)))));
   t.match(await raw.call('putEnd', { stream, sha256: 'f'.repeat(64) }), { ok: false, code: 'ECHECKSUM' }, 'a wrong SHA-256 gets ECHECKSUM');
   raw.destroy();
@@ -469,12 +472,8 @@ t.test('chunks sent out of order, and a chunk sent twice, still give the file it
 t.test('a chunk whose xxh64 does not match gets an abort ECHECKSUM, and the name can be uploaded afterwards', async (t) => {
   const local = await makeFile(work, 'checksum.bin', 3 * chunkSize + 100);
   const name = 'checksum/bad.bin';
-  const raw = await connectRaw(t);
-  await raw.hello();
-  const put = await raw.call('put', { name, size: local.bytes.length, fingerprint: await referenceFingerprint(local.bytes) });
+  const { raw, put, stream, chunk } = await rawUpload(t, local, name);
   t.match(put, { ok: true, result: { stream: Number, resumed: false } });
-  const stream = (put['result'] as { stream: number }).stream;
-  const chunk = (index: number): Buffer => local.bytes.subarray(index * chunkSize, Math.min((index + 1) * chunkSize, local.bytes.length));
   const good = await chunkFrame(stream, 0, chunk(0));
   const bad = await chunkFrame(stream, chunkSize, chunk(1), 0x0123456789abcdefn);
   await raw.write([good, bad]);
@@ -556,16 +555,13 @@ t.test('one upload per name: a second put of a name being uploaded gets EBUSY', 
 t.test('a second put of the same file on the same connection gets EBUSY, and its first upload goes on', async (t) => {
   const local = await makeFile(work, 'twice.bin', 2 * chunkSize + 5);
   const fingerprint = await referenceFingerprint(local.bytes);
-  const raw = await connectRaw(t);
-  await raw.hello();
-  const first = await raw.call('put', { name: 'twice/file.bin', size: local.bytes.length, fingerprint });
-  const stream = (first['result'] as { stream: number }).stream;
+  const { raw, stream, chunk } = await rawUpload(t, local, 'twice/file.bin');
   t.match(await raw.call('put', { name: 'twice/file.bin', size: local.bytes.length, fingerprint }), { ok: false, code: 'EBUSY' }, 'the second put: EBUSY');
   t.notOk(
     raw.controls.some((message) => message['event'] === 'abort'),
     'the first upload was not aborted',
   );
-  const chunks = [0, 1, 2].map((index) => local.bytes.subarray(index * chunkSize, Math.min((index + 1) * chunkSize, local.bytes.length)));
+  const chunks = [0, 1, 2].map(chunk);
   await raw.write(await Promise.all(chunks.map((bytes, index) => chunkFrame(stream, index * chunkSize, bytes))));
   t.match(await raw.call('putEnd', { stream, sha256: local.sha256 }), { ok: true, result: { sha256: local.sha256 } }, 'and it completes');
   // After putEnd, the stream is closed: a chunk for it is a protocol error.
@@ -615,12 +611,8 @@ t.test('a chunk at a misaligned offset or of the wrong length gets bye EPROTO an
 t.test('a peer that vanishes mid-chunk leaves the server up, and the upload resumes', async (t) => {
   const local = await makeFile(work, 'vanish.bin', 5 * chunkSize + 777);
   const name = 'vanish/file.bin';
-  const raw = await connectRaw(t);
-  await raw.hello();
-  const put = await raw.call('put', { name, size: local.bytes.length, fingerprint: await referenceFingerprint(local.bytes) });
+  const { raw, put, stream, chunk } = await rawUpload(t, local, name);
   t.match(put, { ok: true, result: { stream: Number, resumed: false } });
-  const stream = (put['result'] as { stream: number }).stream;
-  const chunk = (index: number): Buffer => local.bytes.subarray(index * chunkSize, Math.min((index + 1) * chunkSize, local.bytes.length));
   await raw.write([await chunkFrame(stream, 0, chunk(0)), await chunkFrame(stream, chunkSize, chunk(1))]);
   // A control frame after them is read only once both chunks have been taken in.
   t.match(await raw.call('info'), { ok: true }, 'the server took in two whole chunks');

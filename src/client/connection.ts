@@ -30,6 +30,9 @@ interface Pending {
   sinkFor?: (result: { stream: number }) => StreamSink;
 }
 
+/** Size of the buffer each connection reads into. */
+const readBufferBytes = 256 * 1024;
+
 type Args<O extends Op> = Omit<RequestOf<O>, 'id' | 'op'>;
 
 /**
@@ -49,13 +52,28 @@ export class ClientConnection implements FrameSink {
   private constructor(socket: Socket) {
     this.socket = socket;
     this.#decoder = new FrameDecoder({ maxControlBytes: 16 * defaultMaxControlBytes, maxChunkBytes: maxChunkBytesCeiling }, this);
-    socket.on('data', (data: Buffer) => this.#decoder.push(data));
+
     socket.on('error', () => {}); // the 'close' that follows reports it
     socket.on('close', () => this.#lose(new FerryError('ECONNLOST', 'connection to the server lost')));
   }
 
   static async connect(options: ConnectOptions): Promise<ClientConnection> {
-    const socket = netConnect({ host: options.host, port: options.port, noDelay: true });
+    // Reads land in one buffer per connection, reused (`onread`), instead of a fresh 64 KiB Buffer
+    // per read: at hundreds of MiB/s those allocations cost more in garbage collection than the copy.
+    let connection: ClientConnection | undefined;
+    const readBuffer = Buffer.allocUnsafe(readBufferBytes);
+    const socket = netConnect({
+      host: options.host,
+      port: options.port,
+      noDelay: true,
+      onread: {
+        buffer: readBuffer,
+        callback: (bytes: number, buffer: Uint8Array) => {
+          connection?.received(buffer.subarray(0, bytes));
+          return true;
+        },
+      },
+    });
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
     const timer = setTimeout(() => socket.destroy(new FerryError('ECONNECT', `no answer from ${options.host}:${options.port} in ${timeoutMs} ms`)), timeoutMs);
     try {
@@ -66,7 +84,7 @@ export class ClientConnection implements FrameSink {
       const detail = (error as NodeJS.ErrnoException).code ?? String(error);
       throw new FerryError('ECONNECT', `cannot connect to ${options.host}:${options.port} (${detail})`, { cause: error });
     }
-    const connection = new ClientConnection(socket);
+    connection = new ClientConnection(socket);
     try {
       connection.hello = await connection.request('hello', { protocol: protocolVersion, client: `ferry/${ferryVersion}`, capabilities: ['resume'] });
     } catch (error) {
@@ -76,6 +94,11 @@ export class ClientConnection implements FrameSink {
       clearTimeout(timer);
     }
     return connection;
+  }
+
+  /** Bytes read from the socket, valid only during the call. */
+  received(bytes: Uint8Array): void {
+    this.#decoder.push(bytes, true);
   }
 
   get lost(): FerryError | undefined {

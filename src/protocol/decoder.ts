@@ -50,10 +50,17 @@ export class FrameDecoder {
     return total;
   }
 
-  push(bytes: Uint8Array): void {
+  /**
+   * Feeds received bytes. With `transient`, the caller reuses `bytes` after the call (a socket
+   * reading into one fixed buffer): whatever of it is still unparsed then (the decoder is paused)
+   * is copied.
+   */
+  push(bytes: Uint8Array, transient = false): void {
     if (this.#state === 'failed' || bytes.byteLength === 0) return;
     this.#pending.push(bytes);
     this.#drain();
+    const last = this.#pending.length - 1;
+    if (transient && last >= 0 && this.#pending[last]!.buffer === bytes.buffer) this.#pending[last] = Uint8Array.prototype.slice.call(this.#pending[last]!);
   }
 
   /** Stops delivering frames; bytes pushed meanwhile are kept. */

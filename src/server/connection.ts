@@ -70,7 +70,10 @@ export class Connection implements FrameSink, DownloadPort {
       this,
     );
     socket.setNoDelay(true);
+    // Bytes arrive through `received` (the socket reads into a fixed buffer), or as 'data' events
+    // from a socket that could not be re-wrapped.
     socket.on('data', (data: Buffer) => this.#decoder.push(data));
+    socket.resume();
     this.#downloadAllowance = new Allowance(services.config.maxInflightChunksPerConnection);
     socket.on('drain', () => this.#drained());
     socket.on('error', (error) => this.log.debug({ err: error }, 'socket error'));
@@ -78,6 +81,11 @@ export class Connection implements FrameSink, DownloadPort {
     const { handshakeTimeoutMs } = services.config;
     this.#handshakeTimer = setTimeout(() => this.closeWith(new FerryError('ETIMEDOUT', `no hello within ${handshakeTimeoutMs} ms`)), handshakeTimeoutMs);
     this.closed = new Promise((resolve) => socket.once('close', () => void this.#cleanup().finally(resolve)));
+  }
+
+  /** Bytes read from the socket, valid only during the call. */
+  received(bytes: Uint8Array): void {
+    this.#decoder.push(bytes, true);
   }
 
   get greeted(): boolean {

@@ -10,6 +10,7 @@ import { ChunkBuffers } from './chunk-buffers.js';
 import { ChunkWorkers } from './chunk-workers.js';
 import { type ServerConfig, type ServerConfigInput, resolveServerConfig } from './config.js';
 import { Connection } from './connection.js';
+import { readIntoFixedBuffer } from './fixed-buffer-socket.js';
 import { DataLayout } from './data-layout.js';
 import type { ServerServices } from './services.js';
 
@@ -46,7 +47,9 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
   };
   const connections = new Set<Connection>();
   const perIp = new Map<string, number>();
-  const listener: Server = createNetServer({ allowHalfOpen: false, noDelay: true }, (socket) => {
+  const listener: Server = createNetServer({ allowHalfOpen: false, noDelay: true, pauseOnConnect: true }, (accepted) => {
+    let connection: Connection | undefined;
+    const socket = readIntoFixedBuffer(accepted, (bytes) => connection?.received(bytes));
     const ip = socket.remoteAddress ?? '?';
     const refusal = refuseOverLimit(config, connections.size, perIp.get(ip) ?? 0, ip);
     if (refusal) {
@@ -57,12 +60,13 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
       return;
     }
     perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
-    const connection = new Connection(services, socket);
+    connection = new Connection(services, socket);
     connections.add(connection);
     services.clients += 1;
     connection.log.debug('connected');
-    void connection.closed.then(() => {
-      connections.delete(connection);
+    const opened = connection;
+    void opened.closed.then(() => {
+      connections.delete(opened);
       const left = (perIp.get(ip) ?? 1) - 1;
       if (left > 0) perIp.set(ip, left);
       else perIp.delete(ip);
