@@ -1,7 +1,7 @@
 import { Socket } from 'node:net';
 
 /** Size of the buffer each server connection reads into. */
-const readBufferBytes = 256 * 1024;
+const readBufferBytes = 64 * 1024;
 
 /**
  * Re-wraps a socket accepted with `pauseOnConnect` (not yet reading) so that it reads into one
