@@ -1,0 +1,63 @@
+import { availableParallelism, cpus, release, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { type SourceFile, makeTempDir, removeDir, writeRandomFile } from './files.js';
+import type { BenchOptions } from './options.js';
+import { formatSize } from './units.js';
+
+export interface Machine {
+  node: string;
+  cpuModel: string;
+  cores: number;
+  memoryBytes: number;
+  kernel: string;
+  date: string;
+}
+
+export function describeMachine(): Machine {
+  return {
+    node: process.version,
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    cores: availableParallelism(),
+    memoryBytes: totalmem(),
+    kernel: release(),
+    date: new Date().toISOString(),
+  };
+}
+
+/** What scenarios share: options, the machine, a scratch dir on disk and the source files (made once). */
+export class BenchContext {
+  readonly options: BenchOptions;
+  readonly machine: Machine;
+  readonly workDir: string;
+  readonly #sources = new Map<number, Promise<SourceFile>>();
+
+  private constructor(options: BenchOptions, machine: Machine, workDir: string) {
+    this.options = options;
+    this.machine = machine;
+    this.workDir = workDir;
+  }
+
+  static async create(options: BenchOptions): Promise<BenchContext> {
+    return new BenchContext(options, describeMachine(), await makeTempDir('disk', 'work'));
+  }
+
+  /** A random file of `size` bytes on disk (page cache, after it is written), with its SHA-256. */
+  async source(size: number): Promise<SourceFile> {
+    let made = this.#sources.get(size);
+    if (!made) {
+      log(`writing a ${formatSize(size)} random source file`);
+      made = writeRandomFile(join(this.workDir, `source-${size}.bin`), size);
+      this.#sources.set(size, made);
+    }
+    return made;
+  }
+
+  async dispose(): Promise<void> {
+    await removeDir(this.workDir);
+  }
+}
+
+/** Progress lines go to stderr; stdout carries only the report. */
+export function log(message: string): void {
+  process.stderr.write(`bench: ${message}\n`);
+}

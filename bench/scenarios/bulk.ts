@@ -1,0 +1,137 @@
+import { join } from 'node:path';
+import { type BenchContext, log } from '../lib/context.js';
+import { runFerryCli } from '../lib/ferry-cli.js';
+import { type TransferSample, ferryDownload, ferryUpload } from '../lib/ferry-transfer.js';
+import { type Medium, makeTempDir, removeDir, tmpfsAvailable } from '../lib/files.js';
+import type { ScenarioReport } from '../lib/report.js';
+import { FerryServer } from '../lib/server.js';
+import { median } from '../lib/stats.js';
+import { MiB, formatNumber, formatSize } from '../lib/units.js';
+
+export interface BulkRun {
+  medium: Medium;
+  upload: TransferSample;
+  download: TransferSample;
+  serverPeakRssBytes: number;
+  serverCpuSeconds: number;
+  /** Measured on the first run only. */
+  fixedCost?: CliFixedCost;
+}
+
+export interface BulkSummary {
+  medium: Medium;
+  direction: 'upload' | 'download';
+  mibPerSecond: number;
+  seconds: number;
+  clientCpuSeconds: number;
+  serverCpuSeconds: number;
+  cpuPercent: number;
+  othersPercent: number;
+  boxIowaitPercent: number;
+  serverPeakRssBytes: number;
+  clientMaxRssBytes: number;
+}
+
+/**
+ * One file up and down through the `ferry` CLI against a fresh `ferry serve`, verified end to
+ * end; on disk, then with the server's data dir (and the download's destination) on tmpfs.
+ */
+async function bulkRun(ctx: BenchContext, medium: Medium, index: number, measureFixedCost: boolean): Promise<BulkRun> {
+  const source = await ctx.source(ctx.options.sizeBytes);
+  const dataDir = await makeTempDir(medium, 'bulk-data');
+  const outDir = await makeTempDir(medium, 'bulk-out');
+  const server = await FerryServer.start(dataDir);
+  try {
+    const fixedCost = measureFixedCost ? await cliFixedCost(ctx, server, ctx.options.quick ? 1 : 3) : undefined;
+    const name = `bulk-${index}.bin`;
+    const upload = await ferryUpload(server, source, name, ctx.workDir, ctx.machine.cores);
+    log(`bulk ${medium} run ${index}: upload ${formatNumber(upload.mibPerSecond)} MiB/s`);
+    const download = await ferryDownload(server, source, name, join(outDir, name), ctx.workDir, ctx.machine.cores, true);
+    log(`bulk ${medium} run ${index}: download ${formatNumber(download.mibPerSecond)} MiB/s`);
+    const stats = await server.stop();
+    return { medium, upload, download, serverPeakRssBytes: stats.peakRssBytes, serverCpuSeconds: stats.cpuSeconds, ...(fixedCost ? { fixedCost } : {}) };
+  } finally {
+    await server.stop().catch(() => {}); // already stopped above unless something failed first
+    await removeDir(dataDir);
+    await removeDir(outDir);
+  }
+}
+
+export interface CliFixedCost {
+  seconds: number;
+  cpuSeconds: number;
+}
+
+/**
+ * What every CLI run pays around its transfer: `ferry info` (start-up, imports, connect, one
+ * request, exit) against `server`. Median of `samples`.
+ */
+async function cliFixedCost(ctx: BenchContext, server: FerryServer, samples: number): Promise<CliFixedCost> {
+  const runs = [];
+  for (let index = 0; index < samples; index += 1) runs.push(await runFerryCli(['info', '--server', server.address], ctx.workDir));
+  return { seconds: median(runs.map((run) => run.seconds)), cpuSeconds: median(runs.map((run) => run.cpuSeconds)) };
+}
+
+function summarize(runs: readonly BulkRun[], medium: Medium, direction: 'upload' | 'download'): BulkSummary {
+  const samples = runs.map((run) => run[direction]);
+  return {
+    medium,
+    direction,
+    mibPerSecond: median(samples.map((s) => s.mibPerSecond)),
+    seconds: median(samples.map((s) => s.seconds)),
+    clientCpuSeconds: median(samples.map((s) => s.clientCpuSeconds)),
+    serverCpuSeconds: median(samples.map((s) => s.serverCpuSeconds)),
+    cpuPercent: median(samples.map((s) => s.cpuPercent)),
+    othersPercent: median(samples.map((s) => s.othersPercent)),
+    boxIowaitPercent: median(samples.map((s) => s.box.iowaitPercent)),
+    serverPeakRssBytes: median(runs.map((run) => run.serverPeakRssBytes)),
+    clientMaxRssBytes: median(samples.map((s) => s.clientMaxRssBytes)),
+  };
+}
+
+export async function runBulk(ctx: BenchContext): Promise<ScenarioReport> {
+  const media: Medium[] = tmpfsAvailable() ? ['disk', 'tmpfs'] : ['disk'];
+  const notes: string[] = [];
+  if (!tmpfsAvailable()) notes.push('tmpfs case skipped: /dev/shm does not exist on this machine');
+  const runs: BulkRun[] = [];
+  const summaries: BulkSummary[] = [];
+  for (const medium of media) {
+    const mine: BulkRun[] = [];
+    for (let index = 1; index <= ctx.options.runs; index += 1) mine.push(await bulkRun(ctx, medium, index, runs.length + mine.length === 0));
+    runs.push(...mine);
+    summaries.push(summarize(mine, medium, 'upload'), summarize(mine, medium, 'download'));
+  }
+  const size = formatSize(ctx.options.sizeBytes);
+  const fixed = runs[0]!.fixedCost!;
+  notes.push(
+    `${size} of random bytes; medians of ${ctx.options.runs} run(s), each against a fresh \`ferry serve\` and data dir. Time is the CLI process's wall time, Node start-up included.`,
+    `Included in every CLI time: the CLI's fixed cost, measured as \`ferry info\` (Node start-up, imports, connect, one request, exit): ${formatNumber(fixed.seconds)} s wall, ${formatNumber(fixed.cpuSeconds)} s CPU.`,
+    'Verified: the SHA-256 the server (upload) or client (download) reports equals the source\'s, and the downloaded file is hashed again afterwards (untimed).',
+    `CPU % of a core: (client CPU + server CPU) / seconds; ${100 * ctx.machine.cores}% would be every core of this machine busy. others: CPU the rest of the machine used meanwhile, same unit (near 0 on a quiet machine; more means Ferry competed for the cores). iowait: the machine's time waiting on the disk, same unit; near 0 means the disk held nothing up.`,
+    'tmpfs: the server\'s data dir and the download destination on /dev/shm; the source file is read from the page cache in both cases.',
+  );
+  return {
+    id: 'bulk',
+    title: `Bulk: one ${size} file, ferry CLI upload and download`,
+    notes,
+    tables: [
+      {
+        headers: ['case', 'MiB/s', 'seconds', 'client CPU s', 'server CPU s', 'CPU % of a core', 'others %', 'iowait %', 'server peak RSS MiB', 'client peak RSS MiB'],
+        numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9],
+        rows: summaries.map((s) => [
+          `${s.direction}, ${s.medium}`,
+          formatNumber(s.mibPerSecond),
+          formatNumber(s.seconds),
+          formatNumber(s.clientCpuSeconds),
+          formatNumber(s.serverCpuSeconds),
+          formatNumber(s.cpuPercent),
+          formatNumber(s.othersPercent),
+          formatNumber(s.boxIowaitPercent),
+          formatNumber(s.serverPeakRssBytes / MiB),
+          formatNumber(s.clientMaxRssBytes / MiB),
+        ]),
+      },
+    ],
+    data: { sizeBytes: ctx.options.sizeBytes, cliFixedCost: fixed, runs, summaries },
+  };
+}

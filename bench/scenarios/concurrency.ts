@@ -1,0 +1,228 @@
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { FerryClient } from '../../src/client/client.js';
+import { type BenchContext, log } from '../lib/context.js';
+import { type SourceFile, makeTempDir, removeDir } from '../lib/files.js';
+import type { ScenarioReport } from '../lib/report.js';
+import { FerryServer } from '../lib/server.js';
+import { median, percentile } from '../lib/stats.js';
+import { boxCpuMeter } from '../lib/proc.js';
+import { MiB, formatNumber, formatSize, mibPerSecond } from '../lib/units.js';
+
+type Direction = 'upload' | 'download';
+
+export interface PhaseResult {
+  direction: Direction;
+  operations: number;
+  errors: number;
+  seconds: number;
+  bytes: number;
+  mibPerSecond: number;
+  operationsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+}
+
+export interface SweepStep {
+  fileBytes: number;
+  clients: number;
+  /** Files each client uploads (then downloads) in a step, so every step does enough work to time. */
+  rounds: number;
+  upload: PhaseResult;
+  download: PhaseResult;
+  errors: number;
+  /** First few error messages, for the report. */
+  errorSamples: string[];
+  serverCpuSeconds: number;
+  serverPeakRssBytes: number;
+  /** CPU of the bench process (the clients) over both phases. */
+  clientCpuSeconds: number;
+  /** CPU the rest of the machine used meanwhile (box minus server and clients), in % of one core. */
+  othersPercent: number;
+  /** Marks the issue's target case (32 clients × 32 MiB). */
+  target?: boolean;
+}
+
+interface Op {
+  ok: boolean;
+  ms: number;
+}
+
+function phase(direction: Direction, ops: readonly Op[], seconds: number, fileBytes: number): PhaseResult {
+  const good = ops.filter((op) => op.ok);
+  const latencies = good.map((op) => op.ms);
+  return {
+    direction,
+    operations: ops.length,
+    errors: ops.length - good.length,
+    seconds,
+    bytes: good.length * fileBytes,
+    mibPerSecond: mibPerSecond(good.length * fileBytes, seconds),
+    operationsPerSecond: seconds > 0 ? good.length / seconds : 0,
+    p50Ms: percentile(latencies, 50),
+    p99Ms: percentile(latencies, 99),
+  };
+}
+
+/**
+ * One step of the sweep: a fresh server, `clients` FerryClients in this process (one connection
+ * each, connected before the clock starts), all uploading `rounds` files each, then, once every
+ * upload is done, all downloading them back. Every operation is timed on its own.
+ */
+async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number, target: boolean): Promise<SweepStep> {
+  const { minOpsPerStep, minBytesPerStep } = ctx.options;
+  // Enough work to time: either enough operations or enough bytes, whichever comes first.
+  const rounds = Math.max(1, Math.min(Math.ceil(minOpsPerStep / clients), Math.ceil(minBytesPerStep / (clients * source.size))));
+  const dataDir = await makeTempDir('disk', 'sweep-data');
+  const outDir = await makeTempDir('disk', 'sweep-out');
+  // Every client connects from 127.0.0.1: lift the per-address limit (default 64) to the sweep's size.
+  const server = await FerryServer.start(dataDir, ['--max-connections-per-ip', String(Math.max(64, clients + 8))]);
+  const ferryClients = Array.from({ length: clients }, () => new FerryClient({ host: '127.0.0.1', port: server.port, retry: { retries: 0 } }));
+  const errorSamples: string[] = [];
+  const failed = (what: string, error: unknown): Op => {
+    if (errorSamples.length < 5) errorSamples.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
+    return { ok: false, ms: 0 };
+  };
+  const timed = async (what: string, run: () => Promise<void>): Promise<Op> => {
+    const started = performance.now();
+    try {
+      await run();
+      return { ok: true, ms: performance.now() - started };
+    } catch (error) {
+      return failed(what, error);
+    }
+  };
+  try {
+    await Promise.all(ferryClients.map((client) => client.connection()));
+    const cpuBefore = server.cpuSeconds();
+    const clientCpuBefore = process.cpuUsage();
+    const stopMeter = boxCpuMeter(ctx.machine.cores);
+    const uploaded = ferryClients.map(() => new Set<number>());
+    const upStarted = performance.now();
+    const upOps = (
+      await Promise.all(
+        ferryClients.map(async (client, c) => {
+          const ops: Op[] = [];
+          for (let round = 0; round < rounds; round += 1) {
+            const name = `c${c}/r${round}.bin`;
+            const op = await timed(`upload ${name}`, async () => {
+              const result = await client.upload(source.path, { name });
+              if (result.sha256 !== source.sha256) throw new Error(`server reports sha256 ${result.sha256}, expected ${source.sha256}`);
+            });
+            if (op.ok) uploaded[c]!.add(round);
+            ops.push(op);
+          }
+          return ops;
+        }),
+      )
+    ).flat();
+    const upSeconds = (performance.now() - upStarted) / 1000;
+    const downStarted = performance.now();
+    const downOps = (
+      await Promise.all(
+        ferryClients.map(async (client, c) => {
+          const ops: Op[] = [];
+          const out = join(outDir, `c${c}.bin`);
+          for (const round of uploaded[c]!) {
+            const name = `c${c}/r${round}.bin`;
+            ops.push(
+              await timed(`download ${name}`, async () => {
+                const result = await client.download(name, { out, force: true });
+                // The client checked the bytes it wrote against this SHA-256 before renaming the file into place.
+                if (result.sha256 !== source.sha256) throw new Error(`downloaded sha256 ${result.sha256}, expected ${source.sha256}`);
+              }),
+            );
+            await rm(out, { force: true });
+          }
+          return ops;
+        }),
+      )
+    ).flat();
+    const downSeconds = (performance.now() - downStarted) / 1000;
+    const serverCpuSeconds = server.cpuSeconds() - cpuBefore;
+    const box = stopMeter();
+    const clientCpu = process.cpuUsage(clientCpuBefore);
+    const clientCpuSeconds = (clientCpu.user + clientCpu.system) / 1e6;
+    const othersPercent = Math.max(0, box.busyPercent - (100 * (serverCpuSeconds + clientCpuSeconds)) / (upSeconds + downSeconds));
+    await Promise.all(ferryClients.map((client) => client.close()));
+    const stats = await server.stop();
+    const upload = phase('upload', upOps, upSeconds, source.size);
+    const download = phase('download', downOps, downSeconds, source.size);
+    return {
+      fileBytes: source.size,
+      clients,
+      rounds,
+      upload,
+      download,
+      errors: upload.errors + download.errors,
+      errorSamples,
+      serverCpuSeconds,
+      serverPeakRssBytes: stats.peakRssBytes,
+      clientCpuSeconds,
+      othersPercent,
+      ...(target ? { target } : {}),
+    };
+  } finally {
+    await Promise.all(ferryClients.map((client) => client.close().catch(() => {})));
+    await server.stop().catch(() => {});
+    await removeDir(dataDir);
+    await removeDir(outDir);
+  }
+}
+
+function latency(p: PhaseResult): string {
+  return `${formatNumber(p.p50Ms)} / ${formatNumber(p.p99Ms)}`;
+}
+
+export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport> {
+  const plan: { fileBytes: number; clients: number; target: boolean }[] = [];
+  for (const fileBytes of ctx.options.fileSizes) for (const clients of ctx.options.clients) plan.push({ fileBytes, clients, target: false });
+  if (ctx.options.targetCase) plan.push({ fileBytes: 32 * MiB, clients: 32, target: true });
+  const steps: SweepStep[] = [];
+  for (const { fileBytes, clients, target } of plan) {
+    const source = await ctx.source(fileBytes);
+    const step = await sweepStep(ctx, source, clients, target);
+    steps.push(step);
+    log(
+      `sweep ${formatSize(fileBytes)} × ${clients} clients (${step.rounds} round(s)): up ${formatNumber(step.upload.mibPerSecond)} MiB/s ` +
+        `${formatNumber(step.upload.operationsPerSecond)} ops/s, down ${formatNumber(step.download.mibPerSecond)} MiB/s, ` +
+        `RSS ${formatNumber(step.serverPeakRssBytes / MiB)} MiB, errors ${step.errors}`,
+    );
+    for (const sample of step.errorSamples) log(`  error: ${sample}`);
+  }
+  const totalErrors = steps.reduce((total, step) => total + step.errors, 0);
+  const notes = [
+    'Clients are FerryClient objects in the bench process (one connection each, connected before timing); the server is `ferry serve` in its own process. Client and server share the cores.',
+    'Each step: a fresh server; every client uploads its rounds of files one after another, all clients at once; when all uploads are done, every client downloads its files back (to its own path, deleted after each). MiB/s and ops/s are aggregates over the phase; latency is per operation (one upload or one download, request to verified result).',
+    `rounds: files per client in a step, so that every step does enough work to time (at least ${ctx.options.minOpsPerStep} operations or ${formatSize(ctx.options.minBytesPerStep)} per direction).`,
+    `CPU the rest of the machine used during the steps (box minus server and bench process), median: ${formatNumber(median(steps.map((s) => s.othersPercent)))}% of a core; per step in the JSON.`,
+    `Errors (must be 0): ${totalErrors}.` + (totalErrors > 0 ? ' First messages: ' + steps.flatMap((s) => s.errorSamples).slice(0, 5).join('; ') : ''),
+  ];
+  return {
+    id: 'concurrency',
+    title: 'Concurrency sweep: in-process clients, upload then download',
+    notes,
+    tables: [
+      {
+        headers: ['file', 'clients', 'rounds', 'errors', 'up MiB/s', 'up ops/s', 'up p50 / p99 ms', 'down MiB/s', 'down ops/s', 'down p50 / p99 ms', 'server CPU s', 'server peak RSS MiB'],
+        numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        rows: steps.map((s) => [
+          formatSize(s.fileBytes) + (s.target ? ' (target case)' : ''),
+          String(s.clients),
+          String(s.rounds),
+          String(s.errors),
+          formatNumber(s.upload.mibPerSecond),
+          formatNumber(s.upload.operationsPerSecond),
+          latency(s.upload),
+          formatNumber(s.download.mibPerSecond),
+          formatNumber(s.download.operationsPerSecond),
+          latency(s.download),
+          formatNumber(s.serverCpuSeconds),
+          formatNumber(s.serverPeakRssBytes / MiB),
+        ]),
+      },
+    ],
+    data: { steps },
+  };
+}
