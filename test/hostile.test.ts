@@ -754,3 +754,42 @@ t.test('32 clients at once each upload and download a distinct 1 MiB file', asyn
   await admin.close();
   await assertServing(t);
 });
+
+t.test('putEnd before every chunk arrived gets EINCOMPLETE, and the upload can still be finished', async (t) => {
+  const local = await makeFile(work, 'incomplete.bin', 3 * chunkSize + 10);
+  const { raw, stream, chunk } = await rawUpload(t, local, 'incomplete/file.bin');
+  await raw.write(await chunkFrame(stream, 0, chunk(0)));
+  t.match(await raw.call('putEnd', { stream, sha256: local.sha256 }), { ok: false, code: 'EINCOMPLETE', message: /3 of 4/u }, 'EINCOMPLETE names what is missing');
+  raw.destroy();
+  const client = running.client();
+  const up = await client.upload(local.path, { name: 'incomplete/file.bin' });
+  t.equal(up.sha256, local.sha256, 'a later upload resumes and completes it');
+  t.equal(up.bytesSent, local.bytes.length - chunkSize, 'without sending the chunk the server already had');
+  await client.close();
+});
+
+t.test('get with the sha256 of other content gets ECHANGED', async (t) => {
+  const local = await makeFile(work, 'changed.bin', 1000);
+  const client = running.client();
+  await client.upload(local.path, { name: 'changed/file.bin' });
+  await client.close();
+  const raw = await connectRaw(t);
+  await raw.hello();
+  t.match(await raw.call('get', { name: 'changed/file.bin', sha256: '0'.repeat(64) }), { ok: false, code: 'ECHANGED' }, 'ECHANGED');
+  raw.destroy();
+});
+
+t.test('a file stored with bigger chunks than the server now uses: get answers ENOTYET, nothing else breaks', async (t) => {
+  const dataDir = tempDir(t, 'ferry-data');
+  const local = await makeFile(work, 'notyet.bin', 300 * KiB);
+  const big = await startServer(t, { dataDir, chunkSizeBytes: 128 * KiB, inflightBudgetBytes: MiB });
+  const writer = big.client();
+  await writer.upload(local.path, { name: 'notyet.bin' });
+  await writer.close();
+  await big.server.close();
+  const small = await startServer(t, { dataDir, chunkSizeBytes: 64 * KiB, inflightBudgetBytes: MiB });
+  const reader = small.client();
+  t.match(await reader.stat('notyet.bin'), { size: local.bytes.length, sha256: local.sha256, chunkSize: 128 * KiB }, 'stat still works');
+  await t.rejects(reader.download('notyet.bin', { out: join(work, 'notyet.out') }), { code: 'ENOTYET' }, 'download: ENOTYET');
+  await reader.close();
+});
