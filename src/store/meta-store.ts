@@ -1,4 +1,5 @@
 import { type Database, type RootDatabase, open } from 'lmdb';
+import { FerryError } from '../protocol/errors.js';
 import type { StoredFile, TransferLogRecord, UploadSessionRecord } from './records.js';
 
 export interface MetaStoreOptions {
@@ -6,6 +7,34 @@ export interface MetaStoreOptions {
   path: string;
   /** Transfer log entries kept; older ones are pruned. */
   maxLogEntries?: number;
+}
+
+/**
+ * lmdb-js shares one commit promise among the writes of a batch, and creates it even for a batch
+ * whose writes no caller holds; when such a commit fails (a full disk), that promise rejects with
+ * nobody to catch it, and Node would end the process. Every caller of ours that awaits a write
+ * has already been told through its own promise (see `#write`), so these rejections, and only
+ * these, are marked handled. Installed once per process, by the first MetaStore.
+ */
+let strayCommitFailuresIgnored = false;
+function ignoreStrayCommitFailures(): void {
+  if (strayCommitFailuresIgnored) return;
+  strayCommitFailuresIgnored = true;
+  process.on('unhandledRejection', (reason) => {
+    const commitError = (reason as { commitError?: Promise<unknown> } | undefined)?.commitError;
+    if (!(commitError instanceof Promise)) throw reason; // anything else crashes, as by default
+    commitError.catch(() => {});
+  });
+}
+
+/** Waits for `promise` to settle, at most `ms`; never rejects. */
+async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  await Promise.race([promise.then(() => {}, () => {}), gaveUp]);
+  clearTimeout(timer);
 }
 
 type ChunkKey = [string, number];
@@ -29,6 +58,7 @@ export class MetaStore {
   #logAppendsSincePrune = 0;
 
   constructor(options: MetaStoreOptions) {
+    ignoreStrayCommitFailures();
     this.#root = open({ path: options.path, compression: false });
     this.#files = this.#root.openDB<StoredFile, string>({ name: 'files' });
     this.#sessions = this.#root.openDB<UploadSessionRecord, string>({ name: 'sessions' });
@@ -66,11 +96,13 @@ export class MetaStore {
   /** Records a finished file and, in the same transaction, forgets the upload session that built it. Durable on return. */
   async commitFile(file: StoredFile, session?: UploadSessionRecord): Promise<void> {
     const previous = this.#files.get(file.name);
-    await this.#root.transaction(() => {
-      this.#files.put(file.name, file);
-      if (session) this.#removeSessionSync(session);
+    await this.#write(`recording ${file.name}`, async () => {
+      await this.#root.transaction(() => {
+        this.#files.putSync(file.name, file);
+        if (session) this.#removeSessionSync(session);
+      });
+      await this.#root.flushed;
     });
-    await this.#root.flushed;
     this.#fileCount += previous ? 0 : 1;
     this.#byteCount += file.size - (previous?.size ?? 0);
   }
@@ -79,8 +111,10 @@ export class MetaStore {
   async deleteFile(name: string): Promise<StoredFile | undefined> {
     const previous = this.#files.get(name);
     if (!previous) return undefined;
-    await this.#files.remove(name);
-    await this.#root.flushed;
+    await this.#write(`deleting ${name}`, async () => {
+      await this.#files.remove(name);
+      await this.#root.flushed;
+    });
     this.#fileCount -= 1;
     this.#byteCount -= previous.size;
     return previous;
@@ -97,12 +131,12 @@ export class MetaStore {
   }
 
   async saveSession(session: UploadSessionRecord): Promise<void> {
-    await this.#sessions.put(session.name, session);
+    await this.#write(`saving the upload session of ${session.name}`, () => this.#sessions.put(session.name, session));
   }
 
   /** Forgets a session and every chunk it had verified. */
   async dropSession(session: UploadSessionRecord): Promise<void> {
-    await this.#root.transaction(() => this.#removeSessionSync(session));
+    await this.#write(`dropping the upload session of ${session.name}`, () => this.#root.transaction(() => this.#removeSessionSync(session)));
   }
 
   /** Chunk index -> xxh64 of every chunk the session has recorded as written and synced. */
@@ -119,25 +153,34 @@ export class MetaStore {
    * runs ahead of the data would be trusted on resume.
    */
   async recordChunks(session: UploadSessionRecord, chunks: Iterable<readonly [number, bigint]>): Promise<void> {
-    await this.#root.transaction(() => {
+    await this.#write(`recording chunks of ${session.name}`, () => this.#root.transaction(() => {
       for (const [index, xxh64] of chunks) {
         const value = Buffer.allocUnsafe(8);
         value.writeBigUInt64BE(xxh64);
-        this.#chunks.put([session.id, index], value);
+        this.#chunks.putSync([session.id, index], value);
       }
-      if (this.#sessions.get(session.name)?.id === session.id) this.#sessions.put(session.name, { ...session, touched: Date.now() });
-    });
+      if (this.#sessions.get(session.name)?.id === session.id) this.#sessions.putSync(session.name, { ...session, touched: Date.now() });
+    }));
   }
 
   // ---- transfer log ----
 
-  async appendLog(entry: TransferLogRecord): Promise<void> {
+  /**
+   * Adds a transfer log entry. Best effort: the log must never fail a transfer, so a failed write
+   * (a full disk) is reported by the `false` it resolves with, never thrown.
+   */
+  async appendLog(entry: TransferLogRecord): Promise<boolean> {
     this.#logSeq = (this.#logSeq + 1) % 1_000_000;
-    await this.#log.put([entry.time, this.#logSeq], entry);
-    this.#logAppendsSincePrune += 1;
-    if (this.#logAppendsSincePrune >= 100) {
-      this.#logAppendsSincePrune = 0;
-      await this.#pruneLog();
+    try {
+      await this.#write('appending to the transfer log', () => this.#log.put([entry.time, this.#logSeq], entry));
+      this.#logAppendsSincePrune += 1;
+      if (this.#logAppendsSincePrune >= 100) {
+        this.#logAppendsSincePrune = 0;
+        await this.#write('pruning the transfer log', () => this.#pruneLog());
+      }
+      return true;
+    } catch {
+      return false;
     }
   }
 
@@ -150,26 +193,49 @@ export class MetaStore {
     await this.#root.flushed;
   }
 
-  async close(): Promise<void> {
-    await this.#root.flushed;
-    await this.#root.close();
+  /**
+   * Flushes and closes. After a failed commit (a full disk) lmdb-js's `flushed`, and its `close()`
+   * behind it, may never settle; the failure was already reported to the writers it concerned, and
+   * LMDB is crash-safe, so each is waited for at most `waitMs`.
+   */
+  async close(waitMs = 2000): Promise<void> {
+    await settleWithin(Promise.resolve(this.#root.flushed), waitMs);
+    await settleWithin(Promise.resolve(this.#root.close()), waitMs);
   }
 
   #chunkRange(sessionId: string): { start: ChunkKey; end: ChunkKey } {
     return { start: [sessionId, 0], end: [sessionId, Number.MAX_SAFE_INTEGER] };
   }
 
+  /**
+   * Runs a write and turns a failed commit (a full disk, an I/O error) into a FerryError. lmdb-js
+   * hangs a rejected `commitError` promise on the error it throws; it is marked handled here, or
+   * it would crash the process as an unhandled rejection.
+   */
+  async #write<T>(what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (error) {
+      const commitError = (error as { commitError?: Promise<unknown> }).commitError;
+      let cause: unknown = error;
+      if (commitError) cause = await commitError.then(() => error, (rejection: unknown) => rejection);
+      const code = (cause as { code?: unknown }).code;
+      const full = code === 28 || code === 'ENOSPC' || /MDB_MAP_FULL|no space/iu.test(String(cause));
+      throw new FerryError(full ? 'ENOSPC' : 'EIO', `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    }
+  }
+
   #removeSessionSync(session: UploadSessionRecord): void {
     const current = this.#sessions.get(session.name);
-    if (current?.id === session.id) this.#sessions.remove(session.name);
-    for (const key of this.#chunks.getKeys(this.#chunkRange(session.id))) this.#chunks.remove(key);
+    if (current?.id === session.id) this.#sessions.removeSync(session.name);
+    for (const key of this.#chunks.getKeys(this.#chunkRange(session.id))) this.#chunks.removeSync(key);
   }
 
   async #pruneLog(): Promise<void> {
     const excess = this.#log.getCount() - this.#maxLogEntries;
     if (excess <= 0) return;
     await this.#root.transaction(() => {
-      for (const key of this.#log.getKeys({ limit: excess })) this.#log.remove(key);
+      for (const key of this.#log.getKeys({ limit: excess })) this.#log.removeSync(key);
     });
   }
 }

@@ -1,0 +1,77 @@
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import t from 'tap';
+import { makeFile, sha256Of } from './helpers/files.js';
+import { startServer } from './helpers/server.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Mounts a tmpfs of `size` at `dir`; the reason it cannot, if it cannot (not root, no mount rights). */
+function mountTmpfs(dir: string, size: string): string | undefined {
+  if (process.getuid?.() !== 0) return 'needs root to mount a small tmpfs';
+  try {
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${size}`, 'tmpfs', dir], { stdio: 'pipe' });
+    return undefined;
+  } catch (error) {
+    return `mount -t tmpfs failed: ${String((error as { stderr?: Buffer }).stderr ?? error).trim()}`;
+  }
+}
+
+t.test('a full disk with the default checkpoint interval: ENOSPC to the client, a failed LMDB commit does not crash the server', async (t) => {
+  const mountPoint = tempDir(t, 'ferry-small-fs');
+  const cannot = mountTmpfs(mountPoint, '8m');
+  if (cannot) {
+    t.comment(`skipped: ${cannot}`);
+    t.pass(`skipped: ${cannot}`);
+    return;
+  }
+  t.teardown(() => {
+    execFileSync('umount', ['-l', mountPoint]);
+  });
+  const work = tempDir(t);
+  // Nothing is checkpointed before the disk fills: the failed write's last checkpoint and the LMDB
+  // commits after it fail too (lmdb-js leaves a rejected commit promise nobody holds).
+  const running = await startServer(t, { dataDir: join(mountPoint, 'data'), chunkSizeBytes: 256 * KiB, inflightBudgetBytes: 4 * MiB });
+  const big = await makeFile(work, 'big.bin', 12 * MiB + 5);
+  await t.rejects(running.client().upload(big.path, { name: 'big.bin' }), { code: 'ENOSPC' }, 'the upload fails with ENOSPC');
+  t.match(await running.client().info(), { files: 0 }, 'the server still answers');
+});
+
+t.test('a full disk: the upload fails with ENOSPC, the server and its files are fine, and the upload resumes once there is room', async (t) => {
+  const mountPoint = tempDir(t, 'ferry-small-fs');
+  const cannot = mountTmpfs(mountPoint, '8m');
+  if (cannot) {
+    t.comment(`skipped: ${cannot}`);
+    t.pass(`skipped: ${cannot}`);
+    return;
+  }
+  t.teardown(() => {
+    execFileSync('umount', ['-l', mountPoint]);
+  });
+  const work = tempDir(t);
+  const running = await startServer(t, { dataDir: join(mountPoint, 'data'), chunkSizeBytes: 256 * KiB, inflightBudgetBytes: 4 * MiB, syncEveryBytes: 512 * KiB });
+  const client = running.client();
+  const kept = await makeFile(work, 'kept.bin', MiB + 3);
+  await client.upload(kept.path, { name: 'kept.bin' });
+
+  const big = await makeFile(work, 'big.bin', 12 * MiB + 5);
+  await t.rejects(client.upload(big.path, { name: 'big.bin' }), { code: 'ENOSPC', message: /no space/iu }, 'the upload fails with ENOSPC');
+
+  const fresh = running.client();
+  t.same(
+    (await fresh.list()).map((file) => file.name),
+    ['kept.bin'],
+    'the server still answers, and lists only the finished file',
+  );
+  const out = join(work, 'kept.out');
+  await fresh.download('kept.bin', { out });
+  t.equal(await sha256Of(out), kept.sha256, 'the file stored before is intact');
+
+  execFileSync('mount', ['-o', 'remount,size=40m', mountPoint]);
+  const resumed = await fresh.upload(big.path, { name: 'big.bin' });
+  t.equal(resumed.sha256, big.sha256, 'with room again, the same upload completes exact');
+  t.equal(resumed.resumed, true, 'it resumed the session the full disk interrupted');
+  t.ok(resumed.bytesSent < big.bytes.length, `and sent only what was missing (${resumed.bytesSent} of ${big.bytes.length} bytes)`);
+});
