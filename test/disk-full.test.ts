@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
 import { makeFile, sha256Of } from './helpers/files.js';
+import type { FerryServer } from '../src/server/server.js';
 import { startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
 
@@ -27,13 +28,17 @@ t.test('a full disk with the default checkpoint interval: ENOSPC to the client, 
     t.pass(`skipped: ${cannot}`);
     return;
   }
-  t.teardown(() => {
+  let server: FerryServer | undefined;
+  // The server is closed first (close is idempotent; its own teardown would come later), then the fs unmounted.
+  t.teardown(async () => {
+    await server?.close();
     execFileSync('umount', ['-l', mountPoint]);
   });
   const work = tempDir(t);
   // Nothing is checkpointed before the disk fills: the failed write's last checkpoint and the LMDB
   // commits after it fail too (lmdb-js leaves a rejected commit promise nobody holds).
   const running = await startServer(t, { dataDir: join(mountPoint, 'data'), chunkSizeBytes: 256 * KiB, inflightBudgetBytes: 4 * MiB });
+  server = running.server;
   const big = await makeFile(work, 'big.bin', 12 * MiB + 5);
   await t.rejects(running.client().upload(big.path, { name: 'big.bin' }), { code: 'ENOSPC' }, 'the upload fails with ENOSPC');
   t.match(await running.client().info(), { files: 0 }, 'the server still answers');
@@ -47,11 +52,15 @@ t.test('a full disk: the upload fails with ENOSPC, the server and its files are 
     t.pass(`skipped: ${cannot}`);
     return;
   }
-  t.teardown(() => {
+  let server: FerryServer | undefined;
+  // The server is closed first (close is idempotent; its own teardown would come later), then the fs unmounted.
+  t.teardown(async () => {
+    await server?.close();
     execFileSync('umount', ['-l', mountPoint]);
   });
   const work = tempDir(t);
   const running = await startServer(t, { dataDir: join(mountPoint, 'data'), chunkSizeBytes: 256 * KiB, inflightBudgetBytes: 4 * MiB, syncEveryBytes: 512 * KiB });
+  server = running.server;
   const client = running.client();
   const kept = await makeFile(work, 'kept.bin', MiB + 3);
   await client.upload(kept.path, { name: 'kept.bin' });
