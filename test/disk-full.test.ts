@@ -1,9 +1,10 @@
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { makeFile, sha256Of } from './helpers/files.js';
+import type { ServerConfigInput } from '../src/server/config.js';
 import type { FerryServer } from '../src/server/server.js';
-import { startServer } from './helpers/server.js';
+import { type RunningServer, startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const KiB = 1024;
@@ -20,47 +21,45 @@ function mountTmpfs(dir: string, size: string): string | undefined {
   }
 }
 
-t.test('a full disk with the default checkpoint interval: ENOSPC to the client, a failed LMDB commit does not crash the server', async (t) => {
+/**
+ * A server (256 KiB chunks, 4 MiB budget, plus `config`) whose data dir is on a fresh 8 MiB tmpfs;
+ * undefined, with the reason passed as a skip, where no tmpfs can be mounted. When the test ends
+ * the server is closed first (close is idempotent; its own teardown would come later), then the
+ * filesystem unmounted.
+ */
+async function serverOnSmallFs(t: Test, config: Partial<ServerConfigInput>): Promise<(RunningServer & { mountPoint: string }) | undefined> {
   const mountPoint = tempDir(t, 'ferry-small-fs');
   const cannot = mountTmpfs(mountPoint, '8m');
   if (cannot) {
     t.comment(`skipped: ${cannot}`);
     t.pass(`skipped: ${cannot}`);
-    return;
+    return undefined;
   }
   let server: FerryServer | undefined;
-  // The server is closed first (close is idempotent; its own teardown would come later), then the fs unmounted.
   t.teardown(async () => {
     await server?.close();
     execFileSync('umount', ['-l', mountPoint]);
   });
+  const running = await startServer(t, { dataDir: join(mountPoint, 'data'), chunkSizeBytes: 256 * KiB, inflightBudgetBytes: 4 * MiB, ...config });
+  server = running.server;
+  return { ...running, mountPoint };
+}
+
+t.test('a full disk with the default checkpoint interval: ENOSPC to the client, a failed LMDB commit does not crash the server', async (t) => {
   const work = tempDir(t);
   // Nothing is checkpointed before the disk fills: the failed write's last checkpoint and the LMDB
   // commits after it fail too (lmdb-js leaves a rejected commit promise nobody holds).
-  const running = await startServer(t, { dataDir: join(mountPoint, 'data'), chunkSizeBytes: 256 * KiB, inflightBudgetBytes: 4 * MiB });
-  server = running.server;
+  const running = await serverOnSmallFs(t, {});
+  if (!running) return;
   const big = await makeFile(work, 'big.bin', 12 * MiB + 5);
   await t.rejects(running.client().upload(big.path, { name: 'big.bin' }), { code: 'ENOSPC' }, 'the upload fails with ENOSPC');
   t.match(await running.client().info(), { files: 0 }, 'the server still answers');
 });
 
 t.test('a full disk: the upload fails with ENOSPC, the server and its files are fine, and the upload resumes once there is room', async (t) => {
-  const mountPoint = tempDir(t, 'ferry-small-fs');
-  const cannot = mountTmpfs(mountPoint, '8m');
-  if (cannot) {
-    t.comment(`skipped: ${cannot}`);
-    t.pass(`skipped: ${cannot}`);
-    return;
-  }
-  let server: FerryServer | undefined;
-  // The server is closed first (close is idempotent; its own teardown would come later), then the fs unmounted.
-  t.teardown(async () => {
-    await server?.close();
-    execFileSync('umount', ['-l', mountPoint]);
-  });
   const work = tempDir(t);
-  const running = await startServer(t, { dataDir: join(mountPoint, 'data'), chunkSizeBytes: 256 * KiB, inflightBudgetBytes: 4 * MiB, syncEveryBytes: 512 * KiB });
-  server = running.server;
+  const running = await serverOnSmallFs(t, { syncEveryBytes: 512 * KiB });
+  if (!running) return;
   const client = running.client();
   const kept = await makeFile(work, 'kept.bin', MiB + 3);
   await client.upload(kept.path, { name: 'kept.bin' });
@@ -78,7 +77,7 @@ t.test('a full disk: the upload fails with ENOSPC, the server and its files are 
   await fresh.download('kept.bin', { out });
   t.equal(await sha256Of(out), kept.sha256, 'the file stored before is intact');
 
-  execFileSync('mount', ['-o', 'remount,size=40m', mountPoint]);
+  execFileSync('mount', ['-o', 'remount,size=40m', running.mountPoint]);
   const resumed = await fresh.upload(big.path, { name: 'big.bin' });
   t.equal(resumed.sha256, big.sha256, 'with room again, the same upload completes exact');
   t.equal(resumed.resumed, true, 'it resumed the session the full disk interrupted');

@@ -113,15 +113,18 @@ export class Connection implements FrameSink, DownloadPort {
     if (!this.#greeted || this.#ending || this.#closed) return;
     const { stallTimeoutMs, idleTimeoutMs } = this.services.config;
     const serverBusy = this.#requestsInFlight > 0 || this.#pauseReasons.has('chunk');
-    const transferring = this.uploads.size > 0 || this.downloads.size > 0;
-    this.socket.setTimeout(serverBusy ? 0 : transferring ? stallTimeoutMs : idleTimeoutMs);
+    this.socket.setTimeout(serverBusy ? 0 : this.#transferring ? stallTimeoutMs : idleTimeoutMs);
+  }
+
+  /** An upload is attached or a download runs: silence now means a stall. */
+  get #transferring(): boolean {
+    return this.uploads.size > 0 || this.downloads.size > 0;
   }
 
   #timedOut(): void {
     const { stallTimeoutMs, idleTimeoutMs } = this.services.config;
-    const transferring = this.uploads.size > 0 || this.downloads.size > 0;
     this.closeWith(
-      new FerryError('ETIMEDOUT', transferring ? `no data moved for ${stallTimeoutMs} ms during a transfer` : `idle for ${idleTimeoutMs} ms`),
+      new FerryError('ETIMEDOUT', this.#transferring ? `no data moved for ${stallTimeoutMs} ms during a transfer` : `idle for ${idleTimeoutMs} ms`),
     );
   }
 
