@@ -1,11 +1,12 @@
 import { basename } from 'node:path';
 import { Command, Option } from 'commander';
 import { FerryClient } from '../client/client.js';
+import { defaultClientStallTimeoutMs } from '../client/connection.js';
 import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
 import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, printJson } from './output.js';
 import { progressBar } from './progress-bar.js';
-import { parseCount, parseServerAddress } from './units.js';
+import { formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
 
 export interface CliContext {
   output: Output;
@@ -20,6 +21,7 @@ interface ClientFlags {
 }
 
 const defaultRetries = 5;
+const stallTimeoutHelp = `reconnect (and resume) when no byte moves this long (default: ${formatDuration(defaultClientStallTimeoutMs)})`;
 
 /** Adds the options every client command takes: --server and --json. */
 function clientCommand(program: Command, context: CliContext, spec: string, description: string): Command {
@@ -45,11 +47,12 @@ function serverAddressOption(text: string): { host: string; port: number } {
  * Runs `use` with a client: the shell's shared one, or a fresh one for a one-shot command,
  * closed afterwards.
  */
-async function withClient<T>(context: CliContext, flags: ClientFlags, retries: number, use: (client: FerryClient) => Promise<T>): Promise<T> {
+async function withClient<T>(context: CliContext, flags: ClientFlags & { stallTimeout?: number }, retries: number, use: (client: FerryClient) => Promise<T>): Promise<T> {
   if (context.shell) return use(context.shell.client);
   const address = serverAddressOption(flags.server);
   const client = new FerryClient({
     ...address,
+    ...(flags.stallTimeout === undefined ? {} : { stallTimeoutMs: flags.stallTimeout }),
     retry: {
       retries,
       onRetry: ({ attempt, retries: max, error, delayMs }) =>
@@ -91,7 +94,8 @@ export function buildProgram(context: CliContext): Command {
     .option('--as <name>', 'name on the server (default: the file name)')
     .option('--force', 'replace a file of the same name on the server')
     .option('--retries <n>', 'reconnect and resume this many times after a lost connection', parseCount, defaultRetries)
-    .action(async (path: string, flags: ClientFlags & { as?: string; force?: boolean; retries: number }) => {
+    .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration)
+    .action(async (path: string, flags: ClientFlags & { as?: string; force?: boolean; retries: number; stallTimeout?: number }) => {
       const name = flags.as ?? basename(path);
       const bar = progressBar(!flags.json);
       const started = Date.now();
@@ -108,7 +112,8 @@ export function buildProgram(context: CliContext): Command {
     .option('--out <path>', 'where to write it (default: the last segment of the name, here)')
     .option('--force', 'overwrite an existing local file')
     .option('--retries <n>', 'reconnect and resume this many times after a lost connection', parseCount, defaultRetries)
-    .action(async (name: string, flags: ClientFlags & { out?: string; force?: boolean; retries: number }) => {
+    .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration)
+    .action(async (name: string, flags: ClientFlags & { out?: string; force?: boolean; retries: number; stallTimeout?: number }) => {
       const bar = progressBar(!flags.json);
       const started = Date.now();
       const result = await withClient(context, flags, flags.retries, (client) =>

@@ -6,13 +6,22 @@ import { FerryError, isErrorCode } from '../protocol/errors.js';
 import { type ChunkHeader, defaultMaxControlBytes, maxChunkBytesCeiling, protocolVersion } from '../protocol/frames.js';
 import type { HelloResult, Op, RequestOf, ResultOf } from '../protocol/messages.js';
 import { ferryVersion } from '../version.js';
+import { formatDuration } from '../durations.js';
 
 export interface ConnectOptions {
   host: string;
   port: number;
   /** Give up connecting (and on the handshake) after this long. */
   connectTimeoutMs?: number;
+  /**
+   * While a request or a transfer is in progress, no byte moving either way for this long means
+   * the link is dead (a dropped NAT entry, a frozen peer): the connection is cut with ETIMEDOUT,
+   * which a retrying transfer answers by reconnecting and resuming. Default 30 s.
+   */
+  stallTimeoutMs?: number;
 }
+
+export const defaultClientStallTimeoutMs = 30_000;
 
 /** Receives the chunks of one download stream. */
 export interface StreamSink {
@@ -28,7 +37,16 @@ interface Pending {
   reject(error: FerryError): void;
   /** For a request that opens a stream: its sink, registered the moment the reply is decoded. */
   sinkFor?: (result: { stream: number }) => StreamSink;
+  /** Whether the stall watchdog covers the wait for its reply (see `unwatchedOps`). */
+  watched: boolean;
 }
+
+/**
+ * Requests whose reply may take long with nothing on the wire: `putEnd` can hash a whole file
+ * on the server (after a restart), which takes minutes for a big one. The stall watchdog does
+ * not run while only these are outstanding.
+ */
+const unwatchedOps: ReadonlySet<Op> = new Set(['putEnd']);
 
 /** Size of the buffer each connection reads into. */
 const readBufferBytes = 256 * 1024;
@@ -48,13 +66,25 @@ export class ClientConnection implements FrameSink {
   #currentStream: StreamSink | undefined;
   #nextId = 1;
   #lost: FerryError | undefined;
+  readonly #stallTimeoutMs: number;
+  /** Pending requests the stall watchdog covers. */
+  #watchedRequests = 0;
+  /** Reading paused by us (a download waiting for the disk): the server is not to blame. */
+  #pausedByUs = false;
+  #watchdogArmed = false;
 
-  private constructor(socket: Socket) {
+  private constructor(socket: Socket, stallTimeoutMs: number) {
     this.socket = socket;
+    this.#stallTimeoutMs = stallTimeoutMs;
     this.#decoder = new FrameDecoder({ maxControlBytes: 16 * defaultMaxControlBytes, maxChunkBytes: maxChunkBytesCeiling }, this);
 
     socket.on('error', () => {}); // the 'close' that follows reports it
     socket.on('close', () => this.#lose(new FerryError('ECONNLOST', 'connection to the server lost')));
+    // The socket's inactivity timer: reads and writes handed to the kernel both reset it.
+    socket.on('timeout', () => {
+      this.#lose(new FerryError('ETIMEDOUT', `stalled: no data for ${formatDuration(this.#stallTimeoutMs)}`));
+      socket.destroy();
+    });
   }
 
   static async connect(options: ConnectOptions): Promise<ClientConnection> {
@@ -84,7 +114,7 @@ export class ClientConnection implements FrameSink {
       const detail = (error as NodeJS.ErrnoException).code ?? String(error);
       throw new FerryError('ECONNECT', `cannot connect to ${options.host}:${options.port} (${detail})`, { cause: error });
     }
-    connection = new ClientConnection(socket);
+    connection = new ClientConnection(socket, options.stallTimeoutMs ?? defaultClientStallTimeoutMs);
     try {
       connection.hello = await connection.request('hello', { protocol: protocolVersion, client: `ferry/${ferryVersion}`, capabilities: ['resume'] });
     } catch (error) {
@@ -114,9 +144,11 @@ export class ClientConnection implements FrameSink {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     return new Promise<ResultOf[O]>((resolve, reject) => {
-      const pending: Pending = { resolve: resolve as (result: unknown) => void, reject };
+      const pending: Pending = { resolve: resolve as (result: unknown) => void, reject, watched: !unwatchedOps.has(op) };
       if (sinkFor) pending.sinkFor = sinkFor as (result: { stream: number }) => StreamSink;
       this.#pending.set(id, pending);
+      if (pending.watched) this.#watchedRequests += 1;
+      this.#refreshWatchdog();
       this.socket.write(encodeControl({ id, op, ...args }));
     });
   }
@@ -149,19 +181,25 @@ export class ClientConnection implements FrameSink {
 
   openStream(stream: number, sink: StreamSink): void {
     this.#streams.set(stream, sink);
+    this.#refreshWatchdog();
   }
 
   closeStream(stream: number): void {
     this.#streams.delete(stream);
+    this.#refreshWatchdog();
   }
 
   /** Stops reading from the server (backpressure for downloads). */
   pause(): void {
     this.#decoder.pause();
     this.socket.pause();
+    this.#pausedByUs = true;
+    this.#refreshWatchdog();
   }
 
   resume(): void {
+    this.#pausedByUs = false;
+    this.#refreshWatchdog();
     this.socket.resume();
     this.#decoder.resume();
   }
@@ -185,15 +223,21 @@ export class ClientConnection implements FrameSink {
       const pending = this.#pending.get(message['id']);
       if (!pending) return;
       this.#pending.delete(message['id']);
-      if (message['ok'] !== true) return pending.reject(errorFrom(message));
+      if (pending.watched) this.#watchedRequests -= 1;
+      if (message['ok'] !== true) {
+        this.#refreshWatchdog();
+        return pending.reject(errorFrom(message));
+      }
       const result = message['result'] as { stream: number };
       if (pending.sinkFor) this.#streams.set(result.stream, pending.sinkFor(result));
+      this.#refreshWatchdog();
       pending.resolve(result);
       return;
     }
     if (message['event'] === 'abort' && typeof message['stream'] === 'number') {
       const sink = this.#streams.get(message['stream']);
       this.#streams.delete(message['stream']);
+      this.#refreshWatchdog();
       sink?.fail(errorFrom(message));
       return;
     }
@@ -219,11 +263,26 @@ export class ClientConnection implements FrameSink {
     this.socket.destroy();
   }
 
+  /**
+   * Arms the stall watchdog while something is expected of the link (a watched request, an open
+   * stream) and we are not holding it paused ourselves; disarms it otherwise, so an idle shell
+   * connection is never cut by it.
+   */
+  #refreshWatchdog(): void {
+    const watching = !this.#lost && !this.#pausedByUs && (this.#watchedRequests > 0 || this.#streams.size > 0);
+    if (watching === this.#watchdogArmed) return;
+    this.#watchdogArmed = watching;
+    this.socket.setTimeout(watching ? this.#stallTimeoutMs : 0);
+  }
+
   #lose(error: FerryError): void {
     if (this.#lost) return;
     this.#lost = error;
+    this.socket.setTimeout(0);
+    this.#watchdogArmed = false;
     for (const pending of this.#pending.values()) pending.reject(error);
     this.#pending.clear();
+    this.#watchedRequests = 0;
     for (const sink of this.#streams.values()) sink.fail(error);
     this.#streams.clear();
   }

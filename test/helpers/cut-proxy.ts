@@ -9,20 +9,28 @@ export interface CutProxy {
   readonly downstreamBytes: number;
   /** Cuts every connection (both sides) once this many more bytes have gone in `direction`. */
   cutAfter(bytes: number, direction: 'up' | 'down'): Promise<void>;
+  /**
+   * Once this many more bytes have gone in `direction`, stops forwarding on every open connection
+   * without closing it, as a dead NAT entry or a frozen peer would. Later connections work.
+   */
+  freezeAfter(bytes: number, direction: 'up' | 'down'): Promise<void>;
 }
 
 /**
  * A TCP proxy on 127.0.0.1 in front of `targetPort` that can cut connections after an exact byte
- * count, as a dropped network link would: both sockets are destroyed mid-stream.
+ * count, as a dropped network link would (both sockets are destroyed mid-stream), or freeze them
+ * there, as a dead link that never says so would.
  */
 export async function startCutProxy(t: Test, targetPort: number): Promise<CutProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let upstreamBytes = 0;
   let downstreamBytes = 0;
-  let cut: { direction: 'up' | 'down'; at: number; done: () => void } | undefined;
+  let cut: { direction: 'up' | 'down'; at: number; freeze: boolean; done: () => void } | undefined;
+  const frozen = new WeakSet<Socket>();
 
   function forward(from: Socket, to: Socket, direction: 'up' | 'down'): void {
     from.on('data', (data: Buffer) => {
+      if (frozen.has(from)) return;
       let piece = data;
       const counted = direction === 'up' ? upstreamBytes : downstreamBytes;
       if (cut?.direction === direction && counted + piece.length >= cut.at) {
@@ -30,11 +38,17 @@ export async function startCutProxy(t: Test, targetPort: number): Promise<CutPro
         to.write(piece);
         if (direction === 'up') upstreamBytes += piece.length;
         else downstreamBytes += piece.length;
-        const { done } = cut;
+        const { done, freeze } = cut;
         cut = undefined;
-        for (const [a, b] of pairs) {
-          a.destroy();
-          b.destroy();
+        for (const pair of pairs) {
+          for (const socket of pair) {
+            if (freeze) {
+              frozen.add(socket);
+              socket.pause();
+            } else {
+              socket.destroy();
+            }
+          }
         }
         done();
         return;
@@ -43,7 +57,9 @@ export async function startCutProxy(t: Test, targetPort: number): Promise<CutPro
       else downstreamBytes += piece.length;
       if (!to.write(piece)) {
         from.pause();
-        to.once('drain', () => from.resume());
+        to.once('drain', () => {
+          if (!frozen.has(from)) from.resume();
+        });
       }
     });
   }
@@ -81,7 +97,12 @@ export async function startCutProxy(t: Test, targetPort: number): Promise<CutPro
     },
     cutAfter(bytes, direction) {
       return new Promise((resolve) => {
-        cut = { direction, at: (direction === 'up' ? upstreamBytes : downstreamBytes) + bytes, done: resolve };
+        cut = { direction, at: (direction === 'up' ? upstreamBytes : downstreamBytes) + bytes, freeze: false, done: resolve };
+      });
+    },
+    freezeAfter(bytes, direction) {
+      return new Promise((resolve) => {
+        cut = { direction, at: (direction === 'up' ? upstreamBytes : downstreamBytes) + bytes, freeze: true, done: resolve };
       });
     },
   };
