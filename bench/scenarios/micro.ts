@@ -1,6 +1,6 @@
 import { createHash, randomFillSync } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { loadXxh64 } from '../../src/client/xxh64.js';
+import { loadXxh64 } from '../../src/hashing/xxh64.js';
 import { FrameDecoder, type FrameSink } from '../../src/protocol/decoder.js';
 import { encodeChunkHead, encodeControl } from '../../src/protocol/encoder.js';
 import { maxChunkBytesCeiling } from '../../src/protocol/frames.js';

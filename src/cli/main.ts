@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { type Output, processOutput } from './output.js';
 import { buildProgram, runProgram } from './program.js';
+import { addFsckCommand } from './fsck.js';
 import { addServeCommand } from './serve.js';
 import { runShell } from './shell.js';
 import { parseServerAddress } from './units.js';
@@ -20,8 +21,9 @@ export async function main(argv: string[]): Promise<never> {
   const output = processOutput;
   const program = buildProgram({ output, env: process.env });
   addServeCommand(program, output);
-  const shellResult: { exitCode?: number } = {};
-  addShellCommand(program, output, shellResult);
+  const commandResult: { exitCode?: number } = {};
+  addShellCommand(program, output, commandResult);
+  addFsckCommand(program, output, commandResult);
   const exitCode = await runProgram(program, argv, output);
-  process.exit(shellResult.exitCode ?? exitCode);
+  process.exit(exitCode !== 0 ? exitCode : (commandResult.exitCode ?? 0));
 }

@@ -21,7 +21,9 @@ export function formatList(files: FileSummary[]): string {
   if (files.length === 0) return '(no files)';
   const sizes = files.map((file) => formatBytes(file.size));
   const width = Math.max(...sizes.map((size) => size.length));
-  return files.map((file, index) => `${sizes[index]!.padStart(width)}  ${file.modified.slice(0, 19).replace('T', ' ')}  ${file.name}`).join('\n');
+  return files
+    .map((file, index) => `${sizes[index]!.padStart(width)}  ${file.modified.slice(0, 19).replace('T', ' ')}  ${file.name}${file.damaged === undefined ? '' : '  [DAMAGED]'}`)
+    .join('\n');
 }
 
 export function formatStat(file: FileInfo): string {
@@ -32,6 +34,7 @@ export function formatStat(file: FileInfo): string {
     `chunks:    ${file.chunkCount} x ${formatBytes(file.chunkSize)}`,
     `created:   ${file.created}`,
     `modified:  ${file.modified}`,
+    ...(file.damaged === undefined ? [] : [`DAMAGED:   ${file.damaged} (not served; delete it or upload it again with --force)`]),
   ].join('\n');
 }
 

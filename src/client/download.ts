@@ -9,7 +9,7 @@ import type { FileInfo, GetResult } from '../protocol/messages.js';
 import { type Sha256Thread, sharedSha256Thread } from '../hashing/sha256-thread.js';
 import type { ClientConnection, StreamSink } from './connection.js';
 import type { ProgressListener } from './progress.js';
-import { loadXxh64 } from './xxh64.js';
+import { loadXxh64 } from '../hashing/xxh64.js';
 
 export interface DownloadOptions {
   /** Local destination; defaults to the remote name's last segment in the current directory. */

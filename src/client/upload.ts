@@ -7,7 +7,7 @@ import type { FileInfo } from '../protocol/messages.js';
 import { sharedSha256Thread } from '../hashing/sha256-thread.js';
 import type { ClientConnection } from './connection.js';
 import type { ProgressListener } from './progress.js';
-import { loadXxh64 } from './xxh64.js';
+import { loadXxh64 } from '../hashing/xxh64.js';
 
 export interface UploadOptions {
   /** Remote name; defaults to the local file's base name. */

@@ -18,6 +18,7 @@ export const errorCatalogue = {
   ESHUTDOWN: { message: 'the server is shutting down', exitCode: 1 },
   EINCOMPLETE: { message: 'upload is missing chunks', exitCode: 1 },
   ECHANGED: { message: 'the file changed during the transfer', exitCode: 1 },
+  ECORRUPT: { message: 'the stored file is damaged: its bytes no longer match its record', exitCode: 1 },
   EIO: { message: 'I/O error', exitCode: 1 },
   EINTERNAL: { message: 'internal server error', exitCode: 1 },
   ECONNECT: { message: 'cannot connect to the server', exitCode: 1 },

@@ -97,6 +97,8 @@ export interface FileSummary {
   sha256: string;
   /** ISO 8601 time of the upload that produced this content. */
   modified: string;
+  /** Present when the stored bytes no longer match the record: why. Such a file is not served (ECORRUPT). */
+  damaged?: string;
 }
 
 export interface FileInfo extends FileSummary {

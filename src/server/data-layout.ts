@@ -9,12 +9,15 @@ export class DataLayout {
   readonly filesDir: string;
   readonly partialDir: string;
   readonly dbDir: string;
+  /** Files found under files/ that no record describes, moved aside by start-up recovery. */
+  readonly lostFoundDir: string;
 
   constructor(dataDir: string) {
     this.root = resolve(dataDir);
     this.filesDir = join(this.root, 'files');
     this.partialDir = join(this.root, 'partial');
     this.dbDir = join(this.root, 'db');
+    this.lostFoundDir = join(this.root, 'lost+found');
   }
 
   create(): void {

@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net';
-import { FerryError } from '../protocol/errors.js';
+import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import { encodeChunkHead } from '../protocol/encoder.js';
 import { type StoredFile, chunkCountOf, chunkLengthOf, hashAt } from '../store/records.js';
 import type { ServerServices } from './services.js';
+import { UploadTransfer } from './upload-transfer.js';
 
 /** What a download needs from its connection: the socket, chunk buffers within the connection's share, and 'drain'. */
 export interface DownloadPort {
@@ -105,8 +106,8 @@ export class DownloadTransfer {
           if (this.#ended) return port.releaseDownloadBuffer(result.buffer);
           if (!result.ok) {
             port.releaseDownloadBuffer(result.buffer);
-            const code = result.code === 'ENOENT' || result.code === 'ECHECKSUM' ? 'ECHANGED' : result.code;
-            return this.stop(new FerryError(code, `${this.file.name}: ${result.message}`));
+            void this.#readFailure(result.code, result.message).then((error) => this.stop(error));
+            return;
           }
           this.#ready.set(index, result.buffer);
           this.#send();
@@ -117,6 +118,29 @@ export class DownloadTransfer {
           this.stop(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
         },
       );
+  }
+
+  /**
+   * Why a chunk could not be served. Bytes missing or not matching their recorded xxh64 mean the
+   * file changed under the download (deleted, or replaced by an upload being published) when the
+   * record changed or an upload of the name is finishing; otherwise the disk no longer holds what
+   * the record says, and the file is flagged damaged (never served again until replaced) before
+   * the error is returned.
+   */
+  async #readFailure(code: ErrorCode, message: string): Promise<FerryError> {
+    const { name } = this.file;
+    if (code !== 'ENOENT' && code !== 'ECHECKSUM') return new FerryError(code, `${name}: ${message}`);
+    const { store, activeUploads } = this.#services;
+    const current = store.file(name);
+    const upload = activeUploads.get(name);
+    const replacing = upload instanceof UploadTransfer && upload.finishing;
+    if (!current || current.sha256 !== this.file.sha256 || current.modified !== this.file.modified || replacing) {
+      return new FerryError('ECHANGED', `${name} was deleted or replaced on the server during the download`);
+    }
+    const why = code === 'ENOENT' ? 'its bytes are missing from the data directory' : message;
+    // Recorded before the client hears of it; best effort: the client is told either way.
+    await store.markDamaged(this.file, why).catch(() => {});
+    return new FerryError('ECORRUPT', `${name} is damaged on the server (${why}); it will not be served until replaced`);
   }
 
   #send(): void {

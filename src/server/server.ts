@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { type AddressInfo, type Server, createServer as createNetServer } from 'node:net';
 import { once } from 'node:events';
 import { type Logger, pino } from 'pino';
@@ -12,6 +11,7 @@ import { type ServerConfig, type ServerConfigInput, resolveServerConfig } from '
 import { Connection } from './connection.js';
 import { readIntoFixedBuffer } from './fixed-buffer-socket.js';
 import { DataLayout } from './data-layout.js';
+import { reconcile } from './reconcile.js';
 import type { ServerServices } from './services.js';
 
 export interface FerryServer {
@@ -79,7 +79,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
   return {
     config,
     async listen(port, host) {
-      await expireSessions(services);
+      await recover(services);
       listener.listen(port, host);
       await once(listener, 'listening');
       const address = listener.address() as AddressInfo;
@@ -119,13 +119,13 @@ function refuseOverLimit(config: ServerConfig, open: number, openFromIp: number,
   return undefined;
 }
 
-/** Removes upload sessions idle past the TTL, with their partial data. */
-async function expireSessions(services: ServerServices): Promise<void> {
-  const cutoff = Date.now() - services.config.sessionTtlMs;
-  for (const session of services.store.sessions()) {
-    if (session.touched >= cutoff) continue;
-    await services.store.dropSession(session);
-    await rm(services.layout.partialPath(session.id), { force: true });
-    services.logger.info({ name: session.name }, 'expired upload session removed');
+/** Start-up recovery: LMDB and the data directory are made to agree before any client comes. */
+async function recover(services: ServerServices): Promise<void> {
+  const { layout, store, config, logger } = services;
+  const report = await reconcile({ layout, store, sessionTtlMs: config.sessionTtlMs, repair: true });
+  for (const { problem, name, detail, action } of report.findings) {
+    const level = problem === 'expired-upload' ? 'info' : 'warn';
+    logger[level]({ problem, name, detail }, `recovery: ${name}: ${detail}; ${action}`);
   }
+  logger.info({ files: report.filesChecked, uploads: report.uploadsChecked, findings: report.findings.length }, 'recovery: data directory checked');
 }

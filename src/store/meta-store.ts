@@ -107,6 +107,25 @@ export class MetaStore {
     this.#byteCount += file.size - (previous?.size ?? 0);
   }
 
+  /** Flags a file whose bytes on disk no longer match its record: it stays listed but is not served. Durable on return. */
+  async markDamaged(file: StoredFile, why: string): Promise<void> {
+    await this.#write(`flagging ${file.name} as damaged`, async () => {
+      // Only the very record that was found damaged: never a newer upload that replaced it since.
+      await this.#root.transaction(() => {
+        const current = this.#files.get(file.name);
+        if (current && current.sha256 === file.sha256 && current.modified === file.modified && current.damaged === undefined) {
+          this.#files.putSync(file.name, { ...current, damaged: why });
+        }
+      });
+      await this.#root.flushed;
+    });
+  }
+
+  /** Every stored file, in name order. */
+  *allFiles(): Generator<StoredFile> {
+    for (const { value } of this.#files.getRange()) yield value;
+  }
+
   /** Forgets a file; returns the record it removed. Durable on return. */
   async deleteFile(name: string): Promise<StoredFile | undefined> {
     const previous = this.#files.get(name);

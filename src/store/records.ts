@@ -10,6 +10,12 @@ export interface StoredFile {
   /** Milliseconds since the epoch. */
   created: number;
   modified: number;
+  /**
+   * Set when the bytes on disk were found not to match this record (wrong size, a chunk that
+   * fails its xxh64, missing): why. A damaged file is listed but never served (ECORRUPT); delete
+   * it or upload it again with --force.
+   */
+  damaged?: string;
 }
 
 /**

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { type Socket, connect } from 'node:net';
 import type { Test } from 'tap';
-import { loadXxh64 } from '../../src/client/xxh64.js';
+import { loadXxh64 } from '../../src/hashing/xxh64.js';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { encodeChunkHead, encodeControl } from '../../src/protocol/encoder.js';
 import { type ChunkHeader, maxChunkBytesCeiling } from '../../src/protocol/frames.js';

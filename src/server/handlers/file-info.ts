@@ -2,7 +2,9 @@ import type { FileInfo, FileSummary } from '../../protocol/messages.js';
 import { type StoredFile, chunkCountOf } from '../../store/records.js';
 
 export function fileSummary(file: StoredFile): FileSummary {
-  return { name: file.name, size: file.size, sha256: file.sha256, modified: new Date(file.modified).toISOString() };
+  const summary: FileSummary = { name: file.name, size: file.size, sha256: file.sha256, modified: new Date(file.modified).toISOString() };
+  if (file.damaged !== undefined) summary.damaged = file.damaged;
+  return summary;
 }
 
 export function fileInfo(file: StoredFile): FileInfo {

@@ -6,6 +6,7 @@ import type { Handler } from './types.js';
 
 export const get: Handler<'get'> = async (connection, request) => {
   const file = storedFile(connection, request.name);
+  if (file.damaged !== undefined) throw new FerryError('ECORRUPT', `${file.name} is damaged and not served (${file.damaged}); delete it or upload it again with --force`);
   if (request.sha256 !== undefined && request.sha256 !== file.sha256) {
     throw new FerryError('ECHANGED', `${file.name} changed on the server since the download began`);
   }

@@ -1,0 +1,52 @@
+import { existsSync } from 'node:fs';
+import type { Command } from 'commander';
+import { FerryError } from '../protocol/errors.js';
+import { serverDefaults } from '../server/defaults.js';
+import { type Output, printJson } from './output.js';
+import { formatDuration, parseDuration } from './units.js';
+
+interface FsckFlags {
+  data: string;
+  verify?: boolean;
+  json?: boolean;
+  sessionTtl?: number;
+}
+
+/**
+ * `ferry fsck`: the server's start-up recovery as a read-only report. Changes nothing; exit status
+ * 0 when LMDB and the data directory agree, 1 when they do not (`ferry serve` repairs what it
+ * lists at its next start).
+ */
+export function addFsckCommand(program: Command, output: Output, result: { exitCode?: number }): void {
+  program
+    .command('fsck')
+    .description('check a data directory against its metadata, without serving or changing anything')
+    .option('--data <dir>', 'data directory', './var')
+    .option('--verify', 'also read every stored file and compare its SHA-256 with the record (reads everything)')
+    .option('--session-ttl <duration>', `unfinished uploads untouched this long count as expired (default: ${formatDuration(serverDefaults.sessionTtlMs)})`, parseDuration)
+    .option('--json', 'print a machine-readable report on stdout')
+    .addHelpText('after', '\nExit status: 0 when everything agrees, 1 when something does not. `ferry serve` repairs what this lists when it starts.')
+    .action(async (flags: FsckFlags) => {
+      const [{ DataLayout }, { MetaStore }, { reconcile }] = await Promise.all([
+        import('../server/data-layout.js'),
+        import('../store/meta-store.js'),
+        import('../server/reconcile.js'),
+      ]);
+      const layout = new DataLayout(flags.data);
+      for (const dir of [layout.filesDir, layout.partialDir, layout.dbDir]) {
+        if (!existsSync(dir)) throw new FerryError('ENOENT', `${layout.root} is not a Ferry data directory (no ${dir})`);
+      }
+      const store = new MetaStore({ path: layout.dbDir });
+      try {
+        const sessionTtlMs = flags.sessionTtl ?? serverDefaults.sessionTtlMs;
+        const report = await reconcile({ layout, store, sessionTtlMs, repair: false, verifyContent: flags.verify ?? false });
+        result.exitCode = report.findings.length === 0 ? 0 : 1;
+        if (flags.json) return printJson(output, { dataDir: layout.root, ...report });
+        for (const { problem, name, detail, action } of report.findings) output.out(`${problem}: ${name}: ${detail} (${action})`);
+        const verdict = report.findings.length === 0 ? 'no problems' : `${report.findings.length} problem${report.findings.length === 1 ? '' : 's'}`;
+        output.out(`${layout.root}: ${report.filesChecked} files and ${report.uploadsChecked} unfinished uploads checked${flags.verify ? ' (contents verified)' : ''}: ${verdict}`);
+      } finally {
+        await store.close();
+      }
+    });
+}

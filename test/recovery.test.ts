@@ -1,0 +1,184 @@
+// Start-up recovery and `ferry fsck`: what a crash, a full disk or a hand in the data directory
+// can leave behind (an interrupted upload, a partial file nobody owns, a stray file, a record
+// without its bytes, bytes that no longer match their record, a verified file published but not
+// recorded) is reported by `ferry fsck` without changing anything, then repaired by the next start.
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { appendFile, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import type { Finding } from '../src/server/reconcile.js';
+import { startCutProxy } from './helpers/cut-proxy.js';
+import { makeFile, sha256Of } from './helpers/files.js';
+import { RawClient, chunkFrame, referenceFingerprint } from './helpers/raw-client.js';
+import { ferryBin } from './helpers/server-process.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const chunkSize = 64 * KiB;
+
+interface FsckRun {
+  code: number | null;
+  report: { findings: Finding[]; filesChecked: number; uploadsChecked: number };
+}
+
+/** Runs the real `ferry fsck --json` on `dataDir`. */
+async function fsck(dataDir: string, ...extra: string[]): Promise<FsckRun> {
+  const child = spawn(process.execPath, [ferryBin, 'fsck', '--data', dataDir, '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
+  child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  if (stdout === '') throw new Error(`ferry fsck printed nothing (exit ${code}): ${stderr}`);
+  return { code, report: JSON.parse(stdout) as FsckRun['report'] };
+}
+
+/** `problem name` of each finding, sorted: what a report says, independent of its order. */
+function summary(findings: Finding[]): string[] {
+  return findings.map(({ problem, name }) => `${problem} ${name}`).sort();
+}
+
+/** Everything under `dir`, relative, sorted: to show a check changed nothing. */
+async function tree(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).sort();
+}
+
+/** An upload cut by a dropped link after `bytes` reached the proxy: its session and partial file stay. */
+async function interruptedUpload(t: Test, running: RunningServer, local: { path: string }, name: string, bytes: number): Promise<void> {
+  const proxy = await startCutProxy(t, running.port);
+  const cut = proxy.cutAfter(bytes, 'up');
+  await t.rejects(running.client({ port: proxy.port }).upload(local.path, { name }), { code: 'ECONNLOST' });
+  await cut;
+}
+
+t.test('fsck reports, changes nothing; the next start repairs; fsck is then clean', async (t) => {
+  const dataDir = join(tempDir(t), 'data');
+  const work = tempDir(t);
+  const first = await startServer(t, { dataDir, chunkSizeBytes: chunkSize });
+  const client = first.client();
+  const kept = await makeFile(work, 'kept.bin', 3 * chunkSize + 17);
+  for (const name of ['kept.bin', 'gone.bin', 'resized.bin', 'flipped.bin']) await client.upload(kept.path, { name });
+  const stale = await makeFile(work, 'stale.bin', 8 * chunkSize);
+  await interruptedUpload(t, first, stale, 'stale.bin', 3 * chunkSize);
+  await interruptedUpload(t, first, stale, 'lost-part.bin', 3 * chunkSize);
+  await client.close();
+  await first.server.close();
+
+  // What a hand, a crash or a failing disk leaves.
+  const files = join(dataDir, 'files');
+  const partial = join(dataDir, 'partial');
+  await rm(join(files, 'gone.bin'));
+  await appendFile(join(files, 'resized.bin'), 'tail');
+  const flipped = await open(join(files, 'flipped.bin'), 'r+');
+  await flipped.write(Buffer.from([0xff]), 0, 1, chunkSize + 5);
+  await flipped.close();
+  await mkdir(join(files, 'stray'));
+  await writeFile(join(files, 'stray', 'orphan.txt'), 'someone put this here');
+  await writeFile(join(partial, 'not-a-session.part'), 'left over');
+  const partials = await readdir(partial);
+  t.equal(partials.length, 3, 'two interrupted uploads and the stray partial file');
+  // Which partial file belongs to lost-part.bin is in LMDB; fsck names the session, so remove one and see.
+  const { MetaStore } = await import('../src/store/meta-store.js');
+  const store = new MetaStore({ path: join(dataDir, 'db') });
+  const lostPart = store.session('lost-part.bin')!;
+  await store.close();
+  await rm(join(partial, `${lostPart.id}.part`));
+
+  const before = await tree(dataDir);
+  const check = await fsck(dataDir, '--session-ttl', '1ms');
+  t.equal(check.code, 1, 'fsck exits 1 when something disagrees');
+  t.same(summary(check.report.findings), [
+    'expired-upload stale.bin',
+    'missing-file gone.bin',
+    'orphan-file stray/orphan.txt',
+    'orphan-partial not-a-session.part',
+    'size-mismatch resized.bin',
+    'upload-without-data lost-part.bin',
+  ]);
+  t.ok(check.report.findings.every((finding) => finding.action.startsWith('would ')), 'every action is only proposed');
+  t.same(await tree(dataDir), before, 'fsck changed nothing in the data directory');
+  const verified = await fsck(dataDir, '--session-ttl', '1ms', '--verify');
+  t.ok(summary(verified.report.findings).includes('content-mismatch flipped.bin'), 'fsck --verify also finds the flipped byte');
+
+  const second = await startServer(t, { dataDir, chunkSizeBytes: chunkSize, sessionTtlMs: 1 });
+  const after = second.client();
+  t.same((await after.list()).map((file) => [file.name, file.damaged !== undefined]), [
+    ['flipped.bin', false],
+    ['kept.bin', false],
+    ['resized.bin', true],
+  ], 'the record without bytes is gone; the resized file is listed as damaged');
+  t.match((await after.stat('resized.bin')).damaged, /4 bytes|bytes on disk/u);
+  await t.rejects(after.download('resized.bin', { out: join(work, 'resized.out') }), { code: 'ECORRUPT' }, 'a damaged file is not served');
+  await t.rejects(after.download('flipped.bin', { out: join(work, 'flipped.out') }), { code: 'ECORRUPT' }, 'a chunk that fails its recorded hash stops the download');
+  t.match((await after.stat('flipped.bin')).damaged, /xxh64/u, 'and flags the file before the client hears of it');
+  const down = await after.download('kept.bin', { out: join(work, 'kept.out') });
+  t.equal(down.sha256, kept.sha256, 'an intact file still downloads exact');
+  t.equal(await readFile(join(dataDir, 'lost+found', 'stray', 'orphan.txt'), 'utf8'), 'someone put this here', 'the stray file was moved aside, not deleted');
+  t.same(await readdir(partial), [], 'no partial file is left: expired, orphaned and session-less ones are gone');
+
+  await after.delete('resized.bin');
+  await after.upload(kept.path, { name: 'flipped.bin', force: true });
+  await after.close();
+  await second.server.close();
+  const clean = await fsck(dataDir);
+  t.equal(clean.code, 0, 'fsck exits 0 once everything agrees');
+  t.same(clean.report.findings, []);
+  t.equal(clean.report.filesChecked, 2);
+});
+
+t.test('a verified upload published but not recorded (a crash in between) is recorded at the next start', async (t) => {
+  const dataDir = join(tempDir(t), 'data');
+  const work = tempDir(t);
+  const first = await startServer(t, { dataDir, chunkSizeBytes: chunkSize });
+  const old = await makeFile(work, 'old.bin', 2 * chunkSize);
+  await first.client().upload(old.path, { name: 'replaced.bin' });
+  const fresh = await makeFile(work, 'new.bin', 5 * chunkSize + 3);
+  // Every chunk of both uploads lands and is recorded, but putEnd never comes.
+  for (const [name, force] of [['new.bin', false], ['replaced.bin', true]] as const) {
+    const raw = await RawClient.connect(t, first.port);
+    await raw.hello();
+    const put = await raw.call('put', { name, size: fresh.bytes.length, fingerprint: await referenceFingerprint(fresh.bytes), force });
+    const { stream } = put['result'] as { stream: number };
+    for (let offset = 0; offset < fresh.bytes.length; offset += chunkSize) {
+      await raw.write(await chunkFrame(stream, offset, fresh.bytes.subarray(offset, offset + chunkSize)));
+    }
+    t.equal((await raw.call('ping'))['ok'], true);
+    raw.socket.destroy();
+  }
+  await first.server.close(); // the connections' last checkpoints record every chunk
+
+  // The crash: each partial file was renamed into place, the record not yet written.
+  const { MetaStore } = await import('../src/store/meta-store.js');
+  const store = new MetaStore({ path: join(dataDir, 'db') });
+  const sessions = store.sessions();
+  await store.close();
+  t.equal(sessions.length, 2);
+  for (const session of sessions) await rename(join(dataDir, 'partial', `${session.id}.part`), join(dataDir, 'files', session.name));
+  const check = await fsck(dataDir);
+  t.same(summary(check.report.findings), ['unpublished-upload new.bin', 'unpublished-upload replaced.bin']);
+
+  const second = await startServer(t, { dataDir, chunkSizeBytes: chunkSize });
+  const client = second.client();
+  for (const name of ['new.bin', 'replaced.bin']) {
+    const info = await client.stat(name);
+    t.equal(info.sha256, fresh.sha256, `${name} is recorded with the uploaded content's SHA-256`);
+    const out = join(work, `${name}.out`);
+    await client.download(name, { out });
+    t.equal(await sha256Of(out), fresh.sha256, `${name} downloads exact`);
+  }
+  await client.close();
+  await second.server.close();
+  t.equal((await fsck(dataDir)).code, 0, 'nothing left to repair');
+});
+
+t.test('fsck on a directory that is not a data directory says so', async (t) => {
+  const child = spawn(process.execPath, [ferryBin, 'fsck', '--data', join(tempDir(t), 'nothing-here')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  t.equal(code, 1);
+  t.match(stderr, /^ferry: .* is not a Ferry data directory .*\(ENOENT\)\n$/u);
+});
