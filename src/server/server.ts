@@ -42,6 +42,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     sessionHashes: new Map(),
     logger: options.logger ?? pino({ level: 'silent' }),
     activeUploads: new Map(),
+    quotaReservations: new Map(),
     startedAt: Date.now(),
     clients: 0,
   };

@@ -25,6 +25,11 @@ export interface ServerServices {
   readonly logger: Logger;
   /** Uploads attached to a live connection (or being set up), by name: one writer per name. */
   readonly activeUploads: Map<string, UploadTransfer | typeof nameClaimed>;
+  /**
+   * Declared sizes of puts that passed the quota check but whose session is not saved yet, by
+   * name: counted by the next check, so puts racing for the last free bytes cannot all pass.
+   */
+  readonly quotaReservations: Map<string, number>;
   readonly startedAt: number;
   clients: number;
 }

@@ -116,32 +116,44 @@ async function claimName(connection: Connection, name: string, size: number, fin
 
 /**
  * Limits, checked from the declared size before anything is written: the file size limit, and the
- * storage quota counting stored files and the declared sizes of every other unfinished upload (a
- * file this upload replaces, or this name's own earlier session, do not count twice).
+ * storage quota counting stored files and the declared sizes of every other unfinished upload,
+ * saved or still being set up (a file this upload replaces, or this name's own earlier session,
+ * do not count twice). On success the size is reserved in the same tick as the check; the caller
+ * releases the reservation once the session is saved (or the put failed).
  */
-function checkQuota(connection: Connection, name: string, size: number): void {
-  const { config, store } = connection.services;
+function reserveQuota(connection: Connection, name: string, size: number): void {
+  const { config, store, quotaReservations } = connection.services;
   if (size > config.maxFileSizeBytes) {
     throw new FerryError('EQUOTA', `${name}: ${size} bytes is over this server's file size limit of ${config.maxFileSizeBytes} bytes`);
   }
-  const replaced = store.file(name)?.size ?? 0;
-  const reserved = store.sessions().reduce((total, session) => (session.name === name ? total : total + session.size), 0);
-  const used = store.stats().bytes - replaced + reserved;
+  const unfinished = new Map(store.sessions().map((session) => [session.name, session.size]));
+  for (const [reservedName, reservedSize] of quotaReservations) unfinished.set(reservedName, reservedSize);
+  unfinished.delete(name);
+  const reserved = [...unfinished.values()].reduce((total, bytes) => total + bytes, 0);
+  const used = store.stats().bytes - (store.file(name)?.size ?? 0) + reserved;
   if (used + size > config.maxStorageBytes) {
     throw new FerryError('EQUOTA', `${name}: ${size} more bytes would exceed this server's storage quota (${used} of ${config.maxStorageBytes} bytes in use)`);
   }
+  quotaReservations.set(name, size);
 }
 
 export const put: Handler<'put'> = async (connection, request) => {
   const name = checkName(request.name);
   const { services } = connection;
   checkCanCreate(connection, name, request.force ?? false);
-  checkQuota(connection, name, request.size);
-  await claimName(connection, name, request.size, request.fingerprint);
+  if (services.quotaReservations.has(name)) throw new FerryError('EBUSY', `${name} is being uploaded by another client`);
+  reserveQuota(connection, name, request.size);
+  try {
+    await claimName(connection, name, request.size, request.fingerprint);
+  } catch (error) {
+    services.quotaReservations.delete(name);
+    throw error;
+  }
   try {
     // While this put waited, the upload it waited for may have finished the file.
     checkCanCreate(connection, name, request.force ?? false);
     const session = await findOrStartSession(connection, name, request.size, request.fingerprint);
+    services.quotaReservations.delete(name); // the saved session counts from here on
     const verified = services.store.verifiedChunks(session.id);
     if (connection.ending) throw new FerryError('ECONNLOST', 'client went away');
     const stream = connection.allocateStream();
@@ -156,6 +168,7 @@ export const put: Handler<'put'> = async (connection, request) => {
       result: { stream, chunkSize: session.chunkSize, verified: verifiedRanges(verified.keys()), resumed: verified.size > 0 },
     };
   } catch (error) {
+    services.quotaReservations.delete(name);
     if (services.activeUploads.get(name) === nameClaimed) services.activeUploads.delete(name);
     throw error;
   }

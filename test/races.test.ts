@@ -1,0 +1,144 @@
+// Races between clients: two uploads of one name, puts racing for the last bytes of the quota, a
+// delete (or a replacement) during a download, a delete while an upload of the name is under way.
+// The rule each time: one clear outcome per client, and never a mix of two contents.
+import { join } from 'node:path';
+import t from 'tap';
+import { FerryError } from '../src/protocol/errors.js';
+import { makeFile, sha256Of } from './helpers/files.js';
+import { type ControlMessage, RawClient, referenceFingerprint } from './helpers/raw-client.js';
+import { startServer } from './helpers/server.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const chunkSize = 64 * KiB;
+
+t.test('two clients upload different files to one name at once: one wins whole, the other is told', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const dir = tempDir(t);
+  const a = await makeFile(dir, 'a.bin', 4 * MiB + 1);
+  const b = await makeFile(dir, 'b.bin', 4 * MiB + 2);
+  const outcomes = await Promise.allSettled([
+    running.client().upload(a.path, { name: 'same.bin' }),
+    running.client().upload(b.path, { name: 'same.bin' }),
+  ]);
+  const won = outcomes.flatMap((outcome, index) => (outcome.status === 'fulfilled' ? [[a, b][index]!] : []));
+  const lost = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as FerryError] : []));
+  t.equal(won.length, 1, 'exactly one upload succeeds');
+  t.equal(lost.length, 1);
+  t.ok(lost[0] instanceof FerryError && ['EBUSY', 'EEXIST'].includes(lost[0].code), `the other gets EBUSY or EEXIST (${lost[0]?.code})`);
+  t.equal(await sha256Of(join(running.dataDir, 'files', 'same.bin')), won[0]!.sha256, "the stored bytes are the winner's, whole");
+});
+
+t.test('puts racing for the last free bytes of the quota: exactly one is accepted', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize, maxStorageBytes: MiB });
+  const racers = await Promise.all(Array.from({ length: 4 }, () => RawClient.connect(t, running.port)));
+  await Promise.all(racers.map((raw) => raw.hello()));
+  const size = 600 * KiB;
+  // All four puts are on the wire before any is answered.
+  const ids = racers.map((raw, index) => raw.send('put', { name: `quota/${index}.bin`, size, fingerprint: `f${index}` }));
+  const replies = await Promise.all(racers.map((raw, index) => raw.reply(ids[index]!)));
+  const outcomes = replies.map((reply) => (reply['ok'] === true ? 'ok' : reply['code'])).sort();
+  t.same(outcomes, ['EQUOTA', 'EQUOTA', 'EQUOTA', 'ok'], 'one put reserves the space; the others get EQUOTA');
+});
+
+/**
+ * A raw download of `name` that does not read its socket until told: the server fills the socket
+ * buffers and then must read the rest from disk, after whatever the test does meanwhile.
+ */
+async function heldDownload(port: number, name: string, test: typeof t): Promise<{ raw: RawClient; stream: number; release: () => Promise<ControlMessage[]> }> {
+  const raw = await RawClient.connect(test, port);
+  await raw.hello();
+  const id = raw.send('get', { name });
+  const reply = await raw.reply(id);
+  raw.socket.pause();
+  const stream = (reply['result'] as { stream: number }).stream;
+  return {
+    raw,
+    stream,
+    async release() {
+      raw.socket.resume();
+      const end = await raw.until('the end of the download', () => {
+        const abort = raw.controls.find((message) => message['event'] === 'abort' && message['stream'] === stream);
+        if (abort) return [abort];
+        const received = raw.frames.filter((frame) => frame.kind === 'chunk').length;
+        return received === Math.ceil((reply['result'] as { size: number }).size / chunkSize) ? [] : undefined;
+      }, 20_000);
+      return end;
+    },
+  };
+}
+
+/** Every chunk `raw` received is `content` at its offset. */
+function chunksMatch(raw: RawClient, content: Buffer): { received: number; mismatched: number } {
+  let received = 0;
+  let mismatched = 0;
+  for (const frame of raw.frames) {
+    if (frame.kind !== 'chunk') continue;
+    received += 1;
+    const { offset, length } = frame.header;
+    if (!frame.payload.equals(content.subarray(offset, offset + length))) mismatched += 1;
+  }
+  return { received, mismatched };
+}
+
+t.test('a file deleted during a download: what arrived is the old content, then abort ECHANGED', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const dir = tempDir(t);
+  const old = await makeFile(dir, 'old.bin', 32 * MiB);
+  await running.client().upload(old.path, { name: 'doomed.bin' });
+  const held = await heldDownload(running.port, 'doomed.bin', t);
+  await running.client().delete('doomed.bin');
+  const [abort] = await held.release();
+  t.match(abort, { event: 'abort', code: 'ECHANGED' }, 'the download ends with ECHANGED once the server reads past the delete');
+  const { received, mismatched } = chunksMatch(held.raw, old.bytes);
+  t.ok(received < 32 * MiB / chunkSize, `only part of the file came (${received} chunks)`);
+  t.equal(mismatched, 0, 'every chunk that came is the old content');
+  await t.rejects(running.client().stat('doomed.bin'), { code: 'ENOENT' });
+});
+
+t.test('a file replaced during a download: never a chunk of the new content, and the client keeps nothing', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const dir = tempDir(t);
+  const old = await makeFile(dir, 'old.bin', 32 * MiB);
+  const fresh = await makeFile(dir, 'new.bin', 32 * MiB);
+  await running.client().upload(old.path, { name: 'swapped.bin' });
+  const held = await heldDownload(running.port, 'swapped.bin', t);
+  await running.client().upload(fresh.path, { name: 'swapped.bin', force: true });
+  const [abort] = await held.release();
+  t.match(abort, { event: 'abort', code: 'ECHANGED' });
+  t.equal(chunksMatch(held.raw, old.bytes).mismatched, 0, 'every chunk that came is the old content');
+  t.equal((await running.client().stat('swapped.bin')).damaged, undefined, 'the replacement is not mistaken for damage');
+
+  // The reference client resumes against the same content only: a partial file of the old content
+  // is not mixed with the new; it starts over and ends exact.
+  const out = join(dir, 'swapped.out');
+  const result = await running.client().download('swapped.bin', { out });
+  t.equal(result.sha256, fresh.sha256);
+  t.equal(await sha256Of(out), fresh.sha256);
+});
+
+t.test('delete while an upload of the name is under way: the stored file goes, the upload finishes', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const dir = tempDir(t);
+  const old = await makeFile(dir, 'old.bin', 2 * chunkSize);
+  const fresh = await makeFile(dir, 'new.bin', 3 * chunkSize + 7);
+  await running.client().upload(old.path, { name: 'busy.bin' });
+  const uploader = await RawClient.connect(t, running.port);
+  await uploader.hello();
+  const fingerprint = await referenceFingerprint(fresh.bytes);
+  for (const name of ['busy.bin', 'only-uploading.bin']) {
+    const put = await uploader.call('put', { name, size: fresh.bytes.length, fingerprint, force: true });
+    t.equal(put['ok'], true, `the upload of ${name} is under way`);
+  }
+  await running.client().delete('busy.bin');
+  await t.rejects(running.client().stat('busy.bin'), { code: 'ENOENT' }, 'delete removed the stored version');
+  await t.rejects(running.client().delete('only-uploading.bin'), { code: 'ENOENT' }, 'a name only being uploaded has nothing to delete');
+  uploader.destroy();
+  // Both uploads resume and finish with the new content: delete did not touch the sessions.
+  for (const name of ['busy.bin', 'only-uploading.bin']) {
+    const result = await running.client().upload(fresh.path, { name, force: true });
+    t.equal(result.sha256, fresh.sha256);
+    t.equal(await sha256Of(join(running.dataDir, 'files', name)), fresh.sha256, `${name} holds the new content`);
+  }
+});
