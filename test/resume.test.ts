@@ -98,3 +98,25 @@ t.test('a changed local file is re-sent where it changed, never mixed', async (t
   t.equal(result.sha256, changedSha, 'the server holds the changed file');
   t.equal(await sha256Of(join(running.dataDir, 'files', 'data.bin')), changedSha);
 });
+
+t.test("a link lost just before putEnd's reply: the retry finds the file stored and sends nothing again", async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * 1024 });
+  const proxy = await startCutProxy(t, running.port);
+  const local = await makeFile(tempDir(t), 'last.bin', 4 * MiB + 9);
+  let cut: Promise<void> | undefined;
+  for (const force of [false, true]) {
+    const result = await running.client({ port: proxy.port, retries: 2 }).upload(local.path, {
+      name: 'last.bin',
+      force,
+      // Every chunk is sent: the next byte from the server is putEnd's reply. Cut there.
+      onProgress: ({ done, total }) => {
+        if (done === total && !cut) cut = proxy.cutAfter(1, 'down');
+      },
+    });
+    await cut;
+    cut = undefined;
+    t.equal(result.sha256, local.sha256, `force=${force}: the upload reports success`);
+    t.equal(result.bytesSent, local.bytes.length, `force=${force}: the file was sent once, not again after the cut`);
+  }
+  t.equal(await sha256Of(join(running.dataDir, 'files', 'last.bin')), local.sha256);
+});

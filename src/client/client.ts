@@ -1,4 +1,5 @@
 import type { FileInfo, FileSummary, InfoResult, LogEntry } from '../protocol/messages.js';
+import { FerryError } from '../protocol/errors.js';
 import { ClientConnection, type ConnectOptions } from './connection.js';
 import { type DownloadOptions, type DownloadResult, downloadFile } from './download.js';
 import { type RetryOptions, withRetries } from './retry.js';
@@ -64,8 +65,19 @@ export class FerryClient {
   /** Uploads a file; after a lost connection it reconnects and resumes, per `options.retry`. */
   async upload(path: string, options: UploadOptions): Promise<UploadResult> {
     const tally = new TransferTally(options.onProgress);
+    // The SHA-256 an attempt sent with putEnd. If the connection was lost before the reply came,
+    // the server may have stored the file: the next attempt checks before sending anything again.
+    let finishing: string | undefined;
     const result = await withRetries(
-      () => tally.attempt(async (onProgress) => uploadFile(await this.connection(), path, { ...options, onProgress })),
+      () =>
+        tally.attempt(async (onProgress) => {
+          const connection = await this.connection();
+          if (finishing !== undefined) {
+            const stored = await this.#storedWith(options.name, finishing);
+            if (stored) return { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, resumed: true, file: stored };
+          }
+          return uploadFile(connection, path, { ...options, onProgress, onFinishing: (sha256) => (finishing = sha256) });
+        }),
       this.#retry(),
     );
     return { ...result, bytesSent: tally.total(result.bytesSent) };
@@ -85,6 +97,17 @@ export class FerryClient {
     const connection = this.#connection;
     this.#connection = undefined;
     await connection?.close();
+  }
+
+  /** The stored file called `name` if its content has this SHA-256. */
+  async #storedWith(name: string, sha256: string): Promise<FileInfo | undefined> {
+    try {
+      const file = await this.stat(name);
+      return file.sha256 === sha256 ? file : undefined;
+    } catch (error) {
+      if (error instanceof FerryError && error.code === 'ENOENT') return undefined;
+      throw error;
+    }
   }
 
   #retry(): RetryOptions {

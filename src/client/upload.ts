@@ -14,6 +14,8 @@ export interface UploadOptions {
   name: string;
   force?: boolean;
   onProgress?: ProgressListener;
+  /** Called with the file's SHA-256 just before `putEnd` is sent. */
+  onFinishing?: (sha256: string) => void;
 }
 
 export interface UploadResult {
@@ -133,7 +135,9 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
         options.onProgress?.({ name: options.name, done, total: size, transferred: bytesSent });
       }
       if (aborted) throw aborted;
-      const file = await connection.request('putEnd', { stream, sha256: await sha256.digest(hashKey) });
+      const digest = await sha256.digest(hashKey);
+      options.onFinishing?.(digest);
+      const file = await connection.request('putEnd', { stream, sha256: digest });
       return { name: file.name, size: file.size, sha256: file.sha256, bytesSent, resumed: put.resumed, file };
     } catch (error) {
       // The server still holds this upload for us: hang up so it saves the progress and frees
