@@ -182,3 +182,20 @@ t.test('fsck on a directory that is not a data directory says so', async (t) => 
   t.equal(code, 1);
   t.match(stderr, /^ferry: .* is not a Ferry data directory .*\(ENOENT\)\n$/u);
 });
+
+t.test('a stored file the server cannot read gets EIO, is not flagged damaged, and the server goes on', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const work = tempDir(t);
+  const local = await makeFile(work, 'unreadable.bin', 2 * chunkSize);
+  const client = running.client();
+  await client.upload(local.path, { name: 'unreadable.bin' });
+  await client.upload(local.path, { name: 'fine.bin' });
+  // A directory where the file should be: opening works, reading fails (EISDIR).
+  const path = join(running.dataDir, 'files', 'unreadable.bin');
+  await rm(path);
+  await mkdir(path);
+  await t.rejects(client.download('unreadable.bin', { out: join(work, 'unreadable.out') }), { code: 'EIO' }, 'the read error reaches the client as EIO');
+  t.equal((await client.stat('unreadable.bin')).damaged, undefined, 'an I/O error is not taken for damage: it may pass');
+  const down = await client.download('fine.bin', { out: join(work, 'fine.out') });
+  t.equal(down.sha256, local.sha256, 'other files are still served');
+});
