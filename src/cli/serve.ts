@@ -48,7 +48,17 @@ export function addServeCommand(program: Command, output: Output): void {
     .option('--max-storage <size>', `stored files plus unfinished uploads at most (EQUOTA beyond) ${size(d.maxStorageBytes)}`, parseSize)
     .option('--session-ttl <duration>', `remove an unfinished upload untouched this long ${duration(d.sessionTtlMs)}`, parseDuration)
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
-    .addHelpText('after', '\nSIGTERM or SIGINT: stop accepting, tell clients (bye ESHUTDOWN), record what has landed, exit; a second signal exits at once.')
+    .addHelpText(
+      'after',
+      [
+        '',
+        'At start-up the data directory is reconciled with its metadata (ferry fsck shows the same without changing anything):',
+        '  expired and orphan partial uploads are removed, a verified upload published but not recorded is recorded,',
+        '  files with no record are moved to <data>/lost+found, records whose file is gone are removed,',
+        '  and a file whose size no longer matches its record is flagged damaged: listed, never served (ECORRUPT).',
+        'SIGTERM or SIGINT: stop accepting, tell clients (bye ESHUTDOWN), record what has landed, exit; a second signal exits at once.',
+      ].join('\n'),
+    )
     .action(async (flags: ServeFlags) => {
       // Loaded here, not at start-up: client commands do not pay for the server's modules.
       const [{ pino }, { createServer }] = await Promise.all([import('pino'), import('../server/server.js')]);
