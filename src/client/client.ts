@@ -127,14 +127,19 @@ class TransferTally {
 
   async attempt<T>(run: (onProgress: ProgressListener) => Promise<T>): Promise<T> {
     this.#current = 0;
+    let ended = false;
     try {
       return await run((progress) => {
+        if (ended) return; // a straggler from this attempt must not count against the next one
         this.#current = progress.transferred;
         this.#listener?.({ ...progress, transferred: this.#earlier + progress.transferred });
       });
     } catch (error) {
+      ended = true;
       this.#earlier += this.#current;
       throw error;
+    } finally {
+      ended = true;
     }
   }
 

@@ -187,11 +187,15 @@ function chunkReceiver(
     let backgroundSync: Promise<void> | undefined;
     let current: { header: ChunkHeader; slot: (typeof free)[number]; filled: number } | undefined;
     let failed = false;
+    let lastDone = startOffset;
     const fail = (error: FerryError): void => {
       if (failed) return;
       failed = true;
       connection.closeStream(get.stream);
       connection.resume();
+      // The attempt's last word on what it received: every verified chunk counts, also one whose
+      // write is still under way (it lands, and the next attempt keeps it without fetching it).
+      options.onProgress?.({ name: get.name, done: lastDone, total: get.size, transferred: received });
       settle.reject(error);
     };
     const finishIfDone = (): void => {
@@ -239,9 +243,11 @@ function chunkReceiver(
             writing -= 1;
             free.push(slot);
             unsyncedBytes += header.length;
+            if (failed) return; // this attempt has already reported its end
             syncInBackground();
             connection.resume();
-            options.onProgress?.({ name: get.name, done: header.offset + header.length, total: get.size, transferred: received });
+            lastDone = header.offset + header.length;
+            options.onProgress?.({ name: get.name, done: lastDone, total: get.size, transferred: received });
             finishIfDone();
           },
           (error: unknown) => fail(fromSystemError(error, `writing ${get.name}`)),

@@ -8,8 +8,22 @@ import type { Sha256Thread } from '../hashing/sha256-thread.js';
 import type { SessionHashState } from './in-order-hasher.js';
 import type { UploadTransfer } from './upload-transfer.js';
 
-/** Holds a name in `activeUploads` while its `put` is being prepared, before its UploadTransfer exists. */
-export const nameClaimed: unique symbol = Symbol('name claimed');
+/**
+ * Holds a name in `activeUploads` while its `put` is being prepared, before its UploadTransfer
+ * exists. Another put of the name waits for `settled`, then looks again.
+ */
+export class NameClaim {
+  readonly settled: Promise<void>;
+  readonly settle: () => void;
+
+  constructor() {
+    let settle!: () => void;
+    this.settled = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    this.settle = settle;
+  }
+}
 
 /** What every connection shares: one instance per server. */
 export interface ServerServices {
@@ -24,7 +38,7 @@ export interface ServerServices {
   readonly sessionHashes: Map<string, SessionHashState>;
   readonly logger: Logger;
   /** Uploads attached to a live connection (or being set up), by name: one writer per name. */
-  readonly activeUploads: Map<string, UploadTransfer | typeof nameClaimed>;
+  readonly activeUploads: Map<string, UploadTransfer | NameClaim>;
   /**
    * Declared sizes of puts that passed the quota check but whose session is not saved yet, by
    * name: counted by the next check, so puts racing for the last free bytes cannot all pass.

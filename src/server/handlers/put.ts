@@ -4,7 +4,7 @@ import { FerryError, fromSystemError } from '../../protocol/errors.js';
 import { checkName } from '../../protocol/names.js';
 import type { UploadSessionRecord } from '../../store/records.js';
 import type { Connection } from '../connection.js';
-import { nameClaimed } from '../services.js';
+import { NameClaim } from '../services.js';
 import { UploadTransfer, forgetSessionHash } from '../upload-transfer.js';
 import type { Handler } from './types.js';
 
@@ -87,12 +87,17 @@ function checkCanCreate(connection: Connection, name: string, force: boolean): v
  * The claim is taken in the same tick as the check that found the name free, so of several puts
  * racing for a name exactly one gets it.
  */
-async function claimName(connection: Connection, name: string, size: number, fingerprint: string): Promise<void> {
+async function claimName(connection: Connection, name: string, size: number, fingerprint: string): Promise<NameClaim> {
   const { activeUploads, config } = connection.services;
   for (let active = activeUploads.get(name); active; active = activeUploads.get(name)) {
+    if (active instanceof NameClaim) {
+      // Another put of the name is being set up (often this client's own previous attempt, still
+      // waiting for a takeover): see what it became.
+      await active.settled;
+      continue;
+    }
     // Only the same file on a stale connection is taken over: not one on this connection, nor one being finished.
     if (
-      !(active instanceof UploadTransfer) ||
       active.session.size !== size ||
       active.session.fingerprint !== fingerprint ||
       active.finishing ||
@@ -111,7 +116,9 @@ async function claimName(connection: Connection, name: string, size: number, fin
       await active.released;
     }
   }
-  activeUploads.set(name, nameClaimed);
+  const claim = new NameClaim();
+  activeUploads.set(name, claim);
+  return claim;
 }
 
 /**
@@ -141,17 +148,11 @@ export const put: Handler<'put'> = async (connection, request) => {
   const name = checkName(request.name);
   const { services } = connection;
   checkCanCreate(connection, name, request.force ?? false);
-  if (services.quotaReservations.has(name)) throw new FerryError('EBUSY', `${name} is being uploaded by another client`);
-  reserveQuota(connection, name, request.size);
-  try {
-    await claimName(connection, name, request.size, request.fingerprint);
-  } catch (error) {
-    services.quotaReservations.delete(name);
-    throw error;
-  }
+  const claim = await claimName(connection, name, request.size, request.fingerprint);
   try {
     // While this put waited, the upload it waited for may have finished the file.
     checkCanCreate(connection, name, request.force ?? false);
+    reserveQuota(connection, name, request.size);
     const session = await findOrStartSession(connection, name, request.size, request.fingerprint);
     services.quotaReservations.delete(name); // the saved session counts from here on
     const verified = services.store.verifiedChunks(session.id);
@@ -163,13 +164,15 @@ export const put: Handler<'put'> = async (connection, request) => {
     });
     connection.uploads.set(stream, upload);
     services.activeUploads.set(name, upload);
+    claim.settle();
     connection.log.info({ name, size: request.size, stream, resumedChunks: verified.size }, 'upload started');
     return {
       result: { stream, chunkSize: session.chunkSize, verified: verifiedRanges(verified.keys()), resumed: verified.size > 0 },
     };
   } catch (error) {
     services.quotaReservations.delete(name);
-    if (services.activeUploads.get(name) === nameClaimed) services.activeUploads.delete(name);
+    if (services.activeUploads.get(name) === claim) services.activeUploads.delete(name);
+    claim.settle();
     throw error;
   }
 };
