@@ -2,7 +2,7 @@
 // delete (or a replacement) during a download, a delete while an upload of the name is under way.
 // The rule each time: one clear outcome per client, and never a mix of two contents.
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { FerryError } from '../src/protocol/errors.js';
 import { makeFile, sha256Of } from './helpers/files.js';
 import { type ControlMessage, RawClient, referenceFingerprint } from './helpers/raw-client.js';
@@ -46,7 +46,7 @@ t.test('puts racing for the last free bytes of the quota: exactly one is accepte
  * A raw download of `name` that does not read its socket until told: the server fills the socket
  * buffers and then must read the rest from disk, after whatever the test does meanwhile.
  */
-async function heldDownload(port: number, name: string, test: typeof t): Promise<{ raw: RawClient; stream: number; release: () => Promise<ControlMessage[]> }> {
+async function heldDownload(port: number, name: string, test: Test): Promise<{ raw: RawClient; stream: number; release: () => Promise<ControlMessage[]> }> {
   const raw = await RawClient.connect(test, port);
   await raw.hello();
   const id = raw.send('get', { name });
