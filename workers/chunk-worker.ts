@@ -4,7 +4,7 @@
  * task at a time, and a blocking call spares the libuv thread-pool hop.
  */
 import { type Hash, createHash } from 'node:crypto';
-import { closeSync, fdatasyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import xxhash from 'xxhash-wasm';
 import type {
@@ -16,8 +16,6 @@ import type {
   ReadChunkTask,
   Sha256FileResult,
   Sha256FileTask,
-  SyncFileResult,
-  SyncFileTask,
   TaskFailure,
   TaskFailureCode,
   WriteChunkTask,
@@ -88,15 +86,6 @@ export function readChunk(task: ReadChunkTask): BufferTaskResult {
     return withBuffer({ ok: true, buffer: task.buffer });
   } catch (error) {
     return withBuffer({ ...failure(error, `read at offset ${task.offset}`), buffer: task.buffer });
-  }
-}
-
-export function syncFile(task: SyncFileTask): SyncFileResult {
-  try {
-    withFile(task.path, 'r+', (fd) => fdatasyncSync(fd));
-    return { ok: true };
-  } catch (error) {
-    return failure(error, 'sync');
   }
 }
 

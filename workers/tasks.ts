@@ -32,25 +32,18 @@ export interface ReadChunkTask {
 /** Result of a task that carried a buffer: the buffer always comes back, success or not. */
 export type BufferTaskResult = ({ ok: true } | TaskFailure) & { buffer: ArrayBuffer };
 
-/** fdatasync `path`, so the bytes written to it so far survive a power cut. */
-export interface SyncFileTask {
-  path: string;
-}
-
 /** SHA-256 of the first `size` bytes of `path`, as lowercase hex. */
 export interface Sha256FileTask {
   path: string;
   size: number;
 }
 
-export type SyncFileResult = { ok: true } | TaskFailure;
 export type Sha256FileResult = { ok: true; sha256: string } | TaskFailure;
 
 /** Exported task function names of workers/chunk-worker. */
 export const taskNames = {
   writeChunk: 'writeChunk',
   readChunk: 'readChunk',
-  syncFile: 'syncFile',
   sha256File: 'sha256File',
   hashUpdate: 'hashUpdate',
   hashDigest: 'hashDigest',

@@ -4,8 +4,6 @@ import {
   type ReadChunkTask,
   type Sha256FileResult,
   type Sha256FileTask,
-  type SyncFileResult,
-  type SyncFileTask,
   type WriteChunkTask,
   taskNames,
 } from '../../workers/tasks.js';
@@ -37,10 +35,6 @@ export class ChunkWorkers {
 
   readChunk(task: ReadChunkTask): Promise<BufferTaskResult> {
     return this.#pool.run(task, { name: taskNames.readChunk, transferList: [task.buffer] });
-  }
-
-  syncFile(task: SyncFileTask): Promise<SyncFileResult> {
-    return this.#pool.run(task, { name: taskNames.syncFile });
   }
 
   sha256File(task: Sha256FileTask): Promise<Sha256FileResult> {

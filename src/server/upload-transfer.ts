@@ -1,8 +1,8 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { FerryError, fromSystemError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
-import { type StoredFile, type UploadSessionRecord, chunkCountOf, chunkLengthOf, packHashes } from '../store/records.js';
+import { type StoredFile, type TransferLogRecord, type UploadSessionRecord, chunkCountOf, chunkLengthOf, packHashes } from '../store/records.js';
 import { InOrderHasher } from './in-order-hasher.js';
 import type { ServerServices } from './services.js';
 import { syncDirectory } from './sync-directory.js';
@@ -18,7 +18,7 @@ export class UploadTransfer {
   readonly chunkCount: number;
   readonly partialPath: string;
   readonly startedAt = Date.now();
-  /** Chunks recorded in LMDB: written, synced, recorded. */
+  /** Chunks recorded in LMDB: written, synced, recorded (at putEnd, the last ones only synced: they are published in one commit). */
   readonly verified: Map<number, bigint>;
   /** Chunks written but not yet synced and recorded. */
   readonly #unsynced = new Map<number, bigint>();
@@ -149,22 +149,26 @@ export class UploadTransfer {
       });
   }
 
-  /** Waits for every chunk in flight, then syncs and records what was written. */
-  async settle(): Promise<void> {
+  /**
+   * Waits for every chunk in flight, then syncs what was written, and records it in LMDB unless
+   * `record` is false: `finish` publishes the file in one commit instead, so recording chunks the
+   * session is about to drop would only cost a commit.
+   */
+  async settle({ record = true }: { record?: boolean } = {}): Promise<void> {
     if (this.#inflight > 0) await new Promise<void>((resolve) => this.#idle.push(resolve));
     this.#hasher.stopWaiting();
     clearTimeout(this.#checkpointTimer);
     this.#checkpointTimer = undefined;
-    await this.#queueCheckpoint();
+    await this.#queueCheckpoint(record);
   }
 
   /** Set once `putEnd` began: the upload is being verified and published and cannot be taken over. */
   finishing = false;
 
   /** Verifies the whole file and makes it visible under its name. Durable on return. */
-  async finish(sha256: string): Promise<StoredFile> {
+  async finish(sha256: string, logEntry: () => TransferLogRecord): Promise<StoredFile> {
     this.finishing = true;
-    await this.settle();
+    await this.settle({ record: false });
     if (this.#failure) throw this.#failure;
     const missing = this.chunkCount - this.verified.size;
     if (missing > 0) throw new FerryError('EINCOMPLETE', `${missing} of ${this.chunkCount} chunks have not been received`);
@@ -198,7 +202,7 @@ export class UploadTransfer {
     const now = Date.now();
     const hashes = packHashes(Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!));
     const file: StoredFile = { name, size, sha256: stored, chunkSize, hashes, created: existing?.created ?? now, modified: now };
-    await store.commitFile(file, this.session);
+    await store.commitFile(file, this.session, logEntry());
     this.#services.sessionHashes.delete(this.session.id);
     return file;
   }
@@ -255,25 +259,25 @@ export class UploadTransfer {
   }
 
   /** Runs checkpoints one after another; a failed one fails the upload, never the server. */
-  #queueCheckpoint(): Promise<void> {
-    this.#checkpoint = this.#checkpoint.then(() => this.#runCheckpoint()).catch((error: unknown) => {
+  #queueCheckpoint(record = true): Promise<void> {
+    this.#checkpoint = this.#checkpoint.then(() => this.#runCheckpoint(record)).catch((error: unknown) => {
       this.#fail(error instanceof FerryError ? error : new FerryError('EIO', `checkpoint failed: ${String(error)}`));
     });
     return this.#checkpoint;
   }
 
   // Durability order: the bytes are written (by the worker), then synced here, then recorded in
-  // LMDB. A record never runs ahead of the data on disk.
-  async #runCheckpoint(): Promise<void> {
+  // LMDB. A record never runs ahead of the data on disk. The sync runs on libuv's thread pool, not
+  // in a chunk worker: it waits on the disk, and must not hold up other uploads' writes meanwhile.
+  async #runCheckpoint(record: boolean): Promise<void> {
     if (this.#unsynced.size === 0) return;
     const batch = [...this.#unsynced];
     this.#unsynced.clear();
     this.#checkpointingBytes = this.#unsyncedBytes;
     this.#unsyncedBytes = 0;
     try {
-      const synced = await this.#services.workers.syncFile({ path: this.partialPath });
-      if (!synced.ok) throw new FerryError(synced.code, synced.message);
-      await this.#services.store.recordChunks(this.session, batch);
+      await datasync(this.partialPath);
+      if (record) await this.#services.store.recordChunks(this.session, batch);
       for (const [index, xxh64] of batch) this.verified.set(index, xxh64);
     } finally {
       this.#checkpointingBytes = 0;
@@ -281,6 +285,20 @@ export class UploadTransfer {
       this.#recordedListeners.clear();
       for (const listener of listeners) listener();
     }
+  }
+}
+
+/** fdatasync of the file at `path`, as a FerryError on failure. */
+async function datasync(path: string): Promise<void> {
+  try {
+    const handle = await open(path, 'r+');
+    try {
+      await handle.datasync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw fromSystemError(error, 'sync');
   }
 }
 

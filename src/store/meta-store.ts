@@ -93,16 +93,21 @@ export class MetaStore {
     return { files: this.#fileCount, bytes: this.#byteCount };
   }
 
-  /** Records a finished file and, in the same transaction, forgets the upload session that built it. Durable on return. */
-  async commitFile(file: StoredFile, session?: UploadSessionRecord): Promise<void> {
+  /**
+   * Records a finished file and, in the same transaction, forgets the upload session that built it
+   * and adds its transfer log entry. Durable on return.
+   */
+  async commitFile(file: StoredFile, session?: UploadSessionRecord, log?: TransferLogRecord): Promise<void> {
     const previous = this.#files.get(file.name);
     await this.#write(`recording ${file.name}`, async () => {
       await this.#root.transaction(() => {
         this.#files.putSync(file.name, file);
         if (session) this.#removeSessionSync(session);
+        if (log) this.#log.putSync(this.#nextLogKey(log), log);
       });
       await this.#root.flushed;
     });
+    if (log) await this.#pruneLogNowAndThen();
     this.#fileCount += previous ? 0 : 1;
     this.#byteCount += file.size - (previous?.size ?? 0);
   }
@@ -189,18 +194,26 @@ export class MetaStore {
    * (a full disk) is reported by the `false` it resolves with, never thrown.
    */
   async appendLog(entry: TransferLogRecord): Promise<boolean> {
-    this.#logSeq = (this.#logSeq + 1) % 1_000_000;
     try {
-      await this.#write('appending to the transfer log', () => this.#log.put([entry.time, this.#logSeq], entry));
-      this.#logAppendsSincePrune += 1;
-      if (this.#logAppendsSincePrune >= 100) {
-        this.#logAppendsSincePrune = 0;
-        await this.#write('pruning the transfer log', () => this.#pruneLog());
-      }
+      await this.#write('appending to the transfer log', () => this.#log.put(this.#nextLogKey(entry), entry));
+      await this.#pruneLogNowAndThen();
       return true;
     } catch {
       return false;
     }
+  }
+
+  #nextLogKey(entry: TransferLogRecord): LogKey {
+    this.#logSeq = (this.#logSeq + 1) % 1_000_000;
+    return [entry.time, this.#logSeq];
+  }
+
+  /** Every 100 entries, drops the oldest beyond the limit. Best effort, like the log itself. */
+  async #pruneLogNowAndThen(): Promise<void> {
+    this.#logAppendsSincePrune += 1;
+    if (this.#logAppendsSincePrune < 100) return;
+    this.#logAppendsSincePrune = 0;
+    await this.#write('pruning the transfer log', () => this.#pruneLog()).catch(() => {});
   }
 
   /** The newest `limit` entries, newest first. */

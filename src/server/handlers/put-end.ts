@@ -1,4 +1,5 @@
 import { FerryError } from '../../protocol/errors.js';
+import type { TransferLogRecord } from '../../store/records.js';
 import { fileInfo } from './file-info.js';
 import type { Handler } from './types.js';
 
@@ -9,17 +10,19 @@ export const putEnd: Handler<'putEnd'> = async (connection, request) => {
   connection.uploads.delete(request.stream);
   const { store } = connection.services;
   const name = upload.session.name;
-  let result = 'ok';
+  const logEntry = (result: string): TransferLogRecord => {
+    const time = Date.now();
+    return { time, client: connection.clientAddress, op: 'upload', name, bytes: upload.bytesReceived, durationMs: time - upload.startedAt, result };
+  };
   try {
-    const file = await upload.finish(request.sha256);
+    // On success the log entry goes into the same LMDB commit as the file's record.
+    const file = await upload.finish(request.sha256, () => logEntry('ok'));
     return { result: fileInfo(file) };
   } catch (error) {
-    result = error instanceof FerryError ? error.code : 'EINTERNAL';
+    await store.appendLog(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));
     throw error;
   } finally {
     // Whatever the outcome, this attachment is over; the session (if kept) can be resumed.
     upload.release();
-    const durationMs = Date.now() - upload.startedAt;
-    await store.appendLog({ time: Date.now(), client: connection.clientAddress, op: 'upload', name, bytes: upload.bytesReceived, durationMs, result });
   }
 };
