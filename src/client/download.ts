@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import { FerryError, fromSystemError } from '../protocol/errors.js';
@@ -6,7 +5,7 @@ import type { ChunkHeader } from '../protocol/frames.js';
 import { xxh64FromHex } from '../protocol/frames.js';
 import { maxHashesPage } from '../protocol/limits.js';
 import type { FileInfo, GetResult } from '../protocol/messages.js';
-import { type Sha256Thread, sharedSha256Thread } from '../hashing/sha256-thread.js';
+import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
 import type { ClientConnection, StreamSink } from './connection.js';
 import type { ProgressListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
@@ -44,12 +43,6 @@ const writesInFlight = 3;
  * makes the finished file durable has little left to do.
  */
 const backgroundSyncBytes = 64 * 1024 * 1024;
-
-/** The running SHA-256 of a download, fed in order on the hashing thread. */
-interface RunningSha256 {
-  thread: Sha256Thread;
-  key: string;
-}
 
 export function partialPathsFor(dest: string): { part: string; state: string } {
   return { part: dest + partSuffix, state: dest + stateSuffix };
@@ -97,7 +90,7 @@ async function verifiedPrefix(
       const bytes = buffer.subarray(0, length);
       await handle.read(bytes, 0, length, offset);
       if (xxh64(bytes) !== xxh64FromHex(hex)) return good;
-      await sha256.thread.update(sha256.key, shared, length);
+      await sha256.update(shared, length);
       good += 1;
     }
   }
@@ -124,14 +117,14 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     throw fromSystemError(error, part);
   }
   let closed = false;
-  const sha256: RunningSha256 = { thread: sharedSha256Thread(), key: randomUUID() };
+  const sha256 = runningSha256(info.size);
   try {
     const fromChunk = sameContent ? await verifiedPrefix(connection, handle, info, sha256, xxh64) : 0;
     await handle.truncate(fromChunk * info.chunkSize);
     const receiver = chunkReceiver(connection, handle, sha256, xxh64, options, fromChunk * info.chunkSize);
     await connection.request('get', { name, sha256: info.sha256, fromChunk }, receiver.sinkFor);
     const bytesReceived = await receiver.done;
-    const digest = await sha256.thread.digest(sha256.key);
+    const digest = await sha256.digest();
     if (digest !== info.sha256) {
       await handle.close();
       closed = true;
@@ -148,7 +141,7 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     return { name, path: dest, size: info.size, sha256: digest, bytesReceived, resumed: fromChunk > 0 };
   } finally {
     if (!closed) {
-      sha256.thread.drop(sha256.key);
+      sha256.drop();
       await handle.close();
     }
   }
@@ -237,7 +230,7 @@ function chunkReceiver(
         received += header.length;
         writing += 1;
         if (free.length === 0) connection.pause();
-        const hashed = sha256.thread.update(sha256.key, slot.shared, header.length);
+        const hashed = sha256.update(slot.shared, header.length);
         Promise.all([hashed, handle.write(bytes, 0, bytes.length, header.offset)]).then(
           () => {
             writing -= 1;

@@ -1,10 +1,9 @@
-import { randomUUID } from 'node:crypto';
 import { type FileHandle, open } from 'node:fs/promises';
 import { FerryError, fromSystemError } from '../protocol/errors.js';
 import { xxh64FromHex } from '../protocol/frames.js';
 import { maxHashesPage } from '../protocol/limits.js';
 import type { FileInfo } from '../protocol/messages.js';
-import { sharedSha256Thread } from '../hashing/sha256-thread.js';
+import { runningSha256 } from '../hashing/running-sha256.js';
 import type { ClientConnection } from './connection.js';
 import type { ProgressListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
@@ -92,8 +91,7 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
         aborted = error;
       },
     });
-    const sha256 = sharedSha256Thread();
-    const hashKey = randomUUID();
+    const sha256 = runningSha256(size);
     try {
       const { chunkSize, stream } = put;
       // No bigger than the file needs: a small file gets one small buffer.
@@ -115,7 +113,7 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
         const { bytesRead } = await handle.read(bytes, 0, length, offset);
         if (bytesRead !== length) throw new FerryError('ECHANGED', `${path} shrank while it was being uploaded`);
         const hash = xxh64(bytes);
-        const hashed = sha256.update(hashKey, slot.shared, length);
+        const hashed = sha256.update(slot.shared, length);
         done += length;
         if (onServer.get(index) === hash) {
           slot.busy = hashed.then(() => {});
@@ -135,7 +133,7 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
         options.onProgress?.({ name: options.name, done, total: size, transferred: bytesSent });
       }
       if (aborted) throw aborted;
-      const digest = await sha256.digest(hashKey);
+      const digest = await sha256.digest();
       options.onFinishing?.(digest);
       const file = await connection.request('putEnd', { stream, sha256: digest });
       return { name: file.name, size: file.size, sha256: file.sha256, bytesSent, resumed: put.resumed, file };
@@ -143,7 +141,7 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
       // The server still holds this upload for us: hang up so it saves the progress and frees
       // the name (a later run resumes), rather than leave it attached to a connection we reuse.
       if (!connection.lost) connection.destroy();
-      sha256.drop(hashKey);
+      sha256.drop();
       throw error;
     } finally {
       connection.closeStream(put.stream);

@@ -1,3 +1,4 @@
+import type { Hash } from 'node:crypto';
 import type { Sha256Thread } from '../hashing/sha256-thread.js';
 
 /** How far a session's running SHA-256 has got: chunks [0, next) were fed, in order. */
@@ -5,6 +6,11 @@ export interface SessionHashState {
   next: number;
   /** Fed out of order or lost (a restart, a gap): the file must be hashed in one pass at the end. */
   broken: boolean;
+  /**
+   * For a small file (see `inlineSha256MaxBytes`), the hash itself, kept on the main thread:
+   * cheaper than handing its chunks to the hashing thread and back.
+   */
+  inline?: Hash;
 }
 
 /**
@@ -64,12 +70,22 @@ export class InOrderHasher {
     this.stopWaiting();
     await this.#lastUpdate;
     if (this.state.broken || this.state.next !== chunkCount) return undefined;
-    // The thread forgets a hash once it has been digested: a second digest must take the one-pass way.
+    // A hash is forgotten once it has been digested: a second digest must take the one-pass way.
     this.state.broken = true;
+    const { inline } = this.state;
+    if (inline) {
+      delete this.state.inline;
+      return inline.digest('hex');
+    }
     return this.#thread.digest(this.#key);
   }
 
   #feed(buffer: ArrayBuffer, length: number): void {
+    if (this.state.inline) {
+      this.state.inline.update(new Uint8Array(buffer, 0, length));
+      this.#release(buffer);
+      return;
+    }
     this.#lastUpdate = this.#thread.update(this.#key, buffer, length).then(
       (returned) => this.#release(returned),
       () => {
@@ -84,6 +100,7 @@ export class InOrderHasher {
     this.#held.clear();
     if (this.state.broken) return;
     this.state.broken = true;
-    this.#thread.drop(this.#key);
+    if (this.state.inline) delete this.state.inline;
+    else this.#thread.drop(this.#key);
   }
 }

@@ -1,4 +1,6 @@
+import { createHash } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { inlineSha256MaxBytes } from '../hashing/running-sha256.js';
 import { dirname } from 'node:path';
 import { FerryError, fromSystemError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
@@ -22,6 +24,8 @@ export class UploadTransfer {
   readonly verified: Map<number, bigint>;
   /** Chunks written but not yet synced and recorded. */
   readonly #unsynced = new Map<number, bigint>();
+  /** Chunks synced at `putEnd` without being recorded (the publish commit makes records moot). */
+  readonly #syncedUnrecorded: [number, bigint][] = [];
   #unsyncedBytes = 0;
   /** Bytes in the checkpoint now running (synced but not yet recorded, or being synced). */
   #checkpointingBytes = 0;
@@ -70,6 +74,7 @@ export class UploadTransfer {
     let hashState = services.sessionHashes.get(session.id);
     if (!hashState) {
       hashState = { next: 0, broken: verified.size > 0 };
+      if (session.size <= inlineSha256MaxBytes) hashState.inline = createHash('sha256');
       services.sessionHashes.set(session.id, hashState);
     }
     const { buffers } = services;
@@ -169,6 +174,18 @@ export class UploadTransfer {
   async finish(sha256: string, logEntry: () => TransferLogRecord): Promise<StoredFile> {
     this.finishing = true;
     await this.settle({ record: false });
+    try {
+      return await this.#publish(sha256, logEntry);
+    } catch (error) {
+      // Not published: the chunks synced just now are recorded after all, so a resume keeps them
+      // (unless the session was discarded).
+      const discarded = error instanceof FerryError && error.code === 'ECHECKSUM';
+      if (!discarded && this.#syncedUnrecorded.length > 0) await this.#services.store.recordChunks(this.session, this.#syncedUnrecorded).catch(() => {});
+      throw error;
+    }
+  }
+
+  async #publish(sha256: string, logEntry: () => TransferLogRecord): Promise<StoredFile> {
     if (this.#failure) throw this.#failure;
     const missing = this.chunkCount - this.verified.size;
     if (missing > 0) throw new FerryError('EINCOMPLETE', `${missing} of ${this.chunkCount} chunks have not been received`);
@@ -278,6 +295,7 @@ export class UploadTransfer {
     try {
       await datasync(this.partialPath);
       if (record) await this.#services.store.recordChunks(this.session, batch);
+      else this.#syncedUnrecorded.push(...batch);
       for (const [index, xxh64] of batch) this.verified.set(index, xxh64);
     } finally {
       this.#checkpointingBytes = 0;
@@ -304,5 +322,8 @@ async function datasync(path: string): Promise<void> {
 
 /** Drops a session's running SHA-256 (the session is gone or starts over). */
 export function forgetSessionHash(services: ServerServices, sessionId: string): void {
-  if (services.sessionHashes.delete(sessionId)) services.sha256.drop(sessionId);
+  const state = services.sessionHashes.get(sessionId);
+  if (!state) return;
+  services.sessionHashes.delete(sessionId);
+  if (!state.inline) services.sha256.drop(sessionId);
 }
