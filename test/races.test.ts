@@ -142,3 +142,18 @@ t.test('delete while an upload of the name is under way: the stored file goes, t
     t.equal(await sha256Of(join(running.dataDir, 'files', name)), fresh.sha256, `${name} holds the new content`);
   }
 });
+
+t.test('two deletes of one name at once: one removes it, the other gets ENOENT, and the counts stay right', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const local = await makeFile(tempDir(t), 'twice.bin', 3 * chunkSize);
+  const client = running.client();
+  await client.upload(local.path, { name: 'twice.bin' });
+  await client.upload(local.path, { name: 'kept.bin' });
+  const raw = await RawClient.connect(t, running.port);
+  await raw.hello();
+  const ids = [raw.send('delete', { name: 'twice.bin' }), raw.send('delete', { name: 'twice.bin' })];
+  const outcomes = (await Promise.all(ids.map((id) => raw.reply(id)))).map((reply) => (reply['ok'] === true ? 'ok' : reply['code'])).sort();
+  t.same(outcomes, ['ENOENT', 'ok']);
+  const info = await client.info();
+  t.same([info.files, info.bytes], [1, local.bytes.length], 'info counts the one file left');
+});

@@ -48,6 +48,25 @@ export class FerryError extends Error {
   }
 }
 
+/** Longest message sent on the wire; longer ones are cut. */
+const maxWireMessageLength = 1000;
+
+/**
+ * An error message as it goes on the wire: one plain line. Control characters (C0, DEL, C1: a
+ * client-supplied name may carry a terminal escape) and the Unicode line and paragraph separators
+ * are written as `\uXXXX`; a message too long is cut.
+ */
+export function wireMessage(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  const plain = text.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/gu, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return plain.length > maxWireMessageLength ? plain.slice(0, maxWireMessageLength - 1) + '…' : plain;
+}
+
+/** The code and one-line message of an error reply or event. */
+export function errorFields(error: FerryError): { code: ErrorCode; message: string } {
+  return { code: error.code, message: wireMessage(error.message) };
+}
+
 /** Maps a Node.js system error (from fs) onto the catalogue, keeping the cause. */
 export function fromSystemError(error: unknown, what: string): FerryError {
   if (error instanceof FerryError) return error;

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
 import { encodeControl } from '../protocol/encoder.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError, errorFields } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { type Request, type ServerEvent, parseRequest } from '../protocol/messages.js';
 import { Allowance } from './allowance.js';
@@ -12,7 +12,16 @@ import type { ServerServices } from './services.js';
 import type { UploadTransfer } from './upload-transfer.js';
 
 /** Why reading is paused: a chunk waits for a buffer or allowance, or the client is not reading. */
-type PauseReason = 'chunk' | 'drain' | 'hello';
+/**
+ * Why reading is paused: waiting for a chunk buffer or a checkpoint ('chunk'), for the socket to
+ * drain ('drain'), for a hello to be answered ('hello'), or for requests in flight ('requests').
+ */
+type PauseReason = 'chunk' | 'drain' | 'hello' | 'requests';
+
+/** Requests of one connection being handled at once; reading pauses at this many. */
+const maxRequestsInFlight = 16;
+/** How long an ending connection reads (and drops) what the client still sends before it is cut. */
+const lingerMs = 2000;
 
 /** The chunk being received: which upload, which index, and the budget buffer it fills. */
 interface IncomingChunk {
@@ -42,6 +51,8 @@ export class Connection implements FrameSink, DownloadPort {
   readonly #deadStreams = new Set<number>();
   readonly #decoder: FrameDecoder;
   readonly #pauseReasons = new Set<PauseReason>();
+  /** Set once the connection is ending: input is read and dropped until the client closes. */
+  #discarding = false;
   #greeted = false;
   #nextStream = 1;
   #incoming: IncomingChunk | undefined;
@@ -72,7 +83,7 @@ export class Connection implements FrameSink, DownloadPort {
     socket.setNoDelay(true);
     // Bytes arrive through `received` (the socket reads into a fixed buffer), or as 'data' events
     // from a socket that could not be re-wrapped.
-    socket.on('data', (data: Buffer) => this.#decoder.push(data));
+    socket.on('data', (data: Buffer) => this.received(data));
     socket.resume();
     this.#downloadAllowance = new Allowance(services.config.maxInflightChunksPerConnection);
     socket.on('drain', () => this.#drained());
@@ -85,6 +96,7 @@ export class Connection implements FrameSink, DownloadPort {
 
   /** Bytes read from the socket, valid only during the call. */
   received(bytes: Uint8Array): void {
+    if (this.#discarding) return;
     this.#decoder.push(bytes, true);
   }
 
@@ -135,7 +147,7 @@ export class Connection implements FrameSink, DownloadPort {
   }
 
   send(message: object): void {
-    if (this.socket.destroyed) return;
+    if (this.socket.destroyed || this.socket.writableEnded) return;
     if (!this.socket.write(encodeControl(message))) this.#pause('drain');
   }
 
@@ -147,24 +159,31 @@ export class Connection implements FrameSink, DownloadPort {
   closeWith(error: FerryError): void {
     if (this.#ending) return;
     this.log.info({ code: error.code }, error.message);
-    this.sendEvent({ event: 'bye', code: error.code, message: error.message });
+    this.sendEvent({ event: 'bye', ...errorFields(error) });
     this.#end();
   }
 
-  /** Stops reading and serving, flushes what is written, and closes. */
+  /**
+   * Stops serving, flushes what is written (the `bye` last), and closes. What the client still
+   * sends is read and dropped until it closes its side, at most `lingerMs`: closing a socket with
+   * unread input makes the kernel send a reset, which can destroy the replies still in flight.
+   */
   #end(): void {
     this.#ending = true;
     clearTimeout(this.#handshakeTimer);
     this.socket.setTimeout(0);
-    this.#pause('chunk');
+    this.#decoder.pause();
+    this.#discarding = true;
     this.socket.end();
-    this.socket.destroySoon();
+    this.socket.resume();
+    const linger = setTimeout(() => this.socket.destroy(), lingerMs);
+    this.socket.once('close', () => clearTimeout(linger));
   }
 
   /** A transfer stream failed after its request was answered: tell the client, skip its late chunks. */
   abortStream(stream: number, error: FerryError): void {
     this.#deadStreams.add(stream);
-    this.sendEvent({ event: 'abort', stream, code: error.code, message: error.message });
+    this.sendEvent({ event: 'abort', stream, ...errorFields(error) });
   }
 
   /**
@@ -236,12 +255,17 @@ export class Connection implements FrameSink, DownloadPort {
     } catch (error) {
       const failure = error as FerryError;
       if (id === undefined || !this.#greeted) return this.closeWith(failure);
-      return this.send({ id, ok: false, code: failure.code, message: failure.message });
+      return this.send({ id, ok: false, ...errorFields(failure) });
     }
     if (!this.#greeted && request.op !== 'hello') {
       return this.closeWith(new FerryError('EPROTO', `expected hello, got ${request.op}`));
     }
-    if (request.op !== 'hello') return void this.#dispatch(request);
+    if (request.op !== 'hello') {
+      // A client that pipelines requests gets at most `maxRequestsInFlight` served at once; the
+      // rest wait in its socket, so a flood of requests cannot queue replies without bound.
+      if (this.#requestsInFlight + 1 >= maxRequestsInFlight) this.#pause('requests');
+      return void this.#dispatch(request);
+    }
     // Nothing after a hello is read until it is answered: requests pipelined behind a refused
     // hello are not served, and the refusal is the last thing the client reads.
     this.#pause('hello');
@@ -308,11 +332,12 @@ export class Connection implements FrameSink, DownloadPort {
     } catch (error) {
       const failure = error instanceof FerryError ? error : new FerryError('EINTERNAL', 'internal server error', { cause: error });
       if (failure.code === 'EINTERNAL') this.log.error({ err: error, op: request.op }, 'request failed');
-      this.send({ id: request.id, ok: false, code: failure.code, message: failure.message });
+      this.send({ id: request.id, ok: false, ...errorFields(failure) });
       if (failure.code === 'EVERSION') this.#end();
     } finally {
       this.#requestsInFlight -= 1;
       this.refreshTimeout();
+      if (this.#requestsInFlight < maxRequestsInFlight) this.#unpause('requests');
     }
   }
 
@@ -346,7 +371,7 @@ export class Connection implements FrameSink, DownloadPort {
   #pause(reason: PauseReason): void {
     this.#pauseReasons.add(reason);
     this.#decoder.pause();
-    this.socket.pause();
+    if (!this.#discarding) this.socket.pause();
     if (reason === 'chunk') this.refreshTimeout();
   }
 

@@ -4,7 +4,7 @@ import { type Logger, pino } from 'pino';
 import { Sha256Thread } from '../hashing/sha256-thread.js';
 import { MetaStore } from '../store/meta-store.js';
 import { encodeControl } from '../protocol/encoder.js';
-import { FerryError } from '../protocol/errors.js';
+import { FerryError, errorFields } from '../protocol/errors.js';
 import { ChunkBuffers } from './chunk-buffers.js';
 import { ChunkWorkers } from './chunk-workers.js';
 import { type ServerConfig, type ServerConfigInput, resolveServerConfig } from './config.js';
@@ -55,7 +55,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     const refusal = refuseOverLimit(config, connections.size, perIp.get(ip) ?? 0, ip);
     if (refusal) {
       socket.on('error', () => {});
-      socket.end(encodeControl({ event: 'bye', code: refusal.code, message: refusal.message }));
+      socket.end(encodeControl({ event: 'bye', ...errorFields(refusal) }));
       socket.destroySoon();
       services.logger.warn({ client: ip }, refusal.message);
       return;

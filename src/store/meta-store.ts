@@ -98,9 +98,11 @@ export class MetaStore {
    * and adds its transfer log entry. Durable on return.
    */
   async commitFile(file: StoredFile, session?: UploadSessionRecord, log?: TransferLogRecord): Promise<void> {
-    const previous = this.#files.get(file.name);
+    // Read inside the transaction: the counters must follow what this very commit replaced.
+    let previous: StoredFile | undefined;
     await this.#write(`recording ${file.name}`, async () => {
       await this.#root.transaction(() => {
+        previous = this.#files.get(file.name);
         this.#files.putSync(file.name, file);
         if (session) this.#removeSessionSync(session);
         if (log) this.#log.putSync(this.#nextLogKey(log), log);
@@ -133,15 +135,19 @@ export class MetaStore {
 
   /** Forgets a file; returns the record it removed. Durable on return. */
   async deleteFile(name: string): Promise<StoredFile | undefined> {
-    const previous = this.#files.get(name);
-    if (!previous) return undefined;
+    // Read and removed in one transaction: of two deletes racing for a name, only one removes it.
+    let removed: StoredFile | undefined;
     await this.#write(`deleting ${name}`, async () => {
-      await this.#files.remove(name);
+      await this.#root.transaction(() => {
+        removed = this.#files.get(name);
+        if (removed) this.#files.removeSync(name);
+      });
       await this.#root.flushed;
     });
+    if (!removed) return undefined;
     this.#fileCount -= 1;
-    this.#byteCount -= previous.size;
-    return previous;
+    this.#byteCount -= removed.size;
+    return removed;
   }
 
   // ---- upload sessions ----
