@@ -776,18 +776,6 @@ class ServerFrameReader {
 /** The head of a big ok reply, as the server writes replies: `{"id":<id>,"ok":true,"result":`. */
 const bigOkReply = /^\{"id":(-?[0-9][0-9.eE+-]*),"ok":true,"result":[[{]/u;
 
-interface DownloadState {
-  name: string;
-  size: number;
-  chunkSize: number;
-  chunkCount: number;
-  next: number;
-  sha256: string;
-  hash: Hash | undefined;
-  done: boolean;
-  aborted: boolean;
-}
-
 /**
  * One fuzzing connection: writes what it is told (also into a model decoder with the server's
  * limits, to know where the server's framing stands), checks every frame the server sends as it
