@@ -73,7 +73,8 @@ t.test('fsck reports, changes nothing; the next start repairs; fsck is then clea
   await rm(join(files, 'gone.bin'));
   await appendFile(join(files, 'resized.bin'), 'tail');
   const flipped = await open(join(files, 'flipped.bin'), 'r+');
-  await flipped.write(Buffer.from([0xff]), 0, 1, chunkSize + 5);
+  // Inverted, not overwritten: a fixed value could equal the random byte already there.
+  await flipped.write(Buffer.from([kept.bytes[chunkSize + 5]! ^ 0xff]), 0, 1, chunkSize + 5);
   await flipped.close();
   await mkdir(join(files, 'stray'));
   await writeFile(join(files, 'stray', 'orphan.txt'), 'someone put this here');
