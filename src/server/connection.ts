@@ -11,7 +11,6 @@ import { handlers } from './handlers/index.js';
 import type { ServerServices } from './services.js';
 import type { UploadTransfer } from './upload-transfer.js';
 
-/** Why reading is paused: a chunk waits for a buffer or allowance, or the client is not reading. */
 /**
  * Why reading is paused: waiting for a chunk buffer or a checkpoint ('chunk'), for the socket to
  * drain ('drain'), for a hello to be answered ('hello'), or for requests in flight ('requests').
