@@ -135,7 +135,6 @@ class TransferTally {
         this.#listener?.({ ...progress, transferred: this.#earlier + progress.transferred });
       });
     } catch (error) {
-      ended = true;
       this.#earlier += this.#current;
       throw error;
     } finally {
