@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import { encodeChunkHead } from '../protocol/encoder.js';
-import { type StoredFile, chunkCountOf, chunkLengthOf, hashAt } from '../store/records.js';
+import { type StoredFile, chunkCountOf, chunkLengthOf, hashAt, sameUpload } from '../store/records.js';
 import type { ServerServices } from './services.js';
 import { UploadTransfer } from './upload-transfer.js';
 
@@ -134,7 +134,7 @@ export class DownloadTransfer {
     const current = store.file(name);
     const upload = activeUploads.get(name);
     const replacing = upload instanceof UploadTransfer && upload.finishing;
-    if (!current || current.sha256 !== this.file.sha256 || current.modified !== this.file.modified || replacing) {
+    if (!current || !sameUpload(current, this.file) || replacing) {
       return new FerryError('ECHANGED', `${name} was deleted or replaced on the server during the download`);
     }
     const why = code === 'ENOENT' ? 'its bytes are missing from the data directory' : message;

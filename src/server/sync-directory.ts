@@ -1,11 +1,26 @@
-import { open } from 'node:fs/promises';
+import { type FileHandle, open } from 'node:fs/promises';
+import { fromSystemError } from '../protocol/errors.js';
 
-async function fsyncDirectory(path: string): Promise<void> {
-  const handle = await open(path, 'r');
+/** Opens `path`, runs `sync` on it, closes it. On libuv's thread pool: it waits on the disk, not the CPU. */
+async function syncOpened(path: string, flags: string, sync: (handle: FileHandle) => Promise<void>): Promise<void> {
+  const handle = await open(path, flags);
   try {
-    await handle.sync();
+    await sync(handle);
   } finally {
     await handle.close();
+  }
+}
+
+function fsyncDirectory(path: string): Promise<void> {
+  return syncOpened(path, 'r', (handle) => handle.sync());
+}
+
+/** fdatasync of the file at `path`, so the bytes written to it survive a power cut; a FerryError on failure. */
+export async function datasyncFile(path: string): Promise<void> {
+  try {
+    await syncOpened(path, 'r+', (handle) => handle.datasync());
+  } catch (error) {
+    throw fromSystemError(error, 'sync');
   }
 }
 

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdir, open, rename, rm } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import { inlineSha256MaxBytes } from '../hashing/running-sha256.js';
 import { dirname } from 'node:path';
 import { FerryError, fromSystemError } from '../protocol/errors.js';
@@ -7,7 +7,7 @@ import type { ChunkHeader } from '../protocol/frames.js';
 import { type StoredFile, type TransferLogRecord, type UploadSessionRecord, chunkCountOf, chunkLengthOf, packHashes } from '../store/records.js';
 import { InOrderHasher } from './in-order-hasher.js';
 import type { ServerServices } from './services.js';
-import { syncDirectory } from './sync-directory.js';
+import { datasyncFile, syncDirectory } from './sync-directory.js';
 
 /**
  * One upload attached to one connection: receives verified-to-be chunks, has the pool check and
@@ -293,7 +293,7 @@ export class UploadTransfer {
     this.#checkpointingBytes = this.#unsyncedBytes;
     this.#unsyncedBytes = 0;
     try {
-      await datasync(this.partialPath);
+      await datasyncFile(this.partialPath);
       if (record) await this.#services.store.recordChunks(this.session, batch);
       else this.#syncedUnrecorded.push(...batch);
       for (const [index, xxh64] of batch) this.verified.set(index, xxh64);
@@ -303,20 +303,6 @@ export class UploadTransfer {
       this.#recordedListeners.clear();
       for (const listener of listeners) listener();
     }
-  }
-}
-
-/** fdatasync of the file at `path`, as a FerryError on failure. */
-async function datasync(path: string): Promise<void> {
-  try {
-    const handle = await open(path, 'r+');
-    try {
-      await handle.datasync();
-    } finally {
-      await handle.close();
-    }
-  } catch (error) {
-    throw fromSystemError(error, 'sync');
   }
 }
 

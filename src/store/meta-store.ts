@@ -1,6 +1,6 @@
 import { type Database, type RootDatabase, open } from 'lmdb';
 import { FerryError } from '../protocol/errors.js';
-import type { StoredFile, TransferLogRecord, UploadSessionRecord } from './records.js';
+import { type StoredFile, type TransferLogRecord, type UploadSessionRecord, sameUpload } from './records.js';
 
 export interface MetaStoreOptions {
   /** Directory of the LMDB environment. */
@@ -120,7 +120,7 @@ export class MetaStore {
       // Only the very record that was found damaged: never a newer upload that replaced it since.
       await this.#root.transaction(() => {
         const current = this.#files.get(file.name);
-        if (current && current.sha256 === file.sha256 && current.modified === file.modified && current.damaged === undefined) {
+        if (current && sameUpload(current, file) && current.damaged === undefined) {
           this.#files.putSync(file.name, { ...current, damaged: why });
         }
       });

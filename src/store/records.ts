@@ -44,6 +44,11 @@ export interface TransferLogRecord {
   result: string;
 }
 
+/** Whether two records describe the same upload of a file (not a later one that replaced it). */
+export function sameUpload(a: StoredFile, b: StoredFile): boolean {
+  return a.name === b.name && a.sha256 === b.sha256 && a.modified === b.modified;
+}
+
 export function chunkCountOf(size: number, chunkSize: number): number {
   return Math.ceil(size / chunkSize);
 }
