@@ -1,6 +1,9 @@
+import { closeSync, openSync, writeSync } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
+import { FerryClient } from '../src/client/client.js';
+import type { UploadResult } from '../src/client/upload.js';
 import { FerryError } from '../src/protocol/errors.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { makeFile, sha256Of } from './helpers/files.js';
@@ -97,6 +100,54 @@ t.test('a changed local file is re-sent where it changed, never mixed', async (t
   const result = await running.client({ port: proxy.port }).upload(local.path, { name: 'data.bin' });
   t.equal(result.sha256, changedSha, 'the server holds the changed file');
   t.equal(await sha256Of(join(running.dataDir, 'files', 'data.bin')), changedSha);
+});
+
+const smallChunk = 256 * 1024;
+
+/**
+ * Uploads a 4 MiB file of 256 KiB chunks with one client whose link is cut after 3 MiB. By the
+ * retry, the server holds chunks 0 to 10; chunk 11 was on the wire, read by the client but never
+ * received whole. Just before the client retries, `change` rewrites part of the local file.
+ */
+async function uploadChangedOnRetry(t: Test, change: (path: string, bytes: Buffer) => void): Promise<{ result: Promise<UploadResult>; local: { path: string; sha256: string }; dataDir: string }> {
+  const running = await startServer(t, { chunkSizeBytes: smallChunk });
+  const proxy = await startCutProxy(t, running.port);
+  const local = await makeFile(tempDir(t), 'data.bin', 16 * smallChunk);
+  const client = new FerryClient({ host: '127.0.0.1', port: proxy.port, retry: { retries: 1, onRetry: () => change(local.path, local.bytes) } });
+  t.teardown(() => client.close());
+  void proxy.cutAfter(3 * MiB, 'up');
+  return { result: client.upload(local.path, { name: 'data.bin' }), local, dataDir: running.dataDir };
+}
+
+/** Writes `bytes` into the file at `offset`, at once (a retry follows its callback without waiting). */
+function overwrite(path: string, offset: number, bytes: Uint8Array): void {
+  const fd = openSync(path, 'r+');
+  try {
+    writeSync(fd, bytes, 0, bytes.length, offset);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+t.test('a retry after a dropped link goes on with the file as first read: chunks the server holds are not read again', async (t) => {
+  let changed = false;
+  // Chunk 1 is on the server; the first and last 64 KiB (the fingerprint) stay the same.
+  const upload = await uploadChangedOnRetry(t, (path) => {
+    overwrite(path, smallChunk, Buffer.alloc(smallChunk, 7));
+    changed = true;
+  });
+  const result = await upload.result;
+  t.ok(changed, 'the link was cut and the client retried');
+  t.equal(result.resumed, true);
+  t.equal(result.sha256, upload.local.sha256, 'the SHA-256 is that of the file as the upload first read it');
+  t.equal(await sha256Of(join(upload.dataDir, 'files', 'data.bin')), upload.local.sha256, 'the stored bytes are that file, not a mix');
+});
+
+t.test('a retry after a dropped link fails with ECHANGED when a chunk it must re-send has changed', async (t) => {
+  // Chunks 1 to 14 change, chunk 11 (which the server never got whole) with them.
+  const upload = await uploadChangedOnRetry(t, (path, bytes) => overwrite(path, smallChunk, bytes.subarray(smallChunk, 15 * smallChunk).map((byte) => byte ^ 0xff)));
+  await t.rejects(upload.result, { code: 'ECHANGED' }, 'no mix of what the SHA-256 was fed and what is re-sent');
+  await t.rejects(stat(join(upload.dataDir, 'files', 'data.bin')), { code: 'ENOENT' }, 'nothing was stored');
 });
 
 t.test("a link lost just before putEnd's reply: the retry finds the file stored and sends nothing again", async (t) => {

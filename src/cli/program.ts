@@ -56,7 +56,7 @@ async function withClient<T>(context: CliContext, flags: ClientFlags & { stallTi
     retry: {
       retries,
       onRetry: ({ attempt, retries: max, error, delayMs }) =>
-        context.output.err(`ferry: ${error.message}, reconnecting in ${delayMs} ms (attempt ${attempt}/${max + 1})`),
+        context.output.err(`ferry: ${error.message}, reconnecting ${delayMs > 0 ? `in ${delayMs} ms` : 'now'} (attempt ${attempt}/${max + 1})`),
     },
   });
   try {

@@ -2,6 +2,7 @@ import type { FileInfo, FileSummary, InfoResult, LogEntry } from '../protocol/me
 import { FerryError } from '../protocol/errors.js';
 import { ClientConnection, type ConnectOptions } from './connection.js';
 import { type DownloadOptions, type DownloadResult, downloadFile } from './download.js';
+import { LocalFileReading } from './local-file-reading.js';
 import { type RetryOptions, withRetries } from './retry.js';
 import type { ProgressListener } from './progress.js';
 import { type UploadOptions, type UploadResult, uploadFile } from './upload.js';
@@ -68,6 +69,7 @@ export class FerryClient {
     // The SHA-256 an attempt sent with putEnd. If the connection was lost before the reply came,
     // the server may have stored the file: the next attempt checks before sending anything again.
     let finishing: string | undefined;
+    const reading = new LocalFileReading();
     const result = await withRetries(
       () =>
         tally.attempt(async (onProgress) => {
@@ -76,10 +78,10 @@ export class FerryClient {
             const stored = await this.#storedWith(options.name, finishing);
             if (stored) return { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, resumed: true, file: stored };
           }
-          return uploadFile(connection, path, { ...options, onProgress, onFinishing: (sha256) => (finishing = sha256) });
+          return uploadFile(connection, path, { ...options, onProgress, onFinishing: (sha256) => (finishing = sha256), reading });
         }),
       this.#retry(),
-    );
+    ).finally(() => reading.forget());
     return { ...result, bytesSent: tally.total(result.bytesSent) };
   }
 

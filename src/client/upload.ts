@@ -3,8 +3,9 @@ import { FerryError, fromSystemError } from '../protocol/errors.js';
 import { xxh64FromHex } from '../protocol/frames.js';
 import { maxHashesPage } from '../protocol/limits.js';
 import type { FileInfo } from '../protocol/messages.js';
-import { runningSha256 } from '../hashing/running-sha256.js';
 import type { ClientConnection } from './connection.js';
+import { LocalFileReading } from './local-file-reading.js';
+import { isRetryable } from './retry.js';
 import type { ProgressListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
 
@@ -15,6 +16,11 @@ export interface UploadOptions {
   onProgress?: ProgressListener;
   /** Called with the file's SHA-256 just before `putEnd` is sent. */
   onFinishing?: (sha256: string) => void;
+  /**
+   * What earlier attempts of this upload read of the file, to go on from (the client passes one
+   * per upload, across its retries); without it the attempt reads and hashes the whole file.
+   */
+  reading?: LocalFileReading;
 }
 
 export interface UploadResult {
@@ -65,7 +71,8 @@ async function serverChunkHashes(connection: ClientConnection, stream: number, v
 /**
  * Uploads (or resumes uploading) one local file. One pass over the file: every chunk is read,
  * hashed with xxh64, fed to the SHA-256 (on the hashing thread, while it is sent), and sent
- * unless the server already has a chunk with that hash at that index.
+ * unless the server already has a chunk with that hash at that index. A chunk an earlier attempt
+ * read (`options.reading`) is not hashed again, nor even read when the server has it.
  */
 export async function uploadFile(connection: ClientConnection, path: string, options: UploadOptions): Promise<UploadResult> {
   const xxh64 = await loadXxh64();
@@ -91,7 +98,9 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
         aborted = error;
       },
     });
-    const sha256 = runningSha256(size);
+    // What earlier attempts of this upload read is kept (see LocalFileReading); alone, this attempt reads everything.
+    const reading = options.reading ?? new LocalFileReading();
+    await reading.begin(size, fingerprint, put.chunkSize);
     try {
       const { chunkSize, stream } = put;
       // No bigger than the file needs: a small file gets one small buffer.
@@ -103,26 +112,37 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
       let bytesSent = 0;
       let done = 0;
       let lastSentAt = Date.now();
+      const keepAlive = (): void => {
+        // Skipping what the server has can take a while on a big file: keep the connection from
+        // looking stalled to the server.
+        if (Date.now() - lastSentAt > keepaliveMs) {
+          lastSentAt = Date.now();
+          connection.request('ping', {}).catch(() => {});
+        }
+      };
       for (let index = 0, offset = 0; offset < size; index += 1, offset += chunkSize) {
         if (aborted) throw aborted;
         if (connection.lost) throw connection.lost;
+        const length = Math.min(chunkSize, size - offset);
+        const known = reading.hashOf(index);
+        done += length;
+        if (known !== undefined && onServer.get(index) === known) {
+          // Read and hashed by an earlier attempt, and the server has it: nothing to do.
+          keepAlive();
+          options.onProgress?.({ name: options.name, done, total: size, transferred: bytesSent });
+          continue;
+        }
         const slot = ring[index % ring.length]!;
         await slot.busy;
-        const length = Math.min(chunkSize, size - offset);
         const bytes = slot.buffer.subarray(0, length);
         const { bytesRead } = await handle.read(bytes, 0, length, offset);
         if (bytesRead !== length) throw new FerryError('ECHANGED', `${path} shrank while it was being uploaded`);
         const hash = xxh64(bytes);
-        const hashed = sha256.update(slot.shared, length);
-        done += length;
+        if (known !== undefined && hash !== known) throw new FerryError('ECHANGED', `${path} changed while it was being uploaded`);
+        const hashed = known === undefined ? reading.add(index, hash, slot.shared, length) : Promise.resolve();
         if (onServer.get(index) === hash) {
-          slot.busy = hashed.then(() => {});
-          // Skipping what the server has can take a while on a big file: keep the connection from
-          // looking stalled to the server.
-          if (Date.now() - lastSentAt > keepaliveMs) {
-            lastSentAt = Date.now();
-            connection.request('ping', {}).catch(() => {});
-          }
+          slot.busy = hashed;
+          keepAlive();
         } else {
           lastSentAt = Date.now();
           const flushed = new Promise<void>((resolve) => connection.writeChunk({ stream, offset, xxh64: hash, length }, bytes, () => resolve()));
@@ -133,7 +153,7 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
         options.onProgress?.({ name: options.name, done, total: size, transferred: bytesSent });
       }
       if (aborted) throw aborted;
-      const digest = await sha256.digest();
+      const digest = await reading.digest();
       options.onFinishing?.(digest);
       const file = await connection.request('putEnd', { stream, sha256: digest });
       return { name: file.name, size: file.size, sha256: file.sha256, bytesSent, resumed: put.resumed, file };
@@ -141,7 +161,8 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
       // The server still holds this upload for us: hang up so it saves the progress and frees
       // the name (a later run resumes), rather than leave it attached to a connection we reuse.
       if (!connection.lost) connection.destroy();
-      sha256.drop();
+      // Kept for the next attempt only while the cause may pass; a file that changed starts over.
+      if (!options.reading || !isRetryable(error)) reading.forget();
       throw error;
     } finally {
       connection.closeStream(put.stream);
