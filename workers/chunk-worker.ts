@@ -7,18 +7,17 @@ import { type Hash, createHash } from 'node:crypto';
 import { closeSync, openSync, readSync, writeSync } from 'node:fs';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import xxhash from 'xxhash-wasm';
-import type {
-  BufferTaskResult,
-  HashDigestTask,
-  HashDropTask,
-  HashUpdateResult,
-  HashUpdateTask,
-  ReadChunkTask,
-  Sha256FileResult,
-  Sha256FileTask,
-  TaskFailure,
-  TaskFailureCode,
-  WriteChunkTask,
+import {
+  type BufferTaskResult,
+  type HashDigestTask,
+  type HashDropTask,
+  type HashUpdateResult,
+  type HashUpdateTask,
+  type ReadChunkTask,
+  type Sha256FileResult,
+  type Sha256FileTask,
+  type WriteChunkTask,
+  taskFailure,
 } from './tasks.js';
 
 const { h64Raw } = await xxhash();
@@ -34,13 +33,6 @@ function withBuffer<R extends { buffer: ArrayBuffer | SharedArrayBuffer }>(resul
       return result;
     },
   }) as unknown as R;
-}
-
-function failure(error: unknown, what: string): TaskFailure {
-  const code = (error as NodeJS.ErrnoException).code;
-  const mapped: TaskFailureCode = code === 'ENOSPC' || code === 'EDQUOT' ? 'ENOSPC' : code === 'ENOENT' ? 'ENOENT' : 'EIO';
-  const detail = error instanceof Error ? error.message : String(error);
-  return { ok: false, code: mapped, message: `${what}: ${detail}` };
 }
 
 function withFile<T>(path: string, flags: string, use: (fd: number) => T): T {
@@ -64,7 +56,7 @@ export function writeChunk(task: WriteChunkTask): BufferTaskResult {
     });
     return withBuffer({ ok: true, buffer: task.buffer });
   } catch (error) {
-    return withBuffer({ ...failure(error, `write at offset ${task.offset}`), buffer: task.buffer });
+    return withBuffer({ ...taskFailure(error, `write at offset ${task.offset}`), buffer: task.buffer });
   }
 }
 
@@ -85,7 +77,7 @@ export function readChunk(task: ReadChunkTask): BufferTaskResult {
     }
     return withBuffer({ ok: true, buffer: task.buffer });
   } catch (error) {
-    return withBuffer({ ...failure(error, `read at offset ${task.offset}`), buffer: task.buffer });
+    return withBuffer({ ...taskFailure(error, `read at offset ${task.offset}`), buffer: task.buffer });
   }
 }
 
@@ -108,7 +100,7 @@ export function sha256File(task: Sha256FileTask): Sha256FileResult {
     });
     return { ok: true, sha256: hash.digest('hex') };
   } catch (error) {
-    return failure(error, 'sha256');
+    return taskFailure(error, 'sha256');
   }
 }
 

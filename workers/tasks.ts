@@ -11,6 +11,14 @@ export interface TaskFailure {
   message: string;
 }
 
+/** A failed system call as a task failure: `what` failed, and why. */
+export function taskFailure(error: unknown, what: string): TaskFailure {
+  const code = (error as NodeJS.ErrnoException).code;
+  const mapped: TaskFailureCode = code === 'ENOSPC' || code === 'EDQUOT' ? 'ENOSPC' : code === 'ENOENT' ? 'ENOENT' : 'EIO';
+  const detail = error instanceof Error ? error.message : String(error);
+  return { ok: false, code: mapped, message: `${what}: ${detail}` };
+}
+
 /** Verify `xxh64` over buffer[0, length), then write those bytes at `offset` of `path`. */
 export interface WriteChunkTask {
   path: string;

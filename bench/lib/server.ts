@@ -27,7 +27,10 @@ export class FerryServer {
   }
 
   static async start(dataDir: string, extraArgs: readonly string[] = []): Promise<FerryServer> {
-    const args = [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs];
+    // FERRY_BENCH_SERVER_NODE_ARGS: extra Node options for the server, e.g. to profile it
+    // ("--cpu-prof --cpu-prof-dir=/tmp/prof"; Node refuses those in NODE_OPTIONS).
+    const nodeArgs = (process.env['FERRY_BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
+    const args = [...nodeArgs, ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs];
     const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     const port = await new Promise<number>((resolve, reject) => {

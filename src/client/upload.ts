@@ -155,7 +155,11 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
       if (aborted) throw aborted;
       const digest = await reading.digest();
       options.onFinishing?.(digest);
-      const file = await connection.request('putEnd', { stream, sha256: digest });
+      // The server may have aborted the stream (a full disk) while putEnd was on its way: its
+      // abort comes before putEnd's reply ("no upload on stream"), and is the cause to report.
+      const file = await connection.request('putEnd', { stream, sha256: digest }).catch((error: unknown) => {
+        throw aborted ?? error;
+      });
       return { name: file.name, size: file.size, sha256: file.sha256, bytesSent, resumed: put.resumed, file };
     } catch (error) {
       // The server still holds this upload for us: hang up so it saves the progress and frees

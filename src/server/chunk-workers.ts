@@ -8,7 +8,7 @@ import {
   taskNames,
 } from '../../workers/tasks.js';
 import { workerExecArgv, workerModuleUrl } from '../worker-module.js';
-
+import { inlineChunkMaxBytes, readChunkInline, writeChunkInline } from './inline-chunk-io.js';
 
 /** The piscina pool that hashes, writes and reads chunks off the main thread. */
 export class ChunkWorkers {
@@ -29,11 +29,15 @@ export class ChunkWorkers {
     return this.#pool.threads.length;
   }
 
+  /** Checks a chunk's xxh64 and writes it: in the pool, or here if it is small (see `inlineChunkMaxBytes`). */
   writeChunk(task: WriteChunkTask): Promise<BufferTaskResult> {
+    if (task.length <= inlineChunkMaxBytes) return writeChunkInline(task);
     return this.#pool.run(task, { name: taskNames.writeChunk, transferList: [task.buffer] });
   }
 
+  /** Reads a chunk and checks its xxh64: in the pool, or here if it is small. */
   readChunk(task: ReadChunkTask): Promise<BufferTaskResult> {
+    if (task.length <= inlineChunkMaxBytes) return readChunkInline(task);
     return this.#pool.run(task, { name: taskNames.readChunk, transferList: [task.buffer] });
   }
 

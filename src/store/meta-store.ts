@@ -54,6 +54,8 @@ export class MetaStore {
   readonly #maxLogEntries: number;
   #fileCount = 0;
   #byteCount = 0;
+  /** Declared size of each saved upload session, by name: the quota check reads it on every put. */
+  readonly #sessionSizes = new Map<string, number>();
   #logSeq = 0;
   #logAppendsSincePrune = 0;
 
@@ -69,6 +71,7 @@ export class MetaStore {
       this.#fileCount += 1;
       this.#byteCount += value.size;
     }
+    for (const { key, value } of this.#sessions.getRange()) this.#sessionSizes.set(key, value.size);
   }
 
   // ---- files ----
@@ -100,15 +103,17 @@ export class MetaStore {
   async commitFile(file: StoredFile, session?: UploadSessionRecord, log?: TransferLogRecord): Promise<void> {
     // Read inside the transaction: the counters must follow what this very commit replaced.
     let previous: StoredFile | undefined;
+    let sessionRemoved = false;
     await this.#write(`recording ${file.name}`, async () => {
       await this.#root.transaction(() => {
         previous = this.#files.get(file.name);
         this.#files.putSync(file.name, file);
-        if (session) this.#removeSessionSync(session);
+        if (session) sessionRemoved = this.#removeSessionSync(session);
         if (log) this.#log.putSync(this.#nextLogKey(log), log);
       });
       await this.#root.flushed;
     });
+    if (sessionRemoved) this.#sessionSizes.delete(file.name);
     if (log) await this.#pruneLogNowAndThen();
     this.#fileCount += previous ? 0 : 1;
     this.#byteCount += file.size - (previous?.size ?? 0);
@@ -160,13 +165,20 @@ export class MetaStore {
     return [...this.#sessions.getRange()].map(({ value }) => value);
   }
 
+  /** The declared size of every saved upload session, by name (kept in memory: no records are read). */
+  sessionSizes(): ReadonlyMap<string, number> {
+    return this.#sessionSizes;
+  }
+
   async saveSession(session: UploadSessionRecord): Promise<void> {
     await this.#write(`saving the upload session of ${session.name}`, () => this.#sessions.put(session.name, session));
+    this.#sessionSizes.set(session.name, session.size);
   }
 
   /** Forgets a session and every chunk it had verified. */
   async dropSession(session: UploadSessionRecord): Promise<void> {
-    await this.#write(`dropping the upload session of ${session.name}`, () => this.#root.transaction(() => this.#removeSessionSync(session)));
+    const removed = await this.#write(`dropping the upload session of ${session.name}`, () => this.#root.transaction(() => this.#removeSessionSync(session)));
+    if (removed) this.#sessionSizes.delete(session.name);
   }
 
   /** Chunk index -> xxh64 of every chunk the session has recorded as written and synced. */
@@ -263,10 +275,12 @@ export class MetaStore {
     }
   }
 
-  #removeSessionSync(session: UploadSessionRecord): void {
+  /** Removes the session's chunks, and its record if it still is the name's session; returns whether it was. */
+  #removeSessionSync(session: UploadSessionRecord): boolean {
     const current = this.#sessions.get(session.name);
     if (current?.id === session.id) this.#sessions.removeSync(session.name);
     for (const key of this.#chunks.getKeys(this.#chunkRange(session.id))) this.#chunks.removeSync(key);
+    return current?.id === session.id;
   }
 
   async #pruneLog(): Promise<void> {

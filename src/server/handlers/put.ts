@@ -133,7 +133,7 @@ function reserveQuota(connection: Connection, name: string, size: number): void 
   if (size > config.maxFileSizeBytes) {
     throw new FerryError('EQUOTA', `${name}: ${size} bytes is over this server's file size limit of ${config.maxFileSizeBytes} bytes`);
   }
-  const unfinished = new Map(store.sessions().map((session) => [session.name, session.size]));
+  const unfinished = new Map(store.sessionSizes());
   for (const [reservedName, reservedSize] of quotaReservations) unfinished.set(reservedName, reservedSize);
   unfinished.delete(name);
   const reserved = [...unfinished.values()].reduce((total, bytes) => total + bytes, 0);
