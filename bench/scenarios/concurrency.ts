@@ -8,6 +8,7 @@ import type { ScenarioReport } from '../lib/report.js';
 import { FerryServer } from '../lib/server.js';
 import { median, percentile } from '../lib/stats.js';
 import { boxCpuMeter } from '../lib/proc.js';
+import { durableStoreFloor } from '../lib/store-floor.js';
 import { MiB, formatNumber, formatSize, mibPerSecond } from '../lib/units.js';
 
 type Direction = 'upload' | 'download';
@@ -42,7 +43,12 @@ export interface SweepStep {
   othersPercent: number;
   /** Marks the issue's target case (32 clients × 32 MiB). */
   target?: boolean;
+  /** Small files only: files/s the disk allows for the same stores with nothing else (see durableStoreFloor). */
+  storeFloorPerSecond?: number;
 }
+
+/** Steps with files up to this size also measure the disk's floor for storing them. */
+const floorMaxFileBytes = 1024 * 1024;
 
 interface Op {
   ok: boolean;
@@ -149,6 +155,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
     const stats = await server.stop();
     const upload = phase('upload', upOps, upSeconds, source.size);
     const download = phase('download', downOps, downSeconds, source.size);
+    const storeFloorPerSecond = source.size <= floorMaxFileBytes ? await durableStoreFloor(source.path, upOps.length, clients) : undefined;
     return {
       fileBytes: source.size,
       clients,
@@ -162,6 +169,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
       clientCpuSeconds,
       othersPercent,
       ...(target ? { target } : {}),
+      ...(storeFloorPerSecond === undefined ? {} : { storeFloorPerSecond }),
     };
   } finally {
     await Promise.all(ferryClients.map((client) => client.close().catch(() => {})));
@@ -197,6 +205,7 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
     'Each step: a fresh server; every client uploads its rounds of files one after another, all clients at once; when all uploads are done, every client downloads its files back (to its own path, deleted after each). MiB/s and ops/s are aggregates over the phase; latency is per operation (one upload or one download, request to verified result).',
     `rounds: files per client in a step, so that every step does enough work to time (at least ${ctx.options.minOpsPerStep} operations or ${formatSize(ctx.options.minBytesPerStep)} per direction).`,
     `CPU the rest of the machine used during the steps (box minus server and bench process), median: ${formatNumber(median(steps.map((s) => s.othersPercent)))}% of a core; per step in the JSON.`,
+    `disk floor: for files up to ${formatSize(floorMaxFileBytes)}, the same number of files stored durably by a bare loop with the same concurrency (write, fdatasync, close, rename, grouped directory fsync: the file-system work of a durable upload and nothing else, no network, hashing or metadata), in files/s. Ferry's up ops/s cannot exceed it by much.`,
     `Errors (must be 0): ${totalErrors}.` + (totalErrors > 0 ? ' First messages: ' + steps.flatMap((s) => s.errorSamples).slice(0, 5).join('; ') : ''),
   ];
   return {
@@ -205,8 +214,8 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
     notes,
     tables: [
       {
-        headers: ['file', 'clients', 'rounds', 'errors', 'up MiB/s', 'up ops/s', 'up p50 / p99 ms', 'down MiB/s', 'down ops/s', 'down p50 / p99 ms', 'server CPU s', 'server peak RSS MiB'],
-        numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11],
+        headers: ['file', 'clients', 'rounds', 'errors', 'up MiB/s', 'up ops/s', 'up p50 / p99 ms', 'down MiB/s', 'down ops/s', 'down p50 / p99 ms', 'server CPU s', 'server peak RSS MiB', 'disk floor files/s'],
+        numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
         rows: steps.map((s) => [
           formatSize(s.fileBytes) + (s.target ? ' (target case)' : ''),
           String(s.clients),
@@ -220,6 +229,7 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
           latency(s.download),
           formatNumber(s.serverCpuSeconds),
           formatNumber(s.serverPeakRssBytes / MiB),
+          s.storeFloorPerSecond === undefined ? '–' : formatNumber(s.storeFloorPerSecond),
         ]),
       },
     ],

@@ -200,12 +200,14 @@ export class UploadTransfer {
     const existing = store.file(name);
     if (existing && !this.force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
     const finalPath = layout.filePath(name);
+    const folder = dirname(finalPath);
+    /** The first folder this publish had to make, if it made any. */
+    let madeFolder: string | undefined;
     try {
-      await mkdir(dirname(finalPath), { recursive: true });
-      // A delete may prune the folder between the two calls: make it again, once.
+      // Usually the folder exists: try the rename first, and make the folder only when it is missing.
       await rename(this.partialPath, finalPath).catch(async (error: unknown) => {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        await mkdir(dirname(finalPath), { recursive: true });
+        madeFolder = await mkdir(folder, { recursive: true });
         await rename(this.partialPath, finalPath);
       });
     } catch (error) {
@@ -215,7 +217,8 @@ export class UploadTransfer {
       }
       throw fromSystemError(error, `publishing ${name}`);
     }
-    await syncDirectory(dirname(finalPath));
+    // The rename, and the entry of every folder made for it, durable before the record says so.
+    await Promise.all(foldersChangedBy(madeFolder, folder).map((changed) => syncDirectory(changed)));
     const now = Date.now();
     const hashes = packHashes(Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!));
     const file: StoredFile = { name, size, sha256: stored, chunkSize, hashes, created: existing?.created ?? now, modified: now };
@@ -307,6 +310,18 @@ export class UploadTransfer {
 }
 
 /** Drops a session's running SHA-256 (the session is gone or starts over). */
+/**
+ * The folders whose entries changed when a file was renamed into `folder`, `made` being the first
+ * folder that had to be created for it (if any): `folder` itself, and each folder from `made`'s
+ * parent down to it.
+ */
+export function foldersChangedBy(made: string | undefined, folder: string): string[] {
+  const changed = [folder];
+  if (made === undefined) return changed;
+  for (let above = dirname(folder); above.length >= dirname(made).length && above !== dirname(above); above = dirname(above)) changed.push(above);
+  return changed;
+}
+
 export function forgetSessionHash(services: ServerServices, sessionId: string): void {
   const state = services.sessionHashes.get(sessionId);
   if (!state) return;
