@@ -2,7 +2,7 @@ import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { CpuReport } from '../hooks/cpu-report.js';
 import { expectSuccess, runCommand } from './children.js';
-import { cpuReportHook, ferryBin } from './paths.js';
+import { cpuReportHook, ferryBin, nodeArgsFrom } from './paths.js';
 import type { DownloadResult } from '../../src/client/download.js';
 import type { UploadResult } from '../../src/client/upload.js';
 
@@ -27,7 +27,8 @@ export async function runFerryCli<T>(args: readonly string[], scratchDir: string
   const reportPath = join(scratchDir, `cpu-report-${process.pid}-${reportSeq}.json`);
   const run = expectSuccess(
     `ferry ${args[0] ?? ''}`,
-    await runCommand(process.execPath, ['--import', cpuReportHook, ferryBin, ...args, '--json'], {
+    // FERRY_BENCH_CLIENT_NODE_ARGS: extra Node options for the client, e.g. to profile it (as for the server).
+    await runCommand(process.execPath, [...nodeArgsFrom('FERRY_BENCH_CLIENT_NODE_ARGS'), '--import', cpuReportHook, ferryBin, ...args, '--json'], {
       env: { ...process.env, FERRY_BENCH_CPU_FILE: reportPath },
     }),
   );

@@ -18,3 +18,12 @@ export const ferryBin = join(repoRoot, 'bin', 'ferry.js');
 export const resultsDir = join(repoRoot, 'bench', 'results');
 /** The compiled CPU-report hook, next to this module's compiled tree (dist/bench/hooks/). */
 export const cpuReportHook = pathToFileURL(fileURLToPath(new URL('../hooks/cpu-report.js', import.meta.url))).href;
+
+/**
+ * Extra Node options for a child the bench starts, from the environment variable `name`
+ * (space-separated), e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof" to profile it: Node refuses
+ * those in NODE_OPTIONS.
+ */
+export function nodeArgsFrom(name: string): string[] {
+  return (process.env[name] ?? '').split(' ').filter(Boolean);
+}

@@ -1,6 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { exitOf, spawnTracked, stopChild } from './children.js';
-import { ferryBin } from './paths.js';
+import { ferryBin, nodeArgsFrom } from './paths.js';
 import { processCpuSeconds, processPeakRssBytes } from './proc.js';
 
 export interface ServerStats {
@@ -27,10 +27,7 @@ export class FerryServer {
   }
 
   static async start(dataDir: string, extraArgs: readonly string[] = []): Promise<FerryServer> {
-    // FERRY_BENCH_SERVER_NODE_ARGS: extra Node options for the server, e.g. to profile it
-    // ("--cpu-prof --cpu-prof-dir=/tmp/prof"; Node refuses those in NODE_OPTIONS).
-    const nodeArgs = (process.env['FERRY_BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
-    const args = [...nodeArgs, ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs];
+    const args = [...nodeArgsFrom('FERRY_BENCH_SERVER_NODE_ARGS'), ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs];
     const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     const port = await new Promise<number>((resolve, reject) => {
