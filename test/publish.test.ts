@@ -1,5 +1,5 @@
 import t from 'tap';
-import { foldersChangedBy } from '../src/server/upload-transfer.js';
+import { foldersChangedBy } from '../src/server/sync-directory.js';
 
 // A file published into folders the rename had to make is durable only once each new folder's
 // entry in its parent is: every folder whose entries changed must be fsynced before the record.

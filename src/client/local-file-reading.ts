@@ -1,4 +1,5 @@
 import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
+import { FerryError } from '../protocol/errors.js';
 
 /**
  * What the attempts of one upload have learned of the local file so far: the xxh64 of each chunk
@@ -12,9 +13,11 @@ export class LocalFileReading {
   /** Size, fingerprint and chunk size of the file as read: another file (or a changed one) starts over. */
   #identity: string | undefined;
   #sha256: RunningSha256 | undefined;
-  /** xxh64 of chunks [0, chunksRead). */
+  /** xxh64 of chunks [0, chunksRead); grows as they are read (8 bytes a chunk). */
   #hashes = new BigUint64Array(0);
   #chunksRead = 0;
+  /** How many chunks the file has. */
+  #chunkCount = 0;
   /** Settles when the last SHA-256 update has settled (they are applied in order). */
   #lastUpdate: Promise<void> = Promise.resolve();
   #updateFailed = false;
@@ -30,7 +33,7 @@ export class LocalFileReading {
     this.forget();
     this.#identity = identity;
     this.#sha256 = runningSha256(size);
-    this.#hashes = new BigUint64Array(size === 0 ? 0 : Math.ceil(size / chunkSize));
+    this.#chunkCount = Math.ceil(size / chunkSize);
   }
 
   get chunksRead(): number {
@@ -48,6 +51,11 @@ export class LocalFileReading {
    */
   add(index: number, hash: bigint, buffer: SharedArrayBuffer, length: number): Promise<void> {
     if (!this.#sha256 || index !== this.#chunksRead) throw new Error(`chunk ${index} read out of order (next is ${this.#chunksRead})`);
+    if (index >= this.#hashes.length) {
+      const grown = new BigUint64Array(Math.min(this.#chunkCount, Math.max(64, 2 * this.#hashes.length)));
+      grown.set(this.#hashes);
+      this.#hashes = grown;
+    }
     this.#hashes[index] = hash;
     this.#chunksRead += 1;
     const update = this.#sha256.update(buffer, length);
@@ -62,7 +70,9 @@ export class LocalFileReading {
 
   /** The whole file's SHA-256, once every chunk has been added; the reading is forgotten. */
   async digest(): Promise<string> {
-    if (!this.#sha256 || this.#chunksRead !== this.#hashes.length) throw new Error(`digest after ${this.#chunksRead} of ${this.#hashes.length} chunks`);
+    if (!this.#sha256 || this.#chunksRead !== this.#chunkCount) throw new Error(`digest after ${this.#chunksRead} of ${this.#chunkCount} chunks`);
+    await this.#lastUpdate;
+    if (this.#updateFailed) throw new FerryError('EINTERNAL', 'hashing the local file failed');
     const digest = await this.#sha256.digest();
     this.#reset();
     return digest;
@@ -79,6 +89,7 @@ export class LocalFileReading {
     this.#sha256 = undefined;
     this.#hashes = new BigUint64Array(0);
     this.#chunksRead = 0;
+    this.#chunkCount = 0;
     this.#lastUpdate = Promise.resolve();
     this.#updateFailed = false;
   }

@@ -150,6 +150,8 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
           bytesSent += length;
           await connection.drained();
         }
+        // Awaited when the slot comes round again; an attempt that ends first leaves it unawaited.
+        slot.busy.catch(() => {});
         options.onProgress?.({ name: options.name, done, total: size, transferred: bytesSent });
       }
       if (aborted) throw aborted;

@@ -1,4 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { fromSystemError } from '../protocol/errors.js';
 
 /** Opens `path`, runs `sync` on it, closes it. On libuv's thread pool: it waits on the disk, not the CPU. */
@@ -55,4 +56,45 @@ function advance(path: string): void {
   const running = state.next.finally(() => advance(path));
   running.catch(() => {});
   syncs.set(path, { running, next: undefined });
+}
+
+/**
+ * The folders whose entries changed when a file was renamed into `folder`, `made` being the first
+ * folder that had to be created for it (if any): `folder` itself, and each folder from `made`'s
+ * parent down to it.
+ */
+export function foldersChangedBy(made: string | undefined, folder: string): string[] {
+  const changed = [folder];
+  if (made === undefined) return changed;
+  for (let above = dirname(folder); above.length >= dirname(made).length && above !== dirname(above); above = dirname(above)) changed.push(above);
+  return changed;
+}
+
+/** Folders a publish made whose entries are still being synced, each with that sync. */
+const foldersBeingMade = new Map<string, Promise<void>>();
+
+/**
+ * Makes a rename into `folder` durable: fsyncs `folder` and, if the publish had to make folders
+ * (`made`, the first it made), the parent of each. A rename into a folder that another publish
+ * made and is still syncing also waits for that sync: the file survives a power cut only once
+ * the folder's own entry does.
+ */
+export async function syncRenameInto(folder: string, made: string | undefined): Promise<void> {
+  const own = Promise.all(foldersChangedBy(made, folder).map((changed) => syncDirectory(changed))).then(() => {});
+  if (made !== undefined) {
+    const madeFolders: string[] = [];
+    for (let newFolder = folder; newFolder.length >= made.length; newFolder = dirname(newFolder)) madeFolders.push(newFolder);
+    for (const madeFolder of madeFolders) foldersBeingMade.set(madeFolder, own);
+    void own
+      .catch(() => {})
+      .finally(() => {
+        for (const madeFolder of madeFolders) if (foldersBeingMade.get(madeFolder) === own) foldersBeingMade.delete(madeFolder);
+      });
+  }
+  const othersMaking: Promise<void>[] = [];
+  for (let above = folder; above !== dirname(above); above = dirname(above)) {
+    const making = foldersBeingMade.get(above);
+    if (making && making !== own) othersMaking.push(making);
+  }
+  await Promise.all([own, ...othersMaking]);
 }

@@ -7,7 +7,7 @@ import type { ChunkHeader } from '../protocol/frames.js';
 import { type StoredFile, type TransferLogRecord, type UploadSessionRecord, chunkCountOf, chunkLengthOf, packHashes } from '../store/records.js';
 import { InOrderHasher } from './in-order-hasher.js';
 import type { ServerServices } from './services.js';
-import { datasyncFile, syncDirectory } from './sync-directory.js';
+import { datasyncFile, syncRenameInto } from './sync-directory.js';
 
 /**
  * One upload attached to one connection: receives verified-to-be chunks, has the pool check and
@@ -218,7 +218,7 @@ export class UploadTransfer {
       throw fromSystemError(error, `publishing ${name}`);
     }
     // The rename, and the entry of every folder made for it, durable before the record says so.
-    await Promise.all(foldersChangedBy(madeFolder, folder).map((changed) => syncDirectory(changed)));
+    await syncRenameInto(folder, madeFolder);
     const now = Date.now();
     const hashes = packHashes(Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!));
     const file: StoredFile = { name, size, sha256: stored, chunkSize, hashes, created: existing?.created ?? now, modified: now };
@@ -310,18 +310,6 @@ export class UploadTransfer {
 }
 
 /** Drops a session's running SHA-256 (the session is gone or starts over). */
-/**
- * The folders whose entries changed when a file was renamed into `folder`, `made` being the first
- * folder that had to be created for it (if any): `folder` itself, and each folder from `made`'s
- * parent down to it.
- */
-export function foldersChangedBy(made: string | undefined, folder: string): string[] {
-  const changed = [folder];
-  if (made === undefined) return changed;
-  for (let above = dirname(folder); above.length >= dirname(made).length && above !== dirname(above); above = dirname(above)) changed.push(above);
-  return changed;
-}
-
 export function forgetSessionHash(services: ServerServices, sessionId: string): void {
   const state = services.sessionHashes.get(sessionId);
   if (!state) return;

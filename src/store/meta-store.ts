@@ -103,17 +103,17 @@ export class MetaStore {
   async commitFile(file: StoredFile, session?: UploadSessionRecord, log?: TransferLogRecord): Promise<void> {
     // Read inside the transaction: the counters must follow what this very commit replaced.
     let previous: StoredFile | undefined;
-    let sessionRemoved = false;
     await this.#write(`recording ${file.name}`, async () => {
-      await this.#root.transaction(() => {
+      const sessionRemoved = await this.#root.transaction(() => {
         previous = this.#files.get(file.name);
         this.#files.putSync(file.name, file);
-        if (session) sessionRemoved = this.#removeSessionSync(session);
         if (log) this.#log.putSync(this.#nextLogKey(log), log);
+        return session ? this.#removeSessionSync(session) : false;
       });
+      // Committed, whether or not the flush below succeeds: the map follows the commit.
+      if (session && sessionRemoved) this.#sessionSizes.delete(session.name);
       await this.#root.flushed;
     });
-    if (sessionRemoved) this.#sessionSizes.delete(file.name);
     if (log) await this.#pruneLogNowAndThen();
     this.#fileCount += previous ? 0 : 1;
     this.#byteCount += file.size - (previous?.size ?? 0);
@@ -177,8 +177,9 @@ export class MetaStore {
 
   /** Forgets a session and every chunk it had verified. */
   async dropSession(session: UploadSessionRecord): Promise<void> {
-    const removed = await this.#write(`dropping the upload session of ${session.name}`, () => this.#root.transaction(() => this.#removeSessionSync(session)));
-    if (removed) this.#sessionSizes.delete(session.name);
+    await this.#write(`dropping the upload session of ${session.name}`, async () => {
+      if (await this.#root.transaction(() => this.#removeSessionSync(session))) this.#sessionSizes.delete(session.name);
+    });
   }
 
   /** Chunk index -> xxh64 of every chunk the session has recorded as written and synced. */
