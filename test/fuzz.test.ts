@@ -1588,7 +1588,7 @@ t.test('after the fuzz: the listing is consistent with what was published and wi
   }
   t.same(onDisk.sort(), [...names].sort(), 'files/ holds exactly the listed files');
   t.same(await readdir(root), ['data'], 'nothing was created beside the data dir');
-  t.same((await readdir(dataDir)).sort(), ['db', 'files', 'partial'], 'the data dir holds only its own directories');
+  t.same((await readdir(dataDir)).sort(), ['db', 'files', 'partial', 'server.pid'], 'the data dir holds only its own directories and lock');
   const strayPartials = (await readdir(join(dataDir, 'partial'))).filter((entry) => !/^[0-9a-f-]{36}\.part$/u.test(entry));
   t.same(strayPartials, [], 'partial/ holds only session files');
 

@@ -407,8 +407,8 @@ t.test('bad names get EBADNAME from every operation, and nothing escapes the dat
   );
   t.same(
     (await readdir(dataDir)).sort(),
-    ['db', 'files', 'partial'],
-    'the data dir holds only its own directories',
+    ['db', 'files', 'partial', 'server.pid'],
+    'the data dir holds only its own directories and lock',
   );
   await assertServing(t);
 });

@@ -10,6 +10,7 @@ import { ChunkWorkers } from './chunk-workers.js';
 import { type ServerConfig, type ServerConfigInput, resolveServerConfig } from './config.js';
 import { Connection } from './connection.js';
 import { readIntoFixedBuffer } from './fixed-buffer-socket.js';
+import { DataDirLock } from './data-dir-lock.js';
 import { DataLayout } from './data-layout.js';
 import { reconcile } from './reconcile.js';
 import type { ServerServices } from './services.js';
@@ -31,11 +32,19 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
   const config = resolveServerConfig(input);
   const layout = new DataLayout(config.dataDir);
   layout.create();
+  const lock = DataDirLock.acquire(layout.root);
+  let store: MetaStore;
+  try {
+    store = new MetaStore({ path: layout.dbDir });
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
   const maxBuffers = Math.floor(config.inflightBudgetBytes / config.chunkSizeBytes);
   const services: ServerServices = {
     config,
     layout,
-    store: new MetaStore({ path: layout.dbDir }),
+    store,
     workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64 }),
     buffers: new ChunkBuffers(config.chunkSizeBytes, maxBuffers),
     sha256: new Sha256Thread(),
@@ -105,6 +114,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
         await services.workers.close();
         await services.sha256.close();
         await services.store.close();
+        lock.release();
       })();
       return closing;
     },

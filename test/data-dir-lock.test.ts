@@ -1,0 +1,48 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+import { FerryClient } from '../src/client/client.js';
+import { createServer } from '../src/server/server.js';
+import { makeFile } from './helpers/files.js';
+import { startServer } from './helpers/server.js';
+import { ferryBin, spawnServer } from './helpers/server-process.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+t.test('a second server on a data directory in use is refused with EBUSY; once the first closes, it may start', async (t) => {
+  const dataDir = tempDir(t, 'ferry-data');
+  const first = await startServer(t, { dataDir });
+  t.throws(() => createServer({ dataDir, workers: 1 }), { code: 'EBUSY', message: new RegExp(`in use by another ferry server \\(pid ${process.pid}\\); if none is running, remove .*server\\.pid$`, 'u') });
+  t.match(await first.client().info(), { files: 0 }, 'the first server is untouched');
+  await first.server.close();
+  t.notOk(existsSync(join(dataDir, 'server.pid')), 'closing lets the directory go');
+  const second = createServer({ dataDir, workers: 1 });
+  await second.listen(0, '127.0.0.1');
+  await second.close();
+});
+
+t.test('`ferry serve` on a directory another process serves exits 1 with one line; after that one is killed (SIGKILL), a new server takes over', async (t) => {
+  const dataDir = tempDir(t, 'ferry-data');
+  const running = await spawnServer(t, dataDir);
+  const local = await makeFile(tempDir(t), 'kept.bin', 100_000);
+  const client = new FerryClient({ host: '127.0.0.1', port: running.port });
+  t.teardown(() => client.close());
+  await client.upload(local.path, { name: 'kept.bin' });
+  t.equal(readFileSync(join(dataDir, 'server.pid'), 'utf8').trim(), String(running.child.pid), 'the lock names the serving process');
+
+  const refused = spawn(process.execPath, [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  refused.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
+  const [code] = (await once(refused, 'exit')) as [number | null];
+  t.equal(code, 1, 'the second server exits 1');
+  t.match(stderr.trim(), new RegExp(`^ferry: .* is in use by another ferry server \\(pid ${running.child.pid}\\).*\\(EBUSY\\)$`, 'u'), 'with one line naming the holder');
+  t.equal(stderr.trim().split('\n').length, 1);
+  t.match(await client.info(), { files: 1 }, 'the first server still serves');
+
+  running.child.kill('SIGKILL');
+  await running.exited;
+  const next = await startServer(t, { dataDir });
+  t.same((await next.client().list()).map((file) => file.name), ['kept.bin'], 'a lock left by a killed server is taken over');
+  t.equal(readFileSync(join(dataDir, 'server.pid'), 'utf8').trim(), String(process.pid));
+});
