@@ -1,6 +1,7 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { FerryClient } from '../src/client/client.js';
@@ -29,7 +30,7 @@ t.test('`ferry serve` on a directory another process serves exits 1 with one lin
   const client = new FerryClient({ host: '127.0.0.1', port: running.port });
   t.teardown(() => client.close());
   await client.upload(local.path, { name: 'kept.bin' });
-  t.equal(readFileSync(join(dataDir, 'server.pid'), 'utf8').trim(), String(running.child.pid), 'the lock names the serving process');
+  t.equal(readFileSync(join(dataDir, 'server.pid'), 'utf8'), `${running.child.pid}\n${hostname()}\n`, 'the lock names the serving process and host');
 
   const refused = spawn(process.execPath, [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
@@ -44,5 +45,36 @@ t.test('`ferry serve` on a directory another process serves exits 1 with one lin
   await running.exited;
   const next = await startServer(t, { dataDir });
   t.same((await next.client().list()).map((file) => file.name), ['kept.bin'], 'a lock left by a killed server is taken over');
-  t.equal(readFileSync(join(dataDir, 'server.pid'), 'utf8').trim(), String(process.pid));
+  t.equal(readFileSync(join(dataDir, 'server.pid'), 'utf8'), `${process.pid}\n${hostname()}\n`);
+});
+
+t.test('the lock is taken by the real directory: a symlink to a directory in use is refused too', async (t) => {
+  const dataDir = tempDir(t, 'ferry-data');
+  await startServer(t, { dataDir });
+  const link = join(tempDir(t), 'link');
+  symlinkSync(dataDir, link);
+  t.throws(() => createServer({ dataDir: link, workers: 1 }), { code: 'EBUSY' });
+});
+
+t.test('a lock file the server did not write, or cannot judge', async (t) => {
+  const cases: { what: string; lock: (path: string) => void; outcome: RegExp | 'taken over' }[] = [
+    { what: "another host's lock", lock: (path) => writeFileSync(path, `${process.pid}\nsome-other-host\n`), outcome: /in use by a ferry server on some-other-host \(pid \d+\)/u },
+    { what: "this host's lock of a process that is gone", lock: (path) => writeFileSync(path, `2147483646\n${hostname()}\n`), outcome: 'taken over' },
+    { what: 'garbage', lock: (path) => writeFileSync(path, 'not a lock'), outcome: 'taken over' },
+    { what: 'an empty file', lock: (path) => writeFileSync(path, ''), outcome: 'taken over' },
+    { what: 'a directory', lock: (path) => mkdirSync(path), outcome: /server\.pid is not a regular file/u },
+  ];
+  for (const { what, lock, outcome } of cases) {
+    const dataDir = tempDir(t, 'ferry-data');
+    mkdirSync(dataDir, { recursive: true });
+    lock(join(dataDir, 'server.pid'));
+    if (outcome === 'taken over') {
+      const server = createServer({ dataDir, workers: 1 });
+      t.equal(readFileSync(join(dataDir, 'server.pid'), 'utf8'), `${process.pid}\n${hostname()}\n`, `${what}: taken over`);
+      await server.close();
+      t.notOk(existsSync(join(dataDir, 'server.pid')), `${what}: released on close`);
+    } else {
+      t.throws(() => createServer({ dataDir, workers: 1 }), { code: 'EBUSY', message: outcome }, `${what}: refused`);
+    }
+  }
 });

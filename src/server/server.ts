@@ -111,10 +111,13 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
         for (const connection of connections) connection.socket.destroy();
         await allClosed;
         if (listener.listening) await stopped;
-        await services.workers.close();
-        await services.sha256.close();
-        await services.store.close();
-        lock.release();
+        try {
+          await services.workers.close();
+          await services.sha256.close();
+          await services.store.close();
+        } finally {
+          lock.release();
+        }
       })();
       return closing;
     },
