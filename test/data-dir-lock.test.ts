@@ -78,3 +78,26 @@ t.test('a lock file the server did not write, or cannot judge', async (t) => {
     }
   }
 });
+
+t.test('`ferry fsck` beside a running server says so, and still only reads', async (t) => {
+  const dataDir = tempDir(t, 'ferry-data');
+  const running = await startServer(t, { dataDir });
+  const fsck = async (): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+    const child = spawn(process.execPath, [ferryBin, 'fsck', '--data', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (data: Buffer) => (stdout += data.toString()));
+    child.stderr!.on('data', (data: Buffer) => (stderr += data.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    return { code, stdout, stderr };
+  };
+  const beside = await fsck();
+  t.equal(beside.code, 0, 'nothing to report');
+  t.match(JSON.parse(beside.stdout), { servedBy: `pid ${process.pid}` });
+  t.match(beside.stderr, new RegExp(`^ferry: warning: a server \\(pid ${process.pid}\\) is serving .*: its uploads in progress .* may show up as findings\\n$`, 'u'));
+  await running.server.close();
+  const alone = await fsck();
+  t.equal(alone.code, 0);
+  t.notOk('servedBy' in JSON.parse(alone.stdout), 'no server, no warning');
+  t.equal(alone.stderr, '');
+});

@@ -27,21 +27,25 @@ export function addFsckCommand(program: Command, output: Output, result: { exitC
     .option('--json', 'print a machine-readable report on stdout')
     .addHelpText('after', '\nExit status: 0 when everything agrees, 1 when something does not. `ferry serve` repairs what this lists when it starts.')
     .action(async (flags: FsckFlags) => {
-      const [{ DataLayout }, { MetaStore }, { reconcile }] = await Promise.all([
+      const [{ DataLayout }, { MetaStore }, { reconcile }, { servedBy }] = await Promise.all([
         import('../server/data-layout.js'),
         import('../store/meta-store.js'),
         import('../server/reconcile.js'),
+        import('../server/data-dir-lock.js'),
       ]);
       const layout = new DataLayout(flags.data);
       for (const dir of [layout.filesDir, layout.partialDir, layout.dbDir]) {
         if (!existsSync(dir)) throw new FerryError('ENOENT', `${layout.root} is not a Ferry data directory (no ${dir})`);
       }
+      // Read-only, so it may run beside a server; but what that server is doing may show up.
+      const server = servedBy(layout.root);
+      if (server) output.err(`ferry: warning: a server (${server}) is serving ${layout.root}: its uploads in progress and files being published may show up as findings`);
       const store = new MetaStore({ path: layout.dbDir });
       try {
         const sessionTtlMs = flags.sessionTtl ?? serverDefaults.sessionTtlMs;
         const report = await reconcile({ layout, store, sessionTtlMs, repair: false, verifyContent: flags.verify ?? false });
         result.exitCode = report.findings.length === 0 ? 0 : 1;
-        if (flags.json) return printJson(output, { dataDir: layout.root, ...report });
+        if (flags.json) return printJson(output, { dataDir: layout.root, ...(server ? { servedBy: server } : {}), ...report });
         for (const { problem, name, detail, action } of report.findings) output.out(`${problem}: ${name}: ${detail} (${action})`);
         const verdict = report.findings.length === 0 ? 'no problems' : `${report.findings.length} problem${report.findings.length === 1 ? '' : 's'}`;
         output.out(`${layout.root}: ${report.filesChecked} files and ${report.uploadsChecked} unfinished uploads checked${flags.verify ? ' (contents verified)' : ''}: ${verdict}`);

@@ -93,6 +93,24 @@ export class DataDirLock {
   }
 }
 
+/**
+ * Who serves the data directory `root` now, as "pid N" (or "pid N on HOST"), or undefined if no
+ * live server holds its lock. For tools that read a directory without serving it (`ferry fsck`).
+ */
+export function servedBy(root: string): string | undefined {
+  const path = join(root, 'server.pid');
+  let seen: ReturnType<typeof readLock>;
+  try {
+    seen = readLock(path);
+  } catch {
+    return undefined; // not a lock anyone could hold
+  }
+  if (!seen || seen.holder === 'garbage') return undefined;
+  const { pid, host } = seen.holder;
+  if (host !== hostname()) return `pid ${pid} on ${host}`;
+  return isRunning(pid) && (pid !== process.pid || heldHere.has(realpathSync(root))) ? `pid ${pid}` : undefined;
+}
+
 /** Creates the lock file with `content` if there is none; false if there is one. */
 function createWith(path: string, content: string): boolean {
   const written = besidePath(path, 'new');
