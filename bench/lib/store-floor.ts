@@ -1,14 +1,15 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { syncDirectory } from '../../src/server/sync-directory.js';
 import { makeTempDir, removeDir } from './files.js';
 
 /**
  * A floor for durable small-file uploads on this disk: the file-system work of storing `count`
  * copies of `sourcePath`, `concurrency` at a time, and nothing else (no network, no hashing, no
  * metadata). Each copy: write a new file, fdatasync it, close, rename it into place; the renames
- * are made durable by an fsync of the directory, one for every batch that arrives while the
- * previous one runs (as the server groups them). Returns files per second.
+ * are made durable by the server's own grouped directory fsync (`syncDirectory`). Returns files
+ * per second.
  */
 export async function durableStoreFloor(sourcePath: string, count: number, concurrency: number): Promise<number> {
   const bytes = await readFile(sourcePath);
@@ -17,28 +18,6 @@ export async function durableStoreFloor(sourcePath: string, count: number, concu
   const partial = join(base, 'partial');
   await mkdir(stored);
   await mkdir(partial);
-  let running: Promise<void> | undefined;
-  let wanted = false;
-  const syncStoredDir = async (): Promise<void> => {
-    const handle = await open(stored, 'r');
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-  };
-  // Group commit: a rename waits for the next directory fsync that starts after it.
-  const renamesDurable = async (): Promise<void> => {
-    if (running) {
-      wanted = true;
-      await running;
-    }
-    if (!running || wanted) {
-      wanted = false;
-      running = syncStoredDir().finally(() => (running = undefined));
-    }
-    await running;
-  };
   try {
     let next = 0;
     const started = performance.now();
@@ -54,7 +33,7 @@ export async function durableStoreFloor(sourcePath: string, count: number, concu
             await handle.close();
           }
           await rename(path, join(stored, String(index)));
-          await renamesDurable();
+          await syncDirectory(stored);
         }
       }),
     );

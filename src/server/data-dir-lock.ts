@@ -76,8 +76,11 @@ export class DataDirLock {
       }
       const seen = readLock(path);
       if (seen === undefined) continue; // gone meanwhile: try again
-      const busy = busyBecause(seen.holder, key, path);
-      if (busy) throw busy;
+      const live = liveHolder(seen.holder, key);
+      if (live) {
+        const server = live.host === hostname() ? `another ferry server (pid ${live.pid})` : `a ferry server on ${live.host} (pid ${live.pid})`;
+        throw new FerryError('EBUSY', `${key} is in use by ${server}; if none is running, remove ${path}`);
+      }
       takeAway(path, seen.text);
     }
     throw new FerryError('EBUSY', `${root}: could not take ${path} (other servers are starting on it)`);
@@ -105,10 +108,20 @@ export function servedBy(root: string): string | undefined {
   } catch {
     return undefined; // not a lock anyone could hold
   }
-  if (!seen || seen.holder === 'garbage') return undefined;
-  const { pid, host } = seen.holder;
-  if (host !== hostname()) return `pid ${pid} on ${host}`;
-  return isRunning(pid) && (pid !== process.pid || heldHere.has(realpathSync(root))) ? `pid ${pid}` : undefined;
+  const live = seen && liveHolder(seen.holder, realpathSync(root));
+  if (!live) return undefined;
+  return live.host === hostname() ? `pid ${live.pid}` : `pid ${live.pid} on ${live.host}`;
+}
+
+/**
+ * The holder of a lock that must be respected; undefined if the lock is stale: not one a server
+ * wrote, or its process is gone from this host, or it holds this very PID and this process does
+ * not hold the directory `key`. Another host's lock is always respected.
+ */
+function liveHolder(holder: Holder, key: string): { pid: number; host: string } | undefined {
+  if (holder === 'garbage') return undefined; // never written by a server: the file appears whole
+  if (holder.host !== hostname()) return holder;
+  return isRunning(holder.pid) && (holder.pid !== process.pid || heldHere.has(key)) ? holder : undefined;
 }
 
 /** Creates the lock file with `content` if there is none; false if there is one. */
@@ -144,15 +157,6 @@ function readLock(path: string): { text: string; holder: Holder } | undefined {
     if (error instanceof FerryError) throw error;
     throw new FerryError('EBUSY', `cannot read ${path} to see who serves this directory: ${(error as Error).message}`);
   }
-}
-
-/** Why the lock is live and must be respected, or undefined if it is stale. */
-function busyBecause(holder: Holder, key: string, path: string): FerryError | undefined {
-  if (holder === 'garbage') return undefined; // never written by a server: the file appears whole
-  const remedy = `if none is running, remove ${path}`;
-  if (holder.host !== hostname()) return new FerryError('EBUSY', `${key} is in use by a ferry server on ${holder.host} (pid ${holder.pid}); ${remedy}`);
-  const live = isRunning(holder.pid) && (holder.pid !== process.pid || heldHere.has(key));
-  return live ? new FerryError('EBUSY', `${key} is in use by another ferry server (pid ${holder.pid}); ${remedy}`) : undefined;
 }
 
 /** Moves the stale lock `staleText` out of the way; puts back a fresh one moved by mistake and gives up. */

@@ -80,10 +80,11 @@ const foldersBeingMade = new Map<string, Promise<void>>();
  * the folder's own entry does.
  */
 export async function syncRenameInto(folder: string, made: string | undefined): Promise<void> {
-  const own = Promise.all(foldersChangedBy(made, folder).map((changed) => syncDirectory(changed))).then(() => {});
+  const changed = foldersChangedBy(made, folder);
+  const own = Promise.all(changed.map((changedFolder) => syncDirectory(changedFolder))).then(() => {});
   if (made !== undefined) {
-    const madeFolders: string[] = [];
-    for (let newFolder = folder; newFolder.length >= made.length; newFolder = dirname(newFolder)) madeFolders.push(newFolder);
+    // Every folder changed but the last, the parent of the first one made, is new.
+    const madeFolders = changed.slice(0, -1);
     for (const madeFolder of madeFolders) foldersBeingMade.set(madeFolder, own);
     void own
       .catch(() => {})
