@@ -4,10 +4,11 @@
  * checked: exit codes, stdout (one JSON document with --json), stderr (one `ferry: ... (CODE)`
  * line on failure, nothing on success), and the files that end up on either side.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
+import { closeSync, constants, openSync } from 'node:fs';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import { type AddressInfo, Socket, createServer as createNetServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import t, { type Test } from 'tap';
 import { makeFile, sha256Of } from './helpers/files.js';
@@ -436,6 +437,64 @@ t.test('help and --version exit 0 and print on stdout', async (t) => {
     t.match(run.stdout, '--json');
   }
   t.equal(version.stdout, `${packageVersion}\n`, '--version prints the package version');
+});
+
+/**
+ * Runs the CLI with its stdout on a real pipe (a FIFO: a child's stdio pipes are socket pairs,
+ * whose buffers hold far more) whose reader takes nothing for up to `holdMs` (or until the CLI
+ * exits, if it does so first), then reads everything. A CLI that exits while its output waits
+ * in a full pipe loses whatever did not fit the pipe's 64 KiB.
+ */
+async function ferryIntoSlowReader(t: Test, args: string[], holdMs: number): Promise<{ code: number | null; stdout: string; exitedWhileHeld: boolean }> {
+  const fifo = join(tempDir(t, 'ferry-fifo'), 'stdout');
+  execFileSync('mkfifo', [fifo]);
+  const readerFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
+  const writerFd = openSync(fifo, constants.O_WRONLY);
+  const child = spawn(process.execPath, [ferryBin, ...args], { env: childEnv(), stdio: ['ignore', writerFd, 'ignore'] });
+  closeSync(writerFd);
+  const cancel = killAfter(child, runTimeoutMs, () => {});
+  const exited = once(child, 'exit');
+  let timer: NodeJS.Timeout | undefined;
+  const held = new Promise<false>((resolve) => {
+    timer = setTimeout(() => resolve(false), holdMs);
+  });
+  const exitedWhileHeld = await Promise.race([exited.then(() => true), held]);
+  clearTimeout(timer);
+  const reader = new Socket({ fd: readerFd, readable: true, writable: false });
+  let stdout = '';
+  reader.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  await Promise.all([once(reader, 'end'), exited]);
+  cancel();
+  return { code: child.exitCode, stdout, exitedWhileHeld };
+}
+
+t.test('output longer than a pipe holds reaches a slow reader whole', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 64 * KiB });
+  const server = ['--server', `127.0.0.1:${running.port}`];
+  const local = await makeFile(tempDir(t, 'ferry-cli'), 'tiny.bin', 10);
+  const names = Array.from({ length: 400 }, (_, index) => `long/${String(index).padStart(4, '0')}-${'n'.repeat(220)}`);
+  const clients = Array.from({ length: 4 }, () => running.client());
+  await Promise.all(clients.map(async (client, which) => {
+    for (let index = which; index < names.length; index += clients.length) await client.upload(local.path, { name: names[index]! });
+  }));
+  await Promise.all(clients.map((client) => client.close()));
+
+  const json = await ferryIntoSlowReader(t, ['list', '--json', ...server], 1500);
+  t.ok(json.stdout.length > 128 * KiB, `more than two pipe buffers of output (${json.stdout.length} bytes)`);
+  t.equal(json.code, 0);
+  t.notOk(json.exitedWhileHeld, 'the CLI waits for its reader instead of exiting with output unwritten');
+  let listed: { name: string }[] = [];
+  try {
+    listed = JSON.parse(json.stdout) as { name: string }[];
+  } catch (error) {
+    t.fail(`list --json is one JSON document (${(error as Error).message}; ${json.stdout.length} bytes)`);
+  }
+  t.same(listed.map((file) => file.name), names, 'every file is listed');
+
+  const plain = await ferryIntoSlowReader(t, ['list', ...server], 1500);
+  t.equal(plain.code, 0);
+  t.equal(plain.stdout.trimEnd().split('\n').length, names.length, 'list prints every line');
+  t.ok(plain.stdout.endsWith(`${names.at(-1)}\n`), 'down to the last one');
 });
 
 t.test('FERRY_SERVER works instead of --server', async (t) => {

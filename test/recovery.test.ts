@@ -117,7 +117,9 @@ t.test('fsck reports, changes nothing; the next start repairs; fsck is then clea
   t.match((await after.stat('flipped.bin')).damaged, /xxh64/u, 'and flags the file before the client hears of it');
   const down = await after.download('kept.bin', { out: join(work, 'kept.out') });
   t.equal(down.sha256, kept.sha256, 'an intact file still downloads exact');
-  t.equal(await readFile(join(dataDir, 'lost+found', 'stray', 'orphan.txt'), 'utf8'), 'someone put this here', 'the stray file was moved aside, not deleted');
+  const [run] = await readdir(join(dataDir, 'lost+found'));
+  t.match(run, /^\d{8}T\d{6}Z-1$/u, 'strays go to a folder of this run: lost+found/<time>-<n>');
+  t.equal(await readFile(join(dataDir, 'lost+found', run!, 'stray', 'orphan.txt'), 'utf8'), 'someone put this here', 'the stray file was moved aside under its name, not deleted');
   t.same(await readdir(partial), [], 'no partial file is left: expired, orphaned and session-less ones are gone');
 
   await after.delete('resized.bin');
@@ -173,6 +175,55 @@ t.test('a verified upload published but not recorded (a crash in between) is rec
   await client.close();
   await second.server.close();
   t.equal((await fsck(dataDir)).code, 0, 'nothing left to repair');
+});
+
+t.test('strays whose names clash with what lost+found already holds never stop start-up, and fsck names where they go', async (t) => {
+  const dataDir = join(tempDir(t), 'data');
+  const work = tempDir(t);
+  const first = await startServer(t, { dataDir, chunkSizeBytes: chunkSize });
+  await first.server.close();
+  // What two crashes during deletes can leave: lost+found/a is a file, and the new stray is files/a/b;
+  // lost+found already holds a stray with a 255-byte name, and another stray has that name.
+  const long = 'x'.repeat(255);
+  await mkdir(join(dataDir, 'lost+found'), { recursive: true });
+  await writeFile(join(dataDir, 'lost+found', 'a'), 'an earlier stray');
+  await writeFile(join(dataDir, 'lost+found', long), 'an earlier long stray');
+  await mkdir(join(dataDir, 'files', 'a'), { recursive: true });
+  await writeFile(join(dataDir, 'files', 'a', 'b'), 'stray under a');
+  await writeFile(join(dataDir, 'files', long), 'stray with a long name');
+
+  const check = await fsck(dataDir);
+  t.same(summary(check.report.findings), ['orphan-file a/b', `orphan-file ${long}`]);
+  const proposed = new Map(check.report.findings.map(({ name, action }) => [name, /^would move it to (.*)$/u.exec(action)?.[1]]));
+  t.match(proposed.get('a/b'), /^lost\+found\/\d{8}T\d{6}Z-1\/a\/b$/u, 'fsck names a folder of its own for this run');
+
+  const second = await startServer(t, { dataDir, chunkSizeBytes: chunkSize });
+  const client = second.client();
+  const local = await makeFile(work, 'after.bin', chunkSize + 1);
+  await client.upload(local.path, { name: 'a/c' });
+  t.equal((await client.stat('a/c')).sha256, local.sha256, 'the server started and serves');
+  await client.close();
+  await second.server.close();
+  const runs = (await readdir(join(dataDir, 'lost+found'))).filter((entry) => entry !== 'a' && entry !== long);
+  t.equal(runs.length, 1, 'one folder for this run');
+  const run = join(dataDir, 'lost+found', runs[0]!);
+  t.equal(await readFile(join(run, 'a', 'b'), 'utf8'), 'stray under a', 'the stray under a clashing name is kept, under its name');
+  t.equal(await readFile(join(run, long), 'utf8'), 'stray with a long name', 'the stray with a 255-byte name is kept, under its name');
+  t.equal(await readFile(join(dataDir, 'lost+found', 'a'), 'utf8'), 'an earlier stray', 'what lost+found held is untouched');
+  t.equal(await readFile(join(dataDir, 'lost+found', long), 'utf8'), 'an earlier long stray');
+  t.equal((await fsck(dataDir)).code, 0, 'nothing left to repair');
+});
+
+t.test('a stray that cannot be moved is reported and left in place; start-up goes on', async (t) => {
+  const dataDir = join(tempDir(t), 'data');
+  const first = await startServer(t, { dataDir, chunkSizeBytes: chunkSize });
+  await first.server.close();
+  await writeFile(join(dataDir, 'lost+found'), 'lost+found is a file: nothing can be moved into it');
+  await writeFile(join(dataDir, 'files', 'stray.bin'), 'stray');
+  const second = await startServer(t, { dataDir, chunkSizeBytes: chunkSize });
+  t.same(await second.client().list(), [], 'the server started; the stray is not listed');
+  await second.server.close();
+  t.equal(await readFile(join(dataDir, 'files', 'stray.bin'), 'utf8'), 'stray', 'the stray is left in place, not lost');
 });
 
 t.test('fsck on a directory that is not a data directory says so', async (t) => {

@@ -14,13 +14,15 @@ import {
   type HashUpdateResult,
   type HashUpdateTask,
   type ReadChunkTask,
-  type Sha256FileResult,
-  type Sha256FileTask,
+  type HashFileResult,
+  type HashFileTask,
   type WriteChunkTask,
   taskFailure,
 } from './tasks.js';
+import { hashFileSync } from '../src/hashing/file-hashes.js';
 
-const { h64Raw } = await xxhash();
+const xxhashApi = await xxhash();
+const { h64Raw } = xxhashApi;
 
 /** Moves `result.buffer` back to the main thread instead of cloning it. */
 function withBuffer<R extends { buffer: ArrayBuffer | SharedArrayBuffer }>(result: R): R {
@@ -81,26 +83,11 @@ export function readChunk(task: ReadChunkTask): BufferTaskResult {
   }
 }
 
-const sha256ReadBytes = 4 * 1024 * 1024;
-let sha256Buffer: Buffer | undefined;
-
-export function sha256File(task: Sha256FileTask): Sha256FileResult {
-  sha256Buffer ??= Buffer.allocUnsafe(sha256ReadBytes);
-  const buffer = sha256Buffer;
-  const hash = createHash('sha256');
+export function hashFile(task: HashFileTask): HashFileResult {
   try {
-    withFile(task.path, 'r', (fd) => {
-      let position = 0;
-      while (position < task.size) {
-        const n = readSync(fd, buffer, 0, Math.min(buffer.length, task.size - position), position);
-        if (n === 0) throw Object.assign(new Error(`file ends at ${position} of ${task.size} bytes`), { code: 'EIO' });
-        hash.update(buffer.subarray(0, n));
-        position += n;
-      }
-    });
-    return { ok: true, sha256: hash.digest('hex') };
+    return { ok: true, ...hashFileSync(task.path, task.size, task.chunkSize, xxhashApi) };
   } catch (error) {
-    return taskFailure(error, 'sha256');
+    return taskFailure(error, 'hashing the file');
   }
 }
 

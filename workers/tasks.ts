@@ -40,19 +40,20 @@ export interface ReadChunkTask {
 /** Result of a task that carried a buffer: the buffer always comes back, success or not. */
 export type BufferTaskResult = ({ ok: true } | TaskFailure) & { buffer: ArrayBuffer };
 
-/** SHA-256 of the first `size` bytes of `path`, as lowercase hex. */
-export interface Sha256FileTask {
+/** SHA-256 of the first `size` bytes of `path` (lowercase hex), and the xxh64 of each `chunkSize` chunk. */
+export interface HashFileTask {
   path: string;
   size: number;
+  chunkSize: number;
 }
 
-export type Sha256FileResult = { ok: true; sha256: string } | TaskFailure;
+export type HashFileResult = { ok: true; sha256: string; chunkHashes: bigint[] } | TaskFailure;
 
 /** Exported task function names of workers/chunk-worker. */
 export const taskNames = {
   writeChunk: 'writeChunk',
   readChunk: 'readChunk',
-  sha256File: 'sha256File',
+  hashFile: 'hashFile',
   hashUpdate: 'hashUpdate',
   hashDigest: 'hashDigest',
   hashDrop: 'hashDrop',

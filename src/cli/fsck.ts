@@ -22,7 +22,7 @@ export function addFsckCommand(program: Command, output: Output, result: { exitC
     .command('fsck')
     .description('check a data directory against its metadata, without serving or changing anything')
     .option('--data <dir>', 'data directory', './var')
-    .option('--verify', 'also read every stored file and compare its SHA-256 with the record (reads everything)')
+    .option('--verify', 'also read every stored file: its SHA-256 and the xxh64 of each chunk must match the record (reads everything)')
     .option('--session-ttl <duration>', `unfinished uploads untouched this long count as expired (default: ${formatDuration(serverDefaults.sessionTtlMs)})`, parseDuration)
     .option('--json', 'print a machine-readable report on stdout')
     .addHelpText('after', '\nExit status: 0 when everything agrees, 1 when something does not. `ferry serve` repairs what this lists when it starts.')

@@ -16,8 +16,33 @@ function addShellCommand(program: Command, output: Output, result: { exitCode?: 
     });
 }
 
+/**
+ * Exits once everything written to stdout and stderr has been taken by the reader: on a pipe Node
+ * writes asynchronously, and exiting at once loses whatever did not fit the pipe's buffer (a
+ * `ferry list --json` cut at 64 KiB). A reader that went away (EPIPE) is not waited for.
+ */
+async function exitWhenFlushed(code: number): Promise<never> {
+  const flushed = (stream: NodeJS.WriteStream): Promise<void> =>
+    new Promise((resolve) => {
+      if (stream.destroyed || stream.writableEnded) return resolve();
+      stream.write('', () => resolve());
+    });
+  await Promise.all([flushed(process.stdout), flushed(process.stderr)]);
+  process.exit(code);
+}
+
+/** A reader that closed its end early (`ferry list | head`) is not an error of ours. */
+function ignoreClosedReader(stream: NodeJS.WriteStream): void {
+  stream.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EPIPE') throw error;
+    stream.destroy();
+  });
+}
+
 /** Process entry: the one place that calls process.exit. */
 export async function main(argv: string[]): Promise<never> {
+  ignoreClosedReader(process.stdout);
+  ignoreClosedReader(process.stderr);
   const output = processOutput;
   const program = buildProgram({ output, env: process.env });
   addServeCommand(program, output);
@@ -25,5 +50,5 @@ export async function main(argv: string[]): Promise<never> {
   addShellCommand(program, output, commandResult);
   addFsckCommand(program, output, commandResult);
   const exitCode = await runProgram(program, argv, output);
-  process.exit(exitCode !== 0 ? exitCode : (commandResult.exitCode ?? 0));
+  return exitWhenFlushed(exitCode !== 0 ? exitCode : (commandResult.exitCode ?? 0));
 }

@@ -54,7 +54,7 @@ export function addServeCommand(program: Command, output: Output): void {
         '',
         'At start-up the data directory is reconciled with its metadata (ferry fsck shows the same without changing anything):',
         '  expired and orphan partial uploads are removed, a verified upload published but not recorded is recorded,',
-        '  files with no record are moved to <data>/lost+found, records whose file is gone are removed,',
+        '  files with no record are moved to <data>/lost+found/<time>-<n>/, records whose file is gone are removed,',
         '  and a file whose size no longer matches its record is flagged damaged: listed, never served (ECORRUPT).',
         'SIGTERM or SIGINT: stop accepting, tell clients (bye ESHUTDOWN), record what has landed, exit; a second signal exits at once.',
       ].join('\n'),

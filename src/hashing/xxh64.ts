@@ -1,9 +1,16 @@
-import xxhash from 'xxhash-wasm';
+import xxhash, { type XXHashAPI } from 'xxhash-wasm';
 
+let api: Promise<XXHashAPI> | undefined;
 let hasher: Promise<(bytes: Uint8Array) => bigint> | undefined;
 
-/** xxh64 (seed 0) of `bytes`, the per-chunk hash of the protocol. The WASM module loads once. */
+/** The xxhash-wasm API (one-shot and streaming hashes). The WASM module loads once. */
+export function loadXxhash(): Promise<XXHashAPI> {
+  api ??= xxhash();
+  return api;
+}
+
+/** xxh64 (seed 0) of `bytes`, the per-chunk hash of the protocol. */
 export async function loadXxh64(): Promise<(bytes: Uint8Array) => bigint> {
-  hasher ??= xxhash().then(({ h64Raw }) => (bytes: Uint8Array) => h64Raw(bytes));
+  hasher ??= loadXxhash().then(({ h64Raw }) => (bytes: Uint8Array) => h64Raw(bytes));
   return hasher;
 }

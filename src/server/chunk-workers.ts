@@ -2,8 +2,8 @@ import { Piscina } from 'piscina';
 import {
   type BufferTaskResult,
   type ReadChunkTask,
-  type Sha256FileResult,
-  type Sha256FileTask,
+  type HashFileResult,
+  type HashFileTask,
   type WriteChunkTask,
   taskNames,
 } from '../../workers/tasks.js';
@@ -41,8 +41,9 @@ export class ChunkWorkers {
     return this.#pool.run(task, { name: taskNames.readChunk, transferList: [task.buffer] });
   }
 
-  sha256File(task: Sha256FileTask): Promise<Sha256FileResult> {
-    return this.#pool.run(task, { name: taskNames.sha256File });
+  /** One pass over a file: its SHA-256 and the xxh64 of each chunk. */
+  hashFile(task: HashFileTask): Promise<HashFileResult> {
+    return this.#pool.run(task, { name: taskNames.hashFile });
   }
 
   async close(): Promise<void> {

@@ -17,7 +17,7 @@ export interface SessionHashState {
  * Feeds one upload's written chunks to its session's running SHA-256 (on the hashing thread) in
  * chunk order, so the whole-file hash is ready when the last chunk lands. A chunk written ahead of
  * its turn waits only while every chunk before it is being written (so nothing waits on a chunk
- * that may never come); a chunk fed twice, one with a gap before it, or a gap left when the upload
+ * that may never come); a chunk fed twice (also while its first copy is held), one with a gap before it, or a gap left when the upload
  * stops waiting marks the hash broken, and the upload falls back to hashing the file in one pass.
  */
 export class InOrderHasher {
@@ -41,7 +41,7 @@ export class InOrderHasher {
 
   /** Takes a written chunk's buffer; hands it to `release` once it is hashed or not needed. */
   add(index: number, buffer: ArrayBuffer, length: number): void {
-    if (this.state.broken || index < this.state.next || !this.#gapIsBeingWritten(index)) {
+    if (this.state.broken || index < this.state.next || this.#held.has(index) || !this.#gapIsBeingWritten(index)) {
       this.#release(buffer);
       return this.#break();
     }

@@ -1,10 +1,10 @@
-import { createHash } from 'node:crypto';
-import { type Dirent } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat } from 'node:fs/promises';
+import { type Dirent, existsSync } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
-import { loadXxh64 } from '../hashing/xxh64.js';
+import { hashFileSync } from '../hashing/file-hashes.js';
+import { loadXxhash } from '../hashing/xxh64.js';
 import type { MetaStore } from '../store/meta-store.js';
-import { type StoredFile, type UploadSessionRecord, chunkCountOf, packHashes } from '../store/records.js';
+import { type StoredFile, type UploadSessionRecord, chunkCountOf, hashAt, packHashes } from '../store/records.js';
 import type { DataLayout } from './data-layout.js';
 
 /** One disagreement between LMDB and the data directory, and what was (or would be) done about it. */
@@ -51,10 +51,11 @@ export interface ReconcileReport {
  *    the record is completed. Any other session without its partial file is dropped; a session
  *    idle past the TTL is dropped with its partial file.
  * 2. A partial file no session owns is removed.
- * 3. A file under files/ no record describes is moved to lost+found/ (never deleted: it may be
- *    someone's data).
+ * 3. A file under files/ no record describes is moved to lost+found/<time>-<n>/, under its name
+ *    (never deleted: it may be someone's data).
  * 4. A record whose file is gone is removed; one whose file has another size (or, with
- *    `verifyContent`, another SHA-256) is flagged damaged: listed, never served.
+ *    `verifyContent`, another SHA-256, or a chunk that fails its recorded xxh64) is flagged
+ *    damaged: listed, never served.
  */
 export async function reconcile(options: ReconcileOptions): Promise<ReconcileReport> {
   const findings: Finding[] = [];
@@ -126,43 +127,24 @@ async function publishedFile(layout: DataLayout, store: MetaStore, session: Uplo
   const path = layout.filePath(session.name);
   if ((await sizeOf(path)) !== session.size) return undefined;
   const chunks = store.verifiedChunks(session.id);
-  const chunkCount = chunkCountOf(session.size, session.chunkSize);
-  if (chunks.size !== chunkCount) return undefined;
-  const xxh64 = await loadXxh64();
-  let matches = true;
-  const sha256 = await hashFile(path, session.chunkSize, (index, bytes) => {
-    matches &&= chunks.get(index) === xxh64(bytes);
-  });
-  if (!matches) return undefined;
+  if (chunks.size !== chunkCountOf(session.size, session.chunkSize)) return undefined;
+  const { sha256, chunkHashes } = hashFileSync(path, session.size, session.chunkSize, await loadXxhash());
+  if (chunkHashes.some((xxh64, index) => chunks.get(index) !== xxh64)) return undefined;
   const now = Date.now();
-  const hashes = packHashes(Array.from({ length: chunkCount }, (_, index) => chunks.get(index)!));
   const created = store.file(session.name)?.created ?? now;
-  return { name: session.name, size: session.size, sha256, chunkSize: session.chunkSize, hashes, created, modified: now };
+  return { name: session.name, size: session.size, sha256, chunkSize: session.chunkSize, hashes: packHashes(chunkHashes), created, modified: now };
 }
 
-/** SHA-256 of a file, read `chunkSize` bytes at a time; `eachChunk` sees every chunk in order. */
-async function hashFile(path: string, chunkSize: number, eachChunk?: (index: number, bytes: Uint8Array) => void): Promise<string> {
-  const sha256 = createHash('sha256');
-  const buffer = Buffer.allocUnsafe(chunkSize);
-  const handle = await open(path, 'r');
-  try {
-    for (let index = 0; ; index += 1) {
-      let filled = 0;
-      while (filled < chunkSize) {
-        const { bytesRead } = await handle.read(buffer, filled, chunkSize - filled, index * chunkSize + filled);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-      }
-      if (filled === 0) break;
-      const bytes = buffer.subarray(0, filled);
-      sha256.update(bytes);
-      eachChunk?.(index, bytes);
-      if (filled < chunkSize) break;
-    }
-  } finally {
-    await handle.close();
-  }
-  return sha256.digest('hex');
+/**
+ * Why the bytes at `path` are not what `file` records (SHA-256, or the xxh64 of a chunk), or
+ * undefined when they are.
+ */
+async function contentMismatch(path: string, file: StoredFile): Promise<string | undefined> {
+  const { sha256, chunkHashes } = hashFileSync(path, file.size, file.chunkSize, await loadXxhash());
+  if (sha256 !== file.sha256) return 'its SHA-256 on disk is not the recorded one';
+  const bad = chunkHashes.findIndex((xxh64, index) => hashAt(file.hashes, index) !== xxh64);
+  if (bad >= 0) return `chunk ${bad} on disk does not match its recorded xxh64 (it would be refused on download)`;
+  return undefined;
 }
 
 /** Rule 2. */
@@ -191,23 +173,39 @@ async function* filesUnder(dir: string, root = dir): AsyncGenerator<string> {
   }
 }
 
-/** Rule 3. */
-async function reconcileOrphanFiles(options: ReconcileOptions, published: Set<string>, findings: Finding[]): Promise<void> {
-  const { layout, store, repair } = options;
-  for await (const name of filesUnder(layout.filesDir)) {
-    if (store.file(name) || published.has(name)) continue;
-    const target = join(layout.lostFoundDir, ...name.split('/'));
-    const shown = relative(layout.root, target);
-    findings.push({ problem: 'orphan-file', name, detail: 'no record describes this file', action: repair ? `moved it to ${shown}` : `would move it to ${shown}` });
-    if (repair) await moveAside(join(layout.filesDir, ...name.split('/')), target);
+/**
+ * The folder this run moves strays into: `lost+found/<UTC time>-<n>`, the first `n` not taken.
+ * A folder of its own per run, so what it moves keeps its name and can never clash with what an
+ * earlier run left there (a file `a` beside a stray `a/b`), and no suffix can make a name too long.
+ * A check (`ferry fsck`) names the same folder a start-up at that moment would use.
+ */
+function lostFoundRun(layout: DataLayout, now: number): string {
+  const stamp = new Date(now).toISOString().replace(/[-:]/gu, '').replace(/\.\d+Z$/u, 'Z');
+  for (let n = 1; ; n += 1) {
+    const run = join(layout.lostFoundDir, `${stamp}-${n}`);
+    if (!existsSync(run)) return run;
   }
 }
 
-/** Renames `from` to `to`, or to `to.<time>` when something is there already. */
-async function moveAside(from: string, to: string): Promise<void> {
-  await mkdir(dirname(to), { recursive: true });
-  const free = (await sizeOf(to)) === undefined ? to : `${to}.${Date.now()}`;
-  await rename(from, free);
+/** Rule 3. A stray that cannot be moved is reported and left in place: it never stops start-up. */
+async function reconcileOrphanFiles(options: ReconcileOptions, published: Set<string>, findings: Finding[]): Promise<void> {
+  const { layout, store, repair } = options;
+  let run: string | undefined;
+  for await (const name of filesUnder(layout.filesDir)) {
+    if (store.file(name) || published.has(name)) continue;
+    run ??= lostFoundRun(layout, options.now ?? Date.now());
+    const target = join(run, ...name.split('/'));
+    const shown = relative(layout.root, target);
+    const finding: Finding = { problem: 'orphan-file', name, detail: 'no record describes this file', action: repair ? `moved it to ${shown}` : `would move it to ${shown}` };
+    findings.push(finding);
+    if (!repair) continue;
+    try {
+      await mkdir(dirname(target), { recursive: true });
+      await rename(join(layout.filesDir, ...name.split('/')), target);
+    } catch (error) {
+      finding.action = `could not move it to ${shown} (${(error as Error).message}): left in place`;
+    }
+  }
 }
 
 /** Rule 4. Returns how many records it checked. */
@@ -231,9 +229,9 @@ async function reconcileRecords(options: ReconcileOptions, published: Set<string
     let why: string | undefined;
     let problem: Finding['problem'] = 'size-mismatch';
     if (size !== file.size) why = `${size} bytes on disk, ${file.size} recorded`;
-    else if (options.verifyContent && (await hashFile(path, file.chunkSize)) !== file.sha256) {
+    else if (options.verifyContent) {
+      why = await contentMismatch(path, file);
       problem = 'content-mismatch';
-      why = 'its SHA-256 on disk is not the recorded one';
     }
     if (why === undefined) continue;
     findings.push({ problem, name: file.name, detail: why, action: repair ? 'flagged it damaged (not served)' : 'would flag it damaged (not served)' });

@@ -30,9 +30,9 @@ export class UploadTransfer {
   /** Bytes in the checkpoint now running (synced but not yet recorded, or being synced). */
   #checkpointingBytes = 0;
   readonly #recordedListeners = new Set<() => void>();
-  /** Chunk writes in flight, and (for the hasher) the indexes being written. */
+  /** Chunk writes in flight, and the last write of each index being written (the hasher asks which are). */
   #inflight = 0;
-  readonly #writing = new Set<number>();
+  readonly #writing = new Map<number, Promise<void>>();
   #idle: (() => void)[] = [];
   #checkpoint: Promise<void> = Promise.resolve();
   #checkpointTimer: NodeJS.Timeout | undefined;
@@ -118,40 +118,45 @@ export class UploadTransfer {
 
   /**
    * Hands a received chunk to the pool. The buffer goes back to the budget when the worker is
-   * done; the promise settles then (it never rejects: failures fail the upload instead).
+   * done; the promise settles then (it never rejects: failures fail the upload instead). A second
+   * copy of a chunk whose first copy is still being written waits for it: copies of one chunk are
+   * written one after the other, in the order they arrived, so the last one sent is the one on
+   * disk and in the records.
    */
   write(index: number, header: ChunkHeader, buffer: ArrayBuffer): Promise<void> {
     this.bytesReceived += header.length;
     this.#inflight += 1;
-    this.#writing.add(index);
+    const earlier = this.#writing.get(index);
+    const written = earlier ? earlier.then(() => this.#writeNow(index, header, buffer)) : this.#writeNow(index, header, buffer);
+    this.#writing.set(index, written);
+    return written.finally(() => {
+      if (this.#writing.get(index) === written) this.#writing.delete(index);
+      this.#inflight -= 1;
+      if (this.#inflight === 0) for (const wake of this.#idle.splice(0)) wake();
+    });
+  }
+
+  #writeNow(index: number, header: ChunkHeader, buffer: ArrayBuffer): Promise<void> {
     const { workers, buffers } = this.#services;
-    return workers
-      .writeChunk({ path: this.partialPath, offset: header.offset, length: header.length, xxh64: header.xxh64, buffer })
-      .then(
-        (result) => {
-          this.#writing.delete(index);
-          if (!result.ok) buffers.release(result.buffer);
-          else this.#hasher.add(index, result.buffer, header.length);
-          if (result.ok) {
-            this.verified.delete(index);
-            this.#unsynced.set(index, header.xxh64);
-            this.#unsyncedBytes += header.length;
-            this.#maybeCheckpoint();
-          } else {
-            this.#fail(new FerryError(result.code, result.message));
-          }
-        },
-        (error: unknown) => {
-          // The worker itself failed (not the task): the buffer was lost with it; replace it.
-          this.#writing.delete(index);
-          buffers.release(new ArrayBuffer(buffers.bufferBytes));
-          this.#fail(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
-        },
-      )
-      .finally(() => {
-        this.#inflight -= 1;
-        if (this.#inflight === 0) for (const wake of this.#idle.splice(0)) wake();
-      });
+    return workers.writeChunk({ path: this.partialPath, offset: header.offset, length: header.length, xxh64: header.xxh64, buffer }).then(
+      (result) => {
+        if (!result.ok) {
+          buffers.release(result.buffer);
+          this.#fail(new FerryError(result.code, result.message));
+          return;
+        }
+        this.#hasher.add(index, result.buffer, header.length);
+        this.verified.delete(index);
+        this.#unsynced.set(index, header.xxh64);
+        this.#unsyncedBytes += header.length;
+        this.#maybeCheckpoint();
+      },
+      (error: unknown) => {
+        // The worker itself failed (not the task): the buffer was lost with it; replace it.
+        buffers.release(new ArrayBuffer(buffers.bufferBytes));
+        this.#fail(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
+      },
+    );
   }
 
   /**
@@ -191,7 +196,7 @@ export class UploadTransfer {
     if (missing > 0) throw new FerryError('EINCOMPLETE', `${missing} of ${this.chunkCount} chunks have not been received`);
     const { layout, store } = this.#services;
     const { name, size, chunkSize } = this.session;
-    const stored = await this.#wholeFileSha256();
+    const { sha256: stored, chunkHashes } = await this.#writtenContent();
     if (stored !== sha256) {
       // The verified chunks do not add up to the client's file: nothing here can be trusted.
       await this.discard();
@@ -220,7 +225,7 @@ export class UploadTransfer {
     // The rename, and the entry of every folder made for it, durable before the record says so.
     await syncRenameInto(folder, madeFolder);
     const now = Date.now();
-    const hashes = packHashes(Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!));
+    const hashes = packHashes(chunkHashes);
     const file: StoredFile = { name, size, sha256: stored, chunkSize, hashes, created: existing?.created ?? now, modified: now };
     await store.commitFile(file, this.session, logEntry());
     this.#services.sessionHashes.delete(this.session.id);
@@ -228,15 +233,22 @@ export class UploadTransfer {
   }
 
   /**
-   * The SHA-256 of the bytes written: the running hash when every chunk was fed to it in order
-   * (the usual case), else one pass over the partial file (after a restart, or chunks out of order).
+   * The SHA-256 of the bytes written and the xxh64 of each chunk, as the record will keep them.
+   * From the running hash when every chunk was fed to it in order, exactly once (the usual case):
+   * then each recorded xxh64 was checked on the very buffer that was written and hashed. Otherwise
+   * (after a restart, chunks out of order or sent twice) from one pass over the partial file: the
+   * chunk hashes are then taken from the bytes themselves, so whatever raced, the record describes
+   * the file that the SHA-256 verifies, and a published file can always be served.
    */
-  async #wholeFileSha256(): Promise<string> {
+  async #writtenContent(): Promise<{ sha256: string; chunkHashes: bigint[] }> {
     const running = await this.#hasher.digest(this.chunkCount);
-    if (running !== undefined) return running;
-    const hashed = await this.#services.workers.sha256File({ path: this.partialPath, size: this.session.size });
+    if (running !== undefined) return { sha256: running, chunkHashes: Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!) };
+    const { size, chunkSize, name } = this.session;
+    const hashed = await this.#services.workers.hashFile({ path: this.partialPath, size, chunkSize });
     if (!hashed.ok) throw new FerryError(hashed.code, hashed.message);
-    return hashed.sha256;
+    const differing = hashed.chunkHashes.filter((xxh64, index) => this.verified.get(index) !== xxh64).length;
+    if (differing > 0) this.#services.logger.warn({ name, chunks: differing }, 'upload: chunk records did not describe the bytes written; the file is recorded with the hashes of its bytes');
+    return hashed;
   }
 
   /** Forgets the session and removes its partial data. */
@@ -299,7 +311,8 @@ export class UploadTransfer {
       await datasyncFile(this.partialPath);
       if (record) await this.#services.store.recordChunks(this.session, batch);
       else this.#syncedUnrecorded.push(...batch);
-      for (const [index, xxh64] of batch) this.verified.set(index, xxh64);
+      // A chunk written again meanwhile is left to the checkpoint of its newer copy.
+      for (const [index, xxh64] of batch) if (!this.#unsynced.has(index) && !this.#writing.has(index)) this.verified.set(index, xxh64);
     } finally {
       this.#checkpointingBytes = 0;
       const listeners = [...this.#recordedListeners];
