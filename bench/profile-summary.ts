@@ -45,7 +45,10 @@ export function summarise(profile: CpuProfile, top: number): { busyMs: number; i
     const name = frameName(frame);
     self.set(name, (self.get(name) ?? 0) + 1);
   }
-  const selfMs = [...self].sort((a, b) => b[1] - a[1]).slice(0, top).map(([name, samples]): [string, number] => [name, samples * msPerSample]);
+  const selfMs = [...self]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([name, samples]): [string, number] => [name, samples * msPerSample]);
   return { busyMs: busy * msPerSample, idleMs: idle * msPerSample, selfMs };
 }
 
@@ -63,8 +66,11 @@ function main(args: string[]): void {
   }
   for (const file of files) {
     const { busyMs, idleMs, selfMs } = summarise(JSON.parse(readFileSync(file, 'utf8')) as CpuProfile, top);
-    process.stdout.write(`\n### ${basename(file)}: busy ${busyMs.toFixed(0)} ms, idle ${idleMs.toFixed(0)} ms\n\n| self ms | % of busy | function |\n|--:|--:|---|\n`);
-    for (const [name, ms] of selfMs) process.stdout.write(`| ${ms.toFixed(0)} | ${((100 * ms) / Math.max(1, busyMs)).toFixed(1)} | \`${name}\` |\n`);
+    process.stdout.write(
+      `\n### ${basename(file)}: busy ${busyMs.toFixed(0)} ms, idle ${idleMs.toFixed(0)} ms\n\n| self ms | % of busy | function |\n|--:|--:|---|\n`,
+    );
+    for (const [name, ms] of selfMs)
+      process.stdout.write(`| ${ms.toFixed(0)} | ${((100 * ms) / Math.max(1, busyMs)).toFixed(1)} | \`${name}\` |\n`);
   }
 }
 

@@ -33,8 +33,16 @@ const scenarios: Record<ScenarioId, (ctx: BenchContext) => Promise<ScenarioRepor
 /** The commit the engine was built from, and whether src/ or workers/ differ from it (read-only git). */
 function engineRevision(): string {
   try {
-    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'workers'], { cwd: repoRoot, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'workers'], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     return dirty ? `${commit} + uncommitted changes in src/ or workers/` : commit;
   } catch {
     return 'unknown (not a git checkout)';
@@ -105,7 +113,8 @@ async function main(): Promise<number> {
   const runId = ctx.machine.date.replaceAll(':', '-').replace(/\.\d+Z$/u, 'Z');
   const revision = engineRevision();
   const quiet = await quietCheck(ctx.machine.cores);
-  if (quiet.busyPercent > 20) log(`warning: the machine is already ${formatNumber(quiet.busyPercent)}% of a core busy; wall-clock numbers will be low and noisy`);
+  if (quiet.busyPercent > 20)
+    log(`warning: the machine is already ${formatNumber(quiet.busyPercent)}% of a core busy; wall-clock numbers will be low and noisy`);
   process.stdout.write(header(ctx.machine, options, revision, quiet) + '\n');
   const reports: ScenarioReport[] = [];
   const measured: Measured = { sizeBytes: options.sizeBytes };
@@ -129,10 +138,21 @@ async function main(): Promise<number> {
   process.stdout.write(`## Targets (issue 3)\n\n${markdownTable(targetsTable(checks))}\n\n`);
   const seconds = (performance.now() - started) / 1000;
   const outputs: string[] = [];
-  const json = { runId, machine: ctx.machine, revision, quiet, options: { ...options, scenarios: [...options.scenarios] }, seconds, reports, targets: checks };
+  const json = {
+    runId,
+    machine: ctx.machine,
+    revision,
+    quiet,
+    options: { ...options, scenarios: [...options.scenarios] },
+    seconds,
+    reports,
+    targets: checks,
+  };
   outputs.push(await writeResultFile(resultsDir, `${runId}.json`, JSON.stringify(json, null, 2) + '\n'));
   if (measured.steps) outputs.push(await writeResultFile(resultsDir, `${runId}-concurrency.svg`, chart(measured.steps, runId)));
-  process.stdout.write(`Run took ${seconds.toFixed(1)} s. Results: ${outputs.map((path) => path.replace(repoRoot + '/', '')).join(', ')}\n`);
+  process.stdout.write(
+    `Run took ${seconds.toFixed(1)} s. Results: ${outputs.map((path) => path.replace(repoRoot + '/', '')).join(', ')}\n`,
+  );
   log(`peak RSS of the bench process itself: ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB (in-process clients)`);
   return 0;
 }

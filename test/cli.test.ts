@@ -78,8 +78,8 @@ function ferry(args: string[], options: RunOptions = {}): Promise<RunResult> {
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-    child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
     const cancel = killAfter(child, options.timeoutMs ?? runTimeoutMs, () => (timedOut = true));
     child.on('error', (error) => {
       cancel();
@@ -138,7 +138,6 @@ async function closedPort(): Promise<number> {
 }
 
 const isoTime = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{3})?Z$/u;
-const sha256Hex = /^[0-9a-f]{64}$/u;
 
 t.test('--json results, and an upload/download round trip that is byte-exact', async (t) => {
   const chunkSizeBytes = 256 * KiB;
@@ -153,8 +152,17 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
   });
 
   t.test('upload --json prints {name,size,sha256,bytesSent,resumed}', async (t) => {
-    const [big, zero] = await Promise.all([ferry(['upload', local.path, ...server, '--json']), ferry(['upload', empty.path, ...server, '--json'])]);
-    t.strictSame(jsonOf(t, big), { name: 'data.bin', size: local.bytes.length, sha256: local.sha256, bytesSent: local.bytes.length, resumed: false });
+    const [big, zero] = await Promise.all([
+      ferry(['upload', local.path, ...server, '--json']),
+      ferry(['upload', empty.path, ...server, '--json']),
+    ]);
+    t.strictSame(jsonOf(t, big), {
+      name: 'data.bin',
+      size: local.bytes.length,
+      sha256: local.sha256,
+      bytesSent: local.bytes.length,
+      resumed: false,
+    });
     t.strictSame(jsonOf(t, zero), { name: 'empty.bin', size: 0, sha256: empty.sha256, bytesSent: 0, resumed: false });
   });
 
@@ -176,7 +184,11 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
       t.match(file.modified, isoTime, `${file.name}: modified is an ISO 8601 time`);
       t.equal(new Date(file.modified).toISOString(), file.modified, `${file.name}: modified parses back to itself`);
     }
-    t.same(jsonOf(t, await ferry(['list', 'data', ...server, '--json'])), [byName.get('data.bin')], 'list <prefix> keeps only matching names');
+    t.same(
+      jsonOf(t, await ferry(['list', 'data', ...server, '--json'])),
+      [byName.get('data.bin')],
+      'list <prefix> keeps only matching names',
+    );
   });
 
   t.test('stat --json: the sha256 is what sha256sum computes for the local file', async (t) => {
@@ -199,11 +211,29 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
       ferry(['download', 'data.bin', '--out', out, ...server, '--json']),
       ferry(['download', 'empty.bin', '--out', emptyOut, ...server, '--json']),
     ]);
-    t.strictSame(jsonOf(t, big), { name: 'data.bin', path: resolve(out), size: local.bytes.length, sha256: local.sha256, bytesReceived: local.bytes.length, resumed: false });
-    t.strictSame(jsonOf(t, zero), { name: 'empty.bin', path: resolve(emptyOut), size: 0, sha256: empty.sha256, bytesReceived: 0, resumed: false });
+    t.strictSame(jsonOf(t, big), {
+      name: 'data.bin',
+      path: resolve(out),
+      size: local.bytes.length,
+      sha256: local.sha256,
+      bytesReceived: local.bytes.length,
+      resumed: false,
+    });
+    t.strictSame(jsonOf(t, zero), {
+      name: 'empty.bin',
+      path: resolve(emptyOut),
+      size: 0,
+      sha256: empty.sha256,
+      bytesReceived: 0,
+      resumed: false,
+    });
     t.equal(await sha256Of(out), local.sha256, 'downloaded bytes are exact');
     t.equal(await sha256Of(emptyOut), empty.sha256, 'the empty file is empty');
-    t.same((await readdir(dir)).filter((name) => name.includes('.ferry-part')), [], 'no partial files are left behind');
+    t.same(
+      (await readdir(dir)).filter((name) => name.includes('.ferry-part')),
+      [],
+      'no partial files are left behind',
+    );
   });
 
   t.test('info --json', async (t) => {
@@ -221,21 +251,39 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
     });
     t.ok((info['clients'] as number) >= 1, 'counts itself as a client');
     t.ok((info['uptimeSeconds'] as number) >= 0);
-    t.ok((info['capabilities'] as unknown[]).every((capability) => typeof capability === 'string'), 'capabilities are strings');
+    t.ok(
+      (info['capabilities'] as unknown[]).every((capability) => typeof capability === 'string'),
+      'capabilities are strings',
+    );
   });
 
   t.test('log --json --limit N: newest first, at most N entries', async (t) => {
-    const [one, many] = await Promise.all([ferry(['log', ...server, '--json', '--limit', '1']), ferry(['log', '--limit', '3', ...server, '--json'])]);
+    const [one, many] = await Promise.all([
+      ferry(['log', ...server, '--json', '--limit', '1']),
+      ferry(['log', '--limit', '3', ...server, '--json']),
+    ]);
     const latest = jsonOf<Record<string, unknown>[]>(t, one);
     const entries = jsonOf<Record<string, unknown>[]>(t, many);
     t.equal(latest.length, 1, '--limit 1 gives one entry');
     t.equal(entries.length, 3, '--limit 3 gives three of the four transfers');
     for (const entry of entries) {
       t.strictSame(Object.keys(entry).sort(), ['bytes', 'client', 'durationMs', 'name', 'op', 'result', 'time'].sort(), 'entry fields');
-      t.match(entry, { time: isoTime, client: String, op: /^(upload|download|delete)$/u, name: String, bytes: Number, durationMs: Number, result: String });
+      t.match(entry, {
+        time: isoTime,
+        client: String,
+        op: /^(upload|download|delete)$/u,
+        name: String,
+        bytes: Number,
+        durationMs: Number,
+        result: String,
+      });
     }
     const times = entries.map((entry) => Date.parse(entry['time'] as string));
-    t.same(times, [...times].sort((a, b) => b - a), 'newest first');
+    t.same(
+      times,
+      [...times].sort((a, b) => b - a),
+      'newest first',
+    );
     t.same(latest[0], entries[0], 'the first entry is the latest transfer');
     t.same(
       entries.map((entry) => [entry['op'], entry['result']]),
@@ -268,7 +316,11 @@ t.test('aliases, --as, --force, refusals to overwrite, and quiet stderr', async 
     const up = await ferry(['put', first.path, '--as', remote, ...server]);
     t.equal(up.code, 0, describe(up));
     t.equal(up.stderr, '', 'a successful upload prints nothing on stderr (no progress bar when not a TTY)');
-    t.match(up.stdout, new RegExp(`^uploaded ${remote}: ${first.bytes.length} bytes, sha256 ${first.sha256}`, 'u'), 'one result line on stdout');
+    t.match(
+      up.stdout,
+      new RegExp(`^uploaded ${remote}: ${first.bytes.length} bytes, sha256 ${first.sha256}`, 'u'),
+      'one result line on stdout',
+    );
     t.equal(up.stdout.split('\n').length, 2, 'exactly one line on stdout');
     const listed = await ferry(['ls', ...server]);
     t.equal(listed.code, 0, describe(listed));
@@ -307,7 +359,11 @@ t.test('aliases, --as, --force, refusals to overwrite, and quiet stderr', async 
     assertFailed(t, await ferry(['download', remote, '--out', out, ...server]), 'EEXIST');
     assertFailed(t, await ferry(['get', remote, '--out', out, ...server, '--json']), 'EEXIST');
     t.same(await readFile(out), precious, 'the existing local file is unchanged');
-    t.same((await readdir(dir)).filter((name) => name.includes('.ferry-part')), [], 'no partial files were started');
+    t.same(
+      (await readdir(dir)).filter((name) => name.includes('.ferry-part')),
+      [],
+      'no partial files were started',
+    );
     const forced = await ferry(['download', remote, '--out', out, '--force', ...server, '--json']);
     t.match(jsonOf(t, forced), { name: remote, path: resolve(out), size: second.bytes.length, sha256: second.sha256 });
     t.equal(await sha256Of(out), second.sha256, '--force replaced it with the remote file');
@@ -394,11 +450,19 @@ t.test('failures: exit 1 with one line on stderr; usage errors: exit 2', async (
     ];
     const runs = await Promise.all(cases.map(([, args]) => ferry(args)));
     t.same(await running.client().list(), [], 'nothing was uploaded');
-    cases.forEach(([what, , says], index) => t.test(what, async (t) => assertUsage(t, runs[index]!, says)));
+    for (const [index, [what, , says]] of cases.entries()) {
+      void t.test(what, (t) => {
+        assertUsage(t, runs[index]!, says);
+        t.end();
+      });
+    }
   });
 
   t.test('an invalid --server address is a usage error that says what is wrong', async (t) => {
-    const runs = await Promise.all([ferry(['list', '--server', '127.0.0.1:99999']), ferry(['stat', 'x', '--server', '127.0.0.1:abc', '--json'])]);
+    const runs = await Promise.all([
+      ferry(['list', '--server', '127.0.0.1:99999']),
+      ferry(['stat', 'x', '--server', '127.0.0.1:abc', '--json']),
+    ]);
     for (const run of runs) {
       t.equal(run.code, 2, `exit 2 (${describe(run)})`);
       t.equal(run.stdout, '', 'nothing on stdout');
@@ -427,7 +491,8 @@ t.test('help and --version exit 0 and print on stdout', async (t) => {
   }
   for (const run of [help, dashHelp]) {
     t.match(run.stdout, /^Usage: ferry /u);
-    for (const command of ['list', 'upload', 'download', 'delete', 'stat', 'info', 'log', 'shell', 'help']) t.match(run.stdout, new RegExp(`\\b${command}\\b`, 'u'));
+    for (const command of ['list', 'upload', 'download', 'delete', 'stat', 'info', 'log', 'shell', 'help'])
+      t.match(run.stdout, new RegExp(`\\b${command}\\b`, 'u'));
   }
   for (const run of [helpUpload, uploadHelp]) {
     t.match(run.stdout, /^Usage: ferry upload/u);
@@ -445,7 +510,11 @@ t.test('help and --version exit 0 and print on stdout', async (t) => {
  * exits, if it does so first), then reads everything. A CLI that exits while its output waits
  * in a full pipe loses whatever did not fit the pipe's 64 KiB.
  */
-async function ferryIntoSlowReader(t: Test, args: string[], holdMs: number): Promise<{ code: number | null; stdout: string; exitedWhileHeld: boolean }> {
+async function ferryIntoSlowReader(
+  t: Test,
+  args: string[],
+  holdMs: number,
+): Promise<{ code: number | null; stdout: string; exitedWhileHeld: boolean }> {
   const fifo = join(tempDir(t, 'ferry-fifo'), 'stdout');
   execFileSync('mkfifo', [fifo]);
   const readerFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
@@ -474,9 +543,11 @@ t.test('output longer than a pipe holds reaches a slow reader whole', async (t) 
   const local = await makeFile(tempDir(t, 'ferry-cli'), 'tiny.bin', 10);
   const names = Array.from({ length: 400 }, (_, index) => `long/${String(index).padStart(4, '0')}-${'n'.repeat(220)}`);
   const clients = Array.from({ length: 4 }, () => running.client());
-  await Promise.all(clients.map(async (client, which) => {
-    for (let index = which; index < names.length; index += clients.length) await client.upload(local.path, { name: names[index]! });
-  }));
+  await Promise.all(
+    clients.map(async (client, which) => {
+      for (let index = which; index < names.length; index += clients.length) await client.upload(local.path, { name: names[index]! });
+    }),
+  );
   await Promise.all(clients.map((client) => client.close()));
 
   const json = await ferryIntoSlowReader(t, ['list', '--json', ...server], 1500);
@@ -489,7 +560,11 @@ t.test('output longer than a pipe holds reaches a slow reader whole', async (t) 
   } catch (error) {
     t.fail(`list --json is one JSON document (${(error as Error).message}; ${json.stdout.length} bytes)`);
   }
-  t.same(listed.map((file) => file.name), names, 'every file is listed');
+  t.same(
+    listed.map((file) => file.name),
+    names,
+    'every file is listed',
+  );
 
   const plain = await ferryIntoSlowReader(t, ['list', ...server], 1500);
   t.equal(plain.code, 0);
@@ -525,17 +600,21 @@ interface ShellRun {
 
 /** `ferry shell` with stdin, stdout and stderr as pipes; killed by its PID after `timeoutMs`. */
 function startShell(t: Test, args: string[], options: RunOptions = {}): ShellRun {
-  const child = spawn(process.execPath, [ferryBin, 'shell', ...args], { cwd: options.cwd ?? process.cwd(), env: childEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [ferryBin, 'shell', ...args], {
+    cwd: options.cwd ?? process.cwd(),
+    env: childEnv(options.env),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   let timedOut = false;
   const watchers = new Set<() => void>();
-  child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-  child.stderr!.setEncoding('utf8').on('data', (text: string) => {
+  child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+  child.stderr.setEncoding('utf8').on('data', (text: string) => {
     stderr += text;
     for (const check of watchers) check();
   });
-  child.stdin!.on('error', () => {}); // EPIPE if it has died: reported by the exit status
+  child.stdin.on('error', () => {}); // EPIPE if it has died: reported by the exit status
   const cancel = killAfter(child, options.timeoutMs ?? runTimeoutMs, () => (timedOut = true));
   const exited = new Promise<RunResult>((resolvePromise, reject) => {
     child.on('error', reject);
@@ -604,7 +683,11 @@ t.test('ferry shell', async (t) => {
       order.every((at) => at >= 0),
       `every command printed its result (${JSON.stringify(order)}): ${out}`,
     );
-    t.same(order, [...order].sort((a, b) => a - b), 'in the order the commands were given');
+    t.same(
+      order,
+      [...order].sort((a, b) => a - b),
+      'in the order the commands were given',
+    );
     t.equal((await running.client().stat('shell.bin')).sha256, local.sha256, 'the shell uploaded the file');
   });
 

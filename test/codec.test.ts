@@ -4,7 +4,8 @@ import fc from 'fast-check';
 import t from 'tap';
 import { FrameDecoder, type FrameSink } from '../src/protocol/decoder.js';
 import { encodeChunkHead, encodeControl } from '../src/protocol/encoder.js';
-import { FerryError, errorCatalogue, fromSystemError, isErrorCode } from '../src/protocol/errors.js';
+import { FerryError, errorCatalogue, isErrorCode } from '../src/protocol/errors.js';
+import { fromSystemError } from '../src/system-errors.js';
 import {
   type ChunkHeader,
   type DecoderLimits,
@@ -79,11 +80,7 @@ class Recorder implements FrameSink {
 
 /** A comparable form of an event list: consecutive chunkData pieces merged (their split is not part of the contract). */
 type Norm =
-  | ['control', string]
-  | ['chunkStart', number, number, string, number]
-  | ['chunkData', string]
-  | ['chunkEnd']
-  | ['error', string, string];
+  ['control', string] | ['chunkStart', number, number, string, number] | ['chunkData', string] | ['chunkEnd'] | ['error', string, string];
 
 function normalize(events: readonly Event[]): Norm[] {
   const out: Norm[] = [];
@@ -223,7 +220,7 @@ t.test('xxh64 hex helpers', (t) => {
 // Hand-written frames
 // ---------------------------------------------------------------------------------------------
 
-t.test('hand-written frames decode', async (t) => {
+t.test('hand-written frames decode', (t) => {
   t.test('a literal control frame', (t) => {
     // body length 8 = type byte + 7 bytes of {"a":1}
     const rec = decodeWhole(Buffer.from('00000008' + '01' + '7b2261223a317d', 'hex'));
@@ -234,24 +231,15 @@ t.test('hand-written frames decode', async (t) => {
   });
 
   t.test('a literal chunk frame', (t) => {
-    const rec = decodeWhole(
-      Buffer.from('00000017' + '02' + '00000005' + '0000000000000100' + 'ffffffffffffffff' + 'abcd', 'hex'),
-    );
-    t.strictSame(normalize(rec.events), [
-      ['chunkStart', 5, 256, 'ffffffffffffffff', 2],
-      ['chunkData', 'abcd'],
-      ['chunkEnd'],
-    ]);
+    const rec = decodeWhole(Buffer.from('00000017' + '02' + '00000005' + '0000000000000100' + 'ffffffffffffffff' + 'abcd', 'hex'));
+    t.strictSame(normalize(rec.events), [['chunkStart', 5, 256, 'ffffffffffffffff', 2], ['chunkData', 'abcd'], ['chunkEnd']]);
     const start = rec.events[0];
     t.strictSame(start?.kind === 'chunkStart' && start.header, { stream: 5, offset: 256, xxh64: 2n ** 64n - 1n, length: 2 });
     t.end();
   });
 
   t.test('the worked examples of docs/protocol.md', (t) => {
-    const controlBytes = Buffer.from(
-      '00000024017b226964223a322c226f70223a2273746174222c226e616d65223a22612e747874227d',
-      'hex',
-    );
+    const controlBytes = Buffer.from('00000024017b226964223a322c226f70223a2273746174222c226e616d65223a22612e747874227d', 'hex');
     t.equal(controlBytes.length, 40);
     const control = decodeWhole(controlBytes);
     t.strictSame(
@@ -289,7 +277,10 @@ t.test('hand-written frames decode', async (t) => {
   t.test('chunk with large stream, offset and hash fields', (t) => {
     const payload = bytesOf(100);
     const rec = decodeWhole(handChunk(0xffffffff, 2n ** 40n + 3n, 0x0123456789abcdefn, payload));
-    t.strictSame(rec.kinds.filter((kind) => kind !== 'chunkData'), ['chunkStart', 'chunkEnd']);
+    t.strictSame(
+      rec.kinds.filter((kind) => kind !== 'chunkData'),
+      ['chunkStart', 'chunkEnd'],
+    );
     const start = rec.events[0];
     t.strictSame(start?.kind === 'chunkStart' && start.header, {
       stream: 0xffffffff,
@@ -346,13 +337,14 @@ t.test('hand-written frames decode', async (t) => {
     t.strictSame(normalize(rec.events), [['control', '{}']]);
     t.end();
   });
+  t.end();
 });
 
 // ---------------------------------------------------------------------------------------------
 // Encoder
 // ---------------------------------------------------------------------------------------------
 
-t.test('encoder', async (t) => {
+t.test('encoder', (t) => {
   t.test('encodeControl produces the hand-written bytes', (t) => {
     const message = { id: 1, op: 'stat', name: 'dir/é.txt' };
     t.ok(encodeControl(message).equals(handControl(JSON.stringify(message))));
@@ -400,6 +392,7 @@ t.test('encoder', async (t) => {
     t.strictSame(normalize(decodeWhole(bytes).events), expected);
     t.end();
   });
+  t.end();
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -463,7 +456,7 @@ t.test('a multi-frame stream decodes the same at every split point and byte by b
 // Limits and malformed input
 // ---------------------------------------------------------------------------------------------
 
-t.test('limits and malformed frames', async (t) => {
+t.test('limits and malformed frames', (t) => {
   t.test('control at exactly maxControlBytes is accepted', (t) => {
     const json = JSON.stringify({ pad: 'x'.repeat(64 - 10) });
     t.equal(Buffer.byteLength(json), 64);
@@ -493,11 +486,7 @@ t.test('limits and malformed frames', async (t) => {
 
   t.test('chunk payload at exactly maxChunkBytes is accepted', (t) => {
     const rec = decodeWhole(handChunk(1, 0n, 0n, bytesOf(32)), tightLimits);
-    t.strictSame(normalize(rec.events), [
-      ['chunkStart', 1, 0, '0', 32],
-      ['chunkData', bytesOf(32).toString('hex')],
-      ['chunkEnd'],
-    ]);
+    t.strictSame(normalize(rec.events), [['chunkStart', 1, 0, '0', 32], ['chunkData', bytesOf(32).toString('hex')], ['chunkEnd']]);
     t.end();
   });
 
@@ -612,9 +601,10 @@ t.test('limits and malformed frames', async (t) => {
     expectOneProtoError(t, rec, /unknown frame type 9/u);
     t.end();
   });
+  t.end();
 });
 
-t.test('chunk offsets above Number.MAX_SAFE_INTEGER are rejected', async (t) => {
+t.test('chunk offsets above Number.MAX_SAFE_INTEGER are rejected', (t) => {
   t.test('MAX_SAFE_INTEGER itself is accepted', (t) => {
     const rec = decodeWhole(handChunk(1, BigInt(Number.MAX_SAFE_INTEGER), 0n, bytesOf(2)));
     const start = rec.events[0];
@@ -637,13 +627,14 @@ t.test('chunk offsets above Number.MAX_SAFE_INTEGER are rejected', async (t) => 
       t.end();
     });
   }
+  t.end();
 });
 
 // ---------------------------------------------------------------------------------------------
 // pause() / resume()
 // ---------------------------------------------------------------------------------------------
 
-t.test('pause and resume', async (t) => {
+t.test('pause and resume', (t) => {
   t.test('pausing inside chunkStart holds the payload and later frames until resume', (t) => {
     const { decoder, rec } = decoderWith();
     rec.onChunkStart = () => decoder.pause();
@@ -698,7 +689,11 @@ t.test('pause and resume', async (t) => {
     t.strictSame(rec.kinds, ['chunkStart'], 'paused at the chunk');
     readBuffer.fill(0xee); // the socket reads the next bytes into the same buffer
     decoder.resume();
-    t.strictSame(normalize(rec.events), [['chunkStart', 4, 0, '9', 10], ['chunkData', payload.toString('hex')], ['chunkEnd'], ['control', '{"n":2}']], 'the held bytes were copied');
+    t.strictSame(
+      normalize(rec.events),
+      [['chunkStart', 4, 0, '9', 10], ['chunkData', payload.toString('hex')], ['chunkEnd'], ['control', '{"n":2}']],
+      'the held bytes were copied',
+    );
     t.end();
   });
 
@@ -724,7 +719,10 @@ t.test('pause and resume', async (t) => {
     decoder.push(Buffer.concat([handControl('{"n":1}'), handControl('{"n":2}'), handChunk(1, 0n, 0n, bytesOf(3))]));
     t.strictSame(normalize(rec.events), [['control', '{"n":1}']]);
     decoder.resume();
-    t.strictSame(normalize(rec.events), [['control', '{"n":1}'], ['control', '{"n":2}']]);
+    t.strictSame(normalize(rec.events), [
+      ['control', '{"n":1}'],
+      ['control', '{"n":2}'],
+    ]);
     rec.onControl = undefined;
     decoder.resume();
     t.strictSame(rec.kinds, ['control', 'control', 'chunkStart', 'chunkData', 'chunkEnd']);
@@ -773,15 +771,14 @@ t.test('pause and resume', async (t) => {
     ]);
     t.end();
   });
+  t.end();
 });
 
 // ---------------------------------------------------------------------------------------------
 // Property tests
 // ---------------------------------------------------------------------------------------------
 
-type FrameModel =
-  | { kind: 'control'; message: Record<string, unknown> }
-  | { kind: 'chunk'; header: ChunkHeader; payload: Uint8Array };
+type FrameModel = { kind: 'control'; message: Record<string, unknown> } | { kind: 'chunk'; header: ChunkHeader; payload: Uint8Array };
 
 const controlArb: fc.Arbitrary<FrameModel> = fc
   .dictionary(fc.string({ maxLength: 12, unit: 'binary' }), fc.jsonValue({ maxDepth: 2 }), { maxKeys: 6 })
@@ -802,9 +799,7 @@ const chunkArb: fc.Arbitrary<FrameModel> = fc
 
 function encodeModel(frames: readonly FrameModel[]): Buffer {
   return Buffer.concat(
-    frames.flatMap((frame) =>
-      frame.kind === 'control' ? [encodeControl(frame.message)] : [encodeChunkHead(frame.header), frame.payload],
-    ),
+    frames.flatMap((frame) => (frame.kind === 'control' ? [encodeControl(frame.message)] : [encodeChunkHead(frame.header), frame.payload])),
   );
 }
 
@@ -825,23 +820,19 @@ function cutsFor(length: number, raw: readonly number[]): number[] {
 t.test('property: valid frames survive any split', (t) => {
   t.doesNotThrow(() =>
     fc.assert(
-      fc.property(
-        fc.array(fc.oneof(controlArb, chunkArb), { maxLength: 12 }),
-        fc.array(fc.nat(), { maxLength: 30 }),
-        (frames, rawCuts) => {
-          const bytes = encodeModel(frames);
-          const { decoder, rec } = decoderWith();
-          let from = 0;
-          for (const cut of [...cutsFor(bytes.length, rawCuts), bytes.length]) {
-            decoder.push(bytes.subarray(from, cut));
-            from = cut;
-          }
-          const actual = JSON.stringify(normalize(rec.events));
-          const expected = JSON.stringify(expectedOf(frames));
-          if (actual !== expected) throw new Error(`decoded ${actual}\nexpected ${expected}`);
-          if (decoder.midFrame || decoder.pendingBytes !== 0) throw new Error('decoder not at a frame boundary at the end');
-        },
-      ),
+      fc.property(fc.array(fc.oneof(controlArb, chunkArb), { maxLength: 12 }), fc.array(fc.nat(), { maxLength: 30 }), (frames, rawCuts) => {
+        const bytes = encodeModel(frames);
+        const { decoder, rec } = decoderWith();
+        let from = 0;
+        for (const cut of [...cutsFor(bytes.length, rawCuts), bytes.length]) {
+          decoder.push(bytes.subarray(from, cut));
+          from = cut;
+        }
+        const actual = JSON.stringify(normalize(rec.events));
+        const expected = JSON.stringify(expectedOf(frames));
+        if (actual !== expected) throw new Error(`decoded ${actual}\nexpected ${expected}`);
+        if (decoder.midFrame || decoder.pendingBytes !== 0) throw new Error('decoder not at a frame boundary at the end');
+      }),
       { numRuns: 600 },
     ),
   );
@@ -889,7 +880,7 @@ function checkGarbage(bytes: Uint8Array, rawCuts: readonly number[]): void {
   try {
     rec = decodePieces(bytes, cutsFor(bytes.byteLength, rawCuts), garbageLimits);
   } catch (error) {
-    throw new Error(`push threw: ${String(error)}`);
+    throw new Error(`push threw: ${String(error)}`, { cause: error });
   }
   const violation = grammarViolation(rec);
   if (violation) throw new Error(violation);
@@ -900,10 +891,7 @@ function checkGarbage(bytes: Uint8Array, rawCuts: readonly number[]): void {
 
 t.test('property: random bytes yield events or one EPROTO, never a throw', (t) => {
   t.doesNotThrow(() =>
-    fc.assert(
-      fc.property(fc.uint8Array({ maxLength: 4096 }), fc.array(fc.nat(), { maxLength: 20 }), checkGarbage),
-      { numRuns: 1000 },
-    ),
+    fc.assert(fc.property(fc.uint8Array({ maxLength: 4096 }), fc.array(fc.nat(), { maxLength: 20 }), checkGarbage), { numRuns: 1000 }),
   );
   t.end();
 });
@@ -932,7 +920,7 @@ t.test('property: valid frames mixed with garbage and small head values', (t) =>
 // parseRequest
 // ---------------------------------------------------------------------------------------------
 
-t.test('parseRequest', async (t) => {
+t.test('parseRequest', (t) => {
   const sha = 'ab'.repeat(32);
   const valid: Record<string, unknown>[] = [
     { id: 0, op: 'hello', protocol: 1, client: 'ferry/0.1.0', capabilities: [] },
@@ -1026,7 +1014,10 @@ t.test('parseRequest', async (t) => {
     // sanitised) and unknown key names (echoed by zod, unbounded) go into the message verbatim,
     // so an op or key containing "\n" yields a multi-line EPROTO message that is sent back in the
     // error reply and printed by the client.
-    for (const message of [{ id: 1, op: 'evil\nop' }, { id: 1, op: 'info', 'a\nb': 1 }]) {
+    for (const message of [
+      { id: 1, op: 'evil\nop' },
+      { id: 1, op: 'info', 'a\nb': 1 },
+    ]) {
       t.throws(() => parseRequest(message), { code: 'EPROTO' });
       try {
         parseRequest(message);
@@ -1036,6 +1027,7 @@ t.test('parseRequest', async (t) => {
     }
     t.end();
   });
+  t.end();
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -1064,8 +1056,7 @@ t.test('FerryError', (t) => {
 });
 
 t.test('fromSystemError', (t) => {
-  const systemError = (code: string): NodeJS.ErrnoException =>
-    Object.assign(new Error(`${code}: something, open '/x'`), { code });
+  const systemError = (code: string): NodeJS.ErrnoException => Object.assign(new Error(`${code}: something, open '/x'`), { code });
 
   const cases: [string, string][] = [
     ['ENOSPC', 'ENOSPC'],
@@ -1084,7 +1075,22 @@ t.test('fromSystemError', (t) => {
     t.equal(mapped.cause, cause, `${code}: the cause is kept`);
     t.match(mapped.message, /^writing a\/b: /u, `${code}: the message starts with what was being done`);
   }
-  t.match(fromSystemError(systemError('EACCES'), 'reading').message, /EACCES/u, 'EIO keeps the system message');
+  t.equal(
+    fromSystemError(systemError('EACCES'), 'reading').message,
+    'reading: EACCES: something, open',
+    'EIO keeps the system message, without the path',
+  );
+  const renamed = Object.assign(new Error("EXDEV: cross-device link not permitted, rename '/srv/a' -> '/srv/b'"), { code: 'EXDEV' });
+  t.equal(
+    fromSystemError(renamed, 'publishing x').message,
+    'publishing x: EXDEV: cross-device link not permitted, rename',
+    'no path of the server in the message',
+  );
+  t.equal(
+    fromSystemError(Object.assign(new Error('MDB write failed'), { code: 28 }), 'recording').code,
+    'ENOSPC',
+    'an errno number (lmdb-js) maps too',
+  );
 
   const already = new FerryError('EBUSY');
   t.equal(fromSystemError(already, 'x'), already, 'a FerryError passes through unchanged');

@@ -32,15 +32,27 @@ t.test('every command against one server, and their errors', async (t) => {
       sums.set(name, local.sha256);
     }
     const listed = await ferry.list();
-    t.same(listed.map((file) => file.name), [...names].sort(), 'listed in name order');
+    t.same(
+      listed.map((file) => file.name),
+      [...names].sort(),
+      'listed in name order',
+    );
     for (const file of listed) {
       t.equal(file.sha256, sums.get(file.name));
       t.ok(!Number.isNaN(Date.parse(file.modified)), 'modified is an ISO time');
     }
-    t.same((await ferry.list('a/')).map((file) => file.name), ['a/b/c/deep.bin'], 'prefix filter');
+    t.same(
+      (await ferry.list('a/')).map((file) => file.name),
+      ['a/b/c/deep.bin'],
+      'prefix filter',
+    );
     const info = await ferry.stat('a/b/c/deep.bin');
     t.match(info, { name: 'a/b/c/deep.bin', size: 3007, chunkSize: chunkSizeBytes, chunkCount: 1, sha256: sums.get('a/b/c/deep.bin') });
-    t.equal(await sha256Of(join(running.dataDir, 'files', 'a', 'b', 'c', 'deep.bin')), sums.get('a/b/c/deep.bin'), 'stored under files/ by name');
+    t.equal(
+      await sha256Of(join(running.dataDir, 'files', 'a', 'b', 'c', 'deep.bin')),
+      sums.get('a/b/c/deep.bin'),
+      'stored under files/ by name',
+    );
     t.match(await ferry.info(), { files: 3 });
   });
 
@@ -106,7 +118,11 @@ t.test('every command against one server, and their errors', async (t) => {
     t.ok(ops.includes('download keep.bin ok'));
     t.ok(ops.includes('upload keep.bin ok'));
     const times = entries.map((entry) => Date.parse(entry.time));
-    t.same(times, [...times].sort((a, b) => b - a), 'newest first');
+    t.same(
+      times,
+      [...times].sort((a, b) => b - a),
+      'newest first',
+    );
     t.match(entries[0], { client: /^127\.0\.0\.1:\d+$/u });
     t.equal((await ferry.log(2)).length, 2, 'limit');
   });
@@ -120,6 +136,9 @@ t.test('every command against one server, and their errors', async (t) => {
     t.equal(all.files.length, 2);
     t.type(all.next, 'string', 'a next page');
     const rest = await connection.request('list', { after: all.next!, limit: 1000 });
-    t.same([...all.files, ...rest.files].map((file) => file.name), (await ferry.list()).map((file) => file.name));
+    t.same(
+      [...all.files, ...rest.files].map((file) => file.name),
+      (await ferry.list()).map((file) => file.name),
+    );
   });
 });

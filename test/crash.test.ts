@@ -58,6 +58,9 @@ for (const killAt of [0.25, 0.6, 0.95]) {
     // plus the chunks one connection may have in the workers.
     const slack = 2 * syncEvery + 3 * chunkSize;
     t.ok(writtenAtKill > 0, 'the kill happened mid-upload');
-    t.ok(result.bytesSent <= size - writtenAtKill + slack, `sent ${result.bytesSent} bytes after the restart; ${size - writtenAtKill} were unwritten at the kill`);
+    t.ok(
+      result.bytesSent <= size - writtenAtKill + slack,
+      `sent ${result.bytesSent} bytes after the restart; ${size - writtenAtKill} were unwritten at the kill`,
+    );
   });
 }

@@ -6,6 +6,11 @@ import type { ServerConfigInput } from '../src/server/config.js';
 import type { FerryServer } from '../src/server/server.js';
 import { type RunningServer, startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { ignoreStrayLmdbCommitFailures } from '../src/store/meta-store.js';
+
+// As `ferry serve` does at its entry (an embedder's choice, not the library's): a failed LMDB
+// commit also surfaces as an unhandled rejection nobody can catch (lmdb-js issue 368).
+ignoreStrayLmdbCommitFailures();
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -31,8 +36,7 @@ async function serverOnSmallFs(t: Test, config: Partial<ServerConfigInput>): Pro
   const mountPoint = tempDir(t, 'ferry-small-fs');
   const cannot = mountTmpfs(mountPoint, '8m');
   if (cannot) {
-    t.comment(`skipped: ${cannot}`);
-    t.pass(`skipped: ${cannot}`);
+    t.pass('a real full disk', { skip: cannot });
     return undefined;
   }
   let server: FerryServer | undefined;
@@ -40,46 +44,61 @@ async function serverOnSmallFs(t: Test, config: Partial<ServerConfigInput>): Pro
     await server?.close();
     execFileSync('umount', ['-l', mountPoint]);
   });
-  const running = await startServer(t, { dataDir: join(mountPoint, 'data'), chunkSizeBytes: 256 * KiB, inflightBudgetBytes: 4 * MiB, ...config });
+  const running = await startServer(t, {
+    dataDir: join(mountPoint, 'data'),
+    chunkSizeBytes: 256 * KiB,
+    inflightBudgetBytes: 4 * MiB,
+    ...config,
+  });
   server = running.server;
   return { ...running, mountPoint };
 }
 
-t.test('a full disk with the default checkpoint interval: ENOSPC to the client, a failed LMDB commit does not crash the server', async (t) => {
-  const work = tempDir(t);
-  // Nothing is checkpointed before the disk fills: the failed write's last checkpoint and the LMDB
-  // commits after it fail too (lmdb-js leaves a rejected commit promise nobody holds).
-  const running = await serverOnSmallFs(t, {});
-  if (!running) return;
-  const big = await makeFile(work, 'big.bin', 12 * MiB + 5);
-  await t.rejects(running.client().upload(big.path, { name: 'big.bin' }), { code: 'ENOSPC' }, 'the upload fails with ENOSPC');
-  t.match(await running.client().info(), { files: 0 }, 'the server still answers');
-});
+t.test(
+  'a full disk with the default checkpoint interval: ENOSPC to the client, a failed LMDB commit does not crash the server',
+  async (t) => {
+    const work = tempDir(t);
+    // Nothing is checkpointed before the disk fills: the failed write's last checkpoint and the LMDB
+    // commits after it fail too (lmdb-js leaves a rejected commit promise nobody holds).
+    const running = await serverOnSmallFs(t, {});
+    if (!running) return;
+    const big = await makeFile(work, 'big.bin', 12 * MiB + 5);
+    await t.rejects(running.client().upload(big.path, { name: 'big.bin' }), { code: 'ENOSPC' }, 'the upload fails with ENOSPC');
+    t.match(await running.client().info(), { files: 0 }, 'the server still answers');
+  },
+);
 
-t.test('a full disk: the upload fails with ENOSPC, the server and its files are fine, and the upload resumes once there is room', async (t) => {
-  const work = tempDir(t);
-  const running = await serverOnSmallFs(t, { syncEveryBytes: 512 * KiB });
-  if (!running) return;
-  const client = running.client();
-  const kept = await makeFile(work, 'kept.bin', MiB + 3);
-  await client.upload(kept.path, { name: 'kept.bin' });
+t.test(
+  'a full disk: the upload fails with ENOSPC, the server and its files are fine, and the upload resumes once there is room',
+  async (t) => {
+    const work = tempDir(t);
+    const running = await serverOnSmallFs(t, { syncEveryBytes: 512 * KiB });
+    if (!running) return;
+    const client = running.client();
+    const kept = await makeFile(work, 'kept.bin', MiB + 3);
+    await client.upload(kept.path, { name: 'kept.bin' });
 
-  const big = await makeFile(work, 'big.bin', 12 * MiB + 5);
-  await t.rejects(client.upload(big.path, { name: 'big.bin' }), { code: 'ENOSPC', message: /no space/iu }, 'the upload fails with ENOSPC');
+    const big = await makeFile(work, 'big.bin', 12 * MiB + 5);
+    await t.rejects(
+      client.upload(big.path, { name: 'big.bin' }),
+      { code: 'ENOSPC', message: /no space/iu },
+      'the upload fails with ENOSPC',
+    );
 
-  const fresh = running.client();
-  t.same(
-    (await fresh.list()).map((file) => file.name),
-    ['kept.bin'],
-    'the server still answers, and lists only the finished file',
-  );
-  const out = join(work, 'kept.out');
-  await fresh.download('kept.bin', { out });
-  t.equal(await sha256Of(out), kept.sha256, 'the file stored before is intact');
+    const fresh = running.client();
+    t.same(
+      (await fresh.list()).map((file) => file.name),
+      ['kept.bin'],
+      'the server still answers, and lists only the finished file',
+    );
+    const out = join(work, 'kept.out');
+    await fresh.download('kept.bin', { out });
+    t.equal(await sha256Of(out), kept.sha256, 'the file stored before is intact');
 
-  execFileSync('mount', ['-o', 'remount,size=40m', running.mountPoint]);
-  const resumed = await fresh.upload(big.path, { name: 'big.bin' });
-  t.equal(resumed.sha256, big.sha256, 'with room again, the same upload completes exact');
-  t.equal(resumed.resumed, true, 'it resumed the session the full disk interrupted');
-  t.ok(resumed.bytesSent < big.bytes.length, `and sent only what was missing (${resumed.bytesSent} of ${big.bytes.length} bytes)`);
-});
+    execFileSync('mount', ['-o', 'remount,size=40m', running.mountPoint]);
+    const resumed = await fresh.upload(big.path, { name: 'big.bin' });
+    t.equal(resumed.sha256, big.sha256, 'with room again, the same upload completes exact');
+    t.equal(resumed.resumed, true, 'it resumed the session the full disk interrupted');
+    t.ok(resumed.bytesSent < big.bytes.length, `and sent only what was missing (${resumed.bytesSent} of ${big.bytes.length} bytes)`);
+  },
+);

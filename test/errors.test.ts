@@ -28,7 +28,7 @@ t.test('docs/protocol.md lists every catalogue code with its exit status, and no
   }
 });
 
-t.test('a failure prints one line naming the cause and the code', async (t) => {
+t.test('a failure prints one line naming the cause and the code', (t) => {
   for (const code of Object.keys(errorCatalogue) as (keyof typeof errorCatalogue)[]) {
     const error = new FerryError(code, `big.bin: ${errorCatalogue[code].message}`);
     const line = errorLine(error);
@@ -37,4 +37,5 @@ t.test('a failure prints one line naming the cause and the code', async (t) => {
     t.equal(error.exitCode, code === 'EUSAGE' ? 2 : 1, `${code} exits with ${error.exitCode}`);
   }
   t.equal(errorLine(new Error('boom')), 'ferry: boom (EINTERNAL)', 'an unexpected error still gets a code');
+  t.end();
 });

@@ -172,8 +172,9 @@ const mib = (bytes: number): string => `${(bytes / MiB).toFixed(1)} MiB`;
 // Fixed material: file contents, names, odd values
 // ---------------------------------------------------------------------------------------------
 
-const { h64Raw, create64 } = await xxhash();
-const xxh64 = (bytes: Uint8Array): bigint => h64Raw(bytes);
+const xxhashApi = await xxhash();
+const xxh64 = (bytes: Uint8Array): bigint => xxhashApi.h64Raw(bytes);
+const create64 = (): ReturnType<typeof xxhashApi.create64> => xxhashApi.create64();
 const sha256Hex = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex');
 
 /** Deterministic bytes (xorshift32), so a failing run replays byte for byte. */
@@ -210,22 +211,69 @@ function makeSample(size: number, contentSeed: number): Sample {
 
 // Sizes around the chunk boundaries; two contents per size (same size, other bytes and fingerprint).
 const sampleSizes = [0, 1, 100, chunkSize - 1, chunkSize, chunkSize + 1, 2 * chunkSize + 5];
-const samples: Sample[] = sampleSizes.flatMap((size, i) => (size === 0 ? [0] : [0, 1]).map((variant) => makeSample(size, 1000 + 2 * i + variant)));
+const samples: Sample[] = sampleSizes.flatMap((size, i) =>
+  (size === 0 ? [0] : [0, 1]).map((variant) => makeSample(size, 1000 + 2 * i + variant)),
+);
 const sampleBySha = new Map(samples.map((sample) => [sample.sha256, sample]));
 
 // Valid names the fuzzer reuses, so that puts collide, resume, replace, and downloads find files.
 // None is the folder of another.
-const namePool = ['fuzz/a.bin', 'fuzz/b', 'fuzz/dir/c.bin', 'fuzz/é ü', 'fuzz/日本語.txt', 'fuzz/emoji-😀', 'fuzz/sp a:c*e?"<>|', 'fuzz/\u2028sep'];
+const namePool = [
+  'fuzz/a.bin',
+  'fuzz/b',
+  'fuzz/dir/c.bin',
+  'fuzz/é ü',
+  'fuzz/日本語.txt',
+  'fuzz/emoji-😀',
+  'fuzz/sp a:c*e?"<>|',
+  'fuzz/\u2028sep',
+];
 const oddNames = [
-  '', '.', '..', '../x', '../../escape', '/etc/passwd', 'a//b', 'a/', '/', 'a\\b', 'a\u0000b', 'a\nb', 'a\u007fb',
-  'a\u0085b', 'a\u009b31m', '\ud800', 'x\udfff', 'a'.repeat(256), 'é'.repeat(600), 'a'.repeat(4097),
-  'fuzz/a.bin/under', 'fuzz', 'fuzz/dir', '\u202egnp.exe', ' ', 'fuzz/./a.bin', 'fuzz/../fuzz/a.bin',
+  '',
+  '.',
+  '..',
+  '../x',
+  '../../escape',
+  '/etc/passwd',
+  'a//b',
+  'a/',
+  '/',
+  'a\\b',
+  'a\u0000b',
+  'a\nb',
+  'a\u007fb',
+  'a\u0085b',
+  'a\u009b31m',
+  '\ud800',
+  'x\udfff',
+  'a'.repeat(256),
+  'é'.repeat(600),
+  'a'.repeat(4097),
+  'fuzz/a.bin/under',
+  'fuzz',
+  'fuzz/dir',
+  '\u202egnp.exe',
+  ' ',
+  'fuzz/./a.bin',
+  'fuzz/../fuzz/a.bin',
 ];
 const oddBodies = [
-  '[]', 'null', '42', '"info"', '{', '{}', '{"id":1}', ' ', '{"id":1,"op":"info"}{"id":2,"op":"info"}',
-  '\ufeff{"id":3,"op":"info"}', '{"id":4,"op":"info","__proto__":{"polluted":1}}',
-  '{"id":5,"op":"info","constructor":{"prototype":{"polluted":1}}}', `{"id":6,"op":"stat","name":${'['.repeat(3000)}${']'.repeat(3000)}}`,
-  `{"id":7,"op":"info","x":${'{"a":'.repeat(1200)}1${'}'.repeat(1200)}}`, '{"id":8,"op":"list","limit":1e400}', '{"id":9,"op":"info"',
+  '[]',
+  'null',
+  '42',
+  '"info"',
+  '{',
+  '{}',
+  '{"id":1}',
+  ' ',
+  '{"id":1,"op":"info"}{"id":2,"op":"info"}',
+  '\ufeff{"id":3,"op":"info"}',
+  '{"id":4,"op":"info","__proto__":{"polluted":1}}',
+  '{"id":5,"op":"info","constructor":{"prototype":{"polluted":1}}}',
+  `{"id":6,"op":"stat","name":${'['.repeat(3000)}${']'.repeat(3000)}}`,
+  `{"id":7,"op":"info","x":${'{"a":'.repeat(1200)}1${'}'.repeat(1200)}}`,
+  '{"id":8,"op":"list","limit":1e400}',
+  '{"id":9,"op":"info"',
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -297,8 +345,14 @@ const oddName = fc.oneof(
   { weight: 1, arbitrary: fc.string({ unit: 'grapheme', minLength: 100, maxLength: 300 }) },
 );
 const nameArb = fc.oneof({ weight: 5, arbitrary: poolName }, { weight: 2, arbitrary: oddName });
-const streamArb = fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 1, max: 4 }) }, { weight: 1, arbitrary: fc.constantFrom(0, 0xffffffff, 2 ** 32) });
-const sha256Arb = fc.oneof({ weight: 4, arbitrary: fc.constantFrom(...samples.map((sample) => sample.sha256)) }, { weight: 1, arbitrary: fc.constantFrom('0'.repeat(64), 'A'.repeat(64)) });
+const streamArb = fc.oneof(
+  { weight: 8, arbitrary: fc.integer({ min: 1, max: 4 }) },
+  { weight: 1, arbitrary: fc.constantFrom(0, 0xffffffff, 2 ** 32) },
+);
+const sha256Arb = fc.oneof(
+  { weight: 4, arbitrary: fc.constantFrom(...samples.map((sample) => sample.sha256)) },
+  { weight: 1, arbitrary: fc.constantFrom('0'.repeat(64), 'A'.repeat(64)) },
+);
 const sizeArb = fc.oneof(
   { weight: 8, arbitrary: fc.constantFrom(...sampleSizes) },
   { weight: 1, arbitrary: fc.constantFrom(2 ** 40, 4 * 1024 ** 4, 4 * 1024 ** 4 + 1, 2 ** 53 - 1, -1, 0.5) },
@@ -319,7 +373,12 @@ const requestFields: fc.Arbitrary<Fields> = fc.oneof(
   ),
   asFields(
     fc.record(
-      { op: fc.constant('list'), prefix: fc.constantFrom('fuzz/', 'fuzz/d', '', 'zz'), after: poolName, limit: fc.integer({ min: 1, max: 1000 }) },
+      {
+        op: fc.constant('list'),
+        prefix: fc.constantFrom('fuzz/', 'fuzz/d', '', 'zz'),
+        after: poolName,
+        limit: fc.integer({ min: 1, max: 1000 }),
+      },
       { requiredKeys: ['op'] },
     ),
   ),
@@ -353,7 +412,20 @@ const byteMutation: fc.Arbitrary<ByteMutation> = fc.oneof(
   fc.record({ kind: fc.constant('truncate' as const), at: position }),
   fc.record({
     kind: fc.constant('setLength' as const),
-    value: fc.constantFrom(0, 1, 2, 20, 21, maxControlBytes, maxControlBytes + 1, maxControlBytes + 2, 21 + chunkSize, 22 + chunkSize, 0x7fffffff, 0xffffffff),
+    value: fc.constantFrom(
+      0,
+      1,
+      2,
+      20,
+      21,
+      maxControlBytes,
+      maxControlBytes + 1,
+      maxControlBytes + 2,
+      21 + chunkSize,
+      22 + chunkSize,
+      0x7fffffff,
+      0xffffffff,
+    ),
   }),
   fc.record({ kind: fc.constant('shiftLength' as const), delta: fc.integer({ min: -8, max: 8 }) }),
   fc.record({ kind: fc.constant('setType' as const), value: fc.nat(255) }),
@@ -362,7 +434,29 @@ const byteMutation: fc.Arbitrary<ByteMutation> = fc.oneof(
   fc.record({ kind: fc.constant('duplicate' as const) }),
 );
 const oddValue: fc.Arbitrary<Json> = fc.oneof(
-  fc.constantFrom<Json>(null, true, false, -1, 0, 1.5, -0.5, 2 ** 31, 2 ** 32, 2 ** 53, 2 ** 53 + 2, 2 ** 64, 1e308, -1e308, '', '1', 'a'.repeat(300), [], {}, [1, 2], { a: { b: [] } }),
+  fc.constantFrom<Json>(
+    null,
+    true,
+    false,
+    -1,
+    0,
+    1.5,
+    -0.5,
+    2 ** 31,
+    2 ** 32,
+    2 ** 53,
+    2 ** 53 + 2,
+    2 ** 64,
+    1e308,
+    -1e308,
+    '',
+    '1',
+    'a'.repeat(300),
+    [],
+    {},
+    [1, 2],
+    { a: { b: [] } },
+  ),
   oddName,
   fc.jsonValue({ maxDepth: 2 }) as fc.Arbitrary<Json>,
 );
@@ -403,7 +497,12 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 10, arbitrary: fc.record({ kind: fc.constant('request' as const), fields: requestFields, split }) },
   {
     weight: 10,
-    arbitrary: fc.record({ kind: fc.constant('mutated' as const), fields: requestFields, mutation: fc.oneof(jsonMutation, byteMutation), split }),
+    arbitrary: fc.record({
+      kind: fc.constant('mutated' as const),
+      fields: requestFields,
+      mutation: fc.oneof(jsonMutation, byteMutation),
+      split,
+    }),
   },
   {
     weight: 4,
@@ -428,7 +527,10 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('flood' as const), fields: floodFields, count: fc.integer({ min: 2, max: 64 }) }) },
   // A good part of what one 64 KiB read of the server holds, from a client that then never reads.
-  { weight: 1, arbitrary: fc.record({ kind: fc.constant('burst' as const), fields: floodFields, count: fc.integer({ min: 200, max: 400 }) }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({ kind: fc.constant('burst' as const), fields: floodFields, count: fc.integer({ min: 200, max: 400 }) }),
+  },
   {
     weight: 8,
     arbitrary: fc.record({
@@ -540,7 +642,9 @@ function mutatedRequest(id: number, fields: Fields, mutation: JsonMutation | Byt
     case 'extraField':
       return controlFrame(Buffer.from(jsonText([...entries, [mutation.key, mutation.value]])));
     case 'retype':
-      return controlFrame(Buffer.from(jsonText(entries.map(([key, value], index) => [key, index === at(mutation.field) ? mutation.value : value]))));
+      return controlFrame(
+        Buffer.from(jsonText(entries.map(([key, value], index) => [key, index === at(mutation.field) ? mutation.value : value]))),
+      );
     case 'swap': {
       const swapped = entries.map(([key, value]): [string, Json] => [key, value]);
       const a = swapped[at(mutation.a)]!;
@@ -609,7 +713,8 @@ function show(value: unknown, max = 300): string {
 
 function codeProblem(message: ControlMessage): string | undefined {
   const code = message['code'];
-  if (typeof code !== 'string' || !Object.hasOwn(errorCatalogue, code)) return `code ${show(code)} is not in the error catalogue: ${show(message)}`;
+  if (typeof code !== 'string' || !Object.hasOwn(errorCatalogue, code))
+    return `code ${show(code)} is not in the error catalogue: ${show(message)}`;
   if (clientSideCodes.has(code)) return `code ${code} is client-side only and must never be on the wire: ${show(message)}`;
   if (code === 'EINTERNAL') return `EINTERNAL, an unexpected server failure: ${show(message)}`;
   const text = message['message'];
@@ -701,7 +806,8 @@ class ServerFrameReader {
         const take = Math.min(size - this.#bodyFilled, bytes.length - at);
         const piece = bytes.subarray(at, at + take);
         if (this.#body) this.#body.set(piece, this.#bodyFilled);
-        else if (this.#bodyFilled < this.#prefix.length) this.#prefix.set(piece.subarray(0, this.#prefix.length - this.#bodyFilled), this.#bodyFilled);
+        else if (this.#bodyFilled < this.#prefix.length)
+          this.#prefix.set(piece.subarray(0, this.#prefix.length - this.#bodyFilled), this.#bodyFilled);
         this.#bodyFilled += take;
         at += take;
         if (this.#bodyFilled === size) this.#onBody();
@@ -733,7 +839,12 @@ class ServerFrameReader {
   #onChunkFields(): void {
     const offset = this.#head.readBigUInt64BE(9);
     if (offset > BigInt(Number.MAX_SAFE_INTEGER)) return this.#fail(`a chunk at offset ${offset}`);
-    const header = { stream: this.#head.readUInt32BE(5), offset: Number(offset), xxh64: this.#head.readBigUInt64BE(17), length: this.#bodyLength - 21 };
+    const header = {
+      stream: this.#head.readUInt32BE(5),
+      offset: Number(offset),
+      xxh64: this.#head.readBigUInt64BE(17),
+      length: this.#bodyLength - 21,
+    };
     this.#payloadLeft = header.length;
     this.#state = 'payload';
     this.#sink.chunkStart(header);
@@ -751,7 +862,8 @@ class ServerFrameReader {
     } catch {
       return this.#fail(`a control frame that is not JSON: ${show(body.toString('utf8'))}`);
     }
-    if (typeof message !== 'object' || message === null || Array.isArray(message)) return this.#fail(`a control frame that is not an object: ${show(message)}`);
+    if (typeof message !== 'object' || message === null || Array.isArray(message))
+      return this.#fail(`a control frame that is not an object: ${show(message)}`);
     this.#sink.control(message as ControlMessage);
   }
 
@@ -959,7 +1071,8 @@ class FuzzConnection {
     this.#stalled = false;
     this.socket.resume();
     const writes = this.#pendingWrites.splice(0);
-    if ((await this.#bounded(Promise.all(writes))) === 'timeout') this.problem(`writes made while not reading were not taken within ${waitMs} ms of reading again`);
+    if ((await this.#bounded(Promise.all(writes))) === 'timeout')
+      this.problem(`writes made while not reading were not taken within ${waitMs} ms of reading again`);
   }
 
   // ---- waiting ----
@@ -1087,7 +1200,8 @@ class FuzzConnection {
         this.#note(`${id} ok`);
         count('ok replies');
         const result = message['result'];
-        if (typeof result !== 'object' || result === null || Array.isArray(result)) this.problem(`ok reply without a result object: ${show(message)}`);
+        if (typeof result !== 'object' || result === null || Array.isArray(result))
+          this.problem(`ok reply without a result object: ${show(message)}`);
         else this.#onResult(id, result as ControlMessage);
       } else if (message['ok'] === false) {
         this.#note(`${id} ${String(message['code'])}`);
@@ -1126,7 +1240,8 @@ class FuzzConnection {
     ) {
       if (op !== undefined && op !== 'get') this.problem(`a ${op} reply looks like a get result: ${show(result)}`);
       if (this.#downloads.has(stream)) this.problem(`stream ${stream} was given to two downloads`);
-      if (chunkCount !== Math.ceil(size / fileChunkSize)) this.problem(`get result with chunkCount ${chunkCount} for ${size} bytes in ${fileChunkSize}-byte chunks`);
+      if (chunkCount !== Math.ceil(size / fileChunkSize))
+        this.problem(`get result with chunkCount ${chunkCount} for ${size} bytes in ${fileChunkSize}-byte chunks`);
       const download: DownloadState = {
         name: String(result['name']),
         size,
@@ -1149,12 +1264,15 @@ class FuzzConnection {
     this.#chunk = undefined;
     const download = this.#downloads.get(header.stream);
     if (!download) return this.problem(`a chunk on stream ${header.stream}, which no get reply opened`);
-    if (download.done || download.aborted) return this.problem(`a chunk on stream ${header.stream} after its download ${download.done ? 'completed' : 'was aborted'}`);
+    if (download.done || download.aborted)
+      return this.problem(`a chunk on stream ${header.stream} after its download ${download.done ? 'completed' : 'was aborted'}`);
     const offset = download.next * download.chunkSize;
     const length = Math.min(download.chunkSize, download.size - offset);
     if (header.offset !== offset || header.length !== length) {
       download.aborted = true; // its bytes are not followed further
-      return this.problem(`download ${show(download.name)}: chunk at ${header.offset} of ${header.length} bytes, expected ${offset} of ${length}`);
+      return this.problem(
+        `download ${show(download.name)}: chunk at ${header.offset} of ${header.length} bytes, expected ${offset} of ${length}`,
+      );
     }
     this.#chunk = { header, download, xxh64: create64() };
   }
@@ -1164,7 +1282,8 @@ class FuzzConnection {
     this.#chunk = undefined;
     if (!chunk) return;
     const { header, download } = chunk;
-    if (chunk.xxh64.digest() !== header.xxh64) this.problem(`download ${show(download.name)}: the chunk at ${header.offset} does not match its xxh64`);
+    if (chunk.xxh64.digest() !== header.xxh64)
+      this.problem(`download ${show(download.name)}: the chunk at ${header.offset} does not match its xxh64`);
     download.next += 1;
     if (download.next === download.chunkCount) this.#completeDownload(download);
   }
@@ -1173,7 +1292,8 @@ class FuzzConnection {
     download.done = true;
     if (download.hash) {
       const sha256 = download.hash.digest('hex');
-      if (sha256 !== download.sha256) this.problem(`download ${show(download.name)}: the bytes hash to ${sha256}, the get result said ${download.sha256}`);
+      if (sha256 !== download.sha256)
+        this.problem(`download ${show(download.name)}: the bytes hash to ${sha256}, the get result said ${download.sha256}`);
     }
     this.#notify();
   }
@@ -1191,7 +1311,8 @@ class FuzzConnection {
 async function greet(connection: FuzzConnection, greeting: Greeting): Promise<void> {
   if (greeting === 'await') {
     const reply = await connection.call(helloFields);
-    if (reply === undefined || reply['ok'] !== true) connection.problem(`a good hello on a fresh connection was not accepted: ${show(reply)}`);
+    if (reply === undefined || reply['ok'] !== true)
+      connection.problem(`a good hello on a fresh connection was not accepted: ${show(reply)}`);
   } else if (greeting === 'pipelined') {
     await connection.request(helloFields);
   } else if (greeting !== 'none') {
@@ -1266,11 +1387,17 @@ async function perform(connection: FuzzConnection, step: Action): Promise<void> 
 async function upload(connection: FuzzConnection, step: Extract<Action, { kind: 'upload' }>): Promise<void> {
   const sample = samples[step.sample]!;
   const fingerprint = step.fingerprint === 'reference' ? sample.fingerprint : step.fingerprint;
-  const put = await connection.call({ op: 'put', name: step.name, size: sample.size, fingerprint, ...(step.force ? { force: true } : {}) }, step.split);
+  const put = await connection.call(
+    { op: 'put', name: step.name, size: sample.size, fingerprint, ...(step.force ? { force: true } : {}) },
+    step.split,
+  );
   if (put?.['ok'] !== true) return;
   const stream = (put['result'] as { stream: number }).stream;
   const chunkCount = chunkCountOf(sample.size);
-  const plan = step.chunks === 'all' ? Array.from({ length: chunkCount }, (_, index) => ({ index, flaw: 'none' as ChunkFlaw })) : step.chunks;
+  const plan =
+    step.chunks === 'all'
+      ? Array.from({ length: chunkCount }, (_, index): { index: number; flaw: ChunkFlaw } => ({ index, flaw: 'none' }))
+      : step.chunks;
   let badHashSent = false;
   for (const { index, flaw } of plan) {
     const at = index % (chunkCount + 1);
@@ -1289,7 +1416,8 @@ async function upload(connection: FuzzConnection, step: Extract<Action, { kind: 
   const file = end['result'] as { name?: unknown; size?: unknown; sha256?: unknown };
   if (step.end === 'wrong') connection.problem(`putEnd accepted a wrong SHA-256 for ${show(step.name)}: ${show(end)}`);
   if (badHashSent) connection.problem(`putEnd succeeded although a chunk with a wrong xxh64 was sent on its stream: ${show(end)}`);
-  if (file.sha256 !== sample.sha256 || file.size !== sample.size) connection.problem(`putEnd published other content than was sent: ${show(end)}`);
+  if (file.sha256 !== sample.sha256 || file.size !== sample.size)
+    connection.problem(`putEnd published other content than was sent: ${show(end)}`);
 }
 
 async function runConnection(plan: ConnectionPlan, label: string): Promise<FuzzConnection> {
@@ -1342,7 +1470,8 @@ class Auditor {
     for (;;) {
       const clients = (await connection.call({ op: 'info' }))?.['result'] as { clients?: number } | undefined;
       if (clients?.clients === 1) return undefined;
-      if (Date.now() > deadline) return `${waitMs} ms after its connections closed, the server still counts ${String(clients?.clients)} connections (1 expected)`;
+      if (Date.now() > deadline)
+        return `${waitMs} ms after its connections closed, the server still counts ${String(clients?.clients)} connections (1 expected)`;
     }
   }
 
@@ -1442,11 +1571,13 @@ async function runScenario(plans: ConnectionPlan[]): Promise<void> {
   if (typeof before !== 'string' && typeof after !== 'string' && !sameDrift(after, before)) after = await auditor.driftBack(before);
   if (typeof after !== 'string') settledDrift = after;
   if (typeof before === 'string' || typeof after === 'string') {
-    problems.push(`auditing the listing failed: ${String(before)} ${String(after)}`);
+    problems.push(`auditing the listing failed: ${JSON.stringify(before)} ${JSON.stringify(after)}`);
   } else if (!sameDrift(after, before)) {
     // FOUND BY THIS TEST: two deletes of one name in flight at once both succeeded, and info's
     // file count and byte total dropped twice; the byte total also feeds the storage quota.
-    problems.push(`info no longer agrees with list: info minus list went from ${before.files} files, ${before.bytes} bytes to ${after.files} files, ${after.bytes} bytes`);
+    problems.push(
+      `info no longer agrees with list: info minus list went from ${before.files} files, ${before.bytes} bytes to ${after.files} files, ${after.bytes} bytes`,
+    );
   }
   for (const line of serverErrors.slice(errorsBefore)) problems.push(`the server logged an error: ${line.slice(0, 2000)}`);
   for (const error of uncaught.slice(uncaughtBefore)) problems.push(`uncaught exception: ${error.slice(0, 2000)}`);
@@ -1480,7 +1611,9 @@ t.test('warm-up: the server serves an ordinary client (baseline for memory)', as
   t.ok(await roundTrip('warmup/empty.bin', 0, 4), 'an empty file too');
   const filler = await FuzzConnection.open('log filler');
   await filler.call(helloFields);
-  await filler.send(Buffer.concat(Array.from({ length: 1000 }, () => encodeControl({ id: filler.nextFloodId(), op: 'get', name: 'warmup/empty.bin' }))));
+  await filler.send(
+    Buffer.concat(Array.from({ length: 1000 }, () => encodeControl({ id: filler.nextFloodId(), op: 'get', name: 'warmup/empty.bin' }))),
+  );
   const log = await filler.call({ op: 'log', limit: 1000 });
   filler.socket.destroy();
   t.same(filler.problems, [], '1000 downloads of it are answered well');
@@ -1491,13 +1624,13 @@ t.test('warm-up: the server serves an ordinary client (baseline for memory)', as
   );
 });
 
-t.test('random, mutated and valid frames: every connection is answered or closed, and everything the server sends is well formed', async (t) => {
-  const started = Date.now();
-  sampler = new MemorySampler(10);
-  try {
-    await fc.assert(
-      fc.asyncProperty(scenario, runScenario),
-      {
+t.test(
+  'random, mutated and valid frames: every connection is answered or closed, and everything the server sends is well formed',
+  async (t) => {
+    const started = Date.now();
+    sampler = new MemorySampler(10);
+    try {
+      await fc.assert(fc.asyncProperty(scenario, runScenario), {
         seed,
         numRuns,
         ...(replayPath ? { path: replayPath } : {}),
@@ -1507,19 +1640,21 @@ t.test('random, mutated and valid frames: every connection is answered or closed
         // cut at 60 s with the smallest counterexample found so far. An interrupted fuzz fails
         // rather than passing with fewer runs than asked for.
         plugins: [fc.timeout(30_000), fc.interruptAfterTimeLimit(60_000, { failOnInterrupt: true })],
-      },
-    );
-    t.pass(`${numRuns} scenarios passed`);
-  } catch (error) {
-    t.fail(tapSafe(`${error instanceof Error ? error.message : String(error)}\nreplay: FERRY_FUZZ_SEED=${seed} npx tap test/fuzz.test.ts`));
-  } finally {
-    sampler.stop();
-    memory.peak = sampler.peak;
-    auditor.close();
-  }
-  const counts = [...ledger.counts].sort(([a], [b]) => a.localeCompare(b)).map(([what, n]) => `${what}: ${n}`);
-  t.comment(`${((Date.now() - started) / 1000).toFixed(1)} s; ${counts.join(', ')}`);
-});
+      });
+      t.pass(`${numRuns} scenarios passed`);
+    } catch (error) {
+      t.fail(
+        tapSafe(`${error instanceof Error ? error.message : String(error)}\nreplay: FERRY_FUZZ_SEED=${seed} npx tap test/fuzz.test.ts`),
+      );
+    } finally {
+      sampler.stop();
+      memory.peak = sampler.peak;
+      auditor.close();
+    }
+    const counts = [...ledger.counts].sort(([a], [b]) => a.localeCompare(b)).map(([what, n]) => `${what}: ${n}`);
+    t.comment(`${((Date.now() - started) / 1000).toFixed(1)} s; ${counts.join(', ')}`);
+  },
+);
 
 t.test('after the fuzz: every connection is released, and an ordinary client is served', async (t) => {
   // The server frees a connection asynchronously (its uploads land and are recorded first), and
@@ -1554,15 +1689,27 @@ t.test('after the fuzz: the listing is consistent with what was published and wi
   t.same(invalid, [], 'every listed name is a valid name');
   const info = await client.info();
   t.equal(info.files, files.length, 'info counts the listed files');
-  t.equal(info.bytes, files.reduce((total, file) => total + file.size, 0), 'info adds up their sizes');
+  t.equal(
+    info.bytes,
+    files.reduce((total, file) => total + file.size, 0),
+    'info adds up their sizes',
+  );
 
   // Only the samples (and this test's own final files) were ever sent whole, and a file becomes
   // visible only once its SHA-256 matched: anything else was published unverified.
   const finals = new Set([`zz-final-${seed}/file.bin`, `zz-final-${seed}/empty.bin`, 'warmup/file.bin']);
   const foreign = files.filter((file) => !finals.has(file.name) && sampleBySha.get(file.sha256)?.size !== file.size);
-  t.same(foreign.map((file) => show(file)), [], 'every listed file holds exactly one of the contents the fuzzer uploaded');
+  t.same(
+    foreign.map((file) => show(file)),
+    [],
+    'every listed file holds exactly one of the contents the fuzzer uploaded',
+  );
   const missing = [...ledger.published.keys()].filter((name) => !ledger.deleted.has(name) && !names.includes(name));
-  t.same(missing.map((name) => show(name)), [], 'every file a putEnd published, and no delete removed, is listed');
+  t.same(
+    missing.map((name) => show(name)),
+    [],
+    'every file a putEnd published, and no delete removed, is listed',
+  );
 
   // Paging by two gives the same listing.
   const paged: string[] = [];
@@ -1618,14 +1765,21 @@ t.test('after the fuzz: no name is left claimed', async (t) => {
     try {
       t.ok(await roundTrip(name, chunkSize + 7, n, true), `${show(name)}: uploaded again and downloaded exact`);
     } catch (error) {
-      t.equal((error as { code?: unknown }).code, 'EEXIST', `${show(name)}: refused only because of a file/folder clash (${tapSafe(String(error))})`);
+      t.equal(
+        (error as { code?: unknown }).code,
+        'EEXIST',
+        `${show(name)}: refused only because of a file/folder clash (${tapSafe(String(error))})`,
+      );
     }
   }
 });
 
-t.test('after the fuzz: memory stayed bounded, and nothing failed unexpectedly', async (t) => {
+t.test('after the fuzz: memory stayed bounded, and nothing failed unexpectedly', (t) => {
   const { baseline, peak } = memory;
-  if (!baseline || !peak) return t.fail('no memory figures (an earlier test failed)');
+  if (!baseline || !peak) {
+    t.fail('no memory figures (an earlier test failed)');
+    return t.end();
+  }
   const after = settledMemory();
   const retained = after.heapUsed + after.arrayBuffers - (baseline.heapUsed + baseline.arrayBuffers);
   t.comment(
@@ -1649,4 +1803,5 @@ t.test('after the fuzz: memory stayed bounded, and nothing failed unexpectedly',
   t.same(serverErrors.map(tapSafe), [], 'the server logged no error');
   t.same(uncaught.map(tapSafe), [], 'no uncaught exception');
   t.equal(({} as Record<string, unknown>)['polluted'], undefined, 'no prototype pollution in this process');
+  t.end();
 });

@@ -25,7 +25,15 @@ const sha256 = (bytes: Buffer): string => createHash('sha256').update(bytes).dig
  * Uploads a 3-chunk file over a raw connection, sending chunk 1 twice back to back: first with
  * the bytes of `first`, then with those of `last`. Returns putEnd's reply for `claimed`'s SHA-256.
  */
-async function uploadWithDuplicate(t: Test, port: number, name: string, chunkSize: number, first: Buffer, last: Buffer, claimed: Buffer): Promise<Record<string, unknown>> {
+async function uploadWithDuplicate(
+  t: Test,
+  port: number,
+  name: string,
+  chunkSize: number,
+  first: Buffer,
+  last: Buffer,
+  claimed: Buffer,
+): Promise<Record<string, unknown>> {
   const raw = await RawClient.connect(t, port);
   try {
     await raw.hello();
@@ -87,7 +95,10 @@ for (const [label, chunkSize, trials] of [
 }
 
 /** Runs the real `ferry fsck --json` on `dataDir`. */
-async function fsck(dataDir: string, ...extra: string[]): Promise<{ code: number | null; findings: { problem: string; name: string; detail: string }[] }> {
+async function fsck(
+  dataDir: string,
+  ...extra: string[]
+): Promise<{ code: number | null; findings: { problem: string; name: string; detail: string }[] }> {
   const child = spawn(process.execPath, [ferryBin, 'fsck', '--data', dataDir, '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
@@ -108,12 +119,24 @@ t.test('fsck --verify finds a chunk record that does not describe its bytes, eve
   const { MetaStore } = await import('../src/store/meta-store.js');
   const store = new MetaStore({ path: join(dataDir, 'db') });
   const now = Date.now();
-  await store.commitFile({ name: 'f.bin', size: bytes.length, sha256: sha256(bytes), chunkSize, hashes: packHashes(hashes), created: now, modified: now });
+  await store.commitFile({
+    name: 'f.bin',
+    size: bytes.length,
+    sha256: sha256(bytes),
+    chunkSize,
+    hashes: packHashes(hashes),
+    created: now,
+    modified: now,
+  });
   await store.close();
 
   const quick = await fsck(dataDir);
   t.equal(quick.code, 0, 'without --verify the sizes agree: nothing is read');
   const verified = await fsck(dataDir, '--verify');
   t.equal(verified.code, 1, 'fsck --verify exits 1');
-  t.match(verified.findings, [{ problem: 'content-mismatch', name: 'f.bin', detail: /chunk 2/u }], 'and names the chunk whose xxh64 is not the recorded one');
+  t.match(
+    verified.findings,
+    [{ problem: 'content-mismatch', name: 'f.bin', detail: /chunk 2/u }],
+    'and names the chunk whose xxh64 is not the recorded one',
+  );
 });

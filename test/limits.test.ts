@@ -22,10 +22,10 @@ async function expectBye(t: Test, raw: RawClient, code: string, what: string): P
   return byes[0];
 }
 
-t.test('connections over --max-connections or --max-connections-per-ip are refused with EBUSY before the close', async (t) => {
+t.test('connections over --max-connections or --max-connections-per-address are refused with EBUSY before the close', async (t) => {
   for (const [what, config] of [
     ['max-connections 2', { maxConnections: 2 }],
-    ['max-connections-per-ip 2', { maxConnectionsPerIp: 2 }],
+    ['max-connections-per-address 2', { maxConnectionsPerAddress: 2 }],
   ] as const) {
     const running = await startServer(t, config);
     const first = await RawClient.connect(t, running.port);
@@ -88,7 +88,11 @@ t.test('an upload that stops moving is closed with ETIMEDOUT and resumes afterwa
   const local = await makeFile(work, 'stall.bin', 4 * chunkSize + 99);
   const raw = await RawClient.connect(t, running.port);
   await raw.hello();
-  const put = await raw.call('put', { name: 'stalled.bin', size: local.bytes.length, fingerprint: await referenceFingerprint(local.bytes) });
+  const put = await raw.call('put', {
+    name: 'stalled.bin',
+    size: local.bytes.length,
+    fingerprint: await referenceFingerprint(local.bytes),
+  });
   const stream = (put['result'] as { stream: number }).stream;
   await raw.write(await chunkFrame(stream, 0, local.bytes.subarray(0, chunkSize)));
   await expectBye(t, raw, 'ETIMEDOUT', 'stalled upload');
@@ -104,7 +108,11 @@ t.test('--max-file-size and --max-storage refuse an upload up front with EQUOTA'
   const work = tempDir(t);
   const client = running.client();
   const tooBig = await makeFile(work, 'too-big.bin', 2001);
-  await t.rejects(client.upload(tooBig.path, { name: 'too-big.bin' }), { code: 'EQUOTA', message: /2000/u }, 'a file over the size limit: EQUOTA');
+  await t.rejects(
+    client.upload(tooBig.path, { name: 'too-big.bin' }),
+    { code: 'EQUOTA', message: /2000/u },
+    'a file over the size limit: EQUOTA',
+  );
   const fits = await makeFile(work, 'fits.bin', 2000);
   await client.upload(fits.path, { name: 'fits.bin' });
   const over = await makeFile(work, 'over.bin', 1001);
@@ -165,5 +173,8 @@ t.test('SIGTERM: clients are told (bye ESHUTDOWN), the server exits 0, and an up
   const result = await upload;
   t.equal(result.sha256, local.sha256, 'the upload completes exact after the restart');
   t.equal(result.resumed, true, 'and resumed');
-  t.ok(result.bytesSent < local.bytes.length + 8 * MiB, `bytes sent in all (${result.bytesSent}) stay within the file plus what was in flight`);
+  t.ok(
+    result.bytesSent < local.bytes.length + 8 * MiB,
+    `bytes sent in all (${result.bytesSent}) stay within the file plus what was in flight`,
+  );
 });

@@ -64,9 +64,12 @@ t.test('valid names are returned unchanged', (t) => {
   ];
   for (const name of valid) {
     let result: unknown;
-    t.doesNotThrow(() => {
-      result = checkName(name);
-    }, `accepts ${describe(name)}`);
+    t.doesNotThrow(
+      () => {
+        result = checkName(name);
+      },
+      `accepts ${describe(name)}`,
+    );
     t.equal(result, name, `returns ${describe(name)} unchanged`);
   }
   t.end();

@@ -16,7 +16,6 @@ import { type RunningServer, startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const KiB = 1024;
-const MiB = 1024 * KiB;
 const chunkSize = 64 * KiB;
 
 interface FsckRun {
@@ -99,27 +98,42 @@ t.test('fsck reports, changes nothing; the next start repairs; fsck is then clea
     'size-mismatch resized.bin',
     'upload-without-data lost-part.bin',
   ]);
-  t.ok(check.report.findings.every((finding) => finding.action.startsWith('would ')), 'every action is only proposed');
+  t.ok(
+    check.report.findings.every((finding) => finding.action.startsWith('would ')),
+    'every action is only proposed',
+  );
   t.same(await tree(dataDir), before, 'fsck changed nothing in the data directory');
   const verified = await fsck(dataDir, '--session-ttl', '1ms', '--verify');
   t.ok(summary(verified.report.findings).includes('content-mismatch flipped.bin'), 'fsck --verify also finds the flipped byte');
 
   const second = await startServer(t, { dataDir, chunkSizeBytes: chunkSize, sessionTtlMs: 1 });
   const after = second.client();
-  t.same((await after.list()).map((file) => [file.name, file.damaged !== undefined]), [
-    ['flipped.bin', false],
-    ['kept.bin', false],
-    ['resized.bin', true],
-  ], 'the record without bytes is gone; the resized file is listed as damaged');
+  t.same(
+    (await after.list()).map((file) => [file.name, file.damaged !== undefined]),
+    [
+      ['flipped.bin', false],
+      ['kept.bin', false],
+      ['resized.bin', true],
+    ],
+    'the record without bytes is gone; the resized file is listed as damaged',
+  );
   t.match((await after.stat('resized.bin')).damaged, /4 bytes|bytes on disk/u);
   await t.rejects(after.download('resized.bin', { out: join(work, 'resized.out') }), { code: 'ECORRUPT' }, 'a damaged file is not served');
-  await t.rejects(after.download('flipped.bin', { out: join(work, 'flipped.out') }), { code: 'ECORRUPT' }, 'a chunk that fails its recorded hash stops the download');
+  await t.rejects(
+    after.download('flipped.bin', { out: join(work, 'flipped.out') }),
+    { code: 'ECORRUPT' },
+    'a chunk that fails its recorded hash stops the download',
+  );
   t.match((await after.stat('flipped.bin')).damaged, /xxh64/u, 'and flags the file before the client hears of it');
   const down = await after.download('kept.bin', { out: join(work, 'kept.out') });
   t.equal(down.sha256, kept.sha256, 'an intact file still downloads exact');
   const [run] = await readdir(join(dataDir, 'lost+found'));
   t.match(run, /^\d{8}T\d{6}Z-1$/u, 'strays go to a folder of this run: lost+found/<time>-<n>');
-  t.equal(await readFile(join(dataDir, 'lost+found', run!, 'stray', 'orphan.txt'), 'utf8'), 'someone put this here', 'the stray file was moved aside under its name, not deleted');
+  t.equal(
+    await readFile(join(dataDir, 'lost+found', run!, 'stray', 'orphan.txt'), 'utf8'),
+    'someone put this here',
+    'the stray file was moved aside under its name, not deleted',
+  );
   t.same(await readdir(partial), [], 'no partial file is left: expired, orphaned and session-less ones are gone');
 
   await after.delete('resized.bin');
@@ -140,7 +154,10 @@ t.test('a verified upload published but not recorded (a crash in between) is rec
   await first.client().upload(old.path, { name: 'replaced.bin' });
   const fresh = await makeFile(work, 'new.bin', 5 * chunkSize + 3);
   // Every chunk of both uploads lands and is recorded, but putEnd never comes.
-  for (const [name, force] of [['new.bin', false], ['replaced.bin', true]] as const) {
+  for (const [name, force] of [
+    ['new.bin', false],
+    ['replaced.bin', true],
+  ] as const) {
     const raw = await RawClient.connect(t, first.port);
     await raw.hello();
     const put = await raw.call('put', { name, size: fresh.bytes.length, fingerprint: await referenceFingerprint(fresh.bytes), force });
@@ -227,7 +244,9 @@ t.test('a stray that cannot be moved is reported and left in place; start-up goe
 });
 
 t.test('fsck on a directory that is not a data directory says so', async (t) => {
-  const child = spawn(process.execPath, [ferryBin, 'fsck', '--data', join(tempDir(t), 'nothing-here')], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [ferryBin, 'fsck', '--data', join(tempDir(t), 'nothing-here')], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stderr = '';
   child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
   const [code] = (await once(child, 'exit')) as [number | null];
@@ -246,7 +265,11 @@ t.test('a stored file the server cannot read gets EIO, is not flagged damaged, a
   const path = join(running.dataDir, 'files', 'unreadable.bin');
   await rm(path);
   await mkdir(path);
-  await t.rejects(client.download('unreadable.bin', { out: join(work, 'unreadable.out') }), { code: 'EIO' }, 'the read error reaches the client as EIO');
+  await t.rejects(
+    client.download('unreadable.bin', { out: join(work, 'unreadable.out') }),
+    { code: 'EIO' },
+    'the read error reaches the client as EIO',
+  );
   t.equal((await client.stat('unreadable.bin')).damaged, undefined, 'an I/O error is not taken for damage: it may pass');
   const down = await client.download('fine.bin', { out: join(work, 'fine.out') });
   t.equal(down.sha256, local.sha256, 'other files are still served');

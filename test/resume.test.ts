@@ -44,7 +44,10 @@ t.test('an upload with retries reconnects and resumes by itself', async (t) => {
   t.equal(result.resumed, true);
   // What reached the server over both connections: the file, at most two chunks again, and the
   // frames' own bytes.
-  t.ok(proxy.upstreamBytes <= local.bytes.length + 2 * chunk + 64 * 1024, `${proxy.upstreamBytes} bytes reached the server for ${local.bytes.length}`);
+  t.ok(
+    proxy.upstreamBytes <= local.bytes.length + 2 * chunk + 64 * 1024,
+    `${proxy.upstreamBytes} bytes reached the server for ${local.bytes.length}`,
+  );
 });
 
 t.test('a download cut at 60% resumes from its partial file', async (t) => {
@@ -109,11 +112,18 @@ const smallChunk = 256 * 1024;
  * retry, the server holds chunks 0 to 10; chunk 11 was on the wire, read by the client but never
  * received whole. Just before the client retries, `change` rewrites part of the local file.
  */
-async function uploadChangedOnRetry(t: Test, change: (path: string, bytes: Buffer) => void): Promise<{ result: Promise<UploadResult>; local: { path: string; sha256: string }; dataDir: string }> {
+async function uploadChangedOnRetry(
+  t: Test,
+  change: (path: string, bytes: Buffer) => void,
+): Promise<{ result: Promise<UploadResult>; local: { path: string; sha256: string }; dataDir: string }> {
   const running = await startServer(t, { chunkSizeBytes: smallChunk });
   const proxy = await startCutProxy(t, running.port);
   const local = await makeFile(tempDir(t), 'data.bin', 16 * smallChunk);
-  const client = new FerryClient({ host: '127.0.0.1', port: proxy.port, retry: { retries: 1, onRetry: () => change(local.path, local.bytes) } });
+  const client = new FerryClient({
+    host: '127.0.0.1',
+    port: proxy.port,
+    retry: { retries: 1, onRetry: () => change(local.path, local.bytes) },
+  });
   t.teardown(() => client.close());
   void proxy.cutAfter(3 * MiB, 'up');
   return { result: client.upload(local.path, { name: 'data.bin' }), local, dataDir: running.dataDir };
@@ -145,7 +155,13 @@ t.test('a retry after a dropped link goes on with the file as first read: chunks
 
 t.test('a retry after a dropped link fails with ECHANGED when a chunk it must re-send has changed', async (t) => {
   // Chunks 1 to 14 change, chunk 11 (which the server never got whole) with them.
-  const upload = await uploadChangedOnRetry(t, (path, bytes) => overwrite(path, smallChunk, bytes.subarray(smallChunk, 15 * smallChunk).map((byte) => byte ^ 0xff)));
+  const upload = await uploadChangedOnRetry(t, (path, bytes) =>
+    overwrite(
+      path,
+      smallChunk,
+      bytes.subarray(smallChunk, 15 * smallChunk).map((byte) => byte ^ 0xff),
+    ),
+  );
   await t.rejects(upload.result, { code: 'ECHANGED' }, 'no mix of what the SHA-256 was fed and what is re-sent');
   await t.rejects(stat(join(upload.dataDir, 'files', 'data.bin')), { code: 'ENOENT' }, 'nothing was stored');
 });

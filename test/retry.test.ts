@@ -7,10 +7,10 @@ async function delaysFor(codes: ErrorCode[], retries = codes.length): Promise<nu
   const delays: number[] = [];
   let attempt = 0;
   await withRetries(
-    async () => {
+    () => {
       const code = codes[attempt++];
-      if (code) throw new FerryError(code, `attempt ${attempt} failed`);
-      return 'done';
+      if (code) return Promise.reject(new FerryError(code, `attempt ${attempt} failed`));
+      return Promise.resolve('done');
     },
     { retries, baseDelayMs: 5, maxDelayMs: 20, onRetry: ({ delayMs }) => delays.push(delayMs) },
   );

@@ -4,7 +4,15 @@ import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FerryClient } from '../src/client/client.js';
 import { FrameType, chunkFieldsBytes, frameHeaderBytes } from '../src/protocol/frames.js';
-import { type ChaosOptions, type ChaosProxy, type ChaosStats, type Direction, between, seededRandom, startChaosProxy } from './helpers/chaos-proxy.js';
+import {
+  type ChaosOptions,
+  type ChaosProxy,
+  type ChaosStats,
+  type Direction,
+  between,
+  seededRandom,
+  startChaosProxy,
+} from './helpers/chaos-proxy.js';
 import { makeFile, sha256Of } from './helpers/files.js';
 import { type RunningServer, startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
@@ -32,7 +40,8 @@ function soakSeed(): number {
   const fromEnv = process.env['FERRY_SOAK_SEED'];
   if (fromEnv === undefined || fromEnv === '') return randomInt(2 ** 32);
   const seed = Number(fromEnv);
-  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32) throw new RangeError(`FERRY_SOAK_SEED must be an integer in [0, 2^32), not ${fromEnv}`);
+  if (!Number.isInteger(seed) || seed < 0 || seed >= 2 ** 32)
+    throw new RangeError(`FERRY_SOAK_SEED must be an integer in [0, 2^32), not ${fromEnv}`);
   return seed;
 }
 
@@ -244,7 +253,13 @@ function sum<T>(items: Iterable<T>, count: (item: T) => number): number {
  * may exceed its size by at most one chunk per cut of its own connections. Measured on the wire,
  * not by the clients: see the comments where their counts are printed.
  */
-function checkResentOnTheWire(t: Test, direction: Direction, files: readonly LocalFile[], ledger: TransferLedger, proxy: ChaosProxy): number {
+function checkResentOnTheWire(
+  t: Test,
+  direction: Direction,
+  files: readonly LocalFile[],
+  ledger: TransferLedger,
+  proxy: ChaosProxy,
+): number {
   const cutConnections = new Set(proxy.stats().cutConnections);
   let resentBytes = 0;
   let cuts = 0;
@@ -256,7 +271,9 @@ function checkResentOnTheWire(t: Test, direction: Direction, files: readonly Loc
     t.ok(resent >= 0 && resent <= fileCuts * chunkSizeBytes, `${file.name}: ${resent} bytes crossed again, ${fileCuts} cuts`);
   }
   const label = direction === 'up' ? 'uploads' : 'downloads';
-  t.comment(`${label}: ${resentBytes} chunk payload bytes crossed the proxy again over ${cuts} cuts of the files' connections (${(resentBytes / chunkSizeBytes).toFixed(2)} chunks; bound ${cuts} chunks)`);
+  t.comment(
+    `${label}: ${resentBytes} chunk payload bytes crossed the proxy again over ${cuts} cuts of the files' connections (${(resentBytes / chunkSizeBytes).toFixed(2)} chunks; bound ${cuts} chunks)`,
+  );
   return resentBytes;
 }
 
@@ -269,8 +286,12 @@ async function uploadAll(t: Test, running: RunningServer, files: readonly LocalF
   const ledger = new TransferLedger();
   const proxy = await startChaosProxy(t, running.port, chaos(seed, 'up', ledger));
   const started = performance.now();
-  const outcomes = await inPool(files, concurrentTransfers, (file) => withClient(proxy.port, (client) => client.upload(file.path, { name: file.name })));
-  t.comment(`uploads: ${files.length} files, ${sum(files, (file) => file.size)} bytes in ${Math.round(performance.now() - started)} ms; ${describe(proxy.stats())}`);
+  const outcomes = await inPool(files, concurrentTransfers, (file) =>
+    withClient(proxy.port, (client) => client.upload(file.path, { name: file.name })),
+  );
+  t.comment(
+    `uploads: ${files.length} files, ${sum(files, (file) => file.size)} bytes in ${Math.round(performance.now() - started)} ms; ${describe(proxy.stats())}`,
+  );
   const uploads = succeeded(t, 'upload', files, outcomes);
   for (const [file, upload] of uploads) {
     t.equal(upload.sha256, file.sha256, `${file.name}: the server reports the right SHA-256`);
@@ -283,7 +304,9 @@ async function uploadAll(t: Test, running: RunningServer, files: readonly LocalF
   // by whatever the TCP buffers in between (the client's, the proxy's) held when the cut came: the
   // protocol has no per-chunk acknowledgements, so no client can know which of those bytes arrived.
   const resentByClients = sum(uploads.values(), (upload) => upload.bytesSent) - sum(stored, (file) => file.size);
-  t.comment(`uploads: the clients counted ${resentByClients} bytes sent again (${resentByClients - resentOnWire} of them never crossed the proxy)`);
+  t.comment(
+    `uploads: the clients counted ${resentByClients} bytes sent again (${resentByClients - resentOnWire} of them never crossed the proxy)`,
+  );
   t.ok(resentByClients >= resentOnWire, 'uploads: the clients count at least what crossed the proxy');
   return stored;
 }
@@ -300,7 +323,11 @@ async function downloadAll(t: Test, running: RunningServer, files: readonly Loca
   for (const [file, download] of downloads) {
     t.equal(await sha256Of(download.path), file.sha256, `${file.name}: the downloaded bytes are exact`);
   }
-  t.same((await readdir(dir)).filter((entry) => entry.includes('.ferry-part')), [], 'no partial download is left behind');
+  t.same(
+    (await readdir(dir)).filter((entry) => entry.includes('.ferry-part')),
+    [],
+    'no partial download is left behind',
+  );
   const received = [...downloads.keys()];
   const resentOnWire = checkResentOnTheWire(t, 'down', received, ledger, proxy);
   // bytesReceived counts whole, verified chunks only: the part of a chunk a cut fell in is not in it.

@@ -47,7 +47,10 @@ function retryingClient(t: Test, port: number): { client: FerryClient; reasons: 
  */
 function assertStallRetries(t: Test, reasons: string[]): void {
   t.equal(reasons[0], `stalled: no data for ${stallTimeoutMs}ms (attempt 2)`, 'the first retry says the link stalled');
-  t.ok(reasons.every((reason) => reason.startsWith(`stalled: no data for ${stallTimeoutMs}ms`)), `every retry was for a stall: ${reasons.join('; ')}`);
+  t.ok(
+    reasons.every((reason) => reason.startsWith(`stalled: no data for ${stallTimeoutMs}ms`)),
+    `every retry was for a stall: ${reasons.join('; ')}`,
+  );
 }
 
 t.test('an upload whose link freezes reconnects after the stall timeout and resumes', async (t) => {
@@ -97,9 +100,13 @@ t.test('ferry upload says on stderr why it reconnects', async (t) => {
   const { running, proxy } = await serverBehindProxy(t);
   const local = await makeFile(tempDir(t), 'cli-frozen.bin', 6 * MiB);
   const frozen = proxy.freezeAfter(2 * MiB, 'up');
-  const child = spawn(process.execPath, [ferryBin, 'upload', local.path, '--server', `127.0.0.1:${proxy.port}`, '--stall-timeout', '500ms', '--json'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [ferryBin, 'upload', local.path, '--server', `127.0.0.1:${proxy.port}`, '--stall-timeout', '500ms', '--json'],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
@@ -110,7 +117,11 @@ t.test('ferry upload says on stderr why it reconnects', async (t) => {
   const [code] = (await once(child, 'exit')) as [number | null];
   await frozen;
   t.equal(code, 0, `exit 0 (stderr: ${stderr})`);
-  t.match(stderr, /^ferry: stalled: no data for 500ms, reconnecting in \d+ ms \(attempt 2\/6\)$/mu, 'stderr names the stall and the attempt');
+  t.match(
+    stderr,
+    /^ferry: stalled: no data for 500ms, reconnecting in \d+ ms \(attempt 2\/6\)$/mu,
+    'stderr names the stall and the attempt',
+  );
   t.equal((JSON.parse(stdout) as { sha256: string }).sha256, local.sha256);
   t.equal(await sha256Of(join(running.dataDir, 'files', 'cli-frozen.bin')), local.sha256);
 });

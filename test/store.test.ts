@@ -16,7 +16,10 @@ t.test('sessions, verified chunks and files survive a reopen (real LMDB)', async
   const store = new MetaStore({ path });
   const upload = session('x.bin', 's1');
   await store.saveSession(upload);
-  await store.recordChunks(upload, [[0, 11n], [2, 2n ** 64n - 1n]]);
+  await store.recordChunks(upload, [
+    [0, 11n],
+    [2, 2n ** 64n - 1n],
+  ]);
   await store.saveSession(session('other.bin', 's2'));
   await store.recordChunks(session('other.bin', 's2'), [[0, 99n]]);
   await store.close();
@@ -24,7 +27,14 @@ t.test('sessions, verified chunks and files survive a reopen (real LMDB)', async
   const reopened = new MetaStore({ path });
   t.teardown(() => reopened.close());
   t.match(reopened.session('x.bin'), { id: 's1', size: 10 });
-  t.same([...reopened.verifiedChunks('s1')], [[0, 11n], [2, 2n ** 64n - 1n]], 'chunk hashes, full 64 bits');
+  t.same(
+    [...reopened.verifiedChunks('s1')],
+    [
+      [0, 11n],
+      [2, 2n ** 64n - 1n],
+    ],
+    'chunk hashes, full 64 bits',
+  );
   t.same([...reopened.verifiedChunks('s2')], [[0, 99n]], 'sessions do not see each other');
 
   await reopened.commitFile(file('x.bin', 8), upload);
@@ -45,20 +55,67 @@ t.test('listFiles pages by name and prefix', async (t) => {
   const store = new MetaStore({ path: tempDir(t) });
   t.teardown(() => store.close());
   for (const name of ['b/2', 'a', 'b/1', 'c']) await store.commitFile(file(name, 1));
-  t.same(store.listFiles({ limit: 10 }).map((f) => f.name), ['a', 'b/1', 'b/2', 'c']);
-  t.same(store.listFiles({ prefix: 'b/', limit: 10 }).map((f) => f.name), ['b/1', 'b/2']);
-  t.same(store.listFiles({ after: 'b/1', limit: 2 }).map((f) => f.name), ['b/2', 'c']);
-  t.same(store.listFiles({ prefix: 'b/', after: 'b/1', limit: 10 }).map((f) => f.name), ['b/2']);
+  t.same(
+    store.listFiles({ limit: 10 }).map((f) => f.name),
+    ['a', 'b/1', 'b/2', 'c'],
+  );
+  t.same(
+    store.listFiles({ prefix: 'b/', limit: 10 }).map((f) => f.name),
+    ['b/1', 'b/2'],
+  );
+  t.same(
+    store.listFiles({ after: 'b/1', limit: 2 }).map((f) => f.name),
+    ['b/2', 'c'],
+  );
+  t.same(
+    store.listFiles({ prefix: 'b/', after: 'b/1', limit: 10 }).map((f) => f.name),
+    ['b/2'],
+  );
 });
 
-t.test('the transfer log keeps the newest entries, newest first', async (t) => {
-  const store = new MetaStore({ path: tempDir(t), maxLogEntries: 150 });
+t.test('the transfer log keeps what is younger than its retention, newest first, and at most its cap', async (t) => {
+  const minute = 60_000;
+  const now = Date.now();
+  const store = new MetaStore({ path: tempDir(t), logRetentionMs: 60 * minute, maxLogEntries: 1000 });
   t.teardown(() => store.close());
-  for (let index = 0; index < 300; index += 1) {
-    await store.appendLog({ time: 1000 + index, client: 'c', op: 'upload', name: `f${index}`, bytes: index, durationMs: 1, result: 'ok' });
+  // One entry a minute over the last 150 minutes: the oldest 90 are past the hour's retention.
+  for (let index = 0; index < 150; index += 1) {
+    await store.appendLog({
+      time: now - (150 - index) * minute + minute / 2,
+      client: 'c',
+      op: 'upload',
+      name: `f${index}`,
+      bytes: index,
+      durationMs: 1,
+      result: 'ok',
+    });
   }
   const recent = store.recentLog(1000);
-  t.ok(recent.length <= 250 && recent.length >= 150, `pruned to about the limit (${recent.length})`);
-  t.equal(recent[0]?.name, 'f299', 'newest first');
-  t.same(store.recentLog(3).map((entry) => entry.name), ['f299', 'f298', 'f297']);
+  t.ok(recent.length < 150, `entries past the retention are pruned as the log grows (${recent.length} left)`);
+  await store.pruneLog(now);
+  t.same(
+    store.recentLog(1000).map((entry) => entry.name),
+    Array.from({ length: 60 }, (_, index) => `f${149 - index}`),
+    'exactly the last hour is kept, newest first',
+  );
+
+  const capped = new MetaStore({ path: tempDir(t), logRetentionMs: 60 * minute, maxLogEntries: 25 });
+  t.teardown(() => capped.close());
+  for (let index = 0; index < 40; index += 1) {
+    await capped.appendLog({
+      time: now - (40 - index),
+      client: 'c',
+      op: 'delete',
+      name: `g${index}`,
+      bytes: 0,
+      durationMs: 1,
+      result: 'ok',
+    });
+  }
+  await capped.pruneLog(now);
+  t.same(
+    capped.recentLog(3).map((entry) => entry.name),
+    ['g39', 'g38', 'g37'],
+  );
+  t.equal(capped.recentLog(1000).length, 25, 'at most maxLogEntries, whatever their age');
 });

@@ -3,7 +3,9 @@
  * Buffers travel as whole ArrayBuffers (moved, not copied) and come back in the result so the
  * main thread can reuse them.
  */
-export type TaskFailureCode = 'ECHECKSUM' | 'ENOSPC' | 'ENOENT' | 'EIO';
+import { codeOfSystemError, describeSystemError } from '../src/system-errors.js';
+
+export type TaskFailureCode = 'ECHECKSUM' | ReturnType<typeof codeOfSystemError>;
 
 export interface TaskFailure {
   ok: false;
@@ -13,24 +15,22 @@ export interface TaskFailure {
 
 /** A failed system call as a task failure: `what` failed, and why. */
 export function taskFailure(error: unknown, what: string): TaskFailure {
-  const code = (error as NodeJS.ErrnoException).code;
-  const mapped: TaskFailureCode = code === 'ENOSPC' || code === 'EDQUOT' ? 'ENOSPC' : code === 'ENOENT' ? 'ENOENT' : 'EIO';
-  const detail = error instanceof Error ? error.message : String(error);
-  return { ok: false, code: mapped, message: `${what}: ${detail}` };
+  return { ok: false, code: codeOfSystemError(error), message: `${what}: ${describeSystemError(error)}` };
 }
 
-/** Verify `xxh64` over buffer[0, length), then write those bytes at `offset` of `path`. */
+/** Verify `xxh64` over buffer[0, length), then write those bytes at `offset` of the open file `fd`. */
 export interface WriteChunkTask {
-  path: string;
+  /** A descriptor the main thread opened (descriptors belong to the process: a worker may use it). */
+  fd: number;
   offset: number;
   length: number;
   xxh64: bigint;
   buffer: ArrayBuffer;
 }
 
-/** Read `length` bytes at `offset` of `path` into `buffer` and check them against `xxh64`. */
+/** Read `length` bytes at `offset` of the open file `fd` into `buffer` and check them against `xxh64`. */
 export interface ReadChunkTask {
-  path: string;
+  fd: number;
   offset: number;
   length: number;
   xxh64: bigint;

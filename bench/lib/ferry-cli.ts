@@ -28,9 +28,13 @@ export async function runFerryCli<T>(args: readonly string[], scratchDir: string
   const run = expectSuccess(
     `ferry ${args[0] ?? ''}`,
     // FERRY_BENCH_CLIENT_NODE_ARGS: extra Node options for the client, e.g. to profile it (as for the server).
-    await runCommand(process.execPath, [...nodeArgsFrom('FERRY_BENCH_CLIENT_NODE_ARGS'), '--import', cpuReportHook, ferryBin, ...args, '--json'], {
-      env: { ...process.env, FERRY_BENCH_CPU_FILE: reportPath },
-    }),
+    await runCommand(
+      process.execPath,
+      [...nodeArgsFrom('FERRY_BENCH_CLIENT_NODE_ARGS'), '--import', cpuReportHook, ferryBin, ...args, '--json'],
+      {
+        env: { ...process.env, FERRY_BENCH_CPU_FILE: reportPath },
+      },
+    ),
   );
   const report = JSON.parse(await readFile(reportPath, 'utf8')) as CpuReport;
   await rm(reportPath, { force: true });

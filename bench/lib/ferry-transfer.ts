@@ -23,14 +23,22 @@ export interface TransferSample {
 }
 
 /** Uploads `source` as `name` with the CLI; checks the server's SHA-256 against the source's. */
-export async function ferryUpload(server: FerryServer, source: SourceFile, name: string, scratchDir: string, cores: number): Promise<TransferSample> {
+export async function ferryUpload(
+  server: FerryServer,
+  source: SourceFile,
+  name: string,
+  scratchDir: string,
+  cores: number,
+): Promise<TransferSample> {
   const cpuBefore = server.cpuSeconds();
   const stopMeter = boxCpuMeter(cores);
   const run = await cliUpload(source.path, name, server.address, scratchDir);
   const box = stopMeter();
   const serverCpuSeconds = server.cpuSeconds() - cpuBefore;
   if (run.result.sha256 !== source.sha256 || run.result.size !== source.size) {
-    throw new Error(`upload of ${name}: server reports ${run.result.size} bytes sha256 ${run.result.sha256}, source is ${source.size} bytes ${source.sha256}`);
+    throw new Error(
+      `upload of ${name}: server reports ${run.result.size} bytes sha256 ${run.result.sha256}, source is ${source.size} bytes ${source.sha256}`,
+    );
   }
   return sample(source.size, run, serverCpuSeconds, box);
 }
@@ -55,7 +63,9 @@ export async function ferryDownload(
   const box = stopMeter();
   const serverCpuSeconds = server.cpuSeconds() - cpuBefore;
   if (run.result.sha256 !== source.sha256 || run.result.size !== source.size) {
-    throw new Error(`download of ${name}: client reports ${run.result.size} bytes sha256 ${run.result.sha256}, source is ${source.size} bytes ${source.sha256}`);
+    throw new Error(
+      `download of ${name}: client reports ${run.result.size} bytes sha256 ${run.result.sha256}, source is ${source.size} bytes ${source.sha256}`,
+    );
   }
   const onDisk = rehash ? await sha256File(out) : source.sha256;
   await rm(out, { force: true });
@@ -63,7 +73,12 @@ export async function ferryDownload(
   return sample(source.size, run, serverCpuSeconds, box);
 }
 
-function sample(bytes: number, run: { seconds: number; cpuSeconds: number; maxRssBytes: number }, serverCpuSeconds: number, box: BoxCpu): TransferSample {
+function sample(
+  bytes: number,
+  run: { seconds: number; cpuSeconds: number; maxRssBytes: number },
+  serverCpuSeconds: number,
+  box: BoxCpu,
+): TransferSample {
   const cpuPercent = (100 * (run.cpuSeconds + serverCpuSeconds)) / run.seconds;
   return {
     bytes,

@@ -76,14 +76,22 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
   const quick = values.quick ?? false;
   const scenarios = new Set<ScenarioId>();
   for (const item of values.scenario === undefined ? scenarioIds : list(values.scenario)) {
-    if (!(scenarioIds as readonly string[]).includes(item)) throw new Error(`--scenario: unknown scenario ${item} (choose from ${scenarioIds.join(', ')})`);
+    if (!(scenarioIds as readonly string[]).includes(item))
+      throw new Error(`--scenario: unknown scenario ${item} (choose from ${scenarioIds.join(', ')})`);
     scenarios.add(item as ScenarioId);
   }
-  const clients = values.clients === undefined ? (quick ? [1, 4, 16] : [1, 4, 16, 64, 256]) : list(values.clients).map((item) => positiveInt('clients', item));
-  const fileSizes = values.sizes === undefined ? (quick ? [64 * 1024, 8 * 1024 ** 2] : [64 * 1024, 16 * 1024 ** 2]) : list(values.sizes).map(parseSize);
+  const clients =
+    values.clients === undefined
+      ? quick
+        ? [1, 4, 16]
+        : [1, 4, 16, 64, 256]
+      : list(values.clients).map((item) => positiveInt('clients', item));
+  const fileSizes =
+    values.sizes === undefined ? (quick ? [64 * 1024, 8 * 1024 ** 2] : [64 * 1024, 16 * 1024 ** 2]) : list(values.sizes).map(parseSize);
   const references = values.refs === undefined ? (quick ? ['socat', 'rsync'] : [...referenceNames]) : list(values.refs);
   for (const name of references) {
-    if (!(referenceNames as readonly string[]).includes(name)) throw new Error(`--refs: unknown reference ${name} (choose from ${referenceNames.join(', ')})`);
+    if (!(referenceNames as readonly string[]).includes(name))
+      throw new Error(`--refs: unknown reference ${name} (choose from ${referenceNames.join(', ')})`);
   }
   return {
     quick,

@@ -98,11 +98,13 @@ export const socat: Reference = {
   name: 'socat',
   how: `socat -u -b${socatBufferBytes} TCP-LISTEN → OPEN:file (1 MiB buffers)`,
   missing: missingBinary('socat', 'socat'),
-  open: async (_workDir, remoteDir) =>
-    oneShotSession(
+  open: (_workDir, remoteDir) =>
+    oneShotPeer(
       'socat',
       {
-        receiver: (port, dest) => ({ args: ['-u', `-b${socatBufferBytes}`, `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`, `OPEN:${dest},creat,trunc`] }),
+        receiver: (port, dest) => ({
+          args: ['-u', `-b${socatBufferBytes}`, `TCP-LISTEN:${port},bind=127.0.0.1,reuseaddr`, `OPEN:${dest},creat,trunc`],
+        }),
         sender: (port, source) => ({ args: ['-u', `-b${socatBufferBytes}`, `OPEN:${source}`, `TCP:127.0.0.1:${port}`] }),
       },
       remoteDir,
@@ -113,8 +115,8 @@ export const nc: Reference = {
   name: 'nc',
   how: 'nc -l 127.0.0.1 P > file; nc -N 127.0.0.1 P < file (netcat-openbsd)',
   missing: missingBinary('nc', 'netcat-openbsd'),
-  open: async (_workDir, remoteDir) =>
-    oneShotSession(
+  open: (_workDir, remoteDir) =>
+    oneShotPeer(
       'nc',
       {
         receiver: (port, dest) => ({ args: ['-l', '127.0.0.1', String(port)], stdoutFile: dest }),
@@ -135,7 +137,17 @@ export const rsync: Reference = {
     const gid = process.getgid?.() ?? 0;
     await writeFile(
       config,
-      ['use chroot = no', `uid = ${uid}`, `gid = ${gid}`, `log file = ${join(workDir, 'rsyncd.log')}`, '', '[bench]', `path = ${remoteDir}`, 'read only = no', ''].join('\n'),
+      [
+        'use chroot = no',
+        `uid = ${uid}`,
+        `gid = ${gid}`,
+        `log file = ${join(workDir, 'rsyncd.log')}`,
+        '',
+        '[bench]',
+        `path = ${remoteDir}`,
+        'read only = no',
+        '',
+      ].join('\n'),
     );
     const port = await freePort();
     const daemon = startCommand('rsync', ['--daemon', '--no-detach', '--config', config, '--port', String(port), '--address', '127.0.0.1']);
@@ -167,18 +179,23 @@ export const cp: Reference = {
   name: 'cp',
   how: 'cp --reflink=never (disk and page cache only, no network)',
   missing: missingBinary('cp', 'coreutils'),
-  open: async (_workDir, remoteDir) => {
+  open: (_workDir, remoteDir) => {
     const copy = async (from: string, to: string): Promise<number> => {
       await rm(to, { force: true });
       return expectSuccess('cp', await runCommand('cp', ['--reflink=never', from, to])).seconds;
     };
-    return {
-      up: async (source, remoteName) => copy(source, join(remoteDir, remoteName)),
-      down: async (remoteName, dest) => copy(join(remoteDir, remoteName), dest),
-      close: async () => {},
-    };
+    return Promise.resolve({
+      up: (source, remoteName) => copy(source, join(remoteDir, remoteName)),
+      down: (remoteName, dest) => copy(join(remoteDir, remoteName), dest),
+      close: () => Promise.resolve(),
+    });
   },
 };
+
+/** A one-shot peer's session, as `Reference.open` returns it. */
+function oneShotPeer(...args: Parameters<typeof oneShotSession>): Promise<ReferenceSession> {
+  return Promise.resolve(oneShotSession(...args));
+}
 
 export const references: readonly Reference[] = [socat, nc, rsync, cp];
 

@@ -25,7 +25,9 @@ function escapeCell(text: string): string {
 
 export function markdownTable(table: Table): string {
   const numeric = new Set(table.numeric ?? []);
-  const widths = table.headers.map((header, column) => Math.max(header.length, ...table.rows.map((row) => escapeCell(row[column] ?? '').length), 3));
+  const widths = table.headers.map((header, column) =>
+    Math.max(header.length, ...table.rows.map((row) => escapeCell(row[column] ?? '').length), 3),
+  );
   const line = (cells: readonly string[]): string =>
     '| ' +
     cells
@@ -36,7 +38,8 @@ export function markdownTable(table: Table): string {
       })
       .join(' | ') +
     ' |';
-  const rule = '|' + widths.map((width, column) => (numeric.has(column) ? '-'.repeat(width + 1) + ':' : '-'.repeat(width + 2))).join('|') + '|';
+  const rule =
+    '|' + widths.map((width, column) => (numeric.has(column) ? '-'.repeat(width + 1) + ':' : '-'.repeat(width + 2))).join('|') + '|';
   const lines = [line(table.headers), rule, ...table.rows.map((row) => line(table.headers.map((_, column) => row[column] ?? '')))];
   return (table.caption ? table.caption + '\n\n' : '') + lines.join('\n');
 }

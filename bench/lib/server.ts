@@ -27,7 +27,20 @@ export class FerryServer {
   }
 
   static async start(dataDir: string, extraArgs: readonly string[] = []): Promise<FerryServer> {
-    const args = [...nodeArgsFrom('FERRY_BENCH_SERVER_NODE_ARGS'), ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs];
+    const args = [
+      ...nodeArgsFrom('FERRY_BENCH_SERVER_NODE_ARGS'),
+      ferryBin,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--data',
+      dataDir,
+      '--log-level',
+      'warn',
+      ...extraArgs,
+    ];
     const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     const port = await new Promise<number>((resolve, reject) => {
@@ -67,7 +80,8 @@ export class FerryServer {
   }
 
   async #stop(): Promise<ServerStats> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) throw new Error(`ferry serve (pid ${this.pid}) exited on its own (${this.child.signalCode ?? this.child.exitCode})`);
+    if (this.child.exitCode !== null || this.child.signalCode !== null)
+      throw new Error(`ferry serve (pid ${this.pid}) exited on its own (${this.child.signalCode ?? this.child.exitCode})`);
     const stats = { cpuSeconds: this.cpuSeconds(), peakRssBytes: processPeakRssBytes(this.pid) };
     const exit = await stopChild(this.child, 'SIGTERM');
     if (exit.signal === 'SIGKILL') process.stderr.write(`bench: ferry serve (pid ${this.pid}) ignored SIGTERM and was killed\n`);

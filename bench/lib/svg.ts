@@ -63,7 +63,8 @@ function panel(p: ChartPanel, offsetX: number, clientCounts: number[]): string {
   const maxX = Math.log2(Math.max(...clientCounts));
   const spanX = maxX - minX || 1;
   const xOf = (clients: number): number => x0 + ((Math.log2(clients) - minX) / spanX) * width;
-  const yOf = (value: number): number => y0 + height - ((Math.log10(value) - Math.log10(low)) / (Math.log10(high) - Math.log10(low) || 1)) * height;
+  const yOf = (value: number): number =>
+    y0 + height - ((Math.log10(value) - Math.log10(low)) / (Math.log10(high) - Math.log10(low) || 1)) * height;
   for (const tick of logTicks(low, high)) {
     const y = yOf(tick).toFixed(1);
     out.push(`<line x1="${x0}" x2="${x0 + width}" y1="${y}" y2="${y}" stroke="#eee"/>`);
@@ -75,14 +76,17 @@ function panel(p: ChartPanel, offsetX: number, clientCounts: number[]): string {
     out.push(`<text x="${x}" y="${y0 + height + 16}" text-anchor="middle">${clients}</text>`);
   }
   out.push(`<text x="${x0 + width / 2}" y="${y0 + height + 34}" text-anchor="middle">clients (log2)</text>`);
-  out.push(`<text transform="translate(${offsetX + 16} ${y0 + height / 2}) rotate(-90)" text-anchor="middle">${escapeXml(p.unit)} (log10)</text>`);
+  out.push(
+    `<text transform="translate(${offsetX + 16} ${y0 + height / 2}) rotate(-90)" text-anchor="middle">${escapeXml(p.unit)} (log10)</text>`,
+  );
   for (const s of p.series) {
     const points = s.points.filter((pt) => Number.isFinite(pt.value) && pt.value > 0);
     if (points.length === 0) continue;
     const colour = palette[s.colour % palette.length]!;
     const path = points.map((pt) => `${xOf(pt.clients).toFixed(1)},${yOf(pt.value).toFixed(1)}`).join(' ');
     out.push(`<polyline points="${path}" fill="none" stroke="${colour}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
-    for (const pt of points) out.push(`<circle cx="${xOf(pt.clients).toFixed(1)}" cy="${yOf(pt.value).toFixed(1)}" r="3" fill="${colour}"/>`);
+    for (const pt of points)
+      out.push(`<circle cx="${xOf(pt.clients).toFixed(1)}" cy="${yOf(pt.value).toFixed(1)}" r="3" fill="${colour}"/>`);
   }
   return out.join('\n');
 }

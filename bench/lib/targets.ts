@@ -26,7 +26,13 @@ function notMeasured(target: string, why: string): TargetCheck {
   return { target, measured: `not measured (${why})`, met: undefined };
 }
 
-function ratioTarget(refs: RefResult[] | undefined, reference: string, direction: 'upload' | 'download', minimum: number, label: string): TargetCheck {
+function ratioTarget(
+  refs: RefResult[] | undefined,
+  reference: string,
+  direction: 'upload' | 'download',
+  minimum: number,
+  label: string,
+): TargetCheck {
   const target = `bulk ${direction} ≥ ${minimum}× ${label}`;
   if (!refs) return notMeasured(target, 'refs not run');
   const result = refs.find((r) => r.name === reference);
@@ -50,8 +56,18 @@ export function checkTargets(m: Measured): TargetCheck[] {
   const targetCase = m.steps?.find((s) => s.target);
   const caseLabel = '32 clients × 32 MiB upload';
   if (!targetCase) {
-    checks.push(notMeasured(`${caseLabel}: aggregate ≥ rsync daemon upload`, m.steps ? 'target case runs only in a full default sweep' : 'concurrency not run'));
-    checks.push(notMeasured(`${caseLabel}: server peak RSS ≤ 256 MiB`, m.steps ? 'target case runs only in a full default sweep' : 'concurrency not run'));
+    checks.push(
+      notMeasured(
+        `${caseLabel}: aggregate ≥ rsync daemon upload`,
+        m.steps ? 'target case runs only in a full default sweep' : 'concurrency not run',
+      ),
+    );
+    checks.push(
+      notMeasured(
+        `${caseLabel}: server peak RSS ≤ 256 MiB`,
+        m.steps ? 'target case runs only in a full default sweep' : 'concurrency not run',
+      ),
+    );
   } else {
     const rsync = m.refs?.find((r) => r.name === 'rsync' && !r.skipped)?.summary.find((s) => s.direction === 'upload');
     checks.push(
@@ -61,7 +77,10 @@ export function checkTargets(m: Measured): TargetCheck[] {
             measured: `${formatNumber(targetCase.upload.mibPerSecond)} vs ${formatNumber(rsync.referenceMiBps)} MiB/s`,
             met: targetCase.upload.mibPerSecond >= rsync.referenceMiBps,
           }
-        : notMeasured(`${caseLabel}: aggregate ≥ rsync daemon upload`, `rsync not measured; Ferry did ${formatNumber(targetCase.upload.mibPerSecond)} MiB/s`),
+        : notMeasured(
+            `${caseLabel}: aggregate ≥ rsync daemon upload`,
+            `rsync not measured; Ferry did ${formatNumber(targetCase.upload.mibPerSecond)} MiB/s`,
+          ),
     );
     checks.push({
       target: `${caseLabel}: server peak RSS ≤ 256 MiB`,
@@ -108,7 +127,11 @@ export function checkTargets(m: Measured): TargetCheck[] {
   else {
     const percent = median(m.resume.map((r) => r.timePercent));
     const newClient = median(m.resume.map((r) => r.newClientTimePercent));
-    checks.push({ target: resumeTarget, measured: `${formatNumber(percent)}% (the client's retry; a new client: ${formatNumber(newClient)}%)`, met: percent <= 15 });
+    checks.push({
+      target: resumeTarget,
+      measured: `${formatNumber(percent)}% (the client's retry; a new client: ${formatNumber(newClient)}%)`,
+      met: percent <= 15,
+    });
   }
   return checks;
 }

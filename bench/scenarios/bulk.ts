@@ -49,7 +49,14 @@ async function bulkRun(ctx: BenchContext, medium: Medium, index: number, measure
     const download = await ferryDownload(server, source, name, join(outDir, name), ctx.workDir, ctx.machine.cores, true);
     log(`bulk ${medium} run ${index}: download ${formatNumber(download.mibPerSecond)} MiB/s`);
     const stats = await server.stop();
-    return { medium, upload, download, serverPeakRssBytes: stats.peakRssBytes, serverCpuSeconds: stats.cpuSeconds, ...(fixedCost ? { fixedCost } : {}) };
+    return {
+      medium,
+      upload,
+      download,
+      serverPeakRssBytes: stats.peakRssBytes,
+      serverCpuSeconds: stats.cpuSeconds,
+      ...(fixedCost ? { fixedCost } : {}),
+    };
   } finally {
     await server.stop().catch(() => {}); // already stopped above unless something failed first
     await removeDir(dataDir);
@@ -97,7 +104,8 @@ export async function runBulk(ctx: BenchContext): Promise<ScenarioReport> {
   const summaries: BulkSummary[] = [];
   for (const medium of media) {
     const mine: BulkRun[] = [];
-    for (let index = 1; index <= ctx.options.runs; index += 1) mine.push(await bulkRun(ctx, medium, index, runs.length + mine.length === 0));
+    for (let index = 1; index <= ctx.options.runs; index += 1)
+      mine.push(await bulkRun(ctx, medium, index, runs.length + mine.length === 0));
     runs.push(...mine);
     summaries.push(summarize(mine, medium, 'upload'), summarize(mine, medium, 'download'));
   }
@@ -106,9 +114,9 @@ export async function runBulk(ctx: BenchContext): Promise<ScenarioReport> {
   notes.push(
     `${size} of random bytes; medians of ${ctx.options.runs} run(s), each against a fresh \`ferry serve\` and data dir. Time is the CLI process's wall time, Node start-up included.`,
     `Included in every CLI time: the CLI's fixed cost, measured as \`ferry info\` (Node start-up, imports, connect, one request, exit): ${formatNumber(fixed.seconds)} s wall, ${formatNumber(fixed.cpuSeconds)} s CPU.`,
-    'Verified: the SHA-256 the server (upload) or client (download) reports equals the source\'s, and the downloaded file is hashed again afterwards (untimed).',
+    "Verified: the SHA-256 the server (upload) or client (download) reports equals the source's, and the downloaded file is hashed again afterwards (untimed).",
     `CPU % of a core: (client CPU + server CPU) / seconds; ${100 * ctx.machine.cores}% would be every core of this machine busy. others: CPU the rest of the machine used meanwhile, same unit (near 0 on a quiet machine; more means Ferry competed for the cores). iowait: the machine's time waiting on the disk, same unit; near 0 means the disk held nothing up.`,
-    'tmpfs: the server\'s data dir and the download destination on /dev/shm; the source file is read from the page cache in both cases.',
+    "tmpfs: the server's data dir and the download destination on /dev/shm; the source file is read from the page cache in both cases.",
   );
   return {
     id: 'bulk',
@@ -116,7 +124,18 @@ export async function runBulk(ctx: BenchContext): Promise<ScenarioReport> {
     notes,
     tables: [
       {
-        headers: ['case', 'MiB/s', 'seconds', 'client CPU s', 'server CPU s', 'CPU % of a core', 'others %', 'iowait %', 'server peak RSS MiB', 'client peak RSS MiB'],
+        headers: [
+          'case',
+          'MiB/s',
+          'seconds',
+          'client CPU s',
+          'server CPU s',
+          'CPU % of a core',
+          'others %',
+          'iowait %',
+          'server peak RSS MiB',
+          'client peak RSS MiB',
+        ],
         numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9],
         rows: summaries.map((s) => [
           `${s.direction}, ${s.medium}`,

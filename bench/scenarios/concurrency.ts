@@ -84,7 +84,10 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
   const outDir = await makeTempDir('disk', 'sweep-out');
   // Every client connects from 127.0.0.1: lift the per-address limit (default 64) to the sweep's size.
   const server = await FerryServer.start(dataDir, ['--max-connections-per-ip', String(Math.max(64, clients + 8))]);
-  const ferryClients = Array.from({ length: clients }, () => new FerryClient({ host: '127.0.0.1', port: server.port, retry: { retries: 0 } }));
+  const ferryClients = Array.from(
+    { length: clients },
+    () => new FerryClient({ host: '127.0.0.1', port: server.port, retry: { retries: 0 } }),
+  );
   const errorSamples: string[] = [];
   const failed = (what: string, error: unknown): Op => {
     if (errorSamples.length < 5) errorSamples.push(`${what}: ${error instanceof Error ? error.message : String(error)}`);
@@ -185,7 +188,8 @@ function latency(p: PhaseResult): string {
 
 export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport> {
   const plan: { fileBytes: number; clients: number; target: boolean }[] = [];
-  for (const fileBytes of ctx.options.fileSizes) for (const clients of ctx.options.clients) plan.push({ fileBytes, clients, target: false });
+  for (const fileBytes of ctx.options.fileSizes)
+    for (const clients of ctx.options.clients) plan.push({ fileBytes, clients, target: false });
   if (ctx.options.targetCase) plan.push({ fileBytes: 32 * MiB, clients: 32, target: true });
   const steps: SweepStep[] = [];
   for (const { fileBytes, clients, target } of plan) {
@@ -206,7 +210,14 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
     `rounds: files per client in a step, so that every step does enough work to time (at least ${ctx.options.minOpsPerStep} operations or ${formatSize(ctx.options.minBytesPerStep)} per direction).`,
     `CPU the rest of the machine used during the steps (box minus server and bench process), median: ${formatNumber(median(steps.map((s) => s.othersPercent)))}% of a core; per step in the JSON.`,
     `disk floor: for files up to ${formatSize(floorMaxFileBytes)}, the same number of files stored durably by a bare loop with the same concurrency (write, fdatasync, close, rename, grouped directory fsync: the file-system work of a durable upload and nothing else, no network, hashing or metadata), in files/s. Ferry's up ops/s cannot exceed it by much.`,
-    `Errors (must be 0): ${totalErrors}.` + (totalErrors > 0 ? ' First messages: ' + steps.flatMap((s) => s.errorSamples).slice(0, 5).join('; ') : ''),
+    `Errors (must be 0): ${totalErrors}.` +
+      (totalErrors > 0
+        ? ' First messages: ' +
+          steps
+            .flatMap((s) => s.errorSamples)
+            .slice(0, 5)
+            .join('; ')
+        : ''),
   ];
   return {
     id: 'concurrency',
@@ -214,7 +225,21 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
     notes,
     tables: [
       {
-        headers: ['file', 'clients', 'rounds', 'errors', 'up MiB/s', 'up ops/s', 'up p50 / p99 ms', 'down MiB/s', 'down ops/s', 'down p50 / p99 ms', 'server CPU s', 'server peak RSS MiB', 'disk floor files/s'],
+        headers: [
+          'file',
+          'clients',
+          'rounds',
+          'errors',
+          'up MiB/s',
+          'up ops/s',
+          'up p50 / p99 ms',
+          'down MiB/s',
+          'down ops/s',
+          'down p50 / p99 ms',
+          'server CPU s',
+          'server peak RSS MiB',
+          'disk floor files/s',
+        ],
         numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
         rows: steps.map((s) => [
           formatSize(s.fileBytes) + (s.target ? ' (target case)' : ''),

@@ -31,7 +31,7 @@ function measure(name: string, seconds: number, batch: () => { ops: number; byte
     let ops = 0;
     let bytes = 0;
     const started = performance.now();
-    let elapsed = 0;
+    let elapsed: number;
     do {
       const done = batch();
       ops += done.ops;
@@ -84,14 +84,22 @@ function countingSink(copyInto?: Buffer): FrameSink & { frames: number } {
   return sink;
 }
 
-function decoderBench(name: string, seconds: number, stream: Buffer, framesInStream: number, payloadBytes: number, copy: boolean): MicroResult {
+function decoderBench(
+  name: string,
+  seconds: number,
+  stream: Buffer,
+  framesInStream: number,
+  payloadBytes: number,
+  copy: boolean,
+): MicroResult {
   const pieces = socketPieces(stream);
   const sink = countingSink(copy ? Buffer.allocUnsafe(chunkBytes) : undefined);
   const decoder = new FrameDecoder({ maxControlBytes: 256 * 1024, maxChunkBytes: maxChunkBytesCeiling }, sink);
   return measure(name, seconds, () => {
     const before = sink.frames;
     for (const piece of pieces) decoder.push(piece);
-    if (sink.frames - before !== framesInStream) throw new Error(`${name}: decoded ${sink.frames - before} frames, expected ${framesInStream}`);
+    if (sink.frames - before !== framesInStream)
+      throw new Error(`${name}: decoded ${sink.frames - before} frames, expected ${framesInStream}`);
     return { ops: framesInStream, bytes: payloadBytes };
   });
 }
@@ -110,7 +118,11 @@ function controlMessages(count: number): object[] {
   return Array.from({ length: count }, (_, id) =>
     id % 2 === 0
       ? { id, op: 'hashes', stream: 7, from: id * 256, count: 256 }
-      : { id, ok: true, result: { name: `dir/file-${id}.bin`, size: 65536, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' } },
+      : {
+          id,
+          ok: true,
+          result: { name: `dir/file-${id}.bin`, size: 65536, sha256: 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855' },
+        },
   );
 }
 
@@ -120,8 +132,12 @@ export async function runMicro(ctx: BenchContext): Promise<ScenarioReport> {
 
   const chunkFrames = 8;
   const chunks = chunkStream(chunkFrames);
-  results.push(decoderBench('FrameDecoder: 4 MiB chunk frames in 64 KiB pieces', seconds, chunks, chunkFrames, chunkFrames * chunkBytes, false));
-  results.push(decoderBench('FrameDecoder + copy into a 4 MiB buffer (server path)', seconds, chunks, chunkFrames, chunkFrames * chunkBytes, true));
+  results.push(
+    decoderBench('FrameDecoder: 4 MiB chunk frames in 64 KiB pieces', seconds, chunks, chunkFrames, chunkFrames * chunkBytes, false),
+  );
+  results.push(
+    decoderBench('FrameDecoder + copy into a 4 MiB buffer (server path)', seconds, chunks, chunkFrames, chunkFrames * chunkBytes, true),
+  );
 
   const messages = controlMessages(10_000);
   const controls = Buffer.concat(messages.map((message) => encodeControl(message)));
@@ -162,7 +178,12 @@ export async function runMicro(ctx: BenchContext): Promise<ScenarioReport> {
       {
         headers: ['benchmark', 'ops/s', 'MiB/s', 'MB/s'],
         numeric: [1, 2, 3],
-        rows: results.map((r) => [r.name, formatNumber(r.opsPerSecond), formatNumber(r.bytesPerSecond / MiB), formatNumber(r.bytesPerSecond / 1e6)]),
+        rows: results.map((r) => [
+          r.name,
+          formatNumber(r.opsPerSecond),
+          formatNumber(r.bytesPerSecond / MiB),
+          formatNumber(r.bytesPerSecond / 1e6),
+        ]),
       },
     ],
     data: { results },

@@ -38,7 +38,13 @@ export interface RefResult {
   summary: { direction: Direction; referenceMiBps: number; ferryMiBps: number; medianRatio: number; ratios: number[] }[];
 }
 
-async function timedReference(session: ReferenceSession, run: () => Promise<number>, check: string, size: number, cores: number): Promise<RefSample> {
+async function timedReference(
+  session: ReferenceSession,
+  run: () => Promise<number>,
+  check: string,
+  size: number,
+  cores: number,
+): Promise<RefSample> {
   const cpu = (): number => reapedChildrenCpuSeconds() + (session.serviceCpuSeconds?.() ?? 0);
   const cpuBefore = cpu();
   const stopMeter = boxCpuMeter(cores);
@@ -47,7 +53,12 @@ async function timedReference(session: ReferenceSession, run: () => Promise<numb
   const cpuSeconds = cpu() - cpuBefore;
   const written = await fileSize(check);
   if (written !== size) throw new Error(`reference wrote ${written} bytes to ${check}, expected ${size}`);
-  return { seconds, mibPerSecond: mibPerSecond(size, seconds), cpuSeconds, othersPercent: Math.max(0, box.busyPercent - (100 * cpuSeconds) / seconds) };
+  return {
+    seconds,
+    mibPerSecond: mibPerSecond(size, seconds),
+    cpuSeconds,
+    othersPercent: Math.max(0, box.busyPercent - (100 * cpuSeconds) / seconds),
+  };
 }
 
 /**
@@ -112,7 +123,14 @@ export async function runRefs(ctx: BenchContext): Promise<ScenarioReport> {
   const results: RefResult[] = [];
   for (const reference of references) {
     if (ctx.options.references.includes(reference.name)) results.push(await compare(ctx, reference));
-    else results.push({ name: reference.name, how: reference.how, skipped: `not selected (--refs ${ctx.options.references.join(',')})`, pairs: [], summary: [] });
+    else
+      results.push({
+        name: reference.name,
+        how: reference.how,
+        skipped: `not selected (--refs ${ctx.options.references.join(',')})`,
+        pairs: [],
+        summary: [],
+      });
   }
   const rows: string[][] = [];
   for (const result of results) {
@@ -137,7 +155,16 @@ export async function runRefs(ctx: BenchContext): Promise<ScenarioReport> {
     }
   }
   const table: Table = {
-    headers: ['reference', 'direction', 'reference MiB/s', 'Ferry MiB/s', 'Ferry ÷ ref (median)', 'per pair', 'CPU s ref / Ferry', 'others % ref / Ferry'],
+    headers: [
+      'reference',
+      'direction',
+      'reference MiB/s',
+      'Ferry MiB/s',
+      'Ferry ÷ ref (median)',
+      'per pair',
+      'CPU s ref / Ferry',
+      'others % ref / Ferry',
+    ],
     numeric: [2, 3, 4],
     rows,
   };

@@ -36,7 +36,8 @@ export interface ResumeRun {
 }
 
 function verified(result: UploadResult, source: SourceFile, what: string): UploadResult {
-  if (result.sha256 !== source.sha256 || result.size !== source.size) throw new Error(`${what}: server reports sha256 ${result.sha256}, expected ${source.sha256}`);
+  if (result.sha256 !== source.sha256 || result.size !== source.size)
+    throw new Error(`${what}: server reports sha256 ${result.sha256}, expected ${source.sha256}`);
   return result;
 }
 
@@ -46,7 +47,12 @@ function verified(result: UploadResult, source: SourceFile, what: string): Uploa
  * fails and is left for another client. Returns the bytes sent before the cut, when it happened,
  * and the finished upload if the client resumed it.
  */
-async function uploadCut(port: number, source: SourceFile, name: string, retries: number): Promise<{ cutAtBytes: number; cutAt: number; result?: UploadResult }> {
+async function uploadCut(
+  port: number,
+  source: SourceFile,
+  name: string,
+  retries: number,
+): Promise<{ cutAtBytes: number; cutAt: number; result?: UploadResult }> {
   const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries } });
   const connection = await client.connection();
   let cut: { cutAtBytes: number; cutAt: number } | undefined;

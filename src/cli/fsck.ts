@@ -23,9 +23,16 @@ export function addFsckCommand(program: Command, output: Output, result: { exitC
     .description('check a data directory against its metadata, without serving or changing anything')
     .option('--data <dir>', 'data directory', './var')
     .option('--verify', 'also read every stored file: its SHA-256 and the xxh64 of each chunk must match the record (reads everything)')
-    .option('--session-ttl <duration>', `unfinished uploads untouched this long count as expired (default: ${formatDuration(serverDefaults.sessionTtlMs)})`, parseDuration)
+    .option(
+      '--session-ttl <duration>',
+      `unfinished uploads untouched this long count as expired (default: ${formatDuration(serverDefaults.sessionTtlMs)})`,
+      parseDuration,
+    )
     .option('--json', 'print a machine-readable report on stdout')
-    .addHelpText('after', '\nExit status: 0 when everything agrees, 1 when something does not. `ferry serve` repairs what this lists when it starts.')
+    .addHelpText(
+      'after',
+      '\nExit status: 0 when everything agrees, 1 when something does not. `ferry serve` repairs what this lists when it starts.',
+    )
     .action(async (flags: FsckFlags) => {
       const [{ DataLayout }, { MetaStore }, { reconcile }, { servedBy }] = await Promise.all([
         import('../server/data-layout.js'),
@@ -39,7 +46,10 @@ export function addFsckCommand(program: Command, output: Output, result: { exitC
       }
       // Read-only, so it may run beside a server; but what that server is doing may show up.
       const server = servedBy(layout.root);
-      if (server) output.err(`ferry: warning: a server (${server}) is serving ${layout.root}: its uploads in progress and files being published may show up as findings`);
+      if (server)
+        output.err(
+          `ferry: warning: a server (${server}) is serving ${layout.root}: its uploads in progress and files being published may show up as findings`,
+        );
       const store = new MetaStore({ path: layout.dbDir });
       try {
         const sessionTtlMs = flags.sessionTtl ?? serverDefaults.sessionTtlMs;
@@ -47,8 +57,11 @@ export function addFsckCommand(program: Command, output: Output, result: { exitC
         result.exitCode = report.findings.length === 0 ? 0 : 1;
         if (flags.json) return printJson(output, { dataDir: layout.root, ...(server ? { servedBy: server } : {}), ...report });
         for (const { problem, name, detail, action } of report.findings) output.out(`${problem}: ${name}: ${detail} (${action})`);
-        const verdict = report.findings.length === 0 ? 'no problems' : `${report.findings.length} problem${report.findings.length === 1 ? '' : 's'}`;
-        output.out(`${layout.root}: ${report.filesChecked} files and ${report.uploadsChecked} unfinished uploads checked${flags.verify ? ' (contents verified)' : ''}: ${verdict}`);
+        const verdict =
+          report.findings.length === 0 ? 'no problems' : `${report.findings.length} problem${report.findings.length === 1 ? '' : 's'}`;
+        output.out(
+          `${layout.root}: ${report.filesChecked} files and ${report.uploadsChecked} unfinished uploads checked${flags.verify ? ' (contents verified)' : ''}: ${verdict}`,
+        );
       } finally {
         await store.close();
       }

@@ -12,7 +12,12 @@ function addShellCommand(program: Command, output: Output, result: { exitCode?: 
     .description('interactive client: list, upload, download, delete, stat, info, log, help, quit')
     .option('--server <host:port>', 'server to talk to', process.env['FERRY_SERVER'] ?? '127.0.0.1:8888')
     .action(async (flags: { server: string }) => {
-      result.exitCode = await runShell({ ...parseServerAddress(flags.server), input: process.stdin, output, terminal: Boolean(process.stdin.isTTY) });
+      result.exitCode = await runShell({
+        ...parseServerAddress(flags.server),
+        input: process.stdin,
+        output,
+        terminal: Boolean(process.stdin.isTTY),
+      });
     });
 }
 

@@ -22,7 +22,10 @@ export function formatList(files: FileSummary[]): string {
   const sizes = files.map((file) => formatBytes(file.size));
   const width = Math.max(...sizes.map((size) => size.length));
   return files
-    .map((file, index) => `${sizes[index]!.padStart(width)}  ${file.modified.slice(0, 19).replace('T', ' ')}  ${file.name}${file.damaged === undefined ? '' : '  [DAMAGED]'}`)
+    .map(
+      (file, index) =>
+        `${sizes[index]!.padStart(width)}  ${file.modified.slice(0, 19).replace('T', ' ')}  ${file.name}${file.damaged === undefined ? '' : '  [DAMAGED]'}`,
+    )
     .join('\n');
 }
 
@@ -53,7 +56,10 @@ export function formatInfo(info: InfoResult): string {
 export function formatLog(entries: LogEntry[]): string {
   if (entries.length === 0) return '(no transfers yet)';
   return entries
-    .map((entry) => `${entry.time.slice(0, 19).replace('T', ' ')}  ${entry.op.padEnd(8)}  ${entry.result.padEnd(11)}  ${formatBytes(entry.bytes).padStart(10)}  ${String(entry.durationMs).padStart(7)} ms  ${entry.client}  ${entry.name}`)
+    .map(
+      (entry) =>
+        `${entry.time.slice(0, 19).replace('T', ' ')}  ${entry.op.padEnd(8)}  ${entry.result.padEnd(11)}  ${formatBytes(entry.bytes).padStart(10)}  ${String(entry.durationMs).padStart(7)} ms  ${entry.client}  ${entry.name}`,
+    )
     .join('\n');
 }
 

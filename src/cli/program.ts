@@ -47,7 +47,12 @@ function serverAddressOption(text: string): { host: string; port: number } {
  * Runs `use` with a client: the shell's shared one, or a fresh one for a one-shot command,
  * closed afterwards.
  */
-async function withClient<T>(context: CliContext, flags: ClientFlags & { stallTimeout?: number }, retries: number, use: (client: FerryClient) => Promise<T>): Promise<T> {
+async function withClient<T>(
+  context: CliContext,
+  flags: ClientFlags & { stallTimeout?: number },
+  retries: number,
+  use: (client: FerryClient) => Promise<T>,
+): Promise<T> {
   if (context.shell) return use(context.shell.client);
   const address = serverAddressOption(flags.server);
   const client = new FerryClient({
@@ -56,7 +61,9 @@ async function withClient<T>(context: CliContext, flags: ClientFlags & { stallTi
     retry: {
       retries,
       onRetry: ({ attempt, retries: max, error, delayMs }) =>
-        context.output.err(`ferry: ${error.message}, reconnecting ${delayMs > 0 ? `in ${delayMs} ms` : 'now'} (attempt ${attempt}/${max + 1})`),
+        context.output.err(
+          `ferry: ${error.message}, reconnecting ${delayMs > 0 ? `in ${delayMs} ms` : 'now'} (attempt ${attempt}/${max + 1})`,
+        ),
     },
   });
   try {
@@ -85,7 +92,11 @@ export function buildProgram(context: CliContext): Command {
     .alias('ls')
     .action(async (prefix: string | undefined, flags: ClientFlags) => {
       const files = await withClient(context, flags, 0, (client) => client.list(prefix));
-      if (flags.json) printJson(output, files.map(({ name, size, sha256, modified }) => ({ name, size, sha256, modified })));
+      if (flags.json)
+        printJson(
+          output,
+          files.map(({ name, size, sha256, modified }) => ({ name, size, sha256, modified })),
+        );
       else output.out(formatList(files));
     });
 
@@ -103,8 +114,18 @@ export function buildProgram(context: CliContext): Command {
         client.upload(path, { name, force: flags.force ?? false, onProgress: bar.onProgress }),
       ).finally(() => bar.stop());
       context.shell?.onChange();
-      if (flags.json) printJson(output, { name: result.name, size: result.size, sha256: result.sha256, bytesSent: result.bytesSent, resumed: result.resumed });
-      else output.out(`uploaded ${result.name}: ${result.size} bytes, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesSent, Date.now() - started)})`);
+      if (flags.json)
+        printJson(output, {
+          name: result.name,
+          size: result.size,
+          sha256: result.sha256,
+          bytesSent: result.bytesSent,
+          resumed: result.resumed,
+        });
+      else
+        output.out(
+          `uploaded ${result.name}: ${result.size} bytes, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesSent, Date.now() - started)})`,
+        );
     });
 
   clientCommand(program, context, 'download <name>', 'download a file (resumes an interrupted download)')
@@ -117,10 +138,17 @@ export function buildProgram(context: CliContext): Command {
       const bar = progressBar(!flags.json);
       const started = Date.now();
       const result = await withClient(context, flags, flags.retries, (client) =>
-        client.download(name, { ...(flags.out === undefined ? {} : { out: flags.out }), force: flags.force ?? false, onProgress: bar.onProgress }),
+        client.download(name, {
+          ...(flags.out === undefined ? {} : { out: flags.out }),
+          force: flags.force ?? false,
+          onProgress: bar.onProgress,
+        }),
       ).finally(() => bar.stop());
       if (flags.json) printJson(output, result);
-      else output.out(`downloaded ${result.name} to ${result.path}: ${result.size} bytes, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesReceived, Date.now() - started)})`);
+      else
+        output.out(
+          `downloaded ${result.name} to ${result.path}: ${result.size} bytes, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesReceived, Date.now() - started)})`,
+        );
     });
 
   clientCommand(program, context, 'delete <name>', 'delete a stored file')
@@ -132,11 +160,13 @@ export function buildProgram(context: CliContext): Command {
       else output.out(`deleted ${name}`);
     });
 
-  clientCommand(program, context, 'stat <name>', 'show a stored file: size, sha256, chunks, times').action(async (name: string, flags: ClientFlags) => {
-    const file = await withClient(context, flags, 0, (client) => client.stat(name));
-    if (flags.json) printJson(output, file);
-    else output.out(formatStat(file));
-  });
+  clientCommand(program, context, 'stat <name>', 'show a stored file: size, sha256, chunks, times').action(
+    async (name: string, flags: ClientFlags) => {
+      const file = await withClient(context, flags, 0, (client) => client.stat(name));
+      if (flags.json) printJson(output, file);
+      else output.out(formatStat(file));
+    },
+  );
 
   clientCommand(program, context, 'info', 'show the server: version, capabilities, files, clients').action(async (flags: ClientFlags) => {
     const info = await withClient(context, flags, 0, (client) => client.info());

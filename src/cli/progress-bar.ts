@@ -23,7 +23,12 @@ export function progressBar(enabled: boolean): { onProgress: ProgressListener | 
   return {
     onProgress(progress) {
       const seconds = Math.max((Date.now() - started) / 1000, 0.001);
-      const payload = { name: progress.name, done: formatBytes(progress.done), totalText: formatBytes(progress.total), rate: formatBytes(progress.transferred / seconds) };
+      const payload = {
+        name: progress.name,
+        done: formatBytes(progress.done),
+        totalText: formatBytes(progress.total),
+        rate: formatBytes(progress.transferred / seconds),
+      };
       if (!running) {
         bar.start(Math.max(progress.total, 1), progress.done, payload);
         running = true;

@@ -13,7 +13,7 @@ interface ServeFlags {
   inflightBudget?: number;
   syncEvery?: number;
   maxConnections?: number;
-  maxConnectionsPerIp?: number;
+  maxConnectionsPerAddress?: number;
   handshakeTimeout?: number;
   idleTimeout?: number;
   stallTimeout?: number;
@@ -40,10 +40,26 @@ export function addServeCommand(program: Command, output: Output): void {
     .option('--inflight-budget <size>', `chunk memory in flight across all clients ${size(d.inflightBudgetBytes)}`, parseSize)
     .option('--sync-every <size>', `bytes of an upload written between fdatasync + LMDB checkpoints ${size(d.syncEveryBytes)}`, parseSize)
     .option('--max-connections <n>', `connections at once; more are refused with EBUSY (default: ${d.maxConnections})`, parseCount)
-    .option('--max-connections-per-ip <n>', `connections at once from one IP address (default: ${d.maxConnectionsPerIp})`, parseCount)
-    .option('--handshake-timeout <duration>', `close a connection that has not said hello by then ${duration(d.handshakeTimeoutMs)}`, parseDuration)
-    .option('--idle-timeout <duration>', `close a connection with nothing in progress, silent this long ${duration(d.idleTimeoutMs)}`, parseDuration)
-    .option('--stall-timeout <duration>', `close a connection whose transfer moves no byte this long ${duration(d.stallTimeoutMs)}`, parseDuration)
+    .option(
+      '--max-connections-per-address <n>',
+      `connections at once from one client network, an IPv4 /24 or IPv6 /64 (default: ${d.maxConnectionsPerAddress})`,
+      parseCount,
+    )
+    .option(
+      '--handshake-timeout <duration>',
+      `close a connection that has not said hello by then ${duration(d.handshakeTimeoutMs)}`,
+      parseDuration,
+    )
+    .option(
+      '--idle-timeout <duration>',
+      `close a connection with nothing in progress, silent this long ${duration(d.idleTimeoutMs)}`,
+      parseDuration,
+    )
+    .option(
+      '--stall-timeout <duration>',
+      `close a connection whose transfer moves no byte this long ${duration(d.stallTimeoutMs)}`,
+      parseDuration,
+    )
     .option('--max-file-size <size>', `largest upload accepted (EQUOTA beyond) ${size(d.maxFileSizeBytes)}`, parseSize)
     .option('--max-storage <size>', `stored files plus unfinished uploads at most (EQUOTA beyond) ${size(d.maxStorageBytes)}`, parseSize)
     .option('--session-ttl <duration>', `remove an unfinished upload untouched this long ${duration(d.sessionTtlMs)}`, parseDuration)
@@ -61,7 +77,13 @@ export function addServeCommand(program: Command, output: Output): void {
     )
     .action(async (flags: ServeFlags) => {
       // Loaded here, not at start-up: client commands do not pay for the server's modules.
-      const [{ pino }, { createServer }] = await Promise.all([import('pino'), import('../server/server.js')]);
+      const [{ pino }, { createServer }, { ignoreStrayLmdbCommitFailures }] = await Promise.all([
+        import('pino'),
+        import('../server/server.js'),
+        import('../store/meta-store.js'),
+      ]);
+      // A process-wide choice, made here at the process's entry and not by the library (lmdb-js issue 368).
+      ignoreStrayLmdbCommitFailures();
       const logger = pino({ level: flags.logLevel }, pino.destination(1));
       const given = {
         workers: flags.workers,
@@ -69,7 +91,7 @@ export function addServeCommand(program: Command, output: Output): void {
         inflightBudgetBytes: flags.inflightBudget,
         syncEveryBytes: flags.syncEvery,
         maxConnections: flags.maxConnections,
-        maxConnectionsPerIp: flags.maxConnectionsPerIp,
+        maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
         handshakeTimeoutMs: flags.handshakeTimeout,
         idleTimeoutMs: flags.idleTimeout,
         stallTimeoutMs: flags.stallTimeout,

@@ -20,7 +20,13 @@ export function splitWords(line: string): string[] {
  * `ferry shell`: an interactive client on one connection. Each line runs through the same
  * commander program as the one-shot commands; errors are printed and the shell goes on.
  */
-export async function runShell(options: { host: string; port: number; input: NodeJS.ReadableStream; output: Output; terminal: boolean }): Promise<number> {
+export async function runShell(options: {
+  host: string;
+  port: number;
+  input: NodeJS.ReadableStream;
+  output: Output;
+  terminal: boolean;
+}): Promise<number> {
   const client = new FerryClient({ host: options.host, port: options.port, retry: { retries: 5 } });
   let remoteNames: string[] | undefined;
   const refreshNames = (): void => {
@@ -33,7 +39,10 @@ export async function runShell(options: { host: string; port: number; input: Nod
     historySize: 1000,
     prompt: 'ferry> ',
     completer: (line: string, callback: (error: null, result: [string[], string]) => void) => {
-      void complete(line).then((result) => callback(null, result), () => callback(null, [[], line]));
+      void complete(line).then(
+        (result) => callback(null, result),
+        () => callback(null, [[], line]),
+      );
     },
   });
   // Start reading before connecting: lines piped in (and the end of input) arrive while we connect.

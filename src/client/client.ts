@@ -39,7 +39,10 @@ export class FerryClient {
     const files: FileSummary[] = [];
     let after: string | undefined;
     do {
-      const page = await connection.request('list', { ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) });
+      const page = await connection.request('list', {
+        ...(prefix === undefined ? {} : { prefix }),
+        ...(after === undefined ? {} : { after }),
+      });
       files.push(...page.files);
       after = page.next;
     } while (after !== undefined);

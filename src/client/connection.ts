@@ -105,7 +105,10 @@ export class ClientConnection implements FrameSink {
       },
     });
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
-    const timer = setTimeout(() => socket.destroy(new FerryError('ECONNECT', `no answer from ${options.host}:${options.port} in ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(
+      () => socket.destroy(new FerryError('ECONNECT', `no answer from ${options.host}:${options.port} in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
     try {
       await once(socket, 'connect');
     } catch (error) {
@@ -116,7 +119,11 @@ export class ClientConnection implements FrameSink {
     }
     connection = new ClientConnection(socket, options.stallTimeoutMs ?? defaultClientStallTimeoutMs);
     try {
-      connection.hello = await connection.request('hello', { protocol: protocolVersion, client: `ferry/${ferryVersion}`, capabilities: ['resume'] });
+      connection.hello = await connection.request('hello', {
+        protocol: protocolVersion,
+        client: `ferry/${ferryVersion}`,
+        capabilities: ['resume'],
+      });
     } catch (error) {
       socket.destroy();
       throw error;
@@ -144,7 +151,7 @@ export class ClientConnection implements FrameSink {
     const id = this.#nextId;
     this.#nextId = this.#nextId >= 0xffffffff ? 1 : this.#nextId + 1;
     return new Promise<ResultOf[O]>((resolve, reject) => {
-      const pending: Pending = { resolve: resolve as (result: unknown) => void, reject, watched: !unwatchedOps.has(op) };
+      const pending: Pending = { resolve: resolve, reject, watched: !unwatchedOps.has(op) };
       if (sinkFor) pending.sinkFor = sinkFor as (result: { stream: number }) => StreamSink;
       this.#pending.set(id, pending);
       if (pending.watched) this.#watchedRequests += 1;

@@ -1,9 +1,10 @@
 import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
-import { FerryError, fromSystemError } from '../protocol/errors.js';
+import { FerryError } from '../protocol/errors.js';
+import { fromSystemError } from '../system-errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { xxh64FromHex } from '../protocol/frames.js';
-import { maxHashesPage } from '../protocol/limits.js';
+import { maxHashesPageEntries } from '../protocol/limits.js';
 import type { FileInfo, GetResult } from '../protocol/messages.js';
 import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
 import type { ClientConnection, StreamSink } from './connection.js';
@@ -81,8 +82,12 @@ async function verifiedPrefix(
   const shared = new SharedArrayBuffer(Math.max(1, Math.min(info.chunkSize, info.size)));
   const buffer = Buffer.from(shared);
   let good = 0;
-  for (let from = 0; from < info.chunkCount; from += maxHashesPage) {
-    const page = await connection.request('hashes', { name: info.name, from, count: Math.min(maxHashesPage, info.chunkCount - from) });
+  for (let from = 0; from < info.chunkCount; from += maxHashesPageEntries) {
+    const page = await connection.request('hashes', {
+      name: info.name,
+      from,
+      count: Math.min(maxHashesPageEntries, info.chunkCount - from),
+    });
     for (const hex of page.hashes) {
       const offset = good * info.chunkSize;
       const length = Math.min(info.chunkSize, info.size - offset);
@@ -112,7 +117,11 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   let handle: FileHandle;
   try {
     handle = await open(part, sameContent && (await exists(part)) ? 'r+' : 'w+');
-    if (!sameContent) await writeFile(statePath, JSON.stringify({ name, sha256: info.sha256, size: info.size, chunkSize: info.chunkSize } satisfies PartialState));
+    if (!sameContent)
+      await writeFile(
+        statePath,
+        JSON.stringify({ name, sha256: info.sha256, size: info.size, chunkSize: info.chunkSize } satisfies PartialState),
+      );
   } catch (error) {
     throw fromSystemError(error, part);
   }
@@ -216,7 +225,10 @@ function chunkReceiver(
     const finishIfDone = (): void => {
       if (!failed && nextOffset === get.size && writing === 0 && !current) {
         connection.closeStream(get.stream);
-        void (backgroundSync ?? Promise.resolve()).then(() => settle.resolve(received), (error: unknown) => fail(fromSystemError(error, `syncing ${get.name}`)));
+        void (backgroundSync ?? Promise.resolve()).then(
+          () => settle.resolve(received),
+          (error: unknown) => fail(fromSystemError(error, `syncing ${get.name}`)),
+        );
       }
     };
     const syncInBackground = (): void => {
@@ -247,7 +259,8 @@ function chunkReceiver(
         if (!chunk || failed) return;
         const { slot, header } = chunk;
         const bytes = slot.buffer.subarray(0, header.length);
-        if (xxh64(bytes) !== header.xxh64) return fail(new FerryError('ECHECKSUM', `${get.name}: chunk at offset ${header.offset} failed its xxh64 check`));
+        if (xxh64(bytes) !== header.xxh64)
+          return fail(new FerryError('ECHECKSUM', `${get.name}: chunk at offset ${header.offset} failed its xxh64 check`));
         nextOffset += header.length;
         received += header.length;
         writing += 1;

@@ -58,19 +58,17 @@ export class LocalFileReading {
     }
     this.#hashes[index] = hash;
     this.#chunksRead += 1;
-    const update = this.#sha256.update(buffer, length);
-    this.#lastUpdate = update.then(
-      () => {},
-      () => {
-        this.#updateFailed = true;
-      },
-    );
+    const update = this.#sha256.update(buffer, length).then(() => {});
+    this.#lastUpdate = update.catch(() => {
+      this.#updateFailed = true;
+    });
     return update;
   }
 
   /** The whole file's SHA-256, once every chunk has been added; the reading is forgotten. */
   async digest(): Promise<string> {
-    if (!this.#sha256 || this.#chunksRead !== this.#chunkCount) throw new Error(`digest after ${this.#chunksRead} of ${this.#chunkCount} chunks`);
+    if (!this.#sha256 || this.#chunksRead !== this.#chunkCount)
+      throw new Error(`digest after ${this.#chunksRead} of ${this.#chunkCount} chunks`);
     await this.#lastUpdate;
     if (this.#updateFailed) throw new FerryError('EINTERNAL', 'hashing the local file failed');
     const digest = await this.#sha256.digest();

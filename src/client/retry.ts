@@ -1,11 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { FerryError } from '../protocol/errors.js';
 
-/** Failures that another attempt on a fresh connection can cure: the transfer resumes from where it stopped. */
-const retryableCodes = new Set(['ECONNLOST', 'ECONNECT', 'EBUSY', 'ESHUTDOWN', 'ETIMEDOUT']);
-
+/** A failure another attempt on a fresh connection can cure (the catalogue says which): the transfer resumes from where it stopped. */
 export function isRetryable(error: unknown): boolean {
-  return error instanceof FerryError && retryableCodes.has(error.code);
+  return error instanceof FerryError && error.retryable;
 }
 
 export interface RetryOptions {

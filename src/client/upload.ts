@@ -1,7 +1,8 @@
 import { type FileHandle, open } from 'node:fs/promises';
-import { FerryError, fromSystemError } from '../protocol/errors.js';
+import { FerryError } from '../protocol/errors.js';
+import { fromSystemError } from '../system-errors.js';
 import { xxh64FromHex } from '../protocol/frames.js';
-import { maxHashesPage } from '../protocol/limits.js';
+import { maxHashesPageEntries } from '../protocol/limits.js';
 import type { FileInfo } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import { LocalFileReading } from './local-file-reading.js';
@@ -58,8 +59,8 @@ async function fingerprintOf(handle: FileHandle, size: number, xxh64: (bytes: Ui
 async function serverChunkHashes(connection: ClientConnection, stream: number, verified: [number, number][]): Promise<Map<number, bigint>> {
   const hashes = new Map<number, bigint>();
   for (const [start, end] of verified) {
-    for (let from = start; from < end; from += maxHashesPage) {
-      const page = await connection.request('hashes', { stream, from, count: Math.min(maxHashesPage, end - from) });
+    for (let from = start; from < end; from += maxHashesPageEntries) {
+      const page = await connection.request('hashes', { stream, from, count: Math.min(maxHashesPageEntries, end - from) });
       page.hashes.forEach((hex, offset) => {
         if (hex !== null) hashes.set(page.from + offset, xxh64FromHex(hex));
       });
@@ -145,7 +146,9 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
           keepAlive();
         } else {
           lastSentAt = Date.now();
-          const flushed = new Promise<void>((resolve) => connection.writeChunk({ stream, offset, xxh64: hash, length }, bytes, () => resolve()));
+          const flushed = new Promise<void>((resolve) =>
+            connection.writeChunk({ stream, offset, xxh64: hash, length }, bytes, () => resolve()),
+          );
           slot.busy = Promise.all([hashed, flushed]).then(() => {});
           bytesSent += length;
           await connection.drained();

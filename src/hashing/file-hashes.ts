@@ -28,7 +28,7 @@ export function hashFileSync(path: string, size: number, chunkSize: number, xxha
   try {
     let chunk = xxhash.create64();
     let chunkLeft = Math.min(chunkSize, size);
-    for (let position = 0; position < size; ) {
+    for (let position = 0; position < size;) {
       const read = readSync(fd, buffer, 0, Math.min(buffer.length, chunkLeft), position);
       if (read === 0) throw Object.assign(new Error(`file ends at ${position} of ${size} bytes`), { code: 'EIO' });
       const bytes = buffer.subarray(0, read);

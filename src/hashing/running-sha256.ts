@@ -1,10 +1,14 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { type Sha256Thread, sharedSha256Thread } from './sha256-thread.js';
 
-/** The SHA-256 of one file, fed in order, chunk by chunk. */
+/** The SHA-256 of one file, fed in order, chunk by chunk: on the calling thread, or on the hashing thread. */
 export interface RunningSha256 {
-  /** Hashes the first `length` bytes of `buffer`; the buffer must not change until this settles. */
-  update(buffer: SharedArrayBuffer, length: number): Promise<void>;
+  /**
+   * Hashes the first `length` bytes of `buffer`. A SharedArrayBuffer is read in place and must
+   * not change until this settles; an ArrayBuffer may be moved to the hashing thread: it is given
+   * back when this resolves (rejected: it was lost with the thread).
+   */
+  update<B extends ArrayBuffer | SharedArrayBuffer>(buffer: B, length: number): Promise<B>;
   /** The hex digest of everything fed; the hash is forgotten. */
   digest(): Promise<string>;
   /** Forgets the hash without a digest. */
@@ -18,7 +22,10 @@ export interface RunningSha256 {
  */
 export const inlineSha256MaxBytes = 1024 * 1024;
 
-/** A running SHA-256 for a file of `totalBytes`: on this thread when small, on the hashing thread otherwise. */
+/**
+ * A running SHA-256 for a file of `totalBytes`: on this thread when small, on the hashing thread
+ * otherwise. The one place that makes that choice, for the client and the server alike.
+ */
 export function runningSha256(totalBytes: number, thread: Sha256Thread = sharedSha256Thread()): RunningSha256 {
   return totalBytes <= inlineSha256MaxBytes ? inlineSha256() : threadSha256(thread);
 }
@@ -28,19 +35,19 @@ function inlineSha256(): RunningSha256 {
   return {
     update(buffer, length) {
       hash.update(new Uint8Array(buffer, 0, length));
-      return Promise.resolve();
+      return Promise.resolve(buffer);
     },
     digest: () => Promise.resolve(hash.digest('hex')),
-    drop() {},
+    drop() {
+      // Nothing is held outside this object: the garbage collector takes the hash.
+    },
   };
 }
 
 function threadSha256(thread: Sha256Thread): RunningSha256 {
   const key = randomUUID();
   return {
-    async update(buffer, length) {
-      await thread.update(key, buffer, length);
-    },
+    update: (buffer, length) => thread.update(key, buffer, length),
     digest: () => thread.digest(key),
     drop: () => thread.drop(key),
   };

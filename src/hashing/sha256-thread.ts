@@ -18,12 +18,20 @@ export class Sha256Thread {
   readonly #tails = new Map<string, Promise<unknown>>();
 
   constructor() {
-    this.#pool = new Piscina({ filename: workerModuleUrl.href, ...(workerExecArgv ? { execArgv: workerExecArgv } : {}), minThreads: 1, maxThreads: 1, idleTimeout: 30_000 });
+    this.#pool = new Piscina({
+      filename: workerModuleUrl.href,
+      ...(workerExecArgv ? { execArgv: workerExecArgv } : {}),
+      minThreads: 1,
+      maxThreads: 1,
+      idleTimeout: 30_000,
+    });
   }
 
   async update<B extends ArrayBuffer | SharedArrayBuffer>(key: string, buffer: B, length: number): Promise<B> {
     const transferList = buffer instanceof ArrayBuffer ? [buffer] : [];
-    const result = await this.#inTurn<HashUpdateResult>(key, () => this.#pool.run({ key, buffer, length }, { name: taskNames.hashUpdate, transferList }));
+    const result = await this.#inTurn<HashUpdateResult>(key, () =>
+      this.#pool.run({ key, buffer, length }, { name: taskNames.hashUpdate, transferList }),
+    );
     return result.buffer as B;
   }
 

@@ -11,6 +11,6 @@ export function loadXxhash(): Promise<XXHashAPI> {
 
 /** xxh64 (seed 0) of `bytes`, the per-chunk hash of the protocol. */
 export async function loadXxh64(): Promise<(bytes: Uint8Array) => bigint> {
-  hasher ??= loadXxhash().then(({ h64Raw }) => (bytes: Uint8Array) => h64Raw(bytes));
+  hasher ??= loadXxhash().then((api) => (bytes: Uint8Array) => api.h64Raw(bytes));
   return hasher;
 }

@@ -60,7 +60,8 @@ export class FrameDecoder {
     this.#pending.push(bytes);
     this.#drain();
     const last = this.#pending.length - 1;
-    if (transient && last >= 0 && this.#pending[last]!.buffer === bytes.buffer) this.#pending[last] = Uint8Array.prototype.slice.call(this.#pending[last]!);
+    if (transient && last >= 0 && this.#pending[last]!.buffer === bytes.buffer)
+      this.#pending[last] = Uint8Array.prototype.slice.call(this.#pending[last]!);
   }
 
   /** Stops delivering frames; bytes pushed meanwhile are kept. */

@@ -1,6 +1,6 @@
 import { z } from 'zod';
-import { FerryError } from './errors.js';
-import { maxHashesPage, maxListPage, maxLogEntries } from './limits.js';
+import { FerryError, oneLine } from './errors.js';
+import { maxHashesPageEntries, maxListPageEntries, maxLogPageEntries } from './limits.js';
 import { maxNameBytes } from './names.js';
 
 /**
@@ -16,7 +16,7 @@ const stream = z.number().int().min(1).max(0xffffffff);
 const byteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/u);
 
-export { maxHashesPage, maxListPage, maxLogEntries } from './limits.js';
+export { maxHashesPageEntries, maxListPageEntries, maxLogPageEntries } from './limits.js';
 
 export const requestSchema = z.discriminatedUnion('op', [
   z.strictObject({
@@ -29,15 +29,21 @@ export const requestSchema = z.discriminatedUnion('op', [
   z.strictObject({
     id: requestId,
     op: z.literal('list'),
-    prefix: z.string().max(maxNameBytes * 4).optional(),
-    after: z.string().max(maxNameBytes * 4).optional(),
-    limit: z.number().int().min(1).max(maxListPage).optional(),
+    prefix: z
+      .string()
+      .max(maxNameBytes * 4)
+      .optional(),
+    after: z
+      .string()
+      .max(maxNameBytes * 4)
+      .optional(),
+    limit: z.number().int().min(1).max(maxListPageEntries).optional(),
   }),
   z.strictObject({ id: requestId, op: z.literal('stat'), name }),
   z.strictObject({ id: requestId, op: z.literal('delete'), name }),
   z.strictObject({ id: requestId, op: z.literal('info') }),
   z.strictObject({ id: requestId, op: z.literal('ping') }),
-  z.strictObject({ id: requestId, op: z.literal('log'), limit: z.number().int().min(1).max(maxLogEntries).optional() }),
+  z.strictObject({ id: requestId, op: z.literal('log'), limit: z.number().int().min(1).max(maxLogPageEntries).optional() }),
   z.strictObject({
     id: requestId,
     op: z.literal('hashes'),
@@ -45,7 +51,7 @@ export const requestSchema = z.discriminatedUnion('op', [
     name: name.optional(),
     stream: stream.optional(),
     from: byteCount,
-    count: z.number().int().min(1).max(maxHashesPage),
+    count: z.number().int().min(1).max(maxHashesPageEntries),
   }),
   z.strictObject({
     id: requestId,
@@ -79,16 +85,6 @@ export function parseRequest(message: Record<string, unknown>): Request {
   throw new FerryError('EPROTO', oneLine(`bad ${oneLine(op.slice(0, 40), 40)} request: ${where}${issue?.message ?? 'invalid'}`, 300));
 }
 
-/** Error messages are one line: control characters become spaces, and long text is cut. */
-function oneLine(text: string, maxLength: number): string {
-  // eslint-disable-next-line no-control-regex
-  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]+/gu, ' ');
-  return flat.length > maxLength ? flat.slice(0, maxLength - 1) + '…' : flat;
-}
-
-/** Requests a client may send before `hello` has been answered: only `hello`. */
-export const handshakeOp = 'hello' satisfies Op;
-
 // ---- Results (server -> client). The server builds them; the client reads them. ----
 
 export interface FileSummary {
@@ -110,8 +106,8 @@ export interface FileInfo extends FileSummary {
 export interface HelloResult {
   protocol: number;
   server: string;
+  /** Size of every chunk of an upload to this server, and the largest chunk it accepts. */
   chunkSize: number;
-  maxChunkBytes: number;
   maxControlBytes: number;
   capabilities: string[];
 }
@@ -141,7 +137,8 @@ export interface LogEntry {
   name: string;
   bytes: number;
   durationMs: number;
-  result: 'ok' | string;
+  /** 'ok' or the error code that ended the transfer. */
+  result: string;
 }
 
 export interface HashesResult {
@@ -182,11 +179,8 @@ export interface ResultOf {
   get: GetResult;
 }
 
-export type Reply =
-  | { id: number; ok: true; result: unknown }
-  | { id: number; ok: false; code: string; message: string };
+export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; code: string; message: string };
 
 /** Server-initiated messages. `abort`: a transfer stream failed after its request was answered. */
 export type ServerEvent =
-  | { event: 'abort'; stream: number; code: string; message: string }
-  | { event: 'bye'; code: string; message: string };
+  { event: 'abort'; stream: number; code: string; message: string } | { event: 'bye'; code: string; message: string };

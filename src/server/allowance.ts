@@ -1,10 +1,12 @@
+import { WaitQueue } from './wait-queue.js';
+
 /**
  * A counting allowance: at most `limit` holders at once; the rest wait in order. Used to give
  * each connection a fair share of the global chunk budget.
  */
 export class Allowance {
   #available: number;
-  readonly #waiters: (() => void)[] = [];
+  readonly #waiting = new WaitQueue<void>();
 
   constructor(limit: number) {
     this.#available = limit;
@@ -12,21 +14,13 @@ export class Allowance {
 
   /** Calls `take` once a place is free (at once if one is). Returns a cancel function for the wait. */
   acquire(take: () => void): () => void {
-    if (this.#available > 0) {
-      this.#available -= 1;
-      take();
-      return () => {};
-    }
-    this.#waiters.push(take);
-    return () => {
-      const at = this.#waiters.indexOf(take);
-      if (at >= 0) this.#waiters.splice(at, 1);
-    };
+    if (this.#available === 0) return this.#waiting.wait(take);
+    this.#available -= 1;
+    take();
+    return () => {};
   }
 
   release(): void {
-    const waiter = this.#waiters.shift();
-    if (waiter) waiter();
-    else this.#available += 1;
+    if (!this.#waiting.serve()) this.#available += 1;
   }
 }

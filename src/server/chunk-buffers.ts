@@ -1,3 +1,5 @@
+import { WaitQueue } from './wait-queue.js';
+
 /**
  * The global in-flight budget, as a pool of preallocated chunk buffers. Every chunk being
  * received, written, read or sent holds one; when none is free, connections wait (and pause
@@ -8,51 +10,39 @@ export class ChunkBuffers {
   readonly bufferBytes: number;
   readonly maxBuffers: number;
   readonly #free: ArrayBuffer[] = [];
-  readonly #waiters: ((buffer: ArrayBuffer) => void)[] = [];
+  readonly #waiting = new WaitQueue<ArrayBuffer>();
   #created = 0;
-  #inUse = 0;
 
   constructor(bufferBytes: number, maxBuffers: number) {
     this.bufferBytes = bufferBytes;
     this.maxBuffers = maxBuffers;
   }
 
-  get inUse(): number {
-    return this.#inUse;
-  }
-
   tryAcquire(): ArrayBuffer | undefined {
-    let buffer = this.#free.pop();
-    if (!buffer && this.#created < this.maxBuffers) {
-      buffer = new ArrayBuffer(this.bufferBytes);
-      this.#created += 1;
-    }
-    if (buffer) this.#inUse += 1;
-    return buffer;
+    const buffer = this.#free.pop();
+    if (buffer || this.#created === this.maxBuffers) return buffer;
+    this.#created += 1;
+    return new ArrayBuffer(this.bufferBytes);
   }
 
   /** Calls `take` with a buffer as soon as one is free (at once if one is). Returns a cancel function. */
   acquire(take: (buffer: ArrayBuffer) => void): () => void {
     const buffer = this.tryAcquire();
-    if (buffer) {
-      take(buffer);
-      return () => {};
-    }
-    this.#waiters.push(take);
-    return () => {
-      const at = this.#waiters.indexOf(take);
-      if (at >= 0) this.#waiters.splice(at, 1);
-    };
+    if (!buffer) return this.#waiting.wait(take);
+    take(buffer);
+    return () => {};
   }
 
   release(buffer: ArrayBuffer): void {
     if (buffer.byteLength !== this.bufferBytes) throw new Error('released a buffer that is not from this pool');
-    const waiter = this.#waiters.shift();
-    if (waiter) {
-      waiter(buffer);
-      return;
-    }
-    this.#inUse -= 1;
-    this.#free.push(buffer);
+    if (!this.#waiting.serve(buffer)) this.#free.push(buffer);
+  }
+
+  /**
+   * Gives back a buffer that was lost (moved to a worker that died with it): a new one of the same
+   * size takes its place, so the budget keeps its size.
+   */
+  replaceLost(): void {
+    this.release(new ArrayBuffer(this.bufferBytes));
   }
 }

@@ -1,28 +1,48 @@
 import { Piscina } from 'piscina';
+import { libuvIo, readChunk, writeChunk } from '../../workers/chunk-io.js';
 import {
   type BufferTaskResult,
-  type ReadChunkTask,
   type HashFileResult,
   type HashFileTask,
+  type ReadChunkTask,
   type WriteChunkTask,
   taskNames,
 } from '../../workers/tasks.js';
+import { loadXxh64 } from '../hashing/xxh64.js';
 import { workerExecArgv, workerModuleUrl } from '../worker-module.js';
-import { inlineChunkMaxBytes, readChunkInline, writeChunkInline } from './inline-chunk-io.js';
+
+/**
+ * Chunks up to this size are checked and written (or read and checked) from the main thread, the
+ * I/O itself on libuv's pool: a piscina round trip costs more main-thread time than their xxh64
+ * (under 50 µs). docs/perf-notes.md has the profile behind this.
+ */
+export const inlineChunkMaxBytes = 256 * 1024;
 
 /** The piscina pool that hashes, writes and reads chunks off the main thread. */
 export class ChunkWorkers {
   readonly #pool: Piscina;
+  /** xxh64 for the chunks checked on this thread; loaded by `ready()`. */
+  #xxh64: ((bytes: Uint8Array) => bigint) | undefined;
 
-  constructor(options: { threads: number; maxQueue: number }) {
+  constructor(options: { threads: number; maxQueue: number; idleTimeoutMs: number }) {
     this.#pool = new Piscina({
       filename: workerModuleUrl.href,
       ...(workerExecArgv ? { execArgv: workerExecArgv } : {}),
       minThreads: options.threads,
       maxThreads: options.threads,
       maxQueue: options.maxQueue,
-      idleTimeout: 60_000,
+      idleTimeout: options.idleTimeoutMs,
     });
+  }
+
+  /** Loads what the main thread's own chunk checks need; await it before the first chunk. */
+  async ready(): Promise<void> {
+    this.#xxh64 = await loadXxh64();
+  }
+
+  #hash(): (bytes: Uint8Array) => bigint {
+    if (!this.#xxh64) throw new Error('ChunkWorkers.ready() was not awaited');
+    return this.#xxh64;
   }
 
   get threads(): number {
@@ -31,13 +51,13 @@ export class ChunkWorkers {
 
   /** Checks a chunk's xxh64 and writes it: in the pool, or here if it is small (see `inlineChunkMaxBytes`). */
   writeChunk(task: WriteChunkTask): Promise<BufferTaskResult> {
-    if (task.length <= inlineChunkMaxBytes) return writeChunkInline(task);
+    if (task.length <= inlineChunkMaxBytes) return writeChunk(task, libuvIo, this.#hash());
     return this.#pool.run(task, { name: taskNames.writeChunk, transferList: [task.buffer] });
   }
 
   /** Reads a chunk and checks its xxh64: in the pool, or here if it is small. */
   readChunk(task: ReadChunkTask): Promise<BufferTaskResult> {
-    if (task.length <= inlineChunkMaxBytes) return readChunkInline(task);
+    if (task.length <= inlineChunkMaxBytes) return readChunk(task, libuvIo, this.#hash());
     return this.#pool.run(task, { name: taskNames.readChunk, transferList: [task.buffer] });
   }
 

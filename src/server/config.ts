@@ -1,61 +1,86 @@
 import { availableParallelism } from 'node:os';
 import { z } from 'zod';
 import { defaultMaxControlBytes, maxChunkBytesCeiling } from '../protocol/frames.js';
-import { serverDefaults } from './defaults.js';
+import { serverDefaults as d, serverLimits as l } from './defaults.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
+const count = (min: number, fallback: number): z.ZodDefault<z.ZodNumber> => z.number().int().min(min).default(fallback);
+
 /**
- * Server settings. Every limit is finite and carries its unit in its name. Validated once by
- * `resolveServerConfig`; unknown keys are refused; the result is frozen.
+ * Server settings. Every limit is finite and carries its unit in its name; the defaults are in
+ * defaults.ts. Validated once by `resolveServerConfig`; unknown keys are refused; the result is frozen.
  */
 const serverConfigSchema = z.strictObject({
   /** Root of the data directory: files/, partial/ and db/ live under it. */
   dataDir: z.string().min(1),
   /** Size of a chunk: the unit of hashing, writing, and resuming. */
-  chunkSizeBytes: z.number().int().min(64 * KiB).max(maxChunkBytesCeiling).default(serverDefaults.chunkSizeBytes),
+  chunkSizeBytes: z
+    .number()
+    .int()
+    .min(64 * KiB)
+    .max(maxChunkBytesCeiling)
+    .default(d.chunkSizeBytes),
   /** Worker threads in the chunk pool. */
-  workers: z.number().int().min(1).max(64).default(Math.max(2, Math.min(availableParallelism(), 8))),
+  workers: z
+    .number()
+    .int()
+    .min(1)
+    .max(64)
+    .default(Math.max(2, Math.min(availableParallelism(), 8))),
   /** Chunk buffers in flight (being received, written, read or sent) across all connections. */
-  inflightBudgetBytes: z.number().int().min(1).default(serverDefaults.inflightBudgetBytes),
-  /** Chunks one connection may have in flight at once, so one client cannot take the whole budget. */
-  maxInflightChunksPerConnection: z.number().int().min(1).max(64).default(3),
+  inflightBudgetBytes: count(1, d.inflightBudgetBytes),
+  maxInflightChunksPerConnection: z.number().int().min(1).max(64).default(l.maxInflightChunksPerConnection),
+  maxRequestsInFlightPerConnection: z.number().int().min(1).max(1024).default(l.maxRequestsInFlightPerConnection),
   /** Largest control frame accepted. */
-  maxControlBytes: z.number().int().min(4 * KiB).max(16 * MiB).default(defaultMaxControlBytes),
+  maxControlBytes: z
+    .number()
+    .int()
+    .min(4 * KiB)
+    .max(16 * MiB)
+    .default(defaultMaxControlBytes),
   /**
    * Written-but-unrecorded bytes of an upload before the server syncs them and records them in
    * LMDB. Reading pauses at twice this, which bounds what a crash makes clients send again.
    */
-  syncEveryBytes: z.number().int().min(1).default(serverDefaults.syncEveryBytes),
-  /** Upper bound on how long written chunks wait for that checkpoint. */
-  syncIntervalMs: z.number().int().min(1).default(1000),
+  syncEveryBytes: count(1, d.syncEveryBytes),
+  syncIntervalMs: count(1, l.syncIntervalMs),
   /** An upload session untouched for this long is expired and its partial data removed. */
-  sessionTtlMs: z.number().int().min(1).default(serverDefaults.sessionTtlMs),
-  /** How long a reconnecting upload waits for its old connection to end by itself before taking over. */
-  takeoverGraceMs: z.number().int().min(0).default(3000),
-  /** Chunks a download reads ahead of what it has sent. */
-  downloadReadaheadChunks: z.number().int().min(1).max(16).default(2),
+  sessionTtlMs: count(1, d.sessionTtlMs),
+  sessionSweepIntervalMs: count(1, l.sessionSweepIntervalMs),
+  takeoverGraceMs: count(0, l.takeoverGraceMs),
+  downloadReadaheadChunks: z.number().int().min(1).max(16).default(l.downloadReadaheadChunks),
   /** Connections open at once; one more is refused with EBUSY before it is closed. */
-  maxConnections: z.number().int().min(1).default(serverDefaults.maxConnections),
-  /** Connections open at once from one IP address. */
-  maxConnectionsPerIp: z.number().int().min(1).default(serverDefaults.maxConnectionsPerIp),
+  maxConnections: count(1, d.maxConnections),
+  /** Connections open at once from one network (an IPv4 /24, an IPv6 /64). */
+  maxConnectionsPerAddress: count(1, d.maxConnectionsPerAddress),
   /** A connection that has not completed its hello this long after connecting is closed. */
-  handshakeTimeoutMs: z.number().int().min(1).default(serverDefaults.handshakeTimeoutMs),
+  handshakeTimeoutMs: count(1, d.handshakeTimeoutMs),
   /** A connection with nothing in progress (no request, no transfer) silent this long is closed. */
-  idleTimeoutMs: z.number().int().min(1).default(serverDefaults.idleTimeoutMs),
+  idleTimeoutMs: count(1, d.idleTimeoutMs),
   /**
    * A connection with a transfer in progress on which no byte moves either way for this long is
    * closed (uploads are kept for resuming). Time the server itself holds the socket paused (waiting
    * for a buffer or a checkpoint) does not count.
    */
-  stallTimeoutMs: z.number().int().min(1).default(serverDefaults.stallTimeoutMs),
+  stallTimeoutMs: count(1, d.stallTimeoutMs),
+  lingerMs: count(0, l.lingerMs),
   /** Largest file an upload may declare. */
-  maxFileSizeBytes: z.number().int().min(0).default(serverDefaults.maxFileSizeBytes),
-  /** Stored files plus the declared sizes of unfinished uploads may not exceed this. */
-  maxStorageBytes: z.number().int().min(0).default(serverDefaults.maxStorageBytes),
+  maxFileSizeBytes: count(0, d.maxFileSizeBytes),
+  /** Stored files plus what unfinished uploads count (docs/design.md, "Quota") may not exceed this. */
+  maxStorageBytes: count(0, d.maxStorageBytes),
+  sessionReserveBytes: count(0, l.sessionReserveBytes),
+  /** Unfinished upload sessions kept at once, in all and per owner (a client network, until accounts). */
+  maxSessions: count(1, d.maxSessions),
+  maxSessionsPerOwner: count(1, d.maxSessionsPerOwner),
+  maxDetachedHashStates: count(0, l.maxDetachedHashStates),
   /** On shutdown, how long connections get to land their chunks and close before they are cut. */
-  shutdownGraceMs: z.number().int().min(0).default(serverDefaults.shutdownGraceMs),
+  shutdownGraceMs: count(0, d.shutdownGraceMs),
+  workerIdleTimeoutMs: count(0, l.workerIdleTimeoutMs),
+  /** Transfer log entries older than this are removed; at most `maxLogEntries` are kept whatever their age. */
+  logRetentionMs: count(1, d.logRetentionMs),
+  maxLogEntries: count(1, l.maxLogEntries),
 });
 
 export type ServerConfigInput = z.input<typeof serverConfigSchema>;
@@ -69,7 +94,9 @@ export function resolveServerConfig(input: ServerConfigInput): ServerConfig {
   }
   const config = parsed.data;
   if (config.inflightBudgetBytes < 2 * config.chunkSizeBytes) {
-    throw new RangeError(`inflightBudgetBytes (${config.inflightBudgetBytes}) must hold at least two chunks of ${config.chunkSizeBytes} bytes`);
+    throw new RangeError(
+      `inflightBudgetBytes (${config.inflightBudgetBytes}) must hold at least two chunks of ${config.chunkSizeBytes} bytes`,
+    );
   }
   return Object.freeze(config);
 }

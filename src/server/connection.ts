@@ -5,11 +5,17 @@ import { encodeControl } from '../protocol/encoder.js';
 import { FerryError, errorFields } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { type Request, type ServerEvent, parseRequest } from '../protocol/messages.js';
+import type { StoredFile, TransferLogRecord } from '../store/records.js';
+import { addressPrefix } from './address-prefix.js';
 import { Allowance } from './allowance.js';
-import type { DownloadPort, DownloadTransfer } from './download-transfer.js';
-import { handlers } from './handlers/index.js';
+import { ChunkIntake } from './chunk-intake.js';
+import { endWithLinger } from './connection-registry.js';
+import { type DownloadPort, DownloadTransfer } from './download-transfer.js';
+import { handle } from './handlers/index.js';
+import type { RequestContext } from './request-context.js';
 import type { ServerServices } from './services.js';
-import type { UploadTransfer } from './upload-transfer.js';
+import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
+import { UploadTransfer } from './upload-transfer.js';
 
 /**
  * Why reading is paused: waiting for a chunk buffer or a checkpoint ('chunk'), for the socket to
@@ -17,46 +23,31 @@ import type { UploadTransfer } from './upload-transfer.js';
  */
 type PauseReason = 'chunk' | 'drain' | 'hello' | 'requests';
 
-/** Requests of one connection being handled at once; reading pauses at this many. */
-const maxRequestsInFlight = 16;
-/** How long an ending connection reads (and drops) what the client still sends before it is cut. */
-const lingerMs = 2000;
-
-/** The chunk being received: which upload, which index, and the budget buffer it fills. */
-interface IncomingChunk {
-  header: ChunkHeader;
-  /** Undefined when the chunk belongs to an upload that already failed: its payload is skipped. */
-  upload: UploadTransfer | undefined;
-  index: number;
-  buffer: ArrayBuffer | undefined;
-  filled: number;
-}
-
 /**
  * The actor for one client connection. It owns the socket and the decoder, holds the
  * connection's protocol state (handshake, uploads and downloads by stream), dispatches each
- * request to its handler, and applies backpressure: the socket is paused while a received chunk
- * waits for a buffer from the global budget or for this connection's in-flight allowance, and
- * while the client does not read what the server writes.
+ * request to its handler with a narrow context (`RequestContext`), and applies backpressure: the
+ * socket is paused while a received chunk waits for a buffer (`ChunkIntake`), while requests are
+ * in flight, and while the client does not read what the server writes.
  */
-export class Connection implements FrameSink, DownloadPort {
+export class Connection implements FrameSink, DownloadPort, RequestContext {
   readonly services: ServerServices;
   readonly socket: Socket;
   readonly log: Logger;
   readonly clientAddress: string;
-  readonly uploads = new Map<number, UploadTransfer>();
-  readonly downloads = new Map<number, DownloadTransfer>();
+  readonly clientNetwork: string;
+  readonly closed: Promise<void>;
+  readonly #uploads = new Map<number, UploadTransfer>();
+  readonly #downloads = new Map<number, DownloadTransfer>();
   /** Streams that failed after their request was answered: their late chunks are skipped. */
   readonly #deadStreams = new Set<number>();
   readonly #decoder: FrameDecoder;
+  readonly #intake: ChunkIntake;
   readonly #pauseReasons = new Set<PauseReason>();
   /** Set once the connection is ending: input is read and dropped until the client closes. */
   #discarding = false;
   #greeted = false;
   #nextStream = 1;
-  #incoming: IncomingChunk | undefined;
-  #cancelBufferWait: (() => void) | undefined;
-  #chunksInFlight = 0;
   /** This connection's share of the budget for download chunks (read, or queued on the socket). */
   readonly #downloadAllowance: Allowance;
   /** Callbacks for the socket's next 'drain' (one listener for all of this connection's downloads). */
@@ -68,28 +59,35 @@ export class Connection implements FrameSink, DownloadPort {
   /** Requests being handled: while any is, the server is the one working, and no timeout runs. */
   #requestsInFlight = 0;
   #closed = false;
-  readonly closed: Promise<void>;
 
   constructor(services: ServerServices, socket: Socket) {
     this.services = services;
     this.socket = socket;
     this.clientAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
+    this.clientNetwork = addressPrefix(socket.remoteAddress ?? '?');
     this.log = services.logger.child({ client: this.clientAddress });
-    this.#decoder = new FrameDecoder(
-      { maxControlBytes: services.config.maxControlBytes, maxChunkBytes: services.config.chunkSizeBytes },
-      this,
-    );
+    const { config } = services;
+    this.#decoder = new FrameDecoder({ maxControlBytes: config.maxControlBytes, maxChunkBytes: config.chunkSizeBytes }, this);
+    this.#intake = new ChunkIntake(services.buffers, config.maxInflightChunksPerConnection, {
+      upload: (stream) => this.#uploads.get(stream),
+      isDeadStream: (stream) => this.#deadStreams.has(stream),
+      holdReading: (hold) => (hold ? this.#pause('chunk') : this.#unpause('chunk')),
+      protocolError: (error) => this.closeWith(error),
+    });
+    this.#downloadAllowance = new Allowance(config.maxInflightChunksPerConnection);
     socket.setNoDelay(true);
     // Bytes arrive through `received` (the socket reads into a fixed buffer), or as 'data' events
     // from a socket that could not be re-wrapped.
     socket.on('data', (data: Buffer) => this.received(data));
     socket.resume();
-    this.#downloadAllowance = new Allowance(services.config.maxInflightChunksPerConnection);
     socket.on('drain', () => this.#drained());
     socket.on('error', (error) => this.log.debug({ err: error }, 'socket error'));
     socket.on('timeout', () => this.#timedOut());
-    const { handshakeTimeoutMs } = services.config;
-    this.#handshakeTimer = setTimeout(() => this.closeWith(new FerryError('ETIMEDOUT', `no hello within ${handshakeTimeoutMs} ms`)), handshakeTimeoutMs);
+    const { handshakeTimeoutMs } = config;
+    this.#handshakeTimer = setTimeout(
+      () => this.closeWith(new FerryError('ETIMEDOUT', `no hello within ${handshakeTimeoutMs} ms`)),
+      handshakeTimeoutMs,
+    );
     this.closed = new Promise((resolve) => socket.once('close', () => void this.#cleanup().finally(resolve)));
   }
 
@@ -99,11 +97,12 @@ export class Connection implements FrameSink, DownloadPort {
     this.#decoder.push(bytes, true);
   }
 
+  // ---- RequestContext ----
+
   get greeted(): boolean {
     return this.#greeted;
   }
 
-  /** The connection is closed or closing: no new transfer may attach to it. */
   get ending(): boolean {
     return this.#ending || this.#closed;
   }
@@ -111,89 +110,62 @@ export class Connection implements FrameSink, DownloadPort {
   markGreeted(): void {
     this.#greeted = true;
     clearTimeout(this.#handshakeTimer);
-    this.refreshTimeout();
+    this.#refreshTimeout();
   }
 
-  /**
-   * Arms the socket's inactivity timeout for what the connection is doing: the stall timeout while
-   * a transfer is attached, the idle timeout when nothing is in progress, none while a request is
-   * being handled or the server itself holds the socket paused (waiting for a buffer or a
-   * checkpoint). Called whenever one of those changes.
-   */
-  refreshTimeout(): void {
-    if (!this.#greeted || this.#ending || this.#closed) return;
-    const { stallTimeoutMs, idleTimeoutMs } = this.services.config;
-    const serverBusy = this.#requestsInFlight > 0 || this.#pauseReasons.has('chunk');
-    this.socket.setTimeout(serverBusy ? 0 : this.#transferring ? stallTimeoutMs : idleTimeoutMs);
+  async attachUpload(claim: ClaimedUpload, force: boolean): Promise<UploadTransfer> {
+    const stream = this.#allocateStream();
+    let upload: UploadTransfer;
+    try {
+      upload = await UploadTransfer.open(this.services, stream, claim, force, (error) => {
+        this.#abortStream(stream, error);
+        void this.#detachUpload(upload);
+      });
+    } catch (error) {
+      claim.cancel();
+      throw error;
+    }
+    if (this.ending) {
+      claim.cancel();
+      upload.release();
+      throw new FerryError('ECONNLOST', 'client went away');
+    }
+    claim.attach(upload);
+    this.#uploads.set(stream, upload);
+    this.#refreshTimeout();
+    return upload;
   }
 
-  /** An upload is attached or a download runs: silence now means a stall. */
-  get #transferring(): boolean {
-    return this.uploads.size > 0 || this.downloads.size > 0;
+  upload(stream: number): UploadTransfer | undefined {
+    return this.#uploads.get(stream);
   }
 
-  #timedOut(): void {
-    const { stallTimeoutMs, idleTimeoutMs } = this.services.config;
-    this.closeWith(
-      new FerryError('ETIMEDOUT', this.#transferring ? `no data moved for ${stallTimeoutMs} ms during a transfer` : `idle for ${idleTimeoutMs} ms`),
-    );
+  ownsUpload(upload: ActiveUpload): boolean {
+    return upload instanceof UploadTransfer && this.#uploads.get(upload.stream) === upload;
   }
 
-  allocateStream(): number {
-    const stream = this.#nextStream;
-    this.#nextStream = this.#nextStream >= 0xffffffff ? 1 : this.#nextStream + 1;
-    return stream;
+  takeUpload(stream: number): UploadTransfer | undefined {
+    const upload = this.#uploads.get(stream);
+    this.#uploads.delete(stream);
+    return upload;
   }
 
-  send(message: object): void {
-    if (this.socket.destroyed || this.socket.writableEnded) return;
-    if (!this.socket.write(encodeControl(message))) this.#pause('drain');
+  openDownload(file: StoredFile, fromChunk: number, onEnd: (download: DownloadTransfer, error?: FerryError) => void): DownloadTransfer {
+    const stream = this.#allocateStream();
+    const download = new DownloadTransfer(this.services, this, stream, file, fromChunk, (error) => {
+      this.#downloads.delete(stream);
+      this.#refreshTimeout();
+      if (error && error.code !== 'ECONNLOST') this.#abortStream(stream, error);
+      onEnd(download, error);
+    });
+    this.#downloads.set(stream, download);
+    this.#refreshTimeout();
+    return download;
   }
 
-  sendEvent(event: ServerEvent): void {
-    this.send(event);
-  }
-
-  /** Ends the connection after telling the client why. */
-  closeWith(error: FerryError): void {
-    if (this.#ending) return;
-    this.log.info({ code: error.code }, error.message);
-    this.sendEvent({ event: 'bye', ...errorFields(error) });
-    this.#end();
-  }
-
-  /**
-   * Stops serving, flushes what is written (the `bye` last), and closes. What the client still
-   * sends is read and dropped until it closes its side, at most `lingerMs`: closing a socket with
-   * unread input makes the kernel send a reset, which can destroy the replies still in flight.
-   */
-  #end(): void {
-    this.#ending = true;
-    clearTimeout(this.#handshakeTimer);
-    this.socket.setTimeout(0);
-    this.#decoder.pause();
-    this.#discarding = true;
-    this.socket.end();
-    this.socket.resume();
-    const linger = setTimeout(() => this.socket.destroy(), lingerMs);
-    this.socket.once('close', () => clearTimeout(linger));
-  }
-
-  /** A transfer stream failed after its request was answered: tell the client, skip its late chunks. */
-  abortStream(stream: number, error: FerryError): void {
-    this.#deadStreams.add(stream);
-    this.sendEvent({ event: 'abort', stream, ...errorFields(error) });
-  }
-
-  /**
-   * Ends an upload's attachment to this connection: its chunks in flight land and are recorded,
-   * then its name is free for the next `put` (which resumes the session).
-   */
-  detachUpload(upload: UploadTransfer): Promise<void> {
-    this.uploads.delete(upload.stream);
-    this.refreshTimeout();
-    upload.detached ??= upload.settle().finally(() => upload.release());
-    return upload.detached;
+  async logTransfer(entry: Omit<TransferLogRecord, 'client'>): Promise<void> {
+    // Best effort (the store says false on a full disk): a transfer never fails for its log entry.
+    await this.services.store.appendLog({ ...entry, client: this.clientAddress });
   }
 
   // ---- DownloadPort ----
@@ -226,21 +198,12 @@ export class Connection implements FrameSink, DownloadPort {
     this.#downloadAllowance.release();
   }
 
+  releaseDownloadAllowance(): void {
+    this.#downloadAllowance.release();
+  }
+
   whenDrained(callback: () => void): void {
     this.#drainWaiters.push(callback);
-  }
-
-  #drained(): void {
-    this.#unpause('drain');
-    const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
-    for (const waiter of waiters) waiter();
-  }
-
-  startDownload(transfer: DownloadTransfer): void {
-    this.downloads.set(transfer.stream, transfer);
-    this.refreshTimeout();
-    transfer.start();
   }
 
   // ---- FrameSink ----
@@ -254,15 +217,15 @@ export class Connection implements FrameSink, DownloadPort {
     } catch (error) {
       const failure = error as FerryError;
       if (id === undefined || !this.#greeted) return this.closeWith(failure);
-      return this.send({ id, ok: false, ...errorFields(failure) });
+      return this.#send({ id, ok: false, ...errorFields(failure) });
     }
     if (!this.#greeted && request.op !== 'hello') {
       return this.closeWith(new FerryError('EPROTO', `expected hello, got ${request.op}`));
     }
     if (request.op !== 'hello') {
-      // A client that pipelines requests gets at most `maxRequestsInFlight` served at once; the
-      // rest wait in its socket, so a flood of requests cannot queue replies without bound.
-      if (this.#requestsInFlight + 1 >= maxRequestsInFlight) this.#pause('requests');
+      // A client that pipelines requests gets at most `maxRequestsInFlightPerConnection` served at
+      // once; the rest wait in its socket, so a flood of requests cannot queue replies without bound.
+      if (this.#requestsInFlight + 1 >= this.services.config.maxRequestsInFlightPerConnection) this.#pause('requests');
       return void this.#dispatch(request);
     }
     // Nothing after a hello is read until it is answered: requests pipelined behind a refused
@@ -272,111 +235,133 @@ export class Connection implements FrameSink, DownloadPort {
   }
 
   chunkStart(header: ChunkHeader): void {
-    if (this.#ending) return;
-    const upload = this.uploads.get(header.stream);
-    if (!upload) {
-      if (this.#deadStreams.has(header.stream)) {
-        this.#incoming = { header, upload: undefined, index: -1, buffer: undefined, filled: 0 };
-        return;
-      }
-      return this.closeWith(new FerryError('EPROTO', `chunk for unknown stream ${header.stream}`));
-    }
-    let index: number;
-    try {
-      index = upload.indexOf(header);
-    } catch (error) {
-      return this.closeWith(error as FerryError);
-    }
-    this.#incoming = { header, upload, index, buffer: undefined, filled: 0 };
-    this.#claimBuffer();
+    if (!this.#ending) this.#intake.chunkStart(header);
   }
 
   chunkData(piece: Uint8Array): void {
-    const incoming = this.#incoming;
-    if (!incoming?.buffer) return;
-    new Uint8Array(incoming.buffer, incoming.filled, piece.byteLength).set(piece);
-    incoming.filled += piece.byteLength;
+    this.#intake.chunkData(piece);
   }
 
   chunkEnd(): void {
-    const incoming = this.#incoming;
-    this.#incoming = undefined;
-    if (!incoming?.upload || !incoming.buffer) return;
-    const { upload, index, header, buffer } = incoming;
-    if (upload.failed || !this.uploads.has(upload.stream)) {
-      this.services.buffers.release(buffer);
-      return;
-    }
-    this.#chunksInFlight += 1;
-    void upload.write(index, header, buffer).finally(() => {
-      this.#chunksInFlight -= 1;
-      this.#claimBuffer();
-    });
+    this.#intake.chunkEnd();
   }
 
   protocolError(error: FerryError): void {
     this.closeWith(error);
   }
 
+  // ---- ending ----
+
+  /** Ends the connection after telling the client why. */
+  closeWith(error: FerryError): void {
+    if (this.#ending) return;
+    this.log.info({ code: error.code }, error.message);
+    this.#send({ event: 'bye', ...errorFields(error) } satisfies ServerEvent);
+    this.#end();
+  }
+
+  /** Stops serving, flushes what is written (the `bye` last), and closes with the linger. */
+  #end(): void {
+    this.#ending = true;
+    clearTimeout(this.#handshakeTimer);
+    this.socket.setTimeout(0);
+    this.#decoder.pause();
+    this.#discarding = true;
+    endWithLinger(this.socket, this.services.config.lingerMs);
+  }
+
   // ---- internals ----
+
+  #allocateStream(): number {
+    const stream = this.#nextStream;
+    this.#nextStream = this.#nextStream >= 0xffffffff ? 1 : this.#nextStream + 1;
+    return stream;
+  }
+
+  #send(message: object): void {
+    if (this.socket.destroyed || this.socket.writableEnded) return;
+    if (!this.socket.write(encodeControl(message))) this.#pause('drain');
+  }
+
+  /** A transfer stream failed after its request was answered: tell the client, skip its late chunks. */
+  #abortStream(stream: number, error: FerryError): void {
+    this.#deadStreams.add(stream);
+    this.#send({ event: 'abort', stream, ...errorFields(error) } satisfies ServerEvent);
+  }
+
+  /** Takes an upload off this connection and lets it save its progress and free its name. */
+  #detachUpload(upload: UploadTransfer): Promise<void> {
+    if (this.#uploads.get(upload.stream) === upload) this.#uploads.delete(upload.stream);
+    this.#refreshTimeout();
+    return upload.detach();
+  }
 
   async #dispatch(request: Request): Promise<void> {
     this.#requestsInFlight += 1;
-    this.refreshTimeout();
+    this.#refreshTimeout();
     try {
-      const handler = handlers[request.op] as (connection: Connection, request: Request) => Promise<{ result: unknown; afterReply?: () => void }>;
-      const { result, afterReply } = await handler(this, request);
-      this.send({ id: request.id, ok: true, result });
+      const { result, afterReply } = await handle(request.op, request, this);
+      this.#send({ id: request.id, ok: true, result });
       afterReply?.();
     } catch (error) {
       const failure = error instanceof FerryError ? error : new FerryError('EINTERNAL', 'internal server error', { cause: error });
       if (failure.code === 'EINTERNAL') this.log.error({ err: error, op: request.op }, 'request failed');
-      this.send({ id: request.id, ok: false, ...errorFields(failure) });
+      else if (failure.code === 'EIO' || failure.code === 'ENOSPC')
+        this.log.warn({ err: failure.cause ?? failure, op: request.op }, failure.message);
+      this.#send({ id: request.id, ok: false, ...errorFields(failure) });
       if (failure.code === 'EVERSION') this.#end();
     } finally {
       this.#requestsInFlight -= 1;
-      this.refreshTimeout();
-      if (this.#requestsInFlight < maxRequestsInFlight) this.#unpause('requests');
+      this.#refreshTimeout();
+      if (this.#requestsInFlight < this.services.config.maxRequestsInFlightPerConnection) this.#unpause('requests');
     }
   }
 
   /**
-   * Gets a budget buffer for the incoming chunk. Until it has one, the decoder and the socket are
-   * paused ('chunk'): no payload byte may arrive before there is somewhere to put it. Called again
-   * when one of this connection's chunks completes or its upload records a checkpoint.
+   * Arms the socket's inactivity timeout for what the connection is doing: the stall timeout while
+   * a transfer is attached, the idle timeout when nothing is in progress, none while a request is
+   * being handled or the server itself holds the socket paused (waiting for a buffer or a
+   * checkpoint). Called whenever one of those changes.
    */
-  #claimBuffer(): void {
-    const incoming = this.#incoming;
-    if (!incoming?.upload || incoming.buffer || this.#cancelBufferWait || this.#closed) return;
-    this.#pause('chunk');
-    if (this.#chunksInFlight >= this.services.config.maxInflightChunksPerConnection) return;
-    if (incoming.upload.lagging) {
-      // Durability lag: wait until a checkpoint has recorded what is written, so a crash now
-      // costs at most about two checkpoints' worth of re-sending.
-      incoming.upload.onceRecorded(() => this.#claimBuffer());
-      return;
-    }
-    let granted = false;
-    const cancel = this.services.buffers.acquire((buffer) => {
-      granted = true;
-      this.#cancelBufferWait = undefined;
-      if (this.#closed) return this.services.buffers.release(buffer);
-      incoming.buffer = buffer;
-      this.#unpause('chunk');
-    });
-    if (!granted) this.#cancelBufferWait = cancel;
+  #refreshTimeout(): void {
+    if (!this.#greeted || this.#ending || this.#closed) return;
+    const { stallTimeoutMs, idleTimeoutMs } = this.services.config;
+    const serverBusy = this.#requestsInFlight > 0 || this.#pauseReasons.has('chunk');
+    this.socket.setTimeout(serverBusy ? 0 : this.#transferring ? stallTimeoutMs : idleTimeoutMs);
+  }
+
+  /** An upload is attached or a download runs: silence now means a stall. */
+  get #transferring(): boolean {
+    return this.#uploads.size > 0 || this.#downloads.size > 0;
+  }
+
+  #timedOut(): void {
+    const { stallTimeoutMs, idleTimeoutMs } = this.services.config;
+    this.closeWith(
+      new FerryError(
+        'ETIMEDOUT',
+        this.#transferring ? `no data moved for ${stallTimeoutMs} ms during a transfer` : `idle for ${idleTimeoutMs} ms`,
+      ),
+    );
+  }
+
+  #drained(): void {
+    this.#unpause('drain');
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) waiter();
   }
 
   #pause(reason: PauseReason): void {
     this.#pauseReasons.add(reason);
     this.#decoder.pause();
     if (!this.#discarding) this.socket.pause();
-    if (reason === 'chunk') this.refreshTimeout();
+    if (reason === 'chunk') this.#refreshTimeout();
   }
 
   #unpause(reason: PauseReason): void {
     if (!this.#pauseReasons.delete(reason)) return;
-    if (reason === 'chunk') this.refreshTimeout();
+    if (reason === 'chunk') this.#refreshTimeout();
     if (this.#pauseReasons.size > 0 || this.#closed || this.#ending) return;
     this.socket.resume();
     this.#decoder.resume();
@@ -386,11 +371,9 @@ export class Connection implements FrameSink, DownloadPort {
   async #cleanup(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#handshakeTimer);
-    this.#cancelBufferWait?.();
-    if (this.#incoming?.buffer) this.services.buffers.release(this.#incoming.buffer);
-    this.#incoming = undefined;
+    this.#intake.close();
     this.#drainWaiters = [];
-    for (const download of this.downloads.values()) download.stop(new FerryError('ECONNLOST', 'client went away'));
-    await Promise.all([...this.uploads.values()].map((upload) => this.detachUpload(upload)));
+    for (const download of this.#downloads.values()) download.stop(new FerryError('ECONNLOST', 'client went away'));
+    await Promise.all([...this.#uploads.values()].map((upload) => this.#detachUpload(upload)));
   }
 }

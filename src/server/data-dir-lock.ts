@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { linkSync, lstatSync, readFileSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { FerryError, fromSystemError } from '../protocol/errors.js';
+import { FerryError } from '../protocol/errors.js';
+import { fromSystemError } from '../system-errors.js';
 
 /**
  * Data directories (real paths) a server of this process holds. Their lock files hold this
@@ -78,7 +79,8 @@ export class DataDirLock {
       if (seen === undefined) continue; // gone meanwhile: try again
       const live = liveHolder(seen.holder, key);
       if (live) {
-        const server = live.host === hostname() ? `another ferry server (pid ${live.pid})` : `a ferry server on ${live.host} (pid ${live.pid})`;
+        const server =
+          live.host === hostname() ? `another ferry server (pid ${live.pid})` : `a ferry server on ${live.host} (pid ${live.pid})`;
         throw new FerryError('EBUSY', `${key} is in use by ${server}; if none is running, remove ${path}`);
       }
       takeAway(path, seen.text);

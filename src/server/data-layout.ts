@@ -1,5 +1,5 @@
 import { mkdirSync } from 'node:fs';
-import { rmdir } from 'node:fs/promises';
+import { open, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { checkName } from '../protocol/names.js';
 
@@ -47,5 +47,28 @@ export class DataLayout {
 
   partialPath(sessionId: string): string {
     return join(this.partialDir, `${sessionId}.part`);
+  }
+
+  /** Creates the partial file of a new upload session, `size` bytes long (sparse: nothing is written yet). */
+  async createPartial(sessionId: string, size: number): Promise<void> {
+    const handle = await open(this.partialPath(sessionId), 'wx');
+    try {
+      await handle.truncate(size);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async partialExists(sessionId: string): Promise<boolean> {
+    try {
+      await (await open(this.partialPath(sessionId), 'r')).close();
+      return true;
+    } catch {
+      return false; // missing or unreadable: either way there is nothing to resume from
+    }
+  }
+
+  async removePartial(sessionId: string): Promise<void> {
+    await rm(this.partialPath(sessionId), { force: true });
   }
 }

@@ -1,22 +1,55 @@
 /**
- * Defaults of the server settings that `ferry serve` exposes as flags: one place for the
- * config schema and the help text. Plain numbers, so the CLI can show them without loading zod.
+ * Every number the server is configured with, in one place, each with its unit in its name. The
+ * first group are `ferry serve` flags (their help text shows these defaults); the rest are fixed
+ * limits that tests and embedders may set through `createServer`. Plain numbers, so the CLI can
+ * show them without loading zod.
  */
 const KiB = 1024;
 const MiB = 1024 * KiB;
 const TiB = 1024 ** 4;
+const minute = 60_000;
+const day = 24 * 60 * minute;
 
 export const serverDefaults = {
   chunkSizeBytes: 4 * MiB,
   inflightBudgetBytes: 64 * MiB,
   syncEveryBytes: 8 * MiB,
-  sessionTtlMs: 24 * 60 * 60 * 1000,
+  sessionTtlMs: day,
   maxConnections: 1024,
-  maxConnectionsPerIp: 64,
+  maxConnectionsPerAddress: 64,
   handshakeTimeoutMs: 10_000,
-  idleTimeoutMs: 5 * 60_000,
+  idleTimeoutMs: 5 * minute,
   stallTimeoutMs: 30_000,
   maxFileSizeBytes: 4 * TiB,
   maxStorageBytes: 16 * TiB,
   shutdownGraceMs: 10_000,
+  maxSessions: 10_000,
+  maxSessionsPerOwner: 256,
+  logRetentionMs: 30 * day,
+} as const;
+
+/** Fixed limits: not flags, but settable through `createServer` (the tests use small ones). */
+export const serverLimits = {
+  /** Chunks one connection may have in flight at once, so one client cannot take the whole budget. */
+  maxInflightChunksPerConnection: 3,
+  /** Requests of one connection being handled at once; reading pauses at this many. */
+  maxRequestsInFlightPerConnection: 16,
+  /** How long an ending connection reads (and drops) what the client still sends before it is cut. */
+  lingerMs: 2000,
+  /** Upper bound on how long written chunks wait for their checkpoint. */
+  syncIntervalMs: 1000,
+  /** How long a reconnecting upload waits for its old connection to end by itself before taking over. */
+  takeoverGraceMs: 3000,
+  /** Chunks a download reads ahead of what it has sent. */
+  downloadReadaheadChunks: 2,
+  /** What an unfinished upload counts against the quota beyond what it has received (at most its size). */
+  sessionReserveBytes: 64 * MiB,
+  /** Running SHA-256 states kept for uploads that detached (a resume in this process goes on from them). */
+  maxDetachedHashStates: 256,
+  /** How often idle upload sessions are looked for and expired while the server runs. */
+  sessionSweepIntervalMs: 5 * minute,
+  /** Idle chunk workers are kept this long (the pool keeps its minimum anyway). */
+  workerIdleTimeoutMs: minute,
+  /** Transfer log entries kept at most, whatever their age: a bound on disk use under a flood. */
+  maxLogEntries: 1_000_000,
 } as const;

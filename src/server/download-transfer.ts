@@ -1,20 +1,25 @@
+import { type FileHandle, open } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import { encodeChunkHead } from '../protocol/encoder.js';
 import { type StoredFile, chunkCountOf, chunkLengthOf, hashAt, sameUpload } from '../store/records.js';
+import { codeOfSystemError, describeSystemError } from '../system-errors.js';
 import type { ServerServices } from './services.js';
-import { UploadTransfer } from './upload-transfer.js';
 
 /** What a download needs from its connection: the socket, chunk buffers within the connection's share, and 'drain'. */
 export interface DownloadPort {
   readonly socket: Socket;
   acquireDownloadBuffer(take: (buffer: ArrayBuffer) => void): () => void;
   releaseDownloadBuffer(buffer: ArrayBuffer): void;
+  /** Gives back the allowance place of a buffer that was lost (the budget replaced it already). */
+  releaseDownloadAllowance(): void;
   whenDrained(callback: () => void): void;
 }
 
 /**
- * Streams one stored file's chunks to the client, in order, from `fromChunk` on.
+ * Streams one stored file's chunks to the client, in order, from `fromChunk` on. The file is
+ * opened once, when the download starts: a delete or a replace meanwhile does not change what it
+ * sends (the content the client was promised, by its SHA-256, in the reply to `get`).
  *
  * Backpressure: a chunk is read only while fewer than `downloadReadaheadChunks` are read but
  * unsent, the connection's allowance and the global budget give it a buffer, and the socket has
@@ -27,6 +32,7 @@ export class DownloadTransfer {
   readonly #services: ServerServices;
   readonly #port: DownloadPort;
   readonly #path: string;
+  #file: FileHandle | undefined;
   readonly #chunkCount: number;
   #nextRead: number;
   #nextSend: number;
@@ -38,7 +44,14 @@ export class DownloadTransfer {
   bytesSent = 0;
   readonly #onEnd: (error?: FerryError) => void;
 
-  constructor(services: ServerServices, port: DownloadPort, stream: number, file: StoredFile, fromChunk: number, onEnd: (error?: FerryError) => void) {
+  constructor(
+    services: ServerServices,
+    port: DownloadPort,
+    stream: number,
+    file: StoredFile,
+    fromChunk: number,
+    onEnd: (error?: FerryError) => void,
+  ) {
     this.#services = services;
     this.#port = port;
     this.stream = stream;
@@ -50,8 +63,17 @@ export class DownloadTransfer {
     this.#onEnd = onEnd;
   }
 
+  /** Opens the file and starts sending; call it once the reply to `get` is on the wire. */
   start(): void {
-    this.#pump();
+    open(this.#path, 'r').then(
+      (file) => {
+        if (this.#ended) return void this.#close(file);
+        this.#file = file;
+        this.#pump();
+      },
+      (error: unknown) =>
+        void this.#readFailure(codeOfSystemError(error), `opening: ${describeSystemError(error)}`).then((failure) => this.stop(failure)),
+    );
   }
 
   /** Stops at once (the connection closed or the transfer failed); buffers go back to the budget. */
@@ -61,7 +83,22 @@ export class DownloadTransfer {
     this.#cancelBufferWait?.();
     for (const buffer of this.#ready.values()) this.#port.releaseDownloadBuffer(buffer);
     this.#ready.clear();
+    this.#closeWhenIdle();
     this.#onEnd(error);
+  }
+
+  /** Closes the file once no read of it is in flight (a read's descriptor must stay valid until it returns). */
+  #closeWhenIdle(): void {
+    if (this.#reading > 0 || !this.#file) return;
+    const file = this.#file;
+    this.#file = undefined;
+    this.#close(file);
+  }
+
+  #close(file: FileHandle): void {
+    file
+      .close()
+      .catch((error: unknown) => this.#services.logger.warn({ err: error, name: this.file.name }, 'download: closing the file failed'));
   }
 
   #pump(): void {
@@ -89,6 +126,7 @@ export class DownloadTransfer {
     }
     if (!this.#ended && this.#nextSend === this.#chunkCount && this.#reading === 0) {
       this.#ended = true;
+      this.#closeWhenIdle();
       this.#onEnd();
     }
   }
@@ -99,11 +137,14 @@ export class DownloadTransfer {
     const { size, chunkSize, hashes } = this.file;
     const offset = index * chunkSize;
     workers
-      .readChunk({ path: this.#path, offset, length: chunkLengthOf(index, size, chunkSize), xxh64: hashAt(hashes, index), buffer })
+      .readChunk({ fd: this.#file!.fd, offset, length: chunkLengthOf(index, size, chunkSize), xxh64: hashAt(hashes, index), buffer })
       .then(
         (result) => {
           this.#reading -= 1;
-          if (this.#ended) return port.releaseDownloadBuffer(result.buffer);
+          if (this.#ended) {
+            this.#closeWhenIdle();
+            return port.releaseDownloadBuffer(result.buffer);
+          }
           if (!result.ok) {
             port.releaseDownloadBuffer(result.buffer);
             void this.#readFailure(result.code, result.message).then((error) => this.stop(error));
@@ -114,8 +155,10 @@ export class DownloadTransfer {
         },
         (error: unknown) => {
           this.#reading -= 1;
-          port.releaseDownloadBuffer(new ArrayBuffer(buffers.bufferBytes)); // the worker kept the buffer: replace it
+          buffers.replaceLost(); // the worker died with the buffer
+          port.releaseDownloadAllowance();
           this.stop(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
+          this.#closeWhenIdle();
         },
       );
   }
@@ -130,16 +173,17 @@ export class DownloadTransfer {
   async #readFailure(code: ErrorCode, message: string): Promise<FerryError> {
     const { name } = this.file;
     if (code !== 'ENOENT' && code !== 'ECHECKSUM') return new FerryError(code, `${name}: ${message}`);
-    const { store, activeUploads } = this.#services;
-    const current = store.file(name);
-    const upload = activeUploads.get(name);
-    const replacing = upload instanceof UploadTransfer && upload.finishing;
-    if (!current || !sameUpload(current, this.file) || replacing) {
+    const { store, uploads } = this.#services;
+    const current = store.fileRecord(name);
+    if (!current || !sameUpload(current, this.file) || uploads.isPublishing(name)) {
       return new FerryError('ECHANGED', `${name} was deleted or replaced on the server during the download`);
     }
     const why = code === 'ENOENT' ? 'its bytes are missing from the data directory' : message;
     // Recorded before the client hears of it; best effort: the client is told either way.
-    await store.markDamaged(this.file, why).catch(() => {});
+    await store.markDamaged(this.file, why).catch((error: unknown) => {
+      this.#services.logger.warn({ err: error, name }, 'download: flagging a damaged file failed');
+    });
+    this.#services.logger.warn({ name, why }, 'download: the stored file is damaged; flagged, not served until replaced');
     return new FerryError('ECORRUPT', `${name} is damaged on the server (${why}); it will not be served until replaced`);
   }
 

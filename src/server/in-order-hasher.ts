@@ -1,42 +1,41 @@
-import type { Hash } from 'node:crypto';
-import type { Sha256Thread } from '../hashing/sha256-thread.js';
+import type { RunningSha256 } from '../hashing/running-sha256.js';
 
 /** How far a session's running SHA-256 has got: chunks [0, next) were fed, in order. */
 export interface SessionHashState {
   next: number;
   /** Fed out of order or lost (a restart, a gap): the file must be hashed in one pass at the end. */
   broken: boolean;
-  /**
-   * For a small file (see `inlineSha256MaxBytes`), the hash itself, kept on the main thread:
-   * cheaper than handing its chunks to the hashing thread and back.
-   */
-  inline?: Hash;
+  readonly sha256: RunningSha256;
 }
 
 /**
- * Feeds one upload's written chunks to its session's running SHA-256 (on the hashing thread) in
- * chunk order, so the whole-file hash is ready when the last chunk lands. A chunk written ahead of
- * its turn waits only while every chunk before it is being written (so nothing waits on a chunk
- * that may never come); a chunk fed twice (also while its first copy is held), one with a gap before it, or a gap left when the upload
- * stops waiting marks the hash broken, and the upload falls back to hashing the file in one pass.
+ * Feeds one upload's written chunks to its session's running SHA-256 in chunk order, so the
+ * whole-file hash is ready when the last chunk lands. A chunk written ahead of its turn waits only
+ * while every chunk before it is being written (so nothing waits on a chunk that may never come);
+ * a chunk fed twice (also while its first copy is held), one with a gap before it, or a gap left
+ * when the upload stops waiting marks the hash broken, and the upload falls back to hashing the
+ * file in one pass.
  */
 export class InOrderHasher {
   readonly state: SessionHashState;
-  readonly #thread: Sha256Thread;
-  readonly #key: string;
   /** Whether chunk `index` of this upload is being written now. */
   readonly #beingWritten: (index: number) => boolean;
   readonly #release: (buffer: ArrayBuffer) => void;
+  /** Called instead of `release` for a buffer the hashing thread lost (it died with it). */
+  readonly #lost: () => void;
   readonly #held = new Map<number, { buffer: ArrayBuffer; length: number }>();
   /** Settles when the last update submitted has been applied (they are applied in order). */
-  #lastUpdate: Promise<void> = Promise.resolve();
+  #lastUpdate: Promise<unknown> = Promise.resolve();
 
-  constructor(thread: Sha256Thread, key: string, state: SessionHashState, beingWritten: (index: number) => boolean, release: (buffer: ArrayBuffer) => void) {
-    this.#thread = thread;
-    this.#key = key;
+  constructor(
+    state: SessionHashState,
+    beingWritten: (index: number) => boolean,
+    buffers: { release(buffer: ArrayBuffer): void; replaceLost(): void },
+  ) {
     this.state = state;
     this.#beingWritten = beingWritten;
-    this.#release = release;
+    this.#release = (buffer) => buffers.release(buffer);
+    this.#lost = () => buffers.replaceLost();
   }
 
   /** Takes a written chunk's buffer; hands it to `release` once it is hashed or not needed. */
@@ -72,24 +71,14 @@ export class InOrderHasher {
     if (this.state.broken || this.state.next !== chunkCount) return undefined;
     // A hash is forgotten once it has been digested: a second digest must take the one-pass way.
     this.state.broken = true;
-    const { inline } = this.state;
-    if (inline) {
-      delete this.state.inline;
-      return inline.digest('hex');
-    }
-    return this.#thread.digest(this.#key);
+    return this.state.sha256.digest();
   }
 
   #feed(buffer: ArrayBuffer, length: number): void {
-    if (this.state.inline) {
-      this.state.inline.update(new Uint8Array(buffer, 0, length));
-      this.#release(buffer);
-      return;
-    }
-    this.#lastUpdate = this.#thread.update(this.#key, buffer, length).then(
+    this.#lastUpdate = this.state.sha256.update(buffer, length).then(
       (returned) => this.#release(returned),
       () => {
-        this.#release(new ArrayBuffer(buffer.byteLength)); // the thread kept the buffer: replace it
+        this.#lost();
         this.#break();
       },
     );
@@ -100,7 +89,6 @@ export class InOrderHasher {
     this.#held.clear();
     if (this.state.broken) return;
     this.state.broken = true;
-    if (this.state.inline) delete this.state.inline;
-    else this.#thread.drop(this.#key);
+    this.state.sha256.drop();
   }
 }

@@ -96,11 +96,21 @@ async function reconcileSessions(options: ReconcileOptions, findings: Finding[])
     if (partialSize === undefined) {
       const published = await publishedFile(layout, store, session);
       if (published) {
-        findings.push({ problem: 'unpublished-upload', name: session.name, detail: 'the verified file was published but not recorded', action: repair ? 'recorded it' : 'would record it' });
+        findings.push({
+          problem: 'unpublished-upload',
+          name: session.name,
+          detail: 'the verified file was published but not recorded',
+          action: repair ? 'recorded it' : 'would record it',
+        });
         outcome.published.add(session.name);
         if (repair) await store.commitFile(published, session);
       } else {
-        findings.push({ problem: 'upload-without-data', name: session.name, detail: 'its partial file is missing', action: repair ? 'dropped the upload' : 'would drop the upload' });
+        findings.push({
+          problem: 'upload-without-data',
+          name: session.name,
+          detail: 'its partial file is missing',
+          action: repair ? 'dropped the upload' : 'would drop the upload',
+        });
         if (repair) await store.dropSession(session);
       }
       continue;
@@ -108,7 +118,12 @@ async function reconcileSessions(options: ReconcileOptions, findings: Finding[])
     outcome.ownedPartials.add(session.id);
     if (session.touched < cutoff) {
       const idle = new Date(session.touched).toISOString();
-      findings.push({ problem: 'expired-upload', name: session.name, detail: `untouched since ${idle}`, action: repair ? 'removed it' : 'would remove it' });
+      findings.push({
+        problem: 'expired-upload',
+        name: session.name,
+        detail: `untouched since ${idle}`,
+        action: repair ? 'removed it' : 'would remove it',
+      });
       if (repair) {
         await store.dropSession(session);
         await rm(layout.partialPath(session.id), { force: true });
@@ -132,7 +147,15 @@ async function publishedFile(layout: DataLayout, store: MetaStore, session: Uplo
   if (chunkHashes.some((xxh64, index) => chunks.get(index) !== xxh64)) return undefined;
   const now = Date.now();
   const created = store.file(session.name)?.created ?? now;
-  return { name: session.name, size: session.size, sha256, chunkSize: session.chunkSize, hashes: packHashes(chunkHashes), created, modified: now };
+  return {
+    name: session.name,
+    size: session.size,
+    sha256,
+    chunkSize: session.chunkSize,
+    hashes: packHashes(chunkHashes),
+    created,
+    modified: now,
+  };
 }
 
 /**
@@ -153,7 +176,12 @@ async function reconcilePartials(options: ReconcileOptions, ownedPartials: Set<s
   for (const entry of await readdir(layout.partialDir)) {
     const id = entry.endsWith('.part') ? entry.slice(0, -'.part'.length) : undefined;
     if (id !== undefined && ownedPartials.has(id)) continue;
-    findings.push({ problem: 'orphan-partial', name: entry, detail: 'no upload owns this partial file', action: repair ? 'removed it' : 'would remove it' });
+    findings.push({
+      problem: 'orphan-partial',
+      name: entry,
+      detail: 'no upload owns this partial file',
+      action: repair ? 'removed it' : 'would remove it',
+    });
     if (repair) await rm(join(layout.partialDir, entry), { recursive: true, force: true });
   }
 }
@@ -180,7 +208,10 @@ async function* filesUnder(dir: string, root = dir): AsyncGenerator<string> {
  * A check (`ferry fsck`) names the same folder a start-up at that moment would use.
  */
 function lostFoundRun(layout: DataLayout, now: number): string {
-  const stamp = new Date(now).toISOString().replace(/[-:]/gu, '').replace(/\.\d+Z$/u, 'Z');
+  const stamp = new Date(now)
+    .toISOString()
+    .replace(/[-:]/gu, '')
+    .replace(/\.\d+Z$/u, 'Z');
   for (let n = 1; ; n += 1) {
     const run = join(layout.lostFoundDir, `${stamp}-${n}`);
     if (!existsSync(run)) return run;
@@ -196,7 +227,12 @@ async function reconcileOrphanFiles(options: ReconcileOptions, published: Set<st
     run ??= lostFoundRun(layout, options.now ?? Date.now());
     const target = join(run, ...name.split('/'));
     const shown = relative(layout.root, target);
-    const finding: Finding = { problem: 'orphan-file', name, detail: 'no record describes this file', action: repair ? `moved it to ${shown}` : `would move it to ${shown}` };
+    const finding: Finding = {
+      problem: 'orphan-file',
+      name,
+      detail: 'no record describes this file',
+      action: repair ? `moved it to ${shown}` : `would move it to ${shown}`,
+    };
     findings.push(finding);
     if (!repair) continue;
     try {
@@ -216,13 +252,23 @@ async function reconcileRecords(options: ReconcileOptions, published: Set<string
     checked += 1;
     if (published.has(file.name) && !repair) continue; // rule 1 would replace this record
     if (file.damaged !== undefined) {
-      findings.push({ problem: 'damaged', name: file.name, detail: file.damaged, action: 'left flagged: delete it or upload it again with --force' });
+      findings.push({
+        problem: 'damaged',
+        name: file.name,
+        detail: file.damaged,
+        action: 'left flagged: delete it or upload it again with --force',
+      });
       continue;
     }
     const path = layout.filePath(file.name);
     const size = await sizeOf(path);
     if (size === undefined) {
-      findings.push({ problem: 'missing-file', name: file.name, detail: 'its bytes are missing from the data directory', action: repair ? 'removed the record' : 'would remove the record' });
+      findings.push({
+        problem: 'missing-file',
+        name: file.name,
+        detail: 'its bytes are missing from the data directory',
+        action: repair ? 'removed the record' : 'would remove the record',
+      });
       if (repair) await store.deleteFile(file.name);
       continue;
     }
@@ -230,11 +276,16 @@ async function reconcileRecords(options: ReconcileOptions, published: Set<string
     let problem: Finding['problem'] = 'size-mismatch';
     if (size !== file.size) why = `${size} bytes on disk, ${file.size} recorded`;
     else if (options.verifyContent) {
-      why = await contentMismatch(path, file);
+      why = await contentMismatch(path, store.file(file.name)!);
       problem = 'content-mismatch';
     }
     if (why === undefined) continue;
-    findings.push({ problem, name: file.name, detail: why, action: repair ? 'flagged it damaged (not served)' : 'would flag it damaged (not served)' });
+    findings.push({
+      problem,
+      name: file.name,
+      detail: why,
+      action: repair ? 'flagged it damaged (not served)' : 'would flag it damaged (not served)',
+    });
     if (repair) await store.markDamaged(file, why);
   }
   return checked;

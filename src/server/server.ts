@@ -1,22 +1,25 @@
-import { type AddressInfo, type Server, createServer as createNetServer } from 'node:net';
 import { once } from 'node:events';
+import { type AddressInfo, type Server, createServer as createNetServer } from 'node:net';
 import { type Logger, pino } from 'pino';
 import { Sha256Thread } from '../hashing/sha256-thread.js';
+import { FerryError } from '../protocol/errors.js';
 import { MetaStore } from '../store/meta-store.js';
-import { encodeControl } from '../protocol/encoder.js';
-import { FerryError, errorFields } from '../protocol/errors.js';
 import { ChunkBuffers } from './chunk-buffers.js';
 import { ChunkWorkers } from './chunk-workers.js';
 import { type ServerConfig, type ServerConfigInput, resolveServerConfig } from './config.js';
 import { Connection } from './connection.js';
-import { readIntoFixedBuffer } from './fixed-buffer-socket.js';
+import { ConnectionRegistry } from './connection-registry.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { DataLayout } from './data-layout.js';
+import { readIntoFixedBuffer } from './fixed-buffer-socket.js';
 import { reconcile } from './reconcile.js';
 import type { ServerServices } from './services.js';
+import { UploadRegistry } from './upload-registry.js';
 
 export interface FerryServer {
   readonly config: ServerConfig;
+  /** The open connections: their count, and 'open' / 'close' events. */
+  readonly connections: ConnectionRegistry<Connection>;
   /** Starts listening; resolves with the bound address (use port 0 for a free port). */
   listen(port: number, host: string): Promise<AddressInfo>;
   /**
@@ -30,107 +33,72 @@ export interface FerryServer {
 /** Builds a server that is not yet listening. Only the CLI listens on a fixed port and handles signals. */
 export function createServer(input: ServerConfigInput, options: { logger?: Logger } = {}): FerryServer {
   const config = resolveServerConfig(input);
+  const logger = options.logger ?? pino({ level: 'silent' });
   const layout = new DataLayout(config.dataDir);
   layout.create();
   const lock = DataDirLock.acquire(layout.root);
   let store: MetaStore;
   try {
-    store = new MetaStore({ path: layout.dbDir });
+    store = new MetaStore({ path: layout.dbDir, logRetentionMs: config.logRetentionMs, maxLogEntries: config.maxLogEntries });
   } catch (error) {
     lock.release();
     throw error;
   }
   const maxBuffers = Math.floor(config.inflightBudgetBytes / config.chunkSizeBytes);
+  const sha256 = new Sha256Thread();
+  const connections = new ConnectionRegistry<Connection>(config, logger);
   const services: ServerServices = {
     config,
     layout,
     store,
-    workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64 }),
+    workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64, idleTimeoutMs: config.workerIdleTimeoutMs }),
     buffers: new ChunkBuffers(config.chunkSizeBytes, maxBuffers),
-    sha256: new Sha256Thread(),
-    sessionHashes: new Map(),
-    logger: options.logger ?? pino({ level: 'silent' }),
-    activeUploads: new Map(),
-    quotaReservations: new Map(),
+    sha256,
+    uploads: new UploadRegistry({ store, layout, config, sha256, logger }),
+    logger,
     startedAt: Date.now(),
-    clients: 0,
+    clientCount: () => connections.count,
   };
-  const connections = new Set<Connection>();
-  const perIp = new Map<string, number>();
   const listener: Server = createNetServer({ allowHalfOpen: false, noDelay: true, pauseOnConnect: true }, (accepted) => {
     let connection: Connection | undefined;
     const socket = readIntoFixedBuffer(accepted, (bytes) => connection?.received(bytes));
-    const ip = socket.remoteAddress ?? '?';
-    const refusal = refuseOverLimit(config, connections.size, perIp.get(ip) ?? 0, ip);
-    if (refusal) {
-      socket.on('error', () => {});
-      socket.end(encodeControl({ event: 'bye', ...errorFields(refusal) }));
-      socket.destroySoon();
-      services.logger.warn({ client: ip }, refusal.message);
-      return;
-    }
-    perIp.set(ip, (perIp.get(ip) ?? 0) + 1);
-    connection = new Connection(services, socket);
-    connections.add(connection);
-    services.clients += 1;
-    connection.log.debug('connected');
-    const opened = connection;
-    void opened.closed.then(() => {
-      connections.delete(opened);
-      const left = (perIp.get(ip) ?? 1) - 1;
-      if (left > 0) perIp.set(ip, left);
-      else perIp.delete(ip);
-      services.clients -= 1;
-      connection.log.debug('disconnected');
-    });
+    connection = connections.admit(socket, () => new Connection(services, socket));
+    connection?.log.debug('connected');
   });
+  const sweeper = new SessionSweeper(services);
   let closing: Promise<void> | undefined;
 
   return {
     config,
+    connections,
     async listen(port, host) {
+      await services.workers.ready();
       await recover(services);
+      services.uploads.load();
+      sweeper.start();
       listener.listen(port, host);
       await once(listener, 'listening');
       const address = listener.address() as AddressInfo;
-      services.logger.info({ address: address.address, port: address.port, dataDir: layout.root }, 'ferry server listening');
+      logger.info({ address: address.address, port: address.port, dataDir: layout.root }, 'ferry server listening');
       return address;
     },
     close() {
       closing ??= (async () => {
-        const stopped = new Promise<void>((resolve) => listener.close(() => resolve()));
+        sweeper.stop();
+        const stopped = listener.listening ? new Promise<void>((resolve) => listener.close(() => resolve())) : Promise.resolve();
         // Tell every client; their chunks in flight land and are recorded as each connection ends.
-        for (const connection of connections) connection.closeWith(new FerryError('ESHUTDOWN', 'the server is shutting down'));
-        const allClosed = Promise.all([...connections].map((connection) => connection.closed));
-        let timer: NodeJS.Timeout | undefined;
-        const graceOver = new Promise<void>((resolve) => {
-          timer = setTimeout(resolve, config.shutdownGraceMs);
-        });
-        await Promise.race([allClosed, graceOver]);
-        clearTimeout(timer);
-        for (const connection of connections) connection.socket.destroy();
-        await allClosed;
-        if (listener.listening) await stopped;
-        try {
-          await services.workers.close();
-          await services.sha256.close();
-          await services.store.close();
-        } finally {
-          lock.release();
-        }
+        await connections.closeAll(new FerryError('ESHUTDOWN', 'the server is shutting down'), config.shutdownGraceMs);
+        await stopped;
+        // Each part is closed even when another fails; the first failure is reported.
+        const results = await Promise.allSettled([services.workers.close(), sha256.close()]);
+        results.push(...(await Promise.allSettled([store.close()])));
+        lock.release();
+        const failed = results.find((result) => result.status === 'rejected');
+        if (failed) throw failed.reason;
       })();
       return closing;
     },
   };
-}
-
-/** Why a new connection is refused (EBUSY), or undefined when it is within the limits. */
-function refuseOverLimit(config: ServerConfig, open: number, openFromIp: number, ip: string): FerryError | undefined {
-  if (open >= config.maxConnections) return new FerryError('EBUSY', `the server is at its limit of ${config.maxConnections} connections; try again later`);
-  if (openFromIp >= config.maxConnectionsPerIp) {
-    return new FerryError('EBUSY', `${ip} already has ${config.maxConnectionsPerIp} connections open, the most one address may have`);
-  }
-  return undefined;
 }
 
 /** Start-up recovery: LMDB and the data directory are made to agree before any client comes. */
@@ -141,5 +109,40 @@ async function recover(services: ServerServices): Promise<void> {
     const level = problem === 'expired-upload' ? 'info' : 'warn';
     logger[level]({ problem, name, detail }, `recovery: ${name}: ${detail}; ${action}`);
   }
-  logger.info({ files: report.filesChecked, uploads: report.uploadsChecked, findings: report.findings.length }, 'recovery: data directory checked');
+  logger.info(
+    { files: report.filesChecked, uploads: report.uploadsChecked, findings: report.findings.length },
+    'recovery: data directory checked',
+  );
+}
+
+/** Expires idle upload sessions while the server runs (start-up recovery does it before it listens). */
+class SessionSweeper {
+  readonly #services: ServerServices;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<void> = Promise.resolve();
+
+  constructor(services: ServerServices) {
+    this.#services = services;
+  }
+
+  start(): void {
+    this.#timer = setInterval(() => {
+      this.#running = this.#sweep();
+    }, this.#services.config.sessionSweepIntervalMs).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+  }
+
+  async #sweep(): Promise<void> {
+    const { uploads, logger } = this.#services;
+    await this.#running;
+    try {
+      const expired = await uploads.expireIdle();
+      for (const name of expired) logger.info({ name }, 'expired an idle unfinished upload');
+    } catch (error) {
+      logger.warn({ err: error }, 'expiring idle uploads failed; trying again at the next sweep');
+    }
+  }
 }

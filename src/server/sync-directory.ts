@@ -1,6 +1,6 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { fromSystemError } from '../protocol/errors.js';
+import { fromSystemError } from '../system-errors.js';
 
 /** Opens `path`, runs `sync` on it, closes it. On libuv's thread pool: it waits on the disk, not the CPU. */
 async function syncOpened(path: string, flags: string, sync: (handle: FileHandle) => Promise<void>): Promise<void> {
@@ -66,7 +66,8 @@ function advance(path: string): void {
 export function foldersChangedBy(made: string | undefined, folder: string): string[] {
   const changed = [folder];
   if (made === undefined) return changed;
-  for (let above = dirname(folder); above.length >= dirname(made).length && above !== dirname(above); above = dirname(above)) changed.push(above);
+  for (let above = dirname(folder); above.length >= dirname(made).length && above !== dirname(above); above = dirname(above))
+    changed.push(above);
   return changed;
 }
 

@@ -1,27 +1,46 @@
-import { createHash } from 'node:crypto';
-import { mkdir, rename, rm } from 'node:fs/promises';
-import { inlineSha256MaxBytes } from '../hashing/running-sha256.js';
+import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { FerryError, fromSystemError } from '../protocol/errors.js';
+import { FerryError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
-import { type StoredFile, type TransferLogRecord, type UploadSessionRecord, chunkCountOf, chunkLengthOf, packHashes } from '../store/records.js';
+import {
+  type StoredFile,
+  type TransferLogRecord,
+  type UploadSessionRecord,
+  chunkCountOf,
+  chunkLengthOf,
+  packHashes,
+} from '../store/records.js';
+import { fromSystemError } from '../system-errors.js';
 import { InOrderHasher } from './in-order-hasher.js';
 import type { ServerServices } from './services.js';
-import { datasyncFile, syncRenameInto } from './sync-directory.js';
+import { syncRenameInto } from './sync-directory.js';
+import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
 
 /**
  * One upload attached to one connection: receives verified-to-be chunks, has the pool check and
- * write them, and records them in LMDB in checkpoints, always after their bytes are synced
- * (docs/design.md, "Durability"). Lives from `put` to `putEnd` or to the connection's end.
+ * write them into the partial file (open for the upload's whole life), and records them in LMDB in
+ * checkpoints, always after their bytes are synced (docs/design.md, "Durability"). Lives from
+ * `put` to `putEnd` or to the connection's end.
  */
-export class UploadTransfer {
+export class UploadTransfer implements ActiveUpload {
   readonly stream: number;
   readonly session: UploadSessionRecord;
   readonly chunkCount: number;
-  readonly partialPath: string;
   readonly startedAt = Date.now();
   /** Chunks recorded in LMDB: written, synced, recorded (at putEnd, the last ones only synced: they are published in one commit). */
   readonly verified: Map<number, bigint>;
+  /** Whether the client asked to replace an existing file of the same name. */
+  readonly force: boolean;
+  /** Settles when this upload no longer holds its name (finished, failed or detached). */
+  readonly released: Promise<void>;
+  /** Bytes of chunk payload received on this attachment (re-sent bytes included). */
+  bytesReceived = 0;
+  /** Set once `putEnd` began: the upload is being verified and published and cannot be taken over. */
+  finishing = false;
+  readonly #services: ServerServices;
+  readonly #partialPath: string;
+  /** The partial file, open from attach to release. */
+  readonly #file: FileHandle;
   /** Chunks written but not yet synced and recorded. */
   readonly #unsynced = new Map<number, bigint>();
   /** Chunks synced at `putEnd` without being recorded (the publish commit makes records moot). */
@@ -29,6 +48,8 @@ export class UploadTransfer {
   #unsyncedBytes = 0;
   /** Bytes in the checkpoint now running (synced but not yet recorded, or being synced). */
   #checkpointingBytes = 0;
+  /** Distinct bytes of the file this session has received: what it counts against the quota. */
+  #receivedBytes = 0;
   readonly #recordedListeners = new Set<() => void>();
   /** Chunk writes in flight, and the last write of each index being written (the hasher asks which are). */
   #inflight = 0;
@@ -37,25 +58,19 @@ export class UploadTransfer {
   #checkpoint: Promise<void> = Promise.resolve();
   #checkpointTimer: NodeJS.Timeout | undefined;
   #failure: FerryError | undefined;
-  /** Set when the connection carrying this upload has gone: settles once its progress is saved. */
-  detached: Promise<void> | undefined;
-  /** Settles when this upload no longer holds its name (finished, failed or detached). */
-  readonly released: Promise<void>;
+  /** Set once the upload detached from its connection: settles once its progress is saved. */
+  #detached: Promise<void> | undefined;
   #resolveReleased!: () => void;
-  /** Bytes of chunk payload received on this attachment (re-sent bytes included). */
-  bytesReceived = 0;
-  readonly #services: ServerServices;
+  #releasedYet = false;
   /** Feeds written chunks to the session's running SHA-256, in order. */
   readonly #hasher: InOrderHasher;
   readonly #onFailure: (error: FerryError) => void;
-  /** Whether the client asked to replace an existing file of the same name. */
-  readonly force: boolean;
 
-  constructor(
+  private constructor(
     services: ServerServices,
+    file: FileHandle,
     stream: number,
-    session: UploadSessionRecord,
-    verified: Map<number, bigint>,
+    claim: ClaimedUpload,
     force: boolean,
     onFailure: (error: FerryError) => void,
   ) {
@@ -64,21 +79,32 @@ export class UploadTransfer {
       this.#resolveReleased = resolve;
     });
     this.#services = services;
+    this.#file = file;
     this.stream = stream;
-    this.session = session;
-    this.verified = verified;
-    this.chunkCount = chunkCountOf(session.size, session.chunkSize);
-    this.partialPath = services.layout.partialPath(session.id);
+    this.session = claim.session;
+    this.verified = claim.verified;
+    this.chunkCount = chunkCountOf(claim.session.size, claim.session.chunkSize);
+    this.#partialPath = services.layout.partialPath(claim.session.id);
     this.#onFailure = onFailure;
-    // A session this process has not hashed from its first chunk is hashed in one pass at the end.
-    let hashState = services.sessionHashes.get(session.id);
-    if (!hashState) {
-      hashState = { next: 0, broken: verified.size > 0 };
-      if (session.size <= inlineSha256MaxBytes) hashState.inline = createHash('sha256');
-      services.sessionHashes.set(session.id, hashState);
+    for (const index of claim.verified.keys()) this.#receivedBytes += this.#lengthOf(index);
+    this.#hasher = new InOrderHasher(claim.hashState, (index) => this.#writing.has(index), services.buffers);
+  }
+
+  /** Opens the claimed session's partial file and makes the upload that writes it. */
+  static async open(
+    services: ServerServices,
+    stream: number,
+    claim: ClaimedUpload,
+    force: boolean,
+    onFailure: (error: FerryError) => void,
+  ): Promise<UploadTransfer> {
+    let file: FileHandle;
+    try {
+      file = await open(services.layout.partialPath(claim.session.id), 'r+');
+    } catch (error) {
+      throw fromSystemError(error, `opening the partial file of ${claim.session.name}`);
     }
-    const { buffers } = services;
-    this.#hasher = new InOrderHasher(services.sha256, session.id, hashState, (index) => this.#writing.has(index), (buffer) => buffers.release(buffer));
+    return new UploadTransfer(services, file, stream, claim, force, onFailure);
   }
 
   /**
@@ -109,7 +135,7 @@ export class UploadTransfer {
     if (!Number.isInteger(index) || index >= this.chunkCount) {
       throw new FerryError('EPROTO', `chunk offset ${header.offset} is not a chunk boundary of this ${size}-byte upload`);
     }
-    const expected = chunkLengthOf(index, size, chunkSize);
+    const expected = this.#lengthOf(index);
     if (header.length !== expected) {
       throw new FerryError('EPROTO', `chunk ${index} has ${header.length} bytes, expected ${expected}`);
     }
@@ -118,12 +144,23 @@ export class UploadTransfer {
 
   /**
    * Hands a received chunk to the pool. The buffer goes back to the budget when the worker is
-   * done; the promise settles then (it never rejects: failures fail the upload instead). A second
+   * done; the promise settles then (it never rejects: failures fail the upload instead). A chunk
+   * new to the session is counted against the quota first (EQUOTA fails the upload). A second
    * copy of a chunk whose first copy is still being written waits for it: copies of one chunk are
    * written one after the other, in the order they arrived, so the last one sent is the one on
    * disk and in the records.
    */
   write(index: number, header: ChunkHeader, buffer: ArrayBuffer): Promise<void> {
+    if (!this.verified.has(index) && !this.#unsynced.has(index) && !this.#writing.has(index)) {
+      try {
+        this.#services.uploads.chargeReceived(this.session, this.#receivedBytes + header.length);
+      } catch (error) {
+        this.#services.buffers.release(buffer);
+        this.#fail(error as FerryError);
+        return Promise.resolve();
+      }
+      this.#receivedBytes += header.length;
+    }
     this.bytesReceived += header.length;
     this.#inflight += 1;
     const earlier = this.#writing.get(index);
@@ -138,7 +175,8 @@ export class UploadTransfer {
 
   #writeNow(index: number, header: ChunkHeader, buffer: ArrayBuffer): Promise<void> {
     const { workers, buffers } = this.#services;
-    return workers.writeChunk({ path: this.partialPath, offset: header.offset, length: header.length, xxh64: header.xxh64, buffer }).then(
+    const task = { fd: this.#file.fd, offset: header.offset, length: header.length, xxh64: header.xxh64, buffer };
+    return workers.writeChunk(task).then(
       (result) => {
         if (!result.ok) {
           buffers.release(result.buffer);
@@ -152,8 +190,8 @@ export class UploadTransfer {
         this.#maybeCheckpoint();
       },
       (error: unknown) => {
-        // The worker itself failed (not the task): the buffer was lost with it; replace it.
-        buffers.release(new ArrayBuffer(buffers.bufferBytes));
+        // The worker itself failed (not the task): the buffer was lost with it.
+        buffers.replaceLost();
         this.#fail(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
       },
     );
@@ -172,8 +210,14 @@ export class UploadTransfer {
     await this.#queueCheckpoint(record);
   }
 
-  /** Set once `putEnd` began: the upload is being verified and published and cannot be taken over. */
-  finishing = false;
+  /**
+   * Ends the upload's attachment to its connection: its chunks in flight land and are recorded,
+   * then its name is free for the next `put` (which resumes the session). Settles then.
+   */
+  detach(): Promise<void> {
+    this.#detached ??= this.settle().finally(() => this.release());
+    return this.#detached;
+  }
 
   /** Verifies the whole file and makes it visible under its name. Durable on return. */
   async finish(sha256: string, logEntry: () => TransferLogRecord): Promise<StoredFile> {
@@ -185,7 +229,15 @@ export class UploadTransfer {
       // Not published: the chunks synced just now are recorded after all, so a resume keeps them
       // (unless the session was discarded).
       const discarded = error instanceof FerryError && error.code === 'ECHECKSUM';
-      if (!discarded && this.#syncedUnrecorded.length > 0) await this.#services.store.recordChunks(this.session, this.#syncedUnrecorded).catch(() => {});
+      if (!discarded && this.#syncedUnrecorded.length > 0) {
+        await this.#services.store.recordChunks(this.session, this.#syncedUnrecorded).catch((recordError: unknown) => {
+          // The chunks stay on disk; a resume sends them again. The putEnd failure is what the client hears.
+          this.#services.logger.warn(
+            { err: recordError, name: this.session.name },
+            'upload: recording chunks after a failed putEnd failed',
+          );
+        });
+      }
       throw error;
     }
   }
@@ -194,15 +246,15 @@ export class UploadTransfer {
     if (this.#failure) throw this.#failure;
     const missing = this.chunkCount - this.verified.size;
     if (missing > 0) throw new FerryError('EINCOMPLETE', `${missing} of ${this.chunkCount} chunks have not been received`);
-    const { layout, store } = this.#services;
+    const { layout, store, uploads } = this.#services;
     const { name, size, chunkSize } = this.session;
     const { sha256: stored, chunkHashes } = await this.#writtenContent();
     if (stored !== sha256) {
       // The verified chunks do not add up to the client's file: nothing here can be trusted.
-      await this.discard();
+      await uploads.dropSession(this.session);
       throw new FerryError('ECHECKSUM', `sha256 mismatch: the client sent ${sha256}, the server has ${stored}; start the upload again`);
     }
-    const existing = store.file(name);
+    const existing = store.fileRecord(name);
     if (existing && !this.force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
     const finalPath = layout.filePath(name);
     const folder = dirname(finalPath);
@@ -210,10 +262,10 @@ export class UploadTransfer {
     let madeFolder: string | undefined;
     try {
       // Usually the folder exists: try the rename first, and make the folder only when it is missing.
-      await rename(this.partialPath, finalPath).catch(async (error: unknown) => {
+      await rename(this.#partialPath, finalPath).catch(async (error: unknown) => {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
         madeFolder = await mkdir(folder, { recursive: true });
-        await rename(this.partialPath, finalPath);
+        await rename(this.#partialPath, finalPath);
       });
     } catch (error) {
       const code = (error as NodeJS.ErrnoException).code;
@@ -225,10 +277,17 @@ export class UploadTransfer {
     // The rename, and the entry of every folder made for it, durable before the record says so.
     await syncRenameInto(folder, madeFolder);
     const now = Date.now();
-    const hashes = packHashes(chunkHashes);
-    const file: StoredFile = { name, size, sha256: stored, chunkSize, hashes, created: existing?.created ?? now, modified: now };
+    const file: StoredFile = {
+      name,
+      size,
+      sha256: stored,
+      chunkSize,
+      hashes: packHashes(chunkHashes),
+      created: existing?.created ?? now,
+      modified: now,
+    };
     await store.commitFile(file, this.session, logEntry());
-    this.#services.sessionHashes.delete(this.session.id);
+    uploads.published(this.session);
     return file;
   }
 
@@ -242,27 +301,35 @@ export class UploadTransfer {
    */
   async #writtenContent(): Promise<{ sha256: string; chunkHashes: bigint[] }> {
     const running = await this.#hasher.digest(this.chunkCount);
-    if (running !== undefined) return { sha256: running, chunkHashes: Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!) };
+    if (running !== undefined) {
+      return { sha256: running, chunkHashes: Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!) };
+    }
     const { size, chunkSize, name } = this.session;
-    const hashed = await this.#services.workers.hashFile({ path: this.partialPath, size, chunkSize });
+    const hashed = await this.#services.workers.hashFile({ path: this.#partialPath, size, chunkSize });
     if (!hashed.ok) throw new FerryError(hashed.code, hashed.message);
     const differing = hashed.chunkHashes.filter((xxh64, index) => this.verified.get(index) !== xxh64).length;
-    if (differing > 0) this.#services.logger.warn({ name, chunks: differing }, 'upload: chunk records did not describe the bytes written; the file is recorded with the hashes of its bytes');
+    if (differing > 0) {
+      this.#services.logger.warn(
+        { name, chunks: differing },
+        'upload: chunk records did not describe the bytes written; the file is recorded with the hashes of its bytes',
+      );
+    }
     return hashed;
   }
 
-  /** Forgets the session and removes its partial data. */
-  async discard(): Promise<void> {
-    forgetSessionHash(this.#services, this.session.id);
-    await this.#services.store.dropSession(this.session);
-    await rm(this.partialPath, { force: true });
-  }
-
-  /** Lets go of the name, so the next `put` of it can proceed. */
+  /** Lets go of the name, so the next `put` of it can proceed, and closes the partial file. */
   release(): void {
-    const { activeUploads } = this.#services;
-    if (activeUploads.get(this.session.name) === this) activeUploads.delete(this.session.name);
+    if (this.#releasedYet) return;
+    this.#releasedYet = true;
+    this.#services.uploads.release(this);
+    this.#services.uploads.detached(this.session);
     this.#resolveReleased();
+    // Every write has settled by now (settle() ran before each caller of release): the descriptor is free to close.
+    this.#file
+      .close()
+      .catch((error: unknown) =>
+        this.#services.logger.warn({ err: error, name: this.session.name }, 'upload: closing the partial file failed'),
+      );
   }
 
   /** Fails the upload: the connection is told (an `abort` event) and lets it go. */
@@ -274,6 +341,10 @@ export class UploadTransfer {
     if (this.#failure) return;
     this.#failure = error;
     this.#onFailure(error);
+  }
+
+  #lengthOf(index: number): number {
+    return chunkLengthOf(index, this.session.size, this.session.chunkSize);
   }
 
   #maybeCheckpoint(): void {
@@ -292,9 +363,11 @@ export class UploadTransfer {
 
   /** Runs checkpoints one after another; a failed one fails the upload, never the server. */
   #queueCheckpoint(record = true): Promise<void> {
-    this.#checkpoint = this.#checkpoint.then(() => this.#runCheckpoint(record)).catch((error: unknown) => {
-      this.#fail(error instanceof FerryError ? error : new FerryError('EIO', `checkpoint failed: ${String(error)}`));
-    });
+    this.#checkpoint = this.#checkpoint
+      .then(() => this.#runCheckpoint(record))
+      .catch((error: unknown) => {
+        this.#fail(fromSystemError(error, `syncing and recording chunks of ${this.session.name}`));
+      });
     return this.#checkpoint;
   }
 
@@ -308,7 +381,7 @@ export class UploadTransfer {
     this.#checkpointingBytes = this.#unsyncedBytes;
     this.#unsyncedBytes = 0;
     try {
-      await datasyncFile(this.partialPath);
+      await this.#file.datasync();
       if (record) await this.#services.store.recordChunks(this.session, batch);
       else this.#syncedUnrecorded.push(...batch);
       // A chunk written again meanwhile is left to the checkpoint of its newer copy.
@@ -320,12 +393,4 @@ export class UploadTransfer {
       for (const listener of listeners) listener();
     }
   }
-}
-
-/** Drops a session's running SHA-256 (the session is gone or starts over). */
-export function forgetSessionHash(services: ServerServices, sessionId: string): void {
-  const state = services.sessionHashes.get(sessionId);
-  if (!state) return;
-  services.sessionHashes.delete(sessionId);
-  if (!state.inline) services.sha256.drop(sessionId);
 }

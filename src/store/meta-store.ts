@@ -1,31 +1,35 @@
 import { type Database, type RootDatabase, open } from 'lmdb';
 import { FerryError } from '../protocol/errors.js';
-import { type StoredFile, type TransferLogRecord, type UploadSessionRecord, sameUpload } from './records.js';
+import { codeOfSystemError } from '../system-errors.js';
+import { type FileRecord, type StoredFile, type TransferLogRecord, type UploadSessionRecord, sameUpload } from './records.js';
 
 export interface MetaStoreOptions {
   /** Directory of the LMDB environment. */
   path: string;
-  /** Transfer log entries kept; older ones are pruned. */
+  /** Transfer log entries older than this are removed (now and then, as entries are added). */
+  logRetentionMs?: number;
+  /** Transfer log entries kept at most, whatever their age. */
   maxLogEntries?: number;
 }
 
 /**
- * lmdb-js shares one commit promise among the writes of a batch, and creates it even for a batch
- * whose writes no caller holds; when such a commit fails (a full disk), that promise rejects with
- * nobody to catch it, and Node would end the process. Every caller of ours that awaits a write
- * has already been told through its own promise (see `#write`), so these rejections, and only
- * these, are marked handled. Installed once per process, by the first MetaStore.
+ * lmdb-js attaches a promise (`commitError`) to the errors of a failed commit (a full disk) that
+ * nothing handles, so such a failure also surfaces as an unhandled rejection, even though every
+ * caller of ours was told through its own promise (lmdb-js issue 368). A process that runs a
+ * server marks these, and only these, handled: `ferry serve` installs this at its entry, and so
+ * may an embedder. The store itself installs nothing process-wide.
  */
-let strayCommitFailuresIgnored = false;
-function ignoreStrayCommitFailures(): void {
+export function ignoreStrayLmdbCommitFailures(): void {
   if (strayCommitFailuresIgnored) return;
   strayCommitFailuresIgnored = true;
   process.on('unhandledRejection', (reason) => {
     const commitError = (reason as { commitError?: Promise<unknown> } | undefined)?.commitError;
     if (!(commitError instanceof Promise)) throw reason; // anything else crashes, as by default
+    // A failed commit the writers concerned were already told of (see MetaStore's #write).
     commitError.catch(() => {});
   });
 }
+let strayCommitFailuresIgnored = false;
 
 /** Waits for `promise` to settle, at most `ms`; never rejects. */
 async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void> {
@@ -33,11 +37,20 @@ async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void
   const gaveUp = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, ms);
   });
-  await Promise.race([promise.then(() => {}, () => {}), gaveUp]);
+  await Promise.race([
+    promise.then(
+      () => {},
+      () => {},
+    ),
+    gaveUp,
+  ]);
   clearTimeout(timer);
 }
 
 type ChunkKey = [string, number];
+const day = 24 * 60 * 60 * 1000;
+/** Entries added between two prunings of the transfer log. */
+const logPruneEveryEntries = 100;
 type LogKey = [number, number];
 
 /**
@@ -47,44 +60,62 @@ type LogKey = [number, number];
  */
 export class MetaStore {
   readonly #root: RootDatabase;
-  readonly #files: Database<StoredFile, string>;
+  /** File records without their chunk hashes: listing never decodes those (8 bytes a chunk). */
+  readonly #files: Database<FileRecord, string>;
+  /** Each stored file's chunk hashes, packed (records.ts `packHashes`), by name. */
+  readonly #hashes: Database<Uint8Array, string>;
   readonly #sessions: Database<UploadSessionRecord, string>;
   readonly #chunks: Database<Uint8Array, ChunkKey>;
   readonly #log: Database<TransferLogRecord, LogKey>;
   readonly #maxLogEntries: number;
+  readonly #logRetentionMs: number;
   #fileCount = 0;
   #byteCount = 0;
-  /** Declared size of each saved upload session, by name: the quota check reads it on every put. */
-  readonly #sessionSizes = new Map<string, number>();
   #logSeq = 0;
   #logAppendsSincePrune = 0;
 
   constructor(options: MetaStoreOptions) {
-    ignoreStrayCommitFailures();
     this.#root = open({ path: options.path, compression: false });
-    this.#files = this.#root.openDB<StoredFile, string>({ name: 'files' });
+    this.#files = this.#root.openDB<FileRecord, string>({ name: 'files' });
+    this.#hashes = this.#root.openDB<Uint8Array, string>({ name: 'hashes', encoding: 'binary' });
     this.#sessions = this.#root.openDB<UploadSessionRecord, string>({ name: 'sessions' });
     this.#chunks = this.#root.openDB<Uint8Array, ChunkKey>({ name: 'chunks' });
     this.#log = this.#root.openDB<TransferLogRecord, LogKey>({ name: 'log' });
-    this.#maxLogEntries = options.maxLogEntries ?? 10_000;
+    this.#maxLogEntries = options.maxLogEntries ?? 1_000_000;
+    this.#logRetentionMs = options.logRetentionMs ?? 30 * day;
+    const withHashes: StoredFile[] = [];
     for (const { value } of this.#files.getRange()) {
       this.#fileCount += 1;
       this.#byteCount += value.size;
+      if ('hashes' in value) withHashes.push(value as StoredFile);
     }
-    for (const { key, value } of this.#sessions.getRange()) this.#sessionSizes.set(key, value.size);
+    // Records of older servers kept the chunk hashes inline: moved to their own table, once.
+    if (withHashes.length > 0) {
+      this.#root.transactionSync(() => {
+        for (const file of withHashes) this.#putFileSync(file);
+      });
+    }
   }
 
   // ---- files ----
 
-  file(name: string): StoredFile | undefined {
+  /** The record of a stored file, without its chunk hashes. */
+  fileRecord(name: string): FileRecord | undefined {
     return this.#files.get(name);
   }
 
+  /** The record of a stored file with its chunk hashes (what a download checks each chunk against). */
+  file(name: string): StoredFile | undefined {
+    const record = this.#files.get(name);
+    if (!record) return undefined;
+    return { ...record, hashes: this.#hashes.getBinary(name) ?? new Uint8Array(0) };
+  }
+
   /** Files in name order, from just after `after`, those starting with `prefix`. */
-  listFiles(options: { prefix?: string; after?: string; limit: number }): StoredFile[] {
+  listFiles(options: { prefix?: string; after?: string; limit: number }): FileRecord[] {
     const prefix = options.prefix ?? '';
     const start = options.after !== undefined && options.after >= prefix ? options.after + '\u0000' : prefix;
-    const files: StoredFile[] = [];
+    const files: FileRecord[] = [];
     for (const { key, value } of this.#files.getRange({ start })) {
       if (!key.startsWith(prefix) || files.length === options.limit) break;
       files.push(value);
@@ -101,26 +132,25 @@ export class MetaStore {
    * and adds its transfer log entry. Durable on return.
    */
   async commitFile(file: StoredFile, session?: UploadSessionRecord, log?: TransferLogRecord): Promise<void> {
-    // Read inside the transaction: the counters must follow what this very commit replaced.
-    let previous: StoredFile | undefined;
     await this.#write(`recording ${file.name}`, async () => {
-      const sessionRemoved = await this.#root.transaction(() => {
-        previous = this.#files.get(file.name);
-        this.#files.putSync(file.name, file);
+      // Read inside the transaction: the counters follow what this very commit replaced, as soon
+      // as it is committed (whether or not the flush after it succeeds).
+      const previous = await this.#root.transaction(() => {
+        const replaced = this.#files.get(file.name);
+        this.#putFileSync(file);
         if (log) this.#log.putSync(this.#nextLogKey(log), log);
-        return session ? this.#removeSessionSync(session) : false;
+        if (session) this.#removeSessionSync(session);
+        return replaced;
       });
-      // Committed, whether or not the flush below succeeds: the map follows the commit.
-      if (session && sessionRemoved) this.#sessionSizes.delete(session.name);
+      this.#fileCount += previous ? 0 : 1;
+      this.#byteCount += file.size - (previous?.size ?? 0);
       await this.#root.flushed;
     });
     if (log) await this.#pruneLogNowAndThen();
-    this.#fileCount += previous ? 0 : 1;
-    this.#byteCount += file.size - (previous?.size ?? 0);
   }
 
   /** Flags a file whose bytes on disk no longer match its record: it stays listed but is not served. Durable on return. */
-  async markDamaged(file: StoredFile, why: string): Promise<void> {
+  async markDamaged(file: FileRecord, why: string): Promise<void> {
     await this.#write(`flagging ${file.name} as damaged`, async () => {
       // Only the very record that was found damaged: never a newer upload that replaced it since.
       await this.#root.transaction(() => {
@@ -133,26 +163,30 @@ export class MetaStore {
     });
   }
 
-  /** Every stored file, in name order. */
-  *allFiles(): Generator<StoredFile> {
+  /** Every stored file's record (without chunk hashes), in name order. */
+  *allFiles(): Generator<FileRecord> {
     for (const { value } of this.#files.getRange()) yield value;
   }
 
   /** Forgets a file; returns the record it removed. Durable on return. */
-  async deleteFile(name: string): Promise<StoredFile | undefined> {
-    // Read and removed in one transaction: of two deletes racing for a name, only one removes it.
-    let removed: StoredFile | undefined;
-    await this.#write(`deleting ${name}`, async () => {
-      await this.#root.transaction(() => {
-        removed = this.#files.get(name);
-        if (removed) this.#files.removeSync(name);
+  async deleteFile(name: string): Promise<FileRecord | undefined> {
+    return this.#write(`deleting ${name}`, async () => {
+      // Read and removed in one transaction: of two deletes racing for a name, only one removes it.
+      const removed = await this.#root.transaction(() => {
+        const record = this.#files.get(name);
+        if (record) {
+          this.#files.removeSync(name);
+          this.#hashes.removeSync(name);
+        }
+        return record;
       });
+      if (removed) {
+        this.#fileCount -= 1;
+        this.#byteCount -= removed.size;
+      }
       await this.#root.flushed;
+      return removed;
     });
-    if (!removed) return undefined;
-    this.#fileCount -= 1;
-    this.#byteCount -= removed.size;
-    return removed;
   }
 
   // ---- upload sessions ----
@@ -165,20 +199,14 @@ export class MetaStore {
     return [...this.#sessions.getRange()].map(({ value }) => value);
   }
 
-  /** The declared size of every saved upload session, by name (kept in memory: no records are read). */
-  sessionSizes(): ReadonlyMap<string, number> {
-    return this.#sessionSizes;
-  }
-
   async saveSession(session: UploadSessionRecord): Promise<void> {
     await this.#write(`saving the upload session of ${session.name}`, () => this.#sessions.put(session.name, session));
-    this.#sessionSizes.set(session.name, session.size);
   }
 
   /** Forgets a session and every chunk it had verified. */
   async dropSession(session: UploadSessionRecord): Promise<void> {
     await this.#write(`dropping the upload session of ${session.name}`, async () => {
-      if (await this.#root.transaction(() => this.#removeSessionSync(session))) this.#sessionSizes.delete(session.name);
+      await this.#root.transaction(() => this.#removeSessionSync(session));
     });
   }
 
@@ -196,14 +224,16 @@ export class MetaStore {
    * runs ahead of the data would be trusted on resume.
    */
   async recordChunks(session: UploadSessionRecord, chunks: Iterable<readonly [number, bigint]>): Promise<void> {
-    await this.#write(`recording chunks of ${session.name}`, () => this.#root.transaction(() => {
-      for (const [index, xxh64] of chunks) {
-        const value = Buffer.allocUnsafe(8);
-        value.writeBigUInt64BE(xxh64);
-        this.#chunks.putSync([session.id, index], value);
-      }
-      if (this.#sessions.get(session.name)?.id === session.id) this.#sessions.putSync(session.name, { ...session, touched: Date.now() });
-    }));
+    await this.#write(`recording chunks of ${session.name}`, () =>
+      this.#root.transaction(() => {
+        for (const [index, xxh64] of chunks) {
+          const value = Buffer.allocUnsafe(8);
+          value.writeBigUInt64BE(xxh64);
+          this.#chunks.putSync([session.id, index], value);
+        }
+        if (this.#sessions.get(session.name)?.id === session.id) this.#sessions.putSync(session.name, { ...session, touched: Date.now() });
+      }),
+    );
   }
 
   // ---- transfer log ----
@@ -227,21 +257,31 @@ export class MetaStore {
     return [entry.time, this.#logSeq];
   }
 
-  /** Every 100 entries, drops the oldest beyond the limit. Best effort, like the log itself. */
+  /** Every `logPruneEveryEntries` entries, drops those past their retention. Best effort, like the log itself. */
   async #pruneLogNowAndThen(): Promise<void> {
     this.#logAppendsSincePrune += 1;
-    if (this.#logAppendsSincePrune < 100) return;
+    if (this.#logAppendsSincePrune < logPruneEveryEntries) return;
     this.#logAppendsSincePrune = 0;
-    await this.#write('pruning the transfer log', () => this.#pruneLog()).catch(() => {});
+    await this.pruneLog().catch(() => {
+      // The log is best effort (a full disk): the next pruning tries again.
+    });
+  }
+
+  /** Removes transfer log entries older than the retention, and the oldest beyond `maxLogEntries`. */
+  async pruneLog(now = Date.now()): Promise<void> {
+    const cutoff: LogKey = [now - this.#logRetentionMs, 0];
+    await this.#write('pruning the transfer log', () =>
+      this.#root.transaction(() => {
+        for (const key of this.#log.getKeys({ end: cutoff })) this.#log.removeSync(key);
+        const excess = this.#log.getCount() - this.#maxLogEntries;
+        if (excess > 0) for (const key of this.#log.getKeys({ limit: excess })) this.#log.removeSync(key);
+      }),
+    );
   }
 
   /** The newest `limit` entries, newest first. */
   recentLog(limit: number): TransferLogRecord[] {
     return [...this.#log.getRange({ reverse: true, limit })].map(({ value }) => value);
-  }
-
-  async flushed(): Promise<void> {
-    await this.#root.flushed;
   }
 
   /**
@@ -269,9 +309,12 @@ export class MetaStore {
     } catch (error) {
       const commitError = (error as { commitError?: Promise<unknown> }).commitError;
       let cause: unknown = error;
-      if (commitError) cause = await commitError.then(() => error, (rejection: unknown) => rejection);
-      const code = (cause as { code?: unknown }).code;
-      const full = code === 28 || code === 'ENOSPC' || /MDB_MAP_FULL|no space/iu.test(String(cause));
+      if (commitError)
+        cause = await commitError.then(
+          () => error,
+          (rejection: unknown) => rejection,
+        );
+      const full = codeOfSystemError(cause) === 'ENOSPC' || /MDB_MAP_FULL|no space/iu.test(String(cause));
       throw new FerryError(full ? 'ENOSPC' : 'EIO', `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
     }
   }
@@ -284,11 +327,10 @@ export class MetaStore {
     return current?.id === session.id;
   }
 
-  async #pruneLog(): Promise<void> {
-    const excess = this.#log.getCount() - this.#maxLogEntries;
-    if (excess <= 0) return;
-    await this.#root.transaction(() => {
-      for (const key of this.#log.getKeys({ limit: excess })) this.#log.removeSync(key);
-    });
+  /** Writes a file's record and its chunk hashes apart (inside a transaction). */
+  #putFileSync(file: StoredFile): void {
+    const { hashes, ...record } = file;
+    this.#files.putSync(file.name, record);
+    this.#hashes.putSync(file.name, hashes);
   }
 }

@@ -1,12 +1,11 @@
 /** What the metadata store holds (docs/design.md, "LMDB layout"). */
 
-/** A finished, verified file. `hashes` is the xxh64 of each chunk, 8 bytes big-endian apiece. */
-export interface StoredFile {
+/** A finished, verified file, without its chunk hashes (what listing and stat need). */
+export interface FileRecord {
   name: string;
   size: number;
   sha256: string;
   chunkSize: number;
-  hashes: Uint8Array;
   /** Milliseconds since the epoch. */
   created: number;
   modified: number;
@@ -16,6 +15,11 @@ export interface StoredFile {
    * it or upload it again with --force.
    */
   damaged?: string;
+}
+
+/** A stored file with its chunk hashes: `hashes` is the xxh64 of each chunk, 8 bytes big-endian apiece. */
+export interface StoredFile extends FileRecord {
+  hashes: Uint8Array;
 }
 
 /**
@@ -31,6 +35,8 @@ export interface UploadSessionRecord {
   created: number;
   /** Last time a client worked on it; sessions idle past the TTL are expired. */
   touched: number;
+  /** Who the session counts against for the per-owner session limit (a client network for now); absent in sessions of older servers. */
+  owner?: string;
 }
 
 export interface TransferLogRecord {
@@ -45,7 +51,7 @@ export interface TransferLogRecord {
 }
 
 /** Whether two records describe the same upload of a file (not a later one that replaced it). */
-export function sameUpload(a: StoredFile, b: StoredFile): boolean {
+export function sameUpload(a: FileRecord, b: FileRecord): boolean {
   return a.name === b.name && a.sha256 === b.sha256 && a.modified === b.modified;
 }
 

@@ -190,9 +190,11 @@ class Relay {
   start(): void {
     this.#from.on('data', (data: Buffer) => {
       this.#from.pause();
-      this.#queue = this.#queue.then(() => this.#forwardRead(data)).then(() => {
-        if (!this.#link.closed) this.#from.resume();
-      });
+      this.#queue = this.#queue
+        .then(() => this.#forwardRead(data))
+        .then(() => {
+          if (!this.#link.closed) this.#from.resume();
+        });
     });
     // A peer's orderly end goes through once everything before it has.
     this.#from.on('end', () => {
@@ -270,7 +272,15 @@ class Relay {
  * Closed, with every connection, when the test ends.
  */
 export async function startChaosProxy(t: Test, targetPort: number, options: ChaosOptions): Promise<ChaosProxy> {
-  const stats: ChaosStats = { connections: 0, cuts: { up: 0, down: 0 }, cutConnections: [], forwardedBytes: { up: 0, down: 0 }, delays: 0, splits: 0, tinyWrites: 0 };
+  const stats: ChaosStats = {
+    connections: 0,
+    cuts: { up: 0, down: 0 },
+    cutConnections: [],
+    forwardedBytes: { up: 0, down: 0 },
+    delays: 0,
+    splits: 0,
+    tinyWrites: 0,
+  };
   const links = new Set<Link>();
   const server = createServer({ allowHalfOpen: true, noDelay: true }, (client) => {
     // Each connection draws from its own stream: what happens on connection n does not depend on

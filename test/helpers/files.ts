@@ -11,5 +11,7 @@ export async function makeFile(dir: string, name: string, size: number): Promise
 }
 
 export async function sha256Of(path: string): Promise<string> {
-  return createHash('sha256').update(await readFile(path)).digest('hex');
+  return createHash('sha256')
+    .update(await readFile(path))
+    .digest('hex');
 }

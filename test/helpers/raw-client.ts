@@ -166,9 +166,15 @@ export class RawClient {
 
   /** A short summary of what was received, for failure messages. */
   describe(): string {
-    const shown = this.frames.slice(0, 5).map((frame) =>
-      frame.kind === 'control' ? JSON.stringify(frame.message).slice(0, 200) : frame.kind === 'chunk' ? `chunk(stream ${frame.header.stream})` : `undecodable(${frame.message})`,
-    );
+    const shown = this.frames
+      .slice(0, 5)
+      .map((frame) =>
+        frame.kind === 'control'
+          ? JSON.stringify(frame.message).slice(0, 200)
+          : frame.kind === 'chunk'
+            ? `chunk(stream ${frame.header.stream})`
+            : `undecodable(${frame.message})`,
+      );
     return `${this.frames.length} frame(s) [${shown.join(', ')}${this.frames.length > 5 ? ', ...' : ''}], closed=${this.closed}`;
   }
 

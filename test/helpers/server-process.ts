@@ -17,9 +17,13 @@ export interface ServerProcess {
  * by its PID when the test ends if still running.
  */
 export async function spawnServer(t: Test, dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   const exited = once(child, 'exit').then(() => undefined);
   t.teardown(async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -29,7 +33,7 @@ export async function spawnServer(t: Test, dataDir: string, extraArgs: string[] 
   });
   let stderr = '';
   const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.on('data', (data: Buffer) => {
+    child.stderr.on('data', (data: Buffer) => {
       stderr += data.toString();
       const match = /serving .* on [^ ]+:(\d+)/u.exec(stderr);
       if (match) resolve(Number(match[1]));

@@ -26,7 +26,11 @@ export async function startServer(t: Test, config: Partial<ServerConfigInput> = 
     port,
     dataDir,
     client(options = {}) {
-      const client = new FerryClient({ host: '127.0.0.1', port: options.port ?? port, retry: { retries: options.retries ?? 0, baseDelayMs: 10 } });
+      const client = new FerryClient({
+        host: '127.0.0.1',
+        port: options.port ?? port,
+        retry: { retries: options.retries ?? 0, baseDelayMs: 10 },
+      });
       clients.push(client);
       return client;
     },

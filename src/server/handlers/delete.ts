@@ -5,14 +5,15 @@ import type { Handler } from './types.js';
 
 // The record goes first, then the bytes: a crash in between leaves an orphan file (reclaimed by
 // recovery), never a listed file without its bytes.
-export const deleteFile: Handler<'delete'> = async (connection, request) => {
+export const deleteFile: Handler<'delete'> = async (request, ctx) => {
   const name = checkName(request.name);
-  const { store, layout } = connection.services;
+  const { store, layout } = ctx.services;
   const started = Date.now();
   const removed = await store.deleteFile(name);
   if (!removed) throw new FerryError('ENOENT', `${name}: not found`);
   await rm(layout.filePath(name), { force: true });
   await layout.pruneEmptyFolders(name);
-  await store.appendLog({ time: Date.now(), client: connection.clientAddress, op: 'delete', name, bytes: removed.size, durationMs: Date.now() - started, result: 'ok' });
+  ctx.log.info({ name, size: removed.size }, 'deleted');
+  await ctx.logTransfer({ time: Date.now(), op: 'delete', name, bytes: removed.size, durationMs: Date.now() - started, result: 'ok' });
   return { result: { name } };
 };

@@ -5,19 +5,19 @@ import { storedFile } from './stat.js';
 import type { Handler } from './types.js';
 
 /** A page of chunk hashes: of a stored file (by name) or of this connection's upload (by stream). */
-export const hashes: Handler<'hashes'> = async (connection, request) => {
+export const hashes: Handler<'hashes'> = (request, ctx) => {
   const { from, count } = request;
   if ((request.name === undefined) === (request.stream === undefined)) {
     throw new FerryError('EPROTO', 'hashes takes exactly one of name and stream');
   }
   if (request.name !== undefined) {
-    const file = storedFile(connection, request.name);
+    const file = storedFile(ctx, request.name);
     const end = Math.min(from + count, chunkCountOf(file.size, file.chunkSize));
     const page: string[] = [];
     for (let index = from; index < end; index += 1) page.push(xxh64ToHex(hashAt(file.hashes, index)));
     return { result: { from, hashes: page } };
   }
-  const upload = connection.uploads.get(request.stream!);
+  const upload = ctx.upload(request.stream!);
   if (!upload) throw new FerryError('ENOENT', `no upload on stream ${request.stream}`);
   const end = Math.min(from + count, upload.chunkCount);
   const page: (string | null)[] = [];

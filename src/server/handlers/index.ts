@@ -1,16 +1,22 @@
 import type { Op } from '../../protocol/messages.js';
+import type { RequestContext } from '../request-context.js';
 import { deleteFile } from './delete.js';
 import { get } from './get.js';
 import { hashes } from './hashes.js';
 import { hello } from './hello.js';
 import { info } from './info.js';
-import { ping } from './ping.js';
 import { list } from './list.js';
 import { log } from './log.js';
-import { put } from './put.js';
+import { ping } from './ping.js';
 import { putEnd } from './put-end.js';
+import { put } from './put.js';
 import { stat } from './stat.js';
-import type { Handler } from './types.js';
+import type { Handled, HandlerTable, RequestByOp } from './types.js';
 
 /** One handler per operation. */
-export const handlers: { [O in Op]: Handler<O> } = { hello, list, stat, delete: deleteFile, info, ping, log, hashes, put, putEnd, get };
+export const handlers: HandlerTable = { hello, list, stat, delete: deleteFile, info, ping, log, hashes, put, putEnd, get };
+
+/** Runs the handler of `op` (call it as `handle(request.op, request, ctx)`). */
+export function handle<O extends Op>(op: O, request: RequestByOp[O], ctx: RequestContext): Handled<O> | Promise<Handled<O>> {
+  return handlers[op](request, ctx);
+}

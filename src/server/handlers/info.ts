@@ -3,8 +3,8 @@ import { ferryVersion } from '../../version.js';
 import { serverCapabilities } from './hello.js';
 import type { Handler } from './types.js';
 
-export const info: Handler<'info'> = async (connection) => {
-  const { store, config, workers, startedAt, clients } = connection.services;
+export const info: Handler<'info'> = (_request, ctx) => {
+  const { store, config, workers, startedAt } = ctx.services;
   const { files, bytes } = store.stats();
   return {
     result: {
@@ -13,7 +13,7 @@ export const info: Handler<'info'> = async (connection) => {
       chunkSize: config.chunkSizeBytes,
       files,
       bytes,
-      clients,
+      clients: ctx.services.clientCount(),
       workers: Math.max(workers.threads, config.workers),
       uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
       capabilities: serverCapabilities,

@@ -3,23 +3,22 @@ import type { TransferLogRecord } from '../../store/records.js';
 import { fileInfo } from './file-info.js';
 import type { Handler } from './types.js';
 
-export const putEnd: Handler<'putEnd'> = async (connection, request) => {
-  const upload = connection.uploads.get(request.stream);
-  if (!upload) throw new FerryError('ENOENT', `no upload on stream ${request.stream}`);
+export const putEnd: Handler<'putEnd'> = async (request, ctx) => {
   // From here on, chunks for this stream are a protocol error: the file is being verified.
-  connection.uploads.delete(request.stream);
-  const { store } = connection.services;
+  const upload = ctx.takeUpload(request.stream);
+  if (!upload) throw new FerryError('ENOENT', `no upload on stream ${request.stream}`);
   const name = upload.session.name;
-  const logEntry = (result: string): TransferLogRecord => {
+  const logEntry = (result: string): Omit<TransferLogRecord, 'client'> => {
     const time = Date.now();
-    return { time, client: connection.clientAddress, op: 'upload', name, bytes: upload.bytesReceived, durationMs: time - upload.startedAt, result };
+    return { time, op: 'upload', name, bytes: upload.bytesReceived, durationMs: time - upload.startedAt, result };
   };
   try {
     // On success the log entry goes into the same LMDB commit as the file's record.
-    const file = await upload.finish(request.sha256, () => logEntry('ok'));
+    const file = await upload.finish(request.sha256, () => ({ ...logEntry('ok'), client: ctx.clientAddress }));
+    ctx.log.info({ name, size: file.size, sha256: file.sha256, bytes: upload.bytesReceived }, 'published');
     return { result: fileInfo(file) };
   } catch (error) {
-    await store.appendLog(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));
+    await ctx.logTransfer(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));
     throw error;
   } finally {
     // Whatever the outcome, this attachment is over; the session (if kept) can be resumed.

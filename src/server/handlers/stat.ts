@@ -1,15 +1,22 @@
 import { FerryError } from '../../protocol/errors.js';
 import { checkName } from '../../protocol/names.js';
-import type { StoredFile } from '../../store/records.js';
-import type { Connection } from '../connection.js';
+import type { FileRecord, StoredFile } from '../../store/records.js';
+import type { RequestContext } from '../request-context.js';
 import { fileInfo } from './file-info.js';
 import type { Handler } from './types.js';
 
-/** The stored file called `name`, or ENOENT. */
-export function storedFile(connection: Connection, name: string): StoredFile {
-  const file = connection.services.store.file(checkName(name));
+/** The record of the stored file called `name` (without its chunk hashes), or ENOENT. */
+export function storedFileRecord(ctx: RequestContext, name: string): FileRecord {
+  const file = ctx.services.store.fileRecord(checkName(name));
   if (!file) throw new FerryError('ENOENT', `${name}: not found`);
   return file;
 }
 
-export const stat: Handler<'stat'> = async (connection, request) => ({ result: fileInfo(storedFile(connection, request.name)) });
+/** The stored file called `name` with its chunk hashes, or ENOENT. */
+export function storedFile(ctx: RequestContext, name: string): StoredFile {
+  const file = ctx.services.store.file(checkName(name));
+  if (!file) throw new FerryError('ENOENT', `${name}: not found`);
+  return file;
+}
+
+export const stat: Handler<'stat'> = (request, ctx) => ({ result: fileInfo(storedFileRecord(ctx, request.name)) });

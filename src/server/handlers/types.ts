@@ -1,5 +1,5 @@
 import type { Op, RequestOf, ResultOf } from '../../protocol/messages.js';
-import type { Connection } from '../connection.js';
+import type { RequestContext } from '../request-context.js';
 
 /** What a handler returns: the reply's result, and work to start once the reply is on the wire. */
 export interface Handled<O extends Op> {
@@ -7,4 +7,10 @@ export interface Handled<O extends Op> {
   afterReply?: () => void;
 }
 
-export type Handler<O extends Op> = (connection: Connection, request: RequestOf<O>) => Promise<Handled<O>>;
+export type Handler<O extends Op> = (request: RequestOf<O>, ctx: RequestContext) => Handled<O> | Promise<Handled<O>>;
+
+/** Each operation's request, by op: the form that lets one call serve every handler without a cast. */
+export type RequestByOp = { [O in Op]: RequestOf<O> };
+
+/** One handler per operation. */
+export type HandlerTable = { [O in Op]: (request: RequestByOp[O], ctx: RequestContext) => Handled<O> | Promise<Handled<O>> };

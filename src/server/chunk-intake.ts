@@ -1,0 +1,127 @@
+import { FerryError } from '../protocol/errors.js';
+import type { ChunkHeader } from '../protocol/frames.js';
+import type { ChunkBuffers } from './chunk-buffers.js';
+import type { UploadTransfer } from './upload-transfer.js';
+
+/** What the intake needs of its connection. */
+export interface ChunkIntakeHost {
+  /** The upload attached to the connection on `stream`, if any. */
+  upload(stream: number): UploadTransfer | undefined;
+  /** `stream` was an upload of this connection that failed after its reply: its late chunks are skipped. */
+  isDeadStream(stream: number): boolean;
+  /** Reading must wait (true) until there is somewhere to put the chunk's payload, or may go on (false). */
+  holdReading(hold: boolean): void;
+  /** The client broke the protocol: the connection ends. */
+  protocolError(error: FerryError): void;
+}
+
+/** The chunk being received: which upload, which index, and the budget buffer it fills. */
+interface IncomingChunk {
+  header: ChunkHeader;
+  /** Undefined when the chunk belongs to an upload that already failed: its payload is skipped. */
+  upload: UploadTransfer | undefined;
+  index: number;
+  buffer: ArrayBuffer | undefined;
+  filled: number;
+}
+
+/**
+ * Receives one connection's upload chunks from its decoder: checks each header against its
+ * upload, gets a buffer from the global budget before any payload byte is read (reading is held
+ * meanwhile), fills it as the payload arrives, and hands the whole chunk to its upload. At most
+ * `maxInflight` of the connection's chunks are being written at once, and an upload whose written
+ * bytes are not yet recorded (`lagging`) gets no more until a checkpoint records them.
+ */
+export class ChunkIntake {
+  readonly #buffers: ChunkBuffers;
+  readonly #maxInflight: number;
+  readonly #host: ChunkIntakeHost;
+  #incoming: IncomingChunk | undefined;
+  #cancelBufferWait: (() => void) | undefined;
+  #chunksInFlight = 0;
+  #closed = false;
+
+  constructor(buffers: ChunkBuffers, maxInflight: number, host: ChunkIntakeHost) {
+    this.#buffers = buffers;
+    this.#maxInflight = maxInflight;
+    this.#host = host;
+  }
+
+  chunkStart(header: ChunkHeader): void {
+    const upload = this.#host.upload(header.stream);
+    if (!upload) {
+      if (!this.#host.isDeadStream(header.stream)) {
+        return this.#host.protocolError(new FerryError('EPROTO', `chunk for unknown stream ${header.stream}`));
+      }
+      this.#incoming = { header, upload: undefined, index: -1, buffer: undefined, filled: 0 };
+      return;
+    }
+    let index: number;
+    try {
+      index = upload.indexOf(header);
+    } catch (error) {
+      return this.#host.protocolError(error as FerryError);
+    }
+    this.#incoming = { header, upload, index, buffer: undefined, filled: 0 };
+    this.#claimBuffer();
+  }
+
+  chunkData(piece: Uint8Array): void {
+    const incoming = this.#incoming;
+    if (!incoming?.buffer) return;
+    new Uint8Array(incoming.buffer, incoming.filled, piece.byteLength).set(piece);
+    incoming.filled += piece.byteLength;
+  }
+
+  chunkEnd(): void {
+    const incoming = this.#incoming;
+    this.#incoming = undefined;
+    if (!incoming?.upload || !incoming.buffer) return;
+    const { upload, index, header, buffer } = incoming;
+    if (upload.failed || this.#host.upload(upload.stream) !== upload) {
+      this.#buffers.release(buffer);
+      return;
+    }
+    this.#chunksInFlight += 1;
+    void upload.write(index, header, buffer).finally(() => {
+      this.#chunksInFlight -= 1;
+      this.#claimBuffer();
+    });
+  }
+
+  /** The connection closed: a buffer held or waited for goes back to the budget. */
+  close(): void {
+    this.#closed = true;
+    this.#cancelBufferWait?.();
+    this.#cancelBufferWait = undefined;
+    if (this.#incoming?.buffer) this.#buffers.release(this.#incoming.buffer);
+    this.#incoming = undefined;
+  }
+
+  /**
+   * Gets a budget buffer for the incoming chunk. Until it has one, reading is held: no payload
+   * byte may arrive before there is somewhere to put it. Called again when one of this
+   * connection's chunks completes or its upload records a checkpoint.
+   */
+  #claimBuffer(): void {
+    const incoming = this.#incoming;
+    if (!incoming?.upload || incoming.buffer || this.#cancelBufferWait || this.#closed) return;
+    this.#host.holdReading(true);
+    if (this.#chunksInFlight >= this.#maxInflight) return;
+    if (incoming.upload.lagging) {
+      // Durability lag: wait until a checkpoint has recorded what is written, so a crash now
+      // costs at most about two checkpoints' worth of re-sending.
+      incoming.upload.onceRecorded(() => this.#claimBuffer());
+      return;
+    }
+    let granted = false;
+    const cancel = this.#buffers.acquire((buffer) => {
+      granted = true;
+      this.#cancelBufferWait = undefined;
+      if (this.#closed) return this.#buffers.release(buffer);
+      incoming.buffer = buffer;
+      this.#host.holdReading(false);
+    });
+    if (!granted) this.#cancelBufferWait = cancel;
+  }
+}

@@ -1,0 +1,42 @@
+import type { Logger } from 'pino';
+import type { FerryError } from '../protocol/errors.js';
+import type { StoredFile, TransferLogRecord } from '../store/records.js';
+import type { DownloadTransfer } from './download-transfer.js';
+import type { ServerServices } from './services.js';
+import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
+import type { UploadTransfer } from './upload-transfer.js';
+
+/**
+ * What a request handler may do with the connection its request came on, and nothing more: the
+ * client's identity, its streams, and the shared services. Handlers never see the socket, the
+ * decoder or the connection's own bookkeeping.
+ */
+export interface RequestContext {
+  readonly services: ServerServices;
+  /** The client, as `address:port`: for logs and the transfer log. */
+  readonly clientAddress: string;
+  /** The client's network (an IPv4 /24, an IPv6 /64): what per-client limits count. */
+  readonly clientNetwork: string;
+  /** This connection's logger (the client's address is on every line). */
+  readonly log: Logger;
+  /** Whether `hello` has been answered. */
+  readonly greeted: boolean;
+  markGreeted(): void;
+  /** The connection is closing: no transfer may attach to it. */
+  readonly ending: boolean;
+  /** Attaches a claimed upload to this connection under a new stream; its chunks are accepted from here on. */
+  attachUpload(claim: ClaimedUpload, force: boolean): Promise<UploadTransfer>;
+  /** This connection's upload on `stream`, if any. */
+  upload(stream: number): UploadTransfer | undefined;
+  /** Whether `upload` is attached to this connection. */
+  ownsUpload(upload: ActiveUpload): boolean;
+  /** Takes this connection's upload on `stream` off the connection (putEnd): its chunks are a protocol error from here on. */
+  takeUpload(stream: number): UploadTransfer | undefined;
+  /**
+   * Prepares a download of `file` from chunk `fromChunk` under a new stream; `start` it once the
+   * reply is on the wire. `onEnd` hears how it ended.
+   */
+  openDownload(file: StoredFile, fromChunk: number, onEnd: (download: DownloadTransfer, error?: FerryError) => void): DownloadTransfer;
+  /** Adds a transfer log entry for this client (best effort: never fails the request). */
+  logTransfer(entry: Omit<TransferLogRecord, 'client'>): Promise<void>;
+}

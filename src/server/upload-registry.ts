@@ -1,0 +1,400 @@
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
+import type { Sha256Thread } from '../hashing/sha256-thread.js';
+import { FerryError } from '../protocol/errors.js';
+import type { MetaStore } from '../store/meta-store.js';
+import type { UploadSessionRecord } from '../store/records.js';
+import { fromSystemError } from '../system-errors.js';
+import type { ServerConfig } from './config.js';
+import type { DataLayout } from './data-layout.js';
+import type { SessionHashState } from './in-order-hasher.js';
+
+/** What the registry needs of an upload attached to a connection (UploadTransfer is one). */
+export interface ActiveUpload {
+  readonly session: UploadSessionRecord;
+  /** putEnd began: the upload is being verified and published and cannot be taken over. */
+  readonly finishing: boolean;
+  /** Settles once the upload no longer holds its name. */
+  readonly released: Promise<void>;
+  abort(error: FerryError): void;
+}
+
+/** What a `put` asks for. `owner` is who the session is counted against (the client's network for now). */
+export interface PutRequest {
+  name: string;
+  size: number;
+  fingerprint: string;
+  force: boolean;
+  owner: string;
+}
+
+/** A put that passed every rule: the session it resumes (or starts) and the name, held until `attach` or `cancel`. */
+export interface ClaimedUpload {
+  readonly session: UploadSessionRecord;
+  /** Chunk index -> xxh64 of every chunk the session has recorded. */
+  readonly verified: Map<number, bigint>;
+  readonly hashState: SessionHashState;
+  /** The upload that now holds the name. */
+  attach(upload: ActiveUpload): void;
+  /** The put failed after its claim: the name is let go. */
+  cancel(): void;
+}
+
+/** Holds a name while a `put` of it is being set up, before its upload exists. */
+class PendingClaim {
+  readonly settled: Promise<void>;
+  readonly settle: () => void;
+
+  constructor() {
+    let settle!: () => void;
+    this.settled = new Promise<void>((resolve) => {
+      settle = resolve;
+    });
+    this.settle = settle;
+  }
+}
+
+/** What an unfinished upload session counts against the storage quota. */
+interface SessionCharge {
+  readonly id: string;
+  readonly size: number;
+  readonly owner: string;
+  /** Bytes counted against the quota now: what it has received plus a bounded reserve, at most its size. */
+  charged: number;
+}
+
+/**
+ * The one owner of the upload rules (docs/design.md, "Uploads"): who may write a name (one writer
+ * per name, taken over only by the same file from a newer connection), which session a put
+ * resumes, the file size limit, the storage quota and the limits on sessions, and each session's
+ * running SHA-256 state.
+ *
+ * Quota: stored files count their size; an unfinished session counts what it has received plus a
+ * reserve of `sessionReserveBytes` (at most its declared size), grown as its data arrives. So a
+ * put that declares a huge size and sends nothing holds only the reserve, whatever it declared.
+ */
+export class UploadRegistry {
+  readonly #store: MetaStore;
+  readonly #layout: DataLayout;
+  readonly #config: ServerConfig;
+  readonly #sha256: Sha256Thread;
+  readonly #log: Logger;
+  /** Uploads attached to a live connection (or being set up), by name: one writer per name. */
+  readonly #active = new Map<string, ActiveUpload | PendingClaim>();
+  /** Unfinished sessions, by name, with what each counts against the quota. */
+  readonly #charges = new Map<string, SessionCharge>();
+  #chargedBytes = 0;
+  /** Bytes reserved by puts past their checks whose session is not saved yet. */
+  #reservedBytes = 0;
+  /** Running SHA-256 progress by session id; lost on restart (the file is then hashed at the end). */
+  readonly #hashStates = new Map<string, SessionHashState>();
+  /** Ids of sessions whose upload is detached but whose hash state is kept, oldest first. */
+  readonly #detachedHashes = new Set<string>();
+
+  constructor(options: { store: MetaStore; layout: DataLayout; config: ServerConfig; sha256: Sha256Thread; logger: Logger }) {
+    this.#store = options.store;
+    this.#layout = options.layout;
+    this.#config = options.config;
+    this.#sha256 = options.sha256;
+    this.#log = options.logger;
+  }
+
+  /** Reads the sessions LMDB holds (after start-up recovery): what each counts against the quota. */
+  load(): void {
+    this.#charges.clear();
+    this.#chargedBytes = 0;
+    for (const session of this.#store.sessions()) {
+      const received = this.#store.verifiedChunks(session.id).size * session.chunkSize;
+      this.#addCharge(session, received);
+    }
+  }
+
+  /** Bytes stored plus what unfinished uploads count: what the quota compares with `maxStorageBytes`. */
+  get usedBytes(): number {
+    return this.#store.stats().bytes + this.#chargedBytes + this.#reservedBytes;
+  }
+
+  get sessionCount(): number {
+    return this.#charges.size;
+  }
+
+  /**
+   * Everything a `put` must pass before its upload may attach, in order: the name may be created,
+   * the name is free (waiting for, or taking over, an upload of it still attached elsewhere), the
+   * size, session and quota limits; then the session it resumes, or a new one with its partial
+   * file. `ownsUpload` tells an upload attached to the asking connection itself.
+   */
+  async claim(request: PutRequest, ownsUpload: (upload: ActiveUpload) => boolean): Promise<ClaimedUpload> {
+    const { name, force } = request;
+    this.#checkCanCreate(name, force);
+    const pending = await this.#holdName(request, ownsUpload);
+    let reserved = 0;
+    try {
+      // While this put waited, the upload it waited for may have finished the file.
+      this.#checkCanCreate(name, force);
+      reserved = this.#reserve(request);
+      const session = await this.#findOrStartSession(request);
+      this.#reservedBytes -= reserved;
+      reserved = 0;
+      const verified = this.#store.verifiedChunks(session.id);
+      const hashState = this.#hashStateFor(session, verified.size);
+      return {
+        session,
+        verified,
+        hashState,
+        attach: (upload) => {
+          this.#active.set(name, upload);
+          pending.settle();
+        },
+        cancel: () => {
+          if (this.#active.get(name) === pending) this.#active.delete(name);
+          pending.settle();
+        },
+      };
+    } catch (error) {
+      this.#reservedBytes -= reserved;
+      if (this.#active.get(name) === pending) this.#active.delete(name);
+      pending.settle();
+      throw error;
+    }
+  }
+
+  /** An upload of `name` is being verified and published (a download of the old file may see it change). */
+  isPublishing(name: string): boolean {
+    const active = this.#active.get(name);
+    return active !== undefined && !(active instanceof PendingClaim) && active.finishing;
+  }
+
+  /** The upload lets go of its name (finished, failed or detached): the next put of it may proceed. */
+  release(upload: ActiveUpload): void {
+    if (this.#active.get(upload.session.name) === upload) this.#active.delete(upload.session.name);
+  }
+
+  /**
+   * The session has received `bytes` distinct bytes in all: its charge grows to cover them plus
+   * the reserve. Throws EQUOTA (and charges nothing more) when that would pass the quota.
+   */
+  chargeReceived(session: UploadSessionRecord, bytes: number): void {
+    const charge = this.#charges.get(session.name);
+    if (!charge || charge.id !== session.id || bytes <= charge.charged) return;
+    const wanted = Math.min(session.size, bytes + this.#config.sessionReserveBytes);
+    const used = this.usedBytes;
+    if (used + wanted - charge.charged > this.#config.maxStorageBytes) {
+      throw new FerryError(
+        'EQUOTA',
+        `${session.name}: the server's storage quota is full (${used} of ${this.#config.maxStorageBytes} bytes in use)`,
+      );
+    }
+    this.#chargedBytes += wanted - charge.charged;
+    charge.charged = wanted;
+  }
+
+  /** The upload detached from its connection: its hash state is kept, among the most recent few. */
+  detached(session: UploadSessionRecord): void {
+    if (!this.#hashStates.has(session.id)) return;
+    this.#detachedHashes.delete(session.id);
+    this.#detachedHashes.add(session.id);
+    for (const oldest of this.#detachedHashes) {
+      if (this.#detachedHashes.size <= this.#config.maxDetachedHashStates) break;
+      this.#forgetHash(oldest);
+    }
+  }
+
+  /** The session became a stored file (its record is committed): it no longer counts as unfinished. */
+  published(session: UploadSessionRecord): void {
+    this.#forgetHash(session.id);
+    this.#removeCharge(session);
+  }
+
+  /** Forgets a session: its records, its partial data, its hash state and its charge. */
+  async dropSession(session: UploadSessionRecord): Promise<void> {
+    this.#forgetHash(session.id);
+    await this.#store.dropSession(session);
+    this.#removeCharge(session);
+    await this.#layout.removePartial(session.id);
+  }
+
+  /**
+   * Drops every session untouched for `sessionTtlMs` whose upload is not attached: run while the
+   * server runs (start-up recovery does the same before it listens). Returns the names dropped.
+   */
+  async expireIdle(now = Date.now()): Promise<string[]> {
+    const cutoff = now - this.#config.sessionTtlMs;
+    const expired = this.#store.sessions().filter((session) => session.touched < cutoff && !this.#active.has(session.name));
+    for (const session of expired) await this.dropSession(session);
+    return expired.map((session) => session.name);
+  }
+
+  // ---- rules ----
+
+  /**
+   * `name` may be created: it is not a stored file (unless replacing it is asked for), and it
+   * neither is nor lies under one (a name cannot be both a file and a folder: `a` and `a/b`
+   * exclude each other).
+   */
+  #checkCanCreate(name: string, force: boolean): void {
+    const store = this.#store;
+    if (store.file(name) && !force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
+    const segments = name.split('/');
+    for (let depth = 1; depth < segments.length; depth += 1) {
+      const folder = segments.slice(0, depth).join('/');
+      if (store.file(folder)) throw new FerryError('EEXIST', `${name}: ${folder} is a file, not a folder`);
+    }
+    if (store.listFiles({ prefix: name + '/', limit: 1 }).length > 0) throw new FerryError('EEXIST', `${name} is a folder of stored files`);
+  }
+
+  /**
+   * One writer per name: holds `name` for this put, waiting first if the same file (same size and
+   * fingerprint) is still attached to another connection and not being finished. That is almost
+   * always the same client back after a dropped link its old connection has not noticed yet: the
+   * old connection gets `takeoverGraceMs` to read what is still in its socket buffer and notice
+   * the end by itself (so those bytes are not sent twice); then it is aborted. Anything else is
+   * refused with EBUSY. The hold is taken in the same tick as the check that found the name free,
+   * so of several puts racing for a name exactly one gets it.
+   */
+  async #holdName(request: PutRequest, ownsUpload: (upload: ActiveUpload) => boolean): Promise<PendingClaim> {
+    const { name, size, fingerprint } = request;
+    for (let active = this.#active.get(name); active; active = this.#active.get(name)) {
+      if (active instanceof PendingClaim) {
+        // Another put of the name is being set up (often this client's own previous attempt, still
+        // waiting for a takeover): see what it became.
+        await active.settled;
+        continue;
+      }
+      // Only the same file on a stale connection is taken over: not one on this connection, nor one being finished.
+      if (active.session.size !== size || active.session.fingerprint !== fingerprint || active.finishing || ownsUpload(active)) {
+        throw new FerryError('EBUSY', `${name} is being uploaded by another client`);
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const graceOver = new Promise<'grace over'>((resolve) => {
+        timer = setTimeout(() => resolve('grace over'), this.#config.takeoverGraceMs);
+      });
+      const outcome = await Promise.race([active.released, graceOver]);
+      clearTimeout(timer);
+      if (outcome === 'grace over') {
+        active.abort(new FerryError('EBUSY', `${name}: this upload was taken over by a newer connection`));
+        await active.released;
+      }
+    }
+    const pending = new PendingClaim();
+    this.#active.set(name, pending);
+    return pending;
+  }
+
+  /**
+   * Limits, checked from the declared size before anything is written: the file size limit; the
+   * number of unfinished sessions, in all and of this owner (a put that resumes its session adds
+   * none); and the quota, which the declared size must fit (a file this put replaces, or this
+   * name's own earlier session, do not count twice). On success the first reserve is taken in the
+   * same tick as the check, so puts racing for the last free bytes cannot all pass; returns it.
+   */
+  #reserve(request: PutRequest): number {
+    const { name, size, owner } = request;
+    const config = this.#config;
+    if (size > config.maxFileSizeBytes) {
+      throw new FerryError('EQUOTA', `${name}: ${size} bytes is over this server's file size limit of ${config.maxFileSizeBytes} bytes`);
+    }
+    const own = this.#charges.get(name);
+    if (!own) {
+      if (this.#charges.size >= config.maxSessions) {
+        throw new FerryError(
+          'EQUOTA',
+          `the server holds its limit of ${config.maxSessions} unfinished uploads; finish or let some expire first`,
+        );
+      }
+      let ownerSessions = 0;
+      for (const charge of this.#charges.values()) if (charge.owner === owner) ownerSessions += 1;
+      if (ownerSessions >= config.maxSessionsPerOwner) {
+        throw new FerryError('EQUOTA', `${owner} has ${ownerSessions} unfinished uploads, the most one client may have; finish some first`);
+      }
+    }
+    const used = this.usedBytes - (this.#store.file(name)?.size ?? 0) - (own?.charged ?? 0);
+    if (used + size > config.maxStorageBytes) {
+      throw new FerryError(
+        'EQUOTA',
+        `${name}: ${size} more bytes would exceed this server's storage quota (${used} of ${config.maxStorageBytes} bytes in use)`,
+      );
+    }
+    const reserve = Math.min(size, config.sessionReserveBytes);
+    this.#reservedBytes += reserve;
+    return reserve;
+  }
+
+  /**
+   * Resume rule (docs/design.md, "Resume"): an upload finds its session again by name and matches
+   * it on size, fingerprint and chunk size. A session that does not match, or that expired, is
+   * dropped with its partial data and the upload starts over.
+   */
+  async #findOrStartSession(request: PutRequest): Promise<UploadSessionRecord> {
+    const { name, size, fingerprint, owner } = request;
+    const { chunkSizeBytes, sessionTtlMs } = this.#config;
+    const now = Date.now();
+    const existing = this.#store.session(name);
+    if (existing) {
+      const matches = existing.size === size && existing.fingerprint === fingerprint && existing.chunkSize === chunkSizeBytes;
+      const fresh = now - existing.touched < sessionTtlMs;
+      if (matches && fresh && (await this.#layout.partialExists(existing.id))) return existing;
+      await this.dropSession(existing);
+    }
+    const session: UploadSessionRecord = {
+      id: randomUUID(),
+      name,
+      size,
+      fingerprint,
+      chunkSize: chunkSizeBytes,
+      created: now,
+      touched: now,
+      owner,
+    };
+    try {
+      await this.#layout.createPartial(session.id, size);
+    } catch (error) {
+      await this.#layout.removePartial(session.id);
+      throw fromSystemError(error, `creating partial file for ${name}`);
+    }
+    await this.#store.saveSession(session);
+    this.#addCharge(session, 0);
+    return session;
+  }
+
+  #addCharge(session: UploadSessionRecord, received: number): void {
+    this.#removeCharge(session);
+    const charged = Math.min(session.size, received + this.#config.sessionReserveBytes);
+    this.#charges.set(session.name, { id: session.id, size: session.size, owner: session.owner ?? 'unknown', charged });
+    this.#chargedBytes += charged;
+  }
+
+  #removeCharge(session: UploadSessionRecord): void {
+    const charge = this.#charges.get(session.name);
+    if (!charge || charge.id !== session.id) return;
+    this.#charges.delete(session.name);
+    this.#chargedBytes -= charge.charged;
+  }
+
+  /**
+   * The running SHA-256 state of a session: this process's, if it hashed the session from its
+   * first chunk; else a new one, broken when chunks were recorded before (after a restart they
+   * were never fed: the file is hashed in one pass at the end).
+   */
+  #hashStateFor(session: UploadSessionRecord, resumedChunks: number): SessionHashState {
+    this.#detachedHashes.delete(session.id);
+    let state = this.#hashStates.get(session.id);
+    if (!state) {
+      const sha256: RunningSha256 = runningSha256(session.size, this.#sha256);
+      state = { next: 0, broken: resumedChunks > 0, sha256 };
+      if (state.broken) sha256.drop();
+      this.#hashStates.set(session.id, state);
+    }
+    return state;
+  }
+
+  #forgetHash(sessionId: string): void {
+    const state = this.#hashStates.get(sessionId);
+    this.#detachedHashes.delete(sessionId);
+    if (!state) return;
+    this.#hashStates.delete(sessionId);
+    if (!state.broken) state.sha256.drop();
+    this.#log.debug({ session: sessionId }, 'upload: running hash state dropped');
+  }
+}

@@ -1,0 +1,116 @@
+// The chunk worker's tasks, run in this process (the pool runs the compiled copy in its threads,
+// where coverage is not measured): writes and reads of real files through both kinds of I/O,
+// with the same checks and messages whichever thread runs them.
+import { createHash, randomBytes } from 'node:crypto';
+import { closeSync, openSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { valueSymbol } from 'piscina';
+import t from 'tap';
+import { blockingIo, libuvIo, readChunk, writeChunk } from '../workers/chunk-io.js';
+import {
+  hashDigest,
+  hashDrop,
+  hashFile,
+  hashUpdate,
+  readChunk as workerReadChunk,
+  writeChunk as workerWriteChunk,
+} from '../workers/chunk-worker.js';
+import { loadXxh64 } from '../src/hashing/xxh64.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const xxh64 = await loadXxh64();
+
+/** A buffer owning its whole ArrayBuffer (as the budget's are) holding `bytes`. */
+function ownBuffer(bytes: Uint8Array): ArrayBuffer {
+  const buffer = new ArrayBuffer(bytes.byteLength);
+  new Uint8Array(buffer).set(bytes);
+  return buffer;
+}
+
+for (const [label, io] of [
+  ['blocking I/O (a worker)', blockingIo],
+  ['libuv I/O (the main thread)', libuvIo],
+] as const) {
+  t.test(`write then read a chunk at its offset: ${label}`, async (t) => {
+    const path = join(tempDir(t), 'file');
+    await writeFile(path, Buffer.alloc(300));
+    const payload = randomBytes(100);
+    const fd = openSync(path, 'r+');
+    t.teardown(() => closeSync(fd));
+    const written = await writeChunk({ fd, offset: 100, length: 100, xxh64: xxh64(payload), buffer: ownBuffer(payload) }, io, xxh64);
+    t.equal(written.ok, true);
+    t.same((await readFile(path)).subarray(100, 200), payload, 'the bytes landed at their offset');
+
+    const badHash = await writeChunk({ fd, offset: 0, length: 100, xxh64: xxh64(payload) ^ 1n, buffer: ownBuffer(payload) }, io, xxh64);
+    t.match(badHash, { ok: false, code: 'ECHECKSUM', message: 'chunk at offset 0: xxh64 mismatch' }, 'a wrong xxh64 is refused');
+    t.same((await readFile(path)).subarray(0, 100), Buffer.alloc(100), 'and nothing is written');
+
+    const read = await readChunk({ fd, offset: 100, length: 100, xxh64: xxh64(payload), buffer: new ArrayBuffer(100) }, io, xxh64);
+    t.equal(read.ok, true);
+    t.same(Buffer.from(read.buffer), payload, 'the read fills the buffer');
+    const mismatch = await readChunk({ fd, offset: 0, length: 100, xxh64: xxh64(payload), buffer: new ArrayBuffer(100) }, io, xxh64);
+    t.match(mismatch, { ok: false, code: 'ECHECKSUM', message: 'stored chunk at offset 0 does not match its recorded xxh64' });
+    const short = await readChunk({ fd, offset: 250, length: 100, xxh64: 0n, buffer: new ArrayBuffer(100) }, io, xxh64);
+    t.match(short, { ok: false, code: 'ECHECKSUM' }, 'a file that ends before the chunk does is a mismatch');
+  });
+
+  t.test(`a failed system call is a task failure with the buffer back: ${label}`, async (t) => {
+    const dir = tempDir(t);
+    const fd = openSync(dir, 'r'); // a directory: reading and writing it fail (EISDIR / EBADF)
+    t.teardown(() => closeSync(fd));
+    const buffer = ownBuffer(Buffer.alloc(10));
+    const write = await writeChunk({ fd, offset: 0, length: 10, xxh64: xxh64(Buffer.alloc(10)), buffer }, io, xxh64);
+    t.match(write, { ok: false, code: 'EIO', message: /^write at offset 0: E/u });
+    t.equal(write.buffer, buffer, 'the buffer comes back');
+    const read = await readChunk({ fd, offset: 0, length: 10, xxh64: 0n, buffer }, io, xxh64);
+    t.match(read, { ok: false, code: 'EIO', message: /^read at offset 0: EISDIR/u });
+    t.notMatch(read.ok ? '' : read.message, dir, 'no path of the server in the message');
+  });
+}
+
+t.test('the worker module: its tasks wrap the shared chunk I/O and move the buffer back', async (t) => {
+  const path = join(tempDir(t), 'file');
+  await writeFile(path, Buffer.alloc(64));
+  const payload = randomBytes(64);
+  const fd = openSync(path, 'r+');
+  t.teardown(() => closeSync(fd));
+  // What a task returns is marked for piscina to move: the result itself is its value.
+  const valueOf = (moved: unknown): unknown => (moved as Record<symbol, unknown>)[valueSymbol];
+  const buffer = ownBuffer(payload);
+  t.match(valueOf(await workerWriteChunk({ fd, offset: 0, length: 64, xxh64: xxh64(payload), buffer })), { ok: true, buffer });
+  const read = valueOf(await workerReadChunk({ fd, offset: 0, length: 64, xxh64: xxh64(payload), buffer: new ArrayBuffer(64) }));
+  t.match(read, { ok: true });
+  t.same(Buffer.from((read as { buffer: ArrayBuffer }).buffer), payload);
+});
+
+t.test('hashFile: the SHA-256 and each chunk xxh64 in one pass; a short file is an EIO', async (t) => {
+  const path = join(tempDir(t), 'file');
+  const bytes = randomBytes(10_000);
+  await writeFile(path, bytes);
+  const result = hashFile({ path, size: bytes.length, chunkSize: 4096 });
+  t.same(result, {
+    ok: true,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    chunkHashes: [0, 1, 2].map((index) => xxh64(bytes.subarray(index * 4096, (index + 1) * 4096))),
+  });
+  t.match(hashFile({ path, size: bytes.length + 1, chunkSize: 4096 }), {
+    ok: false,
+    code: 'EIO',
+    message: /file ends at 10000 of 10001 bytes/u,
+  });
+  t.match(hashFile({ path: join(path, 'missing'), size: 1, chunkSize: 4096 }), { ok: false, code: 'EIO' });
+});
+
+t.test('running SHA-256s by key, as the hashing thread keeps them', (t) => {
+  const bytes = randomBytes(1000);
+  const shared = new SharedArrayBuffer(1000);
+  new Uint8Array(shared).set(bytes);
+  t.equal(hashUpdate({ key: 'k', buffer: shared, length: 600 }).buffer, shared, 'a shared buffer is read in place');
+  hashUpdate({ key: 'k', buffer: ownBuffer(bytes.subarray(600)), length: 400 });
+  t.equal(hashDigest({ key: 'k' }), createHash('sha256').update(bytes).digest('hex'));
+  hashUpdate({ key: 'gone', buffer: shared, length: 10 });
+  hashDrop({ key: 'gone' });
+  t.equal(hashDigest({ key: 'gone' }), createHash('sha256').digest('hex'), 'a dropped hash starts over');
+  t.end();
+});

@@ -1,0 +1,65 @@
+/**
+ * The one implementation of chunk I/O: check a received chunk's xxh64 and write it at its offset,
+ * or read a stored chunk and check it against its recorded xxh64. The pool's workers run it with
+ * blocking calls (a worker does one task at a time); the main thread runs it for small chunks with
+ * the calls on libuv's pool. Same checks, same messages, whichever runs it.
+ */
+import { read, readSync, write, writeSync } from 'node:fs';
+import { promisify } from 'node:util';
+import { type BufferTaskResult, type ReadChunkTask, type WriteChunkTask, taskFailure } from './tasks.js';
+
+/** Positional reads and writes on an open file descriptor: how many bytes each call moved. */
+export interface PositionalIo {
+  write(fd: number, bytes: Uint8Array, offset: number, length: number, position: number): number | Promise<number>;
+  read(fd: number, bytes: Uint8Array, offset: number, length: number, position: number): number | Promise<number>;
+}
+
+/** Blocking calls: for a worker thread, which has nothing else to do meanwhile. */
+export const blockingIo: PositionalIo = {
+  write: (fd, bytes, offset, length, position) => writeSync(fd, bytes, offset, length, position),
+  read: (fd, bytes, offset, length, position) => readSync(fd, bytes, offset, length, position),
+};
+
+const writeAsync = promisify(write);
+const readAsync = promisify(read);
+
+/** Calls on libuv's thread pool: for the main thread, which must not block. */
+export const libuvIo: PositionalIo = {
+  write: async (fd, bytes, offset, length, position) => (await writeAsync(fd, bytes, offset, length, position)).bytesWritten,
+  read: async (fd, bytes, offset, length, position) => (await readAsync(fd, bytes, offset, length, position)).bytesRead,
+};
+
+/** Verifies `xxh64` over buffer[0, length), then writes those bytes at `offset` of the file. */
+export async function writeChunk(task: WriteChunkTask, io: PositionalIo, xxh64: (bytes: Uint8Array) => bigint): Promise<BufferTaskResult> {
+  const bytes = new Uint8Array(task.buffer, 0, task.length);
+  if (xxh64(bytes) !== task.xxh64) {
+    return { ok: false, code: 'ECHECKSUM', message: `chunk at offset ${task.offset}: xxh64 mismatch`, buffer: task.buffer };
+  }
+  try {
+    for (let done = 0; done < task.length;) done += await io.write(task.fd, bytes, done, task.length - done, task.offset + done);
+    return { ok: true, buffer: task.buffer };
+  } catch (error) {
+    return { ...taskFailure(error, `write at offset ${task.offset}`), buffer: task.buffer };
+  }
+}
+
+/** Reads `length` bytes at `offset` of the file into the buffer and checks them against `xxh64`. */
+export async function readChunk(task: ReadChunkTask, io: PositionalIo, xxh64: (bytes: Uint8Array) => bigint): Promise<BufferTaskResult> {
+  const bytes = new Uint8Array(task.buffer, 0, task.length);
+  try {
+    let done = 0;
+    for (let got = -1; done < task.length && got !== 0; done += got)
+      got = await io.read(task.fd, bytes, done, task.length - done, task.offset + done);
+    if (done !== task.length || xxh64(bytes) !== task.xxh64) {
+      return {
+        ok: false,
+        code: 'ECHECKSUM',
+        message: `stored chunk at offset ${task.offset} does not match its recorded xxh64`,
+        buffer: task.buffer,
+      };
+    }
+    return { ok: true, buffer: task.buffer };
+  } catch (error) {
+    return { ...taskFailure(error, `read at offset ${task.offset}`), buffer: task.buffer };
+  }
+}
