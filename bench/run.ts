@@ -15,7 +15,7 @@ import { repoRoot, resultsDir } from './lib/paths.js';
 import { type ScenarioReport, markdownTable, scenarioMarkdown, writeResultFile } from './lib/report.js';
 import { type ChartSeries, concurrencyChart } from './lib/svg.js';
 import { type Measured, checkTargets, targetsTable } from './lib/targets.js';
-import { formatNumber, formatSize } from './lib/units.js';
+import { formatNumber, formatBytes } from './lib/units.js';
 import { runBulk } from './scenarios/bulk.js';
 import { type SweepStep, runConcurrency } from './scenarios/concurrency.js';
 import { runMicro } from './scenarios/micro.js';
@@ -65,10 +65,10 @@ function header(machine: Machine, options: BenchOptions, revision: string, quiet
   return [
     `# Ferry benchmark, ${machine.date}`,
     '',
-    `- Node ${machine.node}, ${machine.cores} × ${machine.cpuModel}, ${formatSize(machine.memoryBytes)} RAM, Linux ${machine.kernel}`,
+    `- Node ${machine.node}, ${machine.cores} × ${machine.cpuModel}, ${formatBytes(machine.memoryBytes)} RAM, Linux ${machine.kernel}`,
     `- Machine before the run: ${formatNumber(quiet.busyPercent)}% of a core busy (1 s sample), load average ${quiet.loadAverage.map((l) => l.toFixed(2)).join(' ')}`,
     `- Ferry at ${revision}; scenarios: ${[...options.scenarios].join(', ')}${options.quick ? ' (--quick)' : ''}`,
-    `- File size for bulk, refs and resume: ${formatSize(options.sizeBytes)}; sweep: ${options.fileSizes.map(formatSize).join(' and ')} files × ${options.clients.join(', ')} clients`,
+    `- File size for bulk, refs and resume: ${formatBytes(options.sizeBytes)}; sweep: ${options.fileSizes.map(formatBytes).join(' and ')} files × ${options.clients.join(', ')} clients`,
     '- Everything runs on this one machine over loopback (127.0.0.1), and the files sit in the page cache (it cannot be dropped here): client and server share the cores, so the transfers are CPU-bound. Buffer sizes, copies and syscalls decide them, not the network or, mostly, the disk.',
     '',
   ].join('\n');
@@ -80,7 +80,7 @@ function chart(steps: readonly SweepStep[], runId: string): string {
   const series = (pick: (s: SweepStep, direction: 'upload' | 'download') => number): ChartSeries[] =>
     sizes.flatMap((size, colour) =>
       (['upload', 'download'] as const).map((direction) => ({
-        label: `${formatSize(size)} ${direction}`,
+        label: `${formatBytes(size)} ${direction}`,
         colour,
         dashed: direction === 'download',
         points: sweep.filter((s) => s.fileBytes === size).map((s) => ({ clients: s.clients, value: pick(s, direction) })),

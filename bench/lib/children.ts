@@ -22,7 +22,7 @@ export function spawnTracked(command: string, args: readonly string[], options: 
     child.once('close', (code: number | null, signal: NodeJS.Signals | null) => resolve({ code, signal }));
     child.once('error', (error) => reject(new Error(`${command}: ${error.message}`, { cause: error })));
   }).finally(() => running.delete(child));
-  done.catch(() => {}); // observed by exitOf
+  done.catch(() => undefined); // observed by exitOf
   closed.set(child, done);
   return child;
 }

@@ -2,7 +2,7 @@ import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { type SourceFile, makeTempDir, removeDir, writeRandomFile } from './files.js';
 import type { BenchOptions } from './options.js';
-import { formatSize } from './units.js';
+import { formatBytes } from './units.js';
 
 export interface Machine {
   node: string;
@@ -45,7 +45,7 @@ export class BenchContext {
   async source(size: number): Promise<SourceFile> {
     let made = this.#sources.get(size);
     if (!made) {
-      log(`writing a ${formatSize(size)} random source file`);
+      log(`writing a ${formatBytes(size)} random source file`);
       made = writeRandomFile(join(this.workDir, `source-${size}.bin`), size);
       this.#sources.set(size, made);
     }

@@ -3,7 +3,7 @@ import type { RefResult } from '../scenarios/refs.js';
 import type { ResumeRun } from '../scenarios/resume.js';
 import { median } from './stats.js';
 import type { Table } from './report.js';
-import { MiB, formatNumber, formatSize } from './units.js';
+import { MiB, formatNumber, formatBytes } from './units.js';
 
 /** What the scenarios measured that the issue's targets refer to; absent when not run. */
 export interface Measured {
@@ -47,7 +47,7 @@ function ratioTarget(
 
 export function checkTargets(m: Measured): TargetCheck[] {
   const checks: TargetCheck[] = [];
-  const sizeNote = m.sizeBytes === 1024 ** 3 ? '' : ` (this run: ${formatSize(m.sizeBytes)}, the target is for 1 GiB)`;
+  const sizeNote = m.sizeBytes === 1024 ** 3 ? '' : ` (this run: ${formatBytes(m.sizeBytes)}, the target is for 1 GiB)`;
   checks.push(ratioTarget(m.refs, 'rsync', 'upload', 1.2, 'rsync daemon' + sizeNote));
   checks.push(ratioTarget(m.refs, 'rsync', 'download', 1.2, 'rsync daemon' + sizeNote));
   checks.push(ratioTarget(m.refs, 'socat', 'upload', 0.5, 'socat to file' + sizeNote));
@@ -99,7 +99,7 @@ export function checkTargets(m: Measured): TargetCheck[] {
     checks.push({ target: '256 clients: 0 errors', measured: `${errors} errors`, met: errors === 0 });
     checks.push({
       target: '256 clients: server peak RSS ≤ 256 MiB, any file size',
-      measured: at256.map((s) => `${formatNumber(s.serverPeakRssBytes / MiB)} MiB at ${formatSize(s.fileBytes)}`).join(', '),
+      measured: at256.map((s) => `${formatNumber(s.serverPeakRssBytes / MiB)} MiB at ${formatBytes(s.fileBytes)}`).join(', '),
       met: peak <= rssLimitBytes,
     });
   }

@@ -6,7 +6,7 @@ import { type Medium, makeTempDir, removeDir, tmpfsAvailable } from '../lib/file
 import type { ScenarioReport } from '../lib/report.js';
 import { FerryServer } from '../lib/server.js';
 import { median } from '../lib/stats.js';
-import { MiB, formatNumber, formatSize } from '../lib/units.js';
+import { MiB, formatNumber, formatBytes } from '../lib/units.js';
 
 export interface BulkRun {
   medium: Medium;
@@ -58,7 +58,7 @@ async function bulkRun(ctx: BenchContext, medium: Medium, index: number, measure
       ...(fixedCost ? { fixedCost } : {}),
     };
   } finally {
-    await server.stop().catch(() => {}); // already stopped above unless something failed first
+    await server.stop().catch(() => undefined); // already stopped above unless something failed first
     await removeDir(dataDir);
     await removeDir(outDir);
   }
@@ -109,7 +109,7 @@ export async function runBulk(ctx: BenchContext): Promise<ScenarioReport> {
     runs.push(...mine);
     summaries.push(summarize(mine, medium, 'upload'), summarize(mine, medium, 'download'));
   }
-  const size = formatSize(ctx.options.sizeBytes);
+  const size = formatBytes(ctx.options.sizeBytes);
   const fixed = runs[0]!.fixedCost!;
   notes.push(
     `${size} of random bytes; medians of ${ctx.options.runs} run(s), each against a fresh \`ferry serve\` and data dir. Time is the CLI process's wall time, Node start-up included.`,

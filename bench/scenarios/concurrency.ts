@@ -9,7 +9,7 @@ import { FerryServer } from '../lib/server.js';
 import { median, percentile } from '../lib/stats.js';
 import { boxCpuMeter } from '../lib/proc.js';
 import { durableStoreFloor } from '../lib/store-floor.js';
-import { MiB, formatNumber, formatSize, mibPerSecond } from '../lib/units.js';
+import { MiB, formatNumber, formatBytes, mibPerSecond } from '../lib/units.js';
 
 type Direction = 'upload' | 'download';
 
@@ -175,8 +175,8 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
       ...(storeFloorPerSecond === undefined ? {} : { storeFloorPerSecond }),
     };
   } finally {
-    await Promise.all(ferryClients.map((client) => client.close().catch(() => {})));
-    await server.stop().catch(() => {});
+    await Promise.all(ferryClients.map((client) => client.close().catch(() => undefined)));
+    await server.stop().catch(() => undefined); // cleanup: stop() kills a server that ignores SIGTERM; one that exited already has nothing left to stop
     await removeDir(dataDir);
     await removeDir(outDir);
   }
@@ -197,7 +197,7 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
     const step = await sweepStep(ctx, source, clients, target);
     steps.push(step);
     log(
-      `sweep ${formatSize(fileBytes)} × ${clients} clients (${step.rounds} round(s)): up ${formatNumber(step.upload.mibPerSecond)} MiB/s ` +
+      `sweep ${formatBytes(fileBytes)} × ${clients} clients (${step.rounds} round(s)): up ${formatNumber(step.upload.mibPerSecond)} MiB/s ` +
         `${formatNumber(step.upload.operationsPerSecond)} ops/s, down ${formatNumber(step.download.mibPerSecond)} MiB/s, ` +
         `RSS ${formatNumber(step.serverPeakRssBytes / MiB)} MiB, errors ${step.errors}`,
     );
@@ -207,9 +207,9 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
   const notes = [
     'Clients are FerryClient objects in the bench process (one connection each, connected before timing); the server is `ferry serve` in its own process. Client and server share the cores.',
     'Each step: a fresh server; every client uploads its rounds of files one after another, all clients at once; when all uploads are done, every client downloads its files back (to its own path, deleted after each). MiB/s and ops/s are aggregates over the phase; latency is per operation (one upload or one download, request to verified result).',
-    `rounds: files per client in a step, so that every step does enough work to time (at least ${ctx.options.minOpsPerStep} operations or ${formatSize(ctx.options.minBytesPerStep)} per direction).`,
+    `rounds: files per client in a step, so that every step does enough work to time (at least ${ctx.options.minOpsPerStep} operations or ${formatBytes(ctx.options.minBytesPerStep)} per direction).`,
     `CPU the rest of the machine used during the steps (box minus server and bench process), median: ${formatNumber(median(steps.map((s) => s.othersPercent)))}% of a core; per step in the JSON.`,
-    `disk floor: for files up to ${formatSize(floorMaxFileBytes)}, the same number of files stored durably by a bare loop with the same concurrency (write, fdatasync, close, rename, grouped directory fsync: the file-system work of a durable upload and nothing else, no network, hashing or metadata), in files/s. Ferry's up ops/s cannot exceed it by much.`,
+    `disk floor: for files up to ${formatBytes(floorMaxFileBytes)}, the same number of files stored durably by a bare loop with the same concurrency (write, fdatasync, close, rename, grouped directory fsync: the file-system work of a durable upload and nothing else, no network, hashing or metadata), in files/s. Ferry's up ops/s cannot exceed it by much.`,
     `Errors (must be 0): ${totalErrors}.` +
       (totalErrors > 0
         ? ' First messages: ' +
@@ -242,7 +242,7 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
         ],
         numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
         rows: steps.map((s) => [
-          formatSize(s.fileBytes) + (s.target ? ' (target case)' : ''),
+          formatBytes(s.fileBytes) + (s.target ? ' (target case)' : ''),
           String(s.clients),
           String(s.rounds),
           String(s.errors),

@@ -8,7 +8,7 @@ import { boxCpuMeter, reapedChildrenCpuSeconds } from '../lib/proc.js';
 import type { ScenarioReport, Table } from '../lib/report.js';
 import { FerryServer } from '../lib/server.js';
 import { median } from '../lib/stats.js';
-import { formatNumber, formatSize, mibPerSecond } from '../lib/units.js';
+import { formatNumber, formatBytes, mibPerSecond } from '../lib/units.js';
 
 type Direction = 'upload' | 'download';
 
@@ -103,7 +103,7 @@ async function compare(ctx: BenchContext, reference: Reference): Promise<RefResu
     }
   } finally {
     await session?.close();
-    await server?.stop().catch(() => {});
+    await server?.stop().catch(() => undefined); // cleanup: stop() kills a server that ignores SIGTERM; one that exited already has nothing left to stop
     await removeDir(workDir);
   }
   const summary = (['upload', 'download'] as const).map((direction) => {
@@ -170,7 +170,7 @@ export async function runRefs(ctx: BenchContext): Promise<ScenarioReport> {
   };
   return {
     id: 'refs',
-    title: `References: Ferry vs socat, nc, rsync, cp on the same ${formatSize(ctx.options.sizeBytes)} file, same disk`,
+    title: `References: Ferry vs socat, nc, rsync, cp on the same ${formatBytes(ctx.options.sizeBytes)} file, same disk`,
     notes: [
       `Pairs run back to back (Ferry up, reference up, Ferry down, reference down) × ${ctx.options.pairs}; MiB/s columns are medians, the ratio is the median of the per-pair ratios.`,
       ...references.map((reference) => `${reference.name}: ${reference.how}.`),

@@ -6,7 +6,7 @@ import { type SourceFile, makeTempDir, removeDir } from '../lib/files.js';
 import type { ScenarioReport } from '../lib/report.js';
 import { FerryServer } from '../lib/server.js';
 import { median } from '../lib/stats.js';
-import { MiB, formatNumber, formatSize } from '../lib/units.js';
+import { MiB, formatNumber, formatBytes } from '../lib/units.js';
 
 export const cutFraction = 0.9;
 
@@ -72,7 +72,7 @@ async function uploadCut(
     if (cut === undefined || retries > 0) throw error;
     return cut;
   } finally {
-    await client.close().catch(() => {});
+    await client.close().catch(() => undefined); // cleanup after the measurement: its outcome is recorded already
   }
 }
 
@@ -126,7 +126,7 @@ async function resumeRun(ctx: BenchContext, index: number): Promise<ResumeRun> {
     );
     return run;
   } finally {
-    await server.stop().catch(() => {});
+    await server.stop().catch(() => undefined); // cleanup: stop() kills a server that ignores SIGTERM; one that exited already has nothing left to stop
     await removeDir(dataDir);
   }
 }
@@ -135,7 +135,7 @@ export async function runResume(ctx: BenchContext): Promise<ScenarioReport> {
   const runs: ResumeRun[] = [];
   for (let index = 1; index <= ctx.options.runs; index += 1) runs.push(await resumeRun(ctx, index));
   const m = (pick: (run: ResumeRun) => number): number => median(runs.map(pick));
-  const size = formatSize(ctx.options.sizeBytes);
+  const size = formatBytes(ctx.options.sizeBytes);
   const row = (label: string, pick: (run: ResumeRun) => ResumeCase): string[] => [
     label,
     formatNumber(m((r) => pick(r).cutAtBytes) / MiB),

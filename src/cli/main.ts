@@ -4,13 +4,13 @@ import { buildProgram, runProgram } from './program.js';
 import { addFsckCommand } from './fsck.js';
 import { addServeCommand } from './serve.js';
 import { runShell } from './shell.js';
-import { parseServerAddress } from './units.js';
+import { defaultServer, parseServerAddress } from './units.js';
 
 function addShellCommand(program: Command, output: Output, result: { exitCode?: number }): void {
   program
     .command('shell')
     .description('interactive client: list, upload, download, delete, stat, info, log, help, quit')
-    .option('--server <host:port>', 'server to talk to', process.env['FERRY_SERVER'] ?? '127.0.0.1:8888')
+    .option('--server <host:port>', 'server to talk to', process.env['FERRY_SERVER'] ?? defaultServer)
     .action(async (flags: { server: string }) => {
       result.exitCode = await runShell({
         ...parseServerAddress(flags.server),

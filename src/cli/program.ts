@@ -6,7 +6,8 @@ import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
 import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, printJson } from './output.js';
 import { progressBar } from './progress-bar.js';
-import { formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
+import { defaultServer, formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
+import { defaultLogPageEntries, maxLogPageEntries } from '../protocol/limits.js';
 
 export interface CliContext {
   output: Output;
@@ -28,7 +29,7 @@ function clientCommand(program: Command, context: CliContext, spec: string, desc
   const command = program.command(spec).description(description);
   if (!context.shell) {
     command.addOption(
-      new Option('--server <host:port>', 'server to talk to').default(context.env['FERRY_SERVER'] ?? '127.0.0.1:8888').env('FERRY_SERVER'),
+      new Option('--server <host:port>', 'server to talk to').default(context.env['FERRY_SERVER'] ?? defaultServer).env('FERRY_SERVER'),
     );
   }
   return command.option('--json', 'print a machine-readable result on stdout');
@@ -69,7 +70,7 @@ async function withClient<T>(
   try {
     return await use(client);
   } finally {
-    await client.close().catch(() => {});
+    await client.close().catch(() => undefined); // the command's outcome is decided; a failed hang-up changes nothing
   }
 }
 
@@ -175,9 +176,10 @@ export function buildProgram(context: CliContext): Command {
   });
 
   clientCommand(program, context, 'log', 'show the transfer history, newest first')
-    .option('--limit <n>', 'how many entries', parseCount, 20)
+    .option('--limit <n>', `how many entries (1 to ${maxLogPageEntries})`, parseCount, defaultLogPageEntries)
     .action(async (flags: ClientFlags & { limit: number }) => {
-      if (flags.limit < 1 || flags.limit > 1000) throw new FerryError('EUSAGE', '--limit must be between 1 and 1000');
+      if (flags.limit < 1 || flags.limit > maxLogPageEntries)
+        throw new FerryError('EUSAGE', `--limit must be between 1 and ${maxLogPageEntries}`);
       const entries = await withClient(context, flags, 0, (client) => client.log(flags.limit));
       if (flags.json) printJson(output, entries);
       else output.out(formatLog(entries));

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
 import type { Command } from 'commander';
+import { defaultPort } from '../protocol/limits.js';
 import { serverDefaults } from '../server/defaults.js';
 import type { Output } from './output.js';
 import { formatBytes, formatDuration, parseCount, parseDuration, parsePort, parseSize } from './units.js';
@@ -33,7 +34,7 @@ export function addServeCommand(program: Command, output: Output): void {
     .command('serve')
     .description('run a Ferry server')
     .option('--host <address>', 'address to listen on', '0.0.0.0')
-    .option('--port <port>', 'port to listen on', parsePort, 8888)
+    .option('--port <port>', 'port to listen on', parsePort, defaultPort)
     .option('--data <dir>', 'data directory (files/, partial/, db/)', './var')
     .option('--workers <n>', 'worker threads for hashing and disk I/O (default: cores, 2 to 8)', parseCount)
     .option('--chunk-size <size>', `chunk size: the unit of hashing and resuming ${size(d.chunkSizeBytes)}`, parseSize)

@@ -86,6 +86,6 @@ export async function runShell(options: {
     if (options.terminal) readline.prompt();
   }
   readline.close();
-  await client.close().catch(() => {});
+  await client.close().catch(() => undefined); // leaving anyway: a connection that will not close cleanly is dropped
   return 0;
 }

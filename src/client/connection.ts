@@ -3,10 +3,11 @@ import { type Socket, connect as netConnect } from 'node:net';
 import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
 import { encodeChunkHead, encodeControl } from '../protocol/encoder.js';
 import { FerryError, isErrorCode } from '../protocol/errors.js';
-import { type ChunkHeader, defaultMaxControlBytes, maxChunkBytesCeiling, protocolVersion } from '../protocol/frames.js';
+import { type ChunkHeader, maxChunkBytesCeiling, protocolVersion } from '../protocol/frames.js';
+import { maxServerControlBytes } from '../protocol/limits.js';
 import type { HelloResult, Op, RequestOf, ResultOf } from '../protocol/messages.js';
 import { ferryVersion } from '../version.js';
-import { formatDuration } from '../durations.js';
+import { formatDuration } from '../units.js';
 
 export interface ConnectOptions {
   host: string;
@@ -76,7 +77,7 @@ export class ClientConnection implements FrameSink {
   private constructor(socket: Socket, stallTimeoutMs: number) {
     this.socket = socket;
     this.#stallTimeoutMs = stallTimeoutMs;
-    this.#decoder = new FrameDecoder({ maxControlBytes: 16 * defaultMaxControlBytes, maxChunkBytes: maxChunkBytesCeiling }, this);
+    this.#decoder = new FrameDecoder({ maxControlBytes: maxServerControlBytes, maxChunkBytes: maxChunkBytesCeiling }, this);
 
     socket.on('error', () => {}); // the 'close' that follows reports it
     socket.on('close', () => this.#lose(new FerryError('ECONNLOST', 'connection to the server lost')));

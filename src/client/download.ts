@@ -10,6 +10,7 @@ import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js'
 import type { ClientConnection, StreamSink } from './connection.js';
 import type { ProgressListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
+import { copyIntoShared } from './shared-copy.js';
 
 export interface DownloadOptions {
   /** Local destination; defaults to the remote name's last segment in the current directory. */
@@ -54,7 +55,7 @@ async function exists(path: string): Promise<boolean> {
     await stat(path);
     return true;
   } catch {
-    return false;
+    return false; // nothing (readable) there
   }
 }
 
@@ -130,9 +131,13 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   try {
     const fromChunk = sameContent ? await verifiedPrefix(connection, handle, info, sha256, xxh64) : 0;
     await handle.truncate(fromChunk * info.chunkSize);
-    const receiver = chunkReceiver(connection, handle, sha256, xxh64, options, fromChunk * info.chunkSize);
-    await connection.request('get', { name, sha256: info.sha256, fromChunk }, receiver.sinkFor);
-    const bytesReceived = await receiver.done;
+    let receiver: DownloadReceiver | undefined;
+    // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
+    await connection.request('get', { name, sha256: info.sha256, fromChunk }, (get) => {
+      receiver = new DownloadReceiver(connection, handle, sha256, xxh64, options, get);
+      return receiver;
+    });
+    const bytesReceived = await receiver!.done;
     const digest = await sha256.digest();
     if (digest !== info.sha256) {
       await handle.close();
@@ -156,133 +161,145 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   }
 }
 
-/** Bounce buffer for `copyIntoShared`; grows to the largest piece seen. */
-let bounce = Buffer.alloc(0);
-
-/**
- * Copies `source` into `target` (a view of a SharedArrayBuffer) at `at`. V8 copies into shared
- * memory word by word only when source and target are aligned alike (mod 8), and byte by byte
- * otherwise: a piece of a frame starts wherever its header ended, so a plain `set` ran at about
- * 2.8 GB/s here against 11 aligned (and took a third of the client's main thread in a 1 GiB
- * download). Going through an ordinary buffer at the target's alignment makes both copies fast.
- */
-function copyIntoShared(target: Buffer, source: Uint8Array, at: number): void {
-  const misalignment = (source.byteOffset - at) & 7;
-  if (misalignment === 0) {
-    target.set(source, at);
-    return;
-  }
-  const shift = at & 7;
-  if (bounce.length < source.byteLength + 8) bounce = Buffer.allocUnsafeSlow(source.byteLength + 8);
-  bounce.set(source, shift);
-  target.set(bounce.subarray(shift, shift + source.byteLength), at);
+/** A chunk buffer of the receiver: shared memory, so the hashing thread reads a chunk in place while it is written to disk. */
+interface ReceiveSlot {
+  shared: SharedArrayBuffer;
+  buffer: Buffer;
 }
 
 /**
- * Receives a download stream's chunks in order, checks each one's xxh64, feeds the SHA-256 and
- * writes it at its offset. `sinkFor` is handed to the `get` request so the stream is open before
- * its first chunk is decoded; `done` settles with the bytes received once the last one is written.
+ * Receives one download stream: its chunks in order, each checked against its xxh64, fed to the
+ * SHA-256 and written at its offset; reading pauses while every buffer is being written. `done`
+ * settles with the bytes received once the last one is written (and the background sync, if
+ * any, is over). The client's mirror of the server's DownloadTransfer.
  */
-function chunkReceiver(
-  connection: ClientConnection,
-  handle: FileHandle,
-  sha256: RunningSha256,
-  xxh64: (bytes: Uint8Array) => bigint,
-  options: DownloadOptions,
-  startOffset: number,
-): { sinkFor: (get: GetResult) => StreamSink; done: Promise<number> } {
-  let settle!: { resolve: (received: number) => void; reject: (error: FerryError) => void };
-  const done = new Promise<number>((resolve, reject) => {
-    settle = { resolve, reject };
-  });
-  done.catch(() => {}); // awaited by the caller once `get` is answered; never unhandled meanwhile
-  const sinkFor = (get: GetResult): StreamSink => {
-    // Shared memory: the hashing thread reads a chunk in place while it is written to disk.
+class DownloadReceiver implements StreamSink {
+  readonly done: Promise<number>;
+  readonly #connection: ClientConnection;
+  readonly #handle: FileHandle;
+  readonly #sha256: RunningSha256;
+  readonly #xxh64: (bytes: Uint8Array) => bigint;
+  readonly #options: DownloadOptions;
+  readonly #get: GetResult;
+  readonly #free: ReceiveSlot[];
+  #settle!: { resolve: (received: number) => void; reject: (error: FerryError) => void };
+  #nextOffset: number;
+  #received = 0;
+  #writing = 0;
+  #unsyncedBytes = 0;
+  #backgroundSync: Promise<void> | undefined;
+  #current: { header: ChunkHeader; slot: ReceiveSlot; filled: number } | undefined;
+  #failed = false;
+  /** Where the file is complete up to: what the attempt reports as done. */
+  #lastDone: number;
+
+  constructor(
+    connection: ClientConnection,
+    handle: FileHandle,
+    sha256: RunningSha256,
+    xxh64: (bytes: Uint8Array) => bigint,
+    options: DownloadOptions,
+    get: GetResult,
+  ) {
+    this.#connection = connection;
+    this.#handle = handle;
+    this.#sha256 = sha256;
+    this.#xxh64 = xxh64;
+    this.#options = options;
+    this.#get = get;
+    this.#nextOffset = this.#lastDone = get.fromChunk * get.chunkSize;
+    this.done = new Promise<number>((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
+    this.done.catch(() => undefined); // awaited by the caller once `get` is answered; never unhandled meanwhile
     // No bigger than the file needs: a small file gets one small buffer.
     const slotBytes = Math.max(1, Math.min(get.chunkSize, get.size));
-    const free = Array.from({ length: Math.max(1, Math.min(writesInFlight, get.chunkCount - get.fromChunk)) }, () => {
+    this.#free = Array.from({ length: Math.max(1, Math.min(writesInFlight, get.chunkCount - get.fromChunk)) }, () => {
       const shared = new SharedArrayBuffer(slotBytes);
       return { shared, buffer: Buffer.from(shared) };
     });
-    let nextOffset = startOffset;
-    let received = 0;
-    let writing = 0;
-    let unsyncedBytes = 0;
-    let backgroundSync: Promise<void> | undefined;
-    let current: { header: ChunkHeader; slot: (typeof free)[number]; filled: number } | undefined;
-    let failed = false;
-    let lastDone = startOffset;
-    const fail = (error: FerryError): void => {
-      if (failed) return;
-      failed = true;
-      connection.closeStream(get.stream);
-      connection.resume();
-      // The attempt's last word on what it received: every verified chunk counts, also one whose
-      // write is still under way (it lands, and the next attempt keeps it without fetching it).
-      options.onProgress?.({ name: get.name, done: lastDone, total: get.size, transferred: received });
-      settle.reject(error);
-    };
-    const finishIfDone = (): void => {
-      if (!failed && nextOffset === get.size && writing === 0 && !current) {
-        connection.closeStream(get.stream);
-        void (backgroundSync ?? Promise.resolve()).then(
-          () => settle.resolve(received),
-          (error: unknown) => fail(fromSystemError(error, `syncing ${get.name}`)),
-        );
-      }
-    };
-    const syncInBackground = (): void => {
-      if (backgroundSync || unsyncedBytes < backgroundSyncBytes) return;
-      unsyncedBytes = 0;
-      backgroundSync = handle.datasync().finally(() => {
-        backgroundSync = undefined;
-      });
-      backgroundSync.catch(() => {}); // a failure shows again in the final sync
-    };
-    queueMicrotask(finishIfDone); // a download with nothing left to fetch ends at once
-    return {
-      chunkStart(header) {
-        const slot = free.pop();
-        if (header.offset !== nextOffset || header.length !== Math.min(get.chunkSize, get.size - nextOffset) || !slot) {
-          return fail(new FerryError('EPROTO', `unexpected chunk at offset ${header.offset} (expected ${nextOffset})`));
-        }
-        current = { header, slot, filled: 0 };
-      },
-      chunkData(piece) {
-        if (!current) return;
-        copyIntoShared(current.slot.buffer, piece, current.filled);
-        current.filled += piece.byteLength;
-      },
-      chunkEnd() {
-        const chunk = current;
-        current = undefined;
-        if (!chunk || failed) return;
-        const { slot, header } = chunk;
-        const bytes = slot.buffer.subarray(0, header.length);
-        if (xxh64(bytes) !== header.xxh64)
-          return fail(new FerryError('ECHECKSUM', `${get.name}: chunk at offset ${header.offset} failed its xxh64 check`));
-        nextOffset += header.length;
-        received += header.length;
-        writing += 1;
-        if (free.length === 0) connection.pause();
-        const hashed = sha256.update(slot.shared, header.length);
-        Promise.all([hashed, handle.write(bytes, 0, bytes.length, header.offset)]).then(
-          () => {
-            writing -= 1;
-            free.push(slot);
-            unsyncedBytes += header.length;
-            if (failed) return; // this attempt has already reported its end
-            syncInBackground();
-            connection.resume();
-            lastDone = header.offset + header.length;
-            options.onProgress?.({ name: get.name, done: lastDone, total: get.size, transferred: received });
-            finishIfDone();
-          },
-          (error: unknown) => fail(fromSystemError(error, `writing ${get.name}`)),
-        );
-      },
-      fail,
-    };
-  };
-  return { sinkFor, done };
+    queueMicrotask(() => this.#finishIfDone()); // a download with nothing left to fetch ends at once
+  }
+
+  chunkStart(header: ChunkHeader): void {
+    const { chunkSize, size } = this.#get;
+    const slot = this.#free.pop();
+    if (header.offset !== this.#nextOffset || header.length !== Math.min(chunkSize, size - this.#nextOffset) || !slot) {
+      return this.fail(new FerryError('EPROTO', `unexpected chunk at offset ${header.offset} (expected ${this.#nextOffset})`));
+    }
+    this.#current = { header, slot, filled: 0 };
+  }
+
+  chunkData(piece: Uint8Array): void {
+    const current = this.#current;
+    if (!current) return;
+    copyIntoShared(current.slot.buffer, piece, current.filled);
+    current.filled += piece.byteLength;
+  }
+
+  chunkEnd(): void {
+    const chunk = this.#current;
+    this.#current = undefined;
+    if (!chunk || this.#failed) return;
+    const { slot, header } = chunk;
+    const bytes = slot.buffer.subarray(0, header.length);
+    if (this.#xxh64(bytes) !== header.xxh64) {
+      return this.fail(new FerryError('ECHECKSUM', `${this.#get.name}: chunk at offset ${header.offset} failed its xxh64 check`));
+    }
+    this.#nextOffset += header.length;
+    this.#received += header.length;
+    this.#writing += 1;
+    if (this.#free.length === 0) this.#connection.pause();
+    const hashed = this.#sha256.update(slot.shared, header.length);
+    Promise.all([hashed, this.#handle.write(bytes, 0, bytes.length, header.offset)]).then(
+      () => this.#written(slot, header),
+      (error: unknown) => this.fail(fromSystemError(error, `writing ${this.#get.name}`)),
+    );
+  }
+
+  fail(error: FerryError): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#connection.closeStream(this.#get.stream);
+    this.#connection.resume();
+    // The attempt's last word on what it received: every verified chunk counts, also one whose
+    // write is still under way (it lands, and the next attempt keeps it without fetching it).
+    this.#progress();
+    this.#settle.reject(error);
+  }
+
+  #written(slot: ReceiveSlot, header: ChunkHeader): void {
+    this.#writing -= 1;
+    this.#free.push(slot);
+    this.#unsyncedBytes += header.length;
+    if (this.#failed) return; // this attempt has already reported its end
+    this.#syncInBackground();
+    this.#connection.resume();
+    this.#lastDone = header.offset + header.length;
+    this.#progress();
+    this.#finishIfDone();
+  }
+
+  #progress(): void {
+    this.#options.onProgress?.({ name: this.#get.name, done: this.#lastDone, total: this.#get.size, transferred: this.#received });
+  }
+
+  #finishIfDone(): void {
+    if (this.#failed || this.#nextOffset !== this.#get.size || this.#writing > 0 || this.#current) return;
+    this.#connection.closeStream(this.#get.stream);
+    void (this.#backgroundSync ?? Promise.resolve()).then(
+      () => this.#settle.resolve(this.#received),
+      (error: unknown) => this.fail(fromSystemError(error, `syncing ${this.#get.name}`)),
+    );
+  }
+
+  /** Received bytes are synced now and then, so the sync that makes the finished file durable has little left to do. */
+  #syncInBackground(): void {
+    if (this.#backgroundSync || this.#unsyncedBytes < backgroundSyncBytes) return;
+    this.#unsyncedBytes = 0;
+    this.#backgroundSync = this.#handle.datasync().finally(() => {
+      this.#backgroundSync = undefined;
+    });
+    this.#backgroundSync.catch(() => undefined); // a failure shows again in the final sync
+  }
 }

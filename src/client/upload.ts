@@ -3,7 +3,7 @@ import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
 import { xxh64FromHex } from '../protocol/frames.js';
 import { maxHashesPageEntries } from '../protocol/limits.js';
-import type { FileInfo } from '../protocol/messages.js';
+import type { FileInfo, PutResult } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import { LocalFileReading } from './local-file-reading.js';
 import { isRetryable } from './retry.js';
@@ -69,6 +69,14 @@ async function serverChunkHashes(connection: ClientConnection, stream: number, v
   return hashes;
 }
 
+/** A chunk slot of the ring: its shared buffer, and what must settle before it is reused. */
+interface RingSlot {
+  shared: SharedArrayBuffer;
+  buffer: Buffer;
+  /** The slot's last chunk: hashed, and (if sent) flushed to the socket. */
+  busy: Promise<void>;
+}
+
 /**
  * Uploads (or resumes uploading) one local file. One pass over the file: every chunk is read,
  * hashed with xxh64, fed to the SHA-256 (on the hashing thread, while it is sent), and sent
@@ -86,97 +94,163 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) throw new FerryError('EBADNAME', `${path}: not a regular file`);
-    const size = stats.size;
-    const fingerprint = await fingerprintOf(handle, size, xxh64);
-    const put = await connection.request('put', { name: options.name, size, fingerprint, force: options.force ?? false });
-    const onServer = await serverChunkHashes(connection, put.stream, put.verified);
-    let aborted: FerryError | undefined;
-    connection.openStream(put.stream, {
+    const fingerprint = await fingerprintOf(handle, stats.size, xxh64);
+    const put = await connection.request('put', { name: options.name, size: stats.size, fingerprint, force: options.force ?? false });
+    const attempt = new UploadAttempt(connection, handle, path, stats.size, put, options, xxh64);
+    return await attempt.run(fingerprint);
+  } finally {
+    await handle.close();
+  }
+}
+
+/**
+ * One attempt at an upload the server has accepted (`put` answered): sends what the server lacks
+ * and finishes with `putEnd`. The client's mirror of the server's UploadTransfer.
+ */
+class UploadAttempt {
+  readonly #connection: ClientConnection;
+  readonly #handle: FileHandle;
+  readonly #path: string;
+  readonly #size: number;
+  readonly #put: PutResult;
+  readonly #options: UploadOptions;
+  readonly #xxh64: (bytes: Uint8Array) => bigint;
+  /** What earlier attempts of this upload read is kept (see LocalFileReading); alone, this attempt reads everything. */
+  readonly #reading: LocalFileReading;
+  /** Set when the server aborts the stream (a bad chunk, a full disk): the reason. */
+  #aborted: FerryError | undefined;
+  #bytesSent = 0;
+  #lastSentAt = Date.now();
+
+  constructor(
+    connection: ClientConnection,
+    handle: FileHandle,
+    path: string,
+    size: number,
+    put: PutResult,
+    options: UploadOptions,
+    xxh64: (bytes: Uint8Array) => bigint,
+  ) {
+    this.#connection = connection;
+    this.#handle = handle;
+    this.#path = path;
+    this.#size = size;
+    this.#put = put;
+    this.#options = options;
+    this.#xxh64 = xxh64;
+    this.#reading = options.reading ?? new LocalFileReading();
+  }
+
+  async run(fingerprint: string): Promise<UploadResult> {
+    const { stream, chunkSize } = this.#put;
+    const onServer = await serverChunkHashes(this.#connection, stream, this.#put.verified);
+    this.#connection.openStream(stream, {
       chunkStart() {},
       chunkData() {},
       chunkEnd() {},
-      fail(error) {
-        aborted = error;
+      fail: (error) => {
+        this.#aborted = error;
       },
     });
-    // What earlier attempts of this upload read is kept (see LocalFileReading); alone, this attempt reads everything.
-    const reading = options.reading ?? new LocalFileReading();
-    await reading.begin(size, fingerprint, put.chunkSize);
+    await this.#reading.begin(this.#size, fingerprint, chunkSize);
     try {
-      const { chunkSize, stream } = put;
-      // No bigger than the file needs: a small file gets one small buffer.
-      const slotBytes = Math.max(1, Math.min(chunkSize, size));
-      const ring = Array.from({ length: Math.max(1, Math.min(ringSize, Math.ceil(size / chunkSize))) }, () => {
-        const shared = new SharedArrayBuffer(slotBytes);
-        return { shared, buffer: Buffer.from(shared), busy: Promise.resolve() };
-      });
-      let bytesSent = 0;
-      let done = 0;
-      let lastSentAt = Date.now();
-      const keepAlive = (): void => {
-        // Skipping what the server has can take a while on a big file: keep the connection from
-        // looking stalled to the server.
-        if (Date.now() - lastSentAt > keepaliveMs) {
-          lastSentAt = Date.now();
-          connection.request('ping', {}).catch(() => {});
-        }
-      };
-      for (let index = 0, offset = 0; offset < size; index += 1, offset += chunkSize) {
-        if (aborted) throw aborted;
-        if (connection.lost) throw connection.lost;
-        const length = Math.min(chunkSize, size - offset);
-        const known = reading.hashOf(index);
-        done += length;
-        if (known !== undefined && onServer.get(index) === known) {
-          // Read and hashed by an earlier attempt, and the server has it: nothing to do.
-          keepAlive();
-          options.onProgress?.({ name: options.name, done, total: size, transferred: bytesSent });
-          continue;
-        }
-        const slot = ring[index % ring.length]!;
-        await slot.busy;
-        const bytes = slot.buffer.subarray(0, length);
-        const { bytesRead } = await handle.read(bytes, 0, length, offset);
-        if (bytesRead !== length) throw new FerryError('ECHANGED', `${path} shrank while it was being uploaded`);
-        const hash = xxh64(bytes);
-        if (known !== undefined && hash !== known) throw new FerryError('ECHANGED', `${path} changed while it was being uploaded`);
-        const hashed = known === undefined ? reading.add(index, hash, slot.shared, length) : Promise.resolve();
-        if (onServer.get(index) === hash) {
-          slot.busy = hashed;
-          keepAlive();
-        } else {
-          lastSentAt = Date.now();
-          const flushed = new Promise<void>((resolve) =>
-            connection.writeChunk({ stream, offset, xxh64: hash, length }, bytes, () => resolve()),
-          );
-          slot.busy = Promise.all([hashed, flushed]).then(() => {});
-          bytesSent += length;
-          await connection.drained();
-        }
-        // Awaited when the slot comes round again; an attempt that ends first leaves it unawaited.
-        slot.busy.catch(() => {});
-        options.onProgress?.({ name: options.name, done, total: size, transferred: bytesSent });
-      }
-      if (aborted) throw aborted;
-      const digest = await reading.digest();
-      options.onFinishing?.(digest);
-      // The server may have aborted the stream (a full disk) while putEnd was on its way: its
-      // abort comes before putEnd's reply ("no upload on stream"), and is the cause to report.
-      const file = await connection.request('putEnd', { stream, sha256: digest }).catch((error: unknown) => {
-        throw aborted ?? error;
-      });
-      return { name: file.name, size: file.size, sha256: file.sha256, bytesSent, resumed: put.resumed, file };
+      await this.#sendChunks(onServer);
+      return await this.#finish();
     } catch (error) {
       // The server still holds this upload for us: hang up so it saves the progress and frees
       // the name (a later run resumes), rather than leave it attached to a connection we reuse.
-      if (!connection.lost) connection.destroy();
+      if (!this.#connection.lost) this.#connection.destroy();
       // Kept for the next attempt only while the cause may pass; a file that changed starts over.
-      if (!options.reading || !isRetryable(error)) reading.forget();
+      if (!this.#options.reading || !isRetryable(error)) this.#reading.forget();
       throw error;
     } finally {
-      connection.closeStream(put.stream);
+      this.#connection.closeStream(stream);
     }
-  } finally {
-    await handle.close();
+  }
+
+  /** Reads, hashes and sends every chunk the server lacks, in order, through a ring of buffers. */
+  async #sendChunks(onServer: Map<number, bigint>): Promise<void> {
+    const { chunkSize } = this.#put;
+    const size = this.#size;
+    // No bigger than the file needs: a small file gets one small buffer.
+    const slotBytes = Math.max(1, Math.min(chunkSize, size));
+    const ring: RingSlot[] = Array.from({ length: Math.max(1, Math.min(ringSize, Math.ceil(size / chunkSize))) }, () => {
+      const shared = new SharedArrayBuffer(slotBytes);
+      return { shared, buffer: Buffer.from(shared), busy: Promise.resolve() };
+    });
+    let done = 0;
+    for (let index = 0, offset = 0; offset < size; index += 1, offset += chunkSize) {
+      this.#checkAlive();
+      const length = Math.min(chunkSize, size - offset);
+      const known = this.#reading.hashOf(index);
+      done += length;
+      if (known !== undefined && onServer.get(index) === known) {
+        // Read and hashed by an earlier attempt, and the server has it: nothing to do.
+        this.#keepAlive();
+      } else {
+        await this.#sendChunk(ring[index % ring.length]!, index, offset, length, known, onServer.get(index));
+      }
+      this.#options.onProgress?.({ name: this.#options.name, done, total: size, transferred: this.#bytesSent });
+    }
+  }
+
+  /** Reads chunk `index` into `slot`, checks it against what an earlier attempt read, and sends it unless the server has it. */
+  async #sendChunk(
+    slot: RingSlot,
+    index: number,
+    offset: number,
+    length: number,
+    known: bigint | undefined,
+    onServer: bigint | undefined,
+  ): Promise<void> {
+    await slot.busy;
+    const bytes = slot.buffer.subarray(0, length);
+    const { bytesRead } = await this.#handle.read(bytes, 0, length, offset);
+    if (bytesRead !== length) throw new FerryError('ECHANGED', `${this.#path} shrank while it was being uploaded`);
+    const hash = this.#xxh64(bytes);
+    if (known !== undefined && hash !== known) throw new FerryError('ECHANGED', `${this.#path} changed while it was being uploaded`);
+    const hashed = known === undefined ? this.#reading.add(index, hash, slot.shared, length) : Promise.resolve();
+    if (onServer === hash) {
+      slot.busy = hashed;
+      this.#keepAlive();
+    } else {
+      this.#lastSentAt = Date.now();
+      const flushed = new Promise<void>((resolve) =>
+        this.#connection.writeChunk({ stream: this.#put.stream, offset, xxh64: hash, length }, bytes, () => resolve()),
+      );
+      slot.busy = Promise.all([hashed, flushed]).then(() => {});
+      this.#bytesSent += length;
+      await this.#connection.drained();
+    }
+    // Awaited when the slot comes round again; an attempt that ends first leaves it unawaited.
+    slot.busy.catch(() => undefined);
+  }
+
+  /** Verifies the whole file with the server (`putEnd`): the SHA-256 of what was read. */
+  async #finish(): Promise<UploadResult> {
+    this.#checkAlive();
+    const digest = await this.#reading.digest();
+    this.#options.onFinishing?.(digest);
+    // The server may have aborted the stream (a full disk) while putEnd was on its way: its
+    // abort comes before putEnd's reply ("no upload on stream"), and is the cause to report.
+    const file = await this.#connection.request('putEnd', { stream: this.#put.stream, sha256: digest }).catch((error: unknown) => {
+      throw this.#aborted ?? error;
+    });
+    return { name: file.name, size: file.size, sha256: file.sha256, bytesSent: this.#bytesSent, resumed: this.#put.resumed, file };
+  }
+
+  #checkAlive(): void {
+    if (this.#aborted) throw this.#aborted;
+    if (this.#connection.lost) throw this.#connection.lost;
+  }
+
+  /**
+   * Skipping what the server has can take a while on a big file: a `ping` now and then keeps the
+   * connection from looking stalled to the server.
+   */
+  #keepAlive(): void {
+    if (Date.now() - this.#lastSentAt <= keepaliveMs) return;
+    this.#lastSentAt = Date.now();
+    this.#connection.request('ping', {}).catch(() => undefined); // a lost link shows in the next send
   }
 }

@@ -41,13 +41,14 @@ export class Sha256Thread {
   }
 
   drop(key: string): void {
-    void this.#inTurn(key, () => this.#pool.run({ key }, { name: taskNames.hashDrop })).catch(() => {});
+    // Dropping only frees memory on the thread; if the thread is gone, so is the hash.
+    void this.#inTurn(key, () => this.#pool.run({ key }, { name: taskNames.hashDrop })).catch(() => undefined);
   }
 
   #inTurn<T>(key: string, run: () => Promise<T>): Promise<T> {
     const previous = this.#tails.get(key) ?? Promise.resolve();
     const task = previous.then(run, run);
-    const tail = task.catch(() => {});
+    const tail = task.catch(() => undefined); // the caller holds `task` and hears of its failure; the tail only orders the next
     this.#tails.set(key, tail);
     void tail.then(() => {
       if (this.#tails.get(key) === tail) this.#tails.delete(key);

@@ -39,17 +39,6 @@ export class FrameDecoder {
     this.#sink = sink;
   }
 
-  get paused(): boolean {
-    return this.#paused;
-  }
-
-  /** Bytes received but not yet parsed (held while paused). */
-  get pendingBytes(): number {
-    let total = 0;
-    for (const piece of this.#pending) total += piece.byteLength;
-    return total;
-  }
-
   /**
    * Feeds received bytes. With `transient`, the caller reuses `bytes` after the call (a socket
    * reading into one fixed buffer): whatever of it is still unparsed then (the decoder is paused)

@@ -1,6 +1,12 @@
 /** The port a Ferry server listens on unless told otherwise. */
 export const defaultPort = 8888;
 
+/**
+ * The largest control frame a client accepts from a server. A server's replies stay far below it
+ * (a page of `list` or `log` is cut by bytes as well as by entries).
+ */
+export const maxServerControlBytes = 4 * 1024 * 1024;
+
 /** Page sizes of the paged requests: the most entries one request may ask for, and what it gets by default. */
 export const maxListPageEntries = 1000;
 export const maxHashesPageEntries = 4096;

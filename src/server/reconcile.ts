@@ -72,7 +72,7 @@ async function sizeOf(path: string): Promise<number | undefined> {
     const stats = await stat(path);
     return stats.isFile() ? stats.size : undefined;
   } catch {
-    return undefined;
+    return undefined; // missing or unreadable: no file there, as far as recovery is concerned
   }
 }
 
@@ -192,7 +192,7 @@ async function* filesUnder(dir: string, root = dir): AsyncGenerator<string> {
   try {
     entries = await readdir(dir, { withFileTypes: true });
   } catch {
-    return;
+    return; // gone meanwhile, or not a folder: nothing under it to check
   }
   for (const entry of entries) {
     const path = join(dir, entry.name);

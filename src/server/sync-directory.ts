@@ -41,7 +41,8 @@ export function syncDirectory(path: string): Promise<void> {
     return running;
   }
   state.next ??= new Promise<void>((resolve, reject) => {
-    void state.running.catch(() => {}).finally(() => fsyncDirectory(path).then(resolve, reject));
+    // The next fsync runs after the one running now, whatever became of it: that one's callers heard of its failure.
+    void state.running.catch(() => undefined).finally(() => fsyncDirectory(path).then(resolve, reject));
   });
   return state.next;
 }
@@ -54,7 +55,8 @@ function advance(path: string): void {
     return;
   }
   const running = state.next.finally(() => advance(path));
-  running.catch(() => {});
+  // Its callers hold `state.next` and hear of a failure there; this copy only chains the next one.
+  running.catch(() => undefined);
   syncs.set(path, { running, next: undefined });
 }
 
@@ -87,8 +89,9 @@ export async function syncRenameInto(folder: string, made: string | undefined): 
     // Every folder changed but the last, the parent of the first one made, is new.
     const madeFolders = changed.slice(0, -1);
     for (const madeFolder of madeFolders) foldersBeingMade.set(madeFolder, own);
+    // The callers of `own` hear of its failure; here it only ends the folders' wait.
     void own
-      .catch(() => {})
+      .catch(() => undefined)
       .finally(() => {
         for (const madeFolder of madeFolders) if (foldersBeingMade.get(madeFolder) === own) foldersBeingMade.delete(madeFolder);
       });

@@ -26,7 +26,7 @@ export function ignoreStrayLmdbCommitFailures(): void {
     const commitError = (reason as { commitError?: Promise<unknown> } | undefined)?.commitError;
     if (!(commitError instanceof Promise)) throw reason; // anything else crashes, as by default
     // A failed commit the writers concerned were already told of (see MetaStore's #write).
-    commitError.catch(() => {});
+    commitError.catch(() => undefined);
   });
 }
 let strayCommitFailuresIgnored = false;
@@ -248,7 +248,7 @@ export class MetaStore {
       await this.#pruneLogNowAndThen();
       return true;
     } catch {
-      return false;
+      return false; // the caller decides what a lost log entry means (the server logs it)
     }
   }
 

@@ -1,0 +1,61 @@
+/** Sizes and durations as people write them, one implementation for the CLI and the bench. */
+
+const sizeUnits: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kib: 1024,
+  mib: 1024 ** 2,
+  gib: 1024 ** 3,
+  tib: 1024 ** 4,
+  kb: 1000,
+  mb: 1000 ** 2,
+  gb: 1000 ** 3,
+  tb: 1000 ** 4,
+};
+
+/** "4MiB", "64KiB", "2GiB", "1.5GB", "1000" (bytes) -> bytes; a RangeError that says why otherwise. */
+export function parseSize(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*([a-z]*)$/iu.exec(text.trim());
+  const unit = sizeUnits[match?.[2]?.toLowerCase() ?? 'x'];
+  if (!match || unit === undefined) throw new RangeError(`not a size: ${text} (use e.g. 64KiB, 4MiB, 2GiB)`);
+  const bytes = Math.round(Number(match[1]) * unit);
+  if (!Number.isSafeInteger(bytes)) throw new RangeError(`size out of range: ${text}`);
+  return bytes;
+}
+
+/** 1000 -> "1000 B", 65536 -> "64 KiB", 1572864 -> "1.5 MiB", 200 MiB + 1 -> "200 MiB". */
+export function formatBytes(bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  const shown = Number.isInteger(value) || value >= 100 ? Math.round(value).toString() : value.toFixed(1);
+  return `${shown} ${units[unit]}`;
+}
+
+const durationUnits: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** "500ms", "30s", "5m", "1h", "30d" -> milliseconds (a bare number is seconds); a RangeError otherwise. */
+export function parseDuration(text: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/iu.exec(text.trim());
+  if (!match) throw new RangeError(`not a duration: ${text} (use e.g. 500ms, 30s, 5m, 30d)`);
+  const ms = Math.round(Number(match[1]) * durationUnits[(match[2] ?? 's').toLowerCase()]!);
+  if (!Number.isSafeInteger(ms) || ms < 1) throw new RangeError(`duration out of range: ${text}`);
+  return ms;
+}
+
+/** 30000 -> "30s", 300000 -> "5m", 86400000 -> "1d", 1500 -> "1500ms": the units `parseDuration` accepts. */
+export function formatDuration(ms: number): string {
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1000],
+  ] as const) {
+    if (ms % size === 0) return `${ms / size}${unit}`;
+  }
+  return `${ms}ms`;
+}

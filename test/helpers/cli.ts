@@ -1,0 +1,126 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { readFile } from 'node:fs/promises';
+import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import type { Test } from 'tap';
+import { ferryBin } from './server-process.js';
+
+/** Upper bound for one CLI run; a run that takes longer is killed by its PID and reported. */
+export const runTimeoutMs = 20_000;
+
+export const packageVersion = (JSON.parse(await readFile(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string })
+  .version;
+
+export interface RunResult {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  /** True when the run outlived its timeout and was killed. */
+  timedOut: boolean;
+}
+
+export interface RunOptions {
+  /** Variables added to the environment (FERRY_SERVER is never inherited from ours). */
+  env?: Record<string, string>;
+  cwd?: string;
+  timeoutMs?: number;
+}
+
+/**
+ * The environment of a CLI run. Under tap, NODE_OPTIONS carries tap's process-info loader, which
+ * adds about half a second to every node start; these tests start node some fifty times, so the
+ * children go without it (and so without tap's coverage of them).
+ */
+export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  if (!('FERRY_SERVER' in extra)) delete env['FERRY_SERVER'];
+  const nodeOptions = (env['NODE_OPTIONS'] ?? '')
+    .split(/\s+/u)
+    .filter((option) => option !== '' && !option.includes('@tapjs/processinfo'))
+    .join(' ');
+  if (nodeOptions === '') delete env['NODE_OPTIONS'];
+  else env['NODE_OPTIONS'] = nodeOptions;
+  return env;
+}
+
+/** Kills `child` by its PID after `timeoutMs`; returns a function that cancels the timer. */
+export function killAfter(child: ChildProcess, timeoutMs: number, onKill: () => void): () => void {
+  const timer = setTimeout(() => {
+    if (child.pid !== undefined && child.exitCode === null && child.signalCode === null) {
+      onKill();
+      process.kill(child.pid, 'SIGKILL');
+    }
+  }, timeoutMs);
+  return () => clearTimeout(timer);
+}
+
+/** Runs `node bin/ferry.js ...args` with stdin closed and stdout/stderr as pipes; never a shell. */
+export function ferry(args: string[], options: RunOptions = {}): Promise<RunResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [ferryBin, ...args], {
+      cwd: options.cwd ?? process.cwd(),
+      env: childEnv(options.env),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    const cancel = killAfter(child, options.timeoutMs ?? runTimeoutMs, () => (timedOut = true));
+    child.on('error', (error) => {
+      cancel();
+      reject(error);
+    });
+    child.on('close', (code, signal) => {
+      cancel();
+      resolvePromise({ code, signal, stdout, stderr, timedOut });
+    });
+  });
+}
+
+export function describe(result: RunResult): string {
+  return `exit ${result.code}${result.signal ? ` (${result.signal})` : ''}${result.timedOut ? ' after a timeout' : ''}; stdout ${JSON.stringify(result.stdout.slice(0, 400))}; stderr ${JSON.stringify(result.stderr.slice(0, 400))}`;
+}
+
+/** Success with --json: exit 0, nothing on stderr, and stdout is exactly one JSON document. */
+export function jsonOf<T = unknown>(t: Test, result: RunResult): T {
+  t.equal(result.code, 0, `exit 0 (${describe(result)})`);
+  t.equal(result.stderr, '', 'nothing on stderr');
+  try {
+    return JSON.parse(result.stdout) as T;
+  } catch (error) {
+    t.fail(`stdout is one JSON document: ${(error as Error).message}; ${describe(result)}`);
+    return undefined as T;
+  }
+}
+
+/** An operation failure: exit 1, nothing on stdout, and one line `ferry: <message> (<code>)` on stderr. */
+export function assertFailed(t: Test, result: RunResult, code: string, line?: string): void {
+  t.equal(result.code, 1, `exit 1 (${describe(result)})`);
+  t.equal(result.stdout, '', 'nothing on stdout');
+  const lines = result.stderr.split('\n');
+  t.equal(lines.at(-1), '', 'stderr ends with a newline');
+  t.equal(lines.length, 2, 'exactly one line on stderr');
+  t.match(lines[0], new RegExp(`^ferry: \\S.* \\(${code}\\)$`, 'u'), `the line is "ferry: <message> (${code})"`);
+  if (line !== undefined) t.equal(lines[0], line);
+}
+
+/** A usage error: exit 2, nothing on stdout, and something said on stderr. */
+export function assertUsage(t: Test, result: RunResult, says?: RegExp): void {
+  t.equal(result.code, 2, `exit 2 (${describe(result)})`);
+  t.equal(result.stdout, '', 'nothing on stdout');
+  t.not(result.stderr.trim(), '', 'the usage error is explained on stderr');
+  if (says) t.match(result.stderr, says);
+}
+
+/** A port on 127.0.0.1 that was just listening and is now closed. */
+export async function closedPort(): Promise<number> {
+  const server = createNetServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((done) => server.close(() => done()));
+  return port;
+}
