@@ -1,6 +1,6 @@
 /**
  * The module rules `npm test` checks (npm run deps): no import cycles, type-only imports included,
- * and the layers of ../shared/STYLE.md. Paths are relative to the project root.
+ * and the layers of docs/design.md ("Modules"). Paths are relative to the project root.
  */
 module.exports = {
   forbidden: [

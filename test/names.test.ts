@@ -47,7 +47,9 @@ t.test('valid names are returned unchanged', (t) => {
     'dir with spaces/sub dir/file name',
     'résumé/日本語.txt',
     '🚀/🎉 party.txt',
-    'family 👨‍👩‍👧‍👦.png', // ZWJ sequence
+    'family 👨‍👩‍👧‍👦.png', // ZWJ sequence: joiners between pictographs
+    'می‌خواهم.txt', // ZWNJ between Persian letters
+    'café', // NFC (U+00E9)
     'Ωmega/ünïcödé/ßtraße',
     '.hidden',
     'dir/.hidden/..dots/...',
@@ -151,6 +153,40 @@ t.test('invalid names are rejected with EBADNAME', (t) => {
       t.end();
     });
   }
+  t.end();
+});
+
+t.test('characters that change how a name looks without being seen, and names not in NFC, are refused, saying which', (t) => {
+  const invisible: [string, string, string][] = [
+    ['right-to-left override', 'invoice\u202Etxt.exe', 'U+202E'],
+    ['left-to-right embedding', 'a\u202Ab', 'U+202A'],
+    ['right-to-left isolate', 'a\u2067b', 'U+2067'],
+    ['pop directional isolate', 'a\u2069b', 'U+2069'],
+    ['right-to-left mark', 'a\u200Fb', 'U+200F'],
+    ['arabic letter mark', 'a\u061Cb', 'U+061C'],
+    ['zero-width space', 'pass\u200Bword.txt', 'U+200B'],
+    ['word joiner', 'a\u2060b', 'U+2060'],
+    ['byte order mark', '\uFEFFname', 'U+FEFF'],
+    ['a joiner at the start', '\u200Dname', 'U+200D'],
+    ['a joiner beside a space', 'a \u200C b', 'U+200C'],
+    ['a joiner at the end of a segment', 'dir\u200D/file', 'U+200D'],
+  ];
+  for (const [what, name, character] of invisible) {
+    t.test(what, (t) => {
+      rejects(t, name, new RegExp(character.replace('+', '\\+'), 'u'));
+      t.end();
+    });
+  }
+  rejects(t, 'cafe\u0301', /NFC.*U\+0065 U\+0301/u);
+  rejects(t, 'dir/A\u030A.txt', /NFC/u);
+  t.end();
+});
+
+t.test('at most 32 segments', (t) => {
+  const deepest = Array.from({ length: 32 }, (_, index) => `d${index}`).join('/');
+  t.equal(checkName(deepest), deepest, '32 segments are fine');
+  rejects(t, `${deepest}/x`, /33 segments; at most 32/u);
+  rejects(t, 'a/'.repeat(510) + 'a', /longer than 1024 bytes|segments/u);
   t.end();
 });
 

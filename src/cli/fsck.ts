@@ -50,7 +50,7 @@ export function addFsckCommand(program: Command, output: Output, result: { exitC
         output.err(
           `ferry: warning: a server (${server}) is serving ${layout.root}: its uploads in progress and files being published may show up as findings`,
         );
-      const store = new MetaStore({ path: layout.dbDir });
+      const store = new MetaStore({ path: layout.dbDir, readOnly: true });
       try {
         const sessionTtlMs = flags.sessionTtl ?? serverDefaults.sessionTtlMs;
         const report = await reconcile({ layout, store, sessionTtlMs, repair: false, verifyContent: flags.verify ?? false });

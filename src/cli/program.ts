@@ -108,7 +108,8 @@ export function buildProgram(context: CliContext): Command {
     .option('--retries <n>', 'reconnect and resume this many times after a lost connection', parseCount, defaultRetries)
     .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration)
     .action(async (path: string, flags: ClientFlags & { as?: string; force?: boolean; retries: number; stallTimeout?: number }) => {
-      const name = flags.as ?? basename(path);
+      // Names travel in NFC; a file system that stores names decomposed (macOS) gives NFD.
+      const name = flags.as ?? basename(path).normalize('NFC');
       const bar = progressBar(!flags.json);
       const started = Date.now();
       const result = await withClient(context, flags, flags.retries, (client) =>

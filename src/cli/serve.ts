@@ -1,69 +1,139 @@
 import { once } from 'node:events';
-import type { Command } from 'commander';
+import { isIP } from 'node:net';
+import { type Command, InvalidArgumentError } from 'commander';
 import { defaultPort } from '../protocol/limits.js';
 import { serverDefaults } from '../server/defaults.js';
 import type { Output } from './output.js';
 import { formatBytes, formatDuration, parseCount, parseDuration, parsePort, parseSize } from './units.js';
 
-interface ServeFlags {
-  host: string;
-  port: number;
-  data: string;
-  workers?: number;
-  chunkSize?: number;
-  inflightBudget?: number;
-  syncEvery?: number;
-  maxConnections?: number;
-  maxConnectionsPerAddress?: number;
-  handshakeTimeout?: number;
-  idleTimeout?: number;
-  stallTimeout?: number;
-  maxFileSize?: number;
-  maxStorage?: number;
-  sessionTtl?: number;
-  logLevel: string;
-}
-
+const d = serverDefaults;
 const size = (bytes: number): string => `(default: ${formatBytes(bytes)})`;
 const duration = (ms: number): string => `(default: ${formatDuration(ms)})`;
+const count = (value: number): string => `(default: ${value})`;
+
+/** One server setting as a flag: its spelling, the config key it sets, its parser and its help (with the default). */
+interface SettingFlag {
+  flag: string;
+  key: string;
+  parse: (text: string) => number;
+  help: string;
+}
+
+const settingFlags: SettingFlag[] = [
+  { flag: '--workers <n>', key: 'workers', parse: parseCount, help: 'worker threads for hashing and disk I/O (default: cores, 2 to 8)' },
+  {
+    flag: '--chunk-size <size>',
+    key: 'chunkSizeBytes',
+    parse: parseSize,
+    help: `chunk size: the unit of hashing and resuming ${size(d.chunkSizeBytes)}`,
+  },
+  {
+    flag: '--inflight-budget <size>',
+    key: 'inflightBudgetBytes',
+    parse: parseSize,
+    help: `chunk memory in flight across all clients ${size(d.inflightBudgetBytes)}`,
+  },
+  {
+    flag: '--sync-every <size>',
+    key: 'syncEveryBytes',
+    parse: parseSize,
+    help: `bytes of an upload written between fdatasync + LMDB checkpoints ${size(d.syncEveryBytes)}`,
+  },
+  {
+    flag: '--max-connections <n>',
+    key: 'maxConnections',
+    parse: parseCount,
+    help: `connections at once; more are refused with EBUSY ${count(d.maxConnections)}`,
+  },
+  {
+    flag: '--max-connections-per-address <n>',
+    key: 'maxConnectionsPerAddress',
+    parse: parseCount,
+    help: `connections at once from one client network, an IPv4 /24 or IPv6 /64 ${count(d.maxConnectionsPerAddress)}`,
+  },
+  {
+    flag: '--handshake-timeout <duration>',
+    key: 'handshakeTimeoutMs',
+    parse: parseDuration,
+    help: `close a connection that has not said hello by then ${duration(d.handshakeTimeoutMs)}`,
+  },
+  {
+    flag: '--idle-timeout <duration>',
+    key: 'idleTimeoutMs',
+    parse: parseDuration,
+    help: `close a connection with nothing in progress, silent this long ${duration(d.idleTimeoutMs)}`,
+  },
+  {
+    flag: '--stall-timeout <duration>',
+    key: 'stallTimeoutMs',
+    parse: parseDuration,
+    help: `close a connection whose transfer moves no byte this long ${duration(d.stallTimeoutMs)}`,
+  },
+  {
+    flag: '--max-file-size <size>',
+    key: 'maxFileSizeBytes',
+    parse: parseSize,
+    help: `largest upload accepted (EQUOTA beyond) ${size(d.maxFileSizeBytes)}`,
+  },
+  {
+    flag: '--max-storage <size>',
+    key: 'maxStorageBytes',
+    parse: parseSize,
+    help: `stored files plus what unfinished uploads received (and a 64 MiB reserve each) at most (EQUOTA beyond) ${size(d.maxStorageBytes)}`,
+  },
+  {
+    flag: '--session-ttl <duration>',
+    key: 'sessionTtlMs',
+    parse: parseDuration,
+    help: `remove an unfinished upload untouched this long ${duration(d.sessionTtlMs)}`,
+  },
+  { flag: '--max-sessions <n>', key: 'maxSessions', parse: parseCount, help: `unfinished uploads kept at once ${count(d.maxSessions)}` },
+  {
+    flag: '--max-sessions-per-client <n>',
+    key: 'maxSessionsPerOwner',
+    parse: parseCount,
+    help: `unfinished uploads one client network may keep ${count(d.maxSessionsPerOwner)}`,
+  },
+  {
+    flag: '--log-retention <duration>',
+    key: 'logRetentionMs',
+    parse: parseDuration,
+    help: `keep transfer log entries this long ${duration(d.logRetentionMs)}`,
+  },
+  {
+    flag: '--umask <octal>',
+    key: 'umask',
+    parse: parseOctal,
+    help: `permission bits taken away from the data directory's folders (0777) and files (0666) (default: ${d.umask.toString(8).padStart(3, '0')}: owner only)`,
+  },
+];
+
+function parseOctal(text: string): number {
+  if (!/^[0-7]{1,4}$/u.test(text.trim())) throw new InvalidArgumentError(`not an octal mode: ${text} (e.g. 077, 027)`);
+  return Number.parseInt(text, 8);
+}
+
+/** Whether `host` only takes connections from this machine. */
+function isLoopback(host: string): boolean {
+  if (host === 'localhost') return true;
+  if (isIP(host) === 4) return host.startsWith('127.');
+  return host === '::1';
+}
 
 /** `ferry serve`: the only place that listens on a fixed port, handles signals and owns the root logger. */
 export function addServeCommand(program: Command, output: Output): void {
-  const d = serverDefaults;
-  program
+  const command = program
     .command('serve')
     .description('run a Ferry server')
-    .option('--host <address>', 'address to listen on', '0.0.0.0')
+    .option(
+      '--host <address>',
+      'address to listen on (another than loopback exposes every file to the network: see the README)',
+      '127.0.0.1',
+    )
     .option('--port <port>', 'port to listen on', parsePort, defaultPort)
-    .option('--data <dir>', 'data directory (files/, partial/, db/)', './var')
-    .option('--workers <n>', 'worker threads for hashing and disk I/O (default: cores, 2 to 8)', parseCount)
-    .option('--chunk-size <size>', `chunk size: the unit of hashing and resuming ${size(d.chunkSizeBytes)}`, parseSize)
-    .option('--inflight-budget <size>', `chunk memory in flight across all clients ${size(d.inflightBudgetBytes)}`, parseSize)
-    .option('--sync-every <size>', `bytes of an upload written between fdatasync + LMDB checkpoints ${size(d.syncEveryBytes)}`, parseSize)
-    .option('--max-connections <n>', `connections at once; more are refused with EBUSY (default: ${d.maxConnections})`, parseCount)
-    .option(
-      '--max-connections-per-address <n>',
-      `connections at once from one client network, an IPv4 /24 or IPv6 /64 (default: ${d.maxConnectionsPerAddress})`,
-      parseCount,
-    )
-    .option(
-      '--handshake-timeout <duration>',
-      `close a connection that has not said hello by then ${duration(d.handshakeTimeoutMs)}`,
-      parseDuration,
-    )
-    .option(
-      '--idle-timeout <duration>',
-      `close a connection with nothing in progress, silent this long ${duration(d.idleTimeoutMs)}`,
-      parseDuration,
-    )
-    .option(
-      '--stall-timeout <duration>',
-      `close a connection whose transfer moves no byte this long ${duration(d.stallTimeoutMs)}`,
-      parseDuration,
-    )
-    .option('--max-file-size <size>', `largest upload accepted (EQUOTA beyond) ${size(d.maxFileSizeBytes)}`, parseSize)
-    .option('--max-storage <size>', `stored files plus unfinished uploads at most (EQUOTA beyond) ${size(d.maxStorageBytes)}`, parseSize)
-    .option('--session-ttl <duration>', `remove an unfinished upload untouched this long ${duration(d.sessionTtlMs)}`, parseDuration)
+    .option('--data <dir>', 'data directory (files/, partial/, db/)', './var');
+  for (const { flag, parse, help } of settingFlags) command.option(flag, help, parse);
+  command
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
     .addHelpText(
       'after',
@@ -76,7 +146,7 @@ export function addServeCommand(program: Command, output: Output): void {
         'SIGTERM or SIGINT: stop accepting, tell clients (bye ESHUTDOWN), record what has landed, exit; a second signal exits at once.',
       ].join('\n'),
     )
-    .action(async (flags: ServeFlags) => {
+    .action(async (flags: Record<string, unknown> & { host: string; port: number; data: string; logLevel: string }) => {
       // Loaded here, not at start-up: client commands do not pay for the server's modules.
       const [{ pino }, { createServer }, { ignoreStrayLmdbCommitFailures }] = await Promise.all([
         import('pino'),
@@ -86,24 +156,19 @@ export function addServeCommand(program: Command, output: Output): void {
       // A process-wide choice, made here at the process's entry and not by the library (lmdb-js issue 368).
       ignoreStrayLmdbCommitFailures();
       const logger = pino({ level: flags.logLevel }, pino.destination(1));
-      const given = {
-        workers: flags.workers,
-        chunkSizeBytes: flags.chunkSize,
-        inflightBudgetBytes: flags.inflightBudget,
-        syncEveryBytes: flags.syncEvery,
-        maxConnections: flags.maxConnections,
-        maxConnectionsPerAddress: flags.maxConnectionsPerAddress,
-        handshakeTimeoutMs: flags.handshakeTimeout,
-        idleTimeoutMs: flags.idleTimeout,
-        stallTimeoutMs: flags.stallTimeout,
-        maxFileSizeBytes: flags.maxFileSize,
-        maxStorageBytes: flags.maxStorage,
-        sessionTtlMs: flags.sessionTtl,
-      };
-      const settings = Object.fromEntries(Object.entries(given).filter(([, value]) => value !== undefined));
+      const settings: Record<string, unknown> = {};
+      for (const { flag, key } of settingFlags) {
+        const value = flags[camelCase(flag)];
+        if (value !== undefined) settings[key] = value;
+      }
       const server = createServer({ dataDir: flags.data, ...settings }, { logger });
       const address = await server.listen(flags.port, flags.host);
       output.err(`ferry: serving ${server.config.dataDir} on ${address.address}:${address.port}`);
+      if (!isLoopback(flags.host)) {
+        output.err(
+          `ferry: warning: listening on ${flags.host}, not only this machine, and this server has no accounts yet: anyone who can reach port ${address.port} can read, replace and delete every file`,
+        );
+      }
       const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
       logger.info({ signal }, 'shutting down');
       // A second signal while closing exits at once.
@@ -112,4 +177,12 @@ export function addServeCommand(program: Command, output: Output): void {
       await server.close();
       output.err('ferry: server stopped');
     });
+}
+
+/** The property commander stores a flag's value under: `--max-file-size <size>` -> maxFileSize. */
+function camelCase(flag: string): string {
+  return flag
+    .slice(2)
+    .split(' ')[0]!
+    .replace(/-([a-z])/gu, (_, letter: string) => letter.toUpperCase());
 }

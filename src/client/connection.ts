@@ -106,10 +106,12 @@ export class ClientConnection implements FrameSink {
       },
     });
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
-    const timer = setTimeout(
-      () => socket.destroy(new FerryError('ECONNECT', `no answer from ${options.host}:${options.port} in ${timeoutMs} ms`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => {
+      // Connecting, or the handshake after it, took too long: either way the server did not answer.
+      const error = new FerryError('ECONNECT', `no answer from ${options.host}:${options.port} in ${timeoutMs} ms`);
+      if (connection) connection.destroy(error);
+      else socket.destroy(error);
+    }, timeoutMs);
     try {
       await once(socket, 'connect');
     } catch (error) {
@@ -220,7 +222,9 @@ export class ClientConnection implements FrameSink {
     await closed;
   }
 
-  destroy(): void {
+  /** Closes the connection at once; what is pending fails with `error` (default: ECONNLOST). */
+  destroy(error?: FerryError): void {
+    if (error) this.#lose(error);
     this.socket.destroy();
   }
 

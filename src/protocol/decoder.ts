@@ -27,7 +27,9 @@ export class FrameDecoder {
   #headFilled = 0;
   #state: State = 'head';
   #bodyLength = 0;
-  #control: Buffer | undefined;
+  /** The CONTROL body received so far, piece by piece: memory follows what arrived, not what the head declared. */
+  readonly #controlPieces: Buffer[] = [];
+  #controlSize = 0;
   #controlFilled = 0;
   #payloadLeft = 0;
   readonly #pending: Uint8Array[] = [];
@@ -61,6 +63,15 @@ export class FrameDecoder {
   resume(): void {
     this.#paused = false;
     this.#drain();
+  }
+
+  /**
+   * True while a frame's head, a chunk's fields or a CONTROL body has started to arrive but not
+   * ended: what a sender that trickles a frame byte by byte keeps a connection in. (A chunk's
+   * payload is not counted: how fast it must arrive is its receiver's rule.)
+   */
+  get inFrameHead(): boolean {
+    return this.#state === 'controlBody' || this.#state === 'chunkFields' || (this.#state === 'head' && this.#headFilled > 0);
   }
 
   /** True when the stream stopped in the middle of a frame (a truncated frame at end of input). */
@@ -119,7 +130,7 @@ export class FrameDecoder {
         return this.#fail(`control frame of ${size} bytes exceeds the limit of ${this.#limits.maxControlBytes}`);
       }
       if (size === 0) return this.#fail('empty control frame');
-      this.#control = Buffer.allocUnsafe(size);
+      this.#controlSize = size;
       this.#controlFilled = 0;
       this.#state = 'controlBody';
       return;
@@ -153,12 +164,13 @@ export class FrameDecoder {
   }
 
   #fillControl(piece: Uint8Array): number {
-    const control = this.#control!;
-    const take = Math.min(control.length - this.#controlFilled, piece.byteLength);
-    control.set(piece.subarray(0, take), this.#controlFilled);
+    const take = Math.min(this.#controlSize - this.#controlFilled, piece.byteLength);
+    // Copied: the caller may reuse `piece` (a socket's fixed read buffer).
+    this.#controlPieces.push(Buffer.from(piece.subarray(0, take)));
     this.#controlFilled += take;
-    if (this.#controlFilled === control.length) {
-      this.#control = undefined;
+    if (this.#controlFilled === this.#controlSize) {
+      const control = this.#controlPieces.length === 1 ? this.#controlPieces[0]! : Buffer.concat(this.#controlPieces, this.#controlSize);
+      this.#controlPieces.length = 0;
       this.#headFilled = 0;
       this.#state = 'head';
       let message: unknown;
@@ -193,6 +205,7 @@ export class FrameDecoder {
   #fail(message: string): void {
     this.#state = 'failed';
     this.#pending.length = 0;
+    this.#controlPieces.length = 0;
     this.#sink.protocolError(new FerryError('EPROTO', message));
   }
 }

@@ -18,6 +18,11 @@ export class ChunkBuffers {
     this.maxBuffers = maxBuffers;
   }
 
+  /** Callers waiting for a buffer now. */
+  get waiting(): number {
+    return this.#waiting.length;
+  }
+
   tryAcquire(): ArrayBuffer | undefined {
     const buffer = this.#free.pop();
     if (buffer || this.#created === this.maxBuffers) return buffer;

@@ -23,6 +23,8 @@ interface IncomingChunk {
   index: number;
   buffer: ArrayBuffer | undefined;
   filled: number;
+  /** When the buffer was handed to this chunk (performance.now()). */
+  heldSince: number;
 }
 
 /**
@@ -53,7 +55,7 @@ export class ChunkIntake {
       if (!this.#host.isDeadStream(header.stream)) {
         return this.#host.protocolError(new FerryError('EPROTO', `chunk for unknown stream ${header.stream}`));
       }
-      this.#incoming = { header, upload: undefined, index: -1, buffer: undefined, filled: 0 };
+      this.#incoming = { header, upload: undefined, index: -1, buffer: undefined, filled: 0, heldSince: 0 };
       return;
     }
     let index: number;
@@ -62,7 +64,7 @@ export class ChunkIntake {
     } catch (error) {
       return this.#host.protocolError(error as FerryError);
     }
-    this.#incoming = { header, upload, index, buffer: undefined, filled: 0 };
+    this.#incoming = { header, upload, index, buffer: undefined, filled: 0, heldSince: 0 };
     this.#claimBuffer();
   }
 
@@ -87,6 +89,19 @@ export class ChunkIntake {
       this.#chunksInFlight -= 1;
       this.#claimBuffer();
     });
+  }
+
+  /**
+   * Why the chunk being received should give its buffer up, if it should: it has held it longer
+   * than `graceMs` and its payload arrives slower than `minBytesPerSec` (a sender that trickles
+   * a chunk byte by byte). Asked only while others wait for a buffer.
+   */
+  slowness(now: number, graceMs: number, minBytesPerSec: number): string | undefined {
+    const incoming = this.#incoming;
+    if (!incoming?.buffer) return undefined;
+    const heldMs = now - incoming.heldSince;
+    if (heldMs <= graceMs || incoming.filled >= (minBytesPerSec * heldMs) / 1000) return undefined;
+    return `a chunk arrived at ${Math.round((incoming.filled * 1000) / heldMs)} bytes/s for ${Math.round(heldMs)} ms while others waited for a buffer`;
   }
 
   /** The connection closed: a buffer held or waited for goes back to the budget. */
@@ -120,6 +135,7 @@ export class ChunkIntake {
       this.#cancelBufferWait = undefined;
       if (this.#closed) return this.#buffers.release(buffer);
       incoming.buffer = buffer;
+      incoming.heldSince = performance.now();
       this.#host.holdReading(false);
     });
     if (!granted) this.#cancelBufferWait = cancel;

@@ -24,14 +24,13 @@ export class ChunkWorkers {
   /** xxh64 for the chunks checked on this thread; loaded by `ready()`. */
   #xxh64: ((bytes: Uint8Array) => bigint) | undefined;
 
-  constructor(options: { threads: number; maxQueue: number; idleTimeoutMs: number }) {
+  constructor(options: { threads: number; maxQueue: number }) {
     this.#pool = new Piscina({
       filename: workerModuleUrl.href,
       ...(workerExecArgv ? { execArgv: workerExecArgv } : {}),
       minThreads: options.threads,
       maxThreads: options.threads,
       maxQueue: options.maxQueue,
-      idleTimeout: options.idleTimeoutMs,
     });
   }
 

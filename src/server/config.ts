@@ -77,10 +77,20 @@ const serverConfigSchema = z.strictObject({
   maxDetachedHashStates: count(0, l.maxDetachedHashStates),
   /** On shutdown, how long connections get to land their chunks and close before they are cut. */
   shutdownGraceMs: count(0, d.shutdownGraceMs),
-  workerIdleTimeoutMs: count(0, l.workerIdleTimeoutMs),
   /** Transfer log entries older than this are removed; at most `maxLogEntries` are kept whatever their age. */
   logRetentionMs: count(1, d.logRetentionMs),
   maxLogEntries: count(1, l.maxLogEntries),
+  frameTimeoutMs: count(1, l.frameTimeoutMs),
+  maxQueuedOutputBytes: count(1, l.maxQueuedOutputBytes),
+  maxReplyBytes: z
+    .number()
+    .int()
+    .min(4 * KiB)
+    .default(l.maxReplyBytes),
+  budgetGraceMs: count(1, l.budgetGraceMs),
+  minChunkRateBytesPerSec: count(0, l.minChunkRateBytesPerSec),
+  /** Permission bits taken away from the folders (0777) and files (0666) the server creates in the data directory. */
+  umask: z.number().int().min(0).max(0o777).default(d.umask),
 });
 
 export type ServerConfigInput = z.input<typeof serverConfigSchema>;

@@ -59,6 +59,11 @@ export class ConnectionRegistry<C extends RegisteredConnection> extends EventEmi
     return this.#open.size;
   }
 
+  /** The connections open now. */
+  open(): IterableIterator<C> {
+    return this.#open.values();
+  }
+
   /**
    * Admits a new socket: the connection `create` makes is counted until it closes. Over a limit,
    * the client gets `bye EBUSY` and the socket ends (with the linger); returns undefined then.

@@ -58,6 +58,17 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   #handshakeTimer: NodeJS.Timeout | undefined;
   /** Requests being handled: while any is, the server is the one working, and no timeout runs. */
   #requestsInFlight = 0;
+  /** Of those, the ones waiting for the client to take what was written before they start (the client's doing). */
+  #requestsWaitingForOutput = 0;
+  /** Closes the connection if a frame's head or a control frame, once started, is not finished in time. */
+  #frameTimer: NodeJS.Timeout | undefined;
+  /** Download chunk buffers this connection holds (being read, or written to the socket and not yet flushed). */
+  #downloadBuffersHeld = 0;
+  /** Download buffers waited for: the server is the one holding things up. */
+  #downloadBufferWaits = 0;
+  /** When the client last took download bytes (a flush, or the socket's queue going down), and that queue's length then. */
+  #downloadProgressAt = performance.now();
+  #queuedAtProgress = 0;
   #closed = false;
 
   constructor(services: ServerServices, socket: Socket) {
@@ -95,6 +106,53 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   received(bytes: Uint8Array): void {
     if (this.#discarding) return;
     this.#decoder.push(bytes, true);
+    this.#watchFrame();
+  }
+
+  /**
+   * Arms the frame deadline while a frame's head, a chunk's fields or a control frame has started
+   * to arrive and has not ended (a client that sends one byte of a frame every few seconds must not
+   * hold its connection for ever); disarms it otherwise. A chunk's payload is the intake's to time.
+   */
+  #watchFrame(): void {
+    const started = this.#decoder.inFrameHead && this.#pauseReasons.size === 0 && !this.#ending;
+    if (started && !this.#frameTimer) {
+      const { frameTimeoutMs } = this.services.config;
+      this.#frameTimer = setTimeout(
+        () => this.closeWith(new FerryError('ETIMEDOUT', `a frame was started and not finished within ${frameTimeoutMs} ms`)),
+        frameTimeoutMs,
+      );
+    } else if (!started && this.#frameTimer) {
+      clearTimeout(this.#frameTimer);
+      this.#frameTimer = undefined;
+    }
+  }
+
+  /**
+   * Called now and then while others wait for a chunk buffer: a connection that holds buffers and
+   * is far too slow to use them gives them up, by being closed (ETIMEDOUT; an upload resumes from
+   * what was recorded). Slow means a chunk arriving under `minChunkRateBytesPerSec` for longer than
+   * `budgetGraceMs`, or a download whose client has taken nothing for `budgetGraceMs`.
+   */
+  yieldBudgetIfSlow(now: number): void {
+    if (this.#ending || this.#closed) return;
+    const { budgetGraceMs, minChunkRateBytesPerSec } = this.services.config;
+    const slowUpload = this.#intake.slowness(now, budgetGraceMs, minChunkRateBytesPerSec);
+    if (slowUpload) return this.closeWith(new FerryError('ETIMEDOUT', slowUpload));
+    if (this.#downloadBuffersHeld === 0) return;
+    const queued = this.socket.writableLength;
+    if (queued < this.#queuedAtProgress) this.#noteDownloadProgress(now);
+    this.#queuedAtProgress = queued;
+    const stuckMs = now - this.#downloadProgressAt;
+    if (stuckMs > budgetGraceMs) {
+      this.closeWith(
+        new FerryError('ETIMEDOUT', `the client took none of its download for ${Math.round(stuckMs)} ms while others waited for a buffer`),
+      );
+    }
+  }
+
+  #noteDownloadProgress(now = performance.now()): void {
+    this.#downloadProgressAt = now;
   }
 
   // ---- RequestContext ----
@@ -164,8 +222,10 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   }
 
   async logTransfer(entry: Omit<TransferLogRecord, 'client'>): Promise<void> {
-    // Best effort (the store says false on a full disk): a transfer never fails for its log entry.
-    await this.services.store.appendLog({ ...entry, client: this.clientAddress });
+    // Best effort: a transfer never fails for its log entry; a lost one (a full disk) is logged.
+    const kept = await this.services.store.appendLog({ ...entry, client: this.clientAddress });
+    if (!kept)
+      this.log.warn({ op: entry.op, name: entry.name, result: entry.result }, 'transfer log entry lost (the store could not write it)');
   }
 
   // ---- DownloadPort ----
@@ -180,8 +240,14 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     let cancelBufferWait = (): void => {};
     const cancelAllowanceWait = this.#downloadAllowance.acquire(() => {
       stage = 'buffer';
+      this.#downloadBufferWaits += 1;
+      this.#refreshTimeout();
       cancelBufferWait = this.services.buffers.acquire((buffer) => {
         stage = 'held';
+        this.#downloadBufferWaits -= 1;
+        if (this.#downloadBuffersHeld === 0) this.#noteDownloadProgress();
+        this.#downloadBuffersHeld += 1;
+        this.#refreshTimeout();
         take(buffer);
       });
     });
@@ -189,16 +255,20 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
       if (stage === 'allowance') cancelAllowanceWait();
       if (stage !== 'buffer') return;
       cancelBufferWait();
+      this.#downloadBufferWaits -= 1;
+      this.#refreshTimeout();
       this.#downloadAllowance.release();
     };
   }
 
   releaseDownloadBuffer(buffer: ArrayBuffer): void {
     this.services.buffers.release(buffer);
-    this.#downloadAllowance.release();
+    this.releaseDownloadAllowance();
   }
 
   releaseDownloadAllowance(): void {
+    this.#downloadBuffersHeld -= 1;
+    this.#noteDownloadProgress();
     this.#downloadAllowance.release();
   }
 
@@ -210,7 +280,8 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
 
   control(message: Record<string, unknown>): void {
     if (this.#ending) return;
-    const id = typeof message['id'] === 'number' ? message['id'] : undefined;
+    // An id that is not a whole number (1.5, 1e300) is no id: the error cannot be matched to a request.
+    const id = Number.isSafeInteger(message['id']) ? (message['id'] as number) : undefined;
     let request: Request;
     try {
       request = parseRequest(message);
@@ -264,6 +335,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   #end(): void {
     this.#ending = true;
     clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#frameTimer);
     this.socket.setTimeout(0);
     this.#decoder.pause();
     this.#discarding = true;
@@ -280,7 +352,11 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
 
   #send(message: object): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
-    if (!this.socket.write(encodeControl(message))) this.#pause('drain');
+    if (this.socket.write(encodeControl(message))) return;
+    // The client is not taking what it is sent: read nothing more from it until it does, and let
+    // the stall timeout close it if it never does.
+    this.#pause('drain');
+    this.#refreshTimeout();
   }
 
   /** A transfer stream failed after its request was answered: tell the client, skip its late chunks. */
@@ -300,6 +376,8 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     this.#requestsInFlight += 1;
     this.#refreshTimeout();
     try {
+      // A client that does not take its replies gets no new ones: what waits for it stays bounded.
+      if (this.socket.writableLength >= this.services.config.maxQueuedOutputBytes) await this.#outputRoom();
       const { result, afterReply } = await handle(request.op, request, this);
       this.#send({ id: request.id, ok: true, result });
       afterReply?.();
@@ -317,17 +395,29 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     }
   }
 
+  /** Waits until the client has taken what is queued for it (the socket drained) or the connection closed. */
+  async #outputRoom(): Promise<void> {
+    this.#requestsWaitingForOutput += 1;
+    this.#refreshTimeout();
+    // Woken by 'drain', or by the cleanup when the connection closes first.
+    await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+    this.#requestsWaitingForOutput -= 1;
+    this.#refreshTimeout();
+  }
+
   /**
    * Arms the socket's inactivity timeout for what the connection is doing: the stall timeout while
-   * a transfer is attached, the idle timeout when nothing is in progress, none while a request is
-   * being handled or the server itself holds the socket paused (waiting for a buffer or a
-   * checkpoint). Called whenever one of those changes.
+   * a transfer is attached or replies wait for the client to take them, the idle timeout when
+   * nothing is in progress, none while the server itself is working (a request being handled, the
+   * socket paused waiting for a buffer or a checkpoint). Called whenever one of those changes.
    */
   #refreshTimeout(): void {
     if (!this.#greeted || this.#ending || this.#closed) return;
     const { stallTimeoutMs, idleTimeoutMs } = this.services.config;
-    const serverBusy = this.#requestsInFlight > 0 || this.#pauseReasons.has('chunk');
-    this.socket.setTimeout(serverBusy ? 0 : this.#transferring ? stallTimeoutMs : idleTimeoutMs);
+    const serverWorking =
+      this.#requestsInFlight > this.#requestsWaitingForOutput || this.#pauseReasons.has('chunk') || this.#downloadBufferWaits > 0;
+    const waitingForClient = this.#transferring || this.#requestsWaitingForOutput > 0 || this.socket.writableNeedDrain;
+    this.socket.setTimeout(serverWorking ? 0 : waitingForClient ? stallTimeoutMs : idleTimeoutMs);
   }
 
   /** An upload is attached or a download runs: silence now means a stall. */
@@ -347,6 +437,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
 
   #drained(): void {
     this.#unpause('drain');
+    this.#refreshTimeout();
     const waiters = this.#drainWaiters;
     this.#drainWaiters = [];
     for (const waiter of waiters) waiter();
@@ -357,6 +448,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     this.#decoder.pause();
     if (!this.#discarding) this.socket.pause();
     if (reason === 'chunk') this.#refreshTimeout();
+    this.#watchFrame();
   }
 
   #unpause(reason: PauseReason): void {
@@ -365,15 +457,20 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     if (this.#pauseReasons.size > 0 || this.#closed || this.#ending) return;
     this.socket.resume();
     this.#decoder.resume();
+    this.#watchFrame();
   }
 
   /** The socket closed: release what this connection held and save upload progress. */
   async #cleanup(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#frameTimer);
     this.#intake.close();
-    this.#drainWaiters = [];
     for (const download of this.#downloads.values()) download.stop(new FerryError('ECONNLOST', 'client went away'));
+    // Whoever waits for the client to take its output stops waiting: there is no client any more.
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const waiter of waiters) waiter();
     await Promise.all([...this.#uploads.values()].map((upload) => this.#detachUpload(upload)));
   }
 }

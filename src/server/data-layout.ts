@@ -1,6 +1,7 @@
-import { mkdirSync } from 'node:fs';
-import { open, rm, rmdir } from 'node:fs/promises';
+import { constants, mkdirSync } from 'node:fs';
+import { type FileHandle, lstat, mkdir, open, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
+import { FerryError } from '../protocol/errors.js';
 import { checkName } from '../protocol/names.js';
 
 /** Where things live under the data directory (docs/design.md, "Data directory"). */
@@ -11,17 +12,61 @@ export class DataLayout {
   readonly dbDir: string;
   /** Files found under files/ that no record describes, moved aside by start-up recovery. */
   readonly lostFoundDir: string;
+  /** Modes of what the server creates: 0777 and 0666 less the umask (owner only, by default). */
+  readonly folderMode: number;
+  readonly fileMode: number;
 
-  constructor(dataDir: string) {
+  constructor(dataDir: string, umask = 0o077) {
     this.root = resolve(dataDir);
+    this.folderMode = 0o777 & ~umask;
+    this.fileMode = 0o666 & ~umask;
     this.filesDir = join(this.root, 'files');
     this.partialDir = join(this.root, 'partial');
     this.dbDir = join(this.root, 'db');
     this.lostFoundDir = join(this.root, 'lost+found');
   }
 
+  /** Creates what is missing of the data directory (a folder made here gets `folderMode`; one that exists keeps its mode). */
   create(): void {
-    for (const dir of [this.filesDir, this.partialDir, this.dbDir]) mkdirSync(dir, { recursive: true });
+    for (const dir of [this.filesDir, this.partialDir, this.dbDir]) mkdirSync(dir, { recursive: true, mode: this.folderMode });
+  }
+
+  /** Makes `folder` and what is missing above it; returns the first folder it made, if any. */
+  async makeFolders(folder: string): Promise<string | undefined> {
+    return mkdir(folder, { recursive: true, mode: this.folderMode });
+  }
+
+  /**
+   * The path of a stored file, once every folder on the way to it under files/ is checked to be a
+   * real folder: a symbolic link placed there (by hand, or by anyone with access to the data
+   * directory) is never followed out of it. A folder that does not exist yet is fine (a publish
+   * makes it).
+   */
+  async safeFilePath(name: string): Promise<string> {
+    const path = this.filePath(name);
+    for (let folder = this.filesDir; ;) {
+      const next = path.slice(0, path.indexOf(sep, folder.length + 1));
+      if (next.length <= folder.length) break;
+      folder = next;
+      let stats;
+      try {
+        stats = await lstat(folder);
+      } catch {
+        break; // missing: nothing below it exists either
+      }
+      if (stats.isSymbolicLink() || !stats.isDirectory()) {
+        throw new FerryError(
+          'EIO',
+          `${name}: the data directory holds something other than a folder at ${name.slice(0, folder.length - this.filesDir.length - 1)}; not followed`,
+        );
+      }
+    }
+    return path;
+  }
+
+  /** Opens a stored file to read it; a symbolic link, at its name or on the way to it, is not followed. */
+  async openStoredFile(name: string): Promise<FileHandle> {
+    return open(await this.safeFilePath(name), constants.O_RDONLY | constants.O_NOFOLLOW);
   }
 
   /** Path of a finished file. The name passes the name guard again here: nothing escapes filesDir. */
@@ -51,7 +96,7 @@ export class DataLayout {
 
   /** Creates the partial file of a new upload session, `size` bytes long (sparse: nothing is written yet). */
   async createPartial(sessionId: string, size: number): Promise<void> {
-    const handle = await open(this.partialPath(sessionId), 'wx');
+    const handle = await open(this.partialPath(sessionId), 'wx', this.fileMode);
     try {
       await handle.truncate(size);
     } finally {

@@ -26,6 +26,8 @@ export const serverDefaults = {
   maxSessions: 10_000,
   maxSessionsPerOwner: 256,
   logRetentionMs: 30 * day,
+  /** Permission bits taken away from what the server creates: 077, only its owner may read the data. */
+  umask: 0o077,
 } as const;
 
 /** Fixed limits: not flags, but settable through `createServer` (the tests use small ones). */
@@ -48,8 +50,19 @@ export const serverLimits = {
   maxDetachedHashStates: 256,
   /** How often idle upload sessions are looked for and expired while the server runs. */
   sessionSweepIntervalMs: 5 * minute,
-  /** Idle chunk workers are kept this long (the pool keeps its minimum anyway). */
-  workerIdleTimeoutMs: minute,
   /** Transfer log entries kept at most, whatever their age: a bound on disk use under a flood. */
   maxLogEntries: 1_000_000,
+  /** A frame's head, a chunk's fields or a control frame, once started, must arrive within this. */
+  frameTimeoutMs: 10_000,
+  /** Bytes written to a connection and not yet taken by the client beyond which no new request is started. */
+  maxQueuedOutputBytes: 256 * KiB,
+  /** The largest reply the server builds: a page of `list` or `log` is cut to fit. */
+  maxReplyBytes: 64 * KiB,
+  /**
+   * While others wait for a chunk buffer, a connection that holds one and is this slow loses it
+   * (the connection is closed; uploads resume): a chunk arriving under `minChunkRateBytesPerSec`
+   * for longer than `budgetGraceMs`, or a download whose client took nothing for `budgetGraceMs`.
+   */
+  budgetGraceMs: 5000,
+  minChunkRateBytesPerSec: 16 * KiB,
 } as const;

@@ -1,4 +1,4 @@
-import { type FileHandle, open } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import { encodeChunkHead } from '../protocol/encoder.js';
@@ -31,7 +31,6 @@ export class DownloadTransfer {
   readonly startedAt = Date.now();
   readonly #services: ServerServices;
   readonly #port: DownloadPort;
-  readonly #path: string;
   #file: FileHandle | undefined;
   readonly #chunkCount: number;
   #nextRead: number;
@@ -56,7 +55,6 @@ export class DownloadTransfer {
     this.#port = port;
     this.stream = stream;
     this.file = file;
-    this.#path = services.layout.filePath(file.name);
     this.#chunkCount = chunkCountOf(file.size, file.chunkSize);
     this.#nextRead = fromChunk;
     this.#nextSend = fromChunk;
@@ -65,14 +63,16 @@ export class DownloadTransfer {
 
   /** Opens the file and starts sending; call it once the reply to `get` is on the wire. */
   start(): void {
-    open(this.#path, 'r').then(
+    this.#services.layout.openStoredFile(this.file.name).then(
       (file) => {
         if (this.#ended) return void this.#close(file);
         this.#file = file;
         this.#pump();
       },
-      (error: unknown) =>
-        void this.#readFailure(codeOfSystemError(error), `opening: ${describeSystemError(error)}`).then((failure) => this.stop(failure)),
+      (error: unknown) => {
+        if (error instanceof FerryError) return this.stop(error);
+        void this.#readFailure(codeOfSystemError(error), `opening: ${describeSystemError(error)}`).then((failure) => this.stop(failure));
+      },
     );
   }
 
@@ -124,11 +124,16 @@ export class DownloadTransfer {
         return;
       }
     }
-    if (!this.#ended && this.#nextSend === this.#chunkCount && this.#reading === 0) {
-      this.#ended = true;
-      this.#closeWhenIdle();
-      this.#onEnd();
-    }
+    this.#endIfAllSent();
+  }
+
+  /** Ends the download (successfully) once every chunk is handed to the socket; true if it has ended. */
+  #endIfAllSent(): boolean {
+    if (this.#ended || this.#nextSend !== this.#chunkCount || this.#reading > 0) return this.#ended;
+    this.#ended = true;
+    this.#closeWhenIdle();
+    this.#onEnd();
+    return true;
   }
 
   #read(index: number, buffer: ArrayBuffer): void {
@@ -203,6 +208,8 @@ export class DownloadTransfer {
       socket.uncork();
       this.bytesSent += length;
     }
+    // Every chunk handed to the socket: the download is done, whether or not the client has read it all yet.
+    if (this.#endIfAllSent()) return;
     if (!room && !this.#ended) {
       this.#waitingForDrain = true;
       this.#port.whenDrained(() => {

@@ -6,8 +6,8 @@ const readBufferBytes = 64 * 1024;
 /**
  * Re-wraps a socket accepted with `pauseOnConnect` (not yet reading) so that it reads into one
  * fixed buffer (`onread`) instead of allocating a 64 KiB Buffer per read. At hundreds of MiB/s
- * those allocations kept V8's major GC busy: measured, the server spent 20-35% less CPU per
- * uploaded GiB with this (docs/design.md). `net.createServer` has no `onread` option, so the
+ * those allocations kept V8's major GC busy: the server spent about a quarter less CPU per
+ * uploaded GiB with this (docs/perf-notes.md). `net.createServer` has no `onread` option, so the
  * accepted socket's handle is moved to a new Socket; the old Socket object is closed without it.
  * `onData` gets a view that is valid only during the call.
  */

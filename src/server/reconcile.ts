@@ -1,5 +1,5 @@
 import { type Dirent, existsSync } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { readdir, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { hashFileSync } from '../hashing/file-hashes.js';
 import { loadXxhash } from '../hashing/xxh64.js';
@@ -236,7 +236,7 @@ async function reconcileOrphanFiles(options: ReconcileOptions, published: Set<st
     findings.push(finding);
     if (!repair) continue;
     try {
-      await mkdir(dirname(target), { recursive: true });
+      await layout.makeFolders(dirname(target));
       await rename(join(layout.filesDir, ...name.split('/')), target);
     } catch (error) {
       finding.action = `could not move it to ${shown} (${(error as Error).message}): left in place`;

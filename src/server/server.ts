@@ -34,7 +34,7 @@ export interface FerryServer {
 export function createServer(input: ServerConfigInput, options: { logger?: Logger } = {}): FerryServer {
   const config = resolveServerConfig(input);
   const logger = options.logger ?? pino({ level: 'silent' });
-  const layout = new DataLayout(config.dataDir);
+  const layout = new DataLayout(config.dataDir, config.umask);
   layout.create();
   const lock = DataDirLock.acquire(layout.root);
   let store: MetaStore;
@@ -51,7 +51,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     config,
     layout,
     store,
-    workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64, idleTimeoutMs: config.workerIdleTimeoutMs }),
+    workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64 }),
     buffers: new ChunkBuffers(config.chunkSizeBytes, maxBuffers),
     sha256,
     uploads: new UploadRegistry({ store, layout, config, sha256, logger }),
@@ -66,6 +66,15 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     connection?.log.debug('connected');
   });
   const sweeper = new SessionSweeper(services);
+  // While anyone waits for a chunk buffer, connections that hold buffers and barely use them give them up.
+  const budgetWatch = setInterval(
+    () => {
+      if (services.buffers.waiting === 0) return;
+      const now = performance.now();
+      for (const connection of connections.open()) connection.yieldBudgetIfSlow(now);
+    },
+    Math.max(100, Math.floor(config.budgetGraceMs / 5)),
+  ).unref();
   let closing: Promise<void> | undefined;
 
   return {
@@ -84,7 +93,8 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     },
     close() {
       closing ??= (async () => {
-        sweeper.stop();
+        clearInterval(budgetWatch);
+        await sweeper.stop();
         const stopped = listener.listening ? new Promise<void>((resolve) => listener.close(() => resolve())) : Promise.resolve();
         // Tell every client; their chunks in flight land and are recorded as each connection ends.
         await connections.closeAll(new FerryError('ESHUTDOWN', 'the server is shutting down'), config.shutdownGraceMs);
@@ -131,8 +141,10 @@ class SessionSweeper {
     }, this.#services.config.sessionSweepIntervalMs).unref();
   }
 
-  stop(): void {
+  /** Stops sweeping; settles once a sweep that is running has ended. */
+  async stop(): Promise<void> {
     clearInterval(this.#timer);
+    await this.#running;
   }
 
   async #sweep(): Promise<void> {

@@ -1,6 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { fromSystemError } from '../system-errors.js';
 
 /** Opens `path`, runs `sync` on it, closes it. On libuv's thread pool: it waits on the disk, not the CPU. */
 async function syncOpened(path: string, flags: string, sync: (handle: FileHandle) => Promise<void>): Promise<void> {
@@ -14,15 +13,6 @@ async function syncOpened(path: string, flags: string, sync: (handle: FileHandle
 
 function fsyncDirectory(path: string): Promise<void> {
   return syncOpened(path, 'r', (handle) => handle.sync());
-}
-
-/** fdatasync of the file at `path`, so the bytes written to it survive a power cut; a FerryError on failure. */
-export async function datasyncFile(path: string): Promise<void> {
-  try {
-    await syncOpened(path, 'r+', (handle) => handle.datasync());
-  } catch (error) {
-    throw fromSystemError(error, 'sync');
-  }
 }
 
 /** Per directory: the fsync running now, and the one every later caller shares. */

@@ -4,7 +4,7 @@ import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js'
 import type { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
 import type { MetaStore } from '../store/meta-store.js';
-import type { UploadSessionRecord } from '../store/records.js';
+import { type UploadSessionRecord, chunkLengthOf } from '../store/records.js';
 import { fromSystemError } from '../system-errors.js';
 import type { ServerConfig } from './config.js';
 import type { DataLayout } from './data-layout.js';
@@ -91,6 +91,8 @@ export class UploadRegistry {
   readonly #hashStates = new Map<string, SessionHashState>();
   /** Ids of sessions whose upload is detached but whose hash state is kept, oldest first. */
   readonly #detachedHashes = new Set<string>();
+  /** Per name, the end of the publish or delete running now (see `exclusive`). */
+  readonly #nameLocks = new Map<string, Promise<void>>();
 
   constructor(options: { store: MetaStore; layout: DataLayout; config: ServerConfig; sha256: Sha256Thread; logger: Logger }) {
     this.#store = options.store;
@@ -105,7 +107,8 @@ export class UploadRegistry {
     this.#charges.clear();
     this.#chargedBytes = 0;
     for (const session of this.#store.sessions()) {
-      const received = this.#store.verifiedChunks(session.id).size * session.chunkSize;
+      let received = 0;
+      for (const index of this.#store.verifiedChunks(session.id).keys()) received += chunkLengthOf(index, session.size, session.chunkSize);
       this.#addCharge(session, received);
     }
   }
@@ -157,6 +160,25 @@ export class UploadRegistry {
       if (this.#active.get(name) === pending) this.#active.delete(name);
       pending.settle();
       throw error;
+    }
+  }
+
+  /**
+   * Runs `critical` once no other publish or delete of `name` is running: the two never
+   * interleave (a delete removing the bytes a publish has just put in place, or the reverse).
+   */
+  async exclusive<T>(name: string, critical: () => Promise<T>): Promise<T> {
+    const before = this.#nameLocks.get(name) ?? Promise.resolve();
+    const run = before.then(critical);
+    const tail = run.then(
+      () => undefined,
+      () => undefined, // the caller hears of the failure through `run`; the next one goes ahead
+    );
+    this.#nameLocks.set(name, tail);
+    try {
+      return await run;
+    } finally {
+      if (this.#nameLocks.get(name) === tail) this.#nameLocks.delete(name);
     }
   }
 
@@ -263,7 +285,9 @@ export class UploadRegistry {
         continue;
       }
       // Only the same file on a stale connection is taken over: not one on this connection, nor one being finished.
-      if (active.session.size !== size || active.session.fingerprint !== fingerprint || active.finishing || ownsUpload(active)) {
+      if (ownsUpload(active)) throw new FerryError('EBUSY', `${name} is being uploaded on this connection already`);
+      if (active.finishing) throw new FerryError('EBUSY', `${name} is being verified and published; try again when it is done`);
+      if (active.session.size !== size || active.session.fingerprint !== fingerprint) {
         throw new FerryError('EBUSY', `${name} is being uploaded by another client`);
       }
       let timer: NodeJS.Timeout | undefined;

@@ -1,4 +1,4 @@
-import { type FileHandle, mkdir, open, rename } from 'node:fs/promises';
+import { type FileHandle, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
@@ -62,6 +62,8 @@ export class UploadTransfer implements ActiveUpload {
   #detached: Promise<void> | undefined;
   #resolveReleased!: () => void;
   #releasedYet = false;
+  /** The session was dropped at putEnd (its SHA-256 did not match): nothing of it is to be recorded. */
+  #discarded = false;
   /** Feeds written chunks to the session's running SHA-256, in order. */
   readonly #hasher: InOrderHasher;
   readonly #onFailure: (error: FerryError) => void;
@@ -227,9 +229,8 @@ export class UploadTransfer implements ActiveUpload {
       return await this.#publish(sha256, logEntry);
     } catch (error) {
       // Not published: the chunks synced just now are recorded after all, so a resume keeps them
-      // (unless the session was discarded).
-      const discarded = error instanceof FerryError && error.code === 'ECHECKSUM';
-      if (!discarded && this.#syncedUnrecorded.length > 0) {
+      // (unless the session was discarded: its SHA-256 did not match).
+      if (!this.#discarded && this.#syncedUnrecorded.length > 0) {
         await this.#services.store.recordChunks(this.session, this.#syncedUnrecorded).catch((recordError: unknown) => {
           // The chunks stay on disk; a resume sends them again. The putEnd failure is what the client hears.
           this.#services.logger.warn(
@@ -246,17 +247,24 @@ export class UploadTransfer implements ActiveUpload {
     if (this.#failure) throw this.#failure;
     const missing = this.chunkCount - this.verified.size;
     if (missing > 0) throw new FerryError('EINCOMPLETE', `${missing} of ${this.chunkCount} chunks have not been received`);
-    const { layout, store, uploads } = this.#services;
-    const { name, size, chunkSize } = this.session;
+    const { uploads } = this.#services;
     const { sha256: stored, chunkHashes } = await this.#writtenContent();
     if (stored !== sha256) {
       // The verified chunks do not add up to the client's file: nothing here can be trusted.
+      this.#discarded = true;
       await uploads.dropSession(this.session);
       throw new FerryError('ECHECKSUM', `sha256 mismatch: the client sent ${sha256}, the server has ${stored}; start the upload again`);
     }
+    return uploads.exclusive(this.session.name, () => this.#putInPlace(stored, chunkHashes, logEntry));
+  }
+
+  /** Renames the verified partial file to its name and records it (no delete of the name runs meanwhile). */
+  async #putInPlace(stored: string, chunkHashes: bigint[], logEntry: () => TransferLogRecord): Promise<StoredFile> {
+    const { layout, store, uploads } = this.#services;
+    const { name, size, chunkSize } = this.session;
     const existing = store.fileRecord(name);
     if (existing && !this.force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
-    const finalPath = layout.filePath(name);
+    const finalPath = await layout.safeFilePath(name);
     const folder = dirname(finalPath);
     /** The first folder this publish had to make, if it made any. */
     let madeFolder: string | undefined;
@@ -264,7 +272,7 @@ export class UploadTransfer implements ActiveUpload {
       // Usually the folder exists: try the rename first, and make the folder only when it is missing.
       await rename(this.#partialPath, finalPath).catch(async (error: unknown) => {
         if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        madeFolder = await mkdir(folder, { recursive: true });
+        madeFolder = await layout.makeFolders(folder);
         await rename(this.#partialPath, finalPath);
       });
     } catch (error) {

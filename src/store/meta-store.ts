@@ -1,6 +1,6 @@
 import { type Database, type RootDatabase, open } from 'lmdb';
 import { FerryError } from '../protocol/errors.js';
-import { codeOfSystemError } from '../system-errors.js';
+import { codeOfSystemError, describeSystemError } from '../system-errors.js';
 import { type FileRecord, type StoredFile, type TransferLogRecord, type UploadSessionRecord, sameUpload } from './records.js';
 
 export interface MetaStoreOptions {
@@ -10,6 +10,8 @@ export interface MetaStoreOptions {
   logRetentionMs?: number;
   /** Transfer log entries kept at most, whatever their age. */
   maxLogEntries?: number;
+  /** Open for reading only (`ferry fsck`): nothing is written, records of older servers are read as they are. */
+  readOnly?: boolean;
 }
 
 /**
@@ -75,7 +77,7 @@ export class MetaStore {
   #logAppendsSincePrune = 0;
 
   constructor(options: MetaStoreOptions) {
-    this.#root = open({ path: options.path, compression: false });
+    this.#root = open({ path: options.path, compression: false, ...(options.readOnly ? { readOnly: true } : {}) });
     this.#files = this.#root.openDB<FileRecord, string>({ name: 'files' });
     this.#hashes = this.#root.openDB<Uint8Array, string>({ name: 'hashes', encoding: 'binary' });
     this.#sessions = this.#root.openDB<UploadSessionRecord, string>({ name: 'sessions' });
@@ -90,7 +92,7 @@ export class MetaStore {
       if ('hashes' in value) withHashes.push(value as StoredFile);
     }
     // Records of older servers kept the chunk hashes inline: moved to their own table, once.
-    if (withHashes.length > 0) {
+    if (withHashes.length > 0 && !options.readOnly) {
       this.#root.transactionSync(() => {
         for (const file of withHashes) this.#putFileSync(file);
       });
@@ -108,19 +110,31 @@ export class MetaStore {
   file(name: string): StoredFile | undefined {
     const record = this.#files.get(name);
     if (!record) return undefined;
-    return { ...record, hashes: this.#hashes.getBinary(name) ?? new Uint8Array(0) };
+    if ('hashes' in record) return record as StoredFile; // an older server's record, read without moving it
+    // (Read-only, a data directory of an older server has no hashes table: `openDB` gave nothing.)
+    return { ...record, hashes: (this.#hashes as Database<Uint8Array, string> | undefined)?.getBinary(name) ?? new Uint8Array(0) };
   }
 
   /** Files in name order, from just after `after`, those starting with `prefix`. */
   listFiles(options: { prefix?: string; after?: string; limit: number }): FileRecord[] {
-    const prefix = options.prefix ?? '';
-    const start = options.after !== undefined && options.after >= prefix ? options.after + '\u0000' : prefix;
     const files: FileRecord[] = [];
-    for (const { key, value } of this.#files.getRange({ start })) {
-      if (!key.startsWith(prefix) || files.length === options.limit) break;
-      files.push(value);
+    for (const file of this.filesFrom(options)) {
+      if (files.length === options.limit) break;
+      files.push(file);
     }
     return files;
+  }
+
+  /** Files in name order, from just after `after`, those starting with `prefix`, read as they are asked for. */
+  *filesFrom(options: { prefix?: string; after?: string }): Generator<FileRecord> {
+    const prefix = options.prefix ?? '';
+    // Keys sort by their UTF-8 bytes: compare the same way (UTF-16 order differs above U+FFFF).
+    const afterPrefix = options.after !== undefined && Buffer.compare(Buffer.from(options.after), Buffer.from(prefix)) >= 0;
+    const start = afterPrefix ? options.after + '\u0000' : prefix;
+    for (const { key, value } of this.#files.getRange({ start })) {
+      if (!key.startsWith(prefix)) return;
+      yield value;
+    }
   }
 
   stats(): { files: number; bytes: number } {
@@ -315,7 +329,7 @@ export class MetaStore {
           (rejection: unknown) => rejection,
         );
       const full = codeOfSystemError(cause) === 'ENOSPC' || /MDB_MAP_FULL|no space/iu.test(String(cause));
-      throw new FerryError(full ? 'ENOSPC' : 'EIO', `${what}: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+      throw new FerryError(full ? 'ENOSPC' : 'EIO', `${what}: ${describeSystemError(cause)}`, { cause });
     }
   }
 

@@ -70,9 +70,9 @@ export class RawClient {
     });
   }
 
-  /** Connects to 127.0.0.1:`port`; the socket is destroyed when the test ends. */
-  static async connect(t: Test, port: number): Promise<RawClient> {
-    const socket = connect({ host: '127.0.0.1', port, noDelay: true });
+  /** Connects to 127.0.0.1:`port` (from `localAddress`, another loopback address, to count as another client network). */
+  static async connect(t: Test, port: number, localAddress?: string): Promise<RawClient> {
+    const socket = connect({ host: '127.0.0.1', port, noDelay: true, ...(localAddress === undefined ? {} : { localAddress }) });
     t.teardown(() => {
       socket.destroy();
     });

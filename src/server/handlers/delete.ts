@@ -4,15 +4,19 @@ import { checkName } from '../../protocol/names.js';
 import type { Handler } from './types.js';
 
 // The record goes first, then the bytes: a crash in between leaves an orphan file (reclaimed by
-// recovery), never a listed file without its bytes.
+// recovery), never a listed file without its bytes. No publish of the name runs meanwhile.
 export const deleteFile: Handler<'delete'> = async (request, ctx) => {
   const name = checkName(request.name);
-  const { store, layout } = ctx.services;
+  const { store, layout, uploads } = ctx.services;
   const started = Date.now();
-  const removed = await store.deleteFile(name);
-  if (!removed) throw new FerryError('ENOENT', `${name}: not found`);
-  await rm(layout.filePath(name), { force: true });
-  await layout.pruneEmptyFolders(name);
+  const removed = await uploads.exclusive(name, async () => {
+    const path = await layout.safeFilePath(name);
+    const record = await store.deleteFile(name);
+    if (!record) throw new FerryError('ENOENT', `${name}: not found`);
+    await rm(path, { force: true });
+    await layout.pruneEmptyFolders(name);
+    return record;
+  });
   ctx.log.info({ name, size: removed.size }, 'deleted');
   await ctx.logTransfer({ time: Date.now(), op: 'delete', name, bytes: removed.size, durationMs: Date.now() - started, result: 'ok' });
   return { result: { name } };

@@ -1,7 +1,9 @@
 import { FerryError } from '../../protocol/errors.js';
 import { maxListPageEntries } from '../../protocol/limits.js';
+import type { FileSummary } from '../../protocol/messages.js';
 import { maxNameBytes } from '../../protocol/names.js';
 import { fileSummary } from './file-info.js';
+import { takeWithin } from './reply-size.js';
 import type { Handler } from './types.js';
 
 export const list: Handler<'list'> = (request, ctx) => {
@@ -10,9 +12,11 @@ export const list: Handler<'list'> = (request, ctx) => {
       throw new FerryError('EBADNAME', `list prefix or after is longer than ${maxNameBytes} bytes`);
     }
   }
-  const limit = request.limit ?? maxListPageEntries;
-  const page = ctx.services.store.listFiles({ prefix: request.prefix, after: request.after, limit: limit + 1 });
-  const files = page.slice(0, limit).map(fileSummary);
-  const next = page.length > limit ? files.at(-1)?.name : undefined;
+  const { store, config } = ctx.services;
+  function* summaries(): Generator<FileSummary> {
+    for (const file of store.filesFrom({ prefix: request.prefix, after: request.after })) yield fileSummary(file);
+  }
+  const { taken: files, more } = takeWithin(summaries(), request.limit ?? maxListPageEntries, config.maxReplyBytes);
+  const next = more ? files.at(-1)?.name : undefined;
   return { result: next === undefined ? { files } : { files, next } };
 };
