@@ -1,8 +1,8 @@
 // Hostile-input tests for the server: garbage bytes, frames that break the limits, requests that
 // break the schema, bad names, bad chunks, peers that vanish or never read, and many clients at
-// once. Every subtest talks to the one server below and ends by checking that an ordinary client
-// can still upload and download a file on it, so damage from one case (a leaked buffer, a name
-// left claimed, a wedged decoder) shows up in the next.
+// once. Every subtest gets a server of its own (no state passed between tests) and ends by checking
+// that an ordinary client can still upload and download a file on it, so damage from its case (a
+// leaked buffer, a name left claimed, a wedged decoder) shows up there.
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -10,7 +10,7 @@ import t, { type Test } from 'tap';
 import { encodeControl } from '../src/protocol/encoder.js';
 import { makeFile, sha256Of } from './helpers/files.js';
 import { type ControlMessage, RawClient, chunkFrame, frameHead, referenceFingerprint } from './helpers/raw-client.js';
-import { startServer } from './helpers/server.js';
+import { type RunningServer, startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const KiB = 1024;
@@ -20,12 +20,18 @@ const maxControlBytes = 16 * KiB;
 const CONTROL = 1;
 const CHUNK = 2;
 
-// The data dir sits alone in a directory of its own, so "nothing was created outside the data
-// dir" is checkable: that directory must never hold anything but `data`.
-const root = tempDir(t, 'ferry-hostile');
-const dataDir = join(root, 'data');
-const work = tempDir(t, 'ferry-hostile-local');
-const running = await startServer(t, { dataDir, chunkSizeBytes: chunkSize, inflightBudgetBytes: MiB, maxControlBytes });
+// Each subtest's data dir sits alone in a directory of its own, so "nothing was created outside
+// the data dir" is checkable: that directory must never hold anything but `data`.
+let root: string;
+let dataDir: string;
+let work: string;
+let running: RunningServer;
+t.beforeEach(async (t) => {
+  root = tempDir(t, 'ferry-hostile');
+  dataDir = join(root, 'data');
+  work = tempDir(t, 'ferry-hostile-local');
+  running = await startServer(t, { dataDir, chunkSizeBytes: chunkSize, inflightBudgetBytes: MiB, maxControlBytes });
+});
 
 let aliveRuns = 0;
 /** An ordinary client can still upload and download a small file, byte-exact. */

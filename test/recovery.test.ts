@@ -274,3 +274,45 @@ t.test('a stored file the server cannot read gets EIO, is not flagged damaged, a
   const down = await client.download('fine.bin', { out: join(work, 'fine.out') });
   t.equal(down.sha256, local.sha256, 'other files are still served');
 });
+
+t.test('ferry sessions lists unfinished uploads beside a running server, and drops them once it is stopped', async (t) => {
+  const dataDir = join(tempDir(t), 'data');
+  const running = await startServer(t, { dataDir, chunkSizeBytes: chunkSize });
+  const bytes = (await makeFile(tempDir(t), 'part.bin', 4 * chunkSize)).bytes;
+  const raw = await RawClient.connect(t, running.port);
+  await raw.hello();
+  const put = await raw.call('put', { name: 'half/done.bin', size: bytes.length, fingerprint: await referenceFingerprint(bytes) });
+  const { stream } = put['result'] as { stream: number };
+  for (const index of [0, 1])
+    await raw.write(await chunkFrame(stream, index * chunkSize, bytes.subarray(index * chunkSize, (index + 1) * chunkSize)));
+  t.equal((await raw.call('ping'))['ok'], true);
+  raw.destroy();
+  await once(running.server.connections, 'close'); // its last checkpoint has recorded both chunks
+
+  const run = async (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => {
+    const child = spawn(process.execPath, [ferryBin, 'sessions', '--data', dataDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
+    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    return { code, stdout, stderr };
+  };
+  const listed = await run('--json');
+  t.equal(listed.code, 0, listed.stderr);
+  t.match(
+    JSON.parse(listed.stdout),
+    [{ name: 'half/done.bin', size: bytes.length, received: 2 * chunkSize, owner: '127.0.0.0/24' }],
+    'listed beside the running server',
+  );
+  const refused = await run('--drop', 'half/done.bin');
+  t.equal(refused.code, 1, 'dropping needs the server stopped');
+  t.match(refused.stderr, /EBUSY/u);
+
+  await running.server.close();
+  const dropped = await run('--drop', 'half/done.bin', '--json');
+  t.same(JSON.parse(dropped.stdout), { dropped: ['half/done.bin'] });
+  t.same(JSON.parse((await run('--json')).stdout), [], 'nothing left');
+  t.same(await readdir(join(dataDir, 'partial')), [], 'and its partial file is gone');
+  t.equal((await run('--drop', 'nothing.bin')).code, 1, 'dropping an upload that is not there is an error');
+});

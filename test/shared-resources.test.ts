@@ -2,6 +2,7 @@
 // budget (slow chunks, downloads nobody reads), the server's memory for replies nobody reads, and
 // connection slots held by frames sent a byte at a time. Each case holds the resource from many
 // connections, then checks that an ordinary client is still served promptly and memory stays bounded.
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import t from 'tap';
@@ -9,6 +10,8 @@ import { makeFile, sha256Of } from './helpers/files.js';
 import { RawClient, chunkFrame, frameHead, referenceFingerprint } from './helpers/raw-client.js';
 import { type RunningServer, startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { ferryBin } from './helpers/server-process.js';
+import { FerryClient } from '../src/client/client.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -198,4 +201,95 @@ t.test('frames sent a byte at a time: a deadline, and memory follows what arrive
   const grown = process.memoryUsage().arrayBuffers - before;
   t.ok(grown < 32 * MiB, `256 connections with half-sent 256 KiB control frames hold ${(grown / MiB).toFixed(1)} MiB`);
   for (const holder of holders) holder.destroy();
+});
+
+t.test('under a low limit on open files, connections beyond what fits are refused with bye EBUSY, never left hanging', async (t) => {
+  const prlimit = spawnSync('prlimit', ['--version'], { stdio: 'ignore' });
+  if (prlimit.error) {
+    t.pass('a low open-file limit', { skip: 'prlimit (util-linux) is not installed' });
+    return;
+  }
+  const dataDir = join(tempDir(t), 'data');
+  const child = spawn(
+    'prlimit',
+    [
+      '--nofile=200:200',
+      process.execPath,
+      ferryBin,
+      'serve',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--data',
+      dataDir,
+      '--workers',
+      '2',
+      '--log-level',
+      'warn',
+    ],
+    {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const exited = once(child, 'exit');
+  t.teardown(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGKILL');
+      await exited;
+    }
+  });
+  let log = '';
+  child.stdout.on('data', (data: Buffer) => (log += data.toString()));
+  let stderr = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stderr.on('data', (data: Buffer) => {
+      stderr += data.toString();
+      const match = /serving .* on [^ ]+:(\d+)/u.exec(stderr);
+      if (match) resolve(Number(match[1]));
+    });
+    void exited.then(() => reject(new Error(`server exited: ${stderr}`)));
+  });
+  t.match(
+    log,
+    /open file limit \(200\) fits \d+ connections, fewer than --max-connections 1024/u,
+    'the server says at start what the limit allows',
+  );
+
+  // 250 connections from five client networks: far more than 200 descriptors hold.
+  const outcomes = await Promise.all(
+    Array.from({ length: 250 }, async (_, index) => {
+      const raw = await RawClient.connect(t, port, `127.0.${20 + Math.floor(index / 50)}.1`);
+      const id = raw.send('hello', { protocol: 1, client: 'fd-test', capabilities: [] });
+      const first = await raw
+        .until(
+          'a hello reply or a bye',
+          () => raw.controls.find((message) => message['id'] === id || message['event'] === 'bye'),
+          20_000,
+          true,
+        )
+        .catch(() => undefined);
+      return { raw, first };
+    }),
+  );
+  const greeted = outcomes.filter(({ first }) => first?.['ok'] === true).length;
+  const refused = outcomes.filter(({ first }) => first?.['event'] === 'bye' && first['code'] === 'EBUSY').length;
+  t.equal(
+    greeted + refused,
+    250,
+    `every connection was greeted (${greeted}) or refused with bye EBUSY (${refused}); none was left hanging`,
+  );
+  t.ok(refused > 0, 'and some were refused');
+  for (const { raw } of outcomes) raw.destroy();
+
+  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 5, baseDelayMs: 100 } });
+  const local = await makeFile(tempDir(t), 'after.bin', 300 * KiB);
+  const up = await client.upload(local.path, { name: 'after.bin' });
+  const out = join(tempDir(t), 'after.out');
+  await client.download('after.bin', { out });
+  await client.close();
+  t.equal(up.sha256, await sha256Of(out), 'then an ordinary upload and download work');
+  t.notMatch(log, /EMFILE/u, 'nothing failed for lack of a descriptor');
+  child.kill('SIGTERM');
+  await exited;
 });

@@ -8,6 +8,7 @@ import { pino } from 'pino';
 import t, { type Test } from 'tap';
 import { Sha256Thread } from '../src/hashing/sha256-thread.js';
 import { type FerryError } from '../src/protocol/errors.js';
+import { foldName } from '../src/protocol/names.js';
 import { type ServerConfigInput, resolveServerConfig } from '../src/server/config.js';
 import { DataLayout } from '../src/server/data-layout.js';
 import { type ActiveUpload, type ClaimedUpload, type PutRequest, UploadRegistry } from '../src/server/upload-registry.js';
@@ -226,4 +227,52 @@ t.test('a name that is, or lies under, a stored file cannot be claimed', async (
   await t.rejects(registry.claim(request('dir'), notOurs), { code: 'EEXIST', message: /folder of stored files/u });
   (await registry.claim(request('dir/file', 100, { force: true }), notOurs)).cancel();
   t.pass('with force, a stored file may be replaced');
+});
+
+t.test('on a case-insensitive file system, names that differ only by case are one file: the folded-key rule', async (t) => {
+  t.equal(foldName('Straße/Report.TXT'), foldName('STRASSE/report.txt'), 'case folded: ß and SS meet');
+  t.equal(foldName('A\u030A.txt'), foldName('\u00e5.TXT'), 'and NFC first');
+  t.not(foldName('a.txt'), foldName('a.txt '), 'but a different name stays different');
+
+  const { registry, store } = fixture(t, { caseInsensitiveNames: true });
+  const now = Date.now();
+  await store.commitFile({
+    name: 'Report.txt',
+    size: 1,
+    sha256: 'a'.repeat(64),
+    chunkSize: 64 * KiB,
+    hashes: new Uint8Array(8),
+    created: now,
+    modified: now,
+  });
+  await t.rejects(registry.claim(request('REPORT.TXT'), notOurs), { code: 'EEXIST', message: /same file as Report\.txt/u });
+  await t.rejects(
+    registry.claim(request('report.txt', 100, { force: true }), notOurs),
+    { code: 'EEXIST' },
+    'force replaces a name, never another name that shares its file',
+  );
+  (await registry.claim(request('Report.txt', 100, { force: true }), notOurs)).cancel();
+  t.pass('the name itself may still be replaced with force');
+
+  const held = new HeldUpload(registry, await registry.claim(request('data.bin'), notOurs));
+  await t.rejects(registry.claim(request('DATA.bin', 200), notOurs), { code: 'EBUSY' }, 'one writer per folded name');
+  held.release();
+
+  await store.deleteFile('Report.txt');
+  (await registry.claim(request('REPORT.TXT'), notOurs)).cancel();
+  t.pass('once deleted, the folded name is free');
+
+  const sensitive = fixture(t);
+  const later = Date.now();
+  await sensitive.store.commitFile({
+    name: 'Report.txt',
+    size: 1,
+    sha256: 'a'.repeat(64),
+    chunkSize: 64 * KiB,
+    hashes: new Uint8Array(8),
+    created: later,
+    modified: later,
+  });
+  (await sensitive.registry.claim(request('REPORT.TXT'), notOurs)).cancel();
+  t.pass('on a case-sensitive file system the two are different files');
 });

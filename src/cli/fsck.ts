@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
-import { FerryError } from '../protocol/errors.js';
 import { serverDefaults } from '../server/defaults.js';
+import { openDataDir } from './data-dir.js';
 import { type Output, printJson } from './output.js';
 import { formatDuration, parseDuration } from './units.js';
 
@@ -34,23 +33,14 @@ export function addFsckCommand(program: Command, output: Output, result: { exitC
       '\nExit status: 0 when everything agrees, 1 when something does not. `ferry serve` repairs what this lists when it starts.',
     )
     .action(async (flags: FsckFlags) => {
-      const [{ DataLayout }, { MetaStore }, { reconcile }, { servedBy }] = await Promise.all([
-        import('../server/data-layout.js'),
-        import('../store/meta-store.js'),
-        import('../server/reconcile.js'),
-        import('../server/data-dir-lock.js'),
-      ]);
-      const layout = new DataLayout(flags.data);
-      for (const dir of [layout.filesDir, layout.partialDir, layout.dbDir]) {
-        if (!existsSync(dir)) throw new FerryError('ENOENT', `${layout.root} is not a Ferry data directory (no ${dir})`);
-      }
+      const { reconcile } = await import('../server/reconcile.js');
+      const opened = await openDataDir(flags.data, { exclusive: false });
+      const { layout, store, servedBy: server } = opened;
       // Read-only, so it may run beside a server; but what that server is doing may show up.
-      const server = servedBy(layout.root);
       if (server)
         output.err(
           `ferry: warning: a server (${server}) is serving ${layout.root}: its uploads in progress and files being published may show up as findings`,
         );
-      const store = new MetaStore({ path: layout.dbDir, readOnly: true });
       try {
         const sessionTtlMs = flags.sessionTtl ?? serverDefaults.sessionTtlMs;
         const report = await reconcile({ layout, store, sessionTtlMs, repair: false, verifyContent: flags.verify ?? false });
@@ -63,7 +53,7 @@ export function addFsckCommand(program: Command, output: Output, result: { exitC
           `${layout.root}: ${report.filesChecked} files and ${report.uploadsChecked} unfinished uploads checked${flags.verify ? ' (contents verified)' : ''}: ${verdict}`,
         );
       } finally {
-        await store.close();
+        await opened.close();
       }
     });
 }

@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { type Output, processOutput } from './output.js';
 import { buildProgram, runProgram } from './program.js';
 import { addFsckCommand } from './fsck.js';
+import { addSessionsCommand } from './sessions.js';
 import { addServeCommand } from './serve.js';
 import { runShell } from './shell.js';
 import { defaultServer, parseServerAddress } from './units.js';
@@ -54,6 +55,7 @@ export async function main(argv: string[]): Promise<never> {
   const commandResult: { exitCode?: number } = {};
   addShellCommand(program, output, commandResult);
   addFsckCommand(program, output, commandResult);
+  addSessionsCommand(program, output);
   const exitCode = await runProgram(program, argv, output);
   return exitWhenFlushed(exitCode !== 0 ? exitCode : (commandResult.exitCode ?? 0));
 }

@@ -148,11 +148,14 @@ export function addServeCommand(program: Command, output: Output): void {
     )
     .action(async (flags: Record<string, unknown> & { host: string; port: number; data: string; logLevel: string }) => {
       // Loaded here, not at start-up: client commands do not pay for the server's modules.
-      const [{ pino }, { createServer }, { ignoreStrayLmdbCommitFailures }] = await Promise.all([
+      const [{ pino }, { createServer }, { ignoreStrayLmdbCommitFailures }, { raiseOpenFileLimit }] = await Promise.all([
         import('pino'),
         import('../server/server.js'),
         import('../store/meta-store.js'),
+        import('../server/descriptor-budget.js'),
       ]);
+      // As `ulimit -n` to the hard limit would: connections and open files need descriptors.
+      raiseOpenFileLimit();
       // A process-wide choice, made here at the process's entry and not by the library (lmdb-js issue 368).
       ignoreStrayLmdbCommitFailures();
       const logger = pino({ level: flags.logLevel }, pino.destination(1));

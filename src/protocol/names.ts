@@ -33,6 +33,14 @@ function firstUnnormalised(name: string): string {
   return [...name.slice(start, start + 3)].map(codePointOf).join(' ');
 }
 
+/**
+ * The key under which two names are the same file on a case-insensitive file system (macOS,
+ * Windows, casefold ext4): case folded (upper, then lower case, so ß and SS meet) after NFC.
+ */
+export function foldName(name: string): string {
+  return name.normalize('NFC').toUpperCase().toLowerCase();
+}
+
 /** Returns the name unchanged if it is valid; throws FerryError EBADNAME otherwise. */
 export function checkName(name: unknown): string {
   if (typeof name !== 'string') throw new FerryError('EBADNAME', 'name must be a string');

@@ -89,6 +89,11 @@ const serverConfigSchema = z.strictObject({
     .default(l.maxReplyBytes),
   budgetGraceMs: count(1, l.budgetGraceMs),
   minChunkRateBytesPerSec: count(0, l.minChunkRateBytesPerSec),
+  /**
+   * Whether names that differ only by case are one file on the data directory's file system;
+   * probed at start-up when not given (a test may say so of a file system that is not).
+   */
+  caseInsensitiveNames: z.boolean().optional(),
   /** Permission bits taken away from the folders (0777) and files (0666) the server creates in the data directory. */
   umask: z.number().int().min(0).max(0o777).default(d.umask),
 });

@@ -20,6 +20,13 @@ export interface ConnectionLimits {
   lingerMs: number;
 }
 
+/** The descriptors a connection's socket counts against (see DescriptorBudget). */
+export interface SocketBudget {
+  roomForConnection(): boolean;
+  take(): boolean;
+  release(): void;
+}
+
 /** How often refusals are summed up in the log, per client network. */
 const refusalReportMs = 60_000;
 
@@ -49,9 +56,12 @@ export class ConnectionRegistry<C extends RegisteredConnection> extends EventEmi
   readonly #refused = new Map<string, number>();
   #refusalTimer: NodeJS.Timeout | undefined;
 
-  constructor(limits: ConnectionLimits, logger: Logger) {
+  readonly #descriptors: SocketBudget;
+
+  constructor(limits: ConnectionLimits, descriptors: SocketBudget, logger: Logger) {
     super();
     this.#limits = limits;
+    this.#descriptors = descriptors;
     this.#log = logger;
   }
 
@@ -81,11 +91,13 @@ export class ConnectionRegistry<C extends RegisteredConnection> extends EventEmi
       return undefined;
     }
     this.#perNetwork.set(network, (this.#perNetwork.get(network) ?? 0) + 1);
+    this.#descriptors.take();
     const connection = create();
     this.#open.add(connection);
     this.emit('open', connection);
     void connection.closed.then(() => {
       this.#open.delete(connection);
+      this.#descriptors.release();
       const left = (this.#perNetwork.get(network) ?? 1) - 1;
       if (left > 0) this.#perNetwork.set(network, left);
       else this.#perNetwork.delete(network);
@@ -117,6 +129,7 @@ export class ConnectionRegistry<C extends RegisteredConnection> extends EventEmi
     const { maxConnections, maxConnectionsPerAddress } = this.#limits;
     if (this.#open.size >= maxConnections)
       return new FerryError('EBUSY', `the server is at its limit of ${maxConnections} connections; try again later`);
+    if (!this.#descriptors.roomForConnection()) return new FerryError('EBUSY', 'the server is short of file descriptors; try again later');
     if ((this.#perNetwork.get(network) ?? 0) >= maxConnectionsPerAddress) {
       return new FerryError('EBUSY', `${network} already has ${maxConnectionsPerAddress} connections open, the most one network may have`);
     }

@@ -1,4 +1,4 @@
-import { constants, mkdirSync } from 'node:fs';
+import { constants, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
@@ -29,6 +29,21 @@ export class DataLayout {
   /** Creates what is missing of the data directory (a folder made here gets `folderMode`; one that exists keeps its mode). */
   create(): void {
     for (const dir of [this.filesDir, this.partialDir, this.dbDir]) mkdirSync(dir, { recursive: true, mode: this.folderMode });
+  }
+
+  /**
+   * Whether the data directory's file system takes two names that differ only by case for one
+   * file (macOS and Windows by default, ext4 with casefold): found by creating one and looking
+   * for the other.
+   */
+  ignoresCase(): boolean {
+    const probe = join(this.root, `.ferry-case-probe-${process.pid}-aB`);
+    writeFileSync(probe, '');
+    try {
+      return existsSync(join(this.root, `.ferry-case-probe-${process.pid}-Ab`));
+    } finally {
+      rmSync(probe, { force: true });
+    }
   }
 
   /** Makes `folder` and what is missing above it; returns the first folder it made, if any. */

@@ -63,13 +63,16 @@ export class DownloadTransfer {
 
   /** Opens the file and starts sending; call it once the reply to `get` is on the wire. */
   start(): void {
-    this.#services.layout.openStoredFile(this.file.name).then(
+    const { layout, descriptors } = this.#services;
+    if (!descriptors.take()) return this.stop(new FerryError('EBUSY', 'the server has too many files open; try again later'));
+    layout.openStoredFile(this.file.name).then(
       (file) => {
         if (this.#ended) return void this.#close(file);
         this.#file = file;
         this.#pump();
       },
       (error: unknown) => {
+        descriptors.release();
         if (error instanceof FerryError) return this.stop(error);
         void this.#readFailure(codeOfSystemError(error), `opening: ${describeSystemError(error)}`).then((failure) => this.stop(failure));
       },
@@ -98,7 +101,8 @@ export class DownloadTransfer {
   #close(file: FileHandle): void {
     file
       .close()
-      .catch((error: unknown) => this.#services.logger.warn({ err: error, name: this.file.name }, 'download: closing the file failed'));
+      .catch((error: unknown) => this.#services.logger.warn({ err: error, name: this.file.name }, 'download: closing the file failed'))
+      .finally(() => this.#services.descriptors.release());
   }
 
   #pump(): void {

@@ -11,6 +11,7 @@ import { Connection } from './connection.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { DataLayout } from './data-layout.js';
+import { DescriptorBudget, openFileLimit, reservedDescriptors } from './descriptor-budget.js';
 import { readIntoFixedBuffer } from './fixed-buffer-socket.js';
 import { reconcile } from './reconcile.js';
 import type { ServerServices } from './services.js';
@@ -32,21 +33,30 @@ export interface FerryServer {
 
 /** Builds a server that is not yet listening. Only the CLI listens on a fixed port and handles signals. */
 export function createServer(input: ServerConfigInput, options: { logger?: Logger } = {}): FerryServer {
-  const config = resolveServerConfig(input);
+  const resolved = resolveServerConfig(input);
   const logger = options.logger ?? pino({ level: 'silent' });
-  const layout = new DataLayout(config.dataDir, config.umask);
+  const layout = new DataLayout(resolved.dataDir, resolved.umask);
   layout.create();
   const lock = DataDirLock.acquire(layout.root);
   let store: MetaStore;
+  let config: ServerConfig;
   try {
+    config = Object.freeze({ ...resolved, caseInsensitiveNames: resolved.caseInsensitiveNames ?? layout.ignoresCase() });
     store = new MetaStore({ path: layout.dbDir, logRetentionMs: config.logRetentionMs, maxLogEntries: config.maxLogEntries });
   } catch (error) {
     lock.release();
     throw error;
   }
+  if (config.caseInsensitiveNames)
+    logger.info('the data directory ignores case: names that differ only by case are one file, and are refused as such');
   const maxBuffers = Math.floor(config.inflightBudgetBytes / config.chunkSizeBytes);
   const sha256 = new Sha256Thread();
-  const connections = new ConnectionRegistry<Connection>(config, logger);
+  const descriptors = descriptorBudget(config, logger);
+  const connections = new ConnectionRegistry<Connection>(
+    { ...config, maxConnections: Math.min(config.maxConnections, Math.floor(descriptors.limit / descriptorsPerConnection)) },
+    descriptors,
+    logger,
+  );
   const services: ServerServices = {
     config,
     layout,
@@ -56,6 +66,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     sha256,
     uploads: new UploadRegistry({ store, layout, config, sha256, logger }),
     logger,
+    descriptors,
     startedAt: Date.now(),
     clientCount: () => connections.count,
   };
@@ -109,6 +120,26 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
       return closing;
     },
   };
+}
+
+/** What a connection is counted to need: its socket and, on average, one open transfer file. */
+const descriptorsPerConnection = 2;
+
+/**
+ * The descriptors the server may use, from the process's limit: the configured connections are
+ * clamped to what fits, with a warning, rather than fail with EMFILE.
+ */
+function descriptorBudget(config: ServerConfig, logger: Logger): DescriptorBudget {
+  const limit = openFileLimit();
+  const usable = limit ? Math.max(32, limit.soft - reservedDescriptors(config.workers)) : Number.MAX_SAFE_INTEGER;
+  const budget = new DescriptorBudget(usable, Math.min(64, Math.floor(usable / 8)));
+  if (limit && config.maxConnections * descriptorsPerConnection > usable) {
+    logger.warn(
+      { openFileLimit: limit.soft, maxConnections: config.maxConnections },
+      `the open file limit (${limit.soft}) fits ${Math.floor(usable / descriptorsPerConnection)} connections, fewer than --max-connections ${config.maxConnections}: more are refused with EBUSY (raise it with ulimit -n)`,
+    );
+  }
+  return budget;
 }
 
 /** Start-up recovery: LMDB and the data directory are made to agree before any client comes. */

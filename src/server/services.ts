@@ -5,6 +5,7 @@ import type { ChunkBuffers } from './chunk-buffers.js';
 import type { ChunkWorkers } from './chunk-workers.js';
 import type { ServerConfig } from './config.js';
 import type { DataLayout } from './data-layout.js';
+import type { DescriptorBudget } from './descriptor-budget.js';
 import type { UploadRegistry } from './upload-registry.js';
 
 /** What every connection shares: one instance per server, made once and never changed. */
@@ -19,6 +20,8 @@ export interface ServerServices {
   /** The upload rules: names being written, quota, sessions and their hash states. */
   readonly uploads: UploadRegistry;
   readonly logger: Logger;
+  /** File descriptors: sockets and open transfer files count against it. */
+  readonly descriptors: DescriptorBudget;
   readonly startedAt: number;
   /** Connections open now. */
   clientCount(): number;

@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
 import type { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
+import { foldName } from '../protocol/names.js';
 import type { MetaStore } from '../store/meta-store.js';
 import { type UploadSessionRecord, chunkLengthOf } from '../store/records.js';
 import { fromSystemError } from '../system-errors.js';
@@ -93,8 +94,14 @@ export class UploadRegistry {
   readonly #detachedHashes = new Set<string>();
   /** Per name, the end of the publish or delete running now (see `exclusive`). */
   readonly #nameLocks = new Map<string, Promise<void>>();
+  /**
+   * Whether the data directory's file system takes names that differ only by case for one file
+   * (probed at start-up): the rules then hold per folded name (`foldName`), not per name.
+   */
+  readonly #caseInsensitive: boolean;
 
   constructor(options: { store: MetaStore; layout: DataLayout; config: ServerConfig; sha256: Sha256Thread; logger: Logger }) {
+    this.#caseInsensitive = options.config.caseInsensitiveNames ?? false;
     this.#store = options.store;
     this.#layout = options.layout;
     this.#config = options.config;
@@ -147,17 +154,17 @@ export class UploadRegistry {
         verified,
         hashState,
         attach: (upload) => {
-          this.#active.set(name, upload);
+          this.#active.set(this.#key(name), upload);
           pending.settle();
         },
         cancel: () => {
-          if (this.#active.get(name) === pending) this.#active.delete(name);
+          if (this.#active.get(this.#key(name)) === pending) this.#active.delete(this.#key(name));
           pending.settle();
         },
       };
     } catch (error) {
       this.#reservedBytes -= reserved;
-      if (this.#active.get(name) === pending) this.#active.delete(name);
+      if (this.#active.get(this.#key(name)) === pending) this.#active.delete(this.#key(name));
       pending.settle();
       throw error;
     }
@@ -168,29 +175,30 @@ export class UploadRegistry {
    * interleave (a delete removing the bytes a publish has just put in place, or the reverse).
    */
   async exclusive<T>(name: string, critical: () => Promise<T>): Promise<T> {
-    const before = this.#nameLocks.get(name) ?? Promise.resolve();
+    const key = this.#key(name);
+    const before = this.#nameLocks.get(key) ?? Promise.resolve();
     const run = before.then(critical);
     const tail = run.then(
       () => undefined,
       () => undefined, // the caller hears of the failure through `run`; the next one goes ahead
     );
-    this.#nameLocks.set(name, tail);
+    this.#nameLocks.set(key, tail);
     try {
       return await run;
     } finally {
-      if (this.#nameLocks.get(name) === tail) this.#nameLocks.delete(name);
+      if (this.#nameLocks.get(key) === tail) this.#nameLocks.delete(key);
     }
   }
 
   /** An upload of `name` is being verified and published (a download of the old file may see it change). */
   isPublishing(name: string): boolean {
-    const active = this.#active.get(name);
+    const active = this.#active.get(this.#key(name));
     return active !== undefined && !(active instanceof PendingClaim) && active.finishing;
   }
 
   /** The upload lets go of its name (finished, failed or detached): the next put of it may proceed. */
   release(upload: ActiveUpload): void {
-    if (this.#active.get(upload.session.name) === upload) this.#active.delete(upload.session.name);
+    if (this.#active.get(this.#key(upload.session.name)) === upload) this.#active.delete(this.#key(upload.session.name));
   }
 
   /**
@@ -243,7 +251,7 @@ export class UploadRegistry {
    */
   async expireIdle(now = Date.now()): Promise<string[]> {
     const cutoff = now - this.#config.sessionTtlMs;
-    const expired = this.#store.sessions().filter((session) => session.touched < cutoff && !this.#active.has(session.name));
+    const expired = this.#store.sessions().filter((session) => session.touched < cutoff && !this.#active.has(this.#key(session.name)));
     for (const session of expired) await this.dropSession(session);
     return expired.map((session) => session.name);
   }
@@ -257,11 +265,17 @@ export class UploadRegistry {
    */
   #checkCanCreate(name: string, force: boolean): void {
     const store = this.#store;
-    if (store.file(name) && !force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
+    if (store.fileRecord(name) && !force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
+    if (this.#caseInsensitive) {
+      const same = store.nameFoldingTo(foldName(name));
+      if (same !== undefined && same !== name) {
+        throw new FerryError('EEXIST', `${name} would be the same file as ${same} on this server's case-insensitive file system`);
+      }
+    }
     const segments = name.split('/');
     for (let depth = 1; depth < segments.length; depth += 1) {
       const folder = segments.slice(0, depth).join('/');
-      if (store.file(folder)) throw new FerryError('EEXIST', `${name}: ${folder} is a file, not a folder`);
+      if (store.fileRecord(folder)) throw new FerryError('EEXIST', `${name}: ${folder} is a file, not a folder`);
     }
     if (store.listFiles({ prefix: name + '/', limit: 1 }).length > 0) throw new FerryError('EEXIST', `${name} is a folder of stored files`);
   }
@@ -277,7 +291,7 @@ export class UploadRegistry {
    */
   async #holdName(request: PutRequest, ownsUpload: (upload: ActiveUpload) => boolean): Promise<PendingClaim> {
     const { name, size, fingerprint } = request;
-    for (let active = this.#active.get(name); active; active = this.#active.get(name)) {
+    for (let active = this.#active.get(this.#key(name)); active; active = this.#active.get(this.#key(name))) {
       if (active instanceof PendingClaim) {
         // Another put of the name is being set up (often this client's own previous attempt, still
         // waiting for a takeover): see what it became.
@@ -302,7 +316,7 @@ export class UploadRegistry {
       }
     }
     const pending = new PendingClaim();
-    this.#active.set(name, pending);
+    this.#active.set(this.#key(name), pending);
     return pending;
   }
 
@@ -380,6 +394,11 @@ export class UploadRegistry {
     await this.#store.saveSession(session);
     this.#addCharge(session, 0);
     return session;
+  }
+
+  /** The key a name's upload rules are kept under: the name, or its folded form on a case-insensitive file system. */
+  #key(name: string): string {
+    return this.#caseInsensitive ? foldName(name) : name;
   }
 
   #addCharge(session: UploadSessionRecord, received: number): void {

@@ -100,10 +100,12 @@ export class UploadTransfer implements ActiveUpload {
     force: boolean,
     onFailure: (error: FerryError) => void,
   ): Promise<UploadTransfer> {
+    if (!services.descriptors.take()) throw new FerryError('EBUSY', 'the server has too many files open; try again later');
     let file: FileHandle;
     try {
       file = await open(services.layout.partialPath(claim.session.id), 'r+');
     } catch (error) {
+      services.descriptors.release();
       throw fromSystemError(error, `opening the partial file of ${claim.session.name}`);
     }
     return new UploadTransfer(services, file, stream, claim, force, onFailure);
@@ -337,7 +339,8 @@ export class UploadTransfer implements ActiveUpload {
       .close()
       .catch((error: unknown) =>
         this.#services.logger.warn({ err: error, name: this.session.name }, 'upload: closing the partial file failed'),
-      );
+      )
+      .finally(() => this.#services.descriptors.release());
   }
 
   /** Fails the upload: the connection is told (an `abort` event) and lets it go. */

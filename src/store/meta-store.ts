@@ -1,5 +1,6 @@
 import { type Database, type RootDatabase, open } from 'lmdb';
 import { FerryError } from '../protocol/errors.js';
+import { foldName } from '../protocol/names.js';
 import { codeOfSystemError, describeSystemError } from '../system-errors.js';
 import { type FileRecord, type StoredFile, type TransferLogRecord, type UploadSessionRecord, sameUpload } from './records.js';
 
@@ -66,6 +67,8 @@ export class MetaStore {
   readonly #files: Database<FileRecord, string>;
   /** Each stored file's chunk hashes, packed (records.ts `packHashes`), by name. */
   readonly #hashes: Database<Uint8Array, string>;
+  /** Each stored file's name, by its folded form (`foldName`): what a case-insensitive file system sees. */
+  readonly #folded: Database<string, string>;
   readonly #sessions: Database<UploadSessionRecord, string>;
   readonly #chunks: Database<Uint8Array, ChunkKey>;
   readonly #log: Database<TransferLogRecord, LogKey>;
@@ -80,6 +83,7 @@ export class MetaStore {
     this.#root = open({ path: options.path, compression: false, ...(options.readOnly ? { readOnly: true } : {}) });
     this.#files = this.#root.openDB<FileRecord, string>({ name: 'files' });
     this.#hashes = this.#root.openDB<Uint8Array, string>({ name: 'hashes', encoding: 'binary' });
+    this.#folded = this.#root.openDB<string, string>({ name: 'folded', encoding: 'string' });
     this.#sessions = this.#root.openDB<UploadSessionRecord, string>({ name: 'sessions' });
     this.#chunks = this.#root.openDB<Uint8Array, ChunkKey>({ name: 'chunks' });
     this.#log = this.#root.openDB<TransferLogRecord, LogKey>({ name: 'log' });
@@ -91,11 +95,20 @@ export class MetaStore {
       this.#byteCount += value.size;
       if ('hashes' in value) withHashes.push(value as StoredFile);
     }
-    // Records of older servers kept the chunk hashes inline: moved to their own table, once.
-    if (withHashes.length > 0 && !options.readOnly) {
-      this.#root.transactionSync(() => {
-        for (const file of withHashes) this.#putFileSync(file);
-      });
+    if (!options.readOnly) {
+      // Records of older servers kept the chunk hashes inline: moved to their own table, once.
+      if (withHashes.length > 0) {
+        this.#root.transactionSync(() => {
+          for (const file of withHashes) this.#putFileSync(file);
+        });
+      }
+      // Their data directories have no index of folded names: it is built, once.
+      if (this.#folded.getCount() !== this.#fileCount) {
+        this.#root.transactionSync(() => {
+          for (const key of this.#folded.getKeys()) this.#folded.removeSync(key);
+          for (const { key } of this.#files.getRange()) this.#folded.putSync(foldName(key), key);
+        });
+      }
     }
   }
 
@@ -113,6 +126,11 @@ export class MetaStore {
     if ('hashes' in record) return record as StoredFile; // an older server's record, read without moving it
     // (Read-only, a data directory of an older server has no hashes table: `openDB` gave nothing.)
     return { ...record, hashes: (this.#hashes as Database<Uint8Array, string> | undefined)?.getBinary(name) ?? new Uint8Array(0) };
+  }
+
+  /** The stored file whose name folds to `folded` (`foldName`), if any. */
+  nameFoldingTo(folded: string): string | undefined {
+    return (this.#folded as Database<string, string> | undefined)?.get(folded);
   }
 
   /** Files in name order, from just after `after`, those starting with `prefix`. */
@@ -191,6 +209,7 @@ export class MetaStore {
         if (record) {
           this.#files.removeSync(name);
           this.#hashes.removeSync(name);
+          if (this.#folded.get(foldName(name)) === name) this.#folded.removeSync(foldName(name));
         }
         return record;
       });
@@ -346,5 +365,6 @@ export class MetaStore {
     const { hashes, ...record } = file;
     this.#files.putSync(file.name, record);
     this.#hashes.putSync(file.name, hashes);
+    this.#folded.putSync(foldName(file.name), file.name);
   }
 }
