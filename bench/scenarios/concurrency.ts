@@ -83,7 +83,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
   const dataDir = await makeTempDir('disk', 'sweep-data');
   const outDir = await makeTempDir('disk', 'sweep-out');
   // Every client connects from 127.0.0.1: lift the per-address limit (default 64) to the sweep's size.
-  const server = await FerryServer.start(dataDir, ['--max-connections-per-ip', String(Math.max(64, clients + 8))]);
+  const server = await FerryServer.start(dataDir, ['--max-connections-per-address', String(Math.max(64, clients + 8))]);
   const ferryClients = Array.from(
     { length: clients },
     () => new FerryClient({ host: '127.0.0.1', port: server.port, retry: { retries: 0 } }),

@@ -3,14 +3,17 @@ import type { ProgressListener } from '../client/progress.js';
 import { formatBytes } from './units.js';
 
 /**
- * A progress bar on stderr (bytes, rate, ETA) when stderr is a terminal and output is not JSON.
- * Returns undefined listeners otherwise, so scripts see nothing.
+ * A progress bar on `stream` (stderr: bytes, rate, ETA) when it is a terminal and output is not
+ * JSON. Returns undefined listeners otherwise, so scripts see nothing.
  */
-export function progressBar(enabled: boolean): { onProgress: ProgressListener | undefined; stop(): void } {
-  if (!enabled || !process.stderr.isTTY) return { onProgress: undefined, stop() {} };
+export function progressBar(
+  enabled: boolean,
+  stream: NodeJS.WritableStream & { isTTY?: boolean } = process.stderr,
+): { onProgress: ProgressListener | undefined; stop(): void } {
+  if (!enabled || !stream.isTTY) return { onProgress: undefined, stop() {} };
   const bar = new cliProgress.SingleBar(
     {
-      stream: process.stderr,
+      stream,
       format: '{name} [{bar}] {percentage}% | {done} of {totalText} | {rate}/s | ETA {eta_formatted}',
       hideCursor: true,
       etaBuffer: 50,
