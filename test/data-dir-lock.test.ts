@@ -10,6 +10,7 @@ import { makeFile } from './helpers/files.js';
 import { startServer } from './helpers/server.js';
 import { ferryBin, spawnServer } from './helpers/server-process.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { fsck } from './helpers/cli.js';
 
 t.test('a second server on a data directory in use is refused with EBUSY; once the first closes, it may start', async (t) => {
   const dataDir = tempDir(t, 'ferry-data');
@@ -110,18 +111,9 @@ t.test('a lock file the server did not write, or cannot judge', async (t) => {
 t.test('`ferry fsck` beside a running server says so, and still only reads', async (t) => {
   const dataDir = tempDir(t, 'ferry-data');
   const running = await startServer(t, { dataDir });
-  const fsck = async (): Promise<{ code: number | null; stdout: string; stderr: string }> => {
-    const child = spawn(process.execPath, [ferryBin, 'fsck', '--data', dataDir, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
-    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    const [code] = (await once(child, 'exit')) as [number | null];
-    return { code, stdout, stderr };
-  };
-  const beside = await fsck();
+  const beside = await fsck(dataDir);
   t.equal(beside.code, 0, 'nothing to report');
-  t.match(JSON.parse(beside.stdout), { servedBy: `pid ${process.pid}` });
+  t.match(beside.report, { servedBy: `pid ${process.pid}` });
   t.match(
     beside.stderr,
     new RegExp(
@@ -130,8 +122,8 @@ t.test('`ferry fsck` beside a running server says so, and still only reads', asy
     ),
   );
   await running.server.close();
-  const alone = await fsck();
+  const alone = await fsck(dataDir);
   t.equal(alone.code, 0);
-  t.notOk('servedBy' in JSON.parse(alone.stdout), 'no server, no warning');
+  t.notOk('servedBy' in alone.report, 'no server, no warning');
   t.equal(alone.stderr, '');
 });

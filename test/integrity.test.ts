@@ -3,17 +3,15 @@
 // its bytes (it would be refused on every download), and `ferry fsck --verify` checks every
 // chunk's xxh64, not only the SHA-256.
 import { createHash, randomBytes } from 'node:crypto';
-import { spawn } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { packHashes } from '../src/store/records.js';
 import { loadXxh64 } from '../src/hashing/xxh64.js';
 import { RawClient, chunkFrame, referenceFingerprint } from './helpers/raw-client.js';
-import { ferryBin } from './helpers/server-process.js';
 import { startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { fsck } from './helpers/cli.js';
 import { sha256Of } from './helpers/files.js';
 
 const KiB = 1024;
@@ -94,18 +92,6 @@ for (const [label, chunkSize, trials] of [
   });
 }
 
-/** Runs the real `ferry fsck --json` on `dataDir`. */
-async function fsck(
-  dataDir: string,
-  ...extra: string[]
-): Promise<{ code: number | null; findings: { problem: string; name: string; detail: string }[] }> {
-  const child = spawn(process.execPath, [ferryBin, 'fsck', '--data', dataDir, '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  return { code, findings: (JSON.parse(stdout) as { findings: { problem: string; name: string; detail: string }[] }).findings };
-}
-
 t.test('fsck --verify finds a chunk record that does not describe its bytes, even when the SHA-256 matches', async (t) => {
   const dataDir = join(tempDir(t), 'data');
   const chunkSize = 64 * KiB;
@@ -135,7 +121,7 @@ t.test('fsck --verify finds a chunk record that does not describe its bytes, eve
   const verified = await fsck(dataDir, '--verify');
   t.equal(verified.code, 1, 'fsck --verify exits 1');
   t.match(
-    verified.findings,
+    verified.report.findings,
     [{ problem: 'content-mismatch', name: 'f.bin', detail: /chunk 2/u }],
     'and names the chunk whose xxh64 is not the recorded one',
   );

@@ -7,36 +7,19 @@ import { once } from 'node:events';
 import { appendFile, mkdir, open, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
-import type { Finding } from '../src/server/reconcile.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { makeFile, sha256Of } from './helpers/files.js';
 import { RawClient, chunkFrame, referenceFingerprint } from './helpers/raw-client.js';
 import { ferryBin } from './helpers/server-process.js';
 import { type RunningServer, startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { type FsckReport, type RunResult, ferry, fsck } from './helpers/cli.js';
 
 const KiB = 1024;
 const chunkSize = 64 * KiB;
 
-interface FsckRun {
-  code: number | null;
-  report: { findings: Finding[]; filesChecked: number; uploadsChecked: number };
-}
-
-/** Runs the real `ferry fsck --json` on `dataDir`. */
-async function fsck(dataDir: string, ...extra: string[]): Promise<FsckRun> {
-  const child = spawn(process.execPath, [ferryBin, 'fsck', '--data', dataDir, '--json', ...extra], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
-  child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
-  if (stdout === '') throw new Error(`ferry fsck printed nothing (exit ${code}): ${stderr}`);
-  return { code, report: JSON.parse(stdout) as FsckRun['report'] };
-}
-
 /** `problem name` of each finding, sorted: what a report says, independent of its order. */
-function summary(findings: Finding[]): string[] {
+function summary(findings: FsckReport['findings']): string[] {
   return findings.map(({ problem, name }) => `${problem} ${name}`).sort();
 }
 
@@ -289,15 +272,7 @@ t.test('ferry sessions lists unfinished uploads beside a running server, and dro
   raw.destroy();
   await once(running.server.connections, 'close'); // its last checkpoint has recorded both chunks
 
-  const run = async (...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> => {
-    const child = spawn(process.execPath, [ferryBin, 'sessions', '--data', dataDir, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (data: Buffer) => (stdout += data.toString()));
-    child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
-    const [code] = (await once(child, 'exit')) as [number | null];
-    return { code, stdout, stderr };
-  };
+  const run = (...args: string[]): Promise<RunResult> => ferry(['sessions', '--data', dataDir, ...args]);
   const listed = await run('--json');
   t.equal(listed.code, 0, listed.stderr);
   t.match(

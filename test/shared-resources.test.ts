@@ -12,6 +12,7 @@ import { type RunningServer, startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
 import { ferryBin } from './helpers/server-process.js';
 import { FerryClient } from '../src/client/client.js';
+import { childEnv } from './helpers/cli.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -228,9 +229,8 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
       '--log-level',
       'warn',
     ],
-    {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+    // Without tap's coverage loader: it needs descriptors of its own, which this limit does not leave.
+    { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() },
   );
   const exited = once(child, 'exit');
   t.teardown(async () => {

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { foldName } from '../src/protocol/names.js';
 import { MetaStore } from '../src/store/meta-store.js';
 import { type StoredFile, type UploadSessionRecord, hashAt, packHashes } from '../src/store/records.js';
 import { tempDir } from './helpers/temp-dir.js';
@@ -118,4 +119,19 @@ t.test('the transfer log keeps what is younger than its retention, newest first,
     ['g39', 'g38', 'g37'],
   );
   t.equal(capped.recentLog(1000).length, 25, 'at most maxLogEntries, whatever their age');
+});
+
+t.test('the folded-name index holds the longest names, also ones case folding makes longer than an LMDB key', async (t) => {
+  const store = new MetaStore({ path: tempDir(t) });
+  t.teardown(() => store.close());
+  const ascii = ['A'.repeat(250), 'B'.repeat(250), 'C'.repeat(250), 'D'.repeat(250)].join('/'); // 1003 bytes
+  const growing = Array.from({ length: 4 }, () => 'ΐ'.repeat(120)).join('/'); // 963 bytes; upper case makes each ΐ three code points
+  t.ok(Buffer.byteLength(foldName(growing)) > 1978, 'its folded form is longer than any LMDB key');
+  for (const name of [ascii, growing, 'a', 'A']) await store.commitFile(file(name, 1));
+  t.same(store.namesFolding(foldName(ascii)), [ascii]);
+  t.same(store.namesFolding(foldName(growing)), [growing]);
+  t.same(store.namesFolding(foldName('a')).sort(), ['A', 'a'], 'names that fold alike are all kept');
+  t.same(store.namesFolding(foldName('A'.repeat(250) + '/'), true), [ascii], 'and found under a folded folder');
+  await store.deleteFile('A');
+  t.same(store.namesFolding(foldName('a')), ['a'], 'a deleted name leaves the index');
 });

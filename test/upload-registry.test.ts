@@ -254,9 +254,37 @@ t.test('on a case-insensitive file system, names that differ only by case are on
   (await registry.claim(request('Report.txt', 100, { force: true }), notOurs)).cancel();
   t.pass('the name itself may still be replaced with force');
 
-  const held = new HeldUpload(registry, await registry.claim(request('data.bin'), notOurs));
+  const held = new HeldUpload(registry, await registry.claim(request('data.bin', 100, { fingerprint: 'same' }), notOurs));
   await t.rejects(registry.claim(request('DATA.bin', 200), notOurs), { code: 'EBUSY' }, 'one writer per folded name');
+  await t.rejects(
+    registry.claim(request('DATA.BIN', 100, { fingerprint: 'same' }), notOurs),
+    { code: 'EBUSY', message: /data\.bin, the same file as DATA\.BIN/u },
+    'the same bytes under another case do not take the upload over',
+  );
+  t.equal(held.aborted, undefined, 'the upload of data.bin goes on');
   held.release();
+
+  await store.commitFile({
+    name: 'Dir/file',
+    size: 1,
+    sha256: 'a'.repeat(64),
+    chunkSize: 64 * KiB,
+    hashes: new Uint8Array(8),
+    created: now,
+    modified: now,
+  });
+  await t.rejects(
+    registry.claim(request('dir'), notOurs),
+    { code: 'EEXIST', message: /folder of Dir\/file/u },
+    'a file where another case of it is a folder',
+  );
+  await t.rejects(
+    registry.claim(request('DIR/FILE/x'), notOurs),
+    { code: 'EEXIST', message: /Dir\/file is a file, not a folder/u },
+    'under another case of a file',
+  );
+  (await registry.claim(request('DIR/other'), notOurs)).cancel();
+  t.pass('beside it, in the same folder under another case, is fine');
 
   await store.deleteFile('Report.txt');
   (await registry.claim(request('REPORT.TXT'), notOurs)).cancel();

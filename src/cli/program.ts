@@ -35,6 +35,13 @@ function clientCommand(program: Command, context: CliContext, spec: string, desc
   return command.option('--json', 'print a machine-readable result on stdout');
 }
 
+/** A client command that moves a file: it also takes --retries and --stall-timeout. */
+function transferCommand(program: Command, context: CliContext, spec: string, description: string): Command {
+  return clientCommand(program, context, spec, description)
+    .option('--retries <n>', 'reconnect and resume this many times after a lost connection', parseCount, defaultRetries)
+    .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration);
+}
+
 /** The --server value as host and port; a malformed one is a usage error (exit 2) that says why. */
 function serverAddressOption(text: string): { host: string; port: number } {
   try {
@@ -101,12 +108,10 @@ export function buildProgram(context: CliContext): Command {
       else output.out(formatList(files));
     });
 
-  clientCommand(program, context, 'upload <path>', 'upload a local file (resumes an interrupted upload of the same file)')
+  transferCommand(program, context, 'upload <path>', 'upload a local file (resumes an interrupted upload of the same file)')
     .alias('put')
     .option('--as <name>', 'name on the server (default: the file name)')
     .option('--force', 'replace a file of the same name on the server')
-    .option('--retries <n>', 'reconnect and resume this many times after a lost connection', parseCount, defaultRetries)
-    .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration)
     .action(async (path: string, flags: ClientFlags & { as?: string; force?: boolean; retries: number; stallTimeout?: number }) => {
       // Names travel in NFC; a file system that stores names decomposed (macOS) gives NFD.
       const name = flags.as ?? basename(path).normalize('NFC');
@@ -130,12 +135,10 @@ export function buildProgram(context: CliContext): Command {
         );
     });
 
-  clientCommand(program, context, 'download <name>', 'download a file (resumes an interrupted download)')
+  transferCommand(program, context, 'download <name>', 'download a file (resumes an interrupted download)')
     .alias('get')
     .option('--out <path>', 'where to write it (default: the last segment of the name, here)')
     .option('--force', 'overwrite an existing local file')
-    .option('--retries <n>', 'reconnect and resume this many times after a lost connection', parseCount, defaultRetries)
-    .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration)
     .action(async (name: string, flags: ClientFlags & { out?: string; force?: boolean; retries: number; stallTimeout?: number }) => {
       const bar = progressBar(!flags.json);
       const started = Date.now();

@@ -115,9 +115,10 @@ function parseOctal(text: string): number {
 
 /** Whether `host` only takes connections from this machine. */
 function isLoopback(host: string): boolean {
-  if (host === 'localhost') return true;
-  if (isIP(host) === 4) return host.startsWith('127.');
-  return host === '::1';
+  const address = host.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/iu, '');
+  if (address === 'localhost') return true;
+  if (isIP(address) === 4) return address.startsWith('127.');
+  return address === '::1';
 }
 
 /** `ferry serve`: the only place that listens on a fixed port, handles signals and owns the root logger. */
@@ -156,6 +157,9 @@ export function addServeCommand(program: Command, output: Output): void {
       ]);
       // As `ulimit -n` to the hard limit would: connections and open files need descriptors.
       raiseOpenFileLimit();
+      // The process's umask is the one --umask names (owner only by default), for everything the
+      // server creates: its files, folders, lock file and LMDB's files alike.
+      process.umask((flags['umask'] as number | undefined) ?? serverDefaults.umask);
       // A process-wide choice, made here at the process's entry and not by the library (lmdb-js issue 368).
       ignoreStrayLmdbCommitFailures();
       const logger = pino({ level: flags.logLevel }, pino.destination(1));

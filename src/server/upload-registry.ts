@@ -266,18 +266,34 @@ export class UploadRegistry {
   #checkCanCreate(name: string, force: boolean): void {
     const store = this.#store;
     if (store.fileRecord(name) && !force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
-    if (this.#caseInsensitive) {
-      const same = store.nameFoldingTo(foldName(name));
-      if (same !== undefined && same !== name) {
-        throw new FerryError('EEXIST', `${name} would be the same file as ${same} on this server's case-insensitive file system`);
-      }
-    }
+    if (this.#caseInsensitive) this.#checkFoldedClash(name);
     const segments = name.split('/');
     for (let depth = 1; depth < segments.length; depth += 1) {
       const folder = segments.slice(0, depth).join('/');
       if (store.fileRecord(folder)) throw new FerryError('EEXIST', `${name}: ${folder} is a file, not a folder`);
     }
     if (store.listFiles({ prefix: name + '/', limit: 1 }).length > 0) throw new FerryError('EEXIST', `${name} is a folder of stored files`);
+  }
+
+  /**
+   * On a case-insensitive file system: `name` is not another stored name's file, nor a folder of
+   * another's files, nor under a file of another name (`a` and `A/b` exclude each other there).
+   */
+  #checkFoldedClash(name: string): void {
+    const store = this.#store;
+    const folded = foldName(name);
+    const other = store.namesFolding(folded).find((stored) => stored !== name);
+    if (other !== undefined)
+      throw new FerryError('EEXIST', `${name} would be the same file as ${other} on this server's case-insensitive file system`);
+    const segments = name.split('/');
+    for (let depth = 1; depth < segments.length; depth += 1) {
+      const file = store.namesFolding(foldName(segments.slice(0, depth).join('/')))[0];
+      if (file !== undefined)
+        throw new FerryError('EEXIST', `${name}: ${file} is a file, not a folder, on this server's case-insensitive file system`);
+    }
+    const inside = store.namesFolding(`${folded}/`, true)[0];
+    if (inside !== undefined)
+      throw new FerryError('EEXIST', `${name} would be the folder of ${inside} on this server's case-insensitive file system`);
   }
 
   /**
@@ -300,6 +316,12 @@ export class UploadRegistry {
       }
       // Only the same file on a stale connection is taken over: not one on this connection, nor one being finished.
       if (ownsUpload(active)) throw new FerryError('EBUSY', `${name} is being uploaded on this connection already`);
+      if (active.session.name !== name) {
+        throw new FerryError(
+          'EBUSY',
+          `${active.session.name}, the same file as ${name} on this server's case-insensitive file system, is being uploaded`,
+        );
+      }
       if (active.finishing) throw new FerryError('EBUSY', `${name} is being verified and published; try again when it is done`);
       if (active.session.size !== size || active.session.fingerprint !== fingerprint) {
         throw new FerryError('EBUSY', `${name} is being uploaded by another client`);

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type Database, type RootDatabase, open } from 'lmdb';
 import { FerryError } from '../protocol/errors.js';
 import { foldName } from '../protocol/names.js';
@@ -51,6 +52,14 @@ async function settleWithin(promise: Promise<unknown>, ms: number): Promise<void
 }
 
 type ChunkKey = [string, number];
+
+/** LMDB keys are at most 1,978 bytes: a folded name longer than this (case folding can grow a 1 KiB name) is kept by its hash. */
+const maxFoldedKeyBytes = 1500;
+
+/** The `folded-names` key of a folded name: itself, or its SHA-256 when too long for a key. */
+function foldedKey(folded: string): string {
+  return Buffer.byteLength(folded) <= maxFoldedKeyBytes ? folded : `\u0000sha256:${createHash('sha256').update(folded).digest('hex')}`;
+}
 const day = 24 * 60 * 60 * 1000;
 /** Entries added between two prunings of the transfer log. */
 const logPruneEveryEntries = 100;
@@ -67,8 +76,13 @@ export class MetaStore {
   readonly #files: Database<FileRecord, string>;
   /** Each stored file's chunk hashes, packed (records.ts `packHashes`), by name. */
   readonly #hashes: Database<Uint8Array, string>;
-  /** Each stored file's name, by its folded form (`foldName`): what a case-insensitive file system sees. */
-  readonly #folded: Database<string, string>;
+  /**
+   * The stored names under their folded form (`foldName`; several names may fold alike where case
+   * matters): what a case-insensitive file system would take for one file. Keyed by `foldedKey`.
+   */
+  readonly #folded: Database<string[], string>;
+  /** Facts about the store itself (which one-time migrations are done). */
+  readonly #meta: Database<unknown, string>;
   readonly #sessions: Database<UploadSessionRecord, string>;
   readonly #chunks: Database<Uint8Array, ChunkKey>;
   readonly #log: Database<TransferLogRecord, LogKey>;
@@ -83,7 +97,8 @@ export class MetaStore {
     this.#root = open({ path: options.path, compression: false, ...(options.readOnly ? { readOnly: true } : {}) });
     this.#files = this.#root.openDB<FileRecord, string>({ name: 'files' });
     this.#hashes = this.#root.openDB<Uint8Array, string>({ name: 'hashes', encoding: 'binary' });
-    this.#folded = this.#root.openDB<string, string>({ name: 'folded', encoding: 'string' });
+    this.#folded = this.#root.openDB<string[], string>({ name: 'folded-names' });
+    this.#meta = this.#root.openDB<unknown, string>({ name: 'meta' });
     this.#sessions = this.#root.openDB<UploadSessionRecord, string>({ name: 'sessions' });
     this.#chunks = this.#root.openDB<Uint8Array, ChunkKey>({ name: 'chunks' });
     this.#log = this.#root.openDB<TransferLogRecord, LogKey>({ name: 'log' });
@@ -103,10 +118,10 @@ export class MetaStore {
         });
       }
       // Their data directories have no index of folded names: it is built, once.
-      if (this.#folded.getCount() !== this.#fileCount) {
+      if (this.#meta.get('folded-names') !== true) {
         this.#root.transactionSync(() => {
-          for (const key of this.#folded.getKeys()) this.#folded.removeSync(key);
-          for (const { key } of this.#files.getRange()) this.#folded.putSync(foldName(key), key);
+          for (const { key } of this.#files.getRange()) this.#addFoldedSync(key);
+          this.#meta.putSync('folded-names', true);
         });
       }
     }
@@ -128,9 +143,17 @@ export class MetaStore {
     return { ...record, hashes: (this.#hashes as Database<Uint8Array, string> | undefined)?.getBinary(name) ?? new Uint8Array(0) };
   }
 
-  /** The stored file whose name folds to `folded` (`foldName`), if any. */
-  nameFoldingTo(folded: string): string | undefined {
-    return (this.#folded as Database<string, string> | undefined)?.get(folded);
+  /** The stored names that fold to `folded` (`foldName`), or (with `asPrefix`) that fold to something starting with it. */
+  namesFolding(folded: string, asPrefix = false): string[] {
+    const index = this.#folded as Database<string[], string> | undefined; // read-only on an older data directory: none
+    if (!index) return [];
+    if (!asPrefix) return index.get(foldedKey(folded)) ?? [];
+    const names: string[] = [];
+    for (const { key, value } of index.getRange({ start: folded })) {
+      if (!key.startsWith(folded)) break;
+      names.push(...value);
+    }
+    return names;
   }
 
   /** Files in name order, from just after `after`, those starting with `prefix`. */
@@ -209,7 +232,7 @@ export class MetaStore {
         if (record) {
           this.#files.removeSync(name);
           this.#hashes.removeSync(name);
-          if (this.#folded.get(foldName(name)) === name) this.#folded.removeSync(foldName(name));
+          this.#removeFoldedSync(name);
         }
         return record;
       });
@@ -360,11 +383,24 @@ export class MetaStore {
     return current?.id === session.id;
   }
 
+  #addFoldedSync(name: string): void {
+    const key = foldedKey(foldName(name));
+    const names = this.#folded.get(key) ?? [];
+    if (!names.includes(name)) this.#folded.putSync(key, [...names, name]);
+  }
+
+  #removeFoldedSync(name: string): void {
+    const key = foldedKey(foldName(name));
+    const names = (this.#folded.get(key) ?? []).filter((other) => other !== name);
+    if (names.length > 0) this.#folded.putSync(key, names);
+    else this.#folded.removeSync(key);
+  }
+
   /** Writes a file's record and its chunk hashes apart (inside a transaction). */
   #putFileSync(file: StoredFile): void {
     const { hashes, ...record } = file;
     this.#files.putSync(file.name, record);
     this.#hashes.putSync(file.name, hashes);
-    this.#folded.putSync(foldName(file.name), file.name);
+    this.#addFoldedSync(file.name);
   }
 }

@@ -1,4 +1,5 @@
 /** What the metadata store holds (docs/design.md, "LMDB layout"). */
+import type { LogEntry } from '../protocol/messages.js';
 
 /** A finished, verified file, without its chunk hashes (what listing and stat need). */
 export interface FileRecord {
@@ -39,16 +40,8 @@ export interface UploadSessionRecord {
   owner?: string;
 }
 
-export interface TransferLogRecord {
-  time: number;
-  client: string;
-  op: 'upload' | 'download' | 'delete';
-  name: string;
-  bytes: number;
-  durationMs: number;
-  /** 'ok' or the error code that ended the transfer. */
-  result: string;
-}
+/** A transfer log entry as stored: what `log` replies with, its time in milliseconds since the epoch. */
+export type TransferLogRecord = Omit<LogEntry, 'time'> & { time: number };
 
 /** Whether two records describe the same upload of a file (not a later one that replaced it). */
 export function sameUpload(a: FileRecord, b: FileRecord): boolean {

@@ -124,3 +124,19 @@ export async function closedPort(): Promise<number> {
   await new Promise<void>((done) => server.close(() => done()));
   return port;
 }
+
+/** What `ferry fsck --json` reports. */
+export interface FsckReport {
+  dataDir: string;
+  servedBy?: string;
+  findings: { problem: string; name: string; detail: string; action: string }[];
+  filesChecked: number;
+  uploadsChecked: number;
+}
+
+/** Runs the real `ferry fsck --json` on `dataDir`: its exit code and its report. */
+export async function fsck(dataDir: string, ...extra: string[]): Promise<{ code: number | null; report: FsckReport; stderr: string }> {
+  const run = await ferry(['fsck', '--data', dataDir, '--json', ...extra]);
+  if (run.stdout === '') throw new Error(`ferry fsck printed nothing: ${describe(run)}`);
+  return { code: run.code, report: JSON.parse(run.stdout) as FsckReport, stderr: run.stderr };
+}
