@@ -1,9 +1,11 @@
 // Races between clients: two uploads of one name, puts racing for the last bytes of the quota, a
 // delete (or a replacement) during a download, a delete while an upload of the name is under way.
 // The rule each time: one clear outcome per client, and never a mix of two contents.
+import { once } from 'node:events';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FerryError } from '../src/protocol/errors.js';
+import type { LogEntry } from '../src/protocol/messages.js';
 import { makeFile, sha256Of } from './helpers/files.js';
 import { type ControlMessage, RawClient, referenceFingerprint } from './helpers/raw-client.js';
 import { startServer } from './helpers/server.js';
@@ -163,4 +165,30 @@ t.test('two deletes of one name at once: one removes it, the other gets ENOENT, 
   t.same(outcomes, ['ENOENT', 'ok']);
   const info = await client.info();
   t.same([info.files, info.bytes], [1, local.bytes.length], 'info counts the one file left');
+});
+
+t.test('a download with nothing to send ends at once: logged ok, even when its client leaves right after the reply', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const empty = await makeFile(tempDir(t), 'empty.bin', 0);
+  const client = running.client();
+  await client.upload(empty.path, { name: 'empty.bin' });
+  for (let round = 0; round < 5; round += 1) {
+    const raw = await RawClient.connect(t, running.port);
+    await raw.hello();
+    const reply = await raw.call('get', { name: 'empty.bin' });
+    t.match(reply, { ok: true, result: { size: 0, chunkCount: 0 } });
+    const closed = once(running.server.connections, 'close');
+    raw.destroy();
+    await closed;
+  }
+  // Log entries are committed a moment after the download ends: ask until all five are there.
+  let downloads: LogEntry[] = [];
+  for (let attempt = 0; attempt < 100 && downloads.length < 5; attempt += 1)
+    downloads = (await client.log(20)).filter((entry) => entry.op === 'download');
+  t.same(
+    downloads.map((entry) => entry.result),
+    ['ok', 'ok', 'ok', 'ok', 'ok'],
+    'every one of them is logged as done',
+  );
+  await client.close();
 });

@@ -63,6 +63,8 @@ export class DownloadTransfer {
 
   /** Opens the file and starts sending; call it once the reply to `get` is on the wire. */
   start(): void {
+    // Nothing to send (an empty file, or a resume from its end): done at once, with no file to open.
+    if (this.#endIfAllSent()) return;
     const { layout, descriptors } = this.#services;
     if (!descriptors.take()) return this.stop(new FerryError('EBUSY', 'the server has too many files open; try again later'));
     layout.openStoredFile(this.file.name).then(
