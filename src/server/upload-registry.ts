@@ -410,7 +410,8 @@ export class UploadRegistry {
     try {
       await this.#layout.createPartial(session.id, size);
     } catch (error) {
-      await this.#layout.removePartial(session.id);
+      // Whatever was made of it goes; if even that fails, the creation's failure is the one to report.
+      await this.#layout.removePartial(session.id).catch(() => undefined);
       throw fromSystemError(error, `creating partial file for ${name}`);
     }
     await this.#store.saveSession(session);
