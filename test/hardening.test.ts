@@ -3,7 +3,7 @@
 // a symbolic link out of the data directory, and never tells a client where its files are.
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdir, readFile, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { makeFile } from './helpers/files.js';
@@ -126,5 +126,16 @@ t.test('error messages on the wire name no path of the server', async (t) => {
   t.match(error, { code: 'EIO' });
   t.notMatch((error as Error).message, running.dataDir, 'the message does not give the data directory away');
   t.notMatch((error as Error).message, /\/files\//u);
+
+  // The partial folder replaced by a file: the put cannot create its partial file.
+  await rename(join(running.dataDir, 'partial'), join(running.dataDir, 'partial-away'));
+  await writeFile(join(running.dataDir, 'partial'), 'not a folder');
+  const refused = await client.upload(local.path, { name: 'new.bin' }).catch((caught: unknown) => caught as Error);
+  t.match(
+    refused,
+    { code: 'EIO', message: /^creating partial file for new\.bin: ENOTDIR/u },
+    'an I/O failure, said as one (not an internal error)',
+  );
+  t.notMatch((refused as Error).message, running.dataDir, 'naming no path');
   await client.close();
 });
