@@ -1,13 +1,14 @@
 // Races between clients: two uploads of one name, puts racing for the last bytes of the quota, a
 // delete (or a replacement) during a download, a delete while an upload of the name is under way.
 // The rule each time: one clear outcome per client, and never a mix of two contents.
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FerryError } from '../src/protocol/errors.js';
 import type { LogEntry } from '../src/protocol/messages.js';
 import { makeFile, sha256Of } from './helpers/files.js';
-import { type ControlMessage, RawClient, referenceFingerprint } from './helpers/raw-client.js';
+import { type ControlMessage, RawClient, chunkFrame, referenceFingerprint } from './helpers/raw-client.js';
 import { startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
 
@@ -191,4 +192,31 @@ t.test('a download with nothing to send ends at once: logged ok, even when its c
     'every one of them is logged as done',
   );
   await client.close();
+});
+
+t.test('a put of the same file while it is being published waits for the publish, then says it exists', async (t) => {
+  // What a client whose link dropped after its putEnd sends when it retries: it must learn the
+  // outcome (the file is there, with its content), not be told to try again later.
+  const big = 1 * MiB;
+  const running = await startServer(t, { chunkSizeBytes: big });
+  const { bytes } = await makeFile(tempDir(t), 'pub.bin', 24 * big + 5);
+  const fingerprint = await referenceFingerprint(bytes);
+  const first = await RawClient.connect(t, running.port);
+  await first.hello();
+  const put = await first.call('put', { name: 'pub.bin', size: bytes.length, fingerprint });
+  const stream = (put['result'] as { stream: number }).stream;
+  // Chunks last to first: publishing then hashes the whole file again, which keeps it busy a while.
+  const chunks = [];
+  for (let offset = Math.floor((bytes.length - 1) / big) * big; offset >= 0; offset -= big) {
+    chunks.push(await chunkFrame(stream, offset, bytes.subarray(offset, offset + big)));
+  }
+  await first.write(chunks);
+  const end = first.send('putEnd', { stream, sha256: createHash('sha256').update(bytes).digest('hex') });
+  // Frames are handled in order: once the ping is answered, the putEnd has begun.
+  await first.call('ping');
+  const second = await RawClient.connect(t, running.port);
+  await second.hello();
+  const retry = await second.call('put', { name: 'pub.bin', size: bytes.length, fingerprint });
+  t.match(await first.reply(end), { ok: true }, 'the first upload is published');
+  t.match(retry, { ok: false, code: 'EEXIST' }, 'the second put waited for it: the file exists, no EBUSY');
 });

@@ -204,7 +204,7 @@ t.test('frames sent a byte at a time: a deadline, and memory follows what arrive
   for (const holder of holders) holder.destroy();
 });
 
-t.test('under a low limit on open files, connections beyond what fits are refused with bye EBUSY, never left hanging', async (t) => {
+t.test('under a low limit on open files, connections beyond what fits are refused, never left hanging', async (t) => {
   const prlimit = spawnSync('prlimit', ['--version'], { stdio: 'ignore' });
   if (prlimit.error) {
     t.pass('a low open-file limit', { skip: 'prlimit (util-linux) is not installed' });
@@ -230,7 +230,9 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
       'warn',
     ],
     // Without tap's coverage loader: it needs descriptors of its own, which this limit does not leave.
-    { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv() },
+    // And 60 descriptors left open to it by its parent (as a CI runner or a service manager may):
+    // the budget counts what the process holds at start, not what a bare process would.
+    { stdio: ['ignore', 'pipe', 'pipe', ...Array.from({ length: 60 }, () => 0)], env: childEnv() },
   );
   const exited = once(child, 'exit');
   t.teardown(async () => {
@@ -240,10 +242,10 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
     }
   });
   let log = '';
-  child.stdout.on('data', (data: Buffer) => (log += data.toString()));
+  child.stdout!.on('data', (data: Buffer) => (log += data.toString()));
   let stderr = '';
   const port = await new Promise<number>((resolve, reject) => {
-    child.stderr.on('data', (data: Buffer) => {
+    child.stderr!.on('data', (data: Buffer) => {
       stderr += data.toString();
       const match = /serving .* on [^ ]+:(\d+)/u.exec(stderr);
       if (match) resolve(Number(match[1]));
@@ -263,8 +265,10 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
       const id = raw.send('hello', { protocol: 1, client: 'fd-test', capabilities: [] });
       const first = await raw
         .until(
-          'a hello reply or a bye',
-          () => raw.controls.find((message) => message['id'] === id || message['event'] === 'bye'),
+          'a hello reply, a bye or the end',
+          () =>
+            raw.controls.find((message) => message['id'] === id || message['event'] === 'bye') ??
+            (raw.closed ? { closed: true } : undefined),
           20_000,
           true,
         )
@@ -274,12 +278,14 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
   );
   const greeted = outcomes.filter(({ first }) => first?.['ok'] === true).length;
   const refused = outcomes.filter(({ first }) => first?.['event'] === 'bye' && first['code'] === 'EBUSY').length;
+  // Beyond what even a lingering refusal's descriptor fits, a connection is closed at once.
+  const closed = outcomes.filter(({ first }) => first?.['closed'] === true).length;
   t.equal(
-    greeted + refused,
+    greeted + refused + closed,
     250,
-    `every connection was greeted (${greeted}) or refused with bye EBUSY (${refused}); none was left hanging`,
+    `every connection was greeted (${greeted}), refused with bye EBUSY (${refused}) or closed at once (${closed}); none was left hanging`,
   );
-  t.ok(refused > 0, 'and some were refused');
+  t.ok(refused > 0, 'and some were told why');
   for (const { raw } of outcomes) raw.destroy();
 
   const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 5, baseDelayMs: 100 } });

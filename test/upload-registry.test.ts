@@ -93,11 +93,20 @@ t.test('one writer per name: another file gets EBUSY; the same file from a new c
   );
   held.finishing = true;
   t.ok(registry.isPublishing('a.bin'), 'an upload being finished is publishing');
-  await t.rejects(registry.claim(request('a.bin'), notOurs), { code: 'EBUSY' }, 'one being finished is not taken over');
+  await t.rejects(registry.claim(request('a.bin', 200 * KiB), notOurs), { code: 'EBUSY' }, 'another file while one is published: EBUSY');
+  let waited = true;
+  const afterPublish = registry.claim(request('a.bin'), notOurs).finally(() => (waited = false));
+  for (let turn = 0; turn < 10; turn += 1) await new Promise(setImmediate);
+  t.ok(waited, 'the same file while it is being published: the put waits for the outcome, not taken over');
+  // The publish fails (say, its SHA-256 did not match and the client will resend): the session stays.
   held.finishing = false;
+  held.release();
+  const resumed = await afterPublish;
+  t.equal(resumed.session.id, first.session.id, 'then the waiting put resumes the session');
+  const again = new HeldUpload(registry, resumed);
 
   const second = await registry.claim(request('a.bin'), notOurs);
-  t.match(held.aborted, { code: 'EBUSY' }, 'after the grace, the old attachment is aborted');
+  t.match(again.aborted, { code: 'EBUSY' }, 'after the grace, the old attachment is aborted');
   t.equal(second.session.id, first.session.id, 'the new claim resumes the same session');
   t.notOk(registry.isPublishing('a.bin'));
   second.cancel();

@@ -77,11 +77,23 @@ export class FerryClient {
       () =>
         tally.attempt(async (onProgress) => {
           const connection = await this.connection();
-          if (finishing !== undefined) {
-            const stored = await this.#storedWith(options.name, finishing);
-            if (stored) return { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, resumed: true, file: stored };
+          const storedByAnEarlierAttempt = async (): Promise<UploadResult | undefined> => {
+            const stored = finishing === undefined ? undefined : await this.#storedWith(options.name, finishing);
+            return stored && { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, resumed: true, file: stored };
+          };
+          const stored = await storedByAnEarlierAttempt();
+          if (stored) return stored;
+          try {
+            return await uploadFile(connection, path, { ...options, onProgress, onFinishing: (sha256) => (finishing = sha256), reading });
+          } catch (error) {
+            // The server waits for a publish still under way before it answers a put of the same
+            // file: if that was ours, the name exists now, with our content.
+            if (error instanceof FerryError && error.code === 'EEXIST') {
+              const published = await storedByAnEarlierAttempt();
+              if (published) return published;
+            }
+            throw error;
           }
-          return uploadFile(connection, path, { ...options, onProgress, onFinishing: (sha256) => (finishing = sha256), reading });
         }),
       this.#retry(),
     ).finally(() => reading.forget());

@@ -76,7 +76,8 @@ export class ConnectionRegistry<C extends RegisteredConnection> extends EventEmi
 
   /**
    * Admits a new socket: the connection `create` makes is counted until it closes. Over a limit,
-   * the client gets `bye EBUSY` and the socket ends (with the linger); returns undefined then.
+   * the client gets `bye EBUSY` and the socket ends (with the linger), or, when the descriptors
+   * left would not even hold that, is closed at once; returns undefined then.
    */
   admit(socket: Socket, create: () => C): C | undefined {
     const network = addressPrefix(socket.remoteAddress ?? '?');
@@ -85,9 +86,18 @@ export class ConnectionRegistry<C extends RegisteredConnection> extends EventEmi
       socket.on('error', () => {
         // A refused client that resets the connection: nothing more to tell it.
       });
+      this.#reportRefusal(network, refusal);
+      if (!this.#descriptors.roomForConnection()) {
+        // Not even a lingering refusal fits: its descriptor goes back at once (the client sees a
+        // reset), so a flood can never fill the descriptor table and the accepts stall.
+        socket.destroy();
+        return undefined;
+      }
+      // A lingering refusal holds its descriptor until it closes, so it is counted like a connection.
+      this.#descriptors.take();
+      socket.once('close', () => this.#descriptors.release());
       socket.write(encodeControl({ event: 'bye', ...errorFields(refusal) }));
       endWithLinger(socket, this.#limits.lingerMs);
-      this.#reportRefusal(network, refusal);
       return undefined;
     }
     this.#perNetwork.set(network, (this.#perNetwork.get(network) ?? 0) + 1);

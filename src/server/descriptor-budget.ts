@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 
 /** The process's limit on open files (RLIMIT_NOFILE), where the system tells it (Linux: /proc/self/limits). */
 export function openFileLimit(): { soft: number; hard: number } | undefined {
@@ -67,7 +67,20 @@ export class DescriptorBudget {
   }
 }
 
-/** Descriptors the process needs besides sockets and transfer files: stdio, LMDB, worker threads, libuv, directory syncs. */
-export function reservedDescriptors(workers: number): number {
-  return 64 + 4 * workers;
+/** How many descriptors the process has open now (Linux: /proc/self/fd), or undefined where the system does not tell. */
+export function openDescriptorCount(): number | undefined {
+  try {
+    return readdirSync('/proc/self/fd').length - 1; // less the one reading the directory
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Descriptors the process needs besides sockets and transfer files: those open at start (stdio,
+ * LMDB, the hashing thread, and whatever the parent process left open to this one), plus room for
+ * the worker threads, libuv and directory syncs still to come.
+ */
+export function reservedDescriptors(workers: number, openNow = openDescriptorCount()): number {
+  return (openNow ?? 32) + 32 + 4 * workers;
 }

@@ -302,7 +302,7 @@ export class UploadRegistry {
    * always the same client back after a dropped link its old connection has not noticed yet: the
    * old connection gets `takeoverGraceMs` to read what is still in its socket buffer and notice
    * the end by itself (so those bytes are not sent twice); then it is aborted. Anything else is
-   * refused with EBUSY. The hold is taken in the same tick as the check that found the name free,
+   * refused with EBUSY, but for the same file being published: that one is waited for. The hold is taken in the same tick as the check that found the name free,
    * so of several puts racing for a name exactly one gets it.
    */
   async #holdName(request: PutRequest, ownsUpload: (upload: ActiveUpload) => boolean): Promise<PendingClaim> {
@@ -322,10 +322,16 @@ export class UploadRegistry {
           `${active.session.name}, the same file as ${name} on this server's case-insensitive file system, is being uploaded`,
         );
       }
-      if (active.finishing) throw new FerryError('EBUSY', `${name} is being verified and published; try again when it is done`);
-      if (active.session.size !== size || active.session.fingerprint !== fingerprint) {
-        throw new FerryError('EBUSY', `${name} is being uploaded by another client`);
+      const sameFile = active.session.size === size && active.session.fingerprint === fingerprint;
+      if (active.finishing) {
+        if (!sameFile) throw new FerryError('EBUSY', `${name} is being verified and published; try again when it is done`);
+        // The same file being published: almost always this client's own attempt, whose link
+        // dropped after its putEnd. Its outcome decides what this put is (EEXIST once published,
+        // the session to resume if not), and it comes soon.
+        await active.released;
+        continue;
       }
+      if (!sameFile) throw new FerryError('EBUSY', `${name} is being uploaded by another client`);
       let timer: NodeJS.Timeout | undefined;
       const graceOver = new Promise<'grace over'>((resolve) => {
         timer = setTimeout(() => resolve('grace over'), this.#config.takeoverGraceMs);
