@@ -229,9 +229,10 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
       '--log-level',
       'warn',
     ],
-    // Without tap's coverage loader: it needs descriptors of its own, which this limit does not leave.
-    // And 60 descriptors left open to it by its parent (as a CI runner or a service manager may):
-    // the budget counts what the process holds at start, not what a bare process would.
+    // With 60 descriptors left open to it by its parent (as a CI runner or a service manager may):
+    // the budget counts what the process holds at start, not what a bare process would. (Under
+    // tap the server also loads tap's coverage hooks: its threads must be up before the flood, or
+    // they cannot open their own modules.)
     { stdio: ['ignore', 'pipe', 'pipe', ...Array.from({ length: 60 }, () => 0)], env: childEnv() },
   );
   const exited = once(child, 'exit');

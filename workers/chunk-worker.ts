@@ -38,6 +38,11 @@ function withBuffer<R extends { buffer: ArrayBuffer | SharedArrayBuffer }>(resul
   }) as unknown as R;
 }
 
+/** Answers once this thread has loaded everything it needs (its modules, xxhash's WebAssembly). */
+export function ready(): true {
+  return true;
+}
+
 export async function writeChunk(task: WriteChunkTask): Promise<BufferTaskResult> {
   return withBuffer(await writeChunkWith(task, blockingIo, xxh64));
 }

@@ -57,6 +57,7 @@ export const taskNames = {
   hashUpdate: 'hashUpdate',
   hashDigest: 'hashDigest',
   hashDrop: 'hashDrop',
+  ready: 'ready',
 } as const;
 
 /**

@@ -1,6 +1,6 @@
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { type HashUpdateResult, taskNames } from '../../workers/tasks.js';
-import { workerExecArgv, workerModuleUrl } from '../worker-module.js';
+import { allThreadsStarted, workerPool } from '../worker-pool.js';
 
 /**
  * Running SHA-256s on one thread of their own, so whole-file hashing overlaps the transfer
@@ -17,14 +17,14 @@ export class Sha256Thread {
   /** Per key, the last task submitted: the next one starts when it has settled. */
   readonly #tails = new Map<string, Promise<unknown>>();
 
-  constructor() {
-    this.#pool = new Piscina({
-      filename: workerModuleUrl.href,
-      ...(workerExecArgv ? { execArgv: workerExecArgv } : {}),
-      minThreads: 1,
-      maxThreads: 1,
-      idleTimeout: 30_000,
-    });
+  /** `onError`: the thread's failures no task was waiting on (see WorkerPoolOptions); by default a process warning. */
+  constructor(onError: (error: Error) => void = (error) => process.emitWarning(error)) {
+    this.#pool = workerPool({ threads: 1, idleTimeout: 30_000, onError });
+  }
+
+  /** Resolves once the thread has started and loaded its modules. */
+  started(): Promise<void> {
+    return allThreadsStarted(this.#pool, 1);
   }
 
   async update<B extends ArrayBuffer | SharedArrayBuffer>(key: string, buffer: B, length: number): Promise<B> {

@@ -1,4 +1,4 @@
-import { Piscina } from 'piscina';
+import type { Piscina } from 'piscina';
 import { libuvIo, readChunk, writeChunk } from '../../workers/chunk-io.js';
 import {
   type BufferTaskResult,
@@ -9,7 +9,7 @@ import {
   taskNames,
 } from '../../workers/tasks.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
-import { workerExecArgv, workerModuleUrl } from '../worker-module.js';
+import { allThreadsStarted, workerPool } from '../worker-pool.js';
 
 /**
  * Chunks up to this size are checked and written (or read and checked) from the main thread, the
@@ -24,19 +24,17 @@ export class ChunkWorkers {
   /** xxh64 for the chunks checked on this thread; loaded by `ready()`. */
   #xxh64: ((bytes: Uint8Array) => bigint) | undefined;
 
-  constructor(options: { threads: number; maxQueue: number }) {
-    this.#pool = new Piscina({
-      filename: workerModuleUrl.href,
-      ...(workerExecArgv ? { execArgv: workerExecArgv } : {}),
-      minThreads: options.threads,
-      maxThreads: options.threads,
-      maxQueue: options.maxQueue,
-    });
+  readonly #threads: number;
+
+  constructor(options: { threads: number; maxQueue: number; onError: (error: Error) => void }) {
+    this.#threads = options.threads;
+    this.#pool = workerPool(options);
   }
 
-  /** Loads what the main thread's own chunk checks need; await it before the first chunk. */
+  /** Starts every thread and loads what the main thread's own chunk checks need; await it before the first chunk. */
   async ready(): Promise<void> {
     this.#xxh64 = await loadXxh64();
+    await allThreadsStarted(this.#pool, this.#threads);
   }
 
   #hash(): (bytes: Uint8Array) => bigint {

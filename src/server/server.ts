@@ -50,7 +50,9 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
   if (config.caseInsensitiveNames)
     logger.info('the data directory ignores case: names that differ only by case are one file, and are refused as such');
   const maxBuffers = Math.floor(config.inflightBudgetBytes / config.chunkSizeBytes);
-  const sha256 = new Sha256Thread();
+  // A thread that dies while idle, or cannot start again, is logged; its tasks fail by themselves.
+  const onWorkerError = (error: Error): void => logger.error({ err: error }, 'a worker thread failed');
+  const sha256 = new Sha256Thread(onWorkerError);
   const descriptors = descriptorBudget(config, logger);
   const connections = new ConnectionRegistry<Connection>(
     { ...config, maxConnections: Math.min(config.maxConnections, Math.floor(descriptors.limit / descriptorsPerConnection)) },
@@ -61,7 +63,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     config,
     layout,
     store,
-    workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64 }),
+    workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64, onError: onWorkerError }),
     buffers: new ChunkBuffers(config.chunkSizeBytes, maxBuffers),
     sha256,
     uploads: new UploadRegistry({ store, layout, config, sha256, logger }),
@@ -92,7 +94,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     config,
     connections,
     async listen(port, host) {
-      await services.workers.ready();
+      await Promise.all([services.workers.ready(), sha256.started()]);
       await recover(services);
       services.uploads.load();
       sweeper.start();

@@ -28,19 +28,14 @@ export interface RunOptions {
 }
 
 /**
- * The environment of a CLI run. Under tap, NODE_OPTIONS carries tap's process-info loader, which
- * adds about half a second to every node start; these tests start node some fifty times, so the
- * children go without it (and so without tap's coverage of them).
+ * The environment of a CLI run: this process's, without a FERRY_SERVER the caller did not ask
+ * for. (Under tap every child also gets tap's process-info loader, whatever its environment says:
+ * tap hooks spawn and puts it back into NODE_OPTIONS. So children are measured for coverage,
+ * and each node start costs a little more.)
  */
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
   if (!('FERRY_SERVER' in extra)) delete env['FERRY_SERVER'];
-  const nodeOptions = (env['NODE_OPTIONS'] ?? '')
-    .split(/\s+/u)
-    .filter((option) => option !== '' && !option.includes('@tapjs/processinfo'))
-    .join(' ');
-  if (nodeOptions === '') delete env['NODE_OPTIONS'];
-  else env['NODE_OPTIONS'] = nodeOptions;
   return env;
 }
 
