@@ -1,5 +1,5 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { appendFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FerryClient } from '../src/client/client.js';
@@ -186,4 +186,33 @@ t.test("a link lost just before putEnd's reply: the retry finds the file stored 
     t.equal(result.bytesSent, local.bytes.length, `force=${force}: the file was sent once, not again after the cut`);
   }
   t.equal(await sha256Of(join(running.dataDir, 'files', 'last.bin')), local.sha256);
+});
+
+t.test('a complete leftover partial download (a client killed before its rename) is verified and finished, nothing fetched', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * 1024 });
+  const dir = tempDir(t);
+  // Not a whole number of chunks: the last chunk is short.
+  const local = await makeFile(dir, 'whole.bin', 2 * MiB + 1000);
+  await running.client().upload(local.path, { name: 'whole.bin' });
+  const out = join(dir, 'copy.bin');
+  await running.client().download('whole.bin', { out });
+  const info = await running.client().stat('whole.bin');
+  const state = JSON.stringify({ name: 'whole.bin', sha256: info.sha256, size: info.size, chunkSize: info.chunkSize });
+  for (const [label, extra] of [
+    ['exactly the file', 0],
+    ['the file and 300 KiB more', 300 * 1024],
+  ] as const) {
+    // What a client killed between its last byte and the rename leaves behind (plus, the second
+    // time, bytes past the end, as a part of an older, longer file would have).
+    await rename(out, out + '.ferry-part');
+    if (extra > 0) await appendFile(out + '.ferry-part', Buffer.alloc(extra, 7));
+    await writeFile(out + '.ferry-part.json', state);
+    const result = await running.client({ retries: 0 }).download('whole.bin', { out });
+    t.equal(result.bytesReceived, 0, `${label}: nothing fetched again`);
+    t.equal(result.resumed, true, `${label}: reported as resumed`);
+    t.equal((await stat(out)).size, local.bytes.length, `${label}: the file has the stored size`);
+    t.equal(await sha256Of(out), local.sha256, `${label}: the file is exact`);
+    await t.rejects(stat(out + '.ferry-part'), { code: 'ENOENT' }, `${label}: the partial file is gone`);
+    await t.rejects(stat(out + '.ferry-part.json'), { code: 'ENOENT' }, `${label}: its state is gone`);
+  }
 });

@@ -137,7 +137,7 @@ export function buildProgram(context: CliContext): Command {
 
   transferCommand(program, context, 'download <name>', 'download a file (resumes an interrupted download)')
     .alias('get')
-    .option('--out <path>', 'where to write it (default: the last segment of the name, here)')
+    .option('--out <path>', 'a file to write, or a directory to write it into (default: the last segment of the name, here)')
     .option('--force', 'overwrite an existing local file')
     .action(async (name: string, flags: ClientFlags & { out?: string; force?: boolean; retries: number; stallTimeout?: number }) => {
       const bar = progressBar(!flags.json);

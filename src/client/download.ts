@@ -1,5 +1,5 @@
 import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { basename, dirname, resolve, sep } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
@@ -59,12 +59,39 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/**
+ * Where a download of `name` goes, as cp and scp decide it: `out` naming a directory that exists
+ * (or ending in `/`) means inside it, under the name's last segment; anything else is the file's
+ * own path. A directory that does not exist is named in the error (never the `.ferry-part` path).
+ */
+export async function destinationFor(name: string, out: string | undefined): Promise<string> {
+  const ownName = basename(name);
+  if (out === undefined) return resolve(ownName);
+  const meansDirectory = out.endsWith('/') || out.endsWith(sep);
+  // Without the trailing separator: stat("file/") fails as ENOTDIR, and this wants to tell "a file" from "nothing".
+  const outStat = await stat(meansDirectory ? out.slice(0, -1) || out : out).catch(() => undefined);
+  if (outStat?.isDirectory()) return resolve(out, ownName);
+  if (meansDirectory) {
+    throw new FerryError('ENOENT', `${out}: no such local directory (${outStat ? 'it is a file' : 'create it first'})`);
+  }
+  const dest = resolve(out);
+  const folderStat = await stat(dirname(dest)).catch(() => undefined);
+  if (!folderStat) throw new FerryError('ENOENT', `${dirname(dest)}: no such local directory (create it first)`);
+  if (!folderStat.isDirectory()) throw new FerryError('ENOENT', `${dirname(dest)}: not a directory`);
+  return dest;
+}
+
 async function readState(path: string): Promise<PartialState | undefined> {
   try {
     return JSON.parse(await readFile(path, 'utf8')) as PartialState;
   } catch {
     return undefined;
   }
+}
+
+/** The bytes that the first `chunks` chunks of a file hold (the last chunk may be short). */
+function completeBytes(chunks: number, file: { size: number; chunkSize: number }): number {
+  return Math.min(file.size, chunks * file.chunkSize);
 }
 
 /**
@@ -109,7 +136,7 @@ async function verifiedPrefix(
  */
 export async function downloadFile(connection: ClientConnection, name: string, options: DownloadOptions = {}): Promise<DownloadResult> {
   const xxh64 = await loadXxh64();
-  const dest = resolve(options.out ?? basename(name));
+  const dest = await destinationFor(name, options.out);
   if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
   const info = await connection.request('stat', { name });
   const { part, state: statePath } = partialPathsFor(dest);
@@ -130,7 +157,9 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   const sha256 = runningSha256(info.size);
   try {
     const fromChunk = sameContent ? await verifiedPrefix(connection, handle, info, sha256, xxh64) : 0;
-    await handle.truncate(fromChunk * info.chunkSize);
+    // What the verified chunks hold, and not a byte more: a part already whole (its client was
+    // stopped before the rename), or longer than the file (bytes past its end), is cut to it.
+    await handle.truncate(completeBytes(fromChunk, info));
     let receiver: DownloadReceiver | undefined;
     // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
     await connection.request('get', { name, sha256: info.sha256, fromChunk }, (get) => {
@@ -207,7 +236,7 @@ class DownloadReceiver implements StreamSink {
     this.#xxh64 = xxh64;
     this.#options = options;
     this.#get = get;
-    this.#nextOffset = this.#lastDone = get.fromChunk * get.chunkSize;
+    this.#nextOffset = this.#lastDone = completeBytes(get.fromChunk, get);
     this.done = new Promise<number>((resolve, reject) => {
       this.#settle = { resolve, reject };
     });
