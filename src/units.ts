@@ -59,3 +59,34 @@ export function formatDuration(ms: number): string {
   }
   return `${ms}ms`;
 }
+
+const twoDigits = (value: number): string => String(value).padStart(2, '0');
+
+/** 42 -> "42s", 954 -> "15m 54s", 3720 -> "1h 02m", 277200 -> "3d 05h": an elapsed time for people (seconds, rounded). */
+export function formatElapsed(seconds: number): string {
+  const whole = Math.max(0, Math.round(seconds));
+  if (whole < 60) return `${whole}s`;
+  if (whole < 3600) return `${Math.floor(whole / 60)}m ${twoDigits(whole % 60)}s`;
+  if (whole < 86_400) return `${Math.floor(whole / 3600)}h ${twoDigits(Math.floor((whole % 3600) / 60))}m`;
+  return `${Math.floor(whole / 86_400)}d ${twoDigits(Math.floor((whole % 86_400) / 3600))}h`;
+}
+
+/** A transfer's duration: 350 -> "350 ms", 4240 -> "4.2 s", longer as `formatElapsed`. */
+export function formatTransferTime(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return formatElapsed(ms / 1000);
+}
+
+/**
+ * A moment in this machine's local time with its offset from UTC, as `date '+%F %T %z'` prints
+ * it ("2026-12-02 11:58:46 +0100"): the one way the CLI shows times to people (--json keeps ISO 8601 UTC).
+ */
+export function formatLocalTime(time: string | number | Date): string {
+  const moment = new Date(time);
+  const offsetMinutes = -moment.getTimezoneOffset();
+  const sign = offsetMinutes < 0 ? '-' : '+';
+  const offset = `${sign}${twoDigits(Math.floor(Math.abs(offsetMinutes) / 60))}${twoDigits(Math.abs(offsetMinutes) % 60)}`;
+  const date = `${moment.getFullYear()}-${twoDigits(moment.getMonth() + 1)}-${twoDigits(moment.getDate())}`;
+  return `${date} ${twoDigits(moment.getHours())}:${twoDigits(moment.getMinutes())}:${twoDigits(moment.getSeconds())} ${offset}`;
+}

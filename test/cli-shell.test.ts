@@ -195,12 +195,12 @@ t.test('ferry shell', async (t) => {
     t.equal(result.code, 0, `exit 0 after quit (${describe(result)})`);
     t.match(result.stderr, greeting, 'the greeting is on stderr');
     t.notMatch(result.stdout, /connected to/u, 'and not on stdout');
-    t.match(result.stderr, /^ferry: nope: not found \(ENOENT\)$/mu, 'stat nope prints the error');
+    t.match(result.stderr, /^ferry: nope: not found on the server \(ENOENT\)$/mu, 'stat nope prints the error');
     t.match(result.stderr, /unknown command 'bogus'/u, 'bogus prints a usage error');
     const out = result.stdout;
     const order = [
       out.indexOf('(no files)'),
-      out.indexOf(`uploaded shell.bin: ${local.bytes.length} bytes, sha256 ${local.sha256}`),
+      out.indexOf(`uploaded shell.bin: 300 KiB, sha256 ${local.sha256}`),
       out.indexOf('  shell.bin\n'),
       out.indexOf(`sha256:    ${local.sha256}`),
       out.indexOf(`server:        ferry ${packageVersion}`),
@@ -247,7 +247,7 @@ t.test('ferry shell', async (t) => {
     t.equal(result.timedOut, false, `the shell ends at EOF by itself (${describe(result)})`);
     if (result.timedOut) return;
     t.equal(result.code, 0, 'exit 0');
-    t.match(result.stderr, /^ferry: nope: not found \(ENOENT\)$/mu, 'the first piped command ran');
+    t.match(result.stderr, /^ferry: nope: not found on the server \(ENOENT\)$/mu, 'the first piped command ran');
     t.match(result.stdout, `server:        ferry ${packageVersion}`, 'the second piped command ran');
   });
 });

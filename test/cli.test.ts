@@ -10,6 +10,7 @@ import t from 'tap';
 import { makeFile, sha256Of } from './helpers/files.js';
 import { startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
+import { formatBytes } from '../src/units.js';
 import { assertFailed, assertUsage, closedPort, describe, ferry, jsonOf, packageVersion } from './helpers/cli.js';
 
 const KiB = 1024;
@@ -177,7 +178,12 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
 
   t.test('delete --json, then the name is gone', async (t) => {
     t.strictSame(jsonOf(t, await ferry(['delete', 'empty.bin', ...server, '--json'])), { name: 'empty.bin', deleted: true });
-    assertFailed(t, await ferry(['stat', 'empty.bin', ...server, '--json']), 'ENOENT', 'ferry: empty.bin: not found (ENOENT)');
+    assertFailed(
+      t,
+      await ferry(['stat', 'empty.bin', ...server, '--json']),
+      'ENOENT',
+      'ferry: empty.bin: not found on the server (ENOENT)',
+    );
   });
 });
 
@@ -195,7 +201,7 @@ t.test('aliases, --as, --force, refusals to overwrite, and quiet stderr', async 
     t.equal(up.stderr, '', 'a successful upload prints nothing on stderr (no progress bar when not a TTY)');
     t.match(
       up.stdout,
-      new RegExp(`^uploaded ${remote}: ${first.bytes.length} bytes, sha256 ${first.sha256}`, 'u'),
+      new RegExp(`^uploaded ${remote}: ${formatBytes(first.bytes.length)}, sha256 ${first.sha256}`, 'u'),
       'one result line on stdout',
     );
     t.equal(up.stdout.split('\n').length, 2, 'exactly one line on stdout');
@@ -206,6 +212,20 @@ t.test('aliases, --as, --force, refusals to overwrite, and quiet stderr', async 
     t.notMatch(listed.stdout, 'first.bin', 'the local file name is not used');
     const stat = await running.client().stat(remote);
     t.equal(stat.sha256, first.sha256, 'the server holds the file under the --as name');
+    // People's output: sizes rounded, times local with their offset (one rule), durations as 1h 02m.
+    const localTime = '\\d{4}-\\d{2}-\\d{2} \\d{2}:\\d{2}:\\d{2} [+-]\\d{4}';
+    t.match(
+      listed.stdout,
+      new RegExp(`^ *\\d+(\\.\\d)? [KMG]?i?B  ${localTime}  ${remote}$`, 'mu'),
+      'ls: size, local time with offset, name',
+    );
+    const shown = await ferry(['stat', remote, ...server]);
+    t.match(shown.stdout, new RegExp(`^modified:  ${localTime}$`, 'mu'), 'stat: the same time format');
+    t.match(shown.stdout, /^size: +\d+(\.\d)? [KMG]iB \([\d,]+ bytes\)$/mu, 'stat: the size for people, then the exact count');
+    const log = await ferry(['log', ...server]);
+    t.match(log.stdout, new RegExp(`^${localTime}  upload `, 'mu'), 'log: the same time format');
+    t.match(log.stdout, / \d+ ms | \d+\.\d s /u, 'log: durations rounded');
+    t.match((await ferry(['info', ...server])).stdout, /^uptime: +\d+s$|^uptime: +\d+m \d{2}s$/mu, 'info: uptime as 42s or 15m 54s');
   });
 
   t.test('upload refuses an existing remote name (EEXIST) and leaves it alone; --force replaces it', async (t) => {
@@ -224,7 +244,7 @@ t.test('aliases, --as, --force, refusals to overwrite, and quiet stderr', async 
     const down = await ferry(['get', remote, ...server], { cwd });
     t.equal(down.code, 0, describe(down));
     t.equal(down.stderr, '', 'a successful download prints nothing on stderr (no progress bar when not a TTY)');
-    t.match(down.stdout, /^downloaded dir\/sub\/x\.bin to .*x\.bin: 40960 bytes, sha256 [0-9a-f]{64}/u);
+    t.match(down.stdout, /^downloaded dir\/sub\/x\.bin to .*x\.bin: 40 KiB, sha256 [0-9a-f]{64}/u);
     t.same(await readdir(cwd), ['x.bin'], 'only the file, no partial files');
     t.equal(await sha256Of(join(cwd, 'x.bin')), second.sha256);
   });
@@ -279,11 +299,11 @@ t.test('failures: exit 1 with one line on stderr; usage errors: exit 2', async (
       ferry(['download', 'nope.bin', '--out', join(dir, 'nope-copy.bin'), ...server]),
       ferry(['upload', join(dir, 'no-such-local-file'), ...server]),
     ]);
-    assertFailed(t, stat, 'ENOENT', 'ferry: nope.bin: not found (ENOENT)');
-    assertFailed(t, statJson, 'ENOENT', 'ferry: nope.bin: not found (ENOENT)');
-    assertFailed(t, del, 'ENOENT');
-    assertFailed(t, get, 'ENOENT');
-    assertFailed(t, put, 'ENOENT');
+    assertFailed(t, stat, 'ENOENT', 'ferry: nope.bin: not found on the server (ENOENT)');
+    assertFailed(t, statJson, 'ENOENT', 'ferry: nope.bin: not found on the server (ENOENT)');
+    assertFailed(t, del, 'ENOENT', 'ferry: nope.bin: not found on the server (ENOENT)');
+    assertFailed(t, get, 'ENOENT', 'ferry: nope.bin: not found on the server (ENOENT)');
+    assertFailed(t, put, 'ENOENT', `ferry: local file ${join(dir, 'no-such-local-file')}: not found (ENOENT)`);
     t.same((await readdir(dir)).sort(), ['file'], 'a failed download leaves nothing behind');
   });
 
@@ -370,6 +390,8 @@ t.test('help and --version exit 0 and print on stdout', async (t) => {
     t.match(run.stdout, /^Usage: ferry /u);
     for (const command of ['list', 'upload', 'download', 'delete', 'stat', 'info', 'log', 'shell', 'help'])
       t.match(run.stdout, new RegExp(`\\b${command}\\b`, 'u'));
+    for (const said of ['--server HOST:PORT', 'FERRY_SERVER', '--json', 'Exit codes: 0', 'Examples:', 'ferry download big.iso --out'])
+      t.match(run.stdout, said, `the overview tells of ${said}`);
   }
   for (const run of [helpUpload, uploadHelp]) {
     t.match(run.stdout, /^Usage: ferry upload/u);
@@ -379,4 +401,10 @@ t.test('help and --version exit 0 and print on stdout', async (t) => {
     t.match(run.stdout, '--json');
   }
   t.equal(version.stdout, `${packageVersion}\n`, '--version prints the package version');
+});
+
+t.test('ferry alone prints a short usage on stderr and exits 2, as curl and rsync do', async (t) => {
+  const bare = await ferry([]);
+  assertUsage(t, bare, /^usage: ferry <command> \[options\]/u);
+  t.ok(bare.stderr.split('\n').length <= 6, 'short: a few lines, not the whole help');
 });

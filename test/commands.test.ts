@@ -75,7 +75,7 @@ t.test('every command against one server, and their errors', async (t) => {
   });
 
   t.test('stat, delete and download of a missing name: ENOENT', async (t) => {
-    await t.rejects(ferry.stat('nope.bin'), { code: 'ENOENT', message: 'nope.bin: not found' });
+    await t.rejects(ferry.stat('nope.bin'), { code: 'ENOENT', message: 'nope.bin: not found on the server' });
     await t.rejects(ferry.delete('nope.bin'), { code: 'ENOENT' });
     await t.rejects(ferry.download('nope.bin', { out: join(dir, 'nope.bin') }), { code: 'ENOENT' });
     await t.rejects(stat(join(dir, 'nope.bin')), { code: 'ENOENT' }, 'no local file appears');

@@ -12,7 +12,7 @@ import { Allowance } from '../src/server/allowance.js';
 import { ChunkBuffers } from '../src/server/chunk-buffers.js';
 import { InOrderHasher, type SessionHashState } from '../src/server/in-order-hasher.js';
 import { WaitQueue } from '../src/server/wait-queue.js';
-import { formatBytes, formatDuration, parseDuration, parseSize } from '../src/units.js';
+import { formatBytes, formatDuration, formatElapsed, formatLocalTime, formatTransferTime, parseDuration, parseSize } from '../src/units.js';
 
 t.test('WaitQueue: served in order; a cancelled waiter is skipped; cancelling twice is harmless', (t) => {
   const queue = new WaitQueue<number>();
@@ -218,5 +218,19 @@ t.test('sizes and durations as the flags take them, and as the CLI shows them', 
   t.throws(() => parseDuration('0'), /out of range/u);
   t.throws(() => parseDuration('soon'), RangeError);
   t.same([86_400_000, 3_600_000, 300_000, 30_000, 1500].map(formatDuration), ['1d', '1h', '5m', '30s', '1500ms']);
+  t.equal(formatBytes(176.47058823529412), '176 B', 'a rate below 1 KiB/s is rounded');
+  t.equal(formatBytes(17.647), '17.6 B');
+  t.same([0, 42.4, 954, 3720, 277_200].map(formatElapsed), ['0s', '42s', '15m 54s', '1h 02m', '3d 05h']);
+  t.same([350.4, 4240, 125_000].map(formatTransferTime), ['350 ms', '4.2 s', '2m 05s']);
+  t.end();
+});
+
+t.test('times are shown in local time with the offset from UTC, one rule for every command', (t) => {
+  const shown = formatLocalTime('2026-12-02T10:58:46.123Z');
+  t.match(shown, /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} [+-]\d{4}$/u, 'date, time and offset');
+  const [date, time, offset] = shown.split(' ') as [string, string, string];
+  const sign = offset.startsWith('-') ? -1 : 1;
+  const offsetMs = sign * (Number(offset.slice(1, 3)) * 60 + Number(offset.slice(3, 5))) * 60_000;
+  t.equal(Date.parse(`${date}T${time}Z`) - offsetMs, Date.parse('2026-12-02T10:58:46Z'), 'the same moment, read back');
   t.end();
 });

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { type Output, processOutput } from './output.js';
-import { buildProgram, runProgram } from './program.js';
+import { buildProgram, runProgram, shortUsage } from './program.js';
 import { addFsckCommand } from './fsck.js';
 import { addSessionsCommand } from './sessions.js';
 import { addServeCommand } from './serve.js';
@@ -50,6 +50,10 @@ export async function main(argv: string[]): Promise<never> {
   ignoreClosedReader(process.stdout);
   ignoreClosedReader(process.stderr);
   const output = processOutput;
+  if (argv.length === 0) {
+    output.err(shortUsage);
+    return exitWhenFlushed(2);
+  }
   const program = buildProgram({ output, env: process.env });
   addServeCommand(program, output);
   const commandResult: { exitCode?: number } = {};

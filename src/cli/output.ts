@@ -1,6 +1,6 @@
 import { FerryError } from '../protocol/errors.js';
 import type { FileInfo, FileSummary, InfoResult, LogEntry } from '../protocol/messages.js';
-import { formatBytes } from './units.js';
+import { formatBytes, formatElapsed, formatLocalTime, formatTransferTime } from './units.js';
 
 /** Where the CLI writes: stdout for results, stderr for everything else. Tests pass their own. */
 export interface Output {
@@ -24,7 +24,7 @@ export function formatList(files: FileSummary[]): string {
   return files
     .map(
       (file, index) =>
-        `${sizes[index]!.padStart(width)}  ${file.modified.slice(0, 19).replace('T', ' ')}  ${file.name}${file.damaged === undefined ? '' : '  [DAMAGED]'}`,
+        `${sizes[index]!.padStart(width)}  ${formatLocalTime(file.modified)}  ${file.name}${file.damaged === undefined ? '' : '  [DAMAGED]'}`,
     )
     .join('\n');
 }
@@ -32,11 +32,11 @@ export function formatList(files: FileSummary[]): string {
 export function formatStat(file: FileInfo): string {
   return [
     `name:      ${file.name}`,
-    `size:      ${file.size} (${formatBytes(file.size)})`,
+    `size:      ${formatBytes(file.size)} (${file.size.toLocaleString('en-US')} bytes)`,
     `sha256:    ${file.sha256}`,
     `chunks:    ${file.chunkCount} x ${formatBytes(file.chunkSize)}`,
-    `created:   ${file.created}`,
-    `modified:  ${file.modified}`,
+    `created:   ${formatLocalTime(file.created)}`,
+    `modified:  ${formatLocalTime(file.modified)}`,
     ...(file.damaged === undefined ? [] : [`DAMAGED:   ${file.damaged} (not served; delete it or upload it again with --force)`]),
   ].join('\n');
 }
@@ -48,7 +48,7 @@ export function formatInfo(info: InfoResult): string {
     `clients:       ${info.clients}`,
     `workers:       ${info.workers}`,
     `chunk size:    ${formatBytes(info.chunkSize)}`,
-    `uptime:        ${info.uptimeSeconds} s`,
+    `uptime:        ${formatElapsed(info.uptimeSeconds)}`,
     `capabilities:  ${info.capabilities.join(', ')}`,
   ].join('\n');
 }
@@ -58,7 +58,7 @@ export function formatLog(entries: LogEntry[]): string {
   return entries
     .map(
       (entry) =>
-        `${entry.time.slice(0, 19).replace('T', ' ')}  ${entry.op.padEnd(8)}  ${entry.result.padEnd(11)}  ${formatBytes(entry.bytes).padStart(10)}  ${String(entry.durationMs).padStart(7)} ms  ${entry.client}  ${entry.name}`,
+        `${formatLocalTime(entry.time)}  ${entry.op.padEnd(8)}  ${entry.result.padEnd(11)}  ${formatBytes(entry.bytes).padStart(10)}  ${formatTransferTime(entry.durationMs).padStart(8)}  ${entry.client}  ${entry.name}`,
     )
     .join('\n');
 }

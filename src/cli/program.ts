@@ -6,7 +6,7 @@ import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
 import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, printJson } from './output.js';
 import { progressBar } from './progress-bar.js';
-import { defaultServer, formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
+import { defaultServer, formatBytes, formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
 import { defaultLogPageEntries, maxLogPageEntries } from '../protocol/limits.js';
 
 export interface CliContext {
@@ -81,6 +81,25 @@ async function withClient<T>(
   }
 }
 
+/** What `ferry` alone prints (on stderr, exit 2, as curl and rsync do with no arguments). */
+export const shortUsage = `usage: ferry <command> [options]   (ferry --help lists the commands; ferry help <command> tells of one)
+  e.g. ferry upload big.iso --server host:8888
+       ferry download big.iso --out ~/Downloads/
+       ferry serve`;
+
+/** After the command list of \`ferry --help\`: what every client command shares, exit codes, examples. */
+const helpEpilogue = `
+Every client command takes --server HOST:PORT (default: $FERRY_SERVER, else ${defaultServer})
+and --json (one JSON document on stdout, for scripts).
+
+Exit codes: 0 done; 1 the operation failed (one line on stderr: "ferry: <what> (<CODE>)");
+2 a usage error.
+
+Examples:
+  ferry upload big.iso --server files.example.org:8888     upload, resuming if cut before
+  ferry download big.iso --out ~/Downloads/                 into a directory, verified
+  FERRY_SERVER=files.example.org:8888 ferry list --json     for scripts`;
+
 /**
  * The command-line interface as a commander program, shared by one-shot use and the shell.
  * Actions throw FerryError; the caller turns it into one line on stderr and an exit code.
@@ -95,6 +114,7 @@ export function buildProgram(context: CliContext): Command {
     .configureOutput({ writeOut: (text) => output.out(text.trimEnd()), writeErr: (text) => output.err(text.trimEnd()) })
     .showSuggestionAfterError(true)
     .helpCommand('help [command]', 'show help for a command');
+  if (!context.shell) program.addHelpText('after', helpEpilogue);
 
   clientCommand(program, context, 'list [prefix]', 'list stored files (optionally only names starting with prefix)')
     .alias('ls')
@@ -131,7 +151,7 @@ export function buildProgram(context: CliContext): Command {
         });
       else
         output.out(
-          `uploaded ${result.name}: ${result.size} bytes, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesSent, Date.now() - started)})`,
+          `uploaded ${result.name}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesSent, Date.now() - started)})`,
         );
     });
 
@@ -152,7 +172,7 @@ export function buildProgram(context: CliContext): Command {
       if (flags.json) printJson(output, result);
       else
         output.out(
-          `downloaded ${result.name} to ${result.path}: ${result.size} bytes, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesReceived, Date.now() - started)})`,
+          `downloaded ${result.name} to ${result.path}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesReceived, Date.now() - started)})`,
         );
     });
 

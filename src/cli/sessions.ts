@@ -3,7 +3,7 @@ import { FerryError } from '../protocol/errors.js';
 import { chunkLengthOf } from '../store/records.js';
 import { openDataDir } from './data-dir.js';
 import { type Output, printJson } from './output.js';
-import { formatBytes } from './units.js';
+import { formatBytes, formatLocalTime } from './units.js';
 
 interface SessionsFlags {
   data: string;
@@ -60,7 +60,7 @@ export function addSessionsCommand(program: Command, output: Output): void {
           if (views.length === 0) return output.out('(no unfinished uploads)');
           for (const view of views) {
             output.out(
-              `${formatBytes(view.received).padStart(9)} of ${formatBytes(view.size).padEnd(9)}  ${view.touched.slice(0, 19).replace('T', ' ')}  ${view.owner ?? '?'}  ${view.name}`,
+              `${formatBytes(view.received).padStart(9)} of ${formatBytes(view.size).padEnd(9)}  ${formatLocalTime(view.touched)}  ${view.owner ?? '?'}  ${view.name}`,
             );
           }
           return;

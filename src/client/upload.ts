@@ -89,7 +89,7 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
   try {
     handle = await open(path, 'r');
   } catch (error) {
-    throw fromSystemError(error, path);
+    throw fromSystemError(error, `local file ${path}`);
   }
   try {
     const stats = await handle.stat();

@@ -12,7 +12,7 @@ export const deleteFile: Handler<'delete'> = async (request, ctx) => {
   const removed = await uploads.exclusive(name, async () => {
     const path = await layout.safeFilePath(name);
     const record = await store.deleteFile(name);
-    if (!record) throw new FerryError('ENOENT', `${name}: not found`);
+    if (!record) throw new FerryError('ENOENT', `${name}: not found on the server`);
     await rm(path, { force: true });
     await layout.pruneEmptyFolders(name);
     return record;

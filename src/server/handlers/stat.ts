@@ -8,14 +8,14 @@ import type { Handler } from './types.js';
 /** The record of the stored file called `name` (without its chunk hashes), or ENOENT. */
 export function storedFileRecord(ctx: RequestContext, name: string): FileRecord {
   const file = ctx.services.store.fileRecord(checkName(name));
-  if (!file) throw new FerryError('ENOENT', `${name}: not found`);
+  if (!file) throw new FerryError('ENOENT', `${name}: not found on the server`);
   return file;
 }
 
 /** The stored file called `name` with its chunk hashes, or ENOENT. */
 export function storedFile(ctx: RequestContext, name: string): StoredFile {
   const file = ctx.services.store.file(checkName(name));
-  if (!file) throw new FerryError('ENOENT', `${name}: not found`);
+  if (!file) throw new FerryError('ENOENT', `${name}: not found on the server`);
   return file;
 }
 
