@@ -406,5 +406,7 @@ t.test('help and --version exit 0 and print on stdout', async (t) => {
 t.test('ferry alone prints a short usage on stderr and exits 2, as curl and rsync do', async (t) => {
   const bare = await ferry([]);
   assertUsage(t, bare, /^usage: ferry <command> \[options\]/u);
-  t.ok(bare.stderr.split('\n').length <= 6, 'short: a few lines, not the whole help');
+  const lines = bare.stderr.trimEnd().split('\n');
+  t.ok(lines.length <= 6, 'short: a few lines, not the whole help');
+  t.ok(Math.max(...lines.map((line) => line.length)) <= 80, 'each fits an 80-column terminal');
 });

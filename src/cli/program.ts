@@ -82,7 +82,7 @@ async function withClient<T>(
 }
 
 /** What `ferry` alone prints (on stderr, exit 2, as curl and rsync do with no arguments). */
-export const shortUsage = `usage: ferry <command> [options]   (ferry --help lists the commands; ferry help <command> tells of one)
+export const shortUsage = `usage: ferry <command> [options]   (ferry --help lists the commands)
   e.g. ferry upload big.iso --server host:8888
        ferry download big.iso --out ~/Downloads/
        ferry serve`;
