@@ -127,3 +127,24 @@ t.test('`ferry fsck` beside a running server says so, and still only reads', asy
   t.notOk('servedBy' in alone.report, 'no server, no warning');
   t.equal(alone.stderr, '');
 });
+
+t.test('`ferry serve` on a port in use: one line that says so (ECONFIG, not EINTERNAL), and the data directory is let go', async (t) => {
+  const running = await startServer(t);
+  const dataDir = tempDir(t, 'ferry-data');
+  const refused = spawn(process.execPath, [ferryBin, 'serve', '--host', '127.0.0.1', '--port', String(running.port), '--data', dataDir], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  refused.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+  const [code] = (await once(refused, 'exit')) as [number | null];
+  t.equal(code, 1, 'exit 1');
+  t.equal(
+    stderr.trim(),
+    `ferry: 127.0.0.1:${running.port} is in use by another program (choose another --port) (ECONFIG)`,
+    'one line naming the address',
+  );
+  t.notOk(existsSync(join(dataDir, 'server.pid')), 'the data directory is not left locked');
+  const next = createServer({ dataDir, workers: 1 });
+  await next.listen(0, '127.0.0.1');
+  await next.close();
+});

@@ -169,7 +169,11 @@ export function addServeCommand(program: Command, output: Output): void {
         if (value !== undefined) settings[key] = value;
       }
       const server = createServer({ dataDir: flags.data, ...settings }, { logger });
-      const address = await server.listen(flags.port, flags.host);
+      const address = await server.listen(flags.port, flags.host).catch(async (error: unknown) => {
+        // Nothing was served: let go of the data directory (and its lock) before saying why.
+        await server.close().catch(() => undefined); // the listen failure is the one worth reporting
+        throw error;
+      });
       output.err(`ferry: serving ${server.config.dataDir} on ${address.address}:${address.port}`);
       if (!isLoopback(flags.host)) {
         output.err(

@@ -3,6 +3,7 @@ import { type AddressInfo, type Server, createServer as createNetServer } from '
 import { type Logger, pino } from 'pino';
 import { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
+import { fromSystemError } from '../system-errors.js';
 import { MetaStore } from '../store/meta-store.js';
 import { ChunkBuffers } from './chunk-buffers.js';
 import { ChunkWorkers } from './chunk-workers.js';
@@ -99,7 +100,9 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
       services.uploads.load();
       sweeper.start();
       listener.listen(port, host);
-      await once(listener, 'listening');
+      await once(listener, 'listening').catch((error: unknown) => {
+        throw listenError(error, host, port);
+      });
       const address = listener.address() as AddressInfo;
       logger.info({ address: address.address, port: address.port, dataDir: layout.root }, 'ferry server listening');
       return address;
@@ -122,6 +125,18 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
       return closing;
     },
   };
+}
+
+/** Why the server cannot listen, in the operator's words (a port in use is their choice to make, not an internal error). */
+function listenError(error: unknown, host: string, port: number): FerryError {
+  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const code = (error as NodeJS.ErrnoException).code;
+  if (code === 'EADDRINUSE')
+    return new FerryError('ECONFIG', `${where} is in use by another program (choose another --port)`, { cause: error });
+  if (code === 'EACCES')
+    return new FerryError('ECONFIG', `no permission to listen on ${where} (ports below 1024 need privileges)`, { cause: error });
+  if (code === 'EADDRNOTAVAIL') return new FerryError('ECONFIG', `${host} is not an address of this machine (--host)`, { cause: error });
+  return fromSystemError(error, `listening on ${where}`);
 }
 
 /** What a connection is counted to need: its socket and, on average, one open transfer file. */
