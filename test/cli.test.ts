@@ -40,8 +40,9 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
       sha256: local.sha256,
       bytesSent: local.bytes.length,
       resumed: false,
+      skipped: false,
     });
-    t.strictSame(jsonOf(t, zero), { name: 'empty.bin', size: 0, sha256: empty.sha256, bytesSent: 0, resumed: false });
+    t.strictSame(jsonOf(t, zero), { name: 'empty.bin', size: 0, sha256: empty.sha256, bytesSent: 0, resumed: false, skipped: false });
   });
 
   t.test('list --json is an array of {name,size,sha256,modified}', async (t) => {
@@ -237,6 +238,25 @@ t.test('aliases, --as, --force, refusals to overwrite, and quiet stderr', async 
     const forced = await ferry(['upload', second.path, '--as', remote, '--force', ...server, '--json']);
     t.match(jsonOf(t, forced), { name: remote, size: second.bytes.length, sha256: second.sha256 });
     t.equal((await running.client().stat(remote)).sha256, second.sha256, 'the stored file was replaced');
+
+    // The same content again with --force: nothing is sent, and it says so.
+    const uploadsBefore = (await running.client().log(1000)).filter((entry) => entry.op === 'upload').length;
+    const same = await ferry(['upload', second.path, '--as', remote, '--force', ...server]);
+    t.equal(same.code, 0, describe(same));
+    t.equal(same.stdout, `${remote} is already on the server (same SHA-256): nothing sent\n`);
+    const sameJson = await ferry(['upload', second.path, '--as', remote, '--force', ...server, '--json']);
+    t.match(jsonOf(t, sameJson), { name: remote, sha256: second.sha256, bytesSent: 0, skipped: true });
+    const uploadsAfter = (await running.client().log(1000)).filter((entry) => entry.op === 'upload').length;
+    t.equal(uploadsAfter, uploadsBefore, 'no upload reached the server');
+    // Same size, other bytes: uploaded as usual.
+    const other = await makeFile(tempDir(t), 'other.bin', second.bytes.length);
+    t.match(jsonOf(t, await ferry(['upload', other.path, '--as', remote, '--force', ...server, '--json'])), {
+      sha256: other.sha256,
+      bytesSent: other.bytes.length,
+      skipped: false,
+    });
+    // Back to the content the next tests expect.
+    jsonOf(t, await ferry(['upload', second.path, '--as', remote, '--force', ...server, '--json']));
   });
 
   t.test('get without --out writes the last segment of the name in the current directory; nothing on stderr', async (t) => {

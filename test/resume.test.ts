@@ -169,9 +169,14 @@ t.test('a retry after a dropped link fails with ECHANGED when a chunk it must re
 t.test("a link lost just before putEnd's reply: the retry finds the file stored and sends nothing again", async (t) => {
   const running = await startServer(t, { chunkSizeBytes: 256 * 1024 });
   const proxy = await startCutProxy(t, running.port);
-  const local = await makeFile(tempDir(t), 'last.bin', 4 * MiB + 9);
+  const first = await makeFile(tempDir(t), 'last.bin', 4 * MiB + 9);
+  // Other bytes the second time: --force of the very same content would send nothing at all.
+  const replacement = await makeFile(tempDir(t), 'last.bin', 4 * MiB + 9);
   let cut: Promise<void> | undefined;
-  for (const force of [false, true]) {
+  for (const [force, local] of [
+    [false, first],
+    [true, replacement],
+  ] as const) {
     const result = await running.client({ port: proxy.port, retries: 2 }).upload(local.path, {
       name: 'last.bin',
       force,
@@ -185,7 +190,7 @@ t.test("a link lost just before putEnd's reply: the retry finds the file stored 
     t.equal(result.sha256, local.sha256, `force=${force}: the upload reports success`);
     t.equal(result.bytesSent, local.bytes.length, `force=${force}: the file was sent once, not again after the cut`);
   }
-  t.equal(await sha256Of(join(running.dataDir, 'files', 'last.bin')), local.sha256);
+  t.equal(await sha256Of(join(running.dataDir, 'files', 'last.bin')), replacement.sha256);
 });
 
 t.test('a complete leftover partial download (a client killed before its rename) is verified and finished, nothing fetched', async (t) => {

@@ -148,7 +148,9 @@ export function buildProgram(context: CliContext): Command {
           sha256: result.sha256,
           bytesSent: result.bytesSent,
           resumed: result.resumed,
+          skipped: result.skipped ?? false,
         });
+      else if (result.skipped) output.out(`${result.name} is already on the server (same SHA-256): nothing sent`);
       else
         output.out(
           `uploaded ${result.name}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesSent, Date.now() - started)})`,

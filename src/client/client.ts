@@ -1,4 +1,9 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream/promises';
 import type { FileInfo, FileSummary, InfoResult, LogEntry } from '../protocol/messages.js';
+import { fromSystemError } from '../system-errors.js';
 import { FerryError } from '../protocol/errors.js';
 import { ClientConnection, type ConnectOptions } from './connection.js';
 import { type DownloadOptions, type DownloadResult, downloadFile } from './download.js';
@@ -68,6 +73,12 @@ export class FerryClient {
 
   /** Uploads a file; after a lost connection it reconnects and resumes, per `options.retry`. */
   async upload(path: string, options: UploadOptions): Promise<UploadResult> {
+    if (options.force) {
+      // Replacing a file with the very same bytes sends nothing.
+      const stored = await this.#storedCopyOf(path, options.name);
+      if (stored)
+        return { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, resumed: false, skipped: true, file: stored };
+    }
     const tally = new TransferTally(options.onProgress);
     // The SHA-256 an attempt sent with putEnd. If the connection was lost before the reply came,
     // the server may have stored the file: the next attempt checks before sending anything again.
@@ -114,6 +125,30 @@ export class FerryClient {
     const connection = this.#connection;
     this.#connection = undefined;
     await connection?.close();
+  }
+
+  /** The stored file called `name` if it is intact and has the local file's size and SHA-256 (the local file is read only when the sizes agree). */
+  async #storedCopyOf(path: string, name: string): Promise<FileInfo | undefined> {
+    const stored = await this.stat(name).catch((error: unknown) => {
+      if (error instanceof FerryError && error.code === 'ENOENT') return undefined;
+      throw error;
+    });
+    // A file the server found damaged is what a --force upload is for: it always goes.
+    if (!stored || stored.damaged !== undefined) return undefined;
+    let local: number;
+    try {
+      local = (await stat(path)).size;
+    } catch (error) {
+      throw fromSystemError(error, `local file ${path}`);
+    }
+    if (local !== stored.size) return undefined;
+    const sha256 = createHash('sha256');
+    try {
+      await pipeline(createReadStream(path), sha256);
+    } catch (error) {
+      throw fromSystemError(error, `local file ${path}`);
+    }
+    return sha256.digest('hex') === stored.sha256 ? stored : undefined;
   }
 
   /** The stored file called `name` if its content has this SHA-256. */

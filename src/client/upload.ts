@@ -31,6 +31,8 @@ export interface UploadResult {
   /** Payload bytes sent in this run (what a resume saved does not count). */
   bytesSent: number;
   resumed: boolean;
+  /** Set when nothing was sent because the server already holds this content under the name (`force` only). */
+  skipped?: true;
   file: FileInfo;
 }
 
