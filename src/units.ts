@@ -90,3 +90,8 @@ export function formatLocalTime(time: string | number | Date): string {
   const date = `${moment.getFullYear()}-${twoDigits(moment.getMonth() + 1)}-${twoDigits(moment.getDate())}`;
   return `${date} ${twoDigits(moment.getHours())}:${twoDigits(moment.getMinutes())}:${twoDigits(moment.getSeconds())} ${offset}`;
 }
+
+/** "127.0.0.1:8888", "[::1]:8888": a host and port as people type them (an IPv6 address in brackets). */
+export function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
+}

@@ -12,7 +12,16 @@ import { Allowance } from '../src/server/allowance.js';
 import { ChunkBuffers } from '../src/server/chunk-buffers.js';
 import { InOrderHasher, type SessionHashState } from '../src/server/in-order-hasher.js';
 import { WaitQueue } from '../src/server/wait-queue.js';
-import { formatBytes, formatDuration, formatElapsed, formatLocalTime, formatTransferTime, parseDuration, parseSize } from '../src/units.js';
+import {
+  formatBytes,
+  formatDuration,
+  formatElapsed,
+  formatLocalTime,
+  formatTransferTime,
+  hostPort,
+  parseDuration,
+  parseSize,
+} from '../src/units.js';
 
 t.test('WaitQueue: served in order; a cancelled waiter is skipped; cancelling twice is harmless', (t) => {
   const queue = new WaitQueue<number>();
@@ -222,6 +231,8 @@ t.test('sizes and durations as the flags take them, and as the CLI shows them', 
   t.equal(formatBytes(17.647), '17.6 B');
   t.same([0, 42.4, 954, 3720, 277_200].map(formatElapsed), ['0s', '42s', '15m 54s', '1h 02m', '3d 05h']);
   t.same([350.4, 4240, 125_000].map(formatTransferTime), ['350 ms', '4.2 s', '2m 05s']);
+  t.equal(hostPort('::1', 8888), '[::1]:8888', 'an IPv6 address in brackets');
+  t.equal(hostPort('127.0.0.1', 8888), '127.0.0.1:8888');
   t.end();
 });
 

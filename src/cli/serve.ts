@@ -4,7 +4,7 @@ import { type Command, InvalidArgumentError } from 'commander';
 import { defaultPort } from '../protocol/limits.js';
 import { serverDefaults } from '../server/defaults.js';
 import type { Output } from './output.js';
-import { formatBytes, formatDuration, parseCount, parseDuration, parsePort, parseSize } from './units.js';
+import { formatBytes, formatDuration, hostPort, parseCount, parseDuration, parsePort, parseSize } from './units.js';
 
 const d = serverDefaults;
 const size = (bytes: number): string => `(default: ${formatBytes(bytes)})`;
@@ -174,7 +174,7 @@ export function addServeCommand(program: Command, output: Output): void {
         await server.close().catch(() => undefined); // the listen failure is the one worth reporting
         throw error;
       });
-      output.err(`ferry: serving ${server.config.dataDir} on ${address.address}:${address.port}`);
+      output.err(`ferry: serving ${server.config.dataDir} on ${hostPort(address.address, address.port)}`);
       if (!isLoopback(flags.host)) {
         output.err(
           `ferry: warning: listening on ${flags.host}, not only this machine, and this server has no accounts yet: anyone who can reach port ${address.port} can read, replace and delete every file`,

@@ -3,6 +3,7 @@ import { parse as parseWords } from 'shell-quote';
 import { FerryClient } from '../client/client.js';
 import { type Output, errorLine } from './output.js';
 import { buildProgram, runProgram } from './program.js';
+import { hostPort } from './units.js';
 
 const shellCommands = ['list', 'ls', 'upload', 'put', 'download', 'get', 'delete', 'rm', 'stat', 'info', 'log', 'help', 'quit', 'exit'];
 /** Commands whose first argument is a remote name: tab completes it from the server's list. */
@@ -61,7 +62,9 @@ export async function runShell(options: {
 
   try {
     const info = await client.connection();
-    options.output.err(`connected to ${options.host}:${options.port} (${info.hello.server}); type help for commands, quit to leave`);
+    options.output.err(
+      `connected to ${hostPort(options.host, options.port)} (${info.hello.server}); type help for commands, quit to leave`,
+    );
   } catch (error) {
     options.output.err(errorLine(error));
     readline.close();

@@ -2,7 +2,7 @@ import { InvalidArgumentError } from 'commander';
 import { defaultPort } from '../protocol/limits.js';
 import * as units from '../units.js';
 
-export { formatBytes, formatDuration, formatElapsed, formatLocalTime, formatTransferTime } from '../units.js';
+export { formatBytes, formatDuration, formatElapsed, formatLocalTime, formatTransferTime, hostPort } from '../units.js';
 
 /** A parser for a commander option: the shared one, its error as commander's usage error. */
 function asOption<T>(parse: (text: string) => T): (text: string) => T {

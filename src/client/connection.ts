@@ -7,7 +7,7 @@ import { type ChunkHeader, maxChunkBytesCeiling, protocolVersion } from '../prot
 import { maxServerControlBytes } from '../protocol/limits.js';
 import type { HelloResult, Op, RequestOf, ResultOf } from '../protocol/messages.js';
 import { ferryVersion } from '../version.js';
-import { formatDuration } from '../units.js';
+import { formatDuration, hostPort } from '../units.js';
 
 export interface ConnectOptions {
   host: string;
@@ -108,7 +108,7 @@ export class ClientConnection implements FrameSink {
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
     const timer = setTimeout(() => {
       // Connecting, or the handshake after it, took too long: either way the server did not answer.
-      const error = new FerryError('ECONNECT', `no answer from ${options.host}:${options.port} in ${timeoutMs} ms`);
+      const error = new FerryError('ECONNECT', `no answer from ${hostPort(options.host, options.port)} in ${timeoutMs} ms`);
       if (connection) connection.destroy(error);
       else socket.destroy(error);
     }, timeoutMs);
@@ -118,7 +118,7 @@ export class ClientConnection implements FrameSink {
       clearTimeout(timer);
       if (error instanceof FerryError) throw error;
       const detail = (error as NodeJS.ErrnoException).code ?? String(error);
-      throw new FerryError('ECONNECT', `cannot connect to ${options.host}:${options.port} (${detail})`, { cause: error });
+      throw new FerryError('ECONNECT', `cannot connect to ${hostPort(options.host, options.port)} (${detail})`, { cause: error });
     }
     connection = new ClientConnection(socket, options.stallTimeoutMs ?? defaultClientStallTimeoutMs);
     try {

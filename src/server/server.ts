@@ -4,6 +4,7 @@ import { type Logger, pino } from 'pino';
 import { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
+import { hostPort } from '../units.js';
 import { MetaStore } from '../store/meta-store.js';
 import { ChunkBuffers } from './chunk-buffers.js';
 import { ChunkWorkers } from './chunk-workers.js';
@@ -129,7 +130,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
 
 /** Why the server cannot listen, in the operator's words (a port in use is their choice to make, not an internal error). */
 function listenError(error: unknown, host: string, port: number): FerryError {
-  const where = `${host.includes(':') ? `[${host}]` : host}:${port}`;
+  const where = hostPort(host, port);
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'EADDRINUSE')
     return new FerryError('ECONFIG', `${where} is in use by another program (choose another --port)`, { cause: error });
