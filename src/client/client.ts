@@ -17,6 +17,11 @@ export interface ClientOptions extends ConnectOptions {
   retry?: RetryOptions;
 }
 
+/** The result of an upload that found its content already stored under its name. */
+function nothingSent(stored: FileInfo): Omit<UploadResult, 'resumed'> {
+  return { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, file: stored };
+}
+
 /**
  * The typed Ferry client used by the CLI, the shell, the tests and the benchmarks. Holds one
  * connection, opened on first use and opened again after it is lost.
@@ -76,8 +81,7 @@ export class FerryClient {
     if (options.force) {
       // Replacing a file with the very same bytes sends nothing.
       const stored = await this.#storedCopyOf(path, options.name);
-      if (stored)
-        return { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, resumed: false, skipped: true, file: stored };
+      if (stored) return { ...nothingSent(stored), resumed: false, skipped: true };
     }
     const tally = new TransferTally(options.onProgress);
     // The SHA-256 an attempt sent with putEnd. If the connection was lost before the reply came,
@@ -90,7 +94,7 @@ export class FerryClient {
           const connection = await this.connection();
           const storedByAnEarlierAttempt = async (): Promise<UploadResult | undefined> => {
             const stored = finishing === undefined ? undefined : await this.#storedWith(options.name, finishing);
-            return stored && { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, resumed: true, file: stored };
+            return stored && { ...nothingSent(stored), resumed: true };
           };
           const stored = await storedByAnEarlierAttempt();
           if (stored) return stored;
@@ -129,10 +133,7 @@ export class FerryClient {
 
   /** The stored file called `name` if it is intact and has the local file's size and SHA-256 (the local file is read only when the sizes agree). */
   async #storedCopyOf(path: string, name: string): Promise<FileInfo | undefined> {
-    const stored = await this.stat(name).catch((error: unknown) => {
-      if (error instanceof FerryError && error.code === 'ENOENT') return undefined;
-      throw error;
-    });
+    const stored = await this.#storedFile(name);
     // A file the server found damaged is what a --force upload is for: it always goes.
     if (!stored || stored.damaged !== undefined) return undefined;
     let local: number;
@@ -153,9 +154,14 @@ export class FerryClient {
 
   /** The stored file called `name` if its content has this SHA-256. */
   async #storedWith(name: string, sha256: string): Promise<FileInfo | undefined> {
+    const file = await this.#storedFile(name);
+    return file?.sha256 === sha256 ? file : undefined;
+  }
+
+  /** The stored file called `name`, or undefined if there is none. */
+  async #storedFile(name: string): Promise<FileInfo | undefined> {
     try {
-      const file = await this.stat(name);
-      return file.sha256 === sha256 ? file : undefined;
+      return await this.stat(name);
     } catch (error) {
       if (error instanceof FerryError && error.code === 'ENOENT') return undefined;
       throw error;
