@@ -1,32 +1,73 @@
-// Parts of the CLI and the server's wiring that need no server: the progress bar on a terminal (a
-// stream that says it is one), the server's option checks, and the socket re-wrapping's fallback.
+// Parts of the CLI and the server's wiring that need no server: the progress line and display on a
+// terminal (a stream that says it is one), the server's option checks, and the socket re-wrapping's fallback.
 import { Socket } from 'node:net';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { progressBar } from '../src/cli/progress-bar.js';
+import { progressLine, shortenMiddle } from '../src/cli/progress-line.js';
+import { RateMeter, TransferDisplay } from '../src/cli/transfer-display.js';
 import { resolveServerConfig } from '../src/server/config.js';
 import { readIntoFixedBuffer } from '../src/server/fixed-buffer-socket.js';
 
-t.test('the progress bar draws on a terminal, and nothing at all elsewhere', (t) => {
-  const terminal = Object.assign(new PassThrough(), { isTTY: true, columns: 100, cursorTo() {}, clearLine() {}, moveCursor() {} });
+/** A stream that says it is a terminal of `columns` columns, and what was written to it. */
+function fakeTerminal(columns: number): { stream: PassThrough & { isTTY: true; columns: number }; written(): string } {
+  const stream = Object.assign(new PassThrough(), { isTTY: true as const, columns });
   let drawn = '';
-  terminal.on('data', (data: Buffer) => (drawn += data.toString()));
-  const bar = progressBar(true, terminal);
-  bar.onProgress?.({ name: 'big.iso', done: 1024 * 1024, total: 4 * 1024 * 1024, transferred: 1024 * 1024 });
-  bar.onProgress?.({ name: 'big.iso', done: 4 * 1024 * 1024, total: 4 * 1024 * 1024, transferred: 4 * 1024 * 1024 });
-  bar.stop();
-  t.match(drawn, /big\.iso/u, 'the name');
-  t.match(drawn, /100%/u, 'the percentage');
-  t.match(drawn, /4 MiB of 4 MiB/u, 'bytes done of the total');
+  stream.on('data', (data: Buffer) => (drawn += data.toString()));
+  return { stream, written: () => drawn };
+}
+
+const MiB = 1024 * 1024;
+
+t.test('the progress line fits the width: the name shortens in the middle first, then the bar; the numbers always show', (t) => {
+  const fields = { name: 'a-really-rather-long-file-name-for-a-disk-image.iso', done: 76 * MiB, total: 200 * MiB, rate: 12.3 * MiB };
+  for (const columns of [160, 100, 80, 72, 60]) {
+    const line = progressLine(fields, columns);
+    t.ok([...line].length <= columns - 1, `${columns} columns: ${line.length} characters`);
+    t.match(line, / 38% +76 MiB\/200 MiB +12\.3 MiB\/s {2}ETA 11s$/u, `${columns} columns: percent, bytes, rate, ETA`);
+  }
+  t.match(progressLine(fields, 160), /^a-really-rather-long-file-name-for-a-disk-image\.iso \[=+-+\]/u, 'wide: all of the name and a bar');
+  const eighty = progressLine(fields, 80);
+  t.match(eighty, /^a-real.*….*\.iso \[=+-+\]/u, '80 columns: the name shortened in the middle, the bar still there');
+  t.notMatch(progressLine(fields, 60), /\[/u, '60 columns: no room for a bar');
+  t.equal(shortenMiddle('abcdefghij', 5), 'ab…ij');
+  t.equal(shortenMiddle('short', 10), 'short');
+  t.match(progressLine({ ...fields, rate: undefined }, 80), /-- B\/s {2}ETA --$/u, 'no rate measured yet');
+  t.end();
+});
+
+t.test('the display draws a bar on a terminal, puts notices above it, and off a terminal prints only the notices', (t) => {
+  const terminal = fakeTerminal(80);
+  const display = new TransferDisplay(terminal.stream);
+  display.onStart({ name: 'big.iso', from: 1 * MiB, total: 4 * MiB });
+  display.onProgress({ name: 'big.iso', done: 2 * MiB, total: 4 * MiB, transferred: 1 * MiB });
+  display.notice('ferry: connection to the server lost, reconnecting now');
+  display.onProgress({ name: 'big.iso', done: 4 * MiB, total: 4 * MiB, transferred: 3 * MiB });
+  display.stop();
+  const drawn = terminal.written();
+  t.match(drawn, /^resuming big\.iso from 1 MiB \(25%\)\n/u, 'a resume says so before the bar starts');
+  t.match(drawn, /reconnecting now\n/u, 'the notice, on its own line');
+  t.ok(drawn.indexOf('reconnecting now') < drawn.lastIndexOf('100%'), 'and the bar drawn again below it');
+  t.match(drawn, /big\.iso \[=+\] 100%/u, 'the last state stays on screen');
 
   const pipe = Object.assign(new PassThrough(), { isTTY: false });
   let written = '';
   pipe.on('data', (data: Buffer) => (written += data.toString()));
-  const silent = progressBar(true, pipe);
-  t.equal(silent.onProgress, undefined, 'no listener when the stream is not a terminal');
-  silent.stop();
-  t.equal(progressBar(false, terminal).onProgress, undefined, 'nor with --json');
-  t.equal(written, '');
+  const plain = new TransferDisplay(pipe);
+  plain.onStart({ name: 'big.iso', from: 2 * MiB, total: 4 * MiB });
+  plain.onProgress({ name: 'big.iso', done: 4 * MiB, total: 4 * MiB, transferred: 2 * MiB });
+  plain.notice('ferry: stalled, reconnecting in 1s');
+  plain.stop();
+  t.equal(written, 'resuming big.iso from 2 MiB (50%)\nferry: stalled, reconnecting in 1s\n', 'plain lines, no bar');
+  t.end();
+});
+
+t.test('the rate follows the last few seconds, not the whole run', (t) => {
+  const meter = new RateMeter();
+  t.equal(meter.rate(), undefined, 'nothing measured');
+  meter.add(0, 0);
+  meter.add(100 * MiB, 10_000); // 10 MiB/s for 10 s
+  meter.add(101 * MiB, 20_000); // then 0.1 MiB/s for 10 s
+  t.ok(meter.rate()! < 1 * MiB, `recent: ${meter.rate()}`);
   t.end();
 });
 

@@ -186,13 +186,13 @@ t.test('ferry shell', async (t) => {
   const piped = startShell(t, ['--server', address], { timeoutMs: 8000 });
   piped.child.stdin!.end('stat nope\ninfo\n');
 
-  t.test('runs commands, reports errors and goes on, and exits 0 after quit', async (t) => {
+  t.test("piped in, it runs every command, reports errors and goes on, and exits with the last failure's status", async (t) => {
     const shell = startShell(t, ['--server', address], { cwd: dir });
     await shell.stderrShows(greeting);
     const lines = ['list', `upload ${local.path}`, 'list', 'stat shell.bin', 'stat nope', 'bogus', 'info', 'stat shell.bin --json', 'quit'];
     shell.child.stdin!.write(lines.map((line) => line + '\n').join(''));
     const result = await shell.exited;
-    t.equal(result.code, 0, `exit 0 after quit (${describe(result)})`);
+    t.equal(result.code, 2, `exit 2 after quit: the last failure was a usage error (${describe(result)})`);
     t.match(result.stderr, greeting, 'the greeting is on stderr');
     t.notMatch(result.stdout, /connected to/u, 'and not on stdout');
     t.match(result.stderr, /^ferry: nope: not found on the server \(ENOENT\)$/mu, 'stat nope prints the error');
@@ -227,6 +227,16 @@ t.test('ferry shell', async (t) => {
     t.match(result.stdout, '  shell.bin\n', 'the last command ran before the shell ended');
   });
 
+  t.test('--batch stops at the first command that fails and exits with its status', async (t) => {
+    const shell = startShell(t, ['--server', address, '--batch']);
+    await shell.stderrShows(greeting);
+    shell.child.stdin!.end('list\nstat nope\ninfo\n');
+    const result = await shell.exited;
+    t.equal(result.code, 1, describe(result));
+    t.match(result.stdout, '  shell.bin\n', 'the command before the failure ran');
+    t.notMatch(result.stdout, /server: +ferry/u, 'the one after it did not');
+  });
+
   t.test('FERRY_SERVER picks the shell server', async (t) => {
     const shell = startShell(t, [], { env: { FERRY_SERVER: address } });
     await shell.stderrShows(greeting);
@@ -246,7 +256,7 @@ t.test('ferry shell', async (t) => {
     const result = await piped.exited;
     t.equal(result.timedOut, false, `the shell ends at EOF by itself (${describe(result)})`);
     if (result.timedOut) return;
-    t.equal(result.code, 0, 'exit 0');
+    t.equal(result.code, 1, 'exit 1: a command failed (as sftp -b)');
     t.match(result.stderr, /^ferry: nope: not found on the server \(ENOENT\)$/mu, 'the first piped command ran');
     t.match(result.stdout, `server:        ferry ${packageVersion}`, 'the second piped command ran');
   });

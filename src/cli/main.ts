@@ -5,6 +5,7 @@ import { addFsckCommand } from './fsck.js';
 import { addSessionsCommand } from './sessions.js';
 import { addServeCommand } from './serve.js';
 import { runShell } from './shell.js';
+import { historyPath } from './history.js';
 import { defaultServer, parseServerAddress } from './units.js';
 
 function addShellCommand(program: Command, output: Output, result: { exitCode?: number }): void {
@@ -12,12 +13,20 @@ function addShellCommand(program: Command, output: Output, result: { exitCode?: 
     .command('shell')
     .description('interactive client: list, upload, download, delete, stat, info, log, help, quit')
     .option('--server <host:port>', 'server to talk to', process.env['FERRY_SERVER'] ?? defaultServer)
-    .action(async (flags: { server: string }) => {
+    .option('--batch', 'stop at the first command that fails, and exit with its status (as sftp -b)')
+    .addHelpText(
+      'after',
+      '\nWith commands piped in, the shell runs them all and exits non-zero if any failed; --batch stops at the first.\nOn a terminal, history is kept in $XDG_STATE_HOME/ferry/history (default ~/.local/state/ferry/history).',
+    )
+    .action(async (flags: { server: string; batch?: boolean }) => {
+      const terminal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
       result.exitCode = await runShell({
         ...parseServerAddress(flags.server),
         input: process.stdin,
         output,
-        terminal: Boolean(process.stdin.isTTY),
+        terminal,
+        batch: flags.batch ?? false,
+        historyFile: historyPath(),
       });
     });
 }

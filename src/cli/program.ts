@@ -5,15 +5,20 @@ import { defaultClientStallTimeoutMs } from '../client/connection.js';
 import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
 import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, printJson } from './output.js';
-import { progressBar } from './progress-bar.js';
+import { TransferDisplay } from './transfer-display.js';
+import { defaultTransferRetries } from '../client/retry.js';
+import type { TransferControl } from '../client/client.js';
 import { defaultServer, formatBytes, formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
 import { defaultLogPageEntries, maxLogPageEntries } from '../protocol/limits.js';
 
 export interface CliContext {
   output: Output;
   env: NodeJS.ProcessEnv;
-  /** In the interactive shell: the client every command shares (and the server it talks to). */
-  shell?: { client: FerryClient; onChange(): void };
+  /**
+   * In the interactive shell: the client every command shares (and the server it talks to), and
+   * the signal with which the shell cancels the running command (Ctrl-C).
+   */
+  shell?: { client: FerryClient; onChange(): void; signal: AbortSignal };
 }
 
 interface ClientFlags {
@@ -21,7 +26,6 @@ interface ClientFlags {
   json?: boolean;
 }
 
-const defaultRetries = 5;
 const stallTimeoutHelp = `reconnect (and resume) when no byte moves this long (default: ${formatDuration(defaultClientStallTimeoutMs)})`;
 
 /** Adds the options every client command takes: --server and --json. */
@@ -38,7 +42,12 @@ function clientCommand(program: Command, context: CliContext, spec: string, desc
 /** A client command that moves a file: it also takes --retries and --stall-timeout. */
 function transferCommand(program: Command, context: CliContext, spec: string, description: string): Command {
   return clientCommand(program, context, spec, description)
-    .option('--retries <n>', 'reconnect and resume this many times after a lost connection', parseCount, defaultRetries)
+    .option(
+      '--retries <n>',
+      'reconnect and resume up to this many times in a row without progress (waits 0.5 s doubling to 10 s)',
+      parseCount,
+      defaultTransferRetries,
+    )
     .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration);
 }
 
@@ -58,26 +67,60 @@ function serverAddressOption(text: string): { host: string; port: number } {
 async function withClient<T>(
   context: CliContext,
   flags: ClientFlags & { stallTimeout?: number },
-  retries: number,
   use: (client: FerryClient) => Promise<T>,
 ): Promise<T> {
   if (context.shell) return use(context.shell.client);
   const address = serverAddressOption(flags.server);
-  const client = new FerryClient({
-    ...address,
-    ...(flags.stallTimeout === undefined ? {} : { stallTimeoutMs: flags.stallTimeout }),
-    retry: {
-      retries,
-      onRetry: ({ attempt, retries: max, error, delayMs }) =>
-        context.output.err(
-          `ferry: ${error.message}, reconnecting ${delayMs > 0 ? `in ${delayMs} ms` : 'now'} (attempt ${attempt}/${max + 1})`,
-        ),
-    },
-  });
+  const client = new FerryClient({ ...address, ...(flags.stallTimeout === undefined ? {} : { stallTimeoutMs: flags.stallTimeout }) });
   try {
     return await use(client);
   } finally {
     await client.close().catch(() => undefined); // the command's outcome is decided; a failed hang-up changes nothing
+  }
+}
+
+type TransferFlags = ClientFlags & { retries: number; stallTimeout?: number };
+
+/**
+ * Runs one upload or download with what the terminal shows of it (a progress line on stderr when
+ * it is a terminal, also with --json; notices above it), reconnecting per --retries, and
+ * cancelled by Ctrl-C (the shell's, or SIGINT for a one-shot command: a second one ends the
+ * process). A transfer that gives up, or is cancelled, says how to resume it.
+ */
+async function runTransfer<T>(
+  context: CliContext,
+  flags: TransferFlags,
+  run: (client: FerryClient, control: TransferControl, display: TransferDisplay) => Promise<T>,
+): Promise<T> {
+  const display = new TransferDisplay();
+  const control: TransferControl = {
+    retry: {
+      retries: flags.retries,
+      onRetry: ({ attempt, retries, error, delayMs }) =>
+        display.notice(
+          `ferry: ${error.message}, reconnecting ${delayMs > 0 ? `in ${formatDuration(delayMs)}` : 'now'} (retry ${attempt - 1} of ${retries})`,
+        ),
+    },
+  };
+  let stopOnInterrupt: (() => void) | undefined;
+  if (context.shell) control.signal = context.shell.signal;
+  else {
+    const interrupts = new AbortController();
+    stopOnInterrupt = () => interrupts.abort();
+    process.once('SIGINT', stopOnInterrupt);
+    control.signal = interrupts.signal;
+  }
+  try {
+    return await withClient(context, flags, (client) => run(client, control, display));
+  } catch (error) {
+    if (error instanceof FerryError && display.began && (error.retryable || error.code === 'ECANCELED')) {
+      const what = error.code === 'ECANCELED' ? 'cancelled' : `${error.message}; gave up`;
+      throw new FerryError(error.code, `${what}: run the same command again to resume`, { cause: error });
+    }
+    throw error;
+  } finally {
+    display.stop();
+    if (stopOnInterrupt) process.off('SIGINT', stopOnInterrupt);
   }
 }
 
@@ -106,20 +149,20 @@ Examples:
  */
 export function buildProgram(context: CliContext): Command {
   const { output } = context;
-  const program = new Command(context.shell ? '' : 'ferry');
+  const program = new Command(context.shell ? 'ferry>' : 'ferry');
   program
     .description('Ferry: resumable, verified file transfer over TCP')
-    .version(ferryVersion)
     .exitOverride()
     .configureOutput({ writeOut: (text) => output.out(text.trimEnd()), writeErr: (text) => output.err(text.trimEnd()) })
     .showSuggestionAfterError(true)
     .helpCommand('help [command]', 'show help for a command');
-  if (!context.shell) program.addHelpText('after', helpEpilogue);
+  if (!context.shell) program.version(ferryVersion).addHelpText('after', helpEpilogue);
 
   clientCommand(program, context, 'list [prefix]', 'list stored files (optionally only names starting with prefix)')
+    .summary('list stored files')
     .alias('ls')
     .action(async (prefix: string | undefined, flags: ClientFlags) => {
-      const files = await withClient(context, flags, 0, (client) => client.list(prefix));
+      const files = await withClient(context, flags, (client) => client.list(prefix));
       if (flags.json)
         printJson(
           output,
@@ -129,17 +172,23 @@ export function buildProgram(context: CliContext): Command {
     });
 
   transferCommand(program, context, 'upload <path>', 'upload a local file (resumes an interrupted upload of the same file)')
+    .summary('upload a local file (resumes)')
     .alias('put')
     .option('--as <name>', 'name on the server (default: the file name)')
     .option('--force', 'replace a file of the same name on the server')
-    .action(async (path: string, flags: ClientFlags & { as?: string; force?: boolean; retries: number; stallTimeout?: number }) => {
+    .action(async (path: string, flags: TransferFlags & { as?: string; force?: boolean }) => {
       // Names travel in NFC; a file system that stores names decomposed (macOS) gives NFD.
       const name = flags.as ?? basename(path).normalize('NFC');
-      const bar = progressBar(!flags.json);
       const started = Date.now();
-      const result = await withClient(context, flags, flags.retries, (client) =>
-        client.upload(path, { name, force: flags.force ?? false, onProgress: bar.onProgress }),
-      ).finally(() => bar.stop());
+      const result = await runTransfer(context, flags, (client, control, display) =>
+        client.upload(path, {
+          name,
+          force: flags.force ?? false,
+          onProgress: display.onProgress,
+          onStart: display.onStart,
+          ...control,
+        }),
+      );
       context.shell?.onChange();
       if (flags.json)
         printJson(output, {
@@ -158,19 +207,22 @@ export function buildProgram(context: CliContext): Command {
     });
 
   transferCommand(program, context, 'download <name>', 'download a file (resumes an interrupted download)')
+    .summary('download a file (resumes)')
     .alias('get')
     .option('--out <path>', 'a file to write, or a directory to write it into (default: the last segment of the name, here)')
     .option('--force', 'overwrite an existing local file')
-    .action(async (name: string, flags: ClientFlags & { out?: string; force?: boolean; retries: number; stallTimeout?: number }) => {
-      const bar = progressBar(!flags.json);
+    .action(async (name: string, flags: TransferFlags & { out?: string; force?: boolean }) => {
       const started = Date.now();
-      const result = await withClient(context, flags, flags.retries, (client) =>
+      const result = await runTransfer(context, flags, (client, control, display) =>
         client.download(name, {
           ...(flags.out === undefined ? {} : { out: flags.out }),
           force: flags.force ?? false,
-          onProgress: bar.onProgress,
+          onProgress: display.onProgress,
+          onStart: display.onStart,
+          onNotice: (text) => display.notice(text),
+          ...control,
         }),
-      ).finally(() => bar.stop());
+      );
       if (flags.json) printJson(output, result);
       else
         output.out(
@@ -181,32 +233,35 @@ export function buildProgram(context: CliContext): Command {
   clientCommand(program, context, 'delete <name>', 'delete a stored file')
     .alias('rm')
     .action(async (name: string, flags: ClientFlags) => {
-      await withClient(context, flags, 0, (client) => client.delete(name));
+      await withClient(context, flags, (client) => client.delete(name));
       context.shell?.onChange();
       if (flags.json) printJson(output, { name, deleted: true });
       else output.out(`deleted ${name}`);
     });
 
-  clientCommand(program, context, 'stat <name>', 'show a stored file: size, sha256, chunks, times').action(
-    async (name: string, flags: ClientFlags) => {
-      const file = await withClient(context, flags, 0, (client) => client.stat(name));
+  clientCommand(program, context, 'stat <name>', 'show a stored file: size, sha256, chunks, times')
+    .summary('show a stored file')
+    .action(async (name: string, flags: ClientFlags) => {
+      const file = await withClient(context, flags, (client) => client.stat(name));
       if (flags.json) printJson(output, file);
       else output.out(formatStat(file));
-    },
-  );
+    });
 
-  clientCommand(program, context, 'info', 'show the server: version, capabilities, files, clients').action(async (flags: ClientFlags) => {
-    const info = await withClient(context, flags, 0, (client) => client.info());
-    if (flags.json) printJson(output, info);
-    else output.out(formatInfo(info));
-  });
+  clientCommand(program, context, 'info', 'show the server: version, capabilities, files, clients')
+    .summary('show the server')
+    .action(async (flags: ClientFlags) => {
+      const info = await withClient(context, flags, (client) => client.info());
+      if (flags.json) printJson(output, info);
+      else output.out(formatInfo(info));
+    });
 
   clientCommand(program, context, 'log', 'show the transfer history, newest first')
+    .summary('show the transfer history')
     .option('--limit <n>', `how many entries (1 to ${maxLogPageEntries})`, parseCount, defaultLogPageEntries)
     .action(async (flags: ClientFlags & { limit: number }) => {
       if (flags.limit < 1 || flags.limit > maxLogPageEntries)
         throw new FerryError('EUSAGE', `--limit must be between 1 and ${maxLogPageEntries}`);
-      const entries = await withClient(context, flags, 0, (client) => client.log(flags.limit));
+      const entries = await withClient(context, flags, (client) => client.log(flags.limit));
       if (flags.json) printJson(output, entries);
       else output.out(formatLog(entries));
     });

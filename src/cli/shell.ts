@@ -1,13 +1,19 @@
 import { type Interface, createInterface } from 'node:readline';
+import type { Command } from 'commander';
 import { parse as parseWords } from 'shell-quote';
 import { FerryClient } from '../client/client.js';
+import { type CompletionSources, completeLine } from './completion.js';
+import { historyLines, loadHistory, saveHistory } from './history.js';
 import { type Output, errorLine } from './output.js';
 import { buildProgram, runProgram } from './program.js';
 import { hostPort } from './units.js';
 
-const shellCommands = ['list', 'ls', 'upload', 'put', 'download', 'get', 'delete', 'rm', 'stat', 'info', 'log', 'help', 'quit', 'exit'];
-/** Commands whose first argument is a remote name: tab completes it from the server's list. */
+/** Commands whose words are names on the server (Tab completes them from the server's list). */
 const remoteNameCommands = new Set(['download', 'get', 'delete', 'rm', 'stat']);
+/** Commands whose words are local paths. */
+const localPathCommands = new Set(['upload', 'put']);
+/** A second Ctrl-C at the prompt within this long leaves the shell. */
+const leaveWithinMs = 1000;
 
 /** Splits a shell line into words, with shell quoting; operators and globs are refused. */
 export function splitWords(line: string): string[] {
@@ -17,78 +23,171 @@ export function splitWords(line: string): string[] {
   });
 }
 
-/**
- * `ferry shell`: an interactive client on one connection. Each line runs through the same
- * commander program as the one-shot commands; errors are printed and the shell goes on.
- */
-export async function runShell(options: {
+/** A command's arguments as its usage shows them: `<path>`, `[prefix]`. */
+function argumentsOf(command: Command): string {
+  return command.registeredArguments.map((argument) => (argument.required ? `<${argument.name()}>` : `[${argument.name()}]`)).join(' ');
+}
+
+/** What `help` prints in the shell: its own commands (no process options such as --version), and how to leave. */
+export function shellHelp(program: Command, server: string): string {
+  const rows = program.commands
+    .filter((command) => command.name() !== 'help')
+    .map(
+      (command) => [[command.name(), ...command.aliases()].join(', ') + ` ${argumentsOf(command)}`.trimEnd(), command.summary()] as const,
+    );
+  rows.push(['help [command]', "this list, or a command's options"], ['quit, exit', 'leave the shell (also Ctrl-D)']);
+  const width = Math.max(...rows.map(([usage]) => usage.length));
+  return [
+    `Commands at the ferry> prompt (server ${server}):`,
+    ...rows.map(([usage, text]) => `  ${usage.padEnd(width)}  ${text}`),
+    'Ctrl-C cancels a transfer (run the same command to resume it).',
+    'Tab completes commands, options, names on the server and local paths.',
+  ].join('\n');
+}
+
+export interface ShellOptions {
   host: string;
   port: number;
-  input: NodeJS.ReadableStream;
+  input: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (mode: boolean) => unknown };
   output: Output;
   terminal: boolean;
-}): Promise<number> {
-  const client = new FerryClient({ host: options.host, port: options.port, retry: { retries: 5 } });
+  /** Stop at the first failed command and exit with its status (as `sftp -b` does). */
+  batch?: boolean;
+  /** Where history is kept between sessions (terminal only); undefined keeps none. */
+  historyFile?: string;
+}
+
+/**
+ * `ferry shell`: an interactive client on one connection. Each line runs through the same
+ * commander program as the one-shot commands; errors are printed and the shell goes on. Returns
+ * the exit status: 0, or (input not a terminal) the status of the last command that failed.
+ */
+export async function runShell(options: ShellOptions): Promise<number> {
+  const client = new FerryClient({ host: options.host, port: options.port });
+  const server = hostPort(options.host, options.port);
   let remoteNames: string[] | undefined;
-  const refreshNames = (): void => {
-    remoteNames = undefined;
+  const programFor = (signal: AbortSignal): Command =>
+    buildProgram({ output: options.output, env: {}, shell: { client, onChange: () => (remoteNames = undefined), signal } });
+  const reference = programFor(new AbortController().signal);
+  const commandNamed = (name: string): Command | undefined =>
+    reference.commands.find((command) => command.name() === name || command.aliases().includes(name));
+  const sources: CompletionSources = {
+    commands: [...reference.commands.flatMap((command) => [command.name(), ...command.aliases()]), 'quit', 'exit'].sort(),
+    optionsOf: (name) => commandNamed(name)?.options.flatMap((option) => (option.long ? [option.long] : [])),
+    argumentKind: (name) => (remoteNameCommands.has(name) ? 'remote' : localPathCommands.has(name) ? 'local' : 'none'),
+    remoteNames: async () => (remoteNames ??= (await client.list()).map((file) => file.name)),
   };
+  const history = options.terminal && options.historyFile ? await loadHistory(options.historyFile) : [];
   const readline: Interface = createInterface({
     input: options.input,
     output: options.terminal ? process.stdout : undefined,
     terminal: options.terminal,
-    historySize: 1000,
+    history,
+    historySize: historyLines,
+    removeHistoryDuplicates: true,
     prompt: 'ferry> ',
     completer: (line: string, callback: (error: null, result: [string[], string]) => void) => {
-      void complete(line).then(
+      completeLine(line, sources).then(
         (result) => callback(null, result),
         () => callback(null, [[], line]),
       );
     },
   });
+  if (options.terminal && options.historyFile) {
+    const file = options.historyFile;
+    readline.on('history', (lines: string[]) => {
+      saveHistory(file, lines).catch((error: unknown) => options.output.err(`ferry: history not saved: ${(error as Error).message}`));
+    });
+  }
+  let leaving = false;
+  let lastInterrupt = 0;
+  // Ctrl-C at the prompt (readline has the terminal in raw mode): the line is dropped and a fresh
+  // prompt shown, as bash does; on an empty line it says how to leave, and a second one leaves.
+  readline.on('SIGINT', () => {
+    const now = Date.now();
+    const empty = readline.line === '';
+    if (empty && now - lastInterrupt < leaveWithinMs) {
+      leaving = true;
+      process.stdout.write('\n');
+      readline.close();
+      return;
+    }
+    lastInterrupt = empty ? now : 0;
+    readline.write(null, { ctrl: true, name: 'e' });
+    process.stdout.write(empty ? '^C\n(Ctrl-C again or Ctrl-D to leave)\n' : '^C\n');
+    readline.write(null, { ctrl: true, name: 'u' }); // empties the line and draws the prompt again, below
+  });
+  // Ctrl-D at an empty prompt: leave on a fresh line.
+  readline.on('close', () => {
+    if (options.terminal && !leaving) process.stdout.write('\n');
+  });
   // Start reading before connecting: lines piped in (and the end of input) arrive while we connect.
   const lines = readline[Symbol.asyncIterator]();
-  async function complete(line: string): Promise<[string[], string]> {
-    const words = line.split(/\s+/u);
-    if (words.length <= 1) {
-      const hits = shellCommands.filter((command) => command.startsWith(line));
-      return [hits, line];
-    }
-    if (!remoteNameCommands.has(words[0]!)) return [[], line];
-    remoteNames ??= (await client.list()).map((file) => file.name);
-    const partial = words.at(-1)!;
-    return [remoteNames.filter((name) => name.startsWith(partial)), partial];
-  }
 
   try {
     const info = await client.connection();
-    options.output.err(
-      `connected to ${hostPort(options.host, options.port)} (${info.hello.server}); type help for commands, quit to leave`,
-    );
+    options.output.err(`connected to ${server} (${info.hello.server}): help lists the commands, quit leaves`);
   } catch (error) {
     options.output.err(errorLine(error));
     readline.close();
     return 1;
   }
+  let status = 0;
   if (options.terminal) readline.prompt();
   for await (const line of { [Symbol.asyncIterator]: () => lines }) {
     const trimmed = line.trim();
     if (trimmed === 'quit' || trimmed === 'exit') break;
-    if (trimmed !== '') {
-      let words: string[] | undefined;
-      try {
-        words = splitWords(trimmed);
-      } catch (error) {
-        options.output.err(errorLine(error));
-      }
-      if (words) {
-        const program = buildProgram({ output: options.output, env: {}, shell: { client, onChange: refreshNames } });
-        await runProgram(program, words, options.output);
-      }
+    let lineStatus = 0;
+    if (trimmed === 'help' || trimmed === '?') options.output.out(shellHelp(reference, server));
+    else if (trimmed !== '') {
+      // What Ctrl-C aborts while this line runs.
+      const running = new AbortController();
+      lineStatus = await runLine(trimmed, programFor(running.signal), options, readline, running);
+    }
+    if (lineStatus !== 0) {
+      status = lineStatus;
+      if (options.batch) break;
     }
     if (options.terminal) readline.prompt();
   }
+  leaving = true;
   readline.close();
   await client.close().catch(() => undefined); // leaving anyway: a connection that will not close cleanly is dropped
-  return 0;
+  return options.terminal && !options.batch ? 0 : status;
+}
+
+/**
+ * Runs one line. On a terminal, the terminal leaves raw mode while it runs: Ctrl-C is then a
+ * signal, which cancels the command (readline, paused, would only see it once the command ends).
+ */
+async function runLine(
+  line: string,
+  program: Command,
+  options: ShellOptions,
+  readline: Interface,
+  running: AbortController,
+): Promise<number> {
+  let words: string[];
+  try {
+    words = splitWords(line);
+  } catch (error) {
+    options.output.err(errorLine(error));
+    return 2;
+  }
+  const cancel = (): void => running.abort();
+  const rawTerminal = options.terminal && typeof options.input.setRawMode === 'function';
+  if (rawTerminal) {
+    readline.pause();
+    options.input.setRawMode!(false);
+    process.on('SIGINT', cancel);
+  }
+  try {
+    return await runProgram(program, words, options.output);
+  } finally {
+    if (rawTerminal) {
+      process.off('SIGINT', cancel);
+      options.input.setRawMode!(true);
+      readline.resume();
+    }
+  }
 }

@@ -8,13 +8,21 @@ import { FerryError } from '../protocol/errors.js';
 import { ClientConnection, type ConnectOptions } from './connection.js';
 import { type DownloadOptions, type DownloadResult, downloadFile } from './download.js';
 import { LocalFileReading } from './local-file-reading.js';
-import { type RetryOptions, withRetries } from './retry.js';
+import { type RetryOptions, cancelled, withRetries } from './retry.js';
 import type { ProgressListener } from './progress.js';
 import { type UploadOptions, type UploadResult, uploadFile } from './upload.js';
 
 export interface ClientOptions extends ConnectOptions {
   /** Reconnect-and-resume policy for uploads and downloads. */
   retry?: RetryOptions;
+}
+
+/** What the caller of one transfer controls beyond the client's defaults. */
+export interface TransferControl {
+  /** Overrides the client's retry policy for this transfer (retries, notices). */
+  retry?: Partial<RetryOptions>;
+  /** Cancels the transfer: the connection is cut (what was verified stays; a rerun resumes) and it fails with ECANCELED. */
+  signal?: AbortSignal;
 }
 
 /** The result of an upload that found its content already stored under its name. */
@@ -77,7 +85,8 @@ export class FerryClient {
   }
 
   /** Uploads a file; after a lost connection it reconnects and resumes, per `options.retry`. */
-  async upload(path: string, options: UploadOptions): Promise<UploadResult> {
+  async upload(path: string, options: UploadOptions & TransferControl): Promise<UploadResult> {
+    const { retry, signal, ...uploadOptions } = options;
     if (options.force) {
       // Replacing a file with the very same bytes sends nothing.
       const stored = await this.#storedCopyOf(path, options.name);
@@ -88,41 +97,77 @@ export class FerryClient {
     // the server may have stored the file: the next attempt checks before sending anything again.
     let finishing: string | undefined;
     const reading = new LocalFileReading();
-    const result = await withRetries(
-      () =>
-        tally.attempt(async (onProgress) => {
-          const connection = await this.connection();
-          const storedByAnEarlierAttempt = async (): Promise<UploadResult | undefined> => {
-            const stored = finishing === undefined ? undefined : await this.#storedWith(options.name, finishing);
-            return stored && { ...nothingSent(stored), resumed: true };
-          };
-          const stored = await storedByAnEarlierAttempt();
-          if (stored) return stored;
-          try {
-            return await uploadFile(connection, path, { ...options, onProgress, onFinishing: (sha256) => (finishing = sha256), reading });
-          } catch (error) {
-            // The server waits for a publish still under way before it answers a put of the same
-            // file: if that was ours, the name exists now, with our content.
-            if (error instanceof FerryError && error.code === 'EEXIST') {
-              const published = await storedByAnEarlierAttempt();
-              if (published) return published;
+    const result = await this.#cancellable(signal, () =>
+      withRetries(
+        () =>
+          tally.attempt(async (onProgress) => {
+            const connection = await this.#connectionFor(signal);
+            const storedByAnEarlierAttempt = async (): Promise<UploadResult | undefined> => {
+              const stored = finishing === undefined ? undefined : await this.#storedWith(options.name, finishing);
+              return stored && { ...nothingSent(stored), resumed: true };
+            };
+            const stored = await storedByAnEarlierAttempt();
+            if (stored) return stored;
+            try {
+              return await uploadFile(connection, path, {
+                ...uploadOptions,
+                onProgress,
+                onFinishing: (sha256) => (finishing = sha256),
+                reading,
+              });
+            } catch (error) {
+              // The server waits for a publish still under way before it answers a put of the same
+              // file: if that was ours, the name exists now, with our content.
+              if (error instanceof FerryError && error.code === 'EEXIST') {
+                const published = await storedByAnEarlierAttempt();
+                if (published) return published;
+              }
+              throw error;
             }
-            throw error;
-          }
-        }),
-      this.#retry(),
+          }),
+        this.#retry(retry, signal, tally),
+      ),
     ).finally(() => reading.forget());
     return { ...result, bytesSent: tally.total(result.bytesSent) };
   }
 
   /** Downloads a file; after a lost connection it reconnects and resumes, per `options.retry`. */
-  async download(name: string, options: DownloadOptions = {}): Promise<DownloadResult> {
+  async download(name: string, options: DownloadOptions & TransferControl = {}): Promise<DownloadResult> {
+    const { retry, signal, ...downloadOptions } = options;
     const tally = new TransferTally(options.onProgress);
-    const result = await withRetries(
-      () => tally.attempt(async (onProgress) => downloadFile(await this.connection(), name, { ...options, onProgress })),
-      this.#retry(),
+    const result = await this.#cancellable(signal, () =>
+      withRetries(
+        () =>
+          tally.attempt(async (onProgress) => downloadFile(await this.#connectionFor(signal), name, { ...downloadOptions, onProgress })),
+        this.#retry(retry, signal, tally),
+      ),
     );
     return { ...result, bytesReceived: tally.total(result.bytesReceived) };
+  }
+
+  /** The connection for an attempt of a transfer that `signal` may cancel. */
+  async #connectionFor(signal: AbortSignal | undefined): Promise<ClientConnection> {
+    if (signal?.aborted) throw cancelled(signal);
+    const connection = await this.connection();
+    if (signal?.aborted) throw cancelled(signal);
+    return connection;
+  }
+
+  /**
+   * Runs a transfer that `signal` may cancel: the cancel cuts the connection under it, so what it
+   * waits for fails at once (the server keeps what was verified, as after any lost link).
+   */
+  async #cancellable<T>(signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
+    if (!signal) return run();
+    const cut = (): void => this.#connection?.destroy(cancelled(signal));
+    signal.addEventListener('abort', cut, { once: true });
+    try {
+      return await run();
+    } catch (error) {
+      throw signal.aborted ? cancelled(signal) : error;
+    } finally {
+      signal.removeEventListener('abort', cut);
+    }
   }
 
   async close(): Promise<void> {
@@ -168,8 +213,15 @@ export class FerryClient {
     }
   }
 
-  #retry(): RetryOptions {
-    return this.options.retry ?? { retries: 0 };
+  /** The client's retry policy with this transfer's overrides; an attempt that moved bytes restarts the count. */
+  #retry(overrides: Partial<RetryOptions> | undefined, signal: AbortSignal | undefined, tally: TransferTally): RetryOptions {
+    return {
+      retries: 0,
+      ...this.options.retry,
+      ...overrides,
+      madeProgress: () => tally.lastAttemptAdvanced(),
+      ...(signal ? { signal } : {}),
+    };
   }
 }
 
@@ -178,6 +230,9 @@ class TransferTally {
   readonly #listener: ProgressListener | undefined;
   #earlier = 0;
   #current = 0;
+  /** The furthest `done` any attempt reached, and whether the last failed attempt pushed it further. */
+  #furthest = 0;
+  #advanced = false;
 
   constructor(listener: ProgressListener | undefined) {
     this.#listener = listener;
@@ -185,11 +240,16 @@ class TransferTally {
 
   async attempt<T>(run: (onProgress: ProgressListener) => Promise<T>): Promise<T> {
     this.#current = 0;
+    this.#advanced = false;
     let ended = false;
     try {
       return await run((progress) => {
         if (ended) return; // a straggler from this attempt must not count against the next one
         this.#current = progress.transferred;
+        if (progress.done > this.#furthest) {
+          this.#furthest = progress.done;
+          this.#advanced = true;
+        }
         this.#listener?.({ ...progress, transferred: this.#earlier + progress.transferred });
       });
     } catch (error) {
@@ -198,6 +258,14 @@ class TransferTally {
     } finally {
       ended = true;
     }
+  }
+
+  /**
+   * Whether the last attempt took the transfer further than any before it: an attempt that only
+   * re-sends the same chunk before failing again (a link that always drops at one point) is not.
+   */
+  lastAttemptAdvanced(): boolean {
+    return this.#advanced;
   }
 
   /** Bytes of all failed attempts plus `last`, the successful attempt's own count. */

@@ -8,15 +8,20 @@ import { maxHashesPageEntries } from '../protocol/limits.js';
 import type { FileInfo, GetResult } from '../protocol/messages.js';
 import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
 import type { ClientConnection, StreamSink } from './connection.js';
-import type { ProgressListener } from './progress.js';
+import type { ProgressListener, StartListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
 import { copyIntoShared } from './shared-copy.js';
+import { formatBytes } from '../units.js';
 
 export interface DownloadOptions {
   /** Local destination; defaults to the remote name's last segment in the current directory. */
   out?: string;
   force?: boolean;
   onProgress?: ProgressListener;
+  /** Called once it is known how much of a leftover partial download is good, before any byte is asked for. */
+  onStart?: StartListener;
+  /** A line for the user about the transfer (a leftover partial download discarded). */
+  onNotice?: (text: string) => void;
 }
 
 export interface DownloadResult {
@@ -142,9 +147,12 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   const { part, state: statePath } = partialPathsFor(dest);
   const previous = await readState(statePath);
   const sameContent = previous?.sha256 === info.sha256 && previous.chunkSize === info.chunkSize && previous.size === info.size;
+  const partExists = await exists(part);
+  if (previous && !sameContent && partExists)
+    options.onNotice?.(`discarding the partial download of ${name} in ${part}: the server's ${name} has changed since`);
   let handle: FileHandle;
   try {
-    handle = await open(part, sameContent && (await exists(part)) ? 'r+' : 'w+');
+    handle = await open(part, sameContent && partExists ? 'r+' : 'w+');
     if (!sameContent)
       await writeFile(
         statePath,
@@ -157,9 +165,15 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   const sha256 = runningSha256(info.size);
   try {
     const fromChunk = sameContent ? await verifiedPrefix(connection, handle, info, sha256, xxh64) : 0;
+    const partBytes = (await handle.stat()).size;
+    if (partBytes > completeBytes(fromChunk, info))
+      options.onNotice?.(
+        `${part}: kept the ${formatBytes(completeBytes(fromChunk, info))} that match the server's ${name}, discarded ${formatBytes(partBytes - completeBytes(fromChunk, info))}`,
+      );
     // What the verified chunks hold, and not a byte more: a part already whole (its client was
     // stopped before the rename), or longer than the file (bytes past its end), is cut to it.
     await handle.truncate(completeBytes(fromChunk, info));
+    options.onStart?.({ name, from: completeBytes(fromChunk, info), total: info.size });
     let receiver: DownloadReceiver | undefined;
     // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
     await connection.request('get', { name, sha256: info.sha256, fromChunk }, (get) => {

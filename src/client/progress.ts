@@ -9,3 +9,12 @@ export interface TransferProgress {
 }
 
 export type ProgressListener = (progress: TransferProgress) => void;
+
+/** Where an attempt starts: `from` bytes of `total` are already in place (a resume), before any byte moves. */
+export interface TransferStart {
+  name: string;
+  from: number;
+  total: number;
+}
+
+export type StartListener = (start: TransferStart) => void;

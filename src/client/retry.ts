@@ -6,6 +6,14 @@ export function isRetryable(error: unknown): boolean {
   return error instanceof FerryError && error.retryable;
 }
 
+/**
+ * Retries a transfer makes by default: with the default backoff (0.5 s doubling to 10 s, as wget
+ * and curl cap theirs) they ride out an outage of more than two and a half minutes.
+ */
+export const defaultTransferRetries = 20;
+const defaultBaseDelayMs = 500;
+const defaultMaxDelayMs = 10_000;
+
 export interface RetryOptions {
   /** Further attempts after the first; 0 fails at once. */
   retries: number;
@@ -18,22 +26,62 @@ export interface RetryOptions {
   baseDelayMs?: number;
   maxDelayMs?: number;
   onRetry?: (info: { attempt: number; retries: number; error: FerryError; delayMs: number }) => void;
+  /**
+   * Asked after a failed attempt: whether it moved the transfer forward. If it did, the count of
+   * retries and the backoff start over (a link that drops every few minutes never exhausts a
+   * long transfer's retries; one that stays down does).
+   */
+  madeProgress?: () => boolean;
+  /** Stops waiting between attempts: the wait ends with ECANCELED. */
+  signal?: AbortSignal;
+}
+
+/** The waits before each retry of a link that fails without progress every time (the first lost mid-conversation). */
+export function retryDelays(options: RetryOptions, firstFailure: FerryError['code'] = 'ECONNLOST'): number[] {
+  const base = options.baseDelayMs ?? defaultBaseDelayMs;
+  const max = options.maxDelayMs ?? defaultMaxDelayMs;
+  const delays: number[] = [];
+  let backoffs = 0;
+  for (let retry = 0; retry < options.retries; retry += 1) {
+    delays.push(retry === 0 && firstFailure === 'ECONNLOST' ? 0 : Math.min(max, base * 2 ** backoffs++));
+  }
+  return delays;
+}
+
+/** The user's cancel as Ferry's error. */
+export function cancelled(signal: AbortSignal): FerryError {
+  return signal.reason instanceof FerryError ? signal.reason : new FerryError('ECANCELED');
 }
 
 /** Runs `attempt` until it succeeds, fails for good, or runs out of retries (exponential backoff). */
 export async function withRetries<T>(attempt: () => Promise<T>, options: RetryOptions): Promise<T> {
-  const base = options.baseDelayMs ?? 200;
-  const max = options.maxDelayMs ?? 5000;
+  const base = options.baseDelayMs ?? defaultBaseDelayMs;
+  const max = options.maxDelayMs ?? defaultMaxDelayMs;
   let backoffs = 0;
-  for (let retry = 0; ; retry += 1) {
+  let retry = 0;
+  for (;;) {
+    if (options.signal?.aborted) throw cancelled(options.signal);
     try {
       return await attempt();
     } catch (error) {
-      if (!isRetryable(error) || retry >= options.retries) throw error;
+      if (options.signal?.aborted) throw cancelled(options.signal);
+      if (!isRetryable(error)) throw error;
+      if (options.madeProgress?.()) {
+        retry = 0;
+        backoffs = 0;
+      }
+      if (retry >= options.retries) throw error;
       const immediate = retry === 0 && (error as FerryError).code === 'ECONNLOST';
       const delayMs = immediate ? 0 : Math.min(max, base * 2 ** backoffs++);
-      options.onRetry?.({ attempt: retry + 2, retries: options.retries, error: error as FerryError, delayMs });
-      if (delayMs > 0) await sleep(delayMs);
+      retry += 1;
+      options.onRetry?.({ attempt: retry + 1, retries: options.retries, error: error as FerryError, delayMs });
+      if (delayMs > 0) {
+        try {
+          await sleep(delayMs, undefined, options.signal ? { signal: options.signal } : {});
+        } catch {
+          throw cancelled(options.signal!); // only an abort ends the wait early
+        }
+      }
     }
   }
 }

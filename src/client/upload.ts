@@ -7,7 +7,7 @@ import type { FileInfo, PutResult } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import { LocalFileReading } from './local-file-reading.js';
 import { isRetryable } from './retry.js';
-import type { ProgressListener } from './progress.js';
+import type { ProgressListener, StartListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
 
 export interface UploadOptions {
@@ -15,6 +15,8 @@ export interface UploadOptions {
   name: string;
   force?: boolean;
   onProgress?: ProgressListener;
+  /** Called once the server has said what it already holds, before any chunk is sent. */
+  onStart?: StartListener;
   /** Called with the file's SHA-256 just before `putEnd` is sent. */
   onFinishing?: (sha256: string) => void;
   /**
@@ -71,6 +73,13 @@ async function serverChunkHashes(connection: ClientConnection, stream: number, v
   return hashes;
 }
 
+/** Bytes of the file the server already holds verified, from the `put` reply's chunk ranges. */
+function heldBytes(put: PutResult, size: number): number {
+  let bytes = 0;
+  for (const [start, end] of put.verified) bytes += Math.max(0, Math.min(size, end * put.chunkSize) - start * put.chunkSize);
+  return bytes;
+}
+
 /** A chunk slot of the ring: its shared buffer, and what must settle before it is reused. */
 interface RingSlot {
   shared: SharedArrayBuffer;
@@ -98,6 +107,7 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
     if (!stats.isFile()) throw new FerryError('EBADNAME', `${path}: not a regular file`);
     const fingerprint = await fingerprintOf(handle, stats.size, xxh64);
     const put = await connection.request('put', { name: options.name, size: stats.size, fingerprint, force: options.force ?? false });
+    options.onStart?.({ name: options.name, from: heldBytes(put, stats.size), total: stats.size });
     const attempt = new UploadAttempt(connection, handle, path, stats.size, put, options, xxh64);
     return await attempt.run(fingerprint);
   } finally {

@@ -25,6 +25,7 @@ export const errorCatalogue = {
   EINTERNAL: { message: 'internal server error', exitCode: 1, retryable: false },
   ECONNECT: { message: 'cannot connect to the server', exitCode: 1, retryable: true },
   ECONNLOST: { message: 'connection to the server lost', exitCode: 1, retryable: true },
+  ECANCELED: { message: 'cancelled', exitCode: 130, retryable: false },
   ENOTYET: { message: 'not implemented yet', exitCode: 1, retryable: false },
   EUSAGE: { message: 'usage error', exitCode: 2, retryable: false },
 } as const satisfies Record<string, { message: string; exitCode: number; retryable: boolean }>;

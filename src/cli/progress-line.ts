@@ -1,0 +1,69 @@
+import { formatBytes, formatElapsed } from './units.js';
+
+/** What one line of a transfer's progress shows. */
+export interface ProgressFields {
+  name: string;
+  done: number;
+  total: number;
+  /** Bytes per second moved recently; undefined until there is a measure. */
+  rate: number | undefined;
+}
+
+/** Widest the bar gets, and the narrowest worth drawing. */
+const widestBar = 25;
+const narrowestBar = 5;
+/** A name is shortened in the middle to no fewer than this many characters before the bar shrinks. */
+const shortestName = 12;
+
+/**
+ * A name no wider than `width`: the middle is replaced by an ellipsis, so the start and the end
+ * (often the extension) stay. An empty string when nothing fits.
+ */
+export function shortenMiddle(name: string, width: number): string {
+  const characters = [...name];
+  if (characters.length <= width) return name;
+  if (width <= 1) return width === 1 ? '…' : '';
+  const keep = width - 1;
+  const head = Math.ceil(keep / 2);
+  return characters.slice(0, head).join('') + '…' + characters.slice(characters.length - (keep - head)).join('');
+}
+
+/** "38%", "100%": rounded down, so 100% means done. */
+function percentOf(done: number, total: number): string {
+  return `${total === 0 ? 100 : Math.floor((done / total) * 100)}%`;
+}
+
+/** Time left at `rate`, or "--" while unknown. */
+function etaOf(fields: ProgressFields): string {
+  if (fields.done >= fields.total) return 'ETA 0s';
+  if (!fields.rate || fields.rate <= 0) return 'ETA --';
+  return `ETA ${formatElapsed(Math.ceil((fields.total - fields.done) / fields.rate))}`;
+}
+
+/**
+ * One progress line, at most `columns - 1` characters wide (the last column is left free so no
+ * terminal wraps it): `name [=====-----] 38%  76.0 MiB/200 MiB  12.3 MiB/s  ETA 10s`. Percent,
+ * bytes, rate and ETA always show; the name is shortened in the middle first, then the bar, then
+ * the name again, then both go.
+ */
+export function progressLine(fields: ProgressFields, columns: number): string {
+  const rate = fields.rate === undefined ? '-- B/s' : `${formatBytes(fields.rate)}/s`;
+  const tail = `${percentOf(fields.done, fields.total).padStart(4)}  ${formatBytes(fields.done).padStart(8)}/${formatBytes(fields.total)}  ${rate.padStart(10)}  ${etaOf(fields)}`;
+  const room = columns - 1 - tail.length;
+  const nameWidth = [...fields.name].length;
+  // Name, space, [bar], space: what is left for the name and the bar together.
+  const barCells = (cells: number): number => cells + 3;
+  let nameCells = nameWidth;
+  let bar = widestBar;
+  if (nameCells + 1 + barCells(bar) > room) nameCells = Math.max(Math.min(nameWidth, shortestName), room - 1 - barCells(bar));
+  if (nameCells + 1 + barCells(bar) > room) bar = room - nameCells - 1 - 3;
+  if (bar < narrowestBar) {
+    bar = 0;
+    nameCells = Math.min(nameWidth, room - 1);
+  }
+  const name = nameCells > 0 ? shortenMiddle(fields.name, nameCells) + ' ' : '';
+  const filled = fields.total === 0 ? bar : Math.min(bar, Math.floor((fields.done / fields.total) * bar));
+  const drawn = bar > 0 ? `[${'='.repeat(filled)}${'-'.repeat(bar - filled)}] ` : '';
+  const line = `${name}${drawn}${tail}`;
+  return [...line].length <= columns - 1 ? line : tail;
+}

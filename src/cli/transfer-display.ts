@@ -1,0 +1,134 @@
+import { clearScreenDown, cursorTo, moveCursor } from 'node:readline';
+import cliProgress from 'cli-progress';
+import type { TransferProgress, TransferStart } from '../client/progress.js';
+import { progressLine } from './progress-line.js';
+import { formatBytes } from './units.js';
+
+type Stream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number; on?(event: 'resize', listener: () => void): unknown };
+
+/** The rate is measured over this much recent time, so it follows the link rather than the run's average. */
+const rateWindowMs = 5000;
+
+/** Bytes per second over the last few seconds, from samples of a growing byte count. */
+export class RateMeter {
+  readonly #samples: { at: number; bytes: number }[] = [];
+
+  add(bytes: number, at = Date.now()): void {
+    this.#samples.push({ at, bytes });
+    while (this.#samples.length > 2 && at - this.#samples[1]!.at >= rateWindowMs) this.#samples.shift();
+  }
+
+  /** Undefined until two samples at least 200 ms apart. */
+  rate(): number | undefined {
+    const first = this.#samples[0];
+    const last = this.#samples.at(-1);
+    if (!first || !last || last.at - first.at < 200) return undefined;
+    return ((last.bytes - first.bytes) * 1000) / (last.at - first.at);
+  }
+}
+
+/** The average rate of a whole run: bytes moved since `startedAt`. */
+function averageRate(bytes: number, startedAt: number, now = Date.now()): number {
+  return (bytes * 1000) / Math.max(now - startedAt, 1);
+}
+
+/**
+ * What a transfer shows on the terminal: a progress line on stderr that fits the terminal's width
+ * (and follows resizes), and notices (resuming, reconnecting) printed above it without tearing
+ * it. Off a terminal there is no bar; notices are plain lines on stderr.
+ */
+export class TransferDisplay {
+  readonly #stream: Stream;
+  readonly #live: boolean;
+  #bars: cliProgress.MultiBar | undefined;
+  #bar: cliProgress.SingleBar | undefined;
+  readonly #rate = new RateMeter();
+  readonly #startedAt = Date.now();
+  /** Set once the transfer is over: the last line shows the whole run's average rate. */
+  #finished = false;
+  #latest: TransferProgress | undefined;
+  /** Width of the line last drawn, to clean up after a resize. */
+  #drawnWidth = 0;
+  readonly #onResize = (): void => this.#resized();
+
+  constructor(stream: Stream = process.stderr) {
+    this.#stream = stream;
+    this.#live = Boolean(stream.isTTY);
+  }
+
+  /** Whether an attempt got as far as starting (the server answered): a rerun has something to resume. */
+  began = false;
+
+  /** An attempt begins; a resume says where from, before the bar starts. */
+  readonly onStart = (start: TransferStart): void => {
+    this.began = true;
+    if (start.from <= 0) return;
+    const percent = start.total === 0 ? 100 : Math.floor((start.from / start.total) * 100);
+    this.notice(`resuming ${start.name} from ${formatBytes(start.from)} (${percent}%)`);
+  };
+
+  readonly onProgress = (progress: TransferProgress): void => {
+    this.#latest = progress;
+    this.#rate.add(progress.transferred);
+    if (!this.#live) return;
+    if (!this.#bar) {
+      this.#bars = new cliProgress.MultiBar({
+        stream: this.#stream,
+        hideCursor: true,
+        fps: 10,
+        // Keep the terminal's own wrapping: a notice longer than the width wraps instead of being
+        // cut (the progress line itself is drawn narrower than the width).
+        linewrap: true,
+        format: () => this.#line(),
+      });
+      this.#bar = this.#bars.create(Math.max(progress.total, 1), progress.done);
+      this.#stream.on?.('resize', this.#onResize);
+    } else this.#bar.update(progress.done);
+  };
+
+  /** A line for the user: above a live bar, else on its own. */
+  notice(text: string): void {
+    if (this.#bars) {
+      this.#bars.log(`${text}\n`);
+      this.#bars.update();
+    } else this.#stream.write(`${text}\n`);
+  }
+
+  /** Leaves the last state of the bar on screen and the cursor below it. */
+  stop(): void {
+    if (!this.#bars) return;
+    this.#finished = true;
+    this.#bars.update();
+    this.#bars.stop();
+    (this.#stream as NodeJS.WriteStream).off?.('resize', this.#onResize);
+    this.#bars = undefined;
+    this.#bar = undefined;
+  }
+
+  #line(): string {
+    const progress = this.#latest;
+    if (!progress) return '';
+    const rate = this.#finished ? averageRate(progress.transferred, this.#startedAt) : this.#rate.rate();
+    const line = progressLine({ name: progress.name, done: progress.done, total: progress.total, rate }, this.#columns());
+    this.#drawnWidth = [...line].length;
+    return line;
+  }
+
+  #columns(): number {
+    return this.#stream.columns ?? 80;
+  }
+
+  /**
+   * The terminal got narrower or wider. A terminal that reflows (tmux, VTE, iTerm2, kitty) has
+   * split the line drawn for the old width over several rows, with the cursor on the last: go
+   * back to the first, clear them, and draw the line for the new width there.
+   */
+  #resized(): void {
+    if (!this.#bars) return;
+    const rows = Math.ceil(this.#drawnWidth / Math.max(1, this.#columns()));
+    if (rows > 1) moveCursor(this.#stream, 0, -(rows - 1));
+    cursorTo(this.#stream, 0);
+    clearScreenDown(this.#stream);
+    this.#bars.update();
+  }
+}

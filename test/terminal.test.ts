@@ -1,0 +1,175 @@
+/**
+ * What a person sees in a real terminal (tmux, 80 columns unless a test says otherwise): the
+ * progress line, notices over it, resizes, Ctrl-C, and the interactive shell's keys. Screens are
+ * saved under artifacts/screens/.
+ */
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { startCutProxy } from './helpers/cut-proxy.js';
+import { makeFile } from './helpers/files.js';
+import { startServer } from './helpers/server.js';
+import { tempDir } from './helpers/temp-dir.js';
+import { Terminal } from './helpers/terminal.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+const longName = 'a-rather-long-name-for-a-disk-image-of-the-build-machine.iso';
+
+/** Rows of the screen that hold a progress line. */
+const barRows = (rows: string[]): string[] => rows.filter((row) => /\d+%/u.test(row) && /ETA/u.test(row));
+
+t.test('an upload cut mid-way says so over its progress line, resumes, and every line fits 80 columns', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port);
+  const dir = tempDir(t);
+  const local = await makeFile(dir, longName, 24 * MiB);
+  const cut = proxy.cutAfter(9 * MiB, 'up');
+  const terminal = await Terminal.ferry(t, ['upload', longName, '--server', `127.0.0.1:${proxy.port}`], { cwd: dir });
+  t.equal(await terminal.exitCode(), 0);
+  await cut;
+  const rows = await terminal.save('upload-cut-and-resumed-80');
+  const text = rows.join('\n');
+  t.match(text, /^ferry: connection to the server lost, reconnecting now \(retry 1 of 20\)$/mu, 'the reconnect, on a line of its own');
+  t.match(
+    text,
+    /^resuming a-rather-long-name-for-a-disk-image-of-the-build-machine\.iso from \d+(\.\d)? MiB \(\d+%\)$/mu,
+    'where it resumes',
+  );
+  const bars = barRows(rows);
+  t.equal(bars.length, 1, `one progress line is left on screen, the last: ${JSON.stringify(bars)}`);
+  t.match(
+    bars[0],
+    /^a-rat.*….*\.iso \[=+\] 100% +24 MiB\/24 MiB +[\d.]+ [KMG]?i?B\/s {2}ETA 0s$/u,
+    'name shortened in the middle, bar, numbers',
+  );
+  t.ok(bars[0]!.length < 80, `the line fits: ${bars[0]!.length} characters`);
+  t.match(text, /^uploaded a-rather-long-name.*: 24 MiB, sha256 /mu, 'the result follows');
+  t.equal((await running.client().stat(longName)).sha256, local.sha256);
+});
+
+t.test('the progress line follows resizes, --json keeps it on stderr, and Ctrl-C cancels: the rerun resumes', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port);
+  const dir = tempDir(t);
+  await makeFile(dir, longName, 16 * MiB);
+  const server = ['--server', `127.0.0.1:${proxy.port}`];
+  const frozen = proxy.freezeAfter(5 * MiB, 'up');
+  const terminal = await Terminal.ferry(t, ['upload', longName, '--stall-timeout', '5m', '--json', ...server], {
+    cwd: dir,
+    stdoutTo: join(dir, 'result.json'),
+  });
+  await frozen;
+  let rows = await terminal.waitFor(/\[=*-+\] +\d+%/u);
+  t.match(barRows(rows)[0], /^a-rat.*….*\.iso \[/u, '80 columns: a shortened name and a bar');
+
+  await terminal.resize(60);
+  await terminal.waitFor(/^.{1,59}$/mu);
+  rows = await terminal.save('progress-60-columns');
+  let bars = barRows(rows);
+  t.equal(bars.length, 1, `one progress line, nothing left of the wider one: ${JSON.stringify(rows)}`);
+  t.ok(bars[0]!.length < 60, `it fits 60 columns: ${bars[0]}`);
+  t.match(bars[0], /\d+% +[\d.]+ MiB\/16 MiB +[\d.]+ [KMG]?i?B\/s {2}ETA /u, 'percent, bytes, rate and ETA still show');
+
+  await terminal.resize(140);
+  await terminal.waitFor(/a-rather-long-name-for-a-disk-image-of-the-build-machine\.iso \[/u);
+  bars = barRows(await terminal.save('progress-140-columns'));
+  t.equal(bars.length, 1, 'one progress line after widening');
+
+  await terminal.keys('C-c');
+  t.equal(await terminal.exitCode(), 130, 'Ctrl-C: exit 130');
+  rows = await terminal.save('upload-cancelled');
+  t.match(rows.join('\n'), /^ferry: cancelled: run the same command again to resume \(ECANCELED\)$/mu);
+  t.equal(await readFile(join(dir, 'result.json'), 'utf8'), '', 'nothing on stdout: the command failed');
+
+  const rerun = await Terminal.ferry(t, ['upload', longName, '--json', ...server], { cwd: dir, stdoutTo: join(dir, 'result.json') });
+  t.equal(await rerun.exitCode(), 0);
+  rows = await rerun.save('upload-resumed-after-cancel');
+  t.match(rows.join('\n'), /^resuming a-rather-long.* from \d+(\.\d)? MiB \(\d+%\)$/mu, 'the rerun resumes');
+  t.match(barRows(rows)[0], /100%/u, 'with --json the progress line is on the terminal');
+  const result = JSON.parse(await readFile(join(dir, 'result.json'), 'utf8')) as { resumed: boolean; bytesSent: number };
+  t.equal(result.resumed, true, 'stdout holds only the JSON result');
+  t.ok(result.bytesSent < 16 * MiB, `only what was missing was sent (${result.bytesSent} bytes)`);
+});
+
+t.test('the shell: help, Tab completion with quoting, Ctrl-C cancels a transfer and clears a line, history, leaving', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port);
+  const dir = tempDir(t);
+  const state = tempDir(t, 'ferry-state');
+  await makeFile(dir, 'my file.txt', 10 * KiB);
+  await makeFile(dir, 'big.bin', 16 * MiB);
+  const shell = ['shell', '--server', `127.0.0.1:${proxy.port}`];
+  const env = { XDG_STATE_HOME: state };
+  const terminal = await Terminal.ferry(t, shell, { cwd: dir, env });
+  await terminal.waitFor(/^ferry>$/mu);
+
+  await terminal.type('help');
+  await terminal.keys('Enter');
+  let rows = await terminal.waitFor(/Tab completes/u);
+  const help = rows.join('\n');
+  t.match(help, /^Commands at the ferry> prompt/mu, 'help speaks of the shell');
+  t.match(help, /^ {2}quit, exit +leave the shell/mu, 'and says how to leave');
+  t.notMatch(help, /--version|Usage: program/u, 'and offers nothing that does not apply');
+  t.ok(
+    rows.every((row) => row.length <= 80),
+    'every line of it fits 80 columns',
+  );
+  await terminal.keys('C-l');
+
+  // Tab completes a local path with a space in it, quoted so the line parses back as one word.
+  await terminal.type('put my');
+  await terminal.waitFor(/ferry> put my$/mu);
+  await terminal.keys('Tab');
+  await terminal.waitFor(/ferry> put 'my file\.txt'$/mu);
+  await terminal.keys('Enter');
+  await terminal.waitFor(/^uploaded my file\.txt: 10 KiB/mu);
+  // And a name on the server.
+  await terminal.type('stat my');
+  await terminal.waitFor(/ferry> stat my$/mu);
+  await terminal.keys('Tab');
+  await terminal.waitFor(/ferry> stat 'my file\.txt'$/mu);
+  await terminal.keys('Enter');
+  await terminal.waitFor(/^size: +10 KiB/mu);
+  await terminal.keys('C-l');
+
+  // Ctrl-C during a transfer that is stuck: cancelled, resumable, back at the prompt.
+  const frozen = proxy.freezeAfter(4 * MiB, 'up');
+  await terminal.type('put big.bin --stall-timeout 5m');
+  await terminal.keys('Enter');
+  await frozen;
+  await terminal.waitFor(/big\.bin \[=*-+\] +\d+%/u);
+  await terminal.keys('C-c');
+  await terminal.waitFor(/cancelled: run the same command again to resume \(ECANCELED\)\nferry>$/u);
+  await terminal.save('shell-transfer-cancelled');
+  await terminal.keys('C-l');
+  await terminal.type('put big.bin');
+  await terminal.keys('Enter');
+  rows = await terminal.waitFor(/^uploaded big\.bin: 16 MiB.*resumed/mu);
+  t.match(rows.join('\n'), /^resuming big\.bin from \d+(\.\d)? MiB \(\d+%\)$/mu, 'the same command resumed it');
+  t.equal(barRows(rows).length, 1, 'one progress line on screen, no bar left below the prompt');
+  t.match(rows.at(-1), /^ferry>$/u, 'the prompt last');
+
+  // Ctrl-C on a line being typed drops it; twice at an empty prompt leaves.
+  await terminal.type('ls zz');
+  await terminal.waitFor(/ferry> ls zz$/mu);
+  await terminal.keys('C-c');
+  await terminal.waitFor(/^ferry> ls zz\^C\nferry>$/mu);
+  await terminal.keys('C-c');
+  await terminal.waitFor(/Ctrl-C again or Ctrl-D to leave\)\nferry>$/u);
+  await terminal.keys('C-c');
+  t.equal(await terminal.exitCode(), 0, 'a second Ctrl-C at the prompt leaves');
+  await terminal.save('shell-session');
+
+  const history = join(state, 'ferry', 'history');
+  t.equal((await stat(history)).mode & 0o777, 0o600, 'history is kept, readable by its owner only');
+  t.match(await readFile(history, 'utf8'), /^put big\.bin\n/mu);
+
+  const again = await Terminal.ferry(t, shell, { cwd: dir, env });
+  await again.waitFor(/^ferry>$/mu);
+  await again.keys('Up');
+  await again.waitFor(/^ferry> put big\.bin$/mu);
+  await again.keys('C-u', 'C-d');
+  t.equal(await again.exitCode(), 0, 'Ctrl-D leaves');
+  t.match((await again.screen()).join('\n'), /^ferry>\n\[exit 0\]$/mu, 'on a fresh line');
+});
