@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import { isIP } from 'node:net';
-import { type Command, InvalidArgumentError } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { defaultPort } from '../protocol/limits.js';
 import { serverDefaults } from '../server/defaults.js';
 import type { Output } from './output.js';
@@ -121,6 +121,12 @@ function isLoopback(host: string): boolean {
   return address === '::1';
 }
 
+/** pino-pretty on stdout: `[2026-12-02 13:30:05 +0100] INFO: upload big.iso ... {"client":...}`, one line per event. */
+async function prettyConsole(): Promise<NodeJS.WritableStream> {
+  const { default: pretty } = await import('pino-pretty');
+  return pretty({ destination: 1, sync: true, translateTime: 'SYS:yyyy-mm-dd HH:MM:ss o', ignore: 'pid,hostname', singleLine: true });
+}
+
 /** `ferry serve`: the only place that listens on a fixed port, handles signals and owns the root logger. */
 export function addServeCommand(program: Command, output: Output): void {
   const command = program
@@ -136,6 +142,12 @@ export function addServeCommand(program: Command, output: Output): void {
   for (const { flag, parse, help } of settingFlags) command.option(flag, help, parse);
   command
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
+    .addOption(
+      new Option('--log-format <format>', 'pretty: one readable line per event, local time; json: one JSON object per line').choices([
+        'pretty',
+        'json',
+      ]),
+    )
     .addHelpText(
       'after',
       [
@@ -147,7 +159,7 @@ export function addServeCommand(program: Command, output: Output): void {
         'SIGTERM or SIGINT: stop accepting, tell clients (bye ESHUTDOWN), record what has landed, exit; a second signal exits at once.',
       ].join('\n'),
     )
-    .action(async (flags: Record<string, unknown> & { host: string; port: number; data: string; logLevel: string }) => {
+    .action(async (flags: Record<string, unknown> & { host: string; port: number; data: string; logLevel: string; logFormat?: string }) => {
       // Loaded here, not at start-up: client commands do not pay for the server's modules.
       const [{ pino }, { createServer }, { ignoreStrayLmdbCommitFailures }, { raiseOpenFileLimit }] = await Promise.all([
         import('pino'),
@@ -162,7 +174,9 @@ export function addServeCommand(program: Command, output: Output): void {
       process.umask((flags['umask'] as number | undefined) ?? serverDefaults.umask);
       // A process-wide choice, made here at the process's entry and not by the library (lmdb-js issue 368).
       ignoreStrayLmdbCommitFailures();
-      const logger = pino({ level: flags.logLevel }, pino.destination(1));
+      // Readable lines for a person at a terminal; JSON lines for a pipe or a file (log collectors).
+      const format = flags.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
+      const logger = pino({ level: flags.logLevel }, format === 'pretty' ? await prettyConsole() : pino.destination(1));
       const settings: Record<string, unknown> = {};
       for (const { flag, key } of settingFlags) {
         const value = flags[camelCase(flag)];

@@ -74,8 +74,14 @@ export class ClientConnection implements FrameSink {
   #pausedByUs = false;
   #watchdogArmed = false;
 
-  private constructor(socket: Socket, stallTimeoutMs: number) {
+  /** Where it is connected, as people type it: for messages. */
+  readonly #address: string;
+  /** Whether any byte has come from the server yet: the first ones tell a foreign protocol. */
+  #heardFrom = false;
+
+  private constructor(socket: Socket, stallTimeoutMs: number, address: string) {
     this.socket = socket;
+    this.#address = address;
     this.#stallTimeoutMs = stallTimeoutMs;
     this.#decoder = new FrameDecoder({ maxControlBytes: maxServerControlBytes, maxChunkBytes: maxChunkBytesCeiling }, this);
 
@@ -106,11 +112,18 @@ export class ClientConnection implements FrameSink {
       },
     });
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
+    const address = hostPort(options.host, options.port);
     const timer = setTimeout(() => {
-      // Connecting, or the handshake after it, took too long: either way the server did not answer.
-      const error = new FerryError('ECONNECT', `no answer from ${hostPort(options.host, options.port)} in ${timeoutMs} ms`);
-      if (connection) connection.destroy(error);
-      else socket.destroy(error);
+      if (connection) {
+        // Connected, but the handshake got no answer: something listens there that is not a Ferry
+        // server (or one wedged). Another attempt would find the same, so this is not retried.
+        connection.destroy(
+          new FerryError(
+            'EPROTO',
+            `no Ferry server answered at ${address} (it accepted the connection but sent nothing in ${formatDuration(timeoutMs)})`,
+          ),
+        );
+      } else socket.destroy(new FerryError('ECONNECT', `no answer from ${address} in ${formatDuration(timeoutMs)}`));
     }, timeoutMs);
     try {
       await once(socket, 'connect');
@@ -118,9 +131,9 @@ export class ClientConnection implements FrameSink {
       clearTimeout(timer);
       if (error instanceof FerryError) throw error;
       const detail = (error as NodeJS.ErrnoException).code ?? String(error);
-      throw new FerryError('ECONNECT', `cannot connect to ${hostPort(options.host, options.port)} (${detail})`, { cause: error });
+      throw new FerryError('ECONNECT', `cannot connect to ${address} (${detail})`, { cause: error });
     }
-    connection = new ClientConnection(socket, options.stallTimeoutMs ?? defaultClientStallTimeoutMs);
+    connection = new ClientConnection(socket, options.stallTimeoutMs ?? defaultClientStallTimeoutMs, address);
     try {
       connection.hello = await connection.request('hello', {
         protocol: protocolVersion,
@@ -138,6 +151,14 @@ export class ClientConnection implements FrameSink {
 
   /** Bytes read from the socket, valid only during the call. */
   received(bytes: Uint8Array): void {
+    if (!this.#heardFrom) {
+      this.#heardFrom = true;
+      const foreign = foreignProtocol(bytes);
+      if (foreign) {
+        this.destroy(new FerryError('EPROTO', `${this.#address} speaks ${foreign}, not the Ferry protocol (wrong port?)`));
+        return;
+      }
+    }
     this.#decoder.push(bytes, true);
   }
 
@@ -298,6 +319,19 @@ export class ClientConnection implements FrameSink {
     for (const sink of this.#streams.values()) sink.fail(error);
     this.#streams.clear();
   }
+}
+
+/**
+ * The protocol a server's first bytes show, when it is a well-known one that is not Ferry's: an
+ * HTTP server answers our hello with a status line, an SSH server greets with its banner, a TLS
+ * server answers with a handshake or an alert record.
+ */
+export function foreignProtocol(first: Uint8Array): string | undefined {
+  const text = Buffer.from(first.subarray(0, 8)).toString('latin1');
+  if (text.startsWith('HTTP/')) return 'HTTP';
+  if (text.startsWith('SSH-')) return 'SSH';
+  if ((first[0] === 0x15 || first[0] === 0x16) && first[1] === 0x03) return 'TLS';
+  return undefined;
 }
 
 function errorFrom(message: Record<string, unknown>): FerryError {

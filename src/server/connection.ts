@@ -2,7 +2,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
 import { encodeControl } from '../protocol/encoder.js';
-import { FerryError, errorFields } from '../protocol/errors.js';
+import { FerryError, errorFields, oneLine } from '../protocol/errors.js';
+import { formatBytes, formatTransferTime } from '../units.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { type Request, type ServerEvent, parseRequest } from '../protocol/messages.js';
 import type { StoredFile, TransferLogRecord } from '../store/records.js';
@@ -222,10 +223,20 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   }
 
   async logTransfer(entry: Omit<TransferLogRecord, 'client'>): Promise<void> {
+    this.reportTransfer(entry);
     // Best effort: a transfer never fails for its log entry; a lost one (a full disk) is logged.
     const kept = await this.services.store.appendLog({ ...entry, client: this.clientAddress });
     if (!kept)
-      this.log.warn({ op: entry.op, name: entry.name, result: entry.result }, 'transfer log entry lost (the store could not write it)');
+      this.log.warn({ op: entry.op, file: entry.name, result: entry.result }, 'transfer log entry lost (the store could not write it)');
+  }
+
+  reportTransfer(entry: Omit<TransferLogRecord, 'client'>): void {
+    // The server's console: one line per finished transfer and delete, who, what, how much, how fast, how it ended.
+    const bytesPerSecond = entry.durationMs > 0 ? Math.round((entry.bytes * 1000) / entry.durationMs) : undefined;
+    this.log.info(
+      { op: entry.op, file: entry.name, bytes: entry.bytes, durationMs: entry.durationMs, bytesPerSecond, result: entry.result },
+      transferLine(entry, bytesPerSecond),
+    );
   }
 
   // ---- DownloadPort ----
@@ -473,4 +484,12 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     for (const waiter of waiters) waiter();
     await Promise.all([...this.#uploads.values()].map((upload) => this.#detachUpload(upload)));
   }
+}
+
+/** `upload big.iso: 1.5 GiB in 4.2 s (357 MiB/s), ok` (a delete: `delete big.iso: 1.5 GiB, ok`). */
+function transferLine(entry: Omit<TransferLogRecord, 'client'>, bytesPerSecond: number | undefined): string {
+  const result = entry.result === 'ok' ? 'ok' : `failed: ${entry.result}`;
+  if (entry.op === 'delete') return `delete ${oneLine(entry.name)}: ${formatBytes(entry.bytes)}, ${result}`;
+  const rate = bytesPerSecond === undefined ? '' : ` (${formatBytes(bytesPerSecond)}/s)`;
+  return `${entry.op} ${oneLine(entry.name)}: ${formatBytes(entry.bytes)} in ${formatTransferTime(entry.durationMs)}${rate}, ${result}`;
 }

@@ -37,6 +37,8 @@ export interface RequestContext {
    * reply is on the wire. `onEnd` hears how it ended.
    */
   openDownload(file: StoredFile, fromChunk: number, onEnd: (download: DownloadTransfer, error?: FerryError) => void): DownloadTransfer;
-  /** Adds a transfer log entry for this client (best effort: never fails the request). */
+  /** Adds a transfer log entry for this client (best effort: never fails the request), and reports it on the console. */
   logTransfer(entry: Omit<TransferLogRecord, 'client'>): Promise<void>;
+  /** Reports a finished transfer on the server's console only (its log entry is written by the caller). */
+  reportTransfer(entry: Omit<TransferLogRecord, 'client'>): void;
 }

@@ -68,7 +68,8 @@ export class Terminal {
         String(options.rows ?? 24),
         '-c',
         options.cwd ?? process.cwd(),
-        `timeout --foreground -k 5 ${sessionLimitSeconds} sh -c ${quote([command])}`,
+        // No --kill-after: timeout arms it on any signal it passes on, Ctrl-C's SIGINT included.
+        `timeout --foreground ${sessionLimitSeconds} sh -c ${quote([command])}`,
       ],
       { env: childEnv({ TERM: 'xterm-256color', ...options.env }) },
     );

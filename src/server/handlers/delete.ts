@@ -17,7 +17,6 @@ export const deleteFile: Handler<'delete'> = async (request, ctx) => {
     await layout.pruneEmptyFolders(name);
     return record;
   });
-  ctx.log.info({ name, size: removed.size }, 'deleted');
   await ctx.logTransfer({ time: Date.now(), op: 'delete', name, bytes: removed.size, durationMs: Date.now() - started, result: 'ok' });
   return { result: { name } };
 };

@@ -23,7 +23,6 @@ export const get: Handler<'get'> = (request, ctx) => {
   if (fromChunk > chunkCount) throw new FerryError('EPROTO', `fromChunk ${fromChunk} is past the last chunk (${chunkCount})`);
   const download = ctx.openDownload(file, fromChunk, (ended, error) => {
     const result = error?.code ?? 'ok';
-    ctx.log.info({ name: file.name, bytes: ended.bytesSent, result }, 'download ended');
     const time = Date.now();
     void ctx.logTransfer({ time, op: 'download', name: file.name, bytes: ended.bytesSent, durationMs: time - ended.startedAt, result });
   });

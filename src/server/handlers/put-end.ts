@@ -14,8 +14,9 @@ export const putEnd: Handler<'putEnd'> = async (request, ctx) => {
   };
   try {
     // On success the log entry goes into the same LMDB commit as the file's record.
-    const file = await upload.finish(request.sha256, () => ({ ...logEntry('ok'), client: ctx.clientAddress }));
-    ctx.log.info({ name, size: file.size, sha256: file.sha256, bytes: upload.bytesReceived }, 'published');
+    let published: Omit<TransferLogRecord, 'client'> | undefined;
+    const file = await upload.finish(request.sha256, () => ({ ...(published = logEntry('ok')), client: ctx.clientAddress }));
+    if (published) ctx.reportTransfer(published);
     return { result: fileInfo(file) };
   } catch (error) {
     await ctx.logTransfer(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));

@@ -27,7 +27,7 @@ export const put: Handler<'put'> = async (request, ctx) => {
   }
   const upload = await ctx.attachUpload(claim, force);
   const { verified } = claim;
-  ctx.log.info({ name, size, stream: upload.stream, resumedChunks: verified.size }, 'upload started');
+  ctx.log.info({ file: name, size, stream: upload.stream, resumedChunks: verified.size }, 'upload started');
   return {
     result: {
       stream: upload.stream,

@@ -1,0 +1,67 @@
+/**
+ * A client pointed at something that is not a Ferry server says what it found, at once where the
+ * other side shows it, and does not retry as if a link had dropped.
+ */
+import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
+import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
+import t, { type Test } from 'tap';
+import { foreignProtocol } from '../src/client/connection.js';
+import { makeFile } from './helpers/files.js';
+import { tempDir } from './helpers/temp-dir.js';
+import { assertFailed, ferry } from './helpers/cli.js';
+
+/** Listens on 127.0.0.1 until the test ends; returns the port. */
+async function listen(t: Test, server: Server): Promise<number> {
+  const sockets = new Set<Socket>();
+  server.on('connection', (socket: Socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  });
+  return (server.address() as AddressInfo).port;
+}
+
+t.test('the first bytes of HTTP, SSH and TLS servers are told apart from a Ferry reply', (t) => {
+  t.equal(foreignProtocol(Buffer.from('HTTP/1.1 400 Bad Request\r\n')), 'HTTP');
+  t.equal(foreignProtocol(Buffer.from('SSH-2.0-OpenSSH_9.2p1\r\n')), 'SSH');
+  t.equal(foreignProtocol(Uint8Array.of(0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46)), 'TLS', 'a TLS alert');
+  t.equal(foreignProtocol(Uint8Array.of(0x16, 0x03, 0x01, 0x00, 0x2a)), 'TLS', 'a TLS handshake');
+  t.equal(foreignProtocol(Uint8Array.of(0x00, 0x00, 0x00, 0x40, 0x01, 0x7b)), undefined, 'a Ferry control frame');
+  t.end();
+});
+
+t.test('wrong servers', async (t) => {
+  const dir = tempDir(t);
+  const local = await makeFile(dir, 'file.bin', 1024);
+  const http = await listen(t, createHttpServer((request, response) => response.end('hello')) as unknown as Server);
+  const ssh = await listen(
+    t,
+    createServer((socket) => socket.write('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n')),
+  );
+  const silent = await listen(
+    t,
+    createServer(() => {}),
+  );
+
+  // The silent one takes the whole handshake timeout: all run at once.
+  const [httpList, httpUpload, sshList, silentList, silentUpload] = await Promise.all([
+    ferry(['list', '--server', `127.0.0.1:${http}`]),
+    ferry(['upload', local.path, '--retries', '3', '--server', `127.0.0.1:${http}`]),
+    ferry(['list', '--server', `127.0.0.1:${ssh}`]),
+    ferry(['list', '--server', `127.0.0.1:${silent}`]),
+    ferry(['upload', local.path, '--retries', '3', '--server', `127.0.0.1:${silent}`]),
+  ]);
+  assertFailed(t, httpList, 'EPROTO', `ferry: 127.0.0.1:${http} speaks HTTP, not the Ferry protocol (wrong port?) (EPROTO)`);
+  assertFailed(t, httpUpload, 'EPROTO', `ferry: 127.0.0.1:${http} speaks HTTP, not the Ferry protocol (wrong port?) (EPROTO)`);
+  assertFailed(t, sshList, 'EPROTO', `ferry: 127.0.0.1:${ssh} speaks SSH, not the Ferry protocol (wrong port?) (EPROTO)`);
+  const nothing = `ferry: no Ferry server answered at 127.0.0.1:${silent} (it accepted the connection but sent nothing in 10s) (EPROTO)`;
+  assertFailed(t, silentList, 'EPROTO', nothing);
+  assertFailed(t, silentUpload, 'EPROTO', nothing);
+  t.notMatch(httpUpload.stderr + silentUpload.stderr, /reconnecting/u, 'not retried as a lost link');
+});
