@@ -39,7 +39,10 @@ t.test('the first bytes of HTTP, SSH and TLS servers are told apart from a Ferry
 t.test('wrong servers', async (t) => {
   const dir = tempDir(t);
   const local = await makeFile(dir, 'file.bin', 1024);
-  const http = await listen(t, createHttpServer((request, response) => response.end('hello')));
+  const http = await listen(
+    t,
+    createHttpServer((request, response) => response.end('hello')),
+  );
   const ssh = await listen(
     t,
     createServer((socket) => socket.write('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n')),

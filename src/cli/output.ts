@@ -1,5 +1,5 @@
 import { FerryError } from '../protocol/errors.js';
-import type { FileInfo, FileSummary, InfoResult, LogEntry } from '../protocol/messages.js';
+import type { FileInfo, FileSummary, InfoResult, LogEntry, UploadSummary } from '../protocol/messages.js';
 import { formatBytes, formatElapsed, formatLocalTime, formatTransferTime } from './units.js';
 
 /** Where the CLI writes: stdout for results, stderr for everything else. Tests pass their own. */
@@ -29,6 +29,18 @@ export function formatList(files: FileSummary[]): string {
     .join('\n');
 }
 
+/** Unfinished uploads: bytes held of the size, how long since a client last worked on each, the name. */
+export function formatUploads(uploads: UploadSummary[], now = Date.now()): string {
+  if (uploads.length === 0) return '(no unfinished uploads)';
+  const held = uploads.map((upload) => `${formatBytes(upload.received)} of ${formatBytes(upload.size)}`);
+  const ages = uploads.map((upload) => `${formatElapsed((now - Date.parse(upload.touched)) / 1000)} ago`);
+  const heldWidth = Math.max(...held.map((text) => text.length));
+  const ageWidth = Math.max(...ages.map((text) => text.length));
+  return uploads
+    .map((upload, index) => `${held[index]!.padStart(heldWidth)}  ${ages[index]!.padStart(ageWidth)}  ${upload.name}`)
+    .join('\n');
+}
+
 export function formatStat(file: FileInfo): string {
   return [
     `name:      ${file.name}`,
@@ -45,6 +57,7 @@ export function formatInfo(info: InfoResult): string {
   return [
     `server:        ferry ${info.version} (protocol ${info.protocolVersion})`,
     `files:         ${info.files} (${formatBytes(info.bytes)})`,
+    `unfinished:    ${info.uploads} upload${info.uploads === 1 ? '' : 's'}${info.uploads > 0 ? ' (ferry list --partial)' : ''}`,
     `clients:       ${info.clients}`,
     `workers:       ${info.workers}`,
     `chunk size:    ${formatBytes(info.chunkSize)}`,

@@ -4,7 +4,7 @@ import { FerryClient } from '../client/client.js';
 import { defaultClientStallTimeoutMs } from '../client/connection.js';
 import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
-import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, printJson } from './output.js';
+import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, formatUploads, printJson } from './output.js';
 import { TransferDisplay } from './transfer-display.js';
 import { defaultTransferRetries } from '../client/retry.js';
 import type { TransferControl } from '../client/client.js';
@@ -92,7 +92,7 @@ async function runTransfer<T>(
   flags: TransferFlags,
   run: (client: FerryClient, control: TransferControl, display: TransferDisplay) => Promise<T>,
 ): Promise<T> {
-  const display = new TransferDisplay();
+  const display = new TransferDisplay(process.stderr, { json: flags.json ?? false });
   const control: TransferControl = {
     retry: {
       retries: flags.retries,
@@ -161,7 +161,14 @@ export function buildProgram(context: CliContext): Command {
   clientCommand(program, context, 'list [prefix]', 'list stored files (optionally only names starting with prefix)')
     .summary('list stored files')
     .alias('ls')
-    .action(async (prefix: string | undefined, flags: ClientFlags) => {
+    .option('--partial', 'list unfinished uploads instead: bytes held, time since last worked on (the same upload command resumes one)')
+    .action(async (prefix: string | undefined, flags: ClientFlags & { partial?: boolean }) => {
+      if (flags.partial) {
+        const uploads = await withClient(context, flags, (client) => client.uploads(prefix));
+        if (flags.json) printJson(output, uploads);
+        else output.out(formatUploads(uploads));
+        return;
+      }
       const files = await withClient(context, flags, (client) => client.list(prefix));
       if (flags.json)
         printJson(

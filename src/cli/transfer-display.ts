@@ -51,9 +51,13 @@ export class TransferDisplay {
   #drawnWidth = 0;
   readonly #onResize = (): void => this.#resized();
 
-  constructor(stream: Stream = process.stderr) {
+  /** Whether a resume is announced: always on a terminal; off one, not for --json (its result says `resumed`). */
+  readonly #announceResume: boolean;
+
+  constructor(stream: Stream = process.stderr, options: { json?: boolean } = {}) {
     this.#stream = stream;
     this.#live = Boolean(stream.isTTY);
+    this.#announceResume = this.#live || !options.json;
   }
 
   /** Whether an attempt got as far as starting (the server answered): a rerun has something to resume. */
@@ -62,7 +66,7 @@ export class TransferDisplay {
   /** An attempt begins; a resume says where from, before the bar starts. */
   readonly onStart = (start: TransferStart): void => {
     this.began = true;
-    if (start.from <= 0) return;
+    if (start.from <= 0 || !this.#announceResume) return;
     const percent = start.total === 0 ? 100 : Math.floor((start.from / start.total) * 100);
     this.notice(`resuming ${start.name} from ${formatBytes(start.from)} (${percent}%)`);
   };

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import type { FileInfo, FileSummary, InfoResult, LogEntry } from '../protocol/messages.js';
+import type { FileInfo, FileSummary, InfoResult, LogEntry, UploadSummary } from '../protocol/messages.js';
 import { fromSystemError } from '../system-errors.js';
 import { FerryError } from '../protocol/errors.js';
 import { ClientConnection, type ConnectOptions } from './connection.js';
@@ -65,6 +65,22 @@ export class FerryClient {
       after = page.next;
     } while (after !== undefined);
     return files;
+  }
+
+  /** The server's unfinished uploads (those whose names start with `prefix`), in name order. */
+  async uploads(prefix?: string): Promise<UploadSummary[]> {
+    const connection = await this.connection();
+    const uploads: UploadSummary[] = [];
+    let after: string | undefined;
+    do {
+      const page = await connection.request('uploads', {
+        ...(prefix === undefined ? {} : { prefix }),
+        ...(after === undefined ? {} : { after }),
+      });
+      uploads.push(...page.uploads);
+      after = page.next;
+    } while (after !== undefined);
+    return uploads;
   }
 
   async stat(name: string): Promise<FileInfo> {

@@ -39,6 +39,20 @@ export const requestSchema = z.discriminatedUnion('op', [
       .optional(),
     limit: z.number().int().min(1).max(maxListPageEntries).optional(),
   }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('uploads'),
+    prefix: z
+      .string()
+      .max(maxNameBytes * 4)
+      .optional(),
+    /** The `next` of the previous page. */
+    after: z
+      .string()
+      .max(maxNameBytes * 4 + 100)
+      .optional(),
+    limit: z.number().int().min(1).max(maxListPageEntries).optional(),
+  }),
   z.strictObject({ id: requestId, op: z.literal('stat'), name }),
   z.strictObject({ id: requestId, op: z.literal('delete'), name }),
   z.strictObject({ id: requestId, op: z.literal('info') }),
@@ -118,12 +132,32 @@ export interface ListResult {
   next?: string;
 }
 
+/** An unfinished upload: what the server holds of it, waiting for its client to resume it. */
+export interface UploadSummary {
+  name: string;
+  /** The size the upload declared. */
+  size: number;
+  /** Bytes received and verified so far. */
+  received: number;
+  /** ISO 8601 times: when it began, and when a client last worked on it. */
+  created: string;
+  touched: string;
+}
+
+export interface UploadsResult {
+  uploads: UploadSummary[];
+  /** Cursor to pass as `after` for the next page, when there is one. */
+  next?: string;
+}
+
 export interface InfoResult {
   version: string;
   protocolVersion: number;
   chunkSize: number;
   files: number;
   bytes: number;
+  /** Unfinished uploads the server holds (see the `uploads` operation). */
+  uploads: number;
   clients: number;
   workers: number;
   uptimeSeconds: number;
@@ -168,6 +202,7 @@ export interface GetResult {
 export interface ResultOf {
   hello: HelloResult;
   list: ListResult;
+  uploads: UploadsResult;
   stat: FileInfo;
   delete: { name: string };
   info: InfoResult;

@@ -11,10 +11,11 @@ import { ping } from './ping.js';
 import { putEnd } from './put-end.js';
 import { put } from './put.js';
 import { stat } from './stat.js';
+import { uploads } from './uploads.js';
 import type { Handled, HandlerTable, RequestByOp } from './types.js';
 
 /** One handler per operation. */
-export const handlers: HandlerTable = { hello, list, stat, delete: deleteFile, info, ping, log, hashes, put, putEnd, get };
+export const handlers: HandlerTable = { hello, list, uploads, stat, delete: deleteFile, info, ping, log, hashes, put, putEnd, get };
 
 /** Runs the handler of `op` (call it as `handle(request.op, request, ctx)`). */
 export function handle<O extends Op>(op: O, request: RequestByOp[O], ctx: RequestContext): Handled<O> | Promise<Handled<O>> {

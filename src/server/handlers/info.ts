@@ -13,6 +13,7 @@ export const info: Handler<'info'> = (_request, ctx) => {
       chunkSize: config.chunkSizeBytes,
       files,
       bytes,
+      uploads: store.sessions().length,
       clients: ctx.services.clientCount(),
       workers: Math.max(workers.threads, config.workers),
       uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
