@@ -8,6 +8,8 @@ import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, 
 import { TransferDisplay } from './transfer-display.js';
 import { defaultTransferRetries } from '../client/retry.js';
 import type { TransferControl } from '../client/client.js';
+import type { DownloadResult } from '../client/download.js';
+import type { UploadResult } from '../client/upload.js';
 import { defaultServer, formatBytes, formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
 import { defaultLogPageEntries, maxLogPageEntries } from '../protocol/limits.js';
 
@@ -81,47 +83,114 @@ async function withClient<T>(
 
 type TransferFlags = ClientFlags & { retries: number; stallTimeout?: number };
 
+function uploadJson(result: UploadResult): Record<string, unknown> {
+  return {
+    name: result.name,
+    size: result.size,
+    sha256: result.sha256,
+    bytesSent: result.bytesSent,
+    resumed: result.resumed,
+    skipped: result.skipped ?? false,
+  };
+}
+
+function uploadLine(result: UploadResult, ms: number): string {
+  if (result.skipped) return `${result.name} is already on the server (same SHA-256): nothing sent`;
+  return `uploaded ${result.name}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesSent, ms)})`;
+}
+
+function failureJson({ item, error }: TransferFailure): Record<string, string> {
+  return { item, code: error.code, message: error.message };
+}
+
+/** One transfer of a batch that failed: what it was (a local path or a name) and why. */
+interface TransferFailure {
+  item: string;
+  error: FerryError;
+}
+
 /**
- * Runs one upload or download with what the terminal shows of it (a progress line on stderr when
- * it is a terminal, also with --json; notices above it), reconnecting per --retries, and
- * cancelled by Ctrl-C (the shell's, or SIGINT for a one-shot command: a second one ends the
- * process). A transfer that gives up, or is cancelled, says how to resume it.
+ * Runs uploads or downloads one after the other on one client, each with what the terminal shows
+ * of it (a progress line on stderr when it is a terminal, also with --json; notices above it),
+ * reconnecting per --retries, and cancelled by Ctrl-C (the shell's, or SIGINT for a one-shot
+ * command: a second one ends the process). A transfer that gives up, or is cancelled, says how to
+ * resume it. A failed transfer does not stop the next; a cancel stops them all.
  */
-async function runTransfer<T>(
+async function runTransfers<I, T>(
   context: CliContext,
   flags: TransferFlags,
-  run: (client: FerryClient, control: TransferControl, display: TransferDisplay) => Promise<T>,
-): Promise<T> {
-  const display = new TransferDisplay(process.stderr, { json: flags.json ?? false });
-  const control: TransferControl = {
-    retry: {
-      retries: flags.retries,
-      onRetry: ({ attempt, retries, error, delayMs }) =>
-        display.notice(
-          `ferry: ${error.message}, reconnecting ${delayMs > 0 ? `in ${formatDuration(delayMs)}` : 'now'} (retry ${attempt - 1} of ${retries})`,
-        ),
-    },
-  };
+  items: readonly I[],
+  itemName: (item: I) => string,
+  run: (client: FerryClient, item: I, control: TransferControl, display: TransferDisplay) => Promise<T>,
+  onDone: (result: T) => void,
+): Promise<TransferFailure[]> {
   let stopOnInterrupt: (() => void) | undefined;
-  if (context.shell) control.signal = context.shell.signal;
+  let signal: AbortSignal;
+  if (context.shell) signal = context.shell.signal;
   else {
     const interrupts = new AbortController();
     stopOnInterrupt = () => interrupts.abort();
     process.once('SIGINT', stopOnInterrupt);
-    control.signal = interrupts.signal;
+    signal = interrupts.signal;
   }
+  const failures: TransferFailure[] = [];
   try {
-    return await withClient(context, flags, (client) => run(client, control, display));
-  } catch (error) {
-    if (error instanceof FerryError && display.began && (error.retryable || error.code === 'ECANCELED')) {
-      const what = error.code === 'ECANCELED' ? 'cancelled' : `${error.message}; gave up`;
-      throw new FerryError(error.code, `${what}: run the same command again to resume`, { cause: error });
-    }
-    throw error;
+    await withClient(context, flags, async (client) => {
+      for (const item of items) {
+        if (signal.aborted) break;
+        const display = new TransferDisplay(process.stderr, { json: flags.json ?? false });
+        const control: TransferControl = {
+          signal,
+          retry: {
+            retries: flags.retries,
+            onRetry: ({ attempt, retries, error, delayMs }) =>
+              display.notice(
+                `ferry: ${error.message}, reconnecting ${delayMs > 0 ? `in ${formatDuration(delayMs)}` : 'now'} (retry ${attempt - 1} of ${retries})`,
+              ),
+          },
+        };
+        try {
+          onDone(await run(client, item, control, display));
+        } catch (error) {
+          if (!(error instanceof FerryError)) throw error;
+          failures.push({ item: itemName(item), error: withResumeHint(error, display.began) });
+        } finally {
+          display.stop();
+        }
+      }
+    });
   } finally {
-    display.stop();
     if (stopOnInterrupt) process.off('SIGINT', stopOnInterrupt);
   }
+  return failures;
+}
+
+/** A transfer that stopped part-way says how to go on: `...; gave up: run the same command again to resume`. */
+function withResumeHint(error: FerryError, began: boolean): FerryError {
+  if (!began || !(error.retryable || error.code === 'ECANCELED')) return error;
+  const what = error.code === 'ECANCELED' ? 'cancelled' : `${error.message}; gave up`;
+  return new FerryError(error.code, `${what}: run the same command again to resume`, { cause: error });
+}
+
+/**
+ * The end of a batch: one failure alone is the command's error; of several transfers, each failure
+ * gets its line on stderr and the command fails with a count (exit 1, or 130 if cancelled).
+ */
+function endOfBatch(output: Output, failures: TransferFailure[], total: number, verb: string): void {
+  if (failures.length === 0) return;
+  if (total === 1) throw failures[0]!.error;
+  for (const { item, error } of failures)
+    output.err(errorLine(error.message.includes(item) ? error : new FerryError(error.code, `${item}: ${error.message}`)));
+  const cancelled = failures.some(({ error }) => error.code === 'ECANCELED');
+  throw new FerryError(
+    cancelled ? 'ECANCELED' : failures[0]!.error.code,
+    `${total - failures.length} of ${total} files ${verb}; failed: ${failures.map(({ item }) => item).join(', ')}`,
+  );
+}
+
+/** `-` for stdin or stdout: not yet (the protocol needs uploads of unknown size first). */
+function refuseStandardStreams(what: string): never {
+  throw new FerryError('ENOTYET', `${what} - (standard input or output) is not supported yet: use a file`);
 }
 
 /** What `ferry` alone prints (on stderr, exit 2, as curl and rsync do with no arguments). */
@@ -178,63 +247,95 @@ export function buildProgram(context: CliContext): Command {
       else output.out(formatList(files));
     });
 
-  transferCommand(program, context, 'upload <path>', 'upload a local file (resumes an interrupted upload of the same file)')
-    .summary('upload a local file (resumes)')
+  transferCommand(program, context, 'upload <path...>', 'upload local files (resumes an interrupted upload of the same file)')
+    .summary('upload local files (resumes)')
     .alias('put')
-    .option('--as <name>', 'name on the server (default: the file name)')
+    .option('--as <name>', 'name on the server, for one file (default: the file name)')
+    .option('--as-dir <prefix>', 'store each file as PREFIX/<its file name>')
     .option('--force', 'replace a file of the same name on the server')
-    .action(async (path: string, flags: TransferFlags & { as?: string; force?: boolean }) => {
+    .action(async (paths: string[], flags: TransferFlags & { as?: string; asDir?: string; force?: boolean }) => {
+      if (paths.includes('-')) refuseStandardStreams('upload');
+      if (flags.as !== undefined && (paths.length > 1 || flags.asDir !== undefined))
+        throw new FerryError('EUSAGE', '--as names one file; for several, use --as-dir PREFIX');
       // Names travel in NFC; a file system that stores names decomposed (macOS) gives NFD.
-      const name = flags.as ?? basename(path).normalize('NFC');
-      const started = Date.now();
-      const result = await runTransfer(context, flags, (client, control, display) =>
-        client.upload(path, {
-          name,
-          force: flags.force ?? false,
-          onProgress: display.onProgress,
-          onStart: display.onStart,
-          ...control,
-        }),
+      const nameOf = (path: string): string => {
+        const own = basename(path).normalize('NFC');
+        return flags.as ?? (flags.asDir === undefined ? own : `${flags.asDir.replace(/\/+$/u, '')}/${own}`);
+      };
+      const results: UploadResult[] = [];
+      let started = Date.now();
+      const failures = await runTransfers(
+        context,
+        flags,
+        paths,
+        (path) => path,
+        (client, path, control, display) => {
+          started = Date.now();
+          return client.upload(path, {
+            name: nameOf(path),
+            force: flags.force ?? false,
+            onProgress: display.onProgress,
+            onStart: display.onStart,
+            ...control,
+          });
+        },
+        (result) => {
+          results.push(result);
+          if (!flags.json) output.out(uploadLine(result, Date.now() - started));
+        },
       );
       context.shell?.onChange();
-      if (flags.json)
-        printJson(output, {
-          name: result.name,
-          size: result.size,
-          sha256: result.sha256,
-          bytesSent: result.bytesSent,
-          resumed: result.resumed,
-          skipped: result.skipped ?? false,
-        });
-      else if (result.skipped) output.out(`${result.name} is already on the server (same SHA-256): nothing sent`);
-      else
-        output.out(
-          `uploaded ${result.name}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesSent, Date.now() - started)})`,
-        );
+      if (flags.json) {
+        const summaries = results.map(uploadJson);
+        if (paths.length === 1 && failures.length === 0) printJson(output, summaries[0]);
+        else if (paths.length > 1) printJson(output, { uploaded: summaries, failed: failures.map(failureJson) });
+      }
+      endOfBatch(output, failures, paths.length, 'uploaded');
     });
 
-  transferCommand(program, context, 'download <name>', 'download a file (resumes an interrupted download)')
-    .summary('download a file (resumes)')
+  transferCommand(program, context, 'download <name...>', 'download files (resumes an interrupted download)')
+    .summary('download files (resumes)')
     .alias('get')
-    .option('--out <path>', 'a file to write, or a directory to write it into (default: the last segment of the name, here)')
+    .option(
+      '--out <path>',
+      'a file to write, or a directory to write into (default: the last segment of the name, here); for several names, a directory',
+    )
     .option('--force', 'overwrite an existing local file')
-    .action(async (name: string, flags: TransferFlags & { out?: string; force?: boolean }) => {
-      const started = Date.now();
-      const result = await runTransfer(context, flags, (client, control, display) =>
-        client.download(name, {
-          ...(flags.out === undefined ? {} : { out: flags.out }),
-          force: flags.force ?? false,
-          onProgress: display.onProgress,
-          onStart: display.onStart,
-          onNotice: (text) => display.notice(text),
-          ...control,
-        }),
+    .action(async (names: string[], flags: TransferFlags & { out?: string; force?: boolean }) => {
+      if (flags.out === '-') refuseStandardStreams('download --out');
+      // Several names go into a directory, as with cp: --out must name one (it is made to mean one).
+      const out = names.length > 1 && flags.out !== undefined && !/[/\\]$/u.test(flags.out) ? `${flags.out}/` : flags.out;
+      const results: DownloadResult[] = [];
+      let started = Date.now();
+      const failures = await runTransfers(
+        context,
+        flags,
+        names,
+        (name) => name,
+        (client, name, control, display) => {
+          started = Date.now();
+          return client.download(name, {
+            ...(out === undefined ? {} : { out }),
+            force: flags.force ?? false,
+            onProgress: display.onProgress,
+            onStart: display.onStart,
+            onNotice: (text) => display.notice(text),
+            ...control,
+          });
+        },
+        (result) => {
+          results.push(result);
+          if (!flags.json)
+            output.out(
+              `downloaded ${result.name} to ${result.path}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesReceived, Date.now() - started)})`,
+            );
+        },
       );
-      if (flags.json) printJson(output, result);
-      else
-        output.out(
-          `downloaded ${result.name} to ${result.path}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesReceived, Date.now() - started)})`,
-        );
+      if (flags.json) {
+        if (names.length === 1 && failures.length === 0) printJson(output, results[0]);
+        else if (names.length > 1) printJson(output, { downloaded: results, failed: failures.map(failureJson) });
+      }
+      endOfBatch(output, failures, names.length, 'downloaded');
     });
 
   clientCommand(program, context, 'delete <name>', 'delete a stored file')

@@ -1,0 +1,76 @@
+/**
+ * Several files in one command, as scp, rsync and curl users type them: `ferry upload a b c
+ * [--as-dir PREFIX]`, `ferry download x y --out dir`; one failure does not stop the rest, and the
+ * command says which failed. `-` (standard input or output) is refused for now, saying so.
+ */
+import { readFile, mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { assertFailed, assertUsage, ferry } from './helpers/cli.js';
+import { makeFile } from './helpers/files.js';
+import { startServer } from './helpers/server.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+t.test('several files', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 64 * 1024 });
+  const server = ['--server', `127.0.0.1:${running.port}`];
+  const dir = tempDir(t);
+  const files = await Promise.all(['a.log', 'b.log', 'c.log'].map((name, index) => makeFile(dir, name, 1000 * (index + 1))));
+
+  t.test('upload a b c --as-dir PREFIX stores each under the prefix, in order', async (t) => {
+    const run = await ferry(['upload', ...files.map((file) => file.path), '--as-dir', 'logs/', ...server]);
+    t.equal(run.code, 0, run.stderr);
+    t.match(run.stdout, /^uploaded logs\/a\.log: .*\nuploaded logs\/b\.log: .*\nuploaded logs\/c\.log: .*\n$/u);
+    for (const file of files) t.equal((await running.client().stat(`logs/${file.path.slice(dir.length + 1)}`)).sha256, file.sha256);
+  });
+
+  t.test('a file that fails does not stop the others; the command fails and names it', async (t) => {
+    const run = await ferry(['upload', files[0]!.path, join(dir, 'missing.log'), files[2]!.path, '--as-dir', 'more', ...server]);
+    t.equal(run.code, 1);
+    t.match(run.stdout, /^uploaded more\/a\.log: .*\nuploaded more\/c\.log: .*\n$/u, 'the others went');
+    t.match(
+      run.stderr,
+      /^ferry: local file .*missing\.log: not found \(ENOENT\)\nferry: 2 of 3 files uploaded; failed: .*missing\.log \(ENOENT\)\n$/u,
+    );
+    const json = await ferry(['upload', files[0]!.path, files[1]!.path, '--as-dir', 'more', '--json', ...server]);
+    t.equal(json.code, 1, 'more/a.log exists now');
+    const result = JSON.parse(json.stdout) as { uploaded: { name: string }[]; failed: { item: string; code: string }[] };
+    t.same(
+      result.uploaded.map((upload) => upload.name),
+      ['more/b.log'],
+    );
+    t.same(result.failed, [{ item: files[0]!.path, code: 'EEXIST', message: 'more/a.log already exists (use --force to replace it)' }]);
+  });
+
+  t.test('download x y --out DIR puts each in the directory', async (t) => {
+    const into = join(tempDir(t), 'into');
+    await mkdir(into);
+    const run = await ferry(['download', 'logs/a.log', 'logs/c.log', '--out', into, ...server]);
+    t.equal(run.code, 0, run.stderr);
+    t.equal(await readFile(join(into, 'a.log'), 'utf8'), await readFile(files[0]!.path, 'utf8'));
+    t.equal(await readFile(join(into, 'c.log'), 'utf8'), await readFile(files[2]!.path, 'utf8'));
+    const again = await ferry(['download', 'logs/b.log', 'logs/a.log', '--out', into, '--json', ...server]);
+    t.equal(again.code, 1, 'one of them failed');
+    const json = JSON.parse(again.stdout) as { downloaded: { name: string }[]; failed: { code: string }[] };
+    t.same(
+      json.failed.map((failure) => failure.code),
+      ['EEXIST'],
+    );
+    t.same(
+      json.downloaded.map((result) => result.name),
+      ['logs/b.log'],
+      'a.log is there already: not overwritten',
+    );
+  });
+
+  t.test('- is refused with a clear not-yet; --as names one file', async (t) => {
+    assertFailed(
+      t,
+      await ferry(['upload', '-', '--as', 'backup.tar', ...server]),
+      'ENOTYET',
+      'ferry: upload - (standard input or output) is not supported yet: use a file (ENOTYET)',
+    );
+    assertFailed(t, await ferry(['download', 'logs/a.log', '--out', '-', ...server]), 'ENOTYET');
+    assertUsage(t, await ferry(['upload', files[0]!.path, files[1]!.path, '--as', 'x', ...server]), /--as names one file/u);
+  });
+});
