@@ -45,6 +45,7 @@ t.test('an upload cut mid-way says so over its progress line, resumes, and every
   );
   t.ok(bars[0]!.length < 80, `the line fits: ${bars[0]!.length} characters`);
   t.match(text, /^uploaded a-rather-long-name.*: 24 MiB, sha256 /mu, 'the result follows');
+  t.ok(rows.indexOf(bars[0]!) < rows.findIndex((row) => row.startsWith('uploaded ')), 'below the finished progress line');
   t.equal((await running.client().stat(longName)).sha256, local.sha256);
 });
 

@@ -149,14 +149,17 @@ async function runTransfers<I, T>(
               ),
           },
         };
+        let result: T;
         try {
-          onDone(await run(client, item, control, display));
+          result = await run(client, item, control, display);
         } catch (error) {
           if (!(error instanceof FerryError)) throw error;
           failures.push({ item: itemName(item), error: withResumeHint(error, display.began) });
+          continue;
         } finally {
-          display.stop();
+          display.stop(); // the progress line is done before the result is printed below it
         }
+        onDone(result);
       }
     });
   } finally {
