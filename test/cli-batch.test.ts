@@ -6,10 +6,27 @@
 import { readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
-import { assertFailed, assertUsage, ferry } from './helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { assertFailed, assertUsage, childEnv, ferry, killAfter, runTimeoutMs } from './helpers/cli.js';
+import { startCutProxy } from './helpers/cut-proxy.js';
+import { ferryBin } from './helpers/server-process.js';
 import { makeFile } from './helpers/files.js';
 import { startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
+
+/** Runs the CLI and keeps its standard output as bytes. */
+async function ferryBytes(args: string[]): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
+  const child = spawn(process.execPath, [ferryBin, ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const cancel = killAfter(child, runTimeoutMs, () => {});
+  const chunks: Buffer[] = [];
+  let stderr = '';
+  child.stdout.on('data', (data: Buffer) => chunks.push(data));
+  child.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
+  const [code] = (await once(child, 'close')) as [number | null];
+  cancel();
+  return { code, stdout: Buffer.concat(chunks), stderr };
+}
 
 t.test('several files', async (t) => {
   const running = await startServer(t, { chunkSizeBytes: 64 * 1024 });
@@ -63,14 +80,28 @@ t.test('several files', async (t) => {
     );
   });
 
-  t.test('- is refused with a clear not-yet; --as names one file', async (t) => {
+  t.test('upload - is refused with a clear not-yet; --as names one file; --out - takes one name and no --json', async (t) => {
     assertFailed(
       t,
       await ferry(['upload', '-', '--as', 'backup.tar', ...server]),
       'ENOTYET',
-      'ferry: upload - (standard input or output) is not supported yet: use a file (ENOTYET)',
+      'ferry: upload - (standard input) is not supported yet: the protocol needs the size before the first byte; save it to a file first (ENOTYET)',
     );
-    assertFailed(t, await ferry(['download', 'logs/a.log', '--out', '-', ...server]), 'ENOTYET');
     assertUsage(t, await ferry(['upload', files[0]!.path, files[1]!.path, '--as', 'x', ...server]), /--as names one file/u);
+    assertUsage(t, await ferry(['download', 'logs/a.log', 'logs/b.log', '--out', '-', ...server]), /--out - takes one name/u);
+    assertUsage(t, await ferry(['download', 'logs/a.log', '--out', '-', '--json', ...server]), /pick one/u);
+  });
+
+  t.test('download NAME --out - writes the file to standard output, verified, and rides out a cut link', async (t) => {
+    const big = await makeFile(dir, 'big.bin', 3 * 1024 * 1024 + 5);
+    await running.client().upload(big.path, { name: 'big.bin' });
+    const proxy = await startCutProxy(t, running.port);
+    const cut = proxy.cutAfter(1024 * 1024, 'down');
+    const run = await ferryBytes(['download', 'big.bin', '--out', '-', '--server', `127.0.0.1:${proxy.port}`]);
+    await cut;
+    t.equal(run.code, 0, run.stderr);
+    t.ok(run.stdout.equals(big.bytes), `standard output holds the file, byte for byte (${run.stdout.length} bytes)`);
+    t.match(run.stderr, /reconnecting now/u, 'the link was cut');
+    t.match(run.stderr, new RegExp(`^downloaded big\\.bin to standard output: 3\\.0 MiB, sha256 ${big.sha256} verified \\(`, 'mu'));
   });
 });

@@ -174,3 +174,13 @@ t.test('the shell: help, Tab completion with quoting, Ctrl-C cancels a transfer 
   t.equal(await again.exitCode(), 0, 'Ctrl-D leaves');
   t.match((await again.screen()).join('\n'), /^ferry>\n\[exit 0\]$/mu, 'on a fresh line');
 });
+
+t.test('download --out - does not write a file to a terminal', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const terminal = await Terminal.ferry(t, ['download', 'any.bin', '--out', '-', '--server', `127.0.0.1:${running.port}`]);
+  t.equal(await terminal.exitCode(), 2);
+  t.match(
+    (await terminal.screen()).join('\n'),
+    /^ferry: refusing to write any\.bin to a terminal: redirect standard output, or use --out FILE \(EUSAGE\)$/mu,
+  );
+});

@@ -3,7 +3,11 @@
  * other side shows it, and does not retry as if a link had dropped.
  */
 import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
+import { join } from 'node:path';
+import { createServer as createTlsServer } from 'node:tls';
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import t, { type Test } from 'tap';
 import { foreignProtocol } from '../src/client/connection.js';
@@ -47,13 +51,41 @@ t.test('wrong servers', async (t) => {
     t,
     createServer((socket) => socket.write('SSH-2.0-OpenSSH_9.2p1 Debian-2\r\n')),
   );
+  // A throwaway self-signed certificate, for a TLS server to stand in for one of ours behind TLS.
+  const keys = tempDir(t, 'ferry-tls');
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:P-256',
+      '-nodes',
+      '-subj',
+      '/CN=localhost',
+      '-days',
+      '1',
+      '-keyout',
+      join(keys, 'key.pem'),
+      '-out',
+      join(keys, 'cert.pem'),
+    ],
+    { stdio: 'ignore' },
+  );
+  const tls = await listen(
+    t,
+    createTlsServer({ key: readFileSync(join(keys, 'key.pem')), cert: readFileSync(join(keys, 'cert.pem')) }, (socket) => socket.end()),
+  );
   const silent = await listen(
     t,
     createServer(() => {}),
   );
 
   // The silent one takes the whole handshake timeout: all run at once.
-  const [httpList, httpUpload, sshList, silentList, silentUpload] = await Promise.all([
+  const [tlsList, httpList, httpUpload, sshList, silentList, silentUpload] = await Promise.all([
+    ferry(['list', '--server', `127.0.0.1:${tls}`]),
     ferry(['list', '--server', `127.0.0.1:${http}`]),
     ferry(['upload', local.path, '--retries', '3', '--server', `127.0.0.1:${http}`]),
     ferry(['list', '--server', `127.0.0.1:${ssh}`]),
@@ -62,6 +94,13 @@ t.test('wrong servers', async (t) => {
   ]);
   assertFailed(t, httpList, 'EPROTO', `ferry: 127.0.0.1:${http} speaks HTTP, not the Ferry protocol (wrong port?) (EPROTO)`);
   assertFailed(t, httpUpload, 'EPROTO', `ferry: 127.0.0.1:${http} speaks HTTP, not the Ferry protocol (wrong port?) (EPROTO)`);
+  // A TLS server may answer a plain hello with an alert (told at once, as above), or just hang up.
+  assertFailed(
+    t,
+    tlsList,
+    'ECONNLOST',
+    `ferry: 127.0.0.1:${tls} closed the connection without answering the handshake (not a Ferry server? one behind TLS?) (ECONNLOST)`,
+  );
   assertFailed(t, sshList, 'EPROTO', `ferry: 127.0.0.1:${ssh} speaks SSH, not the Ferry protocol (wrong port?) (EPROTO)`);
   const nothing = `ferry: no Ferry server answered at 127.0.0.1:${silent} (it accepted the connection but sent nothing in 10s) (EPROTO)`;
   assertFailed(t, silentList, 'EPROTO', nothing);

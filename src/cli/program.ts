@@ -123,6 +123,8 @@ async function runTransfers<I, T>(
   itemName: (item: I) => string,
   run: (client: FerryClient, item: I, control: TransferControl, display: TransferDisplay) => Promise<T>,
   onDone: (result: T) => void,
+  /** Whether running the command again resumes a transfer that stopped part-way (not so into a pipe). */
+  resumable = true,
 ): Promise<TransferFailure[]> {
   let stopOnInterrupt: (() => void) | undefined;
   let signal: AbortSignal;
@@ -154,7 +156,7 @@ async function runTransfers<I, T>(
           result = await run(client, item, control, display);
         } catch (error) {
           if (!(error instanceof FerryError)) throw error;
-          failures.push({ item: itemName(item), error: withResumeHint(error, display.began) });
+          failures.push({ item: itemName(item), error: withResumeHint(error, display.began, resumable) });
           continue;
         } finally {
           display.stop(); // the progress line is done before the result is printed below it
@@ -169,10 +171,11 @@ async function runTransfers<I, T>(
 }
 
 /** A transfer that stopped part-way says how to go on: `...; gave up: run the same command again to resume`. */
-function withResumeHint(error: FerryError, began: boolean): FerryError {
+function withResumeHint(error: FerryError, began: boolean, resumable: boolean): FerryError {
   if (!began || !(error.retryable || error.code === 'ECANCELED')) return error;
   const what = error.code === 'ECANCELED' ? 'cancelled' : `${error.message}; gave up`;
-  return new FerryError(error.code, `${what}: run the same command again to resume`, { cause: error });
+  const next = resumable ? 'run the same command again to resume' : 'what was written is incomplete: discard it and run the command again';
+  return new FerryError(error.code, `${what}: ${next}`, { cause: error });
 }
 
 /**
@@ -191,9 +194,42 @@ function endOfBatch(output: Output, failures: TransferFailure[], total: number, 
   );
 }
 
-/** `-` for stdin or stdout: not yet (the protocol needs uploads of unknown size first). */
-function refuseStandardStreams(what: string): never {
-  throw new FerryError('ENOTYET', `${what} - (standard input or output) is not supported yet: use a file`);
+/** `upload -`: not yet (the protocol needs uploads of unknown size first). */
+function refuseStandardInput(): never {
+  throw new FerryError(
+    'ENOTYET',
+    'upload - (standard input) is not supported yet: the protocol needs the size before the first byte; save it to a file first',
+  );
+}
+
+/**
+ * `download NAME --out -`: the file on standard output (`| tar x`), each chunk checked before it
+ * is written, the SHA-256 of the whole before exit 0; on a mismatch exit 1, saying to discard
+ * what was written. A lost connection goes on from the last byte written. The result line goes
+ * to stderr (stdout is the file's).
+ */
+async function downloadToStandardOutput(context: CliContext, names: string[], flags: TransferFlags): Promise<void> {
+  if (names.length !== 1) throw new FerryError('EUSAGE', '--out - takes one name');
+  if (flags.json) throw new FerryError('EUSAGE', '--out - and --json both want standard output: pick one');
+  if (process.stdout.isTTY)
+    throw new FerryError('EUSAGE', `refusing to write ${names[0]} to a terminal: redirect standard output, or use --out FILE`);
+  let started = Date.now();
+  const failures = await runTransfers(
+    context,
+    flags,
+    names,
+    (name) => name,
+    (client, name, control, display) => {
+      started = Date.now();
+      return client.downloadToStream(name, process.stdout, { onProgress: display.onProgress, onStart: display.onStart, ...control });
+    },
+    (result) =>
+      context.output.err(
+        `downloaded ${result.name} to standard output: ${formatBytes(result.size)}, sha256 ${result.sha256} verified (${formatRate(result.bytesReceived, Date.now() - started)})`,
+      ),
+    false,
+  );
+  endOfBatch(context.output, failures, names.length, 'downloaded');
 }
 
 /** What `ferry` alone prints (on stderr, exit 2, as curl and rsync do with no arguments). */
@@ -257,7 +293,7 @@ export function buildProgram(context: CliContext): Command {
     .option('--as-dir <prefix>', 'store each file as PREFIX/<its file name>')
     .option('--force', 'replace a file of the same name on the server')
     .action(async (paths: string[], flags: TransferFlags & { as?: string; asDir?: string; force?: boolean }) => {
-      if (paths.includes('-')) refuseStandardStreams('upload');
+      if (paths.includes('-')) refuseStandardInput();
       if (flags.as !== undefined && (paths.length > 1 || flags.asDir !== undefined))
         throw new FerryError('EUSAGE', '--as names one file; for several, use --as-dir PREFIX');
       // Names travel in NFC; a file system that stores names decomposed (macOS) gives NFD.
@@ -305,7 +341,7 @@ export function buildProgram(context: CliContext): Command {
     )
     .option('--force', 'overwrite an existing local file')
     .action(async (names: string[], flags: TransferFlags & { out?: string; force?: boolean }) => {
-      if (flags.out === '-') refuseStandardStreams('download --out');
+      if (flags.out === '-') return downloadToStandardOutput(context, names, flags);
       // Several names go into a directory, as with cp: --out must name one (it is made to mean one).
       const out = names.length > 1 && flags.out !== undefined && !/[/\\]$/u.test(flags.out) ? `${flags.out}/` : flags.out;
       const results: DownloadResult[] = [];

@@ -7,6 +7,7 @@ import { fromSystemError } from '../system-errors.js';
 import { FerryError } from '../protocol/errors.js';
 import { ClientConnection, type ConnectOptions } from './connection.js';
 import { type DownloadOptions, type DownloadResult, downloadFile } from './download.js';
+import { StreamDownload, downloadToStream } from './download-stream.js';
 import { LocalFileReading } from './local-file-reading.js';
 import { type RetryOptions, cancelled, withRetries } from './retry.js';
 import type { ProgressListener } from './progress.js';
@@ -159,6 +160,35 @@ export class FerryClient {
       ),
     );
     return { ...result, bytesReceived: tally.total(result.bytesReceived) };
+  }
+
+  /**
+   * Downloads a file into a stream (standard output), in order, every chunk checked before it is
+   * written and the SHA-256 of the whole checked at the end; after a lost connection it goes on
+   * from the last byte written, per `options.retry`.
+   */
+  async downloadToStream(
+    name: string,
+    stream: NodeJS.WritableStream,
+    options: Pick<DownloadOptions, 'onProgress' | 'onStart'> & TransferControl = {},
+  ): Promise<DownloadResult> {
+    const { retry, signal, ...downloadOptions } = options;
+    const tally = new TransferTally(options.onProgress);
+    const state = new StreamDownload(stream);
+    try {
+      const result = await this.#cancellable(signal, () =>
+        withRetries(
+          () =>
+            tally.attempt(async (onProgress) =>
+              downloadToStream(await this.#connectionFor(signal), name, state, { ...downloadOptions, onProgress }),
+            ),
+          this.#retry(retry, signal, tally),
+        ),
+      );
+      return { ...result, bytesReceived: tally.total(result.bytesReceived) };
+    } finally {
+      state.drop();
+    }
   }
 
   /** The connection for an attempt of a transfer that `signal` may cancel. */

@@ -142,6 +142,15 @@ export class ClientConnection implements FrameSink {
       });
     } catch (error) {
       socket.destroy();
+      // Closed before a single byte came back: not what a Ferry server does (it says why before it
+      // hangs up). Still retried, as a link that dropped would be, but it says what else it may be.
+      if (error instanceof FerryError && error.code === 'ECONNLOST' && !connection.#heardFrom) {
+        throw new FerryError(
+          'ECONNLOST',
+          `${address} closed the connection without answering the handshake (not a Ferry server? one behind TLS?)`,
+          { cause: error },
+        );
+      }
       throw error;
     } finally {
       clearTimeout(timer);

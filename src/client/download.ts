@@ -177,7 +177,7 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     let receiver: DownloadReceiver | undefined;
     // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
     await connection.request('get', { name, sha256: info.sha256, fromChunk }, (get) => {
-      receiver = new DownloadReceiver(connection, handle, sha256, xxh64, options, get);
+      receiver = new DownloadReceiver(connection, fileWriter(handle), sha256, xxh64, options, get);
       return receiver;
     });
     const bytesReceived = await receiver!.done;
@@ -210,16 +210,27 @@ interface ReceiveSlot {
   buffer: Buffer;
 }
 
+/** Where a download's verified chunks go: a file (at their offsets, several at once) or a stream (in order). */
+export interface ChunkWriter {
+  write(bytes: Uint8Array, offset: number): Promise<unknown>;
+  /** Makes what was written so far durable (a file); absent where there is nothing to make durable. */
+  sync?(): Promise<void>;
+}
+
+function fileWriter(handle: FileHandle): ChunkWriter {
+  return { write: (bytes, offset) => handle.write(bytes, 0, bytes.length, offset), sync: () => handle.datasync() };
+}
+
 /**
  * Receives one download stream: its chunks in order, each checked against its xxh64, fed to the
  * SHA-256 and written at its offset; reading pauses while every buffer is being written. `done`
  * settles with the bytes received once the last one is written (and the background sync, if
  * any, is over). The client's mirror of the server's DownloadTransfer.
  */
-class DownloadReceiver implements StreamSink {
+export class DownloadReceiver implements StreamSink {
   readonly done: Promise<number>;
   readonly #connection: ClientConnection;
-  readonly #handle: FileHandle;
+  readonly #writer: ChunkWriter;
   readonly #sha256: RunningSha256;
   readonly #xxh64: (bytes: Uint8Array) => bigint;
   readonly #options: DownloadOptions;
@@ -238,14 +249,14 @@ class DownloadReceiver implements StreamSink {
 
   constructor(
     connection: ClientConnection,
-    handle: FileHandle,
+    writer: ChunkWriter,
     sha256: RunningSha256,
     xxh64: (bytes: Uint8Array) => bigint,
     options: DownloadOptions,
     get: GetResult,
   ) {
     this.#connection = connection;
-    this.#handle = handle;
+    this.#writer = writer;
     this.#sha256 = sha256;
     this.#xxh64 = xxh64;
     this.#options = options;
@@ -294,7 +305,7 @@ class DownloadReceiver implements StreamSink {
     this.#writing += 1;
     if (this.#free.length === 0) this.#connection.pause();
     const hashed = this.#sha256.update(slot.shared, header.length);
-    Promise.all([hashed, this.#handle.write(bytes, 0, bytes.length, header.offset)]).then(
+    Promise.all([hashed, this.#writer.write(bytes, header.offset)]).then(
       () => this.#written(slot, header),
       (error: unknown) => this.fail(fromSystemError(error, `writing ${this.#get.name}`)),
     );
@@ -338,9 +349,9 @@ class DownloadReceiver implements StreamSink {
 
   /** Received bytes are synced now and then, so the sync that makes the finished file durable has little left to do. */
   #syncInBackground(): void {
-    if (this.#backgroundSync || this.#unsyncedBytes < backgroundSyncBytes) return;
+    if (this.#backgroundSync || this.#unsyncedBytes < backgroundSyncBytes || !this.#writer.sync) return;
     this.#unsyncedBytes = 0;
-    this.#backgroundSync = this.#handle.datasync().finally(() => {
+    this.#backgroundSync = this.#writer.sync().finally(() => {
       this.#backgroundSync = undefined;
     });
     this.#backgroundSync.catch(() => undefined); // a failure shows again in the final sync
