@@ -116,13 +116,14 @@ interface TransferFailure {
  * command: a second one ends the process). A transfer that gives up, or is cancelled, says how to
  * resume it. A failed transfer does not stop the next; a cancel stops them all.
  */
-async function runTransfers<I, T>(
+async function runTransfers<T>(
   context: CliContext,
   flags: TransferFlags,
-  items: readonly I[],
-  itemName: (item: I) => string,
-  run: (client: FerryClient, item: I, control: TransferControl, display: TransferDisplay) => Promise<T>,
-  onDone: (result: T) => void,
+  /** Local paths or names on the server: what each transfer is about, and how a failure names it. */
+  items: readonly string[],
+  run: (client: FerryClient, item: string, control: TransferControl, display: TransferDisplay) => Promise<T>,
+  /** A transfer is done: its result, and how long it took. */
+  onDone: (result: T, elapsedMs: number) => void,
   /** Whether running the command again resumes a transfer that stopped part-way (not so into a pipe). */
   resumable = true,
 ): Promise<TransferFailure[]> {
@@ -152,16 +153,17 @@ async function runTransfers<I, T>(
           },
         };
         let result: T;
+        const started = Date.now();
         try {
           result = await run(client, item, control, display);
         } catch (error) {
           if (!(error instanceof FerryError)) throw error;
-          failures.push({ item: itemName(item), error: withResumeHint(error, display.began, resumable) });
+          failures.push({ item, error: withResumeHint(error, display.began, resumable) });
           continue;
         } finally {
           display.stop(); // the progress line is done before the result is printed below it
         }
-        onDone(result);
+        onDone(result, Date.now() - started);
       }
     });
   } finally {
@@ -213,19 +215,15 @@ async function downloadToStandardOutput(context: CliContext, names: string[], fl
   if (flags.json) throw new FerryError('EUSAGE', '--out - and --json both want standard output: pick one');
   if (process.stdout.isTTY)
     throw new FerryError('EUSAGE', `refusing to write ${names[0]} to a terminal: redirect standard output, or use --out FILE`);
-  let started = Date.now();
   const failures = await runTransfers(
     context,
     flags,
     names,
-    (name) => name,
-    (client, name, control, display) => {
-      started = Date.now();
-      return client.downloadToStream(name, process.stdout, { onProgress: display.onProgress, onStart: display.onStart, ...control });
-    },
-    (result) =>
+    (client, name, control, display) =>
+      client.downloadToStream(name, process.stdout, { onProgress: display.onProgress, onStart: display.onStart, ...control }),
+    (result, elapsedMs) =>
       context.output.err(
-        `downloaded ${result.name} to standard output: ${formatBytes(result.size)}, sha256 ${result.sha256} verified (${formatRate(result.bytesReceived, Date.now() - started)})`,
+        `downloaded ${result.name} to standard output: ${formatBytes(result.size)}, sha256 ${result.sha256} verified (${formatRate(result.bytesReceived, elapsedMs)})`,
       ),
     false,
   );
@@ -302,25 +300,21 @@ export function buildProgram(context: CliContext): Command {
         return flags.as ?? (flags.asDir === undefined ? own : `${flags.asDir.replace(/\/+$/u, '')}/${own}`);
       };
       const results: UploadResult[] = [];
-      let started = Date.now();
       const failures = await runTransfers(
         context,
         flags,
         paths,
-        (path) => path,
-        (client, path, control, display) => {
-          started = Date.now();
-          return client.upload(path, {
+        (client, path, control, display) =>
+          client.upload(path, {
             name: nameOf(path),
             force: flags.force ?? false,
             onProgress: display.onProgress,
             onStart: display.onStart,
             ...control,
-          });
-        },
-        (result) => {
+          }),
+        (result, elapsedMs) => {
           results.push(result);
-          if (!flags.json) output.out(uploadLine(result, Date.now() - started));
+          if (!flags.json) output.out(uploadLine(result, elapsedMs));
         },
       );
       context.shell?.onChange();
@@ -345,28 +339,24 @@ export function buildProgram(context: CliContext): Command {
       // Several names go into a directory, as with cp: --out must name one (it is made to mean one).
       const out = names.length > 1 && flags.out !== undefined && !/[/\\]$/u.test(flags.out) ? `${flags.out}/` : flags.out;
       const results: DownloadResult[] = [];
-      let started = Date.now();
       const failures = await runTransfers(
         context,
         flags,
         names,
-        (name) => name,
-        (client, name, control, display) => {
-          started = Date.now();
-          return client.download(name, {
+        (client, name, control, display) =>
+          client.download(name, {
             ...(out === undefined ? {} : { out }),
             force: flags.force ?? false,
             onProgress: display.onProgress,
             onStart: display.onStart,
             onNotice: (text) => display.notice(text),
             ...control,
-          });
-        },
-        (result) => {
+          }),
+        (result, elapsedMs) => {
           results.push(result);
           if (!flags.json)
             output.out(
-              `downloaded ${result.name} to ${result.path}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesReceived, Date.now() - started)})`,
+              `downloaded ${result.name} to ${result.path}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesReceived, elapsedMs)})`,
             );
         },
       );
