@@ -6,6 +6,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
 import { encodeControl } from '../src/protocol/encoder.js';
 import { makeFile, sha256Of } from './helpers/files.js';
@@ -718,6 +719,8 @@ t.test('a client that opens many downloads and never reads them does not starve 
   const setup = running.client();
   await setup.upload(big.path, { name: 'stall/big.bin' });
   await setup.close();
+  const { descriptors } = running.server;
+  const descriptorsBefore = descriptors.inUse;
   const raw = await connectRaw(t);
   await raw.hello();
   const gets = 48;
@@ -754,6 +757,11 @@ t.test('a client that opens many downloads and never reads them does not starve 
   clearTimeout(timer);
   t.equal(result.sha256, victim.sha256, 'once the stalled client is gone, the upload completes exact');
   await client.close();
+  // The stalled downloads' files are closed (also those of downloads left waiting for a buffer),
+  // their descriptors back in the budget. Closing is asynchronous, with no event to wait for: poll.
+  const deadline = Date.now() + 5000;
+  while (descriptors.inUse > descriptorsBefore && Date.now() < deadline) await sleep(20);
+  t.ok(descriptors.inUse <= descriptorsBefore, `no file left open (${descriptors.inUse} descriptors in use, ${descriptorsBefore} before)`);
   await assertServing(t);
 });
 

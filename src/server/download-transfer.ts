@@ -85,7 +85,12 @@ export class DownloadTransfer {
   stop(error?: FerryError): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#cancelBufferWait?.();
+    if (this.#cancelBufferWait) {
+      // The read that was waiting for a buffer will not happen: it no longer holds the file open.
+      this.#cancelBufferWait();
+      this.#cancelBufferWait = undefined;
+      this.#reading -= 1;
+    }
     for (const buffer of this.#ready.values()) this.#port.releaseDownloadBuffer(buffer);
     this.#ready.clear();
     this.#closeWhenIdle();

@@ -23,6 +23,8 @@ export interface FerryServer {
   readonly config: ServerConfig;
   /** The open connections: their count, and 'open' / 'close' events. */
   readonly connections: ConnectionRegistry<Connection>;
+  /** The descriptors its connections and open transfer files hold, of the most it may use. */
+  readonly descriptors: { readonly inUse: number; readonly limit: number };
   /** Starts listening; resolves with the bound address (use port 0 for a free port). */
   listen(port: number, host: string): Promise<AddressInfo>;
   /**
@@ -95,6 +97,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
   return {
     config,
     connections,
+    descriptors,
     async listen(port, host) {
       await Promise.all([services.workers.ready(), sha256.started()]);
       await recover(services);
