@@ -5,6 +5,7 @@ import { PassThrough } from 'node:stream';
 import t from 'tap';
 import { progressLine, shortenMiddle } from '../src/cli/progress-line.js';
 import { RateMeter, TransferDisplay } from '../src/cli/transfer-display.js';
+import { expandLine } from '../src/cli/shell.js';
 import { resolveServerConfig } from '../src/server/config.js';
 import { readIntoFixedBuffer } from '../src/server/fixed-buffer-socket.js';
 
@@ -92,4 +93,15 @@ t.test('a socket that has no handle to move is used as it is', (t) => {
   );
   socket.destroy();
   t.end();
+});
+
+t.test('the shell expands * and ? in the local paths of put, as a shell would', async (t) => {
+  const dir = t.testdir({ 'a.log': 'a', 'b.log': 'b', 'ab.log': 'ab', '.hidden.log': 'h', 'c.txt': 'c' });
+  t.same(await expandLine(`put ${dir}/*.log --as-dir logs`), ['put', `${dir}/a.log`, `${dir}/ab.log`, `${dir}/b.log`, '--as-dir', 'logs']);
+  t.same(await expandLine(`upload ${dir}/?.log`), ['upload', `${dir}/a.log`, `${dir}/b.log`], '? is one character');
+  t.same(await expandLine(`put ${dir}/.*.log`), ['put', `${dir}/.hidden.log`], 'a leading dot is matched only when written');
+  t.same(await expandLine(`put '${dir}/*.log'`), ['put', `${dir}/*.log`], 'quoted: as it is');
+  await t.rejects(expandLine(`put ${dir}/*.zip`), { code: 'ENOENT', message: `no local files match ${dir}/*.zip` });
+  await t.rejects(expandLine('get logs/*'), { code: 'EUSAGE' }, 'names on the server are not expanded');
+  await t.rejects(expandLine('put x | y'), /unsupported shell syntax/u);
 });

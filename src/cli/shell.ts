@@ -1,7 +1,9 @@
+import { readdir } from 'node:fs/promises';
 import { type Interface, createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { parse as parseWords } from 'shell-quote';
 import { FerryClient } from '../client/client.js';
+import { FerryError } from '../protocol/errors.js';
 import { type CompletionSources, completeLine } from './completion.js';
 import { historyLines, loadHistory, saveHistory } from './history.js';
 import { type Output, errorLine } from './output.js';
@@ -15,12 +17,41 @@ const localPathCommands = new Set(['upload', 'put']);
 /** A second Ctrl-C at the prompt within this long leaves the shell. */
 const leaveWithinMs = 1000;
 
-/** Splits a shell line into words, with shell quoting; operators and globs are refused. */
-export function splitWords(line: string): string[] {
-  return parseWords(line).map((word) => {
-    if (typeof word !== 'string') throw new Error(`unsupported shell syntax in: ${line}`);
-    return word;
-  });
+/** A glob's last segment as a regular expression: `*` any run of characters, `?` one (neither matches a leading dot). */
+function globPattern(segment: string): RegExp {
+  const body = [...segment].map((character) =>
+    character === '*' ? '[^/]*' : character === '?' ? '[^/]' : character.replace(/[\\^$.|+()[\]{}]/gu, '\\$&'),
+  );
+  return new RegExp(`^${segment.startsWith('.') ? '' : '(?!\\.)'}${body.join('')}$`, 'u');
+}
+
+/**
+ * Splits a shell line into words, with shell quoting (operators are refused), and unquoted `*` and
+ * `?` in the local paths of `put`/`upload` expanded as a shell would (in the last segment of the
+ * path; sorted; a pattern that matches nothing is an error, as with bash's failglob).
+ */
+export async function expandLine(line: string): Promise<string[]> {
+  const parsed = parseWords(line);
+  const command = parsed[0];
+  const words: string[] = [];
+  for (const word of parsed) {
+    if (typeof word === 'string') {
+      words.push(word);
+      continue;
+    }
+    if (!('op' in word) || word.op !== 'glob') throw new Error(`unsupported shell syntax in: ${line}`);
+    if (typeof command !== 'string' || !localPathCommands.has(command))
+      throw new FerryError('EUSAGE', `wildcards match local files: ${word.pattern} works with put and upload only`);
+    const slash = word.pattern.lastIndexOf('/');
+    const folder = slash < 0 ? '' : word.pattern.slice(0, slash + 1);
+    if (/[*?]/u.test(folder)) throw new FerryError('EUSAGE', `wildcards only in the last part of a path: ${word.pattern}`);
+    const pattern = globPattern(word.pattern.slice(slash + 1));
+    const entries = await readdir(folder || '.').catch(() => [] as string[]);
+    const matches = entries.filter((entry) => pattern.test(entry)).sort();
+    if (matches.length === 0) throw new FerryError('ENOENT', `no local files match ${word.pattern}`);
+    words.push(...matches.map((entry) => folder + entry));
+  }
+  return words;
 }
 
 /** A command's arguments as its usage shows them: `<path>`, `[prefix]`. */
@@ -169,10 +200,10 @@ async function runLine(
 ): Promise<number> {
   let words: string[];
   try {
-    words = splitWords(line);
+    words = await expandLine(line);
   } catch (error) {
     options.output.err(errorLine(error));
-    return 2;
+    return error instanceof FerryError ? error.exitCode : 2;
   }
   const cancel = (): void => running.abort();
   const rawTerminal = options.terminal && typeof options.input.setRawMode === 'function';
