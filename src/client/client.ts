@@ -54,34 +54,37 @@ export class FerryClient {
   }
 
   async list(prefix?: string): Promise<FileSummary[]> {
-    const connection = await this.connection();
-    const files: FileSummary[] = [];
-    let after: string | undefined;
-    do {
-      const page = await connection.request('list', {
-        ...(prefix === undefined ? {} : { prefix }),
-        ...(after === undefined ? {} : { after }),
-      });
-      files.push(...page.files);
-      after = page.next;
-    } while (after !== undefined);
-    return files;
+    return this.#allPages(prefix, async (connection, args) => {
+      const page = await connection.request('list', args);
+      return { entries: page.files, next: page.next };
+    });
   }
 
   /** The server's unfinished uploads (those whose names start with `prefix`), in name order. */
   async uploads(prefix?: string): Promise<UploadSummary[]> {
+    return this.#allPages(prefix, async (connection, args) => {
+      const page = await connection.request('uploads', args);
+      return { entries: page.uploads, next: page.next };
+    });
+  }
+
+  /** Every page of a paged listing (`list`, `uploads`): each page's `next` is the following one's `after`. */
+  async #allPages<T>(
+    prefix: string | undefined,
+    pageOf: (
+      connection: ClientConnection,
+      args: { prefix?: string; after?: string },
+    ) => Promise<{ entries: T[]; next?: string | undefined }>,
+  ): Promise<T[]> {
     const connection = await this.connection();
-    const uploads: UploadSummary[] = [];
+    const entries: T[] = [];
     let after: string | undefined;
     do {
-      const page = await connection.request('uploads', {
-        ...(prefix === undefined ? {} : { prefix }),
-        ...(after === undefined ? {} : { after }),
-      });
-      uploads.push(...page.uploads);
+      const page = await pageOf(connection, { ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) });
+      entries.push(...page.entries);
       after = page.next;
     } while (after !== undefined);
-    return uploads;
+    return entries;
   }
 
   async stat(name: string): Promise<FileInfo> {

@@ -18,6 +18,12 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/u);
 
 export { maxHashesPageEntries, maxListPageEntries, maxLogPageEntries } from './limits.js';
 
+/** `prefix` of a listing: checked by length only (at most 1024 bytes of UTF-8 by the handler), not by the name rule. */
+const listPrefix = z
+  .string()
+  .max(maxNameBytes * 4)
+  .optional();
+
 export const requestSchema = z.discriminatedUnion('op', [
   z.strictObject({
     id: requestId,
@@ -29,10 +35,7 @@ export const requestSchema = z.discriminatedUnion('op', [
   z.strictObject({
     id: requestId,
     op: z.literal('list'),
-    prefix: z
-      .string()
-      .max(maxNameBytes * 4)
-      .optional(),
+    prefix: listPrefix,
     after: z
       .string()
       .max(maxNameBytes * 4)
@@ -42,10 +45,7 @@ export const requestSchema = z.discriminatedUnion('op', [
   z.strictObject({
     id: requestId,
     op: z.literal('uploads'),
-    prefix: z
-      .string()
-      .max(maxNameBytes * 4)
-      .optional(),
+    prefix: listPrefix,
     /** The `next` of the previous page. */
     after: z
       .string()
