@@ -1,9 +1,11 @@
 // Parts of the CLI and the server's wiring that need no server: the progress line and display on a
 // terminal (a stream that says it is one), the server's option checks, and the socket re-wrapping's fallback.
 import { Socket } from 'node:net';
+import { homedir } from 'node:os';
 import { PassThrough } from 'node:stream';
 import t from 'tap';
-import { progressLine, shortenMiddle } from '../src/cli/progress-line.js';
+import { displayWidth, progressLine, shortenMiddle } from '../src/cli/progress-line.js';
+import { quoteWord } from '../src/cli/completion.js';
 import { RateMeter, TransferDisplay } from '../src/cli/transfer-display.js';
 import { expandLine } from '../src/cli/shell.js';
 import { resolveServerConfig } from '../src/server/config.js';
@@ -104,4 +106,24 @@ t.test('the shell expands * and ? in the local paths of put, as a shell would', 
   await t.rejects(expandLine(`put ${dir}/*.zip`), { code: 'ENOENT', message: `no local files match ${dir}/*.zip` });
   await t.rejects(expandLine('get logs/*'), { code: 'EUSAGE' }, 'names on the server are not expanded');
   await t.rejects(expandLine('put x | y'), /unsupported shell syntax/u);
+});
+
+t.test('wide characters count as the columns they take', (t) => {
+  const fields = { name: '写真アルバム-二〇二六年-家族旅行-北海道-動画と写真.zip', done: 5 * MiB, total: 20 * MiB, rate: 2 * MiB };
+  for (const columns of [60, 80, 100]) {
+    const line = progressLine(fields, columns);
+    t.ok(displayWidth(line) <= columns - 1, `${columns} columns: ${displayWidth(line)} wide`);
+    t.match(line, /25% +5 MiB\/20 MiB/u);
+  }
+  t.equal(displayWidth(shortenMiddle('写真アルバム.zip', 9)), 9, 'shortened to the columns asked for');
+  t.end();
+});
+
+t.test('completion quotes words so the shell reads each back as one plain word, wildcards included', async (t) => {
+  for (const word of ['a*b', 'report?.txt', "it's", 'my file', "a'*b", 'plain.txt']) {
+    t.same(await expandLine(`stat ${quoteWord(word)}`), ['stat', word], `${word} -> ${quoteWord(word)}`);
+  }
+  t.equal(quoteWord('~/x'), '~/x', 'a leading ~/ stays as it is');
+  t.same(await expandLine('put ~/x --as ~/y'), ['put', `${homedir()}/x`, '--as', '~/y'], '~/ is home in a local path, not in a name');
+  t.same(await expandLine('get a --out ~/d/'), ['get', 'a', '--out', `${homedir()}/d/`]);
 });

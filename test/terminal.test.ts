@@ -3,7 +3,9 @@
  * progress line, notices over it, resizes, Ctrl-C, and the interactive shell's keys. Screens are
  * saved under artifacts/screens/.
  */
+import { once } from 'node:events';
 import { readFile, stat } from 'node:fs/promises';
+import { type AddressInfo, type Socket, createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
 import { startCutProxy } from './helpers/cut-proxy.js';
@@ -151,6 +153,18 @@ t.test('the shell: help, Tab completion with quoting, Ctrl-C cancels a transfer 
   t.equal(barRows(rows).length, 1, 'one progress line on screen, no bar left below the prompt');
   t.match(rows.at(-1), /^ferry>$/u, 'the prompt last');
 
+  // Ctrl-C also ends a request that waits on a link gone quiet, and the next command reconnects.
+  const quiet = proxy.freezeAfter(0, 'down');
+  await terminal.type('ls');
+  await terminal.keys('Enter');
+  await quiet;
+  await terminal.keys('C-c');
+  await terminal.waitFor(/^(\^C)?ferry: cancelled \(ECANCELED\)\nferry>$/mu); // the terminal echoes ^C
+  await terminal.keys('C-l');
+  await terminal.type('ls big');
+  await terminal.keys('Enter');
+  await terminal.waitFor(/ big\.bin\nferry>$/u);
+
   // Ctrl-C on a line being typed drops it; twice at an empty prompt leaves.
   await terminal.type('ls zz');
   await terminal.waitFor(/ferry> ls zz$/mu);
@@ -169,7 +183,7 @@ t.test('the shell: help, Tab completion with quoting, Ctrl-C cancels a transfer 
   const again = await Terminal.ferry(t, shell, { cwd: dir, env });
   await again.waitFor(/^ferry>$/mu);
   await again.keys('Up');
-  await again.waitFor(/^ferry> put big\.bin$/mu);
+  await again.waitFor(/^ferry> ls big$/mu); // the last command of the previous session
   await again.keys('C-u', 'C-d');
   t.equal(await again.exitCode(), 0, 'Ctrl-D leaves');
   t.match((await again.screen()).join('\n'), /^ferry>\n\[exit 0\]$/mu, 'on a fresh line');
@@ -183,4 +197,47 @@ t.test('download --out - does not write a file to a terminal', async (t) => {
     (await terminal.screen()).join('\n'),
     /^ferry: refusing to write any\.bin to a terminal: redirect standard output, or use --out FILE \(EUSAGE\)$/mu,
   );
+});
+
+t.test('Ctrl-C stops a batch: the files not yet started count as cancelled, not as done', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port);
+  const dir = tempDir(t);
+  await Promise.all(['one.bin', 'two.bin', 'three.bin'].map((name) => makeFile(dir, name, 8 * MiB)));
+  const frozen = proxy.freezeAfter(3 * MiB, 'up');
+  const terminal = await Terminal.ferry(
+    t,
+    ['upload', 'one.bin', 'two.bin', 'three.bin', '--stall-timeout', '5m', '--server', `127.0.0.1:${proxy.port}`],
+    { cwd: dir },
+  );
+  await frozen;
+  await terminal.waitFor(/one\.bin \[=*-+\]/u);
+  await terminal.keys('C-c');
+  t.equal(await terminal.exitCode(), 130);
+  const screen = (await terminal.save('batch-cancelled')).join('\n');
+  t.match(screen, /^ferry: two\.bin: cancelled before it started \(ECANCELED\)$/mu);
+  t.match(screen, /^ferry: 0 of 3 files uploaded; failed: one\.bin, two\.bin, three\.bin \(ECANCELED\)$/mu);
+});
+
+t.test('Ctrl-C while connecting to a server that does not answer ends at once', async (t) => {
+  const silent = createServer();
+  const accepted = once(silent, 'connection');
+  silent.listen(0, '127.0.0.1');
+  await once(silent, 'listening');
+  const sockets: Socket[] = [];
+  silent.on('connection', (socket: Socket) => sockets.push(socket));
+  t.teardown(() => {
+    for (const socket of sockets) socket.destroy();
+    silent.close();
+  });
+  const dir = tempDir(t);
+  await makeFile(dir, 'file.bin', 1024);
+  const terminal = await Terminal.ferry(t, ['upload', 'file.bin', '--server', `127.0.0.1:${(silent.address() as AddressInfo).port}`], {
+    cwd: dir,
+  });
+  await accepted;
+  const pressed = Date.now();
+  await terminal.keys('C-c');
+  t.equal(await terminal.exitCode(5000), 130, 'cancelled, not left waiting for the 10 s handshake timeout');
+  t.ok(Date.now() - pressed < 5000, `${Date.now() - pressed} ms after Ctrl-C`);
 });

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
 import { type AddressInfo, type Server, type Socket, createServer } from 'node:net';
 import t, { type Test } from 'tap';
-import { foreignProtocol } from '../src/client/connection.js';
+import { ClientConnection, foreignProtocol } from '../src/client/connection.js';
 import { makeFile } from './helpers/files.js';
 import { tempDir } from './helpers/temp-dir.js';
 import { assertFailed, ferry } from './helpers/cli.js';
@@ -106,4 +106,18 @@ t.test('wrong servers', async (t) => {
   assertFailed(t, silentList, 'EPROTO', nothing);
   assertFailed(t, silentUpload, 'EPROTO', nothing);
   t.notMatch(httpUpload.stderr + silentUpload.stderr, /reconnecting/u, 'not retried as a lost link');
+});
+
+t.test('a handshake left unanswered by a server that answered before is a slow link (retried), not a wrong port', async (t) => {
+  const silent = await listen(
+    t,
+    createServer(() => {}),
+  );
+  const options = { host: '127.0.0.1', port: silent, connectTimeoutMs: 300 };
+  await t.rejects(ClientConnection.connect(options), { code: 'EPROTO' }, 'never answered: not a Ferry server');
+  await t.rejects(ClientConnection.connect({ ...options, knownServer: true }), { code: 'ETIMEDOUT' }, 'answered before: retried');
+  const controller = new AbortController();
+  const connecting = ClientConnection.connect({ ...options, connectTimeoutMs: 10_000, signal: controller.signal });
+  controller.abort();
+  await t.rejects(connecting, { code: 'ECANCELED' }, 'a cancel ends the wait at once');
 });

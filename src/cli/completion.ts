@@ -44,9 +44,16 @@ export function typedLine(line: string): TypedLine {
   return inWord ? { words, partial: current, partialStart: start } : { words, partial: '', partialStart: line.length };
 }
 
-/** A word as the shell's parser reads it back: plain when it can be, quoted otherwise ("my file" -> 'my file'). */
+/**
+ * A word as the shell's parser reads it back as one plain word: as it is when it can be, quoted
+ * otherwise ("my file" -> 'my file'). A `*` or `?` is put in single quotes, never escaped with a
+ * backslash: shell-quote reads `a\*b` back as a wildcard. A leading `~/` stays as it is (the shell
+ * expands it).
+ */
 export function quoteWord(word: string): string {
-  return /^[\w.,:@%+=/-]+$/u.test(word) ? word : quote([word]);
+  if (/^[\w.,:@%+=/~-]+$/u.test(word) && !word.slice(1).includes('~')) return word;
+  if (/[*?]/u.test(word)) return `'${word.replaceAll("'", "'\\''")}'`;
+  return quote([word]);
 }
 
 /** Local paths starting with `partial`: directories end in `/` (so Tab goes on into them). */

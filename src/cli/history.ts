@@ -1,4 +1,4 @@
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { dirname, join } from 'node:path';
 
@@ -25,6 +25,9 @@ export async function loadHistory(path: string): Promise<string[]> {
 export async function saveHistory(path: string, history: readonly string[]): Promise<void> {
   await mkdir(dirname(path), { recursive: true, mode: 0o700 });
   const lines = history.slice(0, historyLines).reverse();
-  await writeFile(path, lines.map((line) => line + '\n').join(''), { mode: 0o600 });
-  await chmod(path, 0o600); // a file made before with wider permissions is narrowed
+  // Written beside it and renamed over it: a shell that stops mid-write leaves the old history whole.
+  const next = `${path}.${process.pid}.tmp`;
+  await writeFile(next, lines.map((line) => line + '\n').join(''), { mode: 0o600 });
+  await chmod(next, 0o600); // the mode is the owner's only, whatever the umask
+  await rename(next, path);
 }

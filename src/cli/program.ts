@@ -5,7 +5,7 @@ import { defaultClientStallTimeoutMs } from '../client/connection.js';
 import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
 import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, formatUploads, printJson } from './output.js';
-import { TransferDisplay } from './transfer-display.js';
+import { TransferDisplay, showCursor } from './transfer-display.js';
 import { defaultTransferRetries } from '../client/retry.js';
 import type { TransferControl } from '../client/client.js';
 import type { DownloadResult } from '../client/download.js';
@@ -127,20 +127,35 @@ async function runTransfers<T>(
   /** Whether running the command again resumes a transfer that stopped part-way (not so into a pipe). */
   resumable = true,
 ): Promise<TransferFailure[]> {
-  let stopOnInterrupt: (() => void) | undefined;
   let signal: AbortSignal;
+  /** SIGINT handlers this batch added, taken off when it ends. */
+  const interruptHandlers: (() => void)[] = [];
   if (context.shell) signal = context.shell.signal;
   else {
     const interrupts = new AbortController();
-    stopOnInterrupt = () => interrupts.abort();
-    process.once('SIGINT', stopOnInterrupt);
+    // The first Ctrl-C cancels (the transfer says how to resume); a second one ends the process
+    // at once, with the cursor the progress line hid shown again.
+    const forced = (): void => {
+      showCursor();
+      process.exit(130);
+    };
+    const first = (): void => {
+      interrupts.abort();
+      interruptHandlers.push(forced);
+      process.once('SIGINT', forced);
+    };
+    interruptHandlers.push(first);
+    process.once('SIGINT', first);
     signal = interrupts.signal;
   }
   const failures: TransferFailure[] = [];
   try {
     await withClient(context, flags, async (client) => {
       for (const item of items) {
-        if (signal.aborted) break;
+        if (signal.aborted) {
+          failures.push({ item, error: new FerryError('ECANCELED', 'cancelled before it started') });
+          continue;
+        }
         const display = new TransferDisplay(process.stderr, { json: flags.json ?? false });
         const control: TransferControl = {
           signal,
@@ -167,7 +182,7 @@ async function runTransfers<T>(
       }
     });
   } finally {
-    if (stopOnInterrupt) process.off('SIGINT', stopOnInterrupt);
+    for (const handler of interruptHandlers) process.off('SIGINT', handler);
   }
   return failures;
 }

@@ -1,3 +1,4 @@
+import stringWidth from 'string-width';
 import { formatBytes, formatElapsed } from './units.js';
 
 /** What one line of a transfer's progress shows. */
@@ -15,17 +16,33 @@ const narrowestBar = 5;
 /** A name is shortened in the middle to no fewer than this many characters before the bar shrinks. */
 const shortestName = 12;
 
+/** Columns a string takes on a terminal: a CJK character or an emoji takes two. */
+export const displayWidth: (text: string) => number = stringWidth;
+
+/** The longest run of `characters` (from the start, or from the end) no wider than `width` columns. */
+function within(characters: string[], width: number, fromEnd: boolean): string {
+  const taken: string[] = [];
+  let used = 0;
+  for (let index = 0; index < characters.length; index += 1) {
+    const character = characters[fromEnd ? characters.length - 1 - index : index]!;
+    const cells = displayWidth(character);
+    if (used + cells > width) break;
+    used += cells;
+    taken.push(character);
+  }
+  return (fromEnd ? taken.reverse() : taken).join('');
+}
+
 /**
- * A name no wider than `width`: the middle is replaced by an ellipsis, so the start and the end
- * (often the extension) stay. An empty string when nothing fits.
+ * A name no wider than `width` columns: the middle is replaced by an ellipsis, so the start and
+ * the end (often the extension) stay. An empty string when nothing fits.
  */
 export function shortenMiddle(name: string, width: number): string {
-  const characters = [...name];
-  if (characters.length <= width) return name;
+  if (displayWidth(name) <= width) return name;
   if (width <= 1) return width === 1 ? '…' : '';
   const keep = width - 1;
-  const head = Math.ceil(keep / 2);
-  return characters.slice(0, head).join('') + '…' + characters.slice(characters.length - (keep - head)).join('');
+  const characters = [...name];
+  return within(characters, Math.ceil(keep / 2), false) + '…' + within(characters, Math.floor(keep / 2), true);
 }
 
 /** "38%", "100%": rounded down, so 100% means done. */
@@ -50,7 +67,7 @@ export function progressLine(fields: ProgressFields, columns: number): string {
   const rate = fields.rate === undefined ? '-- B/s' : `${formatBytes(fields.rate)}/s`;
   const tail = `${percentOf(fields.done, fields.total).padStart(4)}  ${formatBytes(fields.done).padStart(8)}/${formatBytes(fields.total)}  ${rate.padStart(10)}  ${etaOf(fields)}`;
   const room = columns - 1 - tail.length;
-  const nameWidth = [...fields.name].length;
+  const nameWidth = displayWidth(fields.name);
   // Name, space, [bar], space: what is left for the name and the bar together.
   const barCells = (cells: number): number => cells + 3;
   let nameCells = nameWidth;
@@ -65,5 +82,5 @@ export function progressLine(fields: ProgressFields, columns: number): string {
   const filled = fields.total === 0 ? bar : Math.min(bar, Math.floor((fields.done / fields.total) * bar));
   const drawn = bar > 0 ? `[${'='.repeat(filled)}${'-'.repeat(bar - filled)}] ` : '';
   const line = `${name}${drawn}${tail}`;
-  return [...line].length <= columns - 1 ? line : tail;
+  return displayWidth(line) <= columns - 1 ? line : tail;
 }

@@ -1,4 +1,5 @@
 import { readdir } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { type Interface, createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { parse as parseWords } from 'shell-quote';
@@ -17,6 +18,11 @@ const localPathCommands = new Set(['upload', 'put']);
 /** A second Ctrl-C at the prompt within this long leaves the shell. */
 const leaveWithinMs = 1000;
 
+/** `~/x` as `$HOME/x`; anything else as it is. */
+function withHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? homedir() + path.slice(1) : path;
+}
+
 /** A glob's last segment as a regular expression: `*` any run of characters, `?` one (neither matches a leading dot). */
 function globPattern(segment: string): RegExp {
   const body = [...segment].map((character) =>
@@ -33,21 +39,26 @@ function globPattern(segment: string): RegExp {
 export async function expandLine(line: string): Promise<string[]> {
   const parsed = parseWords(line);
   const command = parsed[0];
+  const localPaths = typeof command === 'string' && localPathCommands.has(command);
   const words: string[] = [];
-  for (const word of parsed) {
+  for (const [position, word] of parsed.entries()) {
     if (typeof word === 'string') {
-      words.push(word);
+      // A leading ~/ in a local path is the home directory, as a shell has it (quoted or not: the
+      // parser does not say which).
+      const before = parsed[position - 1];
+      const local = (localPaths && before !== '--as' && before !== '--as-dir') || before === '--out';
+      words.push(local && position > 0 ? withHome(word) : word);
       continue;
     }
     if (!('op' in word) || word.op !== 'glob') throw new Error(`unsupported shell syntax in: ${line}`);
-    if (typeof command !== 'string' || !localPathCommands.has(command))
-      throw new FerryError('EUSAGE', `wildcards match local files: ${word.pattern} works with put and upload only`);
-    const slash = word.pattern.lastIndexOf('/');
-    const folder = slash < 0 ? '' : word.pattern.slice(0, slash + 1);
+    if (!localPaths) throw new FerryError('EUSAGE', `wildcards match local files: ${word.pattern} works with put and upload only`);
+    const pattern = withHome(word.pattern);
+    const slash = pattern.lastIndexOf('/');
+    const folder = slash < 0 ? '' : pattern.slice(0, slash + 1);
     if (/[*?]/u.test(folder)) throw new FerryError('EUSAGE', `wildcards only in the last part of a path: ${word.pattern}`);
-    const pattern = globPattern(word.pattern.slice(slash + 1));
+    const matcher = globPattern(pattern.slice(slash + 1));
     const entries = await readdir(folder || '.').catch(() => [] as string[]);
-    const matches = entries.filter((entry) => pattern.test(entry)).sort();
+    const matches = entries.filter((entry) => matcher.test(entry)).sort();
     if (matches.length === 0) throw new FerryError('ENOENT', `no local files match ${word.pattern}`);
     words.push(...matches.map((entry) => folder + entry));
   }
@@ -126,8 +137,13 @@ export async function runShell(options: ShellOptions): Promise<number> {
   });
   if (options.terminal && options.historyFile) {
     const file = options.historyFile;
+    // One save at a time, in order: lines pasted together must not land out of order.
+    let saving = Promise.resolve();
     readline.on('history', (lines: string[]) => {
-      saveHistory(file, lines).catch((error: unknown) => options.output.err(`ferry: history not saved: ${(error as Error).message}`));
+      const snapshot = [...lines];
+      saving = saving
+        .then(() => saveHistory(file, snapshot))
+        .catch((error: unknown) => options.output.err(`ferry: history not saved: ${(error as Error).message}`));
     });
   }
   let leaving = false;
@@ -173,7 +189,15 @@ export async function runShell(options: ShellOptions): Promise<number> {
     else if (trimmed !== '') {
       // What Ctrl-C aborts while this line runs.
       const running = new AbortController();
-      lineStatus = await runLine(trimmed, programFor(running.signal), options, readline, running);
+      lineStatus = await runLine(trimmed, programFor(running.signal), options, readline, () => {
+        running.abort(new FerryError('ECANCELED'));
+        client.interrupt(new FerryError('ECANCELED'));
+      });
+      // Commands piped in: Ctrl-C stops the run as a whole (a terminal's goes back to the prompt).
+      if (running.signal.aborted && !options.terminal) {
+        status = 130;
+        break;
+      }
     }
     if (lineStatus !== 0) {
       status = lineStatus;
@@ -188,16 +212,11 @@ export async function runShell(options: ShellOptions): Promise<number> {
 }
 
 /**
- * Runs one line. On a terminal, the terminal leaves raw mode while it runs: Ctrl-C is then a
- * signal, which cancels the command (readline, paused, would only see it once the command ends).
+ * Runs one line; Ctrl-C (SIGINT) meanwhile calls `cancel`, which cuts the connection under
+ * whatever the command waits for. On a terminal, the terminal leaves raw mode while it runs, so
+ * that Ctrl-C is a signal (readline, paused, would only see it once the command ends).
  */
-async function runLine(
-  line: string,
-  program: Command,
-  options: ShellOptions,
-  readline: Interface,
-  running: AbortController,
-): Promise<number> {
+async function runLine(line: string, program: Command, options: ShellOptions, readline: Interface, cancel: () => void): Promise<number> {
   let words: string[];
   try {
     words = await expandLine(line);
@@ -205,18 +224,17 @@ async function runLine(
     options.output.err(errorLine(error));
     return error instanceof FerryError ? error.exitCode : 2;
   }
-  const cancel = (): void => running.abort();
   const rawTerminal = options.terminal && typeof options.input.setRawMode === 'function';
   if (rawTerminal) {
     readline.pause();
     options.input.setRawMode!(false);
-    process.on('SIGINT', cancel);
   }
+  process.on('SIGINT', cancel);
   try {
     return await runProgram(program, words, options.output);
   } finally {
+    process.off('SIGINT', cancel);
     if (rawTerminal) {
-      process.off('SIGINT', cancel);
       options.input.setRawMode!(true);
       readline.resume();
     }

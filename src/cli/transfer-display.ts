@@ -1,10 +1,15 @@
 import { clearScreenDown, cursorTo, moveCursor } from 'node:readline';
 import cliProgress from 'cli-progress';
 import type { TransferProgress, TransferStart } from '../client/progress.js';
-import { progressLine } from './progress-line.js';
+import { displayWidth, progressLine } from './progress-line.js';
 import { formatBytes } from './units.js';
 
 type Stream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number; on?(event: 'resize', listener: () => void): unknown };
+
+/** Shows the terminal's cursor again (a live progress line hides it), for a process about to end abruptly. */
+export function showCursor(stream: Stream = process.stderr): void {
+  if (stream.isTTY) stream.write('\x1b[?25h');
+}
 
 /** The rate is measured over this much recent time, so it follows the link rather than the run's average. */
 const rateWindowMs = 5000;
@@ -114,7 +119,7 @@ export class TransferDisplay {
     if (!progress) return '';
     const rate = this.#finished ? averageRate(progress.transferred, this.#startedAt) : this.#rate.rate();
     const line = progressLine({ name: progress.name, done: progress.done, total: progress.total, rate }, this.#columns());
-    this.#drawnWidth = [...line].length;
+    this.#drawnWidth = displayWidth(line);
     return line;
   }
 

@@ -38,19 +38,43 @@ function nothingSent(stored: FileInfo): Omit<UploadResult, 'resumed'> {
 export class FerryClient {
   readonly options: ClientOptions;
   #connection: ClientConnection | undefined;
+  /** A connect under way, shared by every caller meanwhile; `abort` ends it. */
+  #connecting: { promise: Promise<ClientConnection>; abort: (reason: FerryError) => void } | undefined;
+  /** Whether a handshake with this server has succeeded before: a later one that gets no answer is a link problem, not a wrong port. */
+  #greeted = false;
 
   constructor(options: ClientOptions) {
     this.options = options;
   }
 
-  /** The live connection, connecting (or reconnecting) if needed. */
+  /** The live connection, connecting (or reconnecting) if needed; callers meanwhile share the one connect. */
   async connection(): Promise<ClientConnection> {
-    if (!this.#connection || this.#connection.lost) {
+    if (this.#connection && !this.#connection.lost) return this.#connection;
+    if (!this.#connecting) {
       this.#connection?.destroy();
       this.#connection = undefined;
-      this.#connection = await ClientConnection.connect(this.options);
+      const controller = new AbortController();
+      const promise = ClientConnection.connect({ ...this.options, knownServer: this.#greeted, signal: controller.signal })
+        .then((connection) => {
+          this.#connection = connection;
+          this.#greeted = true;
+          return connection;
+        })
+        .finally(() => {
+          this.#connecting = undefined;
+        });
+      this.#connecting = { promise, abort: (reason) => controller.abort(reason) };
     }
-    return this.#connection;
+    return this.#connecting.promise;
+  }
+
+  /**
+   * Cuts the connection, and a connect under way, at once: what waits on them fails with
+   * `reason` (a user's cancel). The next request connects again.
+   */
+  interrupt(reason: FerryError): void {
+    this.#connecting?.abort(reason);
+    this.#connection?.destroy(reason);
   }
 
   async list(prefix?: string): Promise<FileSummary[]> {
@@ -208,7 +232,7 @@ export class FerryClient {
    */
   async #cancellable<T>(signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
     if (!signal) return run();
-    const cut = (): void => this.#connection?.destroy(cancelled(signal));
+    const cut = (): void => this.interrupt(cancelled(signal));
     signal.addEventListener('abort', cut, { once: true });
     try {
       return await run();

@@ -20,6 +20,13 @@ export interface ConnectOptions {
    * which a retrying transfer answers by reconnecting and resuming. Default 30 s.
    */
   stallTimeoutMs?: number;
+  /**
+   * A handshake with this server has succeeded before: one that now gets no answer in time is a
+   * slow or broken link (ETIMEDOUT, retried), not a wrong port (EPROTO).
+   */
+  knownServer?: boolean;
+  /** Abandons the connect or the handshake: the socket is destroyed and the connect fails with the signal's reason. */
+  signal?: AbortSignal;
 }
 
 export const defaultClientStallTimeoutMs = 30_000;
@@ -113,8 +120,17 @@ export class ClientConnection implements FrameSink {
     });
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
     const address = hostPort(options.host, options.port);
+    const giveUp = (reason: FerryError): void => {
+      if (connection) connection.destroy(reason);
+      else socket.destroy(reason);
+    };
+    const onAbort = (): void => giveUp(options.signal?.reason instanceof FerryError ? options.signal.reason : new FerryError('ECANCELED'));
+    if (options.signal?.aborted) onAbort();
+    options.signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => {
-      if (connection) {
+      if (connection && options.knownServer) {
+        connection.destroy(new FerryError('ETIMEDOUT', `${address} did not answer the handshake in ${formatDuration(timeoutMs)}`));
+      } else if (connection) {
         // Connected, but the handshake got no answer: something listens there that is not a Ferry
         // server (or one wedged). Another attempt would find the same, so this is not retried.
         connection.destroy(
@@ -129,6 +145,7 @@ export class ClientConnection implements FrameSink {
       await once(socket, 'connect');
     } catch (error) {
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
       if (error instanceof FerryError) throw error;
       const detail = (error as NodeJS.ErrnoException).code ?? String(error);
       throw new FerryError('ECONNECT', `cannot connect to ${address} (${detail})`, { cause: error });
@@ -154,6 +171,7 @@ export class ClientConnection implements FrameSink {
       throw error;
     } finally {
       clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
     }
     return connection;
   }

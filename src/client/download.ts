@@ -153,13 +153,19 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   let handle: FileHandle;
   try {
     handle = await open(part, sameContent && partExists ? 'r+' : 'w+');
-    if (!sameContent)
+  } catch (error) {
+    throw fromSystemError(error, part);
+  }
+  if (!sameContent) {
+    try {
       await writeFile(
         statePath,
         JSON.stringify({ name, sha256: info.sha256, size: info.size, chunkSize: info.chunkSize } satisfies PartialState),
       );
-  } catch (error) {
-    throw fromSystemError(error, part);
+    } catch (error) {
+      await handle.close();
+      throw fromSystemError(error, statePath);
+    }
   }
   let closed = false;
   const sha256 = runningSha256(info.size);
