@@ -12,7 +12,7 @@ import { childEnv } from './helpers/cli.js';
 import { makeFile } from './helpers/files.js';
 import { ferryBin } from './helpers/server-process.js';
 import { tempDir } from './helpers/temp-dir.js';
-import { Terminal } from './helpers/terminal.js';
+import { Terminal, needsTmux } from './helpers/terminal.js';
 
 const MiB = 1024 * 1024;
 
@@ -69,7 +69,7 @@ t.test('on a pipe: one JSON object per line, with a line for each finished trans
   t.match(transfers[0], { bytesPerSecond: Number, msg: /^upload console\.bin: 2 MiB in [\d.]+ m?s \([\d.]+ [KMG]?i?B\/s\), ok$/u });
 });
 
-t.test('on a terminal: readable lines in local time; --log-format json keeps JSON there', async (t) => {
+t.test('on a terminal: readable lines in local time; --log-format json keeps JSON there', needsTmux, async (t) => {
   const dir = tempDir(t);
   const local = await makeFile(dir, 'pretty.bin', 1 * MiB);
   const terminal = await Terminal.ferry(t, ['serve', '--host', '127.0.0.1', '--port', '0', '--data', join(dir, 'data')], {

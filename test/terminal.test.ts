@@ -12,7 +12,7 @@ import { startCutProxy } from './helpers/cut-proxy.js';
 import { makeFile } from './helpers/files.js';
 import { startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
-import { Terminal } from './helpers/terminal.js';
+import { Terminal, needsTmux } from './helpers/terminal.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -21,7 +21,7 @@ const longName = 'a-rather-long-name-for-a-disk-image-of-the-build-machine.iso';
 /** Rows of the screen that hold a progress line. */
 const barRows = (rows: string[]): string[] => rows.filter((row) => /\d+%/u.test(row) && /ETA/u.test(row));
 
-t.test('an upload cut mid-way says so over its progress line, resumes, and every line fits 80 columns', async (t) => {
+t.test('an upload cut mid-way says so over its progress line, resumes, and every line fits 80 columns', needsTmux, async (t) => {
   const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
   const proxy = await startCutProxy(t, running.port);
   const dir = tempDir(t);
@@ -51,7 +51,7 @@ t.test('an upload cut mid-way says so over its progress line, resumes, and every
   t.equal((await running.client().stat(longName)).sha256, local.sha256);
 });
 
-t.test('the progress line follows resizes, --json keeps it on stderr, and Ctrl-C cancels: the rerun resumes', async (t) => {
+t.test('the progress line follows resizes, --json keeps it on stderr, and Ctrl-C cancels: the rerun resumes', needsTmux, async (t) => {
   const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
   const proxy = await startCutProxy(t, running.port);
   const dir = tempDir(t);
@@ -95,101 +95,105 @@ t.test('the progress line follows resizes, --json keeps it on stderr, and Ctrl-C
   t.ok(result.bytesSent < 16 * MiB, `only what was missing was sent (${result.bytesSent} bytes)`);
 });
 
-t.test('the shell: help, Tab completion with quoting, Ctrl-C cancels a transfer and clears a line, history, leaving', async (t) => {
-  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
-  const proxy = await startCutProxy(t, running.port);
-  const dir = tempDir(t);
-  const state = tempDir(t, 'ferry-state');
-  await makeFile(dir, 'my file.txt', 10 * KiB);
-  await makeFile(dir, 'big.bin', 16 * MiB);
-  const shell = ['shell', '--server', `127.0.0.1:${proxy.port}`];
-  const env = { XDG_STATE_HOME: state };
-  const terminal = await Terminal.ferry(t, shell, { cwd: dir, env });
-  await terminal.waitFor(/^ferry>$/mu);
+t.test(
+  'the shell: help, Tab completion with quoting, Ctrl-C cancels a transfer and clears a line, history, leaving',
+  needsTmux,
+  async (t) => {
+    const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+    const proxy = await startCutProxy(t, running.port);
+    const dir = tempDir(t);
+    const state = tempDir(t, 'ferry-state');
+    await makeFile(dir, 'my file.txt', 10 * KiB);
+    await makeFile(dir, 'big.bin', 16 * MiB);
+    const shell = ['shell', '--server', `127.0.0.1:${proxy.port}`];
+    const env = { XDG_STATE_HOME: state };
+    const terminal = await Terminal.ferry(t, shell, { cwd: dir, env });
+    await terminal.waitFor(/^ferry>$/mu);
 
-  await terminal.type('help');
-  await terminal.keys('Enter');
-  let rows = await terminal.waitFor(/Tab completes/u);
-  const help = rows.join('\n');
-  t.match(help, /^Commands at the ferry> prompt/mu, 'help speaks of the shell');
-  t.match(help, /^ {2}quit, exit +leave the shell/mu, 'and says how to leave');
-  t.notMatch(help, /--version|Usage: program/u, 'and offers nothing that does not apply');
-  t.ok(
-    rows.every((row) => row.length <= 80),
-    'every line of it fits 80 columns',
-  );
-  await terminal.keys('C-l');
+    await terminal.type('help');
+    await terminal.keys('Enter');
+    let rows = await terminal.waitFor(/Tab completes/u);
+    const help = rows.join('\n');
+    t.match(help, /^Commands at the ferry> prompt/mu, 'help speaks of the shell');
+    t.match(help, /^ {2}quit, exit +leave the shell/mu, 'and says how to leave');
+    t.notMatch(help, /--version|Usage: program/u, 'and offers nothing that does not apply');
+    t.ok(
+      rows.every((row) => row.length <= 80),
+      'every line of it fits 80 columns',
+    );
+    await terminal.keys('C-l');
 
-  // Tab completes a local path with a space in it, quoted so the line parses back as one word.
-  await terminal.type('put my');
-  await terminal.waitFor(/ferry> put my$/mu);
-  await terminal.keys('Tab');
-  await terminal.waitFor(/ferry> put 'my file\.txt'$/mu);
-  await terminal.keys('Enter');
-  await terminal.waitFor(/^uploaded my file\.txt: 10 KiB/mu);
-  // And a name on the server.
-  await terminal.type('stat my');
-  await terminal.waitFor(/ferry> stat my$/mu);
-  await terminal.keys('Tab');
-  await terminal.waitFor(/ferry> stat 'my file\.txt'$/mu);
-  await terminal.keys('Enter');
-  await terminal.waitFor(/^size: +10 KiB/mu);
-  await terminal.keys('C-l');
+    // Tab completes a local path with a space in it, quoted so the line parses back as one word.
+    await terminal.type('put my');
+    await terminal.waitFor(/ferry> put my$/mu);
+    await terminal.keys('Tab');
+    await terminal.waitFor(/ferry> put 'my file\.txt'$/mu);
+    await terminal.keys('Enter');
+    await terminal.waitFor(/^uploaded my file\.txt: 10 KiB/mu);
+    // And a name on the server.
+    await terminal.type('stat my');
+    await terminal.waitFor(/ferry> stat my$/mu);
+    await terminal.keys('Tab');
+    await terminal.waitFor(/ferry> stat 'my file\.txt'$/mu);
+    await terminal.keys('Enter');
+    await terminal.waitFor(/^size: +10 KiB/mu);
+    await terminal.keys('C-l');
 
-  // Ctrl-C during a transfer that is stuck: cancelled, resumable, back at the prompt.
-  const frozen = proxy.freezeAfter(4 * MiB, 'up');
-  await terminal.type('put big.bin --stall-timeout 5m');
-  await terminal.keys('Enter');
-  await frozen;
-  await terminal.waitFor(/big\.bin \[=*-+\] +\d+%/u);
-  await terminal.keys('C-c');
-  await terminal.waitFor(/cancelled: run the same command again to resume \(ECANCELED\)\nferry>$/u);
-  await terminal.save('shell-transfer-cancelled');
-  await terminal.keys('C-l');
-  await terminal.type('put big.bin');
-  await terminal.keys('Enter');
-  rows = await terminal.waitFor(/^uploaded big\.bin: 16 MiB.*resumed/mu);
-  t.match(rows.join('\n'), /^resuming big\.bin from \d+(\.\d)? MiB \(\d+%\)$/mu, 'the same command resumed it');
-  t.equal(barRows(rows).length, 1, 'one progress line on screen, no bar left below the prompt');
-  t.match(rows.at(-1), /^ferry>$/u, 'the prompt last');
+    // Ctrl-C during a transfer that is stuck: cancelled, resumable, back at the prompt.
+    const frozen = proxy.freezeAfter(4 * MiB, 'up');
+    await terminal.type('put big.bin --stall-timeout 5m');
+    await terminal.keys('Enter');
+    await frozen;
+    await terminal.waitFor(/big\.bin \[=*-+\] +\d+%/u);
+    await terminal.keys('C-c');
+    await terminal.waitFor(/cancelled: run the same command again to resume \(ECANCELED\)\nferry>$/u);
+    await terminal.save('shell-transfer-cancelled');
+    await terminal.keys('C-l');
+    await terminal.type('put big.bin');
+    await terminal.keys('Enter');
+    rows = await terminal.waitFor(/^uploaded big\.bin: 16 MiB.*resumed/mu);
+    t.match(rows.join('\n'), /^resuming big\.bin from \d+(\.\d)? MiB \(\d+%\)$/mu, 'the same command resumed it');
+    t.equal(barRows(rows).length, 1, 'one progress line on screen, no bar left below the prompt');
+    t.match(rows.at(-1), /^ferry>$/u, 'the prompt last');
 
-  // Ctrl-C also ends a request that waits on a link gone quiet, and the next command reconnects.
-  const quiet = proxy.freezeAfter(0, 'down');
-  await terminal.type('ls');
-  await terminal.keys('Enter');
-  await quiet;
-  await terminal.keys('C-c');
-  await terminal.waitFor(/^(\^C)?ferry: cancelled \(ECANCELED\)\nferry>$/mu); // the terminal echoes ^C
-  await terminal.keys('C-l');
-  await terminal.type('ls big');
-  await terminal.keys('Enter');
-  await terminal.waitFor(/ big\.bin\nferry>$/u);
+    // Ctrl-C also ends a request that waits on a link gone quiet, and the next command reconnects.
+    const quiet = proxy.freezeAfter(0, 'down');
+    await terminal.type('ls');
+    await terminal.keys('Enter');
+    await quiet;
+    await terminal.keys('C-c');
+    await terminal.waitFor(/^(\^C)?ferry: cancelled \(ECANCELED\)\nferry>$/mu); // the terminal echoes ^C
+    await terminal.keys('C-l');
+    await terminal.type('ls big');
+    await terminal.keys('Enter');
+    await terminal.waitFor(/ big\.bin\nferry>$/u);
 
-  // Ctrl-C on a line being typed drops it; twice at an empty prompt leaves.
-  await terminal.type('ls zz');
-  await terminal.waitFor(/ferry> ls zz$/mu);
-  await terminal.keys('C-c');
-  await terminal.waitFor(/^ferry> ls zz\^C\nferry>$/mu);
-  await terminal.keys('C-c');
-  await terminal.waitFor(/Ctrl-C again or Ctrl-D to leave\)\nferry>$/u);
-  await terminal.keys('C-c');
-  t.equal(await terminal.exitCode(), 0, 'a second Ctrl-C at the prompt leaves');
-  await terminal.save('shell-session');
+    // Ctrl-C on a line being typed drops it; twice at an empty prompt leaves.
+    await terminal.type('ls zz');
+    await terminal.waitFor(/ferry> ls zz$/mu);
+    await terminal.keys('C-c');
+    await terminal.waitFor(/^ferry> ls zz\^C\nferry>$/mu);
+    await terminal.keys('C-c');
+    await terminal.waitFor(/Ctrl-C again or Ctrl-D to leave\)\nferry>$/u);
+    await terminal.keys('C-c');
+    t.equal(await terminal.exitCode(), 0, 'a second Ctrl-C at the prompt leaves');
+    await terminal.save('shell-session');
 
-  const history = join(state, 'ferry', 'history');
-  t.equal((await stat(history)).mode & 0o777, 0o600, 'history is kept, readable by its owner only');
-  t.match(await readFile(history, 'utf8'), /^put big\.bin\n/mu);
+    const history = join(state, 'ferry', 'history');
+    t.equal((await stat(history)).mode & 0o777, 0o600, 'history is kept, readable by its owner only');
+    t.match(await readFile(history, 'utf8'), /^put big\.bin\n/mu);
 
-  const again = await Terminal.ferry(t, shell, { cwd: dir, env });
-  await again.waitFor(/^ferry>$/mu);
-  await again.keys('Up');
-  await again.waitFor(/^ferry> ls big$/mu); // the last command of the previous session
-  await again.keys('C-u', 'C-d');
-  t.equal(await again.exitCode(), 0, 'Ctrl-D leaves');
-  t.match((await again.screen()).join('\n'), /^ferry>\n\[exit 0\]$/mu, 'on a fresh line');
-});
+    const again = await Terminal.ferry(t, shell, { cwd: dir, env });
+    await again.waitFor(/^ferry>$/mu);
+    await again.keys('Up');
+    await again.waitFor(/^ferry> ls big$/mu); // the last command of the previous session
+    await again.keys('C-u', 'C-d');
+    t.equal(await again.exitCode(), 0, 'Ctrl-D leaves');
+    t.match((await again.screen()).join('\n'), /^ferry>\n\[exit 0\]$/mu, 'on a fresh line');
+  },
+);
 
-t.test('download --out - does not write a file to a terminal', async (t) => {
+t.test('download --out - does not write a file to a terminal', needsTmux, async (t) => {
   const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
   const terminal = await Terminal.ferry(t, ['download', 'any.bin', '--out', '-', '--server', `127.0.0.1:${running.port}`]);
   t.equal(await terminal.exitCode(), 2);
@@ -199,7 +203,7 @@ t.test('download --out - does not write a file to a terminal', async (t) => {
   );
 });
 
-t.test('Ctrl-C stops a batch: the files not yet started count as cancelled, not as done', async (t) => {
+t.test('Ctrl-C stops a batch: the files not yet started count as cancelled, not as done', needsTmux, async (t) => {
   const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
   const proxy = await startCutProxy(t, running.port);
   const dir = tempDir(t);
@@ -219,7 +223,7 @@ t.test('Ctrl-C stops a batch: the files not yet started count as cancelled, not 
   t.match(screen, /^ferry: 0 of 3 files uploaded; failed: one\.bin, two\.bin, three\.bin \(ECANCELED\)$/mu);
 });
 
-t.test('Ctrl-C while connecting to a server that does not answer ends at once', async (t) => {
+t.test('Ctrl-C while connecting to a server that does not answer ends at once', needsTmux, async (t) => {
   const silent = createServer();
   const accepted = once(silent, 'connection');
   silent.listen(0, '127.0.0.1');

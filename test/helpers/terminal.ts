@@ -4,7 +4,7 @@
  * to it, and the screen is read back as tmux renders it. Every screen a test asserts on can be
  * saved under `artifacts/screens/` (git-ignored) for a person to look at.
  */
-import { execFile } from 'node:child_process';
+import { execFile, execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -20,6 +20,24 @@ const screensDir = new URL('../../artifacts/screens/', import.meta.url);
 /** The whole session (the command and the pause after it for the last screen) ends by itself after this. */
 const sessionLimitSeconds = 120;
 const defaultWaitMs = 20_000;
+
+function tmuxInstalled(): boolean {
+  try {
+    execFileSync('tmux', ['-V'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Options for a test that needs tmux: on a machine without it the test is skipped, saying how to
+ * get it (so `npm install && npm test` holds on a fresh machine); in CI (`CI` set) it always runs,
+ * and fails there if tmux is missing (`.ci/run` installs it).
+ */
+export const needsTmux: { skip: string | false } = {
+  skip: tmuxInstalled() || process.env['CI'] ? false : 'tmux is not installed (apt-get install tmux): terminal tests skipped',
+};
 
 export interface TerminalOptions {
   columns?: number;
