@@ -1,6 +1,5 @@
 import { readdir } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { join } from 'node:path';
 import { quote } from 'shell-quote';
 
 /** The words of a shell line typed so far: those complete, and the one being typed (unquoted) with where it starts. */
@@ -56,12 +55,17 @@ export function quoteWord(word: string): string {
   return quote([word]);
 }
 
+/** `~/x` as `$HOME/x`, as a shell has it; anything else as it is. */
+export function withHome(path: string): string {
+  return path === '~' || path.startsWith('~/') ? homedir() + path.slice(1) : path;
+}
+
 /** Local paths starting with `partial`: directories end in `/` (so Tab goes on into them). */
 export async function localPaths(partial: string): Promise<string[]> {
   const slash = partial.lastIndexOf('/');
   const folder = slash < 0 ? '' : partial.slice(0, slash + 1);
   const start = partial.slice(slash + 1);
-  const where = folder.startsWith('~/') ? join(homedir(), folder.slice(2)) : folder || '.';
+  const where = withHome(folder) || '.';
   const entries = await readdir(where, { withFileTypes: true }).catch(() => []);
   return entries
     .filter((entry) => entry.name.startsWith(start) && (start.startsWith('.') || !entry.name.startsWith('.')))

@@ -8,7 +8,7 @@ import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, 
 import { TransferDisplay, showCursor } from './transfer-display.js';
 import { defaultTransferRetries } from '../client/retry.js';
 import type { TransferControl } from '../client/client.js';
-import type { DownloadResult } from '../client/download.js';
+import type { DownloadOptions, DownloadResult } from '../client/download.js';
 import type { UploadResult } from '../client/upload.js';
 import { defaultServer, formatBytes, formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
 import { defaultLogPageEntries, maxLogPageEntries } from '../protocol/limits.js';
@@ -83,6 +83,9 @@ async function withClient<T>(
 
 type TransferFlags = ClientFlags & { retries: number; stallTimeout?: number };
 
+/** What every transfer of a batch gets: its retries and cancel, and the display's listeners. */
+type TransferHooks = TransferControl & Required<Pick<DownloadOptions, 'onProgress' | 'onStart'>>;
+
 function uploadJson(result: UploadResult): Record<string, unknown> {
   return {
     name: result.name,
@@ -99,8 +102,20 @@ function uploadLine(result: UploadResult, ms: number): string {
   return `uploaded ${result.name}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesSent, ms)})`;
 }
 
-function failureJson({ item, error }: TransferFailure): Record<string, string> {
-  return { item, code: error.code, message: error.message };
+/**
+ * A batch's --json result: one transfer's own result when it was alone and went well (nothing
+ * when it failed: its error says it); for several, `{"<verb>": [...], "failed": [...]}`.
+ */
+function printBatchJson(
+  output: Output,
+  verb: 'uploaded' | 'downloaded',
+  results: unknown[],
+  failures: TransferFailure[],
+  total: number,
+): void {
+  if (total > 1)
+    printJson(output, { [verb]: results, failed: failures.map(({ item, error }) => ({ item, code: error.code, message: error.message })) });
+  else if (failures.length === 0) printJson(output, results[0]);
 }
 
 /** One transfer of a batch that failed: what it was (a local path or a name) and why. */
@@ -121,7 +136,7 @@ async function runTransfers<T>(
   flags: TransferFlags,
   /** Local paths or names on the server: what each transfer is about, and how a failure names it. */
   items: readonly string[],
-  run: (client: FerryClient, item: string, control: TransferControl, display: TransferDisplay) => Promise<T>,
+  run: (client: FerryClient, item: string, control: TransferHooks, display: TransferDisplay) => Promise<T>,
   /** A transfer is done: its result, and how long it took. */
   onDone: (result: T, elapsedMs: number) => void,
   /** Whether running the command again resumes a transfer that stopped part-way (not so into a pipe). */
@@ -157,8 +172,10 @@ async function runTransfers<T>(
           continue;
         }
         const display = new TransferDisplay(process.stderr, { json: flags.json ?? false });
-        const control: TransferControl = {
+        const control: TransferHooks = {
           signal,
+          onProgress: display.onProgress,
+          onStart: display.onStart,
           retry: {
             retries: flags.retries,
             onRetry: ({ attempt, retries, error, delayMs }) =>
@@ -234,8 +251,7 @@ async function downloadToStandardOutput(context: CliContext, names: string[], fl
     context,
     flags,
     names,
-    (client, name, control, display) =>
-      client.downloadToStream(name, process.stdout, { onProgress: display.onProgress, onStart: display.onStart, ...control }),
+    (client, name, control) => client.downloadToStream(name, process.stdout, control),
     (result, elapsedMs) =>
       context.output.err(
         `downloaded ${result.name} to standard output: ${formatBytes(result.size)}, sha256 ${result.sha256} verified (${formatRate(result.bytesReceived, elapsedMs)})`,
@@ -319,12 +335,10 @@ export function buildProgram(context: CliContext): Command {
         context,
         flags,
         paths,
-        (client, path, control, display) =>
+        (client, path, control) =>
           client.upload(path, {
             name: nameOf(path),
             force: flags.force ?? false,
-            onProgress: display.onProgress,
-            onStart: display.onStart,
             ...control,
           }),
         (result, elapsedMs) => {
@@ -333,11 +347,7 @@ export function buildProgram(context: CliContext): Command {
         },
       );
       context.shell?.onChange();
-      if (flags.json) {
-        const summaries = results.map(uploadJson);
-        if (paths.length === 1 && failures.length === 0) printJson(output, summaries[0]);
-        else if (paths.length > 1) printJson(output, { uploaded: summaries, failed: failures.map(failureJson) });
-      }
+      if (flags.json) printBatchJson(output, 'uploaded', results.map(uploadJson), failures, paths.length);
       endOfBatch(output, failures, paths.length, 'uploaded');
     });
 
@@ -362,8 +372,6 @@ export function buildProgram(context: CliContext): Command {
           client.download(name, {
             ...(out === undefined ? {} : { out }),
             force: flags.force ?? false,
-            onProgress: display.onProgress,
-            onStart: display.onStart,
             onNotice: (text) => display.notice(text),
             ...control,
           }),
@@ -375,10 +383,7 @@ export function buildProgram(context: CliContext): Command {
             );
         },
       );
-      if (flags.json) {
-        if (names.length === 1 && failures.length === 0) printJson(output, results[0]);
-        else if (names.length > 1) printJson(output, { downloaded: results, failed: failures.map(failureJson) });
-      }
+      if (flags.json) printBatchJson(output, 'downloaded', results, failures, names.length);
       endOfBatch(output, failures, names.length, 'downloaded');
     });
 

@@ -46,7 +46,7 @@ export function shortenMiddle(name: string, width: number): string {
 }
 
 /** "38%", "100%": rounded down, so 100% means done. */
-function percentOf(done: number, total: number): string {
+export function percentOf(done: number, total: number): string {
   return `${total === 0 ? 100 : Math.floor((done / total) * 100)}%`;
 }
 

@@ -1,11 +1,10 @@
 import { readdir } from 'node:fs/promises';
-import { homedir } from 'node:os';
 import { type Interface, createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { parse as parseWords } from 'shell-quote';
 import { FerryClient } from '../client/client.js';
 import { FerryError } from '../protocol/errors.js';
-import { type CompletionSources, completeLine } from './completion.js';
+import { type CompletionSources, completeLine, withHome } from './completion.js';
 import { historyLines, loadHistory, saveHistory } from './history.js';
 import { type Output, errorLine } from './output.js';
 import { buildProgram, runProgram } from './program.js';
@@ -17,11 +16,6 @@ const remoteNameCommands = new Set(['download', 'get', 'delete', 'rm', 'stat']);
 const localPathCommands = new Set(['upload', 'put']);
 /** A second Ctrl-C at the prompt within this long leaves the shell. */
 const leaveWithinMs = 1000;
-
-/** `~/x` as `$HOME/x`; anything else as it is. */
-function withHome(path: string): string {
-  return path === '~' || path.startsWith('~/') ? homedir() + path.slice(1) : path;
-}
 
 /** A glob's last segment as a regular expression: `*` any run of characters, `?` one (neither matches a leading dot). */
 function globPattern(segment: string): RegExp {

@@ -1,10 +1,15 @@
 import { clearScreenDown, cursorTo, moveCursor } from 'node:readline';
 import cliProgress from 'cli-progress';
 import type { TransferProgress, TransferStart } from '../client/progress.js';
-import { displayWidth, progressLine } from './progress-line.js';
+import { displayWidth, percentOf, progressLine } from './progress-line.js';
 import { formatBytes } from './units.js';
 
-type Stream = NodeJS.WritableStream & { isTTY?: boolean; columns?: number; on?(event: 'resize', listener: () => void): unknown };
+type Stream = NodeJS.WritableStream & {
+  isTTY?: boolean;
+  columns?: number;
+  on?(event: 'resize', listener: () => void): unknown;
+  off?(event: 'resize', listener: () => void): unknown;
+};
 
 /** Shows the terminal's cursor again (a live progress line hides it), for a process about to end abruptly. */
 export function showCursor(stream: Stream = process.stderr): void {
@@ -72,8 +77,7 @@ export class TransferDisplay {
   readonly onStart = (start: TransferStart): void => {
     this.began = true;
     if (start.from <= 0 || !this.#announceResume) return;
-    const percent = start.total === 0 ? 100 : Math.floor((start.from / start.total) * 100);
-    this.notice(`resuming ${start.name} from ${formatBytes(start.from)} (${percent}%)`);
+    this.notice(`resuming ${start.name} from ${formatBytes(start.from)} (${percentOf(start.from, start.total)})`);
   };
 
   readonly onProgress = (progress: TransferProgress): void => {
@@ -109,7 +113,7 @@ export class TransferDisplay {
     this.#finished = true;
     this.#bars.update();
     this.#bars.stop();
-    (this.#stream as NodeJS.WriteStream).off?.('resize', this.#onResize);
+    this.#stream.off?.('resize', this.#onResize);
     this.#bars = undefined;
     this.#bar = undefined;
   }

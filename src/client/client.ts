@@ -141,37 +141,25 @@ export class FerryClient {
     // the server may have stored the file: the next attempt checks before sending anything again.
     let finishing: string | undefined;
     const reading = new LocalFileReading();
-    const result = await this.#cancellable(signal, () =>
-      withRetries(
-        () =>
-          tally.attempt(async (onProgress) => {
-            const connection = await this.#connectionFor(signal);
-            const storedByAnEarlierAttempt = async (): Promise<UploadResult | undefined> => {
-              const stored = finishing === undefined ? undefined : await this.#storedWith(options.name, finishing);
-              return stored && { ...nothingSent(stored), resumed: true };
-            };
-            const stored = await storedByAnEarlierAttempt();
-            if (stored) return stored;
-            try {
-              return await uploadFile(connection, path, {
-                ...uploadOptions,
-                onProgress,
-                onFinishing: (sha256) => (finishing = sha256),
-                reading,
-              });
-            } catch (error) {
-              // The server waits for a publish still under way before it answers a put of the same
-              // file: if that was ours, the name exists now, with our content.
-              if (error instanceof FerryError && error.code === 'EEXIST') {
-                const published = await storedByAnEarlierAttempt();
-                if (published) return published;
-              }
-              throw error;
-            }
-          }),
-        this.#retry(retry, signal, tally),
-      ),
-    ).finally(() => reading.forget());
+    const storedByAnEarlierAttempt = async (): Promise<UploadResult | undefined> => {
+      const stored = finishing === undefined ? undefined : await this.#storedWith(options.name, finishing);
+      return stored && { ...nothingSent(stored), resumed: true };
+    };
+    const result = await this.#attempts(tally, { retry, signal }, async (connection, onProgress) => {
+      const stored = await storedByAnEarlierAttempt();
+      if (stored) return stored;
+      try {
+        return await uploadFile(connection, path, { ...uploadOptions, onProgress, onFinishing: (sha256) => (finishing = sha256), reading });
+      } catch (error) {
+        // The server waits for a publish still under way before it answers a put of the same
+        // file: if that was ours, the name exists now, with our content.
+        if (error instanceof FerryError && error.code === 'EEXIST') {
+          const published = await storedByAnEarlierAttempt();
+          if (published) return published;
+        }
+        throw error;
+      }
+    }).finally(() => reading.forget());
     return { ...result, bytesSent: tally.total(result.bytesSent) };
   }
 
@@ -179,12 +167,8 @@ export class FerryClient {
   async download(name: string, options: DownloadOptions & TransferControl = {}): Promise<DownloadResult> {
     const { retry, signal, ...downloadOptions } = options;
     const tally = new TransferTally(options.onProgress);
-    const result = await this.#cancellable(signal, () =>
-      withRetries(
-        () =>
-          tally.attempt(async (onProgress) => downloadFile(await this.#connectionFor(signal), name, { ...downloadOptions, onProgress })),
-        this.#retry(retry, signal, tally),
-      ),
+    const result = await this.#attempts(tally, { retry, signal }, (connection, onProgress) =>
+      downloadFile(connection, name, { ...downloadOptions, onProgress }),
     );
     return { ...result, bytesReceived: tally.total(result.bytesReceived) };
   }
@@ -203,19 +187,32 @@ export class FerryClient {
     const tally = new TransferTally(options.onProgress);
     const state = new StreamDownload(stream);
     try {
-      const result = await this.#cancellable(signal, () =>
-        withRetries(
-          () =>
-            tally.attempt(async (onProgress) =>
-              downloadToStream(await this.#connectionFor(signal), name, state, { ...downloadOptions, onProgress }),
-            ),
-          this.#retry(retry, signal, tally),
-        ),
+      const result = await this.#attempts(tally, { retry, signal }, (connection, onProgress) =>
+        downloadToStream(connection, name, state, { ...downloadOptions, onProgress }),
       );
       return { ...result, bytesReceived: tally.total(result.bytesReceived) };
     } finally {
       state.drop();
     }
+  }
+
+  /**
+   * The attempts of one transfer: each on a live connection (reconnecting after a lost one), with
+   * its progress added up by `tally`, retried per the client's policy and `control.retry`, and
+   * ended at once by `control.signal`.
+   */
+  #attempts<T>(
+    tally: TransferTally,
+    control: TransferControl,
+    attempt: (connection: ClientConnection, onProgress: ProgressListener) => Promise<T>,
+  ): Promise<T> {
+    const { retry, signal } = control;
+    return this.#cancellable(signal, () =>
+      withRetries(
+        () => tally.attempt(async (onProgress) => attempt(await this.#connectionFor(signal), onProgress)),
+        this.#retry(retry, signal, tally),
+      ),
+    );
   }
 
   /** The connection for an attempt of a transfer that `signal` may cancel. */
