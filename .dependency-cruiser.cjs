@@ -33,6 +33,13 @@ module.exports = {
       to: { path: '^src/(server|client|cli)/' },
     },
     {
+      name: 'accounts-know-no-server',
+      comment: 'Accounts (the store of users and password hashes) import nothing of the server, the client or the CLI.',
+      severity: 'error',
+      from: { path: '^src/accounts/' },
+      to: { path: '^src/(server|client|cli)/' },
+    },
+    {
       name: 'client-knows-no-server',
       comment: 'The client library imports nothing of the server, the store or the CLI.',
       severity: 'error',

@@ -1,14 +1,14 @@
 /**
  * Several files in one command, as scp, rsync and curl users type them: `ferry upload a b c
  * [--as-dir PREFIX]`, `ferry download x y --out dir`; one failure does not stop the rest, and the
- * command says which failed. `-` (standard input or output) is refused for now, saying so.
+ * command says which failed. `--out -` is standard output (`upload -`: upload-stream.test.ts).
  */
 import { readFile, mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { assertFailed, assertUsage, childEnv, ferry, killAfter, runTimeoutMs } from './helpers/cli.js';
+import { assertUsage, childEnv, ferry, killAfter, runTimeoutMs } from './helpers/cli.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { ferryBin } from './helpers/server-process.js';
 import { makeFile } from './helpers/files.js';
@@ -80,13 +80,7 @@ t.test('several files', async (t) => {
     );
   });
 
-  t.test('upload - is refused with a clear not-yet; --as names one file; --out - takes one name and no --json', async (t) => {
-    assertFailed(
-      t,
-      await ferry(['upload', '-', '--as', 'backup.tar', ...server]),
-      'ENOTYET',
-      'ferry: upload - (standard input) is not supported yet: the protocol needs the size before the first byte; save it to a file first (ENOTYET)',
-    );
+  t.test('--as names one file; --out - takes one name and no --json', async (t) => {
     assertUsage(t, await ferry(['upload', files[0]!.path, files[1]!.path, '--as', 'x', ...server]), /--as names one file/u);
     assertUsage(t, await ferry(['download', 'logs/a.log', 'logs/b.log', '--out', '-', ...server]), /--out - takes one name/u);
     assertUsage(t, await ferry(['download', 'logs/a.log', '--out', '-', '--json', ...server]), /pick one/u);

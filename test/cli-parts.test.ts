@@ -38,6 +38,16 @@ t.test('the progress line fits the width: the name shortens in the middle first,
   t.end();
 });
 
+t.test('of an upload of unknown size (standard input) the line shows the bytes so far and the rate, no bar, percent or ETA', (t) => {
+  const fields = { name: 'backup-of-the-whole-home-directory.tar', done: 76 * MiB, total: undefined, rate: 12.3 * MiB };
+  t.equal(progressLine(fields, 80), 'backup-of-the-whole-home-directory.tar   76 MiB  12.3 MiB/s');
+  const narrow = progressLine(fields, 40);
+  t.ok(narrow.length <= 39, `40 columns: ${narrow.length} characters`);
+  t.match(narrow, /^backup-.*….*\.tar +76 MiB +12\.3 MiB\/s$/u, 'the name shortened in the middle, the numbers whole');
+  t.equal(progressLine(fields, 20), '  76 MiB  12.3 MiB/s', 'no room for the name: the numbers alone');
+  t.end();
+});
+
 t.test('the display draws a bar on a terminal, puts notices above it, and off a terminal prints only the notices', (t) => {
   const terminal = fakeTerminal(80);
   const display = new TransferDisplay(terminal.stream);

@@ -218,6 +218,16 @@ t.test('ferry shell', async (t) => {
     t.equal((await running.client().stat('shell.bin')).sha256, local.sha256, 'the shell uploaded the file');
   });
 
+  t.test('upload - in the shell is refused: standard input is where the commands come from', async (t) => {
+    const shell = startShell(t, ['--server', address]);
+    await shell.stderrShows(greeting);
+    shell.child.stdin!.end('upload - --as from-stdin.bin\nnot a file name, but the next command\n');
+    const result = await shell.exited;
+    t.match(result.stderr, /^ferry: upload - reads standard input, which the shell is reading: run it as a command .*\(EUSAGE\)$/mu);
+    t.match(result.stderr, /unknown command 'not'/u, 'the next line was read as a command, not uploaded');
+    await t.rejects(running.client().stat('from-stdin.bin'), { code: 'ENOENT' });
+  });
+
   t.test('EOF on stdin ends the shell with exit 0', async (t) => {
     const shell = startShell(t, ['--server', address]);
     await shell.stderrShows(greeting);

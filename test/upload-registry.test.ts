@@ -42,8 +42,9 @@ function fixture(t: Test, config: Partial<ServerConfigInput> = {}): Fixture {
   return { registry, store, layout };
 }
 
-function request(name: string, size = 100 * KiB, extra: Partial<PutRequest> = {}): PutRequest {
-  return { name, size, fingerprint: `fp-${name}-${size}`, force: false, owner: '10.0.0.0/24', ...extra };
+function request(name: string, size = 100 * KiB, extra: Partial<PutRequest> & { fingerprint?: string } = {}): PutRequest {
+  const { fingerprint = `fp-${name}-${size}`, ...rest } = extra;
+  return { name, file: { size, fingerprint }, force: false, owner: '10.0.0.0/24', ...rest };
 }
 
 /** An upload holding a name, as the registry sees one: it lets go when `release` is called, or when aborted. */

@@ -84,6 +84,8 @@ async function withClient<T>(
 type TransferFlags = ClientFlags & { retries: number; stallTimeout?: number };
 
 /** What every transfer of a batch gets: its retries and cancel, and the display's listeners. */
+type UploadFlags = TransferFlags & { as?: string; asDir?: string; force?: boolean };
+
 type TransferHooks = TransferControl & Required<Pick<DownloadOptions, 'onProgress' | 'onStart'>>;
 
 function uploadJson(result: UploadResult): Record<string, unknown> {
@@ -139,8 +141,8 @@ async function runTransfers<T>(
   run: (client: FerryClient, item: string, control: TransferHooks, display: TransferDisplay) => Promise<T>,
   /** A transfer is done: its result, and how long it took. */
   onDone: (result: T, elapsedMs: number) => void,
-  /** Whether running the command again resumes a transfer that stopped part-way (not so into a pipe). */
-  resumable = true,
+  /** What to do after a transfer stopped part-way: running the command again resumes it, unless it is a pipe's. */
+  nextStep = 'run the same command again to resume',
 ): Promise<TransferFailure[]> {
   let signal: AbortSignal;
   /** SIGINT handlers this batch added, taken off when it ends. */
@@ -190,7 +192,7 @@ async function runTransfers<T>(
           result = await run(client, item, control, display);
         } catch (error) {
           if (!(error instanceof FerryError)) throw error;
-          failures.push({ item, error: withResumeHint(error, display.began, resumable) });
+          failures.push({ item, error: withResumeHint(error, display.began, nextStep) });
           continue;
         } finally {
           display.stop(); // the progress line is done before the result is printed below it
@@ -205,11 +207,10 @@ async function runTransfers<T>(
 }
 
 /** A transfer that stopped part-way says how to go on: `...; gave up: run the same command again to resume`. */
-function withResumeHint(error: FerryError, began: boolean, resumable: boolean): FerryError {
+function withResumeHint(error: FerryError, began: boolean, nextStep: string): FerryError {
   if (!began || !(error.retryable || error.code === 'ECANCELED')) return error;
   const what = error.code === 'ECANCELED' ? 'cancelled' : `${error.message}; gave up`;
-  const next = resumable ? 'run the same command again to resume' : 'what was written is incomplete: discard it and run the command again';
-  return new FerryError(error.code, `${what}: ${next}`, { cause: error });
+  return new FerryError(error.code, `${what}: ${nextStep}`, { cause: error });
 }
 
 /**
@@ -228,12 +229,44 @@ function endOfBatch(output: Output, failures: TransferFailure[], total: number, 
   );
 }
 
-/** `upload -`: not yet (the protocol needs uploads of unknown size first). */
-function refuseStandardInput(): never {
-  throw new FerryError(
-    'ENOTYET',
-    'upload - (standard input) is not supported yet: the protocol needs the size before the first byte; save it to a file first',
+/**
+ * `upload - --as NAME`: standard input to its end (`tar c . | ferry upload - --as backup.tar`),
+ * its size unknown until then. Not resumable (standard input cannot be read again): a lost
+ * connection is not retried, and the error says to run the whole command again.
+ */
+async function uploadStandardInput(context: CliContext, paths: string[], flags: UploadFlags): Promise<void> {
+  if (paths.length !== 1) throw new FerryError('EUSAGE', '- (standard input) is uploaded on its own, not with other files');
+  if (flags.as === undefined || flags.asDir !== undefined)
+    throw new FerryError('EUSAGE', 'upload - needs --as NAME: standard input has no file name');
+  if (context.shell)
+    throw new FerryError(
+      'EUSAGE',
+      'upload - reads standard input, which the shell is reading: run it as a command (tar c . | ferry upload - --as NAME)',
+    );
+  if (process.stdin.isTTY)
+    throw new FerryError('EUSAGE', 'refusing to read the upload from a terminal: pipe the data in (tar c . | ferry upload - --as NAME)');
+  const name = flags.as;
+  const results: UploadResult[] = [];
+  const failures = await runTransfers(
+    context,
+    flags,
+    ['standard input'],
+    (client, _item, control) =>
+      client.uploadStream(process.stdin, {
+        name,
+        force: flags.force ?? false,
+        signal: control.signal,
+        onProgress: control.onProgress,
+        onStart: control.onStart,
+      }),
+    (result, elapsedMs) => {
+      results.push(result);
+      if (!flags.json) context.output.out(uploadLine(result, elapsedMs));
+    },
+    'standard input cannot be read again, so an upload from it cannot resume: run the whole command again',
   );
+  if (flags.json) printBatchJson(context.output, 'uploaded', results.map(uploadJson), failures, 1);
+  endOfBatch(context.output, failures, 1, 'uploaded');
 }
 
 /**
@@ -256,7 +289,7 @@ async function downloadToStandardOutput(context: CliContext, names: string[], fl
       context.output.err(
         `downloaded ${result.name} to standard output: ${formatBytes(result.size)}, sha256 ${result.sha256} verified (${formatRate(result.bytesReceived, elapsedMs)})`,
       ),
-    false,
+    'what was written is incomplete: discard it and run the command again',
   );
   endOfBatch(context.output, failures, names.length, 'downloaded');
 }
@@ -321,8 +354,8 @@ export function buildProgram(context: CliContext): Command {
     .option('--as <name>', 'name on the server, for one file (default: the file name)')
     .option('--as-dir <prefix>', 'store each file as PREFIX/<its file name>')
     .option('--force', 'replace a file of the same name on the server')
-    .action(async (paths: string[], flags: TransferFlags & { as?: string; asDir?: string; force?: boolean }) => {
-      if (paths.includes('-')) refuseStandardInput();
+    .action(async (paths: string[], flags: UploadFlags) => {
+      if (paths.includes('-')) return uploadStandardInput(context, paths, flags);
       if (flags.as !== undefined && (paths.length > 1 || flags.asDir !== undefined))
         throw new FerryError('EUSAGE', '--as names one file; for several, use --as-dir PREFIX');
       // Names travel in NFC; a file system that stores names decomposed (macOS) gives NFD.

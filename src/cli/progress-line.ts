@@ -5,7 +5,8 @@ import { formatBytes, formatElapsed } from './units.js';
 export interface ProgressFields {
   name: string;
   done: number;
-  total: number;
+  /** Undefined while the size is unknown (standard input): the line then shows bytes and rate only. */
+  total: number | undefined;
   /** Bytes per second moved recently; undefined until there is a measure. */
   rate: number | undefined;
 }
@@ -51,10 +52,10 @@ export function percentOf(done: number, total: number): string {
 }
 
 /** Time left at `rate`, or "--" while unknown. */
-function etaOf(fields: ProgressFields): string {
-  if (fields.done >= fields.total) return 'ETA 0s';
-  if (!fields.rate || fields.rate <= 0) return 'ETA --';
-  return `ETA ${formatElapsed(Math.ceil((fields.total - fields.done) / fields.rate))}`;
+function etaOf(done: number, total: number, rate: number | undefined): string {
+  if (done >= total) return 'ETA 0s';
+  if (!rate || rate <= 0) return 'ETA --';
+  return `ETA ${formatElapsed(Math.ceil((total - done) / rate))}`;
 }
 
 /**
@@ -65,7 +66,14 @@ function etaOf(fields: ProgressFields): string {
  */
 export function progressLine(fields: ProgressFields, columns: number): string {
   const rate = fields.rate === undefined ? '-- B/s' : `${formatBytes(fields.rate)}/s`;
-  const tail = `${percentOf(fields.done, fields.total).padStart(4)}  ${formatBytes(fields.done).padStart(8)}/${formatBytes(fields.total)}  ${rate.padStart(10)}  ${etaOf(fields)}`;
+  const { done, total } = fields;
+  if (total === undefined) {
+    // Nothing to measure against: no bar, percent or ETA; the name gets what the bytes and rate leave.
+    const tail = `${formatBytes(done).padStart(8)}  ${rate.padStart(10)}`;
+    const name = shortenMiddle(fields.name, columns - 1 - tail.length - 1);
+    return name === '' ? tail : `${name} ${tail}`;
+  }
+  const tail = `${percentOf(done, total).padStart(4)}  ${formatBytes(done).padStart(8)}/${formatBytes(total)}  ${rate.padStart(10)}  ${etaOf(done, total, fields.rate)}`;
   const room = columns - 1 - tail.length;
   const nameWidth = displayWidth(fields.name);
   // Name, space, [bar], space: what is left for the name and the bar together.
@@ -79,7 +87,7 @@ export function progressLine(fields: ProgressFields, columns: number): string {
     nameCells = Math.min(nameWidth, room - 1);
   }
   const name = nameCells > 0 ? shortenMiddle(fields.name, nameCells) + ' ' : '';
-  const filled = fields.total === 0 ? bar : Math.min(bar, Math.floor((fields.done / fields.total) * bar));
+  const filled = total === 0 ? bar : Math.min(bar, Math.floor((done / total) * bar));
   const drawn = bar > 0 ? `[${'='.repeat(filled)}${'-'.repeat(bar - filled)}] ` : '';
   const line = `${name}${drawn}${tail}`;
   return displayWidth(line) <= columns - 1 ? line : tail;

@@ -43,13 +43,25 @@ const settingFlags: SettingFlag[] = [
     flag: '--max-connections <n>',
     key: 'maxConnections',
     parse: parseCount,
-    help: `connections at once; more are refused with EBUSY ${count(d.maxConnections)}`,
+    help: `established connections at once; more are refused with EBUSY ${count(d.maxConnections)}`,
   },
   {
     flag: '--max-connections-per-address <n>',
     key: 'maxConnectionsPerAddress',
     parse: parseCount,
-    help: `connections at once from one client network, an IPv4 /24 or IPv6 /64 ${count(d.maxConnectionsPerAddress)}`,
+    help: `established connections at once from one client network, an IPv4 /24 or IPv6 /64 ${count(d.maxConnectionsPerAddress)}`,
+  },
+  {
+    flag: '--max-unauthenticated <n>',
+    key: 'maxUnauthenticated',
+    parse: parseCount,
+    help: `connections still in their handshake, in all; a newcomer closes the oldest of the network holding the most ${count(d.maxUnauthenticated)}`,
+  },
+  {
+    flag: '--max-unauthenticated-per-address <n>',
+    key: 'maxUnauthenticatedPerAddress',
+    parse: parseCount,
+    help: `connections still in their handshake from one client network; a newcomer closes its oldest ${count(d.maxUnauthenticatedPerAddress)}`,
   },
   {
     flag: '--handshake-timeout <duration>',

@@ -76,7 +76,7 @@ export class TransferDisplay {
   /** An attempt begins; a resume says where from, before the bar starts. */
   readonly onStart = (start: TransferStart): void => {
     this.began = true;
-    if (start.from <= 0 || !this.#announceResume) return;
+    if (start.from <= 0 || start.total === undefined || !this.#announceResume) return;
     this.notice(`resuming ${start.name} from ${formatBytes(start.from)} (${percentOf(start.from, start.total)})`);
   };
 
@@ -94,7 +94,7 @@ export class TransferDisplay {
         linewrap: true,
         format: () => this.#line(),
       });
-      this.#bar = this.#bars.create(Math.max(progress.total, 1), progress.done);
+      this.#bar = this.#bars.create(Math.max(progress.total ?? progress.done, 1), progress.done);
       this.#stream.on?.('resize', this.#onResize);
     } else this.#bar.update(progress.done);
   };

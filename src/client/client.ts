@@ -12,6 +12,7 @@ import { LocalFileReading } from './local-file-reading.js';
 import { type RetryOptions, cancelled, withRetries } from './retry.js';
 import type { ProgressListener } from './progress.js';
 import { type UploadOptions, type UploadResult, uploadFile } from './upload.js';
+import { type StreamUploadOptions, uploadStream } from './upload-stream.js';
 
 export interface ClientOptions extends ConnectOptions {
   /** Reconnect-and-resume policy for uploads and downloads. */
@@ -161,6 +162,18 @@ export class FerryClient {
       }
     }).finally(() => reading.forget());
     return { ...result, bytesSent: tally.total(result.bytesSent) };
+  }
+
+  /**
+   * Uploads what `input` gives until its end (standard input), its size unknown until then. One
+   * attempt: the input cannot be read again, so a lost connection ends it (the server keeps nothing).
+   */
+  async uploadStream(
+    input: AsyncIterable<Uint8Array | string>,
+    options: StreamUploadOptions & Pick<TransferControl, 'signal'>,
+  ): Promise<UploadResult> {
+    const { signal, ...uploadOptions } = options;
+    return this.#cancellable(signal, async () => uploadStream(await this.#connectionFor(signal), input, uploadOptions));
   }
 
   /** Downloads a file; after a lost connection it reconnects and resumes, per `options.retry`. */

@@ -3,7 +3,8 @@ export interface TransferProgress {
   name: string;
   /** Bytes of the file accounted for: already on the other side, or sent/received now. */
   done: number;
-  total: number;
+  /** Undefined while the size is unknown (an upload from standard input). */
+  total: number | undefined;
   /** Bytes that crossed the network in this run. */
   transferred: number;
 }
@@ -14,7 +15,7 @@ export type ProgressListener = (progress: TransferProgress) => void;
 export interface TransferStart {
   name: string;
   from: number;
-  total: number;
+  total: number | undefined;
 }
 
 export type StartListener = (start: TransferStart) => void;

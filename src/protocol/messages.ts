@@ -71,11 +71,20 @@ export const requestSchema = z.discriminatedUnion('op', [
     id: requestId,
     op: z.literal('put'),
     name,
-    size: byteCount,
-    fingerprint: z.string().min(1).max(128),
+    /** Absent for an upload from a stream (capability `put-unsized`): `putEnd` says the size. */
+    size: byteCount.optional(),
+    /** Required with `size`; absent without it (a stream cannot be resumed). */
+    fingerprint: z.string().min(1).max(128).optional(),
     force: z.boolean().optional(),
   }),
-  z.strictObject({ id: requestId, op: z.literal('putEnd'), stream, sha256: sha256Hex }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('putEnd'),
+    stream,
+    sha256: sha256Hex,
+    /** Required for an upload whose `put` had no size; else, if present, must equal it. */
+    size: byteCount.optional(),
+  }),
   z.strictObject({
     id: requestId,
     op: z.literal('get'),

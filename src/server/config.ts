@@ -51,10 +51,16 @@ const serverConfigSchema = z.strictObject({
   sessionSweepIntervalMs: count(1, l.sessionSweepIntervalMs),
   takeoverGraceMs: count(0, l.takeoverGraceMs),
   downloadReadaheadChunks: z.number().int().min(1).max(16).default(l.downloadReadaheadChunks),
-  /** Connections open at once; one more is refused with EBUSY before it is closed. */
+  /** Established connections at once; one more is refused with EBUSY before it is closed. */
   maxConnections: count(1, d.maxConnections),
-  /** Connections open at once from one network (an IPv4 /24, an IPv6 /64). */
+  /** Established connections at once from one network (an IPv4 /24, an IPv6 /64). */
   maxConnectionsPerAddress: count(1, d.maxConnectionsPerAddress),
+  /**
+   * Connections not yet established (no accepted hello), in all and per network: a budget of
+   * their own, where a newcomer closes the oldest instead of being refused (the connection gate).
+   */
+  maxUnauthenticated: count(1, d.maxUnauthenticated),
+  maxUnauthenticatedPerAddress: count(1, d.maxUnauthenticatedPerAddress),
   /** A connection that has not completed its hello this long after connecting is closed. */
   handshakeTimeoutMs: count(1, d.handshakeTimeoutMs),
   /** A connection with nothing in progress (no request, no transfer) silent this long is closed. */

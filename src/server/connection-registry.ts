@@ -17,6 +17,8 @@ export interface RegisteredConnection {
 export interface ConnectionLimits {
   maxConnections: number;
   maxConnectionsPerAddress: number;
+  maxUnauthenticated: number;
+  maxUnauthenticatedPerAddress: number;
   lingerMs: number;
 }
 
@@ -42,16 +44,34 @@ export function endWithLinger(socket: Socket, lingerMs: number): void {
   socket.once('close', () => clearTimeout(linger));
 }
 
+/** Where a connection stands: its client network, and whether it is past the gate. */
+interface Standing {
+  readonly network: string;
+  established: boolean;
+}
+
 /**
  * The server's open connections: admission against the limits (in all, and per client network),
  * the count `info` reports, and closing them all at shutdown. Emits `'open'` and `'close'` with
  * the connection, so a test (or an embedder) can await a connection's end instead of polling.
+ *
+ * The connection gate: a connection is *pending* from its accept until it is *established* (its
+ * hello accepted; once accounts exist, its login). Pending connections have a budget of their own,
+ * in all and per network, and a newcomer over it closes the oldest pending one (of its own
+ * network, or of the network holding the most) instead of being refused, as sshd's MaxStartups
+ * drops early connections: silent sockets and garbage from one network never keep a real client
+ * out. Established connections count against `maxConnections` and `maxConnectionsPerAddress`.
  */
 export class ConnectionRegistry<C extends RegisteredConnection> extends EventEmitter<{ open: [C]; close: [C] }> {
   readonly #limits: ConnectionLimits;
   readonly #log: Logger;
-  readonly #open = new Set<C>();
+  readonly #open = new Map<RegisteredConnection, Standing>();
+  /** Established connections, in all and per network. */
+  #established = 0;
   readonly #perNetwork = new Map<string, number>();
+  /** Pending connections per network, oldest first, and how many in all. */
+  readonly #pending = new Map<string, Set<C>>();
+  #pendingCount = 0;
   /** Refusals since the last report, by client network (see `#reportRefusal`). */
   readonly #refused = new Map<string, number>();
   #refusalTimer: NodeJS.Timeout | undefined;
@@ -71,7 +91,12 @@ export class ConnectionRegistry<C extends RegisteredConnection> extends EventEmi
 
   /** The connections open now. */
   open(): IterableIterator<C> {
-    return this.#open.values();
+    return this.#open.keys() as IterableIterator<C>;
+  }
+
+  /** Connections accepted and not yet established. */
+  get pendingCount(): number {
+    return this.#pendingCount;
   }
 
   /**
@@ -100,20 +125,87 @@ export class ConnectionRegistry<C extends RegisteredConnection> extends EventEmi
       endWithLinger(socket, this.#limits.lingerMs);
       return undefined;
     }
-    this.#perNetwork.set(network, (this.#perNetwork.get(network) ?? 0) + 1);
+    this.#makePendingRoom(network);
     this.#descriptors.take();
     const connection = create();
-    this.#open.add(connection);
+    const standing: Standing = { network, established: false };
+    this.#open.set(connection, standing);
+    this.#addPending(network, connection);
     this.emit('open', connection);
     void connection.closed.then(() => {
       this.#open.delete(connection);
       this.#descriptors.release();
-      const left = (this.#perNetwork.get(network) ?? 1) - 1;
-      if (left > 0) this.#perNetwork.set(network, left);
-      else this.#perNetwork.delete(network);
+      if (standing.established) {
+        this.#established -= 1;
+        this.#count(this.#perNetwork, network, -1);
+      } else this.#removePending(network, connection);
       this.emit('close', connection);
     });
     return connection;
+  }
+
+  /**
+   * The connection passed the gate (its hello was accepted): it leaves the pending budget and
+   * counts against the limits on established connections. Throws EBUSY when it is over them (the
+   * caller closes it).
+   */
+  establish(connection: RegisteredConnection): void {
+    const standing = this.#open.get(connection);
+    if (!standing || standing.established) return;
+    const refusal = this.#overEstablished(standing.network);
+    if (refusal) throw refusal;
+    this.#removePending(standing.network, connection as C);
+    standing.established = true;
+    this.#established += 1;
+    this.#count(this.#perNetwork, standing.network, 1);
+  }
+
+  /**
+   * Makes room in the pending budget for a newcomer from `network`: at its network's cap, that
+   * network's oldest pending connection is closed; at the global cap, the oldest of the network
+   * holding the most.
+   */
+  #makePendingRoom(network: string): void {
+    const { maxUnauthenticated, maxUnauthenticatedPerAddress } = this.#limits;
+    let victimNetwork: string | undefined;
+    if ((this.#pending.get(network)?.size ?? 0) >= maxUnauthenticatedPerAddress) victimNetwork = network;
+    else if (this.#pendingCount >= maxUnauthenticated) {
+      let most = 0;
+      for (const [each, set] of this.#pending) {
+        if (set.size > most) {
+          most = set.size;
+          victimNetwork = each;
+        }
+      }
+    }
+    if (victimNetwork === undefined) return;
+    const oldest = this.#pending.get(victimNetwork)?.values().next().value;
+    if (!oldest) return;
+    this.#removePending(victimNetwork, oldest);
+    this.#reportRefusal(victimNetwork, new FerryError('EBUSY', 'closed an unfinished handshake to admit a newer connection'));
+    oldest.closeWith(
+      new FerryError('EBUSY', 'closed to make room for newer connections: this one had not finished its handshake; try again'),
+    );
+  }
+
+  #addPending(network: string, connection: C): void {
+    let set = this.#pending.get(network);
+    if (!set) this.#pending.set(network, (set = new Set()));
+    set.add(connection);
+    this.#pendingCount += 1;
+  }
+
+  #removePending(network: string, connection: C): void {
+    const set = this.#pending.get(network);
+    if (!set?.delete(connection)) return;
+    this.#pendingCount -= 1;
+    if (set.size === 0) this.#pending.delete(network);
+  }
+
+  #count(counts: Map<string, number>, network: string, change: number): void {
+    const value = (counts.get(network) ?? 0) + change;
+    if (value > 0) counts.set(network, value);
+    else counts.delete(network);
   }
 
   /**
@@ -122,24 +214,33 @@ export class ConnectionRegistry<C extends RegisteredConnection> extends EventEmi
    */
   async closeAll(error: FerryError, graceMs: number): Promise<void> {
     clearTimeout(this.#refusalTimer);
-    for (const connection of this.#open) connection.closeWith(error);
-    const allClosed = Promise.all([...this.#open].map((connection) => connection.closed));
+    for (const connection of this.#open.keys()) connection.closeWith(error);
+    const allClosed = Promise.all([...this.#open.keys()].map((connection) => connection.closed));
     let timer: NodeJS.Timeout | undefined;
     const graceOver = new Promise<void>((resolve) => {
       timer = setTimeout(resolve, graceMs);
     });
     await Promise.race([allClosed, graceOver]);
     clearTimeout(timer);
-    for (const connection of this.#open) connection.socket.destroy();
+    for (const connection of this.#open.keys()) connection.socket.destroy();
     await allClosed;
   }
 
-  /** Why a new connection from `network` is refused (EBUSY), or undefined when it is within the limits. */
+  /**
+   * Why a new connection from `network` is refused (EBUSY), or undefined: the established limits
+   * are full (it could not be established), or the descriptors are. The pending budget refuses no
+   * one: it makes room (see `#makePendingRoom`).
+   */
   #refusal(network: string): FerryError | undefined {
-    const { maxConnections, maxConnectionsPerAddress } = this.#limits;
-    if (this.#open.size >= maxConnections)
-      return new FerryError('EBUSY', `the server is at its limit of ${maxConnections} connections; try again later`);
     if (!this.#descriptors.roomForConnection()) return new FerryError('EBUSY', 'the server is short of file descriptors; try again later');
+    return this.#overEstablished(network);
+  }
+
+  /** Why one more established connection from `network` is over the limits, if it is. */
+  #overEstablished(network: string): FerryError | undefined {
+    const { maxConnections, maxConnectionsPerAddress } = this.#limits;
+    if (this.#established >= maxConnections)
+      return new FerryError('EBUSY', `the server is at its limit of ${maxConnections} connections; try again later`);
     if ((this.#perNetwork.get(network) ?? 0) >= maxConnectionsPerAddress) {
       return new FerryError('EBUSY', `${network} already has ${maxConnectionsPerAddress} connections open, the most one network may have`);
     }

@@ -167,6 +167,13 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   }
 
   markGreeted(): void {
+    try {
+      this.services.gate.establish(this);
+    } catch (error) {
+      // Over the limits on established connections: the client hears why in a `bye`.
+      this.closeWith(error as FerryError);
+      throw error;
+    }
     this.#greeted = true;
     clearTimeout(this.#handshakeTimer);
     this.#refreshTimeout();
@@ -186,7 +193,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     }
     if (this.ending) {
       claim.cancel();
-      upload.release();
+      void upload.release();
       throw new FerryError('ECONNLOST', 'client went away');
     }
     claim.attach(upload);

@@ -17,6 +17,8 @@ export const serverDefaults = {
   sessionTtlMs: day,
   maxConnections: 1024,
   maxConnectionsPerAddress: 64,
+  maxUnauthenticated: 64,
+  maxUnauthenticatedPerAddress: 8,
   handshakeTimeoutMs: 10_000,
   idleTimeoutMs: 5 * minute,
   stallTimeoutMs: 30_000,

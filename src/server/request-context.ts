@@ -21,6 +21,7 @@ export interface RequestContext {
   readonly log: Logger;
   /** Whether `hello` has been answered. */
   readonly greeted: boolean;
+  /** The hello is accepted: the connection passes the gate, or is closed (bye EBUSY) and this throws. */
   markGreeted(): void;
   /** The connection is closing: no transfer may attach to it. */
   readonly ending: boolean;

@@ -75,6 +75,7 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     descriptors,
     startedAt: Date.now(),
     clientCount: () => connections.count,
+    gate: connections,
   };
   const listener: Server = createNetServer({ allowHalfOpen: false, noDelay: true, pauseOnConnect: true }, (accepted) => {
     let connection: Connection | undefined;

@@ -3,6 +3,7 @@ import type { Sha256Thread } from '../hashing/sha256-thread.js';
 import type { MetaStore } from '../store/meta-store.js';
 import type { ChunkBuffers } from './chunk-buffers.js';
 import type { ChunkWorkers } from './chunk-workers.js';
+import type { RegisteredConnection } from './connection-registry.js';
 import type { ServerConfig } from './config.js';
 import type { DataLayout } from './data-layout.js';
 import type { DescriptorBudget } from './descriptor-budget.js';
@@ -25,4 +26,6 @@ export interface ServerServices {
   readonly startedAt: number;
   /** Connections open now. */
   clientCount(): number;
+  /** The connection gate (ConnectionRegistry): `establish` lets a connection past it, or throws EBUSY. */
+  readonly gate: { establish(connection: RegisteredConnection): void };
 }

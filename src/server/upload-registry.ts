@@ -21,11 +21,21 @@ export interface ActiveUpload {
   abort(error: FerryError): void;
 }
 
-/** What a `put` asks for. `owner` is who the session is counted against (the client's network for now). */
-export interface PutRequest {
-  name: string;
+/** The local file a `put` sends: what a later `put` of the same file matches to resume its session. */
+export interface FileIdentity {
   size: number;
   fingerprint: string;
+}
+
+/**
+ * What a `put` asks for. `owner` is who the session is counted against (the client's network for
+ * now). Without `file`, the upload comes from a stream of unknown size (standard input): its
+ * session lives only as long as its upload (it is never saved: a stream cannot be read again), and
+ * its `putEnd` says the size.
+ */
+export interface PutRequest {
+  name: string;
+  file: FileIdentity | undefined;
   force: boolean;
   owner: string;
 }
@@ -36,6 +46,11 @@ export interface ClaimedUpload {
   /** Chunk index -> xxh64 of every chunk the session has recorded. */
   readonly verified: Map<number, bigint>;
   readonly hashState: SessionHashState;
+  /**
+   * The upload comes from a stream of unknown size: the session is not saved, its `size` is the
+   * most it may become (the file size limit) until `putEnd` fixes it, and it goes with its upload.
+   */
+  readonly streamed: boolean;
   /** The upload that now holds the name. */
   attach(upload: ActiveUpload): void;
   /** The put failed after its claim: the name is let go. */
@@ -149,10 +164,12 @@ export class UploadRegistry {
       reserved = 0;
       const verified = this.#store.verifiedChunks(session.id);
       const hashState = this.#hashStateFor(session, verified.size);
+      const streamed = request.file === undefined;
       return {
         session,
         verified,
         hashState,
+        streamed,
         attach: (upload) => {
           this.#active.set(this.#key(name), upload);
           pending.settle();
@@ -160,6 +177,7 @@ export class UploadRegistry {
         cancel: () => {
           if (this.#active.get(this.#key(name)) === pending) this.#active.delete(this.#key(name));
           pending.settle();
+          if (streamed) void this.dropStreamed(session);
         },
       };
     } catch (error) {
@@ -246,6 +264,18 @@ export class UploadRegistry {
   }
 
   /**
+   * Forgets the session of an upload from a stream, which ended without being published: nothing
+   * of it can be resumed (it was never saved), so its partial data goes at once.
+   */
+  dropStreamed(session: UploadSessionRecord): Promise<void> {
+    this.#forgetHash(session.id);
+    this.#removeCharge(session);
+    return this.#layout.removePartial(session.id).catch((error: unknown) => {
+      this.#log.warn({ err: error, name: session.name }, 'upload: removing the partial data of a streamed upload failed');
+    });
+  }
+
+  /**
    * Drops every session untouched for `sessionTtlMs` whose upload is not attached: run while the
    * server runs (start-up recovery does the same before it listens). Returns the names dropped.
    */
@@ -306,7 +336,7 @@ export class UploadRegistry {
    * so of several puts racing for a name exactly one gets it.
    */
   async #holdName(request: PutRequest, ownsUpload: (upload: ActiveUpload) => boolean): Promise<PendingClaim> {
-    const { name, size, fingerprint } = request;
+    const { name, file } = request;
     for (let active = this.#active.get(this.#key(name)); active; active = this.#active.get(this.#key(name))) {
       if (active instanceof PendingClaim) {
         // Another put of the name is being set up (often this client's own previous attempt, still
@@ -322,7 +352,8 @@ export class UploadRegistry {
           `${active.session.name}, the same file as ${name} on this server's case-insensitive file system, is being uploaded`,
         );
       }
-      const sameFile = active.session.size === size && active.session.fingerprint === fingerprint;
+      // A stream is never the same file as anything: its session's fingerprint is empty, which no put sends.
+      const sameFile = file !== undefined && active.session.size === file.size && active.session.fingerprint === file.fingerprint;
       if (active.finishing) {
         if (!sameFile) throw new FerryError('EBUSY', `${name} is being verified and published; try again when it is done`);
         // The same file being published: almost always this client's own attempt, whose link
@@ -356,7 +387,9 @@ export class UploadRegistry {
    * same tick as the check, so puts racing for the last free bytes cannot all pass; returns it.
    */
   #reserve(request: PutRequest): number {
-    const { name, size, owner } = request;
+    const { name, owner } = request;
+    // A stream declares nothing: its data is checked against the limits as it arrives.
+    const size = request.file?.size ?? 0;
     const config = this.#config;
     if (size > config.maxFileSizeBytes) {
       throw new FerryError('EQUOTA', `${name}: ${size} bytes is over this server's file size limit of ${config.maxFileSizeBytes} bytes`);
@@ -382,7 +415,7 @@ export class UploadRegistry {
         `${name}: ${size} more bytes would exceed this server's storage quota (${used} of ${config.maxStorageBytes} bytes in use)`,
       );
     }
-    const reserve = Math.min(size, config.sessionReserveBytes);
+    const reserve = request.file ? Math.min(size, config.sessionReserveBytes) : config.sessionReserveBytes;
     this.#reservedBytes += reserve;
     return reserve;
   }
@@ -393,12 +426,12 @@ export class UploadRegistry {
    * dropped with its partial data and the upload starts over.
    */
   async #findOrStartSession(request: PutRequest): Promise<UploadSessionRecord> {
-    const { name, size, fingerprint, owner } = request;
-    const { chunkSizeBytes, sessionTtlMs } = this.#config;
+    const { name, file, owner } = request;
+    const { chunkSizeBytes, sessionTtlMs, maxFileSizeBytes } = this.#config;
     const now = Date.now();
     const existing = this.#store.session(name);
     if (existing) {
-      const matches = existing.size === size && existing.fingerprint === fingerprint && existing.chunkSize === chunkSizeBytes;
+      const matches = existing.size === file?.size && existing.fingerprint === file.fingerprint && existing.chunkSize === chunkSizeBytes;
       const fresh = now - existing.touched < sessionTtlMs;
       if (matches && fresh && (await this.#layout.partialExists(existing.id))) return existing;
       await this.dropSession(existing);
@@ -406,21 +439,23 @@ export class UploadRegistry {
     const session: UploadSessionRecord = {
       id: randomUUID(),
       name,
-      size,
-      fingerprint,
+      // A stream's size is unknown until its putEnd: until then, the most it may become.
+      size: file?.size ?? maxFileSizeBytes,
+      fingerprint: file?.fingerprint ?? '',
       chunkSize: chunkSizeBytes,
       created: now,
       touched: now,
       owner,
     };
     try {
-      await this.#layout.createPartial(session.id, size);
+      // A stream's partial file grows as its chunks are written.
+      await this.#layout.createPartial(session.id, file?.size ?? 0);
     } catch (error) {
       // Whatever was made of it goes; if even that fails, the creation's failure is the one to report.
       await this.#layout.removePartial(session.id).catch(() => undefined);
       throw fromSystemError(error, `creating partial file for ${name}`);
     }
-    await this.#store.saveSession(session);
+    if (file) await this.#store.saveSession(session);
     this.#addCharge(session, 0);
     return session;
   }

@@ -24,8 +24,8 @@ import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
  */
 export class UploadTransfer implements ActiveUpload {
   readonly stream: number;
-  readonly session: UploadSessionRecord;
-  readonly chunkCount: number;
+  /** The upload comes from a stream of unknown size: chunks in order, the size fixed by `finish` (see ClaimedUpload). */
+  readonly streamed: boolean;
   readonly startedAt = Date.now();
   /** Chunks recorded in LMDB: written, synced, recorded (at putEnd, the last ones only synced: they are published in one commit). */
   readonly verified: Map<number, bigint>;
@@ -67,6 +67,13 @@ export class UploadTransfer implements ActiveUpload {
   /** Feeds written chunks to the session's running SHA-256, in order. */
   readonly #hasher: InOrderHasher;
   readonly #onFailure: (error: FerryError) => void;
+  #session: UploadSessionRecord;
+  #chunkCount: number;
+  /** Of a streamed upload: where its next chunk must start, and whether a short (so last) chunk came. */
+  #streamedBytes = 0;
+  #streamEnded = false;
+  /** The file was published: nothing of a streamed session is left to drop. */
+  #published = false;
 
   private constructor(
     services: ServerServices,
@@ -83,9 +90,10 @@ export class UploadTransfer implements ActiveUpload {
     this.#services = services;
     this.#file = file;
     this.stream = stream;
-    this.session = claim.session;
+    this.#session = claim.session;
+    this.streamed = claim.streamed;
     this.verified = claim.verified;
-    this.chunkCount = chunkCountOf(claim.session.size, claim.session.chunkSize);
+    this.#chunkCount = chunkCountOf(claim.session.size, claim.session.chunkSize);
     this.#partialPath = services.layout.partialPath(claim.session.id);
     this.#onFailure = onFailure;
     for (const index of claim.verified.keys()) this.#receivedBytes += this.#lengthOf(index);
@@ -132,8 +140,18 @@ export class UploadTransfer implements ActiveUpload {
     return this.#failure;
   }
 
+  get session(): UploadSessionRecord {
+    return this.#session;
+  }
+
+  /** Chunks of the file (of a streamed upload before `finish`: the most it may have). */
+  get chunkCount(): number {
+    return this.#chunkCount;
+  }
+
   /** Checks a CHUNK header against this upload; returns the chunk index. */
   indexOf(header: ChunkHeader): number {
+    if (this.streamed) return this.#streamedIndexOf(header);
     const { chunkSize, size } = this.session;
     const index = header.offset / chunkSize;
     if (!Number.isInteger(index) || index >= this.chunkCount) {
@@ -147,6 +165,29 @@ export class UploadTransfer implements ActiveUpload {
   }
 
   /**
+   * A streamed upload's chunks come in order, each a whole chunk but the last: one at the next
+   * offset, none after a short one. (Its size limit is checked as the data lands, in `write`.)
+   */
+  #streamedIndexOf(header: ChunkHeader): number {
+    const { chunkSize } = this.session;
+    if (this.#streamEnded) {
+      throw new FerryError('EPROTO', `chunk at offset ${header.offset} after the short chunk that ended this stream`);
+    }
+    if (header.offset !== this.#streamedBytes) {
+      throw new FerryError(
+        'EPROTO',
+        `chunks of an upload from a stream come in order: expected offset ${this.#streamedBytes}, got ${header.offset}`,
+      );
+    }
+    if (header.length < 1 || header.length > chunkSize) {
+      throw new FerryError('EPROTO', `chunk at offset ${header.offset} has ${header.length} bytes, expected 1 to ${chunkSize}`);
+    }
+    this.#streamedBytes += header.length;
+    this.#streamEnded = header.length < chunkSize;
+    return header.offset / chunkSize;
+  }
+
+  /**
    * Hands a received chunk to the pool. The buffer goes back to the budget when the worker is
    * done; the promise settles then (it never rejects: failures fail the upload instead). A chunk
    * new to the session is counted against the quota first (EQUOTA fails the upload). A second
@@ -157,6 +198,10 @@ export class UploadTransfer implements ActiveUpload {
   write(index: number, header: ChunkHeader, buffer: ArrayBuffer): Promise<void> {
     if (!this.verified.has(index) && !this.#unsynced.has(index) && !this.#writing.has(index)) {
       try {
+        const { maxFileSizeBytes } = this.#services.config;
+        if (this.streamed && header.offset + header.length > maxFileSizeBytes) {
+          throw new FerryError('EQUOTA', `${this.session.name}: more than this server's file size limit of ${maxFileSizeBytes} bytes`);
+        }
         this.#services.uploads.chargeReceived(this.session, this.#receivedBytes + header.length);
       } catch (error) {
         this.#services.buffers.release(buffer);
@@ -223,11 +268,16 @@ export class UploadTransfer implements ActiveUpload {
     return this.#detached;
   }
 
-  /** Verifies the whole file and makes it visible under its name. Durable on return. */
-  async finish(sha256: string, logEntry: () => TransferLogRecord): Promise<StoredFile> {
+  /**
+   * Verifies the whole file and makes it visible under its name. Durable on return. `size` is the
+   * client's word for the file's size: required of a streamed upload (it fixes the size), checked
+   * against the declared size otherwise.
+   */
+  async finish(sha256: string, size: number | undefined, logEntry: () => TransferLogRecord): Promise<StoredFile> {
     this.finishing = true;
     await this.settle({ record: false });
     try {
+      this.#fixSize(size);
       return await this.#publish(sha256, logEntry);
     } catch (error) {
       // Not published: the chunks synced just now are recorded after all, so a resume keeps them
@@ -245,6 +295,22 @@ export class UploadTransfer implements ActiveUpload {
     }
   }
 
+  /** Checks `putEnd`'s size; a streamed upload's size is what it sent, and becomes its size. */
+  #fixSize(size: number | undefined): void {
+    if (!this.streamed) {
+      if (size !== undefined && size !== this.session.size) {
+        throw new FerryError('EPROTO', `putEnd says ${size} bytes, but the put of ${this.session.name} declared ${this.session.size}`);
+      }
+      return;
+    }
+    if (size === undefined) throw new FerryError('EPROTO', `putEnd of ${this.session.name}, an upload from a stream, needs its size`);
+    if (size !== this.#streamedBytes) {
+      throw new FerryError('EPROTO', `putEnd says ${size} bytes, but ${this.#streamedBytes} were sent on the stream`);
+    }
+    this.#session = { ...this.#session, size };
+    this.#chunkCount = chunkCountOf(size, this.#session.chunkSize);
+  }
+
   async #publish(sha256: string, logEntry: () => TransferLogRecord): Promise<StoredFile> {
     if (this.#failure) throw this.#failure;
     const missing = this.chunkCount - this.verified.size;
@@ -254,7 +320,8 @@ export class UploadTransfer implements ActiveUpload {
     if (stored !== sha256) {
       // The verified chunks do not add up to the client's file: nothing here can be trusted.
       this.#discarded = true;
-      await uploads.dropSession(this.session);
+      // A streamed session goes when its upload is released.
+      if (!this.streamed) await uploads.dropSession(this.session);
       throw new FerryError('ECHECKSUM', `sha256 mismatch: the client sent ${sha256}, the server has ${stored}; start the upload again`);
     }
     return uploads.exclusive(this.session.name, () => this.#putInPlace(stored, chunkHashes, logEntry));
@@ -296,7 +363,8 @@ export class UploadTransfer implements ActiveUpload {
       created: existing?.created ?? now,
       modified: now,
     };
-    await store.commitFile(file, this.session, logEntry());
+    await store.commitFile(file, this.streamed ? undefined : this.session, logEntry());
+    this.#published = true;
     uploads.published(this.session);
     return file;
   }
@@ -327,12 +395,18 @@ export class UploadTransfer implements ActiveUpload {
     return hashed;
   }
 
-  /** Lets go of the name, so the next `put` of it can proceed, and closes the partial file. */
-  release(): void {
-    if (this.#releasedYet) return;
+  /**
+   * Lets go of the name, so the next `put` of it can proceed, and closes the partial file. Of a
+   * streamed upload not published, the partial data goes too (a stream cannot be sent again):
+   * the promise settles once it has.
+   */
+  release(): Promise<void> {
+    if (this.#releasedYet) return Promise.resolve();
     this.#releasedYet = true;
     this.#services.uploads.release(this);
-    this.#services.uploads.detached(this.session);
+    let dropped = Promise.resolve();
+    if (this.streamed && !this.#published) dropped = this.#services.uploads.dropStreamed(this.session);
+    else this.#services.uploads.detached(this.session);
     this.#resolveReleased();
     // Every write has settled by now (settle() ran before each caller of release): the descriptor is free to close.
     this.#file
@@ -341,6 +415,7 @@ export class UploadTransfer implements ActiveUpload {
         this.#services.logger.warn({ err: error, name: this.session.name }, 'upload: closing the partial file failed'),
       )
       .finally(() => this.#services.descriptors.release());
+    return dropped;
   }
 
   /** Fails the upload: the connection is told (an `abort` event) and lets it go. */
@@ -393,8 +468,9 @@ export class UploadTransfer implements ActiveUpload {
     this.#unsyncedBytes = 0;
     try {
       await this.#file.datasync();
-      if (record) await this.#services.store.recordChunks(this.session, batch);
-      else this.#syncedUnrecorded.push(...batch);
+      // A streamed session is never saved: its chunks are not recorded (nothing could resume them).
+      if (record && !this.streamed) await this.#services.store.recordChunks(this.session, batch);
+      else if (!this.streamed) this.#syncedUnrecorded.push(...batch);
       // A chunk written again meanwhile is left to the checkpoint of its newer copy.
       for (const [index, xxh64] of batch) if (!this.#unsynced.has(index) && !this.#writing.has(index)) this.verified.set(index, xxh64);
     } finally {

@@ -3,7 +3,14 @@ import { type Database, type RootDatabase, open } from 'lmdb';
 import { FerryError } from '../protocol/errors.js';
 import { foldName } from '../protocol/names.js';
 import { codeOfSystemError, describeSystemError } from '../system-errors.js';
-import { type FileRecord, type StoredFile, type TransferLogRecord, type UploadSessionRecord, sameUpload } from './records.js';
+import {
+  type FileRecord,
+  type StoredFile,
+  type TransferLogRecord,
+  type UploadSessionRecord,
+  type UserRecord,
+  sameUpload,
+} from './records.js';
 
 export interface MetaStoreOptions {
   /** Directory of the LMDB environment. */
@@ -86,6 +93,7 @@ export class MetaStore {
   readonly #sessions: Database<UploadSessionRecord, string>;
   readonly #chunks: Database<Uint8Array, ChunkKey>;
   readonly #log: Database<TransferLogRecord, LogKey>;
+  readonly #users: Database<UserRecord, string>;
   readonly #maxLogEntries: number;
   readonly #logRetentionMs: number;
   #fileCount = 0;
@@ -102,6 +110,7 @@ export class MetaStore {
     this.#sessions = this.#root.openDB<UploadSessionRecord, string>({ name: 'sessions' });
     this.#chunks = this.#root.openDB<Uint8Array, ChunkKey>({ name: 'chunks' });
     this.#log = this.#root.openDB<TransferLogRecord, LogKey>({ name: 'log' });
+    this.#users = this.#root.openDB<UserRecord, string>({ name: 'users' });
     this.#maxLogEntries = options.maxLogEntries ?? 1_000_000;
     this.#logRetentionMs = options.logRetentionMs ?? 30 * day;
     const withHashes: StoredFile[] = [];
@@ -240,6 +249,44 @@ export class MetaStore {
         this.#fileCount -= 1;
         this.#byteCount -= removed.size;
       }
+      await this.#root.flushed;
+      return removed;
+    });
+  }
+
+  // ---- accounts ----
+
+  user(name: string): UserRecord | undefined {
+    return this.#users.get(name);
+  }
+
+  /** Every account, in name order. */
+  users(): UserRecord[] {
+    return [...this.#users.getRange()].map(({ value }) => value);
+  }
+
+  async saveUser(user: UserRecord): Promise<void> {
+    await this.#write(`saving the account ${user.name}`, async () => {
+      await this.#users.put(user.name, user);
+      await this.#root.flushed;
+    });
+  }
+
+  /** Adds an account unless one of that name exists (checked in the same transaction); returns whether it did. */
+  async addUser(user: UserRecord): Promise<boolean> {
+    return this.#write(`adding the account ${user.name}`, async () => {
+      const added = await this.#users.ifNoExists(user.name, () => {
+        void this.#users.put(user.name, user);
+      });
+      await this.#root.flushed;
+      return added;
+    });
+  }
+
+  /** Removes an account; returns whether there was one. */
+  async removeUser(name: string): Promise<boolean> {
+    return this.#write(`removing the account ${name}`, async () => {
+      const removed = await this.#root.transaction(() => this.#users.get(name) !== undefined && this.#users.removeSync(name));
       await this.#root.flushed;
       return removed;
     });

@@ -40,6 +40,24 @@ export interface UploadSessionRecord {
   owner?: string;
 }
 
+/** What an account may do (docs/design.md, "Accounts"): read < write < admin. */
+export type Role = 'read' | 'write' | 'admin';
+
+/** An account, as stored. Passwords are kept only as their scrypt hash, parameters included. */
+export interface UserRecord {
+  name: string;
+  /** PHC string: `$scrypt$ln=15,r=8,p=1$<salt>$<key>` (base64 without padding). */
+  passwordHash: string;
+  role: Role;
+  /** The prefix the user's names live under: `''` (the whole store) or a folder ending in `/`. */
+  root: string;
+  /** Bytes the user may hold under its root (stored plus unfinished uploads); absent: no limit of its own. */
+  quotaBytes?: number;
+  /** Milliseconds since the epoch. */
+  created: number;
+  lastLogin?: number;
+}
+
 /** A transfer log entry as stored: what `log` replies with, its time in milliseconds since the epoch. */
 export type TransferLogRecord = Omit<LogEntry, 'time'> & { time: number };
 

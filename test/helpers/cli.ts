@@ -25,6 +25,8 @@ export interface RunOptions {
   env?: Record<string, string>;
   cwd?: string;
   timeoutMs?: number;
+  /** Bytes piped to the run's standard input (closed after them); without it, standard input is closed. */
+  input?: Uint8Array;
 }
 
 /**
@@ -50,19 +52,22 @@ export function killAfter(child: ChildProcess, timeoutMs: number, onKill: () => 
   return () => clearTimeout(timer);
 }
 
-/** Runs `node bin/ferry.js ...args` with stdin closed and stdout/stderr as pipes; never a shell. */
+/** Runs `node bin/ferry.js ...args` with stdin closed (or fed `options.input`) and stdout/stderr as pipes; never a shell. */
 export function ferry(args: string[], options: RunOptions = {}): Promise<RunResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [ferryBin, ...args], {
       cwd: options.cwd ?? process.cwd(),
       env: childEnv(options.env),
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
+    // A run that stops reading early (a usage error) closes the pipe: EPIPE here is no failure.
+    child.stdin?.on('error', () => undefined);
+    child.stdin?.end(options.input);
     let stdout = '';
     let stderr = '';
     let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (text: string) => (stdout += text));
-    child.stderr.setEncoding('utf8').on('data', (text: string) => (stderr += text));
+    child.stdout!.setEncoding('utf8').on('data', (text: string) => (stdout += text));
+    child.stderr!.setEncoding('utf8').on('data', (text: string) => (stderr += text));
     const cancel = killAfter(child, options.timeoutMs ?? runTimeoutMs, () => (timedOut = true));
     child.on('error', (error) => {
       cancel();

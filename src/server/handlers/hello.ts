@@ -4,7 +4,7 @@ import { ferryVersion } from '../../version.js';
 import type { Handler } from './types.js';
 
 /** What this server can do; clients look here before using an optional feature. */
-export const serverCapabilities = ['resume', 'xxh64', 'sha256', 'list-paging', 'uploads'];
+export const serverCapabilities = ['resume', 'xxh64', 'sha256', 'list-paging', 'uploads', 'put-unsized'];
 
 export const hello: Handler<'hello'> = (request, ctx) => {
   if (ctx.greeted) throw new FerryError('EPROTO', 'hello was already received');

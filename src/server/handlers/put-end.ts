@@ -15,7 +15,7 @@ export const putEnd: Handler<'putEnd'> = async (request, ctx) => {
   try {
     // On success the log entry goes into the same LMDB commit as the file's record.
     let published: Omit<TransferLogRecord, 'client'> | undefined;
-    const file = await upload.finish(request.sha256, () => ({ ...(published = logEntry('ok')), client: ctx.clientAddress }));
+    const file = await upload.finish(request.sha256, request.size, () => ({ ...(published = logEntry('ok')), client: ctx.clientAddress }));
     if (published) ctx.reportTransfer(published);
     return { result: fileInfo(file) };
   } catch (error) {
@@ -23,6 +23,6 @@ export const putEnd: Handler<'putEnd'> = async (request, ctx) => {
     throw error;
   } finally {
     // Whatever the outcome, this attachment is over; the session (if kept) can be resumed.
-    upload.release();
+    await upload.release();
   }
 };

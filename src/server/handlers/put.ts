@@ -18,7 +18,13 @@ export const put: Handler<'put'> = async (request, ctx) => {
   const name = checkName(request.name);
   const force = request.force ?? false;
   const { size, fingerprint } = request;
-  const claim = await ctx.services.uploads.claim({ name, size, fingerprint, force, owner: ctx.clientNetwork }, (upload) =>
+  if (size !== undefined && fingerprint === undefined)
+    throw new FerryError('EPROTO', 'bad put request: a put with a size needs a fingerprint');
+  if (size === undefined && fingerprint !== undefined) {
+    throw new FerryError('EPROTO', 'bad put request: a put without a size (from a stream) cannot be resumed and takes no fingerprint');
+  }
+  const identity = size === undefined || fingerprint === undefined ? undefined : { size, fingerprint };
+  const claim = await ctx.services.uploads.claim({ name, file: identity, force, owner: ctx.clientNetwork }, (upload) =>
     ctx.ownsUpload(upload),
   );
   if (ctx.ending) {
@@ -27,7 +33,7 @@ export const put: Handler<'put'> = async (request, ctx) => {
   }
   const upload = await ctx.attachUpload(claim, force);
   const { verified } = claim;
-  ctx.log.info({ file: name, size, stream: upload.stream, resumedChunks: verified.size }, 'upload started');
+  ctx.log.info({ file: name, size: size ?? 'unknown', stream: upload.stream, resumedChunks: verified.size }, 'upload started');
   return {
     result: {
       stream: upload.stream,
