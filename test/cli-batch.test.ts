@@ -9,6 +9,7 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { assertUsage, childEnv, ferry, killAfter, runTimeoutMs } from './helpers/cli.js';
+import { loginEnv, portOfArgs } from './helpers/accounts.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { ferryBin } from './helpers/server-process.js';
 import { makeFile } from './helpers/files.js';
@@ -17,7 +18,10 @@ import { tempDir } from './helpers/temp-dir.js';
 
 /** Runs the CLI and keeps its standard output as bytes. */
 async function ferryBytes(args: string[]): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
-  const child = spawn(process.execPath, [ferryBin, ...args], { env: childEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [ferryBin, ...args], {
+    env: childEnv(loginEnv(portOfArgs(args, undefined))),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const cancel = killAfter(child, runTimeoutMs, () => {});
   const chunks: Buffer[] = [];
   let stderr = '';

@@ -2,6 +2,7 @@
  * End-to-end tests of the `ferry` command line, continued: output through a slow pipe, the
  * FERRY_SERVER variable, and the interactive shell driven through pipes (see cli.test.ts).
  */
+import { loginEnv, portOfArgs } from './helpers/accounts.js';
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { closeSync, constants, openSync } from 'node:fs';
@@ -43,7 +44,10 @@ async function ferryIntoSlowReader(
   execFileSync('mkfifo', [fifo]);
   const readerFd = openSync(fifo, constants.O_RDONLY | constants.O_NONBLOCK);
   const writerFd = openSync(fifo, constants.O_WRONLY);
-  const child = spawn(process.execPath, [ferryBin, ...args], { env: childEnv(), stdio: ['ignore', writerFd, 'ignore'] });
+  const child = spawn(process.execPath, [ferryBin, ...args], {
+    env: childEnv(loginEnv(portOfArgs(args, undefined))),
+    stdio: ['ignore', writerFd, 'ignore'],
+  });
   closeSync(writerFd);
   const cancel = killAfter(child, runTimeoutMs, () => {});
   const exited = once(child, 'exit');
@@ -129,7 +133,7 @@ interface ShellRun {
 function startShell(t: Test, args: string[], options: RunOptions = {}): ShellRun {
   const child = spawn(process.execPath, [ferryBin, 'shell', ...args], {
     cwd: options.cwd ?? process.cwd(),
-    env: childEnv(options.env),
+    env: childEnv({ ...loginEnv(portOfArgs(args, options.env)), ...options.env }),
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stdout = '';
@@ -179,7 +183,10 @@ t.test('ferry shell', async (t) => {
   const address = `127.0.0.1:${running.port}`;
   const dir = tempDir(t, 'ferry-cli');
   const local = await makeFile(dir, 'shell.bin', 300 * KiB + 1);
-  const greeting = new RegExp(`connected to 127\\.0\\.0\\.1:${running.port}\\b.*quit`, 'u');
+  const greeting = new RegExp(
+    `connected to 127\\.0\\.0\\.1:${running.port} as tester \\(admin, root the whole store\\)\\nhelp lists the commands, quit leaves`,
+    'u',
+  );
   // Commands written before the shell has even started, with EOF right after, as
   // `printf 'stat nope\ninfo\n' | ferry shell` does. Started first so that its time limit runs
   // alongside the other shell tests; checked in the last one.

@@ -146,7 +146,11 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
     t.equal(latest.length, 1, '--limit 1 gives one entry');
     t.equal(entries.length, 3, '--limit 3 gives three of the four transfers');
     for (const entry of entries) {
-      t.strictSame(Object.keys(entry).sort(), ['bytes', 'client', 'durationMs', 'name', 'op', 'result', 'time'].sort(), 'entry fields');
+      t.strictSame(
+        Object.keys(entry).sort(),
+        ['bytes', 'client', 'durationMs', 'name', 'op', 'result', 'time', 'user'].sort(),
+        'entry fields',
+      );
       t.match(entry, {
         time: isoTime,
         client: String,

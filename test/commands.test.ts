@@ -14,7 +14,7 @@ t.test('every command against one server, and their errors', async (t) => {
 
   t.test('info describes the server', async (t) => {
     const info = await ferry.info();
-    t.match(info, { protocolVersion: 1, chunkSize: chunkSizeBytes, files: 0, bytes: 0, workers: 2 });
+    t.match(info, { protocolVersion: 2, chunkSize: chunkSizeBytes, files: 0, bytes: 0, workers: 2 });
     t.match(info.version, /^\d+\.\d+\.\d+/u);
     t.ok(info.clients >= 1, 'counts this client');
     t.ok(info.uptimeSeconds >= 0);

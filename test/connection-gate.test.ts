@@ -1,7 +1,7 @@
 /**
- * The connection gate: connections that have not finished their handshake have a budget of their
- * own (in all, and per client network), and a newcomer over it closes the oldest of them instead
- * of being refused. So silent sockets and garbage from one network never keep a real client out,
+ * The connection gate: connections that have not logged in have a budget of their own (in all,
+ * and per client network), and a newcomer over it closes the oldest of them instead of being
+ * refused. So silent sockets and garbage from one network never keep a real client out,
  * from another network or from the same one.
  */
 import { join } from 'node:path';
@@ -42,10 +42,10 @@ t.test('200 silent sockets from one network: the oldest make room, and real clie
   t.equal(running.server.connections.pendingCount, 8, 'the network holds its 8 pending connections, no more');
 
   const other = await RawClient.connect(t, running.port, '127.0.1.1');
-  t.match(await other.call('hello', { protocol: 1, client: 'other', capabilities: [] }, 1000), { ok: true }, 'another network: in at once');
+  t.match(await other.call('hello', other.helloFields(), 1000), { ok: true }, 'another network: in at once');
   const same = await RawClient.connect(t, running.port, '127.0.0.1');
   t.match(
-    await same.call('hello', { protocol: 1, client: 'same', capabilities: [] }, 1000),
+    await same.call('hello', same.helloFields(), 1000),
     { ok: true },
     'the flooding network: in within a second, by closing its oldest silent socket',
   );
@@ -65,7 +65,7 @@ t.test('garbage does not count against anyone for long: bye EPROTO, and the netw
     'every garbage connection is closed, with a bye saying why',
   );
   const real = await RawClient.connect(t, running.port, '127.0.2.1');
-  t.match(await real.call('hello', { protocol: 1, client: 'real', capabilities: [] }, 1000), { ok: true });
+  t.match(await real.call('hello', real.helloFields(), 1000), { ok: true });
 });
 
 t.test('the global pending budget: a newcomer closes the oldest of the network holding the most', async (t) => {
@@ -81,20 +81,34 @@ t.test('the global pending budget: a newcomer closes the oldest of the network h
   t.equal(running.server.connections.pendingCount, 16);
 });
 
-t.test('established connections keep their limits: a hello over --max-connections gets bye EBUSY', async (t) => {
+t.test('logged-in connections keep their limits: a login over --max-connections gets bye EBUSY', async (t) => {
   const running = await startServer(t, { maxConnections: 2 });
   const first = await RawClient.connect(t, running.port);
   await first.hello();
   // Two pending connections while one slot is left: the first hello takes it, the second is refused.
   const second = await RawClient.connect(t, running.port);
   const third = await RawClient.connect(t, running.port);
-  t.match(await second.call('hello', { protocol: 1, client: 'second', capabilities: [] }), { ok: true });
-  third.send('hello', { protocol: 1, client: 'third', capabilities: [] });
+  t.match(await second.call('hello', second.helloFields()), { ok: true });
+  third.send('hello', third.helloFields());
   t.match(await byeOf(third), { code: 'EBUSY', message: /limit of 2 connections/u });
   t.notOk(
     third.controls.some((message) => message['ok'] === true),
     'the refused hello got no reply, only the bye',
   );
+});
+
+t.test('a hello without a login does not pass the gate: such connections stay in the pending budget', async (t) => {
+  const running = await startServer(t, { handshakeTimeoutMs: 60_000 });
+  const greeted: RawClient[] = [];
+  for (let index = 0; index < 9; index += 1) {
+    const raw = await RawClient.connect(t, running.port, '127.0.8.1');
+    await raw.hello(true);
+    greeted.push(raw);
+  }
+  t.match(await byeOf(greeted[0]!), { code: 'EBUSY' }, 'the ninth anonymous connection closed the oldest');
+  t.equal(running.server.connections.pendingCount, 8);
+  t.match(await greeted[8]!.call('login', { user: 'tester', password: 'tester-password' }), { ok: true }, 'one logs in');
+  t.equal(running.server.connections.pendingCount, 7, 'and leaves the pending budget');
 });
 
 t.test('ferry serve takes the gate from its flags', async (t) => {

@@ -1,3 +1,4 @@
+import { loginAt } from './helpers/accounts.js';
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
@@ -17,7 +18,7 @@ function writtenBytes(partialDir: string): number {
 }
 
 function clientFor(t: Test, port: number): FerryClient {
-  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 0 } });
+  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 0 }, ...loginAt(port) });
   t.teardown(() => client.close());
   return client;
 }

@@ -1,3 +1,4 @@
+import { loginAt } from './helpers/accounts.js';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -33,7 +34,7 @@ t.test(
     const dataDir = tempDir(t, 'ferry-data');
     const running = await spawnServer(t, dataDir);
     const local = await makeFile(tempDir(t), 'kept.bin', 100_000);
-    const client = new FerryClient({ host: '127.0.0.1', port: running.port });
+    const client = new FerryClient({ host: '127.0.0.1', port: running.port, ...loginAt(running.port) });
     t.teardown(() => client.close());
     await client.upload(local.path, { name: 'kept.bin' });
     t.equal(

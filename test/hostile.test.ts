@@ -226,7 +226,7 @@ t.test('a first request that is not hello gets bye EPROTO and a close', async (t
 });
 
 t.test('hello with protocol 999 gets EVERSION and the connection ends', async (t) => {
-  for (const protocol of [999, 0, 2]) {
+  for (const protocol of [999, 0, 1, 3]) {
     const raw = await connectRaw(t);
     const reply = await raw.call('hello', { protocol, client: 'future/9', capabilities: [] });
     t.match(reply, { id: Number, ok: false, code: 'EVERSION', message: String }, `protocol ${protocol}: EVERSION`);
@@ -312,7 +312,7 @@ t.test('after hello, invalid requests get EPROTO replies and the same connection
     await raw.write(frame);
     const reply = await raw.reply(id);
     t.match(reply, { id, ok: false, code: 'EPROTO', message: String }, `${what}: EPROTO reply`);
-    t.match(await raw.call('info'), { ok: true, result: { protocolVersion: 1 } }, `${what}: the same connection still answers info`);
+    t.match(await raw.call('info'), { ok: true, result: { protocolVersion: 2 } }, `${what}: the same connection still answers info`);
   }
   // Whole-number ids out of range are echoed in the error reply.
   for (const badId of [-1, 2 ** 32]) {
@@ -431,7 +431,11 @@ t.test('bad names get EBADNAME from every operation, and nothing escapes the dat
     [],
     'nothing named after a refused name exists anywhere in the data dir',
   );
-  t.same((await readdir(dataDir)).sort(), ['db', 'files', 'partial', 'server.pid'], 'the data dir holds only its own directories and lock');
+  t.same(
+    (await readdir(dataDir)).sort(),
+    ['admin-password', 'db', 'files', 'partial', 'server.pid'],
+    'the data dir holds only its own directories, lock and first admin password',
+  );
   await assertServing(t);
 });
 
@@ -693,7 +697,7 @@ t.test('a client that sends many requests without reading replies does not hurt 
     const written = raw.write(frames);
     // While this client reads nothing, another one is served.
     const other = running.client();
-    t.match(await other.info(), { protocolVersion: 1 }, `${what}: another client is served while this one does not read`);
+    t.match(await other.info(), { protocolVersion: 2 }, `${what}: another client is served while this one does not read`);
     await other.close();
     let replyBytes = 0;
     raw.socket.on('data', (data: Buffer) => {

@@ -1,3 +1,4 @@
+import { loginAt } from './helpers/accounts.js';
 import { once } from 'node:events';
 import { createServer as createNetServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,7 +47,7 @@ t.test('connections over --max-connections or --max-connections-per-address are 
     await closed;
     // The server counted the closed connection out: a new one fits.
     const fourth = await RawClient.connect(t, running.port);
-    t.match(await fourth.hello(), { protocol: 1 }, `${what}: once one closed, a new connection is served`);
+    t.match(await fourth.hello(), { protocol: Number }, `${what}: once one closed, a new connection is served`);
   }
 });
 
@@ -150,7 +151,7 @@ t.test('SIGTERM: clients are told (bye ESHUTDOWN), the server exits 0, and an up
   const watcher = await RawClient.connect(t, port);
   await watcher.hello();
 
-  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 40, baseDelayMs: 50, maxDelayMs: 200 } });
+  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 40, baseDelayMs: 50, maxDelayMs: 200 }, ...loginAt(port) });
   t.teardown(() => client.close());
   let signalled = false;
   const upload = client.upload(local.path, {

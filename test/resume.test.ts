@@ -1,3 +1,4 @@
+import { loginAt } from './helpers/accounts.js';
 import { closeSync, openSync, writeSync } from 'node:fs';
 import { appendFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -123,6 +124,7 @@ async function uploadChangedOnRetry(
     host: '127.0.0.1',
     port: proxy.port,
     retry: { retries: 1, onRetry: () => change(local.path, local.bytes) },
+    ...loginAt(proxy.port),
   });
   t.teardown(() => client.close());
   void proxy.cutAfter(3 * MiB, 'up');

@@ -35,14 +35,18 @@ t.test('on a pipe: one JSON object per line, with a line for each finished trans
       if (/"op":"delete"/u.test(stdout)) resolve();
     });
   });
-  const port = await new Promise<number>((resolve) =>
+  // A fresh data directory: its first start makes `admin` and shows the password once, with the line to log in.
+  const [port, password] = await new Promise<[number, string]>((resolve) =>
     child.stderr.on('data', (data: Buffer) => {
       stderr += data.toString();
-      const match = /serving .* on [^ ]+:(\d+)/u.exec(stderr);
-      if (match) resolve(Number(match[1]));
+      const match =
+        /serving .* on [^ ]+:(\d+)\n.*password (\S+) \(kept in .*admin-password until changed\)\nferry: log in with: ferry login --server 127\.0\.0\.1:\d+ --user admin\n/u.exec(
+          stderr,
+        );
+      if (match) resolve([Number(match[1]), match[2]!]);
     }),
   );
-  const client = new FerryClient({ host: '127.0.0.1', port });
+  const client = new FerryClient({ host: '127.0.0.1', port, credentials: { user: 'admin', password } });
   await client.upload(local.path, { name: 'console.bin' });
   await client.download('console.bin', { out: join(dir, 'back.bin') });
   await client.delete('console.bin');
@@ -64,7 +68,7 @@ t.test('on a pipe: one JSON object per line, with a line for each finished trans
     'upload, download and delete, in order',
   );
   for (const record of transfers) {
-    t.match(record, { client: /^127\.0\.0\.1:\d+$/u, durationMs: Number }, `${String(record['op'])}: who and how long`);
+    t.match(record, { client: /^127\.0\.0\.1:\d+$/u, user: 'admin', durationMs: Number }, `${String(record['op'])}: who and how long`);
   }
   t.match(transfers[0], { bytesPerSecond: Number, msg: /^upload console\.bin: 2 MiB in [\d.]+ m?s \([\d.]+ [KMG]?i?B\/s\), ok$/u });
 });
@@ -75,9 +79,10 @@ t.test('on a terminal: readable lines in local time; --log-format json keeps JSO
   const terminal = await Terminal.ferry(t, ['serve', '--host', '127.0.0.1', '--port', '0', '--data', join(dir, 'data')], {
     columns: 160,
   });
-  const rows = await terminal.waitFor(/serving .* on 127\.0\.0\.1:\d+/u);
-  const port = Number(/serving .* on 127\.0\.0\.1:(\d+)/u.exec(rows.join('\n'))![1]);
-  const client = new FerryClient({ host: '127.0.0.1', port });
+  const rows = (await terminal.waitFor(/log in with: ferry login/u)).join('\n');
+  const port = Number(/serving .* on 127\.0\.0\.1:(\d+)/u.exec(rows)![1]);
+  const password = /password (\S+) \(kept in/u.exec(rows)![1]!;
+  const client = new FerryClient({ host: '127.0.0.1', port, credentials: { user: 'admin', password } });
   await client.upload(local.path, { name: 'pretty.bin' });
   await client.close();
   const screen = (await terminal.waitFor(/upload pretty\.bin: 1 MiB in .*, ok/u)).join('\n');

@@ -2,6 +2,7 @@
 // budget (slow chunks, downloads nobody reads), the server's memory for replies nobody reads, and
 // connection slots held by frames sent a byte at a time. Each case holds the resource from many
 // connections, then checks that an ordinary client is still served promptly and memory stays bounded.
+import { loginAt, provisionDataDir, rememberToken } from './helpers/accounts.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -151,7 +152,7 @@ t.test('48 connections that send requests and never read the replies do not grow
   let peak = 0;
   // The barrier waits its turn behind the flood: its round trips may take a while on a busy machine.
   const barrier = await RawClient.connect(t, running.port);
-  await barrier.call('hello', { protocol: 1, client: 'barrier', capabilities: [] }, 60_000);
+  await barrier.call('hello', barrier.helloFields(), 60_000);
   for (let round = 0; round < 20; round += 1) {
     peak = Math.max(peak, queuedNow());
     await barrier.call('ping', {}, 60_000); // a round trip: the server has had a turn at every connection meanwhile
@@ -211,6 +212,7 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
     return;
   }
   const dataDir = join(tempDir(t), 'data');
+  const token = await provisionDataDir(dataDir);
   const child = spawn(
     'prlimit',
     [
@@ -249,7 +251,10 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
     child.stderr!.on('data', (data: Buffer) => {
       stderr += data.toString();
       const match = /serving .* on [^ ]+:(\d+)/u.exec(stderr);
-      if (match) resolve(Number(match[1]));
+      if (match) {
+        rememberToken(Number(match[1]), token);
+        resolve(Number(match[1]));
+      }
     });
     void exited.then(() => reject(new Error(`server exited: ${stderr}`)));
   });
@@ -263,7 +268,7 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
   const outcomes = await Promise.all(
     Array.from({ length: 250 }, async (_, index) => {
       const raw = await RawClient.connect(t, port, `127.0.${20 + Math.floor(index / 50)}.1`);
-      const id = raw.send('hello', { protocol: 1, client: 'fd-test', capabilities: [] });
+      const id = raw.send('hello', raw.helloFields());
       const first = await raw
         .until(
           'a hello reply, a bye or the end',
@@ -289,7 +294,7 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
   t.ok(refused > 0, 'and some were told why');
   for (const { raw } of outcomes) raw.destroy();
 
-  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 5, baseDelayMs: 100 } });
+  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 5, baseDelayMs: 100 }, ...loginAt(port) });
   const local = await makeFile(tempDir(t), 'after.bin', 300 * KiB);
   const up = await client.upload(local.path, { name: 'after.bin' });
   const out = join(tempDir(t), 'after.out');

@@ -1,3 +1,4 @@
+import { loginAt } from './helpers/accounts.js';
 import { randomInt } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -203,7 +204,7 @@ function succeeded<R>(t: Test, label: string, files: readonly LocalFile[], outco
 
 /** A client for one transfer, retrying fast (the cuts are the proxy's, not an overloaded server's). */
 async function withClient<R>(port: number, use: (client: FerryClient) => Promise<R>): Promise<R> {
-  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries, baseDelayMs: 5, maxDelayMs: 50 } });
+  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries, baseDelayMs: 5, maxDelayMs: 50 }, ...loginAt(port) });
   try {
     return await use(client);
   } finally {

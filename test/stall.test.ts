@@ -1,6 +1,8 @@
 // The client's stall watchdog: a link that stays open but stops moving bytes (a dead NAT entry,
 // a frozen peer) is noticed by the client, which reconnects and resumes by itself and says why.
 // The proxy freezes every open connection at an exact byte count and keeps later ones working.
+import { loginAt, loginEnv } from './helpers/accounts.js';
+import { childEnv } from './helpers/cli.js';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { FerryClient } from '../src/client/client.js';
@@ -34,6 +36,7 @@ function retryingClient(t: Test, port: number): { client: FerryClient; reasons: 
     host: '127.0.0.1',
     port,
     stallTimeoutMs,
+    ...loginAt(port),
     retry: { retries: 3, baseDelayMs: 10, onRetry: ({ error, attempt }) => reasons.push(`${error.message} (attempt ${attempt})`) },
   });
   t.teardown(() => client.close());
@@ -83,7 +86,7 @@ t.test('a download whose link freezes reconnects after the stall timeout and res
 
 t.test('an idle connection is not cut by the watchdog', async (t) => {
   const { running } = await serverBehindProxy(t);
-  const client = new FerryClient({ host: '127.0.0.1', port: running.port, stallTimeoutMs: 50 });
+  const client = new FerryClient({ host: '127.0.0.1', port: running.port, stallTimeoutMs: 50, ...loginAt(running.port) });
   t.teardown(() => client.close());
   const connection = await client.connection();
   await client.info();
@@ -105,6 +108,7 @@ t.test('ferry upload says on stderr why it reconnects', async (t) => {
     [ferryBin, 'upload', local.path, '--server', `127.0.0.1:${proxy.port}`, '--stall-timeout', '500ms', '--json'],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
+      env: childEnv(loginEnv(proxy.port)),
     },
   );
   t.teardown(() => {

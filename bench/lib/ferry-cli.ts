@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import type { CpuReport } from '../hooks/cpu-report.js';
 import { expectSuccess, runCommand } from './children.js';
 import { cpuReportHook, ferryBin, nodeArgsFrom } from './paths.js';
+import { loginEnvOf } from './server.js';
 import type { DownloadResult } from '../../src/client/download.js';
 import type { UploadResult } from '../../src/client/upload.js';
 
@@ -32,7 +33,7 @@ export async function runFerryCli<T>(args: readonly string[], scratchDir: string
       process.execPath,
       [...nodeArgsFrom('FERRY_BENCH_CLIENT_NODE_ARGS'), '--import', cpuReportHook, ferryBin, ...args, '--json'],
       {
-        env: { ...process.env, FERRY_BENCH_CPU_FILE: reportPath },
+        env: { ...process.env, ...loginEnvOf(args), FERRY_BENCH_CPU_FILE: reportPath },
       },
     ),
   );

@@ -1,7 +1,24 @@
 import type { ChildProcess } from 'node:child_process';
+import { FerryClient } from '../../src/client/client.js';
 import { exitOf, spawnTracked, stopChild } from './children.js';
 import { ferryBin, nodeArgsFrom } from './paths.js';
 import { processCpuSeconds, processPeakRssBytes } from './proc.js';
+
+const tokensByPort = new Map<number, string>();
+
+/** Client credentials for the bench server on `port`. */
+export function loginAt(port: number): { credentials?: { token: string } } {
+  const token = tokensByPort.get(port);
+  return token === undefined ? {} : { credentials: { token } };
+}
+
+/** Environment for a `ferry` CLI run whose arguments name a bench server (`--server 127.0.0.1:PORT`): its token. */
+export function loginEnvOf(args: readonly string[]): Record<string, string> {
+  const at = args.indexOf('--server');
+  const port = at >= 0 ? /:(\d+)$/u.exec(args[at + 1] ?? '')?.[1] : undefined;
+  const token = port === undefined ? undefined : tokensByPort.get(Number(port));
+  return token === undefined ? {} : { FERRY_TOKEN: token };
+}
 
 export interface ServerStats {
   /** User + system CPU seconds of the server process (main thread and workers) over its life. */
@@ -18,12 +35,16 @@ export class FerryServer {
   readonly child: ChildProcess;
   readonly port: number;
   readonly dataDir: string;
+  /** A session token of the data directory's first admin, logged in once at start (clients use it, not the password). */
+  readonly token: string;
   #stopped: Promise<ServerStats> | undefined;
 
-  private constructor(child: ChildProcess, port: number, dataDir: string) {
+  private constructor(child: ChildProcess, port: number, dataDir: string, token: string) {
     this.child = child;
     this.port = port;
     this.dataDir = dataDir;
+    this.token = token;
+    tokensByPort.set(port, token);
   }
 
   static async start(dataDir: string, extraArgs: readonly string[] = []): Promise<FerryServer> {
@@ -43,19 +64,24 @@ export class FerryServer {
     ];
     const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    const port = await new Promise<number>((resolve, reject) => {
+    const [port, password] = await new Promise<[number, string]>((resolve, reject) => {
       child.stderr!.setEncoding('utf8').on('data', (text: string) => {
         stderr += text;
-        // "ferry: serving DIR on 127.0.0.1:PORT", printed once it listens.
-        const match = /serving .* on [^ ]+:(\d+)/u.exec(stderr);
-        if (match) resolve(Number(match[1]));
+        // "ferry: serving DIR on 127.0.0.1:PORT", then (a fresh data directory) the first admin's password.
+        const match = /serving .* on [^ ]+:(\d+)\n.*password (\S+) \(kept in/u.exec(stderr);
+        if (match) resolve([Number(match[1]), match[2]!]);
       });
       exitOf(child).then(
         (exit) => reject(new Error(`ferry serve exited (${exit.signal ?? exit.code}) before listening: ${stderr.trim()}`)),
         reject,
       );
     });
-    return new FerryServer(child, port, dataDir);
+    const client = new FerryClient({ host: '127.0.0.1', port, credentials: { user: 'admin', password } });
+    try {
+      return new FerryServer(child, port, dataDir, (await client.login()).token);
+    } finally {
+      await client.close();
+    }
   }
 
   get pid(): number {

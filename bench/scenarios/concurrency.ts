@@ -82,11 +82,20 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
   const rounds = Math.max(1, Math.min(Math.ceil(minOpsPerStep / clients), Math.ceil(minBytesPerStep / (clients * source.size))));
   const dataDir = await makeTempDir('disk', 'sweep-data');
   const outDir = await makeTempDir('disk', 'sweep-out');
-  // Every client connects from 127.0.0.1: lift the per-address limit (default 64) to the sweep's size.
-  const server = await FerryServer.start(dataDir, ['--max-connections-per-address', String(Math.max(64, clients + 8))]);
+  // Every client connects from 127.0.0.1, all at once: lift the per-address limits (64 established,
+  // 8 still logging in) to the sweep's size.
+  const room = String(Math.max(64, clients + 8));
+  const server = await FerryServer.start(dataDir, [
+    '--max-connections-per-address',
+    room,
+    '--max-unauthenticated-per-address',
+    room,
+    '--max-unauthenticated',
+    room,
+  ]);
   const ferryClients = Array.from(
     { length: clients },
-    () => new FerryClient({ host: '127.0.0.1', port: server.port, retry: { retries: 0 } }),
+    () => new FerryClient({ host: '127.0.0.1', port: server.port, retry: { retries: 0 }, credentials: { token: server.token } }),
   );
   const errorSamples: string[] = [];
   const failed = (what: string, error: unknown): Op => {

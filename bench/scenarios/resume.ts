@@ -4,7 +4,7 @@ import type { UploadResult } from '../../src/client/upload.js';
 import { type BenchContext, log } from '../lib/context.js';
 import { type SourceFile, makeTempDir, removeDir } from '../lib/files.js';
 import type { ScenarioReport } from '../lib/report.js';
-import { FerryServer } from '../lib/server.js';
+import { FerryServer, loginAt } from '../lib/server.js';
 import { median } from '../lib/stats.js';
 import { MiB, formatNumber, formatBytes } from '../lib/units.js';
 
@@ -53,7 +53,7 @@ async function uploadCut(
   name: string,
   retries: number,
 ): Promise<{ cutAtBytes: number; cutAt: number; result?: UploadResult }> {
-  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries } });
+  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries }, ...loginAt(port) });
   const connection = await client.connection();
   let cut: { cutAtBytes: number; cutAt: number } | undefined;
   try {
@@ -78,7 +78,7 @@ async function uploadCut(
 
 async function timedUpload(port: number, source: SourceFile, name: string): Promise<{ seconds: number; result: UploadResult }> {
   // Retries as a real client would: the server may not yet have seen the old connection go.
-  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 5 } });
+  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 5 }, ...loginAt(port) });
   try {
     const started = performance.now();
     const result = verified(await client.upload(source.path, { name }), source, `upload of ${name}`);

@@ -1,14 +1,25 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { rm, writeFile } from 'node:fs/promises';
 import { FerryError } from '../protocol/errors.js';
 import { checkName } from '../protocol/names.js';
 import type { MetaStore } from '../store/meta-store.js';
-import type { Role, UserRecord } from '../store/records.js';
+import type { Role, TokenRecord, UserRecord } from '../store/records.js';
 import { type ScryptCost, defaultScryptCost, hashPassword, verifyPassword } from './password-hash.js';
 
 export const roles: readonly Role[] = ['read', 'write', 'admin'];
 const userNamePattern = /^[A-Za-z0-9._-]{1,64}$/u;
 export const minPasswordCharacters = 8;
 export const maxPasswordBytes = 1024;
+/** A login session lapses after this long unused. */
+export const tokenIdleMs = 30 * 24 * 60 * 60 * 1000;
+/** A session's last use is written at most this often (not on every connection). */
+const tokenTouchMs = 60 * 60 * 1000;
+/** The name of the account a data directory's first start makes. */
+export const firstAdminName = 'admin';
+
+function tokenHash(token: string): string {
+  return createHash('sha256').update(token).digest('hex');
+}
 
 /** Checks an account name: 1 to 64 of `[A-Za-z0-9._-]`, and not `.` or `..` (it names the default root). */
 export function checkUserName(name: string): string {
@@ -71,10 +82,14 @@ export class Accounts {
   /** Checked against when the user does not exist: the same scrypt work as a real check. */
   #decoyHash: Promise<string> | undefined;
 
-  constructor(store: MetaStore, options: { cost?: ScryptCost; maxConcurrentChecks?: number } = {}) {
+  /** Where the first admin's password is written (0600), and removed once it is changed. */
+  readonly #adminPasswordFile: string | undefined;
+
+  constructor(store: MetaStore, options: { cost?: ScryptCost; maxConcurrentChecks?: number; adminPasswordFile?: string } = {}) {
     this.#store = store;
     this.#cost = options.cost ?? defaultScryptCost;
     this.#maxConcurrentChecks = options.maxConcurrentChecks ?? 4;
+    this.#adminPasswordFile = options.adminPasswordFile;
   }
 
   /** Password checks waiting for one of the `maxConcurrentChecks` places. */
@@ -111,10 +126,12 @@ export class Accounts {
     if (!(await this.#store.removeUser(name))) throw new FerryError('ENOENT', `no user ${name}`);
   }
 
+  /** Sets a new password; every login session of the account ends. */
   async setPassword(name: string, password: string): Promise<void> {
     checkPassword(password);
     const user = this.#existing(name);
-    await this.#store.saveUser({ ...user, passwordHash: await hashPassword(password, this.#cost) });
+    await this.#store.saveUserEndingSessions({ ...user, passwordHash: await hashPassword(password, this.#cost) });
+    if (name === firstAdminName && this.#adminPasswordFile) await rm(this.#adminPasswordFile, { force: true });
   }
 
   /** Changes an account's role, root or quota. */
@@ -146,6 +163,32 @@ export class Accounts {
     return loggedIn;
   }
 
+  /** A new login session for `user`: its token (only the token's SHA-256 is stored) and when it lapses if unused. */
+  async issueToken(user: UserRecord, now = Date.now()): Promise<{ token: string; expires: number }> {
+    const token = randomBytes(32).toString('base64url');
+    await this.#store.saveToken(tokenHash(token), { user: user.name, created: now, used: now });
+    return { token, expires: now + tokenIdleMs };
+  }
+
+  /** The account a token logs in as, if it is a live session (used within `tokenIdleMs`); marks it used. */
+  async userOfToken(token: string, now = Date.now()): Promise<UserRecord | undefined> {
+    const hash = tokenHash(token);
+    const record: TokenRecord | undefined = this.#store.token(hash);
+    if (!record) return undefined;
+    const user = this.#store.user(record.user);
+    if (!user || now - record.used > tokenIdleMs) {
+      await this.#store.removeToken(hash);
+      return undefined;
+    }
+    if (now - record.used > tokenTouchMs) await this.#store.saveToken(hash, { ...record, used: now });
+    return user;
+  }
+
+  /** Ends a login session (`logout`). */
+  async revokeToken(token: string): Promise<void> {
+    await this.#store.removeToken(tokenHash(token));
+  }
+
   /**
    * A data directory with no account gets `admin`, with a random password: returned (to be shown
    * once), else undefined.
@@ -154,12 +197,13 @@ export class Accounts {
     if (this.#store.users().length > 0) return undefined;
     const password = randomPassword();
     try {
-      await this.add('admin', password, { role: 'admin' });
+      await this.add(firstAdminName, password, { role: 'admin' });
     } catch (error) {
       // Another process made the first account meanwhile: nothing to show.
       if (error instanceof FerryError && error.code === 'EEXIST') return undefined;
       throw error;
     }
+    if (this.#adminPasswordFile) await writeFile(this.#adminPasswordFile, `${password}\n`, { mode: 0o600 });
     return password;
   }
 

@@ -14,22 +14,28 @@ export interface OpenedDataDir {
 
 /**
  * Opens the data directory at `path` without a server: read-only (fsck, a listing; a server may
- * run beside it), or for changes (`exclusive`: the directory's lock is taken, so no server runs
- * meanwhile; EBUSY naming the one that does). Loaded on demand: client commands never pay for it.
+ * run beside it), for changes beside a running server (`writable`: what LMDB alone keeps safe,
+ * such as accounts; `create` makes a directory that does not exist yet), or for changes no server
+ * may see happen (`exclusive`: the directory's lock is taken; EBUSY naming the server that holds
+ * it). Loaded on demand: client commands never pay for it.
  */
-export async function openDataDir(path: string, mode: { exclusive: boolean }): Promise<OpenedDataDir> {
+export async function openDataDir(
+  path: string,
+  mode: { exclusive: boolean; writable?: boolean; create?: boolean },
+): Promise<OpenedDataDir> {
   const [{ DataLayout }, { MetaStore }, { DataDirLock, servedBy }] = await Promise.all([
     import('../server/data-layout.js'),
     import('../store/meta-store.js'),
     import('../server/data-dir-lock.js'),
   ]);
   const layout = new DataLayout(path);
+  if (mode.create) layout.create();
   for (const dir of [layout.filesDir, layout.partialDir, layout.dbDir]) {
     if (!existsSync(dir)) throw new FerryError('ENOENT', `${layout.root} is not a Ferry data directory (no ${dir})`);
   }
   const lock = mode.exclusive ? DataDirLock.acquire(layout.root) : undefined;
   try {
-    const store = new MetaStore({ path: layout.dbDir, readOnly: !mode.exclusive });
+    const store = new MetaStore({ path: layout.dbDir, readOnly: !mode.exclusive && !mode.writable });
     return {
       layout,
       store,

@@ -1,85 +1,19 @@
 import { basename } from 'node:path';
-import { Command, Option } from 'commander';
-import { FerryClient } from '../client/client.js';
-import { defaultClientStallTimeoutMs } from '../client/connection.js';
+import { Command } from 'commander';
+import { type FerryClient } from '../client/client.js';
 import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
 import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, formatUploads, printJson } from './output.js';
 import { TransferDisplay, showCursor } from './transfer-display.js';
-import { defaultTransferRetries } from '../client/retry.js';
 import type { TransferControl } from '../client/client.js';
 import type { DownloadOptions, DownloadResult } from '../client/download.js';
 import type { UploadResult } from '../client/upload.js';
-import { defaultServer, formatBytes, formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
+import { defaultServer, formatBytes, formatDuration, parseCount } from './units.js';
 import { defaultLogPageEntries, maxLogPageEntries } from '../protocol/limits.js';
+import { addLoginCommands } from './login.js';
+import { type CliContext, type ClientFlags, clientCommand, transferCommand, withClient } from './client-command.js';
 
-export interface CliContext {
-  output: Output;
-  env: NodeJS.ProcessEnv;
-  /**
-   * In the interactive shell: the client every command shares (and the server it talks to), and
-   * the signal with which the shell cancels the running command (Ctrl-C).
-   */
-  shell?: { client: FerryClient; onChange(): void; signal: AbortSignal };
-}
-
-interface ClientFlags {
-  server: string;
-  json?: boolean;
-}
-
-const stallTimeoutHelp = `reconnect (and resume) when no byte moves this long (default: ${formatDuration(defaultClientStallTimeoutMs)})`;
-
-/** Adds the options every client command takes: --server and --json. */
-function clientCommand(program: Command, context: CliContext, spec: string, description: string): Command {
-  const command = program.command(spec).description(description);
-  if (!context.shell) {
-    command.addOption(
-      new Option('--server <host:port>', 'server to talk to').default(context.env['FERRY_SERVER'] ?? defaultServer).env('FERRY_SERVER'),
-    );
-  }
-  return command.option('--json', 'print a machine-readable result on stdout');
-}
-
-/** A client command that moves a file: it also takes --retries and --stall-timeout. */
-function transferCommand(program: Command, context: CliContext, spec: string, description: string): Command {
-  return clientCommand(program, context, spec, description)
-    .option(
-      '--retries <n>',
-      'reconnect and resume up to this many times in a row without progress (waits 0.5 s doubling to 10 s)',
-      parseCount,
-      defaultTransferRetries,
-    )
-    .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration);
-}
-
-/** The --server value as host and port; a malformed one is a usage error (exit 2) that says why. */
-function serverAddressOption(text: string): { host: string; port: number } {
-  try {
-    return parseServerAddress(text);
-  } catch (error) {
-    throw new FerryError('EUSAGE', `--server: ${(error as Error).message}`);
-  }
-}
-
-/**
- * Runs `use` with a client: the shell's shared one, or a fresh one for a one-shot command,
- * closed afterwards.
- */
-async function withClient<T>(
-  context: CliContext,
-  flags: ClientFlags & { stallTimeout?: number },
-  use: (client: FerryClient) => Promise<T>,
-): Promise<T> {
-  if (context.shell) return use(context.shell.client);
-  const address = serverAddressOption(flags.server);
-  const client = new FerryClient({ ...address, ...(flags.stallTimeout === undefined ? {} : { stallTimeoutMs: flags.stallTimeout }) });
-  try {
-    return await use(client);
-  } finally {
-    await client.close().catch(() => undefined); // the command's outcome is decided; a failed hang-up changes nothing
-  }
-}
+export type { CliContext } from './client-command.js';
 
 type TransferFlags = ClientFlags & { retries: number; stallTimeout?: number };
 
@@ -303,7 +237,8 @@ export const shortUsage = `usage: ferry <command> [options]   (ferry --help list
 /** After the command list of \`ferry --help\`: what every client command shares, exit codes, examples. */
 const helpEpilogue = `
 Every client command takes --server HOST:PORT (default: $FERRY_SERVER, else ${defaultServer})
-and --json (one JSON document on stdout, for scripts).
+and --json (one JSON document on stdout, for scripts). Log in first with ferry login (the
+session is kept per server); scripts can set FERRY_USER and FERRY_PASSWORD, or FERRY_TOKEN.
 
 Exit codes: 0 done; 1 the operation failed (one line on stderr: "ferry: <what> (<CODE>)");
 2 a usage error.
@@ -444,6 +379,8 @@ export function buildProgram(context: CliContext): Command {
       if (flags.json) printJson(output, info);
       else output.out(formatInfo(info));
     });
+
+  addLoginCommands(program, context);
 
   clientCommand(program, context, 'log', 'show the transfer history, newest first')
     .summary('show the transfer history')

@@ -64,10 +64,16 @@ const settingFlags: SettingFlag[] = [
     help: `connections still in their handshake from one client network; a newcomer closes its oldest ${count(d.maxUnauthenticatedPerAddress)}`,
   },
   {
+    flag: '--max-concurrent-logins <n>',
+    key: 'maxConcurrentLogins',
+    parse: parseCount,
+    help: `password checks (scrypt) at once; more logins wait, so a login storm cannot stall transfers ${count(d.maxConcurrentLogins)}`,
+  },
+  {
     flag: '--handshake-timeout <duration>',
     key: 'handshakeTimeoutMs',
     parse: parseDuration,
-    help: `close a connection that has not said hello by then ${duration(d.handshakeTimeoutMs)}`,
+    help: `close a connection that has not logged in by then ${duration(d.handshakeTimeoutMs)}`,
   },
   {
     flag: '--idle-timeout <duration>',
@@ -104,7 +110,7 @@ const settingFlags: SettingFlag[] = [
     flag: '--max-sessions-per-client <n>',
     key: 'maxSessionsPerOwner',
     parse: parseCount,
-    help: `unfinished uploads one client network may keep ${count(d.maxSessionsPerOwner)}`,
+    help: `unfinished uploads one account may keep ${count(d.maxSessionsPerOwner)}`,
   },
   {
     flag: '--log-retention <duration>',
@@ -194,16 +200,28 @@ export function addServeCommand(program: Command, output: Output): void {
         const value = flags[camelCase(flag)];
         if (value !== undefined) settings[key] = value;
       }
-      const server = createServer({ dataDir: flags.data, ...settings }, { logger });
+      let firstAdmin: { password: string; file: string } | undefined;
+      const server = createServer(
+        { dataDir: flags.data, ...settings },
+        { logger, onFirstAdmin: (password, file) => (firstAdmin = { password, file }) },
+      );
       const address = await server.listen(flags.port, flags.host).catch(async (error: unknown) => {
         // Nothing was served: let go of the data directory (and its lock) before saying why.
         await server.close().catch(() => undefined); // the listen failure is the one worth reporting
         throw error;
       });
-      output.err(`ferry: serving ${server.config.dataDir} on ${hostPort(address.address, address.port)}`);
+      const served = hostPort(address.address, address.port);
+      output.err(`ferry: serving ${server.config.dataDir} on ${served}`);
+      if (firstAdmin) {
+        // Shown once: the first start of a data directory made its first account.
+        output.err(
+          `ferry: first start: made the account admin, password ${firstAdmin.password} (kept in ${firstAdmin.file} until changed)`,
+        );
+        output.err(`ferry: log in with: ferry login --server ${served} --user admin`);
+      }
       if (!isLoopback(flags.host)) {
         output.err(
-          `ferry: warning: listening on ${flags.host}, not only this machine, and this server has no accounts yet: anyone who can reach port ${address.port} can read, replace and delete every file`,
+          `ferry: warning: listening on ${flags.host}, not only this machine, and this version has no TLS yet: passwords, session tokens and files cross the network in clear text`,
         );
       }
       const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);

@@ -18,7 +18,7 @@ interface SessionView {
   size: number;
   /** Bytes recorded as received and verified. */
   received: number;
-  /** Who it counts against (a client network), when the server that made it said. */
+  /** Who it counts against (the account; a client network for sessions of servers before accounts), when the server that made it said. */
   owner: string | undefined;
   created: string;
   touched: string;

@@ -2,7 +2,9 @@ import { readdir } from 'node:fs/promises';
 import { type Interface, createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { parse as parseWords } from 'shell-quote';
-import { FerryClient } from '../client/client.js';
+import { type Credentials, FerryClient } from '../client/client.js';
+import { withLoginHint } from './client-command.js';
+import { describeAccount } from './login.js';
 import { FerryError } from '../protocol/errors.js';
 import { type CompletionSources, completeLine, withHome } from './completion.js';
 import { historyLines, loadHistory, saveHistory } from './history.js';
@@ -84,6 +86,8 @@ export function shellHelp(program: Command, server: string): string {
 export interface ShellOptions {
   host: string;
   port: number;
+  /** How the shell logs in, once, for all its commands (see credentialsFor). */
+  credentials?: Credentials;
   input: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (mode: boolean) => unknown };
   output: Output;
   terminal: boolean;
@@ -99,7 +103,11 @@ export interface ShellOptions {
  * the exit status: 0, or (input not a terminal) the status of the last command that failed.
  */
 export async function runShell(options: ShellOptions): Promise<number> {
-  const client = new FerryClient({ host: options.host, port: options.port });
+  const client = new FerryClient({
+    host: options.host,
+    port: options.port,
+    ...(options.credentials ? { credentials: options.credentials } : {}),
+  });
   const server = hostPort(options.host, options.port);
   let remoteNames: string[] | undefined;
   const programFor = (signal: AbortSignal): Command =>
@@ -166,10 +174,11 @@ export async function runShell(options: ShellOptions): Promise<number> {
   const lines = readline[Symbol.asyncIterator]();
 
   try {
-    const info = await client.connection();
-    options.output.err(`connected to ${server} (${info.hello.server}): help lists the commands, quit leaves`);
+    const account = await client.whoami();
+    options.output.err(`connected to ${server} as ${describeAccount(account)}`);
+    options.output.err('help lists the commands, quit leaves');
   } catch (error) {
-    options.output.err(errorLine(error));
+    options.output.err(errorLine(withLoginHint(error, server, options.credentials !== undefined)));
     readline.close();
     return 1;
   }

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import type { FileInfo, FileSummary, InfoResult, LogEntry, UploadSummary } from '../protocol/messages.js';
+import type { AccountInfo, FileInfo, FileSummary, InfoResult, LoginResult, LogEntry, UploadSummary } from '../protocol/messages.js';
 import { fromSystemError } from '../system-errors.js';
 import { FerryError } from '../protocol/errors.js';
 import { ClientConnection, type ConnectOptions } from './connection.js';
@@ -14,9 +14,14 @@ import type { ProgressListener } from './progress.js';
 import { type UploadOptions, type UploadResult, uploadFile } from './upload.js';
 import { type StreamUploadOptions, uploadStream } from './upload-stream.js';
 
-export interface ClientOptions extends ConnectOptions {
+/** How the client logs in: a password (a login on the first connection, its token on the next ones), or a session token. */
+export type Credentials = { user: string; password: string } | { token: string };
+
+export interface ClientOptions extends Omit<ConnectOptions, 'token'> {
   /** Reconnect-and-resume policy for uploads and downloads. */
   retry?: RetryOptions;
+  /** Without them the connection is anonymous: every operation but `ping` gets EAUTH. */
+  credentials?: Credentials;
 }
 
 /** What the caller of one transfer controls beyond the client's defaults. */
@@ -43,6 +48,8 @@ export class FerryClient {
   #connecting: { promise: Promise<ClientConnection>; abort: (reason: FerryError) => void } | undefined;
   /** Whether a handshake with this server has succeeded before: a later one that gets no answer is a link problem, not a wrong port. */
   #greeted = false;
+  /** The session a password login opened: its token logs the next connections in. */
+  #session: LoginResult | undefined;
 
   constructor(options: ClientOptions) {
     this.options = options;
@@ -55,7 +62,7 @@ export class FerryClient {
       this.#connection?.destroy();
       this.#connection = undefined;
       const controller = new AbortController();
-      const promise = ClientConnection.connect({ ...this.options, knownServer: this.#greeted, signal: controller.signal })
+      const promise = this.#open(controller.signal)
         .then((connection) => {
           this.#connection = connection;
           this.#greeted = true;
@@ -67,6 +74,56 @@ export class FerryClient {
       this.#connecting = { promise, abort: (reason) => controller.abort(reason) };
     }
     return this.#connecting.promise;
+  }
+
+  /** Connects, says hello (with a token when there is one) and logs in with the password when the hello did not. */
+  async #open(signal: AbortSignal): Promise<ClientConnection> {
+    const credentials = this.options.credentials;
+    const token = this.#session?.token ?? (credentials && 'token' in credentials ? credentials.token : undefined);
+    const connect = (withToken: string | undefined): Promise<ClientConnection> =>
+      ClientConnection.connect({
+        ...this.options,
+        knownServer: this.#greeted,
+        signal,
+        ...(withToken === undefined ? {} : { token: withToken }),
+      });
+    let connection: ClientConnection;
+    try {
+      connection = await connect(token);
+    } catch (error) {
+      // The session of an earlier login lapsed (logged out elsewhere): log in again with the password.
+      if (!(error instanceof FerryError && error.code === 'EAUTH' && this.#session && credentials && 'password' in credentials))
+        throw error;
+      this.#session = undefined;
+      connection = await connect(undefined);
+    }
+    if (!connection.hello.account && credentials && 'password' in credentials) {
+      try {
+        this.#session = await connection.request('login', { user: credentials.user, password: credentials.password });
+      } catch (error) {
+        connection.destroy();
+        throw error;
+      }
+    }
+    return connection;
+  }
+
+  /** Logs in (with the client's password credentials) and returns the session: its token is what `ferry login` keeps. */
+  async login(): Promise<LoginResult> {
+    await this.connection();
+    if (!this.#session) throw new FerryError('EAUTH', 'no password to log in with');
+    return this.#session;
+  }
+
+  /** Ends the login session on the server: its token no longer logs anything in. */
+  async logout(): Promise<void> {
+    await (await this.connection()).request('logout', {});
+    this.#session = undefined;
+  }
+
+  /** Who this client is logged in as. */
+  async whoami(): Promise<AccountInfo> {
+    return (await this.connection()).request('whoami', {});
   }
 
   /**

@@ -27,6 +27,8 @@ export interface ConnectOptions {
   knownServer?: boolean;
   /** Abandons the connect or the handshake: the socket is destroyed and the connect fails with the signal's reason. */
   signal?: AbortSignal;
+  /** A login session's token, given in the hello: the connection starts logged in (EAUTH if it is not valid). */
+  token?: string;
 }
 
 export const defaultClientStallTimeoutMs = 30_000;
@@ -156,6 +158,7 @@ export class ClientConnection implements FrameSink {
         protocol: protocolVersion,
         client: `ferry/${ferryVersion}`,
         capabilities: ['resume'],
+        ...(options.token === undefined ? {} : { token: options.token }),
       });
     } catch (error) {
       socket.destroy();

@@ -27,6 +27,8 @@ export const errorCatalogue = {
   ECONNLOST: { message: 'connection to the server lost', exitCode: 1, retryable: true },
   ECANCELED: { message: 'cancelled', exitCode: 130, retryable: false },
   ENOTYET: { message: 'not implemented yet', exitCode: 1, retryable: false },
+  EAUTH: { message: 'authentication required', exitCode: 1, retryable: false },
+  EPERM: { message: "not permitted for this account's role", exitCode: 1, retryable: false },
   EUSAGE: { message: 'usage error', exitCode: 2, retryable: false },
 } as const satisfies Record<string, { message: string; exitCode: number; retryable: boolean }>;
 

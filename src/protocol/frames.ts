@@ -13,7 +13,7 @@ export const FrameType = {
   chunk: 2,
 } as const;
 
-export const protocolVersion = 1;
+export const protocolVersion = 2;
 
 /** Bytes before a frame's body: the length field and the type byte. */
 export const frameHeaderBytes = 5;

@@ -15,6 +15,8 @@ const name = z.string().max(maxNameBytes * 4);
 const stream = z.number().int().min(1).max(0xffffffff);
 const byteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/u);
+/** 256 random bits, base64url. */
+const sessionToken = z.string().regex(/^[A-Za-z0-9_-]{43}$/u);
 
 export { maxHashesPageEntries, maxListPageEntries, maxLogPageEntries } from './limits.js';
 
@@ -31,7 +33,17 @@ export const requestSchema = z.discriminatedUnion('op', [
     protocol: z.number().int().min(0),
     client: z.string().max(200),
     capabilities: z.array(z.string().max(64)).max(64),
+    /** A session token from an earlier `login`: the connection starts authenticated. */
+    token: sessionToken.optional(),
   }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('login'),
+    user: z.string().max(64),
+    password: z.string().max(4096),
+  }),
+  z.strictObject({ id: requestId, op: z.literal('logout') }),
+  z.strictObject({ id: requestId, op: z.literal('whoami') }),
   z.strictObject({
     id: requestId,
     op: z.literal('list'),
@@ -126,8 +138,24 @@ export interface FileInfo extends FileSummary {
   created: string;
 }
 
+/** Who a connection is logged in as. `root` is the prefix the account's names live under (`''`: the whole store). */
+export interface AccountInfo {
+  user: string;
+  role: 'read' | 'write' | 'admin';
+  root: string;
+}
+
+export interface LoginResult extends AccountInfo {
+  /** Give it in a later `hello` instead of the password; it lapses after 30 days unused, or at `logout`. */
+  token: string;
+  /** ISO 8601: when it lapses if not used before. */
+  expires: string;
+}
+
 export interface HelloResult {
   protocol: number;
+  /** Set when the hello's token was accepted: the connection is authenticated. */
+  account?: AccountInfo;
   server: string;
   /** Size of every chunk of an upload to this server, and the largest chunk it accepts. */
   chunkSize: number;
@@ -176,6 +204,8 @@ export interface InfoResult {
 export interface LogEntry {
   time: string;
   client: string;
+  /** The account that made the transfer (absent in entries from before accounts). */
+  user?: string;
   op: 'upload' | 'download' | 'delete';
   name: string;
   bytes: number;
@@ -210,6 +240,9 @@ export interface GetResult {
 
 export interface ResultOf {
   hello: HelloResult;
+  login: LoginResult;
+  logout: Record<string, never>;
+  whoami: AccountInfo;
   list: ListResult;
   uploads: UploadsResult;
   stat: FileInfo;

@@ -61,6 +61,9 @@ const serverConfigSchema = z.strictObject({
    */
   maxUnauthenticated: count(1, d.maxUnauthenticated),
   maxUnauthenticatedPerAddress: count(1, d.maxUnauthenticatedPerAddress),
+  /** Password checks (scrypt, about 150 ms each) running at once; more logins wait their turn. */
+  maxConcurrentLogins: count(1, d.maxConcurrentLogins),
+  passwordCostLogN: z.number().int().min(10).max(20).default(l.passwordCostLogN),
   /** A connection that has not completed its hello this long after connecting is closed. */
   handshakeTimeoutMs: count(1, d.handshakeTimeoutMs),
   /** A connection with nothing in progress (no request, no transfer) silent this long is closed. */
@@ -77,7 +80,7 @@ const serverConfigSchema = z.strictObject({
   /** Stored files plus what unfinished uploads count (docs/design.md, "Quota") may not exceed this. */
   maxStorageBytes: count(0, d.maxStorageBytes),
   sessionReserveBytes: count(0, l.sessionReserveBytes),
-  /** Unfinished upload sessions kept at once, in all and per owner (a client network, until accounts). */
+  /** Unfinished upload sessions kept at once, in all and per owner (the account that made them). */
   maxSessions: count(1, d.maxSessions),
   maxSessionsPerOwner: count(1, d.maxSessionsPerOwner),
   maxDetachedHashStates: count(0, l.maxDetachedHashStates),

@@ -6,7 +6,8 @@ import { FerryError, errorFields, oneLine } from '../protocol/errors.js';
 import { formatBytes, formatTransferTime } from '../units.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { type Request, type ServerEvent, parseRequest } from '../protocol/messages.js';
-import type { StoredFile, TransferLogRecord } from '../store/records.js';
+import type { StoredFile, TransferLogRecord, UserRecord } from '../store/records.js';
+import { AccountView, checkAccess } from './account-view.js';
 import { addressPrefix } from './address-prefix.js';
 import { Allowance } from './allowance.js';
 import { ChunkIntake } from './chunk-intake.js';
@@ -34,7 +35,7 @@ type PauseReason = 'chunk' | 'drain' | 'hello' | 'requests';
 export class Connection implements FrameSink, DownloadPort, RequestContext {
   readonly services: ServerServices;
   readonly socket: Socket;
-  readonly log: Logger;
+  log: Logger;
   readonly clientAddress: string;
   readonly clientNetwork: string;
   readonly closed: Promise<void>;
@@ -48,6 +49,9 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   /** Set once the connection is ending: input is read and dropped until the client closes. */
   #discarding = false;
   #greeted = false;
+  /** The account logged in on this connection, and its session's token (for logout). */
+  #account: AccountView | undefined;
+  #token: string | undefined;
   #nextStream = 1;
   /** This connection's share of the budget for download chunks (read, or queued on the socket). */
   readonly #downloadAllowance: Allowance;
@@ -97,7 +101,10 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     socket.on('timeout', () => this.#timedOut());
     const { handshakeTimeoutMs } = config;
     this.#handshakeTimer = setTimeout(
-      () => this.closeWith(new FerryError('ETIMEDOUT', `no hello within ${handshakeTimeoutMs} ms`)),
+      () =>
+        this.closeWith(
+          new FerryError('ETIMEDOUT', `${this.#greeted ? 'no login' : 'no hello'} within ${handshakeTimeoutMs} ms of connecting`),
+        ),
       handshakeTimeoutMs,
     );
     this.closed = new Promise((resolve) => socket.once('close', () => void this.#cleanup().finally(resolve)));
@@ -167,6 +174,15 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   }
 
   markGreeted(): void {
+    this.#greeted = true;
+    this.#refreshTimeout();
+  }
+
+  get account(): AccountView | undefined {
+    return this.#account;
+  }
+
+  authenticate(user: UserRecord, token: string): AccountView {
     try {
       this.services.gate.establish(this);
     } catch (error) {
@@ -174,9 +190,22 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
       this.closeWith(error as FerryError);
       throw error;
     }
-    this.#greeted = true;
     clearTimeout(this.#handshakeTimer);
-    this.#refreshTimeout();
+    this.#account = new AccountView(user);
+    this.#token = token;
+    this.log = this.log.child({ user: user.name });
+    return this.#account;
+  }
+
+  logout(): string | undefined {
+    const token = this.#token;
+    this.#account = undefined;
+    this.#token = undefined;
+    return token;
+  }
+
+  get who(): Pick<TransferLogRecord, 'client' | 'user'> {
+    return this.#account ? { client: this.clientAddress, user: this.#account.name } : { client: this.clientAddress };
   }
 
   async attachUpload(claim: ClaimedUpload, force: boolean): Promise<UploadTransfer> {
@@ -229,15 +258,15 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     return download;
   }
 
-  async logTransfer(entry: Omit<TransferLogRecord, 'client'>): Promise<void> {
+  async logTransfer(entry: Omit<TransferLogRecord, 'client' | 'user'>): Promise<void> {
     this.reportTransfer(entry);
     // Best effort: a transfer never fails for its log entry; a lost one (a full disk) is logged.
-    const kept = await this.services.store.appendLog({ ...entry, client: this.clientAddress });
+    const kept = await this.services.store.appendLog({ ...entry, ...this.who });
     if (!kept)
       this.log.warn({ op: entry.op, file: entry.name, result: entry.result }, 'transfer log entry lost (the store could not write it)');
   }
 
-  reportTransfer(entry: Omit<TransferLogRecord, 'client'>): void {
+  reportTransfer(entry: Omit<TransferLogRecord, 'client' | 'user'>): void {
     // The server's console: one line per finished transfer and delete, who, what, how much, how fast, how it ended.
     const bytesPerSecond = entry.durationMs > 0 ? Math.round((entry.bytes * 1000) / entry.durationMs) : undefined;
     this.log.info(
@@ -396,6 +425,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     try {
       // A client that does not take its replies gets no new ones: what waits for it stays bounded.
       if (this.socket.writableLength >= this.services.config.maxQueuedOutputBytes) await this.#outputRoom();
+      checkAccess(request.op, this.#account);
       const { result, afterReply } = await handle(request.op, request, this);
       this.#send({ id: request.id, ok: true, result });
       afterReply?.();

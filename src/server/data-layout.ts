@@ -27,6 +27,11 @@ export class DataLayout {
   }
 
   /** Creates what is missing of the data directory (a folder made here gets `folderMode`; one that exists keeps its mode). */
+  /** Where the first admin's random password is kept (0600) until it is changed. */
+  get adminPasswordFile(): string {
+    return join(this.root, 'admin-password');
+  }
+
   create(): void {
     for (const dir of [this.filesDir, this.partialDir, this.dbDir]) mkdirSync(dir, { recursive: true, mode: this.folderMode });
   }

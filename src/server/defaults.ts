@@ -19,6 +19,7 @@ export const serverDefaults = {
   maxConnectionsPerAddress: 64,
   maxUnauthenticated: 64,
   maxUnauthenticatedPerAddress: 8,
+  maxConcurrentLogins: 4,
   handshakeTimeoutMs: 10_000,
   idleTimeoutMs: 5 * minute,
   stallTimeoutMs: 30_000,
@@ -67,4 +68,6 @@ export const serverLimits = {
    */
   budgetGraceMs: 5000,
   minChunkRateBytesPerSec: 16 * KiB,
+  /** scrypt cost of new password hashes: N = 2^this (15 in use; the tests make cheaper ones). */
+  passwordCostLogN: 15,
 } as const;

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import type { FerryError } from '../protocol/errors.js';
-import type { StoredFile, TransferLogRecord } from '../store/records.js';
+import type { StoredFile, TransferLogRecord, UserRecord } from '../store/records.js';
+import type { AccountView } from './account-view.js';
 import type { DownloadTransfer } from './download-transfer.js';
 import type { ServerServices } from './services.js';
 import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
@@ -21,8 +22,18 @@ export interface RequestContext {
   readonly log: Logger;
   /** Whether `hello` has been answered. */
   readonly greeted: boolean;
-  /** The hello is accepted: the connection passes the gate, or is closed (bye EBUSY) and this throws. */
   markGreeted(): void;
+  /** The account the connection is logged in as; undefined before a login (or after a logout). */
+  readonly account: AccountView | undefined;
+  /**
+   * The connection logged in as `user` with the session `token`: it passes the connection gate
+   * (or is closed with bye EBUSY, and this throws).
+   */
+  authenticate(user: UserRecord, token: string): AccountView;
+  /** Ends the login: the session's token is revoked; the connection is anonymous again. Returns the token it had. */
+  logout(): string | undefined;
+  /** Who a transfer log entry names: the client's address and the account. */
+  readonly who: Pick<TransferLogRecord, 'client' | 'user'>;
   /** The connection is closing: no transfer may attach to it. */
   readonly ending: boolean;
   /** Attaches a claimed upload to this connection under a new stream; its chunks are accepted from here on. */
@@ -39,7 +50,7 @@ export interface RequestContext {
    */
   openDownload(file: StoredFile, fromChunk: number, onEnd: (download: DownloadTransfer, error?: FerryError) => void): DownloadTransfer;
   /** Adds a transfer log entry for this client (best effort: never fails the request), and reports it on the console. */
-  logTransfer(entry: Omit<TransferLogRecord, 'client'>): Promise<void>;
+  logTransfer(entry: Omit<TransferLogRecord, 'client' | 'user'>): Promise<void>;
   /** Reports a finished transfer on the server's console only (its log entry is written by the caller). */
-  reportTransfer(entry: Omit<TransferLogRecord, 'client'>): void;
+  reportTransfer(entry: Omit<TransferLogRecord, 'client' | 'user'>): void;
 }

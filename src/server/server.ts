@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { type AddressInfo, type Server, createServer as createNetServer } from 'node:net';
 import { type Logger, pino } from 'pino';
+import { Accounts, tokenIdleMs } from '../accounts/accounts.js';
 import { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
@@ -15,6 +16,7 @@ import { DataDirLock } from './data-dir-lock.js';
 import { DataLayout } from './data-layout.js';
 import { DescriptorBudget, openFileLimit, reservedDescriptors } from './descriptor-budget.js';
 import { readIntoFixedBuffer } from './fixed-buffer-socket.js';
+import { LoginThrottle } from './login-throttle.js';
 import { reconcile } from './reconcile.js';
 import type { ServerServices } from './services.js';
 import { UploadRegistry } from './upload-registry.js';
@@ -25,6 +27,8 @@ export interface FerryServer {
   readonly connections: ConnectionRegistry<Connection>;
   /** The descriptors its connections and open transfer files hold, of the most it may use. */
   readonly descriptors: { readonly inUse: number; readonly limit: number };
+  /** The data directory's accounts (the `ferry user` commands manage the same ones). */
+  readonly accounts: Accounts;
   /** Starts listening; resolves with the bound address (use port 0 for a free port). */
   listen(port: number, host: string): Promise<AddressInfo>;
   /**
@@ -36,7 +40,16 @@ export interface FerryServer {
 }
 
 /** Builds a server that is not yet listening. Only the CLI listens on a fixed port and handles signals. */
-export function createServer(input: ServerConfigInput, options: { logger?: Logger } = {}): FerryServer {
+export interface ServerOptions {
+  logger?: Logger;
+  /**
+   * A data directory with no account gets `admin` with a random password at its first start: it
+   * is written to `file` (0600) and handed here once, to be shown (`ferry serve` prints it).
+   */
+  onFirstAdmin?: (password: string, file: string) => void;
+}
+
+export function createServer(input: ServerConfigInput, options: ServerOptions = {}): FerryServer {
   const resolved = resolveServerConfig(input);
   const logger = options.logger ?? pino({ level: 'silent' });
   const layout = new DataLayout(resolved.dataDir, resolved.umask);
@@ -76,6 +89,12 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     startedAt: Date.now(),
     clientCount: () => connections.count,
     gate: connections,
+    accounts: new Accounts(store, {
+      cost: { logN: config.passwordCostLogN, r: 8, p: 1 },
+      maxConcurrentChecks: config.maxConcurrentLogins,
+      adminPasswordFile: layout.adminPasswordFile,
+    }),
+    logins: new LoginThrottle(logger),
   };
   const listener: Server = createNetServer({ allowHalfOpen: false, noDelay: true, pauseOnConnect: true }, (accepted) => {
     let connection: Connection | undefined;
@@ -99,9 +118,16 @@ export function createServer(input: ServerConfigInput, options: { logger?: Logge
     config,
     connections,
     descriptors,
+    accounts: services.accounts,
     async listen(port, host) {
       await Promise.all([services.workers.ready(), sha256.started()]);
       await recover(services);
+      const password = await services.accounts.createFirstAdmin();
+      if (password !== undefined) {
+        const file = layout.adminPasswordFile;
+        logger.warn({ file }, 'first start: made the account admin, with a random password');
+        options.onFirstAdmin?.(password, file);
+      }
       services.uploads.load();
       sweeper.start();
       listener.listen(port, host);
@@ -178,7 +204,7 @@ async function recover(services: ServerServices): Promise<void> {
   );
 }
 
-/** Expires idle upload sessions while the server runs (start-up recovery does it before it listens). */
+/** Expires idle upload sessions (start-up recovery does it before the server listens) and lapsed login sessions while the server runs. */
 class SessionSweeper {
   readonly #services: ServerServices;
   #timer: NodeJS.Timeout | undefined;
@@ -201,13 +227,16 @@ class SessionSweeper {
   }
 
   async #sweep(): Promise<void> {
-    const { uploads, logger } = this.#services;
+    const { uploads, logger, store } = this.#services;
     await this.#running;
     try {
       const expired = await uploads.expireIdle();
       for (const name of expired) logger.info({ name }, 'expired an idle unfinished upload');
+      // Login sessions unused past their lapse go too (a lapsed one is refused anyway; this keeps the table small).
+      const lapsed = await store.removeTokensUsedBefore(Date.now() - tokenIdleMs);
+      if (lapsed > 0) logger.info({ sessions: lapsed }, 'removed lapsed login sessions');
     } catch (error) {
-      logger.warn({ err: error }, 'expiring idle uploads failed; trying again at the next sweep');
+      logger.warn({ err: error }, 'expiring idle uploads and login sessions failed; trying again at the next sweep');
     }
   }
 }

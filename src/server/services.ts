@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Accounts } from '../accounts/accounts.js';
 import type { Sha256Thread } from '../hashing/sha256-thread.js';
 import type { MetaStore } from '../store/meta-store.js';
 import type { ChunkBuffers } from './chunk-buffers.js';
@@ -7,6 +8,7 @@ import type { RegisteredConnection } from './connection-registry.js';
 import type { ServerConfig } from './config.js';
 import type { DataLayout } from './data-layout.js';
 import type { DescriptorBudget } from './descriptor-budget.js';
+import type { LoginThrottle } from './login-throttle.js';
 import type { UploadRegistry } from './upload-registry.js';
 
 /** What every connection shares: one instance per server, made once and never changed. */
@@ -26,6 +28,10 @@ export interface ServerServices {
   readonly startedAt: number;
   /** Connections open now. */
   clientCount(): number;
+  /** The accounts, their passwords and login sessions. */
+  readonly accounts: Accounts;
+  /** Slows repeated failed logins. */
+  readonly logins: LoginThrottle;
   /** The connection gate (ConnectionRegistry): `establish` lets a connection past it, or throws EBUSY. */
   readonly gate: { establish(connection: RegisteredConnection): void };
 }

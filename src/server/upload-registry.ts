@@ -28,8 +28,8 @@ export interface FileIdentity {
 }
 
 /**
- * What a `put` asks for. `owner` is who the session is counted against (the client's network for
- * now). Without `file`, the upload comes from a stream of unknown size (standard input): its
+ * What a `put` asks for. `owner` is who the session is counted against (the logged-in account).
+ * Without `file`, the upload comes from a stream of unknown size (standard input): its
  * session lives only as long as its upload (it is never saved: a stream cannot be read again), and
  * its `putEnd` says the size.
  */

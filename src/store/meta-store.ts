@@ -8,6 +8,7 @@ import {
   type StoredFile,
   type TransferLogRecord,
   type UploadSessionRecord,
+  type TokenRecord,
   type UserRecord,
   sameUpload,
 } from './records.js';
@@ -94,6 +95,7 @@ export class MetaStore {
   readonly #chunks: Database<Uint8Array, ChunkKey>;
   readonly #log: Database<TransferLogRecord, LogKey>;
   readonly #users: Database<UserRecord, string>;
+  readonly #tokens: Database<TokenRecord, string>;
   readonly #maxLogEntries: number;
   readonly #logRetentionMs: number;
   #fileCount = 0;
@@ -111,6 +113,7 @@ export class MetaStore {
     this.#chunks = this.#root.openDB<Uint8Array, ChunkKey>({ name: 'chunks' });
     this.#log = this.#root.openDB<TransferLogRecord, LogKey>({ name: 'log' });
     this.#users = this.#root.openDB<UserRecord, string>({ name: 'users' });
+    this.#tokens = this.#root.openDB<TokenRecord, string>({ name: 'tokens' });
     this.#maxLogEntries = options.maxLogEntries ?? 1_000_000;
     this.#logRetentionMs = options.logRetentionMs ?? 30 * day;
     const withHashes: StoredFile[] = [];
@@ -283,13 +286,64 @@ export class MetaStore {
     });
   }
 
-  /** Removes an account; returns whether there was one. */
+  /** Removes an account and its login sessions; returns whether there was one. */
   async removeUser(name: string): Promise<boolean> {
     return this.#write(`removing the account ${name}`, async () => {
-      const removed = await this.#root.transaction(() => this.#users.get(name) !== undefined && this.#users.removeSync(name));
+      const removed = await this.#root.transaction(() => {
+        this.#removeTokensOfSync(name);
+        return this.#users.get(name) !== undefined && this.#users.removeSync(name);
+      });
       await this.#root.flushed;
       return removed;
     });
+  }
+
+  /** Saves an account and ends every login session it had (a new password, a new role). */
+  async saveUserEndingSessions(user: UserRecord): Promise<void> {
+    await this.#write(`saving the account ${user.name}`, async () => {
+      await this.#root.transaction(() => {
+        this.#removeTokensOfSync(user.name);
+        this.#users.putSync(user.name, user);
+      });
+      await this.#root.flushed;
+    });
+  }
+
+  // ---- login sessions (by the SHA-256 of their token) ----
+
+  token(tokenHash: string): TokenRecord | undefined {
+    return this.#tokens.get(tokenHash);
+  }
+
+  async saveToken(tokenHash: string, record: TokenRecord): Promise<void> {
+    await this.#write('saving a login session', async () => {
+      await this.#tokens.put(tokenHash, record);
+      await this.#root.flushed;
+    });
+  }
+
+  async removeToken(tokenHash: string): Promise<void> {
+    await this.#write('ending a login session', async () => {
+      await this.#tokens.remove(tokenHash);
+      await this.#root.flushed;
+    });
+  }
+
+  /** Removes login sessions last used before `cutoff`; returns how many. */
+  async removeTokensUsedBefore(cutoff: number): Promise<number> {
+    return this.#write('removing lapsed login sessions', () =>
+      this.#root.transaction(() => {
+        let removed = 0;
+        for (const { key, value } of this.#tokens.getRange()) {
+          if (value.used < cutoff && this.#tokens.removeSync(key)) removed += 1;
+        }
+        return removed;
+      }),
+    );
+  }
+
+  #removeTokensOfSync(user: string): void {
+    for (const { key, value } of this.#tokens.getRange()) if (value.user === user) this.#tokens.removeSync(key);
   }
 
   // ---- upload sessions ----
@@ -383,8 +437,15 @@ export class MetaStore {
   }
 
   /** The newest `limit` entries, newest first. */
-  recentLog(limit: number): TransferLogRecord[] {
-    return [...this.#log.getRange({ reverse: true, limit })].map(({ value }) => value);
+  /** The newest `limit` log entries that `keep` (all, without it), newest first. */
+  recentLog(limit: number, keep?: (entry: TransferLogRecord) => boolean): TransferLogRecord[] {
+    if (!keep) return [...this.#log.getRange({ reverse: true, limit })].map(({ value }) => value);
+    const entries: TransferLogRecord[] = [];
+    for (const { value } of this.#log.getRange({ reverse: true })) {
+      if (entries.length === limit) break;
+      if (keep(value)) entries.push(value);
+    }
+    return entries;
   }
 
   /**

@@ -36,7 +36,7 @@ export interface UploadSessionRecord {
   created: number;
   /** Last time a client worked on it; sessions idle past the TTL are expired. */
   touched: number;
-  /** Who the session counts against for the per-owner session limit (a client network for now); absent in sessions of older servers. */
+  /** Who the session counts against for the per-owner session limit: the account (a client network in sessions of servers before accounts; absent in older ones). */
   owner?: string;
 }
 
@@ -56,6 +56,14 @@ export interface UserRecord {
   /** Milliseconds since the epoch. */
   created: number;
   lastLogin?: number;
+}
+
+/** A login session, stored under the SHA-256 of its token (the token itself is never stored). */
+export interface TokenRecord {
+  user: string;
+  created: number;
+  /** Last time it opened a connection; it lapses `tokenIdleMs` after that. */
+  used: number;
 }
 
 /** A transfer log entry as stored: what `log` replies with, its time in milliseconds since the epoch. */

@@ -102,8 +102,8 @@ export async function checkListing(t: Test, target: ServerUnderTest, seed: numbe
   t.same(await readdir(target.root), ['data'], 'nothing was created beside the data dir');
   t.same(
     (await readdir(target.dataDir)).sort(),
-    ['db', 'files', 'partial', 'server.pid'],
-    'the data dir holds only its own directories and lock',
+    ['admin-password', 'db', 'files', 'partial', 'server.pid'],
+    'the data dir holds only its own directories, lock and first admin password',
   );
   const strayPartials = (await readdir(join(target.dataDir, 'partial'))).filter((entry) => !/^[0-9a-f-]{36}\.part$/u.test(entry));
   t.same(strayPartials, [], 'partial/ holds only session files');

@@ -1,3 +1,5 @@
+import { protocolVersion } from '../../src/protocol/frames.js';
+
 // What a fuzz scenario is made of: one to three connection plans, each a greeting, a list of
 // actions (the steps the driver sends) and an ending. The generators are in arbitraries.ts.
 
@@ -54,4 +56,5 @@ export interface ConnectionPlan {
   ending: Ending;
 }
 
-export const helloFields: Fields = { op: 'hello', protocol: 1, client: 'fuzz/1', capabilities: ['resume'] };
+/** A good hello; `token` (the test account's, logging the connection in) is filled in once the server under test runs. */
+export const helloFields: Fields = { op: 'hello', protocol: protocolVersion, client: 'fuzz/1', capabilities: ['resume'] };

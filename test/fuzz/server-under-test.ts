@@ -1,4 +1,6 @@
 // The server the fuzz runs against, its log, ordinary clients, and what the process does outside the tests.
+import { provisionTester, testPasswordCost } from '../helpers/accounts.js';
+import { helloFields } from './plan.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pino } from 'pino';
@@ -46,10 +48,13 @@ export async function startServerUnderTest(t: Test): Promise<ServerUnderTest> {
       // Fuzzed puts declare sizes up to the 4 TiB file limit, and their sessions count against
       // the storage quota until they expire: without this the final uploads would get EQUOTA.
       maxStorageBytes: Number.MAX_SAFE_INTEGER,
+      ...testPasswordCost,
     },
     { logger: pino({ level: 'error' }, { write: (line: string) => void serverErrors.push(line.trim()) }) },
   );
   const { port } = await server.listen(0, '127.0.0.1');
+  const token = await provisionTester(server.accounts);
+  helloFields['token'] = token;
   const normalClients: FerryClient[] = [];
   t.teardown(async () => {
     await Promise.all(normalClients.map((client) => client.close()));
@@ -66,7 +71,7 @@ export async function startServerUnderTest(t: Test): Promise<ServerUnderTest> {
     serverErrors,
     uncaught,
     normalClient() {
-      const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 0, baseDelayMs: 10 } });
+      const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 0, baseDelayMs: 10 }, credentials: { token } });
       normalClients.push(client);
       return client;
     },

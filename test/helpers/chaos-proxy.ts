@@ -1,3 +1,4 @@
+import { rememberToken, tokenFor } from './accounts.js';
 import { once } from 'node:events';
 import { type AddressInfo, type Socket, createConnection, createServer } from 'node:net';
 import type { Test } from 'tap';
@@ -303,6 +304,9 @@ export async function startChaosProxy(t: Test, targetPort: number, options: Chao
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
+  // Clients through the proxy log in as the test account of the server behind it.
+  const token = tokenFor(targetPort);
+  if (token !== undefined) rememberToken((server.address() as AddressInfo).port, token);
   t.teardown(async () => {
     for (const link of links) link.close();
     links.clear();

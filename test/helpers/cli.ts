@@ -3,6 +3,7 @@ import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import type { Test } from 'tap';
+import { loginEnv, portOfArgs } from './accounts.js';
 import { ferryBin } from './server-process.js';
 
 /** Upper bound for one CLI run; a run that takes longer is killed by its PID and reported. */
@@ -27,6 +28,8 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Bytes piped to the run's standard input (closed after them); without it, standard input is closed. */
   input?: Uint8Array;
+  /** Run without the test account's token (a test about refusing anonymous clients). */
+  anonymous?: boolean;
 }
 
 /**
@@ -57,7 +60,7 @@ export function ferry(args: string[], options: RunOptions = {}): Promise<RunResu
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [ferryBin, ...args], {
       cwd: options.cwd ?? process.cwd(),
-      env: childEnv(options.env),
+      env: childEnv({ ...(options.anonymous ? {} : loginEnv(portOfArgs(args, options.env))), ...options.env }),
       stdio: [options.input ? 'pipe' : 'ignore', 'pipe', 'pipe'],
     });
     // A run that stops reading early (a usage error) closes the pipe: EPIPE here is no failure.

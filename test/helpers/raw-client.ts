@@ -4,7 +4,8 @@ import type { Test } from 'tap';
 import { loadXxh64 } from '../../src/hashing/xxh64.js';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { encodeChunkHead, encodeControl } from '../../src/protocol/encoder.js';
-import { type ChunkHeader, maxChunkBytesCeiling } from '../../src/protocol/frames.js';
+import { type ChunkHeader, maxChunkBytesCeiling, protocolVersion } from '../../src/protocol/frames.js';
+import { tokenFor } from './accounts.js';
 
 /** What the server sent, decoded. `undecodable`: the server's own byte stream broke the protocol. */
 export type RawFrame =
@@ -24,6 +25,8 @@ export const defaultWaitMs = 5000;
  */
 export class RawClient {
   readonly socket: Socket;
+  /** The server's port: its test account's token is what `hello` logs in with. */
+  readonly port: number;
   /** Every frame received, in order. */
   readonly frames: RawFrame[] = [];
   /** Socket errors seen (EPIPE, ECONNRESET after the server hung up...); never thrown. */
@@ -35,8 +38,9 @@ export class RawClient {
   readonly #wake = new Set<() => void>();
   #chunk: { header: ChunkHeader; pieces: Buffer[] } | undefined;
 
-  private constructor(socket: Socket) {
+  private constructor(socket: Socket, port: number) {
     this.socket = socket;
+    this.port = port;
     const decoder = new FrameDecoder(
       { maxControlBytes: 64 * 1024 * 1024, maxChunkBytes: maxChunkBytesCeiling },
       {
@@ -77,7 +81,7 @@ export class RawClient {
       socket.destroy();
     });
     await once(socket, 'connect');
-    return new RawClient(socket);
+    return new RawClient(socket, port);
   }
 
   /** Control messages received so far. */
@@ -107,9 +111,18 @@ export class RawClient {
     return this.reply(this.send(op, fields), timeoutMs);
   }
 
-  /** A good protocol 1 handshake; throws unless the server accepts it. */
-  async hello(): Promise<ControlMessage> {
-    const reply = await this.call('hello', { protocol: 1, client: 'hostile-test/1', capabilities: ['resume'] });
+  /**
+   * The fields of a good hello: this protocol version and, unless `anonymous`, the test account's
+   * token for this server (the connection starts logged in).
+   */
+  helloFields(anonymous = false): ControlMessage {
+    const token = anonymous ? undefined : tokenFor(this.port);
+    return { protocol: protocolVersion, client: 'hostile-test/1', capabilities: ['resume'], ...(token === undefined ? {} : { token }) };
+  }
+
+  /** A good handshake, logged in as the test account (unless `anonymous`); throws unless the server accepts it. */
+  async hello(anonymous = false): Promise<ControlMessage> {
+    const reply = await this.call('hello', this.helloFields(anonymous));
     if (reply['ok'] !== true) throw new Error(`hello refused: ${JSON.stringify(reply)}`);
     return reply['result'] as ControlMessage;
   }

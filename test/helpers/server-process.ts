@@ -1,3 +1,4 @@
+import { provisionDataDir, rememberToken } from './accounts.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -17,6 +18,7 @@ export interface ServerProcess {
  * by its PID when the test ends if still running.
  */
 export async function spawnServer(t: Test, dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
+  const token = await provisionDataDir(dataDir);
   const child = spawn(
     process.execPath,
     [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs],
@@ -36,7 +38,10 @@ export async function spawnServer(t: Test, dataDir: string, extraArgs: string[] 
     child.stderr.on('data', (data: Buffer) => {
       stderr += data.toString();
       const match = /serving .* on [^ ]+:(\d+)/u.exec(stderr);
-      if (match) resolve(Number(match[1]));
+      if (match) {
+        rememberToken(Number(match[1]), token);
+        resolve(Number(match[1]));
+      }
     });
     void exited.then(() => reject(new Error(`server exited before listening: ${stderr}`)));
   });

@@ -2,20 +2,28 @@ import type { Test } from 'tap';
 import { FerryClient } from '../../src/client/client.js';
 import type { ServerConfigInput } from '../../src/server/config.js';
 import { type FerryServer, createServer } from '../../src/server/server.js';
+import { provisionTester, rememberToken, testPasswordCost } from './accounts.js';
 import { tempDir } from './temp-dir.js';
 
 export interface RunningServer {
   server: FerryServer;
   port: number;
   dataDir: string;
-  client(options?: { retries?: number; port?: number }): FerryClient;
+  client(options?: { retries?: number; port?: number; anonymous?: boolean }): FerryClient;
+  /** The session token of the test account, `tester` (an admin: the whole store). */
+  token: string;
 }
 
-/** A real server on 127.0.0.1, a free port, and a temp data dir; closed when the test ends. */
+/**
+ * A real server on 127.0.0.1, a free port, and a temp data dir, with the test account `tester`
+ * logged in (see helpers/accounts.ts); closed when the test ends.
+ */
 export async function startServer(t: Test, config: Partial<ServerConfigInput> = {}): Promise<RunningServer> {
   const dataDir = config.dataDir ?? tempDir(t, 'ferry-data');
-  const server = createServer({ workers: 2, ...config, dataDir });
+  const server = createServer({ workers: 2, ...testPasswordCost, ...config, dataDir });
   const { port } = await server.listen(0, '127.0.0.1');
+  const token = await provisionTester(server.accounts);
+  rememberToken(port, token);
   const clients: FerryClient[] = [];
   t.teardown(async () => {
     await Promise.all(clients.map((client) => client.close()));
@@ -25,11 +33,13 @@ export async function startServer(t: Test, config: Partial<ServerConfigInput> = 
     server,
     port,
     dataDir,
+    token,
     client(options = {}) {
       const client = new FerryClient({
         host: '127.0.0.1',
         port: options.port ?? port,
         retry: { retries: options.retries ?? 0, baseDelayMs: 10 },
+        ...(options.anonymous ? {} : { credentials: { token } }),
       });
       clients.push(client);
       return client;

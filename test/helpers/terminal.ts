@@ -4,6 +4,7 @@
  * to it, and the screen is read back as tmux renders it. Every screen a test asserts on can be
  * saved under `artifacts/screens/` (git-ignored) for a person to look at.
  */
+import { loginEnv, portOfArgs } from './accounts.js';
 import { execFile, execFileSync } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -89,7 +90,7 @@ export class Terminal {
         // No --kill-after: timeout arms it on any signal it passes on, Ctrl-C's SIGINT included.
         `timeout --foreground ${sessionLimitSeconds} sh -c ${quote([command])}`,
       ],
-      { env: childEnv({ TERM: 'xterm-256color', ...options.env }) },
+      { env: childEnv({ TERM: 'xterm-256color', ...loginEnv(portOfArgs(args, options.env)), ...options.env }) },
     );
     return terminal;
   }

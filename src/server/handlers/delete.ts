@@ -1,22 +1,22 @@
 import { rm } from 'node:fs/promises';
 import { FerryError } from '../../protocol/errors.js';
-import { checkName } from '../../protocol/names.js';
+import { accountOf } from '../account-view.js';
 import type { Handler } from './types.js';
 
 // The record goes first, then the bytes: a crash in between leaves an orphan file (reclaimed by
 // recovery), never a listed file without its bytes. No publish of the name runs meanwhile.
 export const deleteFile: Handler<'delete'> = async (request, ctx) => {
-  const name = checkName(request.name);
+  const name = accountOf(ctx).stored(request.name);
   const { store, layout, uploads } = ctx.services;
   const started = Date.now();
   const removed = await uploads.exclusive(name, async () => {
     const path = await layout.safeFilePath(name);
     const record = await store.deleteFile(name);
-    if (!record) throw new FerryError('ENOENT', `${name}: not found on the server`);
+    if (!record) throw new FerryError('ENOENT', `${request.name}: not found on the server`);
     await rm(path, { force: true });
     await layout.pruneEmptyFolders(name);
     return record;
   });
   await ctx.logTransfer({ time: Date.now(), op: 'delete', name, bytes: removed.size, durationMs: Date.now() - started, result: 'ok' });
-  return { result: { name } };
+  return { result: { name: request.name } };
 };

@@ -1,5 +1,6 @@
 import { FerryError } from '../../protocol/errors.js';
 import { chunkCountOf } from '../../store/records.js';
+import { accountOf } from '../account-view.js';
 import { storedFile } from './stat.js';
 import type { Handler } from './types.js';
 
@@ -29,7 +30,7 @@ export const get: Handler<'get'> = (request, ctx) => {
   return {
     result: {
       stream: download.stream,
-      name: file.name,
+      name: accountOf(ctx).shown(file.name),
       size: file.size,
       sha256: file.sha256,
       chunkSize: file.chunkSize,

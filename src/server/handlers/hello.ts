@@ -1,25 +1,35 @@
 import { FerryError } from '../../protocol/errors.js';
 import { protocolVersion } from '../../protocol/frames.js';
+import type { HelloResult } from '../../protocol/messages.js';
 import { ferryVersion } from '../../version.js';
 import type { Handler } from './types.js';
 
 /** What this server can do; clients look here before using an optional feature. */
-export const serverCapabilities = ['resume', 'xxh64', 'sha256', 'list-paging', 'uploads', 'put-unsized'];
+export const serverCapabilities = ['resume', 'xxh64', 'sha256', 'list-paging', 'uploads', 'put-unsized', 'accounts'];
 
-export const hello: Handler<'hello'> = (request, ctx) => {
+/**
+ * The handshake. With a `token` (from an earlier `login`) the connection is logged in at once; an
+ * unknown or lapsed one is EAUTH, and the connection may say hello again without it.
+ */
+export const hello: Handler<'hello'> = async (request, ctx) => {
   if (ctx.greeted) throw new FerryError('EPROTO', 'hello was already received');
   if (request.protocol !== protocolVersion) {
     throw new FerryError('EVERSION', `protocol version ${request.protocol} is not supported; this server speaks ${protocolVersion}`);
   }
+  const user = request.token === undefined ? undefined : await ctx.services.accounts.userOfToken(request.token);
+  if (request.token !== undefined && !user) {
+    throw new FerryError('EAUTH', 'the session token is not valid (it lapsed, or was logged out): log in again');
+  }
   ctx.markGreeted();
+  const account = user && request.token !== undefined ? ctx.authenticate(user, request.token) : undefined;
   const { config } = ctx.services;
-  return {
-    result: {
-      protocol: protocolVersion,
-      server: `ferry/${ferryVersion}`,
-      chunkSize: config.chunkSizeBytes,
-      maxControlBytes: config.maxControlBytes,
-      capabilities: serverCapabilities,
-    },
+  const result: HelloResult = {
+    protocol: protocolVersion,
+    server: `ferry/${ferryVersion}`,
+    chunkSize: config.chunkSizeBytes,
+    maxControlBytes: config.maxControlBytes,
+    capabilities: serverCapabilities,
   };
+  if (account) result.account = account.info;
+  return { result };
 };

@@ -7,6 +7,7 @@ import { hello } from './hello.js';
 import { info } from './info.js';
 import { list } from './list.js';
 import { log } from './log.js';
+import { login, logout, whoami } from './login.js';
 import { ping } from './ping.js';
 import { putEnd } from './put-end.js';
 import { put } from './put.js';
@@ -15,7 +16,23 @@ import { uploads } from './uploads.js';
 import type { Handled, HandlerTable, RequestByOp } from './types.js';
 
 /** One handler per operation. */
-export const handlers: HandlerTable = { hello, list, uploads, stat, delete: deleteFile, info, ping, log, hashes, put, putEnd, get };
+export const handlers: HandlerTable = {
+  hello,
+  login,
+  logout,
+  whoami,
+  list,
+  uploads,
+  stat,
+  delete: deleteFile,
+  info,
+  ping,
+  log,
+  hashes,
+  put,
+  putEnd,
+  get,
+};
 
 /** Runs the handler of `op` (call it as `handle(request.op, request, ctx)`). */
 export function handle<O extends Op>(op: O, request: RequestByOp[O], ctx: RequestContext): Handled<O> | Promise<Handled<O>> {

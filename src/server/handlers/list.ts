@@ -2,6 +2,7 @@ import { FerryError } from '../../protocol/errors.js';
 import { maxListPageEntries } from '../../protocol/limits.js';
 import type { FileSummary } from '../../protocol/messages.js';
 import { maxNameBytes } from '../../protocol/names.js';
+import { accountOf } from '../account-view.js';
 import { fileSummary } from './file-info.js';
 import { takeWithin } from './reply-size.js';
 import type { Handler } from './types.js';
@@ -13,8 +14,12 @@ export const list: Handler<'list'> = (request, ctx) => {
     }
   }
   const { store, config } = ctx.services;
+  const account = accountOf(ctx);
+  const after = request.after === undefined ? undefined : account.storedPrefix(request.after);
   function* summaries(): Generator<FileSummary> {
-    for (const file of store.filesFrom({ prefix: request.prefix, after: request.after })) yield fileSummary(file);
+    for (const file of store.filesFrom({ prefix: account.storedPrefix(request.prefix), after })) {
+      yield { ...fileSummary(file), name: account.shown(file.name) };
+    }
   }
   const { taken: files, more } = takeWithin(summaries(), request.limit ?? maxListPageEntries, config.maxReplyBytes);
   const next = more ? files.at(-1)?.name : undefined;

@@ -1,13 +1,19 @@
 import { defaultLogPageEntries } from '../../protocol/limits.js';
 import type { LogEntry } from '../../protocol/messages.js';
+import { accountOf } from '../account-view.js';
 import { takeWithin } from './reply-size.js';
 import type { Handler } from './types.js';
 
 export const log: Handler<'log'> = (request, ctx) => {
-  const records = ctx.services.store.recentLog(request.limit ?? defaultLogPageEntries);
+  const account = accountOf(ctx);
+  // An admin reads the whole log; anyone else the entries of their own transfers.
+  const records = ctx.services.store.recentLog(
+    request.limit ?? defaultLogPageEntries,
+    account.isAdmin ? undefined : (entry) => entry.user === account.name,
+  );
   // Cut by bytes too: fewer entries than asked for when they are long.
   const entries: LogEntry[] = takeWithin(
-    records.map((record) => ({ ...record, time: new Date(record.time).toISOString() })),
+    records.map((record) => ({ ...record, name: account.shown(record.name), time: new Date(record.time).toISOString() })),
     records.length,
     ctx.services.config.maxReplyBytes,
   ).taken;

@@ -1,5 +1,6 @@
 import { FerryError } from '../../protocol/errors.js';
 import type { TransferLogRecord } from '../../store/records.js';
+import { accountOf } from '../account-view.js';
 import { fileInfo } from './file-info.js';
 import type { Handler } from './types.js';
 
@@ -8,16 +9,16 @@ export const putEnd: Handler<'putEnd'> = async (request, ctx) => {
   const upload = ctx.takeUpload(request.stream);
   if (!upload) throw new FerryError('ENOENT', `no upload on stream ${request.stream}`);
   const name = upload.session.name;
-  const logEntry = (result: string): Omit<TransferLogRecord, 'client'> => {
+  const logEntry = (result: string): Omit<TransferLogRecord, 'client' | 'user'> => {
     const time = Date.now();
     return { time, op: 'upload', name, bytes: upload.bytesReceived, durationMs: time - upload.startedAt, result };
   };
   try {
     // On success the log entry goes into the same LMDB commit as the file's record.
-    let published: Omit<TransferLogRecord, 'client'> | undefined;
-    const file = await upload.finish(request.sha256, request.size, () => ({ ...(published = logEntry('ok')), client: ctx.clientAddress }));
+    let published: Omit<TransferLogRecord, 'client' | 'user'> | undefined;
+    const file = await upload.finish(request.sha256, request.size, () => ({ ...(published = logEntry('ok')), ...ctx.who }));
     if (published) ctx.reportTransfer(published);
-    return { result: fileInfo(file) };
+    return { result: fileInfo(file, accountOf(ctx)) };
   } catch (error) {
     await ctx.logTransfer(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));
     throw error;

@@ -1,5 +1,5 @@
 import { FerryError } from '../../protocol/errors.js';
-import { checkName } from '../../protocol/names.js';
+import { accountOf } from '../account-view.js';
 import type { Handler } from './types.js';
 
 /** [start, end) runs of the chunk indexes in `verified`, in order. */
@@ -15,7 +15,8 @@ export function verifiedRanges(verified: Iterable<number>): [number, number][] {
 
 /** Starts or resumes an upload: the upload rules are the registry's; this attaches the result to the connection. */
 export const put: Handler<'put'> = async (request, ctx) => {
-  const name = checkName(request.name);
+  const account = accountOf(ctx);
+  const name = account.stored(request.name);
   const force = request.force ?? false;
   const { size, fingerprint } = request;
   if (size !== undefined && fingerprint === undefined)
@@ -24,9 +25,7 @@ export const put: Handler<'put'> = async (request, ctx) => {
     throw new FerryError('EPROTO', 'bad put request: a put without a size (from a stream) cannot be resumed and takes no fingerprint');
   }
   const identity = size === undefined || fingerprint === undefined ? undefined : { size, fingerprint };
-  const claim = await ctx.services.uploads.claim({ name, file: identity, force, owner: ctx.clientNetwork }, (upload) =>
-    ctx.ownsUpload(upload),
-  );
+  const claim = await ctx.services.uploads.claim({ name, file: identity, force, owner: account.name }, (upload) => ctx.ownsUpload(upload));
   if (ctx.ending) {
     claim.cancel();
     throw new FerryError('ECONNLOST', 'client went away');

@@ -3,6 +3,7 @@ import { maxListPageEntries } from '../../protocol/limits.js';
 import type { UploadSummary } from '../../protocol/messages.js';
 import { maxNameBytes } from '../../protocol/names.js';
 import { chunkLengthOf } from '../../store/records.js';
+import { accountOf } from '../account-view.js';
 import { takeWithin } from './reply-size.js';
 import type { Handler } from './types.js';
 
@@ -17,7 +18,8 @@ export const uploads: Handler<'uploads'> = (request, ctx) => {
     throw new FerryError('EBADNAME', `uploads prefix is longer than ${maxNameBytes} bytes`);
   }
   const { store, config } = ctx.services;
-  const prefix = request.prefix ?? '';
+  const account = accountOf(ctx);
+  const prefix = account.storedPrefix(request.prefix);
   const sessions = store
     .sessions()
     .filter((session) => session.name.startsWith(prefix))
@@ -31,7 +33,7 @@ export const uploads: Handler<'uploads'> = (request, ctx) => {
       for (const index of store.verifiedChunks(session.id).keys()) received += chunkLengthOf(index, session.size, session.chunkSize);
       cursors.push(cursor);
       yield {
-        name: session.name,
+        name: account.shown(session.name),
         size: session.size,
         received,
         created: new Date(session.created).toISOString(),

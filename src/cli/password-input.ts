@@ -1,0 +1,35 @@
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { read } from 'read';
+import { FerryError } from '../protocol/errors.js';
+
+/** The first line of standard input (`--password-stdin`), without its line ending. */
+export async function firstLineOfStdin(): Promise<string> {
+  const lines = createInterface({ input: process.stdin, crlfDelay: Infinity, terminal: false });
+  try {
+    const line = await Promise.race([once(lines, 'line').then(([text]) => text as string), once(lines, 'close').then(() => undefined)]);
+    if (line === undefined) throw new FerryError('EUSAGE', '--password-stdin: standard input ended before a line');
+    return line;
+  } finally {
+    lines.close();
+  }
+}
+
+/** Asks on the terminal without echo (on stderr, so stdout stays the command's). */
+export async function promptHidden(prompt: string): Promise<string> {
+  if (!process.stdin.isTTY) {
+    throw new FerryError(
+      'EUSAGE',
+      'no terminal to ask for the password on: use --password-stdin (scripts can also set FERRY_USER and FERRY_PASSWORD)',
+    );
+  }
+  return read({ prompt, silent: true, replace: '', output: process.stderr });
+}
+
+/** A password: one line of standard input, or asked on the terminal (twice, when `confirm`, and they must match). */
+export async function readPassword(options: { stdin?: boolean; prompt: string; confirm?: boolean }): Promise<string> {
+  if (options.stdin) return firstLineOfStdin();
+  const password = await promptHidden(options.prompt);
+  if (options.confirm && (await promptHidden('again: ')) !== password) throw new FerryError('EUSAGE', 'the two passwords differ');
+  return password;
+}
