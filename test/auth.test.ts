@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { stat as statPath, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import t from 'tap';
 import { FerryClient } from '../src/client/client.js';
 import { LoginThrottle } from '../src/server/login-throttle.js';
@@ -67,6 +68,11 @@ t.test('roots and roles: an account sees only its root, and does only what its r
   t.match(await alice.whoami(), { user: 'alice', role: 'write', root: 'alice/' });
   t.match(await alice.upload(local.path, { name: 'notes.txt' }), { name: 'notes.txt', sha256: local.sha256 });
   t.match(await bob.upload(local.path, { name: 'notes.txt' }), { name: 'notes.txt' }, 'bob has a notes.txt of his own');
+  await t.rejects(
+    alice.upload(local.path, { name: 'notes.txt' }),
+    { code: 'EEXIST', message: 'notes.txt already exists (use --force to replace it)' },
+    'errors speak of her names, not the stored ones',
+  );
   t.same(
     (await admin.list()).map((file) => file.name),
     ['alice/notes.txt', 'bob/notes.txt'],
@@ -111,6 +117,42 @@ t.test('roots and roles: an account sees only its root, and does only what its r
     (await admin.log()).some((entry) => entry.user === 'bob' && entry.op === 'delete'),
     'the admin reads everyone’s',
   );
+});
+
+t.test('an account quota: what lies under its root plus what its unfinished uploads hold', async (t) => {
+  const KiB = 10 * 1024; // units of 10 KiB: a quota of 1000 KiB, files of 600 and 500
+  const running = await startServer(t, { chunkSizeBytes: 64 * 1024 });
+  await running.server.accounts.add('gina', 'gina-password', { quotaBytes: 100 * KiB });
+  await running.server.accounts.add('hal', 'hal-password');
+  const dir = tempDir(t);
+  const gina = new FerryClient({ host: '127.0.0.1', port: running.port, credentials: { user: 'gina', password: 'gina-password' } });
+  const hal = new FerryClient({ host: '127.0.0.1', port: running.port, credentials: { user: 'hal', password: 'hal-password' } });
+  t.teardown(() => Promise.all([gina.close(), hal.close()]));
+  const sixty = await makeFile(dir, 'sixty.bin', 60 * KiB);
+  const fifty = await makeFile(dir, 'fifty.bin', 50 * KiB);
+  await gina.upload(sixty.path, { name: 'a.bin' });
+  await t.rejects(
+    gina.upload(fifty.path, { name: 'b.bin' }),
+    { code: 'EQUOTA', message: 'b.bin: 512000 more bytes would pass your quota (614400 of 1024000 bytes in use)' },
+    'refused up front: 600 KiB held, 500 more would pass 1000',
+  );
+  t.match(await hal.upload(fifty.path, { name: 'b.bin' }), { size: 50 * KiB }, 'another account is not limited by hers');
+  t.match(
+    await gina.upload(fifty.path, { name: 'a.bin', force: true }),
+    { size: 50 * KiB },
+    'replacing a file counts the new size, not both',
+  );
+  await gina.delete('a.bin');
+  t.match(await gina.upload(sixty.path, { name: 'c.bin' }), { size: 60 * KiB }, 'a delete gives its bytes back');
+  const stream = await gina
+    .uploadStream(Readable.from([Buffer.alloc(30 * KiB, 1), Buffer.alloc(30 * KiB, 2)]), { name: 'piped.bin' })
+    .catch((error: unknown) => error);
+  t.match(
+    stream,
+    { code: 'EQUOTA', message: /piped\.bin: your quota is full \(614400 of 1024000 bytes in use\)/u },
+    'an upload of unknown size is stopped as it passes it',
+  );
+  t.match(await gina.info(), { files: 1, bytes: 60 * KiB }, 'nothing of it is kept');
 });
 
 t.test('a failed login says the same for an unknown user and a wrong password; repeated failures are slowed', async (t) => {
@@ -249,6 +291,9 @@ t.test('ferry user: accounts of a data directory, with and without a server runn
   );
   t.notMatch(listed.stdout, /scrypt/u, 'no password hash is shown');
   t.match(await ferry(['user', 'set', 'frank', '--role', 'read', '--data', dataDir]), { code: 0, stdout: /^frank +read +shared\//u });
+  t.match(await ferry(['user', 'set', 'frank', '--quota', '1MiB', '--data', dataDir]), { code: 0, stdout: /quota 1 MiB/u });
+  t.match(await ferry(['user', 'set', 'frank', '--quota', 'lots', '--data', dataDir]), { code: 2, stderr: /--quota: /u });
+  t.match(await ferry(['user', 'set', 'frank', '--quota', 'none', '--data', dataDir]), { code: 0, stdout: /no quota/u });
   t.match(await ferry(['user', 'remove', 'erin', '--data', dataDir]), { code: 0, stdout: 'removed erin\n' });
   t.match(await ferry(['user', 'remove', 'erin', '--data', dataDir]), { code: 1, stderr: /no user erin \(ENOENT\)/u });
   server.child.kill('SIGTERM');

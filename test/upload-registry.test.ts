@@ -216,7 +216,7 @@ t.test('a dropped session loses its records and partial file; a published one st
   t.equal(registry.sessionCount, 0);
   const kept = await registry.claim(request('kept.bin'), notOurs);
   kept.cancel();
-  registry.published(kept.session);
+  registry.published(kept.session, 0);
   t.equal(registry.sessionCount, 0, 'published: no longer an unfinished upload');
 });
 

@@ -23,7 +23,10 @@ export async function promptHidden(prompt: string): Promise<string> {
       'no terminal to ask for the password on: use --password-stdin (scripts can also set FERRY_USER and FERRY_PASSWORD)',
     );
   }
-  return read({ prompt, silent: true, replace: '', output: process.stderr });
+  const answer = await read({ prompt, silent: true, replace: '', output: process.stderr });
+  // Nothing was echoed, the Enter included: end the prompt's line so what follows starts on its own.
+  process.stderr.write('\n');
+  return answer;
 }
 
 /** A password: one line of standard input, or asked on the terminal (twice, when `confirm`, and they must match). */

@@ -4,7 +4,8 @@ import type { UserRecord } from '../store/records.js';
 import { openDataDir } from './data-dir.js';
 import { type Output, printJson } from './output.js';
 import { readPassword } from './password-input.js';
-import { formatLocalTime } from './units.js';
+import { FerryError } from '../protocol/errors.js';
+import { formatBytes, formatLocalTime, parseSize } from './units.js';
 
 interface UserFlags {
   data: string;
@@ -12,6 +13,7 @@ interface UserFlags {
   passwordStdin?: boolean;
   role?: string;
   root?: string;
+  quota?: string;
 }
 
 /** An account as `ferry user list` shows it: never its password hash. */
@@ -20,6 +22,7 @@ function accountView(user: UserRecord): Record<string, unknown> {
     name: user.name,
     role: user.role,
     root: user.root,
+    quotaBytes: user.quotaBytes ?? null,
     created: new Date(user.created).toISOString(),
     lastLogin: user.lastLogin === undefined ? null : new Date(user.lastLogin).toISOString(),
   };
@@ -27,8 +30,9 @@ function accountView(user: UserRecord): Record<string, unknown> {
 
 function accountLine(user: UserRecord): string {
   const root = user.root === '' ? '(whole store)' : user.root;
+  const quota = user.quotaBytes === undefined ? 'no quota' : `quota ${formatBytes(user.quotaBytes)}`;
   const login = user.lastLogin === undefined ? 'never logged in' : `last login ${formatLocalTime(user.lastLogin)}`;
-  return `${user.name.padEnd(16)} ${user.role.padEnd(6)} ${root.padEnd(20)} ${login}`;
+  return `${user.name.padEnd(16)} ${user.role.padEnd(6)} ${root.padEnd(20)} ${quota.padEnd(16)} ${login}`;
 }
 
 /**
@@ -46,12 +50,23 @@ async function withAccounts<T>(data: string, use: (accounts: Accounts) => Promis
   }
 }
 
-/** What `--role` and `--root` ask for. */
+/** `--quota SIZE` (1GiB, 500MB, ...), or `none` for no limit of its own. */
+function quotaOption(text: string): number | null {
+  if (text === 'none') return null;
+  try {
+    return parseSize(text);
+  } catch (error) {
+    throw new FerryError('EUSAGE', `--quota: ${(error as Error).message}`);
+  }
+}
+
+/** What `--role`, `--root` and `--quota` ask for. */
 async function settingsOf(flags: UserFlags): Promise<AccountSettings> {
   const { checkRole } = await import('../accounts/accounts.js');
   return {
     ...(flags.role === undefined ? {} : { role: checkRole(flags.role) }),
     ...(flags.root === undefined ? {} : { root: flags.root }),
+    ...(flags.quota === undefined ? {} : { quotaBytes: quotaOption(flags.quota) }),
   };
 }
 
@@ -65,11 +80,13 @@ export function addUserCommand(program: Command, output: Output): void {
     .option('--password-stdin', 'read the password from the first line of standard input')
     .option('--role <role>', 'read (list, stat, download), write (and upload, delete) or admin (everything)', 'write')
     .option('--root <prefix>', 'the folder its names live under (default: NAME/; an admin: the whole store)')
+    .option('--quota <size>', 'bytes it may hold under its root, unfinished uploads included (default: no limit of its own)')
     .action(async (name: string, flags: UserFlags) => {
       const settings = await settingsOf(flags);
       const password = await readPassword({ stdin: flags.passwordStdin ?? false, prompt: `password for ${name}: `, confirm: true });
       const added = await withAccounts(flags.data, (accounts) => accounts.add(name, password, settings));
-      output.out(`added ${added.name}: ${added.role}, root ${added.root === '' ? '(whole store)' : added.root}`);
+      const quota = added.quotaBytes === undefined ? '' : `, quota ${formatBytes(added.quotaBytes)}`;
+      output.out(`added ${added.name}: ${added.role}, root ${added.root === '' ? '(whole store)' : added.root}${quota}`);
     });
 
   withData(user.command('list'))
@@ -98,9 +115,10 @@ export function addUserCommand(program: Command, output: Output): void {
     });
 
   withData(user.command('set <name>'))
-    .description("change an account's role or root")
+    .description("change an account's role, root or quota")
     .option('--role <role>', 'read, write or admin')
     .option('--root <prefix>', 'the folder its names live under (/ for the whole store)')
+    .option('--quota <size>', 'bytes it may hold under its root, unfinished uploads included; none: no limit of its own')
     .action(async (name: string, flags: UserFlags) => {
       const settings = await settingsOf(flags);
       const updated = await withAccounts(flags.data, (accounts) => accounts.update(name, settings));

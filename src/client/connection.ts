@@ -274,8 +274,9 @@ export class ClientConnection implements FrameSink {
   }
 
   /** Closes the connection at once; what is pending fails with `error` (default: ECONNLOST). */
+  /** Closes the connection at once: it counts as lost from now on (the next request of a client connects again). */
   destroy(error?: FerryError): void {
-    if (error) this.#lose(error);
+    this.#lose(error ?? new FerryError('ECONNLOST', 'connection to the server lost'));
     this.socket.destroy();
   }
 

@@ -33,11 +33,14 @@ export class AccountView {
   readonly role: Role;
   /** `''` (the whole store) or a folder ending in `/`. */
   readonly root: string;
+  /** Bytes the account may hold under its root (stored plus unfinished uploads), if it is limited. */
+  readonly quotaBytes: number | undefined;
 
   constructor(user: UserRecord) {
     this.name = user.name;
     this.role = user.role;
     this.root = user.root;
+    this.quotaBytes = user.quotaBytes;
   }
 
   get info(): AccountInfo {
@@ -66,6 +69,17 @@ export class AccountView {
   /** A stored name under the root, as the account sees it. */
   shown(stored: string): string {
     return this.owns(stored) ? stored.slice(this.root.length) : stored;
+  }
+
+  /**
+   * An error of the upload rules, which speak of stored names, in the account's names: the root
+   * is taken off every name the message starts with or quotes after a space, colon or parenthesis.
+   */
+  inOwnNames(error: unknown): unknown {
+    if (this.root === '' || !(error instanceof FerryError)) return error;
+    const escaped = this.root.replace(/[.*+?^${}()|[\]\\]/gu, '\\$&');
+    const message = error.message.replace(new RegExp(`(^|[\\s(:,])${escaped}`, 'gu'), '$1');
+    return message === error.message ? error : new FerryError(error.code, message, { cause: error });
   }
 }
 

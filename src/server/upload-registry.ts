@@ -38,6 +38,14 @@ export interface PutRequest {
   file: FileIdentity | undefined;
   force: boolean;
   owner: string;
+  /** The account's own limit, if it has one. */
+  quota?: AccountQuota;
+}
+
+/** An account's limit: the bytes of the files under its root plus what its unfinished uploads there have received. */
+export interface AccountQuota {
+  root: string;
+  bytes: number;
 }
 
 /** A put that passed every rule: the session it resumes (or starts) and the name, held until `attach` or `cancel`. */
@@ -73,6 +81,10 @@ class PendingClaim {
 
 /** What an unfinished upload session counts against the storage quota. */
 interface SessionCharge {
+  /** Distinct bytes received so far: what it counts against an account's quota (no reserve there). */
+  received: number;
+  /** The quota of the account whose put attached it last, if it has one. */
+  quota?: AccountQuota;
   readonly id: string;
   readonly size: number;
   readonly owner: string;
@@ -100,6 +112,8 @@ export class UploadRegistry {
   readonly #active = new Map<string, ActiveUpload | PendingClaim>();
   /** Unfinished sessions, by name, with what each counts against the quota. */
   readonly #charges = new Map<string, SessionCharge>();
+  /** Bytes of the stored files under each account root asked about so far, kept up to date as files come and go. */
+  readonly #storedUnder = new Map<string, number>();
   #chargedBytes = 0;
   /** Bytes reserved by puts past their checks whose session is not saved yet. */
   #reservedBytes = 0;
@@ -162,6 +176,11 @@ export class UploadRegistry {
       const session = await this.#findOrStartSession(request);
       this.#reservedBytes -= reserved;
       reserved = 0;
+      const charge = this.#charges.get(session.name);
+      if (charge) {
+        if (request.quota) charge.quota = request.quota;
+        else delete charge.quota;
+      }
       const verified = this.#store.verifiedChunks(session.id);
       const hashState = this.#hashStateFor(session, verified.size);
       const streamed = request.file === undefined;
@@ -225,7 +244,16 @@ export class UploadRegistry {
    */
   chargeReceived(session: UploadSessionRecord, bytes: number): void {
     const charge = this.#charges.get(session.name);
-    if (!charge || charge.id !== session.id || bytes <= charge.charged) return;
+    if (!charge || charge.id !== session.id) return;
+    if (charge.quota && bytes > charge.received) {
+      const { root, bytes: limit } = charge.quota;
+      const used = this.#accountUsage(root, session.name) - charge.received;
+      if (used + bytes > limit) {
+        throw new FerryError('EQUOTA', `${session.name}: your quota is full (${used} of ${limit} bytes in use)`);
+      }
+    }
+    charge.received = Math.max(charge.received, bytes);
+    if (bytes <= charge.charged) return;
     const wanted = Math.min(session.size, bytes + this.#config.sessionReserveBytes);
     const used = this.usedBytes;
     if (used + wanted - charge.charged > this.#config.maxStorageBytes) {
@@ -249,10 +277,32 @@ export class UploadRegistry {
     }
   }
 
-  /** The session became a stored file (its record is committed): it no longer counts as unfinished. */
-  published(session: UploadSessionRecord): void {
+  /** The session became a stored file (its record is committed), replacing one of `replacedBytes`: it no longer counts as unfinished. */
+  published(session: UploadSessionRecord, replacedBytes: number): void {
     this.#forgetHash(session.id);
     this.#removeCharge(session);
+    this.storedChanged(session.name, replacedBytes, session.size);
+  }
+
+  /** The stored file `name` went from `before` bytes to `after` (0: none): the accounts' usage follows. */
+  storedChanged(name: string, before: number, after: number): void {
+    for (const [root, bytes] of this.#storedUnder) if (name.startsWith(root)) this.#storedUnder.set(root, bytes - before + after);
+  }
+
+  /**
+   * What an account with `root` uses: the stored files under it (except `replacing`, which a
+   * put replaces) plus what its unfinished uploads have received.
+   */
+  #accountUsage(root: string, replacing: string): number {
+    let stored = this.#storedUnder.get(root);
+    if (stored === undefined) {
+      stored = 0;
+      for (const file of this.#store.filesFrom({ prefix: root })) stored += file.size;
+      this.#storedUnder.set(root, stored);
+    }
+    let received = 0;
+    for (const [name, charge] of this.#charges) if (name.startsWith(root)) received += charge.received;
+    return stored - (this.#store.fileRecord(replacing)?.size ?? 0) + received;
   }
 
   /** Forgets a session: its records, its partial data, its hash state and its charge. */
@@ -415,6 +465,13 @@ export class UploadRegistry {
         `${name}: ${size} more bytes would exceed this server's storage quota (${used} of ${config.maxStorageBytes} bytes in use)`,
       );
     }
+    if (request.quota) {
+      const { root, bytes: limit } = request.quota;
+      const accountUsed = this.#accountUsage(root, name) - (own?.received ?? 0);
+      if (accountUsed + size > limit) {
+        throw new FerryError('EQUOTA', `${name}: ${size} more bytes would pass your quota (${accountUsed} of ${limit} bytes in use)`);
+      }
+    }
     const reserve = request.file ? Math.min(size, config.sessionReserveBytes) : config.sessionReserveBytes;
     this.#reservedBytes += reserve;
     return reserve;
@@ -468,7 +525,7 @@ export class UploadRegistry {
   #addCharge(session: UploadSessionRecord, received: number): void {
     this.#removeCharge(session);
     const charged = Math.min(session.size, received + this.#config.sessionReserveBytes);
-    this.#charges.set(session.name, { id: session.id, size: session.size, owner: session.owner ?? 'unknown', charged });
+    this.#charges.set(session.name, { id: session.id, size: session.size, owner: session.owner ?? 'unknown', charged, received });
     this.#chargedBytes += charged;
   }
 

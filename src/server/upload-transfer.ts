@@ -365,7 +365,7 @@ export class UploadTransfer implements ActiveUpload {
     };
     await store.commitFile(file, this.streamed ? undefined : this.session, logEntry());
     this.#published = true;
-    uploads.published(this.session);
+    uploads.published(this.session, existing?.size ?? 0);
     return file;
   }
 

@@ -13,6 +13,7 @@ export const deleteFile: Handler<'delete'> = async (request, ctx) => {
     const path = await layout.safeFilePath(name);
     const record = await store.deleteFile(name);
     if (!record) throw new FerryError('ENOENT', `${request.name}: not found on the server`);
+    uploads.storedChanged(name, record.size, 0);
     await rm(path, { force: true });
     await layout.pruneEmptyFolders(name);
     return record;

@@ -21,7 +21,7 @@ export const putEnd: Handler<'putEnd'> = async (request, ctx) => {
     return { result: fileInfo(file, accountOf(ctx)) };
   } catch (error) {
     await ctx.logTransfer(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));
-    throw error;
+    throw accountOf(ctx).inOwnNames(error);
   } finally {
     // Whatever the outcome, this attachment is over; the session (if kept) can be resumed.
     await upload.release();

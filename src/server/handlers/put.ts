@@ -25,7 +25,20 @@ export const put: Handler<'put'> = async (request, ctx) => {
     throw new FerryError('EPROTO', 'bad put request: a put without a size (from a stream) cannot be resumed and takes no fingerprint');
   }
   const identity = size === undefined || fingerprint === undefined ? undefined : { size, fingerprint };
-  const claim = await ctx.services.uploads.claim({ name, file: identity, force, owner: account.name }, (upload) => ctx.ownsUpload(upload));
+  const claim = await ctx.services.uploads
+    .claim(
+      {
+        name,
+        file: identity,
+        force,
+        owner: account.name,
+        ...(account.quotaBytes === undefined ? {} : { quota: { root: account.root, bytes: account.quotaBytes } }),
+      },
+      (upload) => ctx.ownsUpload(upload),
+    )
+    .catch((error: unknown) => {
+      throw account.inOwnNames(error);
+    });
   if (ctx.ending) {
     claim.cancel();
     throw new FerryError('ECONNLOST', 'client went away');
