@@ -92,26 +92,34 @@ t.test('an unknown user costs scrypt work too, and checks run at most maxConcurr
   const store = new MetaStore({ path: join(tempDir(t), 'db') });
   t.teardown(() => store.close());
   // A real cost here: the point is the time scrypt takes.
-  const accounts = new Accounts(store, { cost: { logN: 13, r: 8, p: 1 }, maxConcurrentChecks: 1 });
+  const accounts = new Accounts(store, { cost: { logN: 14, r: 8, p: 1 }, maxConcurrentChecks: 1 });
   await accounts.add('carol', 'carol-password');
-  const timed = async (name: string): Promise<number> => {
+  /**
+   * One failed check: its wall time, and the CPU time the process spent on it (scrypt runs on
+   * libuv's pool, inside this process). CPU time measures the work itself: on a machine busy with
+   * other tests, waiting for a core swings wall times by far more than 20%, the CPU time hardly.
+   */
+  const timed = async (name: string): Promise<{ wallMs: number; cpuMs: number }> => {
     const started = process.hrtime.bigint();
+    const cpu = process.cpuUsage();
     t.equal(await accounts.authenticate(name, 'wrong-password'), undefined);
-    return Number(process.hrtime.bigint() - started) / 1e6;
+    const used = process.cpuUsage(cpu);
+    return { wallMs: Number(process.hrtime.bigint() - started) / 1e6, cpuMs: (used.user + used.system) / 1000 };
   };
   await timed('nobody'); // the decoy hash is made on first use
-  // 20 of each, interleaved (so a busy machine slows both alike): the medians within 20%.
-  const wrong: number[] = [];
-  const unknown: number[] = [];
+  // 20 of each, interleaved: the medians of the work within 20%, as the issue asks of the time.
+  const wrong: { wallMs: number; cpuMs: number }[] = [];
+  const unknown: { wallMs: number; cpuMs: number }[] = [];
   for (let round = 0; round < 20; round += 1) {
     wrong.push(await timed('carol'));
     unknown.push(await timed('nobody'));
   }
   const median = (values: number[]): number => [...values].sort((a, b) => a - b)[values.length >> 1]!;
-  const ratio = median(unknown) / median(wrong);
+  const cpuRatio = median(unknown.map((each) => each.cpuMs)) / median(wrong.map((each) => each.cpuMs));
+  const wall = (runs: { wallMs: number }[]): string => median(runs.map((each) => each.wallMs)).toFixed(1);
   t.ok(
-    ratio > 0.8 && ratio < 1.2,
-    `an unknown user costs what a wrong password does: medians ${median(unknown).toFixed(1)} and ${median(wrong).toFixed(1)} ms`,
+    cpuRatio > 0.8 && cpuRatio < 1.2,
+    `an unknown user costs what a wrong password does: CPU medians ${median(unknown.map((each) => each.cpuMs)).toFixed(1)} and ${median(wrong.map((each) => each.cpuMs)).toFixed(1)} ms (wall ${wall(unknown)} and ${wall(wrong)} ms)`,
   );
   // Four at once, one place: once every call has reached the limit, three wait.
   const checks = ['carol', 'carol', 'nobody', 'nobody'].map((name) => accounts.authenticate(name, 'wrong-password'));
