@@ -249,10 +249,13 @@ t.test('the command line: login keeps a session, whoami, logout ends it; anonymo
     anonymous: true,
   });
   t.match(scripted, { code: 0, stdout: 'dave (write, root dave/)\n' }, 'FERRY_USER and FERRY_PASSWORD log in for one run');
-  const remote = await ferry(['list', '--server', '192.0.2.1:8888'], { env: { ...env, FERRY_TOKEN: running.token }, anonymous: true });
+  const remote = await ferry(['list', '--no-tls', '--server', '192.0.2.1:8888'], {
+    env: { ...env, FERRY_TOKEN: running.token },
+    anonymous: true,
+  });
   t.match(
     remote,
-    { code: 2, stderr: /refusing to send credentials in clear text to 192\.0\.2\.1: this version of Ferry has no TLS yet/u },
+    { code: 2, stderr: /refusing to send credentials in clear text to 192\.0\.2\.1 \(--no-tls\)/u },
     'credentials never go to another machine in clear text without --insecure',
   );
 });
@@ -313,7 +316,7 @@ t.test('first start: admin with a random password in <data>/admin-password, remo
   const [port, password] = await new Promise<[number, string]>((resolve) =>
     child.stderr.on('data', (data: Buffer) => {
       stderr += data.toString();
-      const match = /on 127\.0\.0\.1:(\d+)\n.*password (\S+) \(kept in/u.exec(stderr);
+      const match = /on 127\.0\.0\.1:(\d+) over TLS\n.*\n.*password (\S+) \(kept in/u.exec(stderr);
       if (match) resolve([Number(match[1]), match[2]!]);
     }),
   );

@@ -42,11 +42,14 @@ t.test('ferry serve listens on 127.0.0.1 unless told otherwise, and warns when t
   t.match(local, /serving .* on 127\.0\.0\.1:\d+/u, 'the default is this machine only');
   t.notMatch(local, /warning/u, 'no warning then');
   const open = await serveAndStop(t, ['--host', '0.0.0.0']);
-  t.match(open, /serving .* on 0\.0\.0\.0:\d+/u);
+  t.match(open, /serving .* on 0\.0\.0\.0:\d+ over TLS/u);
+  t.notMatch(open, /warning/u, 'over TLS (the default), no warning either');
+  const clear = await serveAndStop(t, ['--host', '0.0.0.0', '--no-tls']);
+  t.match(clear, /serving .* on 0\.0\.0\.0:\d+ in clear text \(--no-tls\)/u);
   t.match(
-    open,
-    /warning: listening on 0\.0\.0\.0, not only this machine, and this version has no TLS yet: passwords, session tokens and files cross the network in clear text/u,
-    'told otherwise, it says what that means',
+    clear,
+    /warning: listening on 0\.0\.0\.0, not only this machine, without TLS: passwords, session tokens and files cross the network in clear text/u,
+    'told to serve clear text to the network, it says what that means',
   );
 });
 

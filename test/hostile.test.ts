@@ -433,8 +433,8 @@ t.test('bad names get EBADNAME from every operation, and nothing escapes the dat
   );
   t.same(
     (await readdir(dataDir)).sort(),
-    ['admin-password', 'db', 'files', 'partial', 'server.pid'],
-    'the data dir holds only its own directories, lock and first admin password',
+    ['admin-password', 'db', 'files', 'partial', 'server.pid', 'tls'],
+    'the data dir holds only its own directories, lock, first admin password and certificate',
   );
   await assertServing(t);
 });

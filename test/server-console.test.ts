@@ -40,7 +40,7 @@ t.test('on a pipe: one JSON object per line, with a line for each finished trans
     child.stderr.on('data', (data: Buffer) => {
       stderr += data.toString();
       const match =
-        /serving .* on [^ ]+:(\d+)\n.*password (\S+) \(kept in .*admin-password until changed\)\nferry: log in with: ferry login --server 127\.0\.0\.1:\d+ --user admin\n/u.exec(
+        /serving .* on [^ ]+:(\d+) over TLS\nferry: certificate fingerprint SHA256:\S+ \(a client shows it at its first connection: compare\)\n.*password (\S+) \(kept in .*admin-password until changed\)\nferry: log in with: ferry login --server 127\.0\.0\.1:\d+ --user admin\n/u.exec(
           stderr,
         );
       if (match) resolve([Number(match[1]), match[2]!]);

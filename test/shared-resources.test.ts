@@ -2,7 +2,7 @@
 // budget (slow chunks, downloads nobody reads), the server's memory for replies nobody reads, and
 // connection slots held by frames sent a byte at a time. Each case holds the resource from many
 // connections, then checks that an ordinary client is still served promptly and memory stays bounded.
-import { loginAt, provisionDataDir, rememberToken } from './helpers/accounts.js';
+import { loginAt, provisionDataDir } from './helpers/accounts.js';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -11,7 +11,7 @@ import { makeFile, sha256Of } from './helpers/files.js';
 import { RawClient, chunkFrame, frameHead, referenceFingerprint } from './helpers/raw-client.js';
 import { type RunningServer, startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
-import { ferryBin } from './helpers/server-process.js';
+import { ferryBin, servingPort } from './helpers/server-process.js';
 import { FerryClient } from '../src/client/client.js';
 import { childEnv } from './helpers/cli.js';
 
@@ -246,18 +246,7 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
   });
   let log = '';
   child.stdout!.on('data', (data: Buffer) => (log += data.toString()));
-  let stderr = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr!.on('data', (data: Buffer) => {
-      stderr += data.toString();
-      const match = /serving .* on [^ ]+:(\d+)/u.exec(stderr);
-      if (match) {
-        rememberToken(Number(match[1]), token);
-        resolve(Number(match[1]));
-      }
-    });
-    void exited.then(() => reject(new Error(`server exited: ${stderr}`)));
-  });
+  const port = await servingPort(child, token, exited);
   t.match(
     log,
     /open file limit \(200\) fits \d+ connections, fewer than --max-connections 1024/u,

@@ -83,25 +83,39 @@ t.test('wrong servers', async (t) => {
     createServer(() => {}),
   );
 
-  // The silent one takes the whole handshake timeout: all run at once.
-  const [tlsList, httpList, httpUpload, sshList, silentList, silentUpload] = await Promise.all([
+  // The silent one takes the whole handshake timeout: all run at once. Over TLS (the default),
+  // a server that is not one answers the ClientHello with something that is not TLS; in clear
+  // text (--no-tls), its first bytes say what it is.
+  const clear = ['--no-tls'];
+  const [tlsList, httpList, httpUpload, sshList, silentList, silentUpload, clearTls, clearHttp, clearSsh] = await Promise.all([
     ferry(['list', '--server', `127.0.0.1:${tls}`]),
     ferry(['list', '--server', `127.0.0.1:${http}`]),
     ferry(['upload', local.path, '--retries', '3', '--server', `127.0.0.1:${http}`]),
     ferry(['list', '--server', `127.0.0.1:${ssh}`]),
     ferry(['list', '--server', `127.0.0.1:${silent}`]),
     ferry(['upload', local.path, '--retries', '3', '--server', `127.0.0.1:${silent}`]),
+    ferry(['list', ...clear, '--server', `127.0.0.1:${tls}`]),
+    ferry(['list', ...clear, '--server', `127.0.0.1:${http}`]),
+    ferry(['list', ...clear, '--server', `127.0.0.1:${ssh}`]),
   ]);
-  assertFailed(t, httpList, 'EPROTO', `ferry: 127.0.0.1:${http} speaks HTTP, not the Ferry protocol (wrong port?) (EPROTO)`);
-  assertFailed(t, httpUpload, 'EPROTO', `ferry: 127.0.0.1:${http} speaks HTTP, not the Ferry protocol (wrong port?) (EPROTO)`);
-  // A TLS server may answer a plain hello with an alert (told at once, as above), or just hang up.
+  const noTls = (port: number): string =>
+    `ferry: 127.0.0.1:${port} does not speak TLS (a server started with --no-tls? then connect with --no-tls) (EPROTO)`;
+  assertFailed(t, httpList, 'EPROTO', noTls(http));
+  assertFailed(t, httpUpload, 'EPROTO', noTls(http));
+  assertFailed(t, sshList, 'EPROTO', noTls(ssh));
+  // A TLS server that is not Ferry's: its certificate is met (and, first met, remembered), then it hangs up.
+  t.equal(tlsList.code, 1, 'a TLS server that is not Ferry: exit 1');
+  t.match(tlsList.stderr, /first connection to 127\.0\.0\.1:\d+: its certificate SHA256:\S+ is trusted from now on/u);
+  t.match(tlsList.stderr, /closed the connection without answering the handshake \(not a Ferry server\?\) \(ECONNLOST\)\n$/u);
+  assertFailed(t, clearHttp, 'EPROTO', `ferry: 127.0.0.1:${http} speaks HTTP, not the Ferry protocol (wrong port?) (EPROTO)`);
+  assertFailed(t, clearSsh, 'EPROTO', `ferry: 127.0.0.1:${ssh} speaks SSH, not the Ferry protocol (wrong port?) (EPROTO)`);
+  // A TLS server may answer a plain hello with an alert (told at once), or just hang up.
   assertFailed(
     t,
-    tlsList,
+    clearTls,
     'ECONNLOST',
-    `ferry: 127.0.0.1:${tls} closed the connection without answering the handshake (not a Ferry server? one behind TLS?) (ECONNLOST)`,
+    `ferry: 127.0.0.1:${tls} closed the connection without answering the handshake: a Ferry server serving TLS does that to clear text (connect without --no-tls), or it is not a Ferry server (ECONNLOST)`,
   );
-  assertFailed(t, sshList, 'EPROTO', `ferry: 127.0.0.1:${ssh} speaks SSH, not the Ferry protocol (wrong port?) (EPROTO)`);
   const nothing = `ferry: no Ferry server answered at 127.0.0.1:${silent} (it accepted the connection but sent nothing in 10s) (EPROTO)`;
   assertFailed(t, silentList, 'EPROTO', nothing);
   assertFailed(t, silentUpload, 'EPROTO', nothing);
@@ -113,7 +127,7 @@ t.test('a handshake left unanswered by a server that answered before is a slow l
     t,
     createServer(() => {}),
   );
-  const options = { host: '127.0.0.1', port: silent, connectTimeoutMs: 300 };
+  const options = { host: '127.0.0.1', port: silent, connectTimeoutMs: 300, tls: {} };
   await t.rejects(ClientConnection.connect(options), { code: 'EPROTO' }, 'never answered: not a Ferry server');
   await t.rejects(ClientConnection.connect({ ...options, knownServer: true }), { code: 'ETIMEDOUT' }, 'answered before: retried');
   const controller = new AbortController();

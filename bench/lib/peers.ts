@@ -14,6 +14,8 @@ export interface Reference {
   name: string;
   /** How it is run, for the report. */
   how: string;
+  /** Encrypted and authenticated (ssh): compared with Ferry over TLS; the others with Ferry in clear text. */
+  secure?: boolean;
   /** Why it cannot run here (binary missing), or undefined. */
   missing(): string | undefined;
   /** Starts what must run for the whole session (the rsync daemon); `remoteDir` is the server side. */
@@ -196,8 +198,6 @@ export const cp: Reference = {
 function oneShotPeer(...args: Parameters<typeof oneShotSession>): Promise<ReferenceSession> {
   return Promise.resolve(oneShotSession(...args));
 }
-
-export const references: readonly Reference[] = [socat, nc, rsync, cp];
 
 /** Makes the server-side folder of a reference session. */
 export async function makeRemoteDir(workDir: string): Promise<string> {

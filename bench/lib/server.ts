@@ -1,23 +1,46 @@
 import type { ChildProcess } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { FerryClient } from '../../src/client/client.js';
+import type { ClientTls } from '../../src/client/server-trust.js';
 import { exitOf, spawnTracked, stopChild } from './children.js';
 import { ferryBin, nodeArgsFrom } from './paths.js';
 import { processCpuSeconds, processPeakRssBytes } from './proc.js';
 
-const tokensByPort = new Map<number, string>();
-
-/** Client credentials for the bench server on `port`. */
-export function loginAt(port: number): { credentials?: { token: string } } {
-  const token = tokensByPort.get(port);
-  return token === undefined ? {} : { credentials: { token } };
+/** A bench server's admin token and its certificate's fingerprint (undefined: --no-tls). */
+interface BenchServerIdentity {
+  token: string;
+  fingerprint: string | undefined;
 }
 
-/** Environment for a `ferry` CLI run whose arguments name a bench server (`--server 127.0.0.1:PORT`): its token. */
+const serversByPort = new Map<number, BenchServerIdentity>();
+
+/** Client credentials and trust (its certificate pinned, or clear text) for the bench server on `port`. */
+export function loginAt(port: number): { credentials?: { token: string }; tls?: ClientTls | false } {
+  const server = serversByPort.get(port);
+  if (!server) return {};
+  return { credentials: { token: server.token }, tls: server.fingerprint === undefined ? false : { fingerprint: server.fingerprint } };
+}
+
+/** The bench's own client configuration folder (XDG_CONFIG_HOME of its CLI runs): never the user's. */
+const cliConfigHome = mkdtempSync(join(tmpdir(), 'ferry-bench-config-'));
+process.once('exit', () => rmSync(cliConfigHome, { recursive: true, force: true }));
+
+/**
+ * Environment for a `ferry` CLI run whose arguments name a bench server (`--server
+ * 127.0.0.1:PORT`): its token, its certificate already known (as after a first connection), or
+ * FERRY_NO_TLS for one in clear text.
+ */
 export function loginEnvOf(args: readonly string[]): Record<string, string> {
   const at = args.indexOf('--server');
   const port = at >= 0 ? /:(\d+)$/u.exec(args[at + 1] ?? '')?.[1] : undefined;
-  const token = port === undefined ? undefined : tokensByPort.get(Number(port));
-  return token === undefined ? {} : { FERRY_TOKEN: token };
+  const server = port === undefined ? undefined : serversByPort.get(Number(port));
+  if (!server) return { XDG_CONFIG_HOME: cliConfigHome };
+  if (server.fingerprint === undefined) return { XDG_CONFIG_HOME: cliConfigHome, FERRY_TOKEN: server.token, FERRY_NO_TLS: '1' };
+  mkdirSync(join(cliConfigHome, 'ferry'), { recursive: true, mode: 0o700 });
+  writeFileSync(join(cliConfigHome, 'ferry', 'known_servers'), `127.0.0.1:${port} ${server.fingerprint}\n`, { mode: 0o600 });
+  return { XDG_CONFIG_HOME: cliConfigHome, FERRY_TOKEN: server.token };
 }
 
 export interface ServerStats {
@@ -37,16 +60,25 @@ export class FerryServer {
   readonly dataDir: string;
   /** A session token of the data directory's first admin, logged in once at start (clients use it, not the password). */
   readonly token: string;
+  /** Its certificate's fingerprint; undefined when it serves clear text (--no-tls). */
+  readonly fingerprint: string | undefined;
   #stopped: Promise<ServerStats> | undefined;
 
-  private constructor(child: ChildProcess, port: number, dataDir: string, token: string) {
+  private constructor(child: ChildProcess, port: number, dataDir: string, identity: BenchServerIdentity) {
     this.child = child;
     this.port = port;
     this.dataDir = dataDir;
-    this.token = token;
-    tokensByPort.set(port, token);
+    this.token = identity.token;
+    this.fingerprint = identity.fingerprint;
+    serversByPort.set(port, identity);
   }
 
+  /** Whether it serves TLS. */
+  get tls(): boolean {
+    return this.fingerprint !== undefined;
+  }
+
+  /** Starts `ferry serve` on a fresh data directory: over TLS (its default), or with `--no-tls` in `extraArgs`. */
   static async start(dataDir: string, extraArgs: readonly string[] = []): Promise<FerryServer> {
     const args = [
       ...nodeArgsFrom('FERRY_BENCH_SERVER_NODE_ARGS'),
@@ -64,21 +96,26 @@ export class FerryServer {
     ];
     const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    const [port, password] = await new Promise<[number, string]>((resolve, reject) => {
+    const [port, password, fingerprint] = await new Promise<[number, string, string | undefined]>((resolve, reject) => {
       child.stderr!.setEncoding('utf8').on('data', (text: string) => {
         stderr += text;
-        // "ferry: serving DIR on 127.0.0.1:PORT", then (a fresh data directory) the first admin's password.
-        const match = /serving .* on [^ ]+:(\d+)\n.*password (\S+) \(kept in/u.exec(stderr);
-        if (match) resolve([Number(match[1]), match[2]!]);
+        // "ferry: serving DIR on 127.0.0.1:PORT over TLS", its certificate's fingerprint, then (a
+        // fresh data directory) the first admin's password.
+        const serving = /serving .* on [^ ]+:(\d+) (over TLS|in clear text)/u.exec(stderr);
+        const password = /password (\S+) \(kept in/u.exec(stderr)?.[1];
+        const fingerprint = /certificate fingerprint (SHA256:\S+)/u.exec(stderr)?.[1];
+        if (serving && password !== undefined && (serving[2] !== 'over TLS' || fingerprint !== undefined))
+          resolve([Number(serving[1]), password, fingerprint]);
       });
       exitOf(child).then(
         (exit) => reject(new Error(`ferry serve exited (${exit.signal ?? exit.code}) before listening: ${stderr.trim()}`)),
         reject,
       );
     });
-    const client = new FerryClient({ host: '127.0.0.1', port, credentials: { user: 'admin', password } });
+    const tls = fingerprint === undefined ? false : { fingerprint };
+    const client = new FerryClient({ host: '127.0.0.1', port, tls, credentials: { user: 'admin', password } });
     try {
-      return new FerryServer(child, port, dataDir, (await client.login()).token);
+      return new FerryServer(child, port, dataDir, { token: (await client.login()).token, fingerprint });
     } finally {
       await client.close();
     }

@@ -52,6 +52,8 @@ export function checkTargets(m: Measured): TargetCheck[] {
   checks.push(ratioTarget(m.refs, 'rsync', 'download', 1.2, 'rsync daemon' + sizeNote));
   checks.push(ratioTarget(m.refs, 'socat', 'upload', 0.5, 'socat to file' + sizeNote));
   checks.push(ratioTarget(m.refs, 'socat', 'download', 0.5, 'socat to file' + sizeNote));
+  checks.push(ratioTarget(m.refs, 'sftp', 'upload', 1.5, 'sftp, Ferry over TLS' + sizeNote));
+  checks.push(ratioTarget(m.refs, 'sftp', 'download', 1.5, 'sftp, Ferry over TLS' + sizeNote));
 
   const targetCase = m.steps?.find((s) => s.target);
   const caseLabel = '32 clients × 32 MiB upload';

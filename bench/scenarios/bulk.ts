@@ -8,8 +8,12 @@ import { FerryServer } from '../lib/server.js';
 import { median } from '../lib/stats.js';
 import { MiB, formatNumber, formatBytes } from '../lib/units.js';
 
+/** How the CLI talks to the server: TLS (the default) or clear text (`--no-tls` on both ends). */
+export type Transport = 'TLS' | 'clear text';
+
 export interface BulkRun {
   medium: Medium;
+  transport: Transport;
   upload: TransferSample;
   download: TransferSample;
   serverPeakRssBytes: number;
@@ -20,6 +24,7 @@ export interface BulkRun {
 
 export interface BulkSummary {
   medium: Medium;
+  transport: Transport;
   direction: 'upload' | 'download';
   mibPerSecond: number;
   seconds: number;
@@ -36,21 +41,28 @@ export interface BulkSummary {
  * One file up and down through the `ferry` CLI against a fresh `ferry serve`, verified end to
  * end; on disk, then with the server's data dir (and the download's destination) on tmpfs.
  */
-async function bulkRun(ctx: BenchContext, medium: Medium, index: number, measureFixedCost: boolean): Promise<BulkRun> {
+async function bulkRun(
+  ctx: BenchContext,
+  medium: Medium,
+  transport: Transport,
+  index: number,
+  measureFixedCost: boolean,
+): Promise<BulkRun> {
   const source = await ctx.source(ctx.options.sizeBytes);
   const dataDir = await makeTempDir(medium, 'bulk-data');
   const outDir = await makeTempDir(medium, 'bulk-out');
-  const server = await FerryServer.start(dataDir);
+  const server = await FerryServer.start(dataDir, transport === 'TLS' ? [] : ['--no-tls']);
   try {
     const fixedCost = measureFixedCost ? await cliFixedCost(ctx, server, ctx.options.quick ? 1 : 3) : undefined;
     const name = `bulk-${index}.bin`;
     const upload = await ferryUpload(server, source, name, ctx.workDir, ctx.machine.cores);
-    log(`bulk ${medium} run ${index}: upload ${formatNumber(upload.mibPerSecond)} MiB/s`);
+    log(`bulk ${medium} ${transport} run ${index}: upload ${formatNumber(upload.mibPerSecond)} MiB/s`);
     const download = await ferryDownload(server, source, name, join(outDir, name), ctx.workDir, ctx.machine.cores, true);
-    log(`bulk ${medium} run ${index}: download ${formatNumber(download.mibPerSecond)} MiB/s`);
+    log(`bulk ${medium} ${transport} run ${index}: download ${formatNumber(download.mibPerSecond)} MiB/s`);
     const stats = await server.stop();
     return {
       medium,
+      transport,
       upload,
       download,
       serverPeakRssBytes: stats.peakRssBytes,
@@ -79,10 +91,12 @@ async function cliFixedCost(ctx: BenchContext, server: FerryServer, samples: num
   return { seconds: median(runs.map((run) => run.seconds)), cpuSeconds: median(runs.map((run) => run.cpuSeconds)) };
 }
 
-function summarize(runs: readonly BulkRun[], medium: Medium, direction: 'upload' | 'download'): BulkSummary {
+function summarize(all: readonly BulkRun[], medium: Medium, transport: Transport, direction: 'upload' | 'download'): BulkSummary {
+  const runs = all.filter((run) => run.medium === medium && run.transport === transport);
   const samples = runs.map((run) => run[direction]);
   return {
     medium,
+    transport,
     direction,
     mibPerSecond: median(samples.map((s) => s.mibPerSecond)),
     seconds: median(samples.map((s) => s.seconds)),
@@ -100,14 +114,17 @@ export async function runBulk(ctx: BenchContext): Promise<ScenarioReport> {
   const media: Medium[] = tmpfsAvailable() ? ['disk', 'tmpfs'] : ['disk'];
   const notes: string[] = [];
   if (!tmpfsAvailable()) notes.push('tmpfs case skipped: /dev/shm does not exist on this machine');
+  const transports: Transport[] = ['clear text', 'TLS'];
   const runs: BulkRun[] = [];
   const summaries: BulkSummary[] = [];
   for (const medium of media) {
-    const mine: BulkRun[] = [];
-    for (let index = 1; index <= ctx.options.runs; index += 1)
-      mine.push(await bulkRun(ctx, medium, index, runs.length + mine.length === 0));
-    runs.push(...mine);
-    summaries.push(summarize(mine, medium, 'upload'), summarize(mine, medium, 'download'));
+    // Clear text and TLS interleaved, each run's pair in the other order than the last one's.
+    for (let index = 1; index <= ctx.options.runs; index += 1) {
+      const order = index % 2 === 1 ? transports : [...transports].reverse();
+      for (const transport of order) runs.push(await bulkRun(ctx, medium, transport, index, runs.length === 0));
+    }
+    for (const transport of transports)
+      summaries.push(summarize(runs, medium, transport, 'upload'), summarize(runs, medium, transport, 'download'));
   }
   const size = formatBytes(ctx.options.sizeBytes);
   const fixed = runs[0]!.fixedCost!;
@@ -117,6 +134,7 @@ export async function runBulk(ctx: BenchContext): Promise<ScenarioReport> {
     "Verified: the SHA-256 the server (upload) or client (download) reports equals the source's, and the downloaded file is hashed again afterwards (untimed).",
     `CPU % of a core: (client CPU + server CPU) / seconds; ${100 * ctx.machine.cores}% would be every core of this machine busy. others: CPU the rest of the machine used meanwhile, same unit (near 0 on a quiet machine; more means Ferry competed for the cores). iowait: the machine's time waiting on the disk, same unit; near 0 means the disk held nothing up.`,
     "tmpfs: the server's data dir and the download destination on /dev/shm; the source file is read from the page cache in both cases.",
+    'TLS: the default (TLS 1.3, AES-128-GCM, the generated EC P-256 certificate pinned by the client); clear text: `--no-tls` on both ends, as every run before TLS measured. Each run pairs the two, alternating which goes first.',
   );
   return {
     id: 'bulk',
@@ -138,7 +156,7 @@ export async function runBulk(ctx: BenchContext): Promise<ScenarioReport> {
         ],
         numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9],
         rows: summaries.map((s) => [
-          `${s.direction}, ${s.medium}`,
+          `${s.direction}, ${s.medium}, ${s.transport}`,
           formatNumber(s.mibPerSecond),
           formatNumber(s.seconds),
           formatNumber(s.clientCpuSeconds),

@@ -5,7 +5,7 @@ import { FerryClient } from '../../src/client/client.js';
 import { type BenchContext, log } from '../lib/context.js';
 import { type SourceFile, makeTempDir, removeDir } from '../lib/files.js';
 import type { ScenarioReport } from '../lib/report.js';
-import { FerryServer } from '../lib/server.js';
+import { FerryServer, loginAt } from '../lib/server.js';
 import { median, percentile } from '../lib/stats.js';
 import { boxCpuMeter } from '../lib/proc.js';
 import { durableStoreFloor } from '../lib/store-floor.js';
@@ -85,7 +85,9 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
   // Every client connects from 127.0.0.1, all at once: lift the per-address limits (64 established,
   // 8 still logging in) to the sweep's size.
   const room = String(Math.max(64, clients + 8));
+  // In clear text, as every sweep before TLS was: the rows stay comparable (bulk and refs measure TLS).
   const server = await FerryServer.start(dataDir, [
+    '--no-tls',
     '--max-connections-per-address',
     room,
     '--max-unauthenticated-per-address',
@@ -95,7 +97,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
   ]);
   const ferryClients = Array.from(
     { length: clients },
-    () => new FerryClient({ host: '127.0.0.1', port: server.port, retry: { retries: 0 }, credentials: { token: server.token } }),
+    () => new FerryClient({ host: '127.0.0.1', port: server.port, retry: { retries: 0 }, ...loginAt(server.port) }),
   );
   const errorSamples: string[] = [];
   const failed = (what: string, error: unknown): Op => {

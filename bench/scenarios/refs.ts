@@ -3,7 +3,8 @@ import { join } from 'node:path';
 import { type BenchContext, log } from '../lib/context.js';
 import { type TransferSample, ferryDownload, ferryUpload } from '../lib/ferry-transfer.js';
 import { fileSize, makeTempDir, removeDir } from '../lib/files.js';
-import { type Reference, type ReferenceSession, makeRemoteDir, references } from '../lib/peers.js';
+import { type Reference, type ReferenceSession, cp, makeRemoteDir, nc, rsync, socat } from '../lib/peers.js';
+import { rsyncSsh, scp, sftp } from '../lib/ssh-peers.js';
 import { boxCpuMeter, reapedChildrenCpuSeconds } from '../lib/proc.js';
 import type { ScenarioReport, Table } from '../lib/report.js';
 import { FerryServer } from '../lib/server.js';
@@ -11,6 +12,9 @@ import { median } from '../lib/stats.js';
 import { formatNumber, formatBytes, mibPerSecond } from '../lib/units.js';
 
 type Direction = 'upload' | 'download';
+
+/** Clear-text references first (Ferry with --no-tls beside them), then the ssh ones (Ferry over TLS). */
+const references: readonly Reference[] = [socat, nc, rsync, cp, scp, sftp, rsyncSsh];
 
 export interface RefSample {
   seconds: number;
@@ -32,6 +36,8 @@ export interface RefPair {
 export interface RefResult {
   name: string;
   how: string;
+  /** Ferry ran over TLS beside it (an ssh reference), else in clear text. */
+  secure?: boolean;
   skipped?: string;
   pairs: RefPair[];
   /** Per direction: medians over the pairs. */
@@ -82,7 +88,7 @@ async function compare(ctx: BenchContext, reference: Reference): Promise<RefResu
   let session: ReferenceSession | undefined;
   const pairs: RefPair[] = [];
   try {
-    server = await FerryServer.start(join(workDir, 'ferry-data'));
+    server = await FerryServer.start(join(workDir, 'ferry-data'), reference.secure ? [] : ['--no-tls']);
     session = await reference.open(workDir, remoteDir);
     for (let index = 1; index <= ctx.options.pairs; index += 1) {
       const name = `pair-${index}.bin`;
@@ -116,7 +122,7 @@ async function compare(ctx: BenchContext, reference: Reference): Promise<RefResu
       ratios: mine.map((pair) => pair.ratio),
     };
   });
-  return { name: reference.name, how: reference.how, pairs, summary };
+  return { name: reference.name, how: reference.how, secure: reference.secure ?? false, pairs, summary };
 }
 
 export async function runRefs(ctx: BenchContext): Promise<ScenarioReport> {
@@ -143,7 +149,7 @@ export async function runRefs(ctx: BenchContext): Promise<ScenarioReport> {
       const refCpu = median(pairs.map((p) => p.reference.cpuSeconds));
       const ferryCpu = median(pairs.map((p) => p.ferry.clientCpuSeconds + p.ferry.serverCpuSeconds));
       rows.push([
-        result.name,
+        result.secure ? `${result.name} (Ferry over TLS)` : result.name,
         s.direction,
         formatNumber(s.referenceMiBps),
         formatNumber(s.ferryMiBps),
@@ -170,10 +176,11 @@ export async function runRefs(ctx: BenchContext): Promise<ScenarioReport> {
   };
   return {
     id: 'refs',
-    title: `References: Ferry vs socat, nc, rsync, cp on the same ${formatBytes(ctx.options.sizeBytes)} file, same disk`,
+    title: `References: Ferry vs socat, nc, rsync, cp, scp, sftp, rsync over ssh on the same ${formatBytes(ctx.options.sizeBytes)} file, same disk`,
     notes: [
       `Pairs run back to back (Ferry up, reference up, Ferry down, reference down) × ${ctx.options.pairs}; MiB/s columns are medians, the ratio is the median of the per-pair ratios.`,
       ...references.map((reference) => `${reference.name}: ${reference.how}.`),
+      'Ferry beside socat, nc, rsync and cp: clear text (`--no-tls` on both ends), as they are; beside scp, sftp and rsync over ssh: TLS (its default: TLS 1.3, AES-128-GCM, certificate pinned), as they encrypt and authenticate too.',
       'Ferry: the `ferry` CLI against `ferry serve`, checked by the SHA-256 each reports (see Bulk; Ferry checks every chunk and the whole file itself). The references are checked by size only, and none of them syncs to disk; Ferry syncs every 8 MiB on upload, and every 64 MiB (in the background) and at the end of a download.',
       'CPU s: all processes of one transfer, medians (reference: sender, receiver, rsync daemon fork; Ferry: CLI client + server). Unlike wall time, it does not depend on what else the machine was doing.',
       'others %: CPU the rest of the machine used during the transfers (median, % of one core). Near 0 on a quiet machine; when it is high, the wall-clock numbers above are low.',

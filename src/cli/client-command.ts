@@ -1,10 +1,14 @@
 import { type Command, Option } from 'commander';
-import { FerryClient } from '../client/client.js';
+import { readFile } from 'node:fs/promises';
+import { type ClientOptions, FerryClient } from '../client/client.js';
+import type { ClientTls } from '../client/server-trust.js';
 import { defaultClientStallTimeoutMs } from '../client/connection.js';
 import { defaultTransferRetries } from '../client/retry.js';
 import { FerryError } from '../protocol/errors.js';
 import { hostPort } from '../units.js';
+import { parseFingerprint } from '../tls/fingerprint.js';
 import { credentialsFor } from './credentials.js';
+import { KnownServersFile } from './known-servers.js';
 import type { Output } from './output.js';
 import { defaultServer, formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
 
@@ -20,13 +24,23 @@ export interface CliContext {
   shell?: { client: FerryClient; onChange(): void; signal: AbortSignal };
 }
 
-export interface ClientFlags {
+/** How a client command reaches its server: the flags every one of them takes (and `ferry shell`). */
+export interface ConnectionFlags {
   server: string;
-  json?: boolean;
   /** A login session's token (else FERRY_TOKEN, FERRY_USER + FERRY_PASSWORD, or what `ferry login` saved). */
   token?: string;
-  /** Send credentials in clear text to another machine (there is no TLS yet). */
+  /** `--no-tls` sets it false: clear text. */
+  tls?: boolean;
+  /** Accept only the certificate with this fingerprint. */
+  fingerprint?: string;
+  /** Verify the certificate against this CA's (PEM file) instead of trusting on first use. */
+  ca?: string;
+  /** With --no-tls: send credentials in clear text to another machine. */
   insecure?: boolean;
+}
+
+export interface ClientFlags extends ConnectionFlags {
+  json?: boolean;
 }
 
 const stallTimeoutHelp = `reconnect (and resume) when no byte moves this long (default: ${formatDuration(defaultClientStallTimeoutMs)})`;
@@ -34,14 +48,59 @@ const stallTimeoutHelp = `reconnect (and resume) when no byte moves this long (d
 /** Adds the options every client command takes: --server, --token, --insecure and --json. */
 export function clientCommand(program: Command, context: CliContext, spec: string, description: string): Command {
   const command = program.command(spec).description(description);
-  if (!context.shell) {
-    command.addOption(
-      new Option('--server <host:port>', 'server to talk to').default(context.env['FERRY_SERVER'] ?? defaultServer).env('FERRY_SERVER'),
-    );
-    command.option('--token <token>', 'log in with this session token (default: $FERRY_TOKEN, then what ferry login saved)');
-    command.option('--insecure', 'send credentials to another machine in clear text (this version has no TLS yet)');
-  }
+  if (!context.shell) addConnectionOptions(command, context.env);
   return command.option('--json', 'print a machine-readable result on stdout');
+}
+
+/** --server, --token and how the server is trusted: --no-tls, --fingerprint, --ca, --insecure. */
+export function addConnectionOptions(command: Command, env: NodeJS.ProcessEnv): Command {
+  return command
+    .addOption(new Option('--server <host:port>', 'server to talk to').default(env['FERRY_SERVER'] ?? defaultServer).env('FERRY_SERVER'))
+    .option('--token <token>', 'log in with this session token (default: $FERRY_TOKEN, then what ferry login saved)')
+    .option('--fingerprint <SHA256:...>', 'accept only the server certificate with this fingerprint (as the server prints it at start)')
+    .option('--ca <file>', "verify the server's certificate against this CA certificate (PEM), for real certificates")
+    .option('--no-tls', 'talk in clear text to a server started with --no-tls (also: FERRY_NO_TLS=1)')
+    .option('--insecure', 'with --no-tls: send credentials to another machine in clear text anyway');
+}
+
+/** How the client trusts the server, from the flags: clear text, a CA, a pinned fingerprint, or what known_servers remembers. */
+export async function clientTlsFor(context: CliContext, flags: ConnectionFlags): Promise<ClientTls | false> {
+  const noTls = context.env['FERRY_NO_TLS'];
+  if (flags.tls === false || (noTls !== undefined && noTls !== '' && noTls !== '0')) {
+    if (flags.fingerprint !== undefined || flags.ca !== undefined)
+      throw new FerryError('EUSAGE', '--fingerprint and --ca check a certificate: they cannot go with --no-tls');
+    return false;
+  }
+  if (flags.fingerprint !== undefined) {
+    const fingerprint = parseFingerprint(flags.fingerprint);
+    if (!fingerprint)
+      throw new FerryError(
+        'EUSAGE',
+        `--fingerprint: not a SHA-256 fingerprint: ${flags.fingerprint} (expected SHA256:<43 characters of base64>)`,
+      );
+    return { fingerprint };
+  }
+  if (flags.ca !== undefined) {
+    try {
+      return { ca: await readFile(flags.ca) };
+    } catch (error) {
+      throw new FerryError('EUSAGE', `--ca: cannot read ${flags.ca} (${(error as NodeJS.ErrnoException).code ?? String(error)})`);
+    }
+  }
+  const { output } = context;
+  return {
+    knownServers: new KnownServersFile(context.env, ({ address, fingerprint }, file) =>
+      output.err(`ferry: first connection to ${address}: its certificate ${fingerprint} is trusted from now on (kept in ${file})`),
+    ),
+  };
+}
+
+/** Everything a FerryClient for a one-shot command (or the shell) needs from the flags and environment. */
+export async function clientOptionsFor(context: CliContext, flags: ConnectionFlags): Promise<ClientOptions> {
+  const address = serverAddressOption(flags.server);
+  const tls = await clientTlsFor(context, flags);
+  const credentials = await credentialsFor(context.env, address, { ...flags, clearText: tls === false });
+  return { ...address, tls, ...(credentials ? { credentials } : {}) };
 }
 
 /** A client command that moves a file: it also takes --retries and --stall-timeout. */
@@ -75,17 +134,12 @@ export async function withClient<T>(
   use: (client: FerryClient) => Promise<T>,
 ): Promise<T> {
   if (context.shell) return use(context.shell.client);
-  const address = serverAddressOption(flags.server);
-  const credentials = await credentialsFor(context.env, address, flags);
-  const client = new FerryClient({
-    ...address,
-    ...(flags.stallTimeout === undefined ? {} : { stallTimeoutMs: flags.stallTimeout }),
-    ...(credentials ? { credentials } : {}),
-  });
+  const options = await clientOptionsFor(context, flags);
+  const client = new FerryClient({ ...options, ...(flags.stallTimeout === undefined ? {} : { stallTimeoutMs: flags.stallTimeout }) });
   try {
     return await use(client);
   } catch (error) {
-    throw withLoginHint(error, hostPort(address.host, address.port), credentials !== undefined);
+    throw withLoginHint(error, hostPort(options.host, options.port), options.credentials !== undefined);
   } finally {
     await client.close().catch(() => undefined); // the command's outcome is decided; a failed hang-up changes nothing
   }

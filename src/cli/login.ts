@@ -6,7 +6,7 @@ import { hostPort } from '../units.js';
 import { forgetLogin, refuseClearText, saveLogin, savedLogin } from './credentials.js';
 import { printJson } from './output.js';
 import { readPassword } from './password-input.js';
-import { type CliContext, type ClientFlags, clientCommand, serverAddressOption, withClient } from './client-command.js';
+import { type CliContext, type ClientFlags, clientCommand, clientTlsFor, serverAddressOption, withClient } from './client-command.js';
 
 /** `alice (write, root alice/)`. */
 export function describeAccount(account: AccountInfo): string {
@@ -23,14 +23,21 @@ export function addLoginCommands(program: Command, context: CliContext): void {
       .action(async (flags: ClientFlags & { user?: string; passwordStdin?: boolean }) => {
         const address = serverAddressOption(flags.server);
         const server = hostPort(address.host, address.port);
-        refuseClearText(address.host, flags.insecure);
+        const tls = await clientTlsFor(context, flags);
+        if (tls === false) refuseClearText(address.host, flags.insecure);
         const user = flags.user ?? context.env['FERRY_USER'];
         if (!user) throw new FerryError('EUSAGE', 'login needs --user NAME (or FERRY_USER)');
         const password = await readPassword({ stdin: flags.passwordStdin ?? false, prompt: `password for ${user} at ${server}: ` });
-        const client = new FerryClient({ ...address, credentials: { user, password } });
+        const client = new FerryClient({ ...address, tls, credentials: { user, password } });
         try {
           const session = await client.login();
-          const file = await saveLogin(context.env, address.host, address.port, { user, token: session.token, expires: session.expires });
+          const fingerprint = client.serverFingerprint;
+          const file = await saveLogin(context.env, address.host, address.port, {
+            user,
+            token: session.token,
+            expires: session.expires,
+            ...(fingerprint === undefined ? {} : { fingerprint }),
+          });
           if (flags.json)
             printJson(output, { server, user: session.user, role: session.role, root: session.root, expires: session.expires });
           else output.out(`logged in to ${server} as ${describeAccount(session)}; session kept in ${file}`);

@@ -4,31 +4,24 @@ import { buildProgram, runProgram, shortUsage } from './program.js';
 import { addFsckCommand } from './fsck.js';
 import { addSessionsCommand } from './sessions.js';
 import { addUserCommand } from './user.js';
+import { addTrustCommand } from './trust.js';
 import { addServeCommand } from './serve.js';
 import { runShell } from './shell.js';
 import { historyPath } from './history.js';
-import { credentialsFor } from './credentials.js';
-import { defaultServer, parseServerAddress } from './units.js';
+import { type ConnectionFlags, addConnectionOptions, clientOptionsFor } from './client-command.js';
 
 function addShellCommand(program: Command, output: Output, result: { exitCode?: number }): void {
-  program
-    .command('shell')
-    .description('interactive client: list, upload, download, delete, stat, info, log, help, quit')
-    .option('--server <host:port>', 'server to talk to', process.env['FERRY_SERVER'] ?? defaultServer)
+  const command = program.command('shell').description('interactive client: list, upload, download, delete, stat, info, log, help, quit');
+  addConnectionOptions(command, process.env)
     .option('--batch', 'stop at the first command that fails, and exit with its status (as sftp -b)')
-    .option('--token <token>', 'log in with this session token (default: $FERRY_TOKEN, then what ferry login saved)')
-    .option('--insecure', 'send credentials to another machine in clear text (this version has no TLS yet)')
     .addHelpText(
       'after',
       '\nWith commands piped in, the shell runs them all and exits non-zero if any failed; --batch stops at the first.\nOn a terminal, history is kept in $XDG_STATE_HOME/ferry/history (default ~/.local/state/ferry/history).',
     )
-    .action(async (flags: { server: string; batch?: boolean; token?: string; insecure?: boolean }) => {
+    .action(async (flags: ConnectionFlags & { batch?: boolean }) => {
       const terminal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-      const address = parseServerAddress(flags.server);
-      const credentials = await credentialsFor(process.env, address, flags);
       result.exitCode = await runShell({
-        ...address,
-        ...(credentials ? { credentials } : {}),
+        client: await clientOptionsFor({ output, env: process.env }, flags),
         input: process.stdin,
         output,
         terminal,
@@ -77,6 +70,7 @@ export async function main(argv: string[]): Promise<never> {
   addFsckCommand(program, output, commandResult);
   addSessionsCommand(program, output);
   addUserCommand(program, output);
+  addTrustCommand(program, output, process.env);
   const exitCode = await runProgram(program, argv, output);
   return exitWhenFlushed(exitCode !== 0 ? exitCode : (commandResult.exitCode ?? 0));
 }

@@ -239,6 +239,8 @@ const helpEpilogue = `
 Every client command takes --server HOST:PORT (default: $FERRY_SERVER, else ${defaultServer})
 and --json (one JSON document on stdout, for scripts). Log in first with ferry login (the
 session is kept per server); scripts can set FERRY_USER and FERRY_PASSWORD, or FERRY_TOKEN.
+Connections use TLS: the first certificate met at an address is trusted from then on (ferry trust
+list); --fingerprint SHA256:... pins one, --ca FILE verifies a real one, --no-tls talks clear text.
 
 Exit codes: 0 done; 1 the operation failed (one line on stderr: "ferry: <what> (<CODE>)");
 2 a usage error.

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
-import { isIP } from 'node:net';
 import { type Command, InvalidArgumentError, Option } from 'commander';
+import { isLoopback } from '../net-address.js';
 import { defaultPort } from '../protocol/limits.js';
 import { serverDefaults } from '../server/defaults.js';
 import type { Output } from './output.js';
@@ -131,14 +131,6 @@ function parseOctal(text: string): number {
   return Number.parseInt(text, 8);
 }
 
-/** Whether `host` only takes connections from this machine. */
-function isLoopback(host: string): boolean {
-  const address = host.replace(/^::ffff:(?=\d+\.\d+\.\d+\.\d+$)/iu, '');
-  if (address === 'localhost') return true;
-  if (isIP(address) === 4) return address.startsWith('127.');
-  return address === '::1';
-}
-
 /** pino-pretty on stdout: `[2026-12-02 13:30:05 +0100] INFO: upload big.iso ... {"client":...}`, one line per event. */
 async function prettyConsole(): Promise<NodeJS.WritableStream> {
   const { default: pretty } = await import('pino-pretty');
@@ -156,7 +148,13 @@ export function addServeCommand(program: Command, output: Output): void {
       '127.0.0.1',
     )
     .option('--port <port>', 'port to listen on', parsePort, defaultPort)
-    .option('--data <dir>', 'data directory (files/, partial/, db/)', './var');
+    .option('--data <dir>', 'data directory (files/, partial/, db/)', './var')
+    .option(
+      '--tls-cert <file>',
+      'serve this certificate (PEM), with --tls-key (default: <data>/tls/cert.pem, generated at the first start)',
+    )
+    .option('--tls-key <file>', "the certificate's private key (PEM) (default: <data>/tls/key.pem, 0600)")
+    .option('--no-tls', 'serve in clear text; a warning when --host is not loopback, and clients need --no-tls too (default: TLS)');
   for (const { flag, parse, help } of settingFlags) command.option(flag, help, parse);
   command
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
@@ -177,61 +175,84 @@ export function addServeCommand(program: Command, output: Output): void {
         'SIGTERM or SIGINT: stop accepting, tell clients (bye ESHUTDOWN), record what has landed, exit; a second signal exits at once.',
       ].join('\n'),
     )
-    .action(async (flags: Record<string, unknown> & { host: string; port: number; data: string; logLevel: string; logFormat?: string }) => {
-      // Loaded here, not at start-up: client commands do not pay for the server's modules.
-      const [{ pino }, { createServer }, { ignoreStrayLmdbCommitFailures }, { raiseOpenFileLimit }] = await Promise.all([
-        import('pino'),
-        import('../server/server.js'),
-        import('../store/meta-store.js'),
-        import('../server/descriptor-budget.js'),
-      ]);
-      // As `ulimit -n` to the hard limit would: connections and open files need descriptors.
-      raiseOpenFileLimit();
-      // The process's umask is the one --umask names (owner only by default), for everything the
-      // server creates: its files, folders, lock file and LMDB's files alike.
-      process.umask((flags['umask'] as number | undefined) ?? serverDefaults.umask);
-      // A process-wide choice, made here at the process's entry and not by the library (lmdb-js issue 368).
-      ignoreStrayLmdbCommitFailures();
-      // Readable lines for a person at a terminal; JSON lines for a pipe or a file (log collectors).
-      const format = flags.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
-      const logger = pino({ level: flags.logLevel }, format === 'pretty' ? await prettyConsole() : pino.destination(1));
-      const settings: Record<string, unknown> = {};
-      for (const { flag, key } of settingFlags) {
-        const value = flags[camelCase(flag)];
-        if (value !== undefined) settings[key] = value;
-      }
-      let firstAdmin: { password: string; file: string } | undefined;
-      const server = createServer(
-        { dataDir: flags.data, ...settings },
-        { logger, onFirstAdmin: (password, file) => (firstAdmin = { password, file }) },
-      );
-      const address = await server.listen(flags.port, flags.host).catch(async (error: unknown) => {
-        // Nothing was served: let go of the data directory (and its lock) before saying why.
-        await server.close().catch(() => undefined); // the listen failure is the one worth reporting
-        throw error;
-      });
-      const served = hostPort(address.address, address.port);
-      output.err(`ferry: serving ${server.config.dataDir} on ${served}`);
-      if (firstAdmin) {
-        // Shown once: the first start of a data directory made its first account.
-        output.err(
-          `ferry: first start: made the account admin, password ${firstAdmin.password} (kept in ${firstAdmin.file} until changed)`,
+    .action(
+      async (
+        flags: Record<string, unknown> & {
+          host: string;
+          port: number;
+          data: string;
+          logLevel: string;
+          logFormat?: string;
+          tls: boolean;
+          tlsCert?: string;
+          tlsKey?: string;
+        },
+      ) => {
+        // Loaded here, not at start-up: client commands do not pay for the server's modules.
+        const [{ pino }, { createServer }, { ignoreStrayLmdbCommitFailures }, { raiseOpenFileLimit }] = await Promise.all([
+          import('pino'),
+          import('../server/server.js'),
+          import('../store/meta-store.js'),
+          import('../server/descriptor-budget.js'),
+        ]);
+        // As `ulimit -n` to the hard limit would: connections and open files need descriptors.
+        raiseOpenFileLimit();
+        // The process's umask is the one --umask names (owner only by default), for everything the
+        // server creates: its files, folders, lock file and LMDB's files alike.
+        process.umask((flags['umask'] as number | undefined) ?? serverDefaults.umask);
+        // A process-wide choice, made here at the process's entry and not by the library (lmdb-js issue 368).
+        ignoreStrayLmdbCommitFailures();
+        // Readable lines for a person at a terminal; JSON lines for a pipe or a file (log collectors).
+        const format = flags.logFormat ?? (process.stdout.isTTY ? 'pretty' : 'json');
+        const logger = pino({ level: flags.logLevel }, format === 'pretty' ? await prettyConsole() : pino.destination(1));
+        const settings: Record<string, unknown> = {};
+        for (const { flag, key } of settingFlags) {
+          const value = flags[camelCase(flag)];
+          if (value !== undefined) settings[key] = value;
+        }
+        let firstAdmin: { password: string; file: string } | undefined;
+        const server = createServer(
+          {
+            dataDir: flags.data,
+            tls: flags.tls,
+            ...(flags.tlsCert === undefined ? {} : { tlsCertFile: flags.tlsCert }),
+            ...(flags.tlsKey === undefined ? {} : { tlsKeyFile: flags.tlsKey }),
+            ...settings,
+          },
+          { logger, onFirstAdmin: (password, file) => (firstAdmin = { password, file }) },
         );
-        output.err(`ferry: log in with: ferry login --server ${served} --user admin`);
-      }
-      if (!isLoopback(flags.host)) {
+        const address = await server.listen(flags.port, flags.host).catch(async (error: unknown) => {
+          // Nothing was served: let go of the data directory (and its lock) before saying why.
+          await server.close().catch(() => undefined); // the listen failure is the one worth reporting
+          throw error;
+        });
+        const served = hostPort(address.address, address.port);
         output.err(
-          `ferry: warning: listening on ${flags.host}, not only this machine, and this version has no TLS yet: passwords, session tokens and files cross the network in clear text`,
+          `ferry: serving ${server.config.dataDir} on ${served}${server.tlsFingerprint ? ' over TLS' : ' in clear text (--no-tls)'}`,
         );
-      }
-      const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
-      logger.info({ signal }, 'shutting down');
-      // A second signal while closing exits at once.
-      const forced = (): void => process.exit(130);
-      process.once('SIGINT', forced).once('SIGTERM', forced);
-      await server.close();
-      output.err('ferry: server stopped');
-    });
+        if (server.tlsFingerprint)
+          output.err(`ferry: certificate fingerprint ${server.tlsFingerprint} (a client shows it at its first connection: compare)`);
+        if (firstAdmin) {
+          // Shown once: the first start of a data directory made its first account.
+          output.err(
+            `ferry: first start: made the account admin, password ${firstAdmin.password} (kept in ${firstAdmin.file} until changed)`,
+          );
+          output.err(`ferry: log in with: ferry login --server ${served} --user admin`);
+        }
+        if (!server.tlsFingerprint && !isLoopback(flags.host)) {
+          output.err(
+            `ferry: warning: listening on ${flags.host}, not only this machine, without TLS: passwords, session tokens and files cross the network in clear text`,
+          );
+        }
+        const signal = await Promise.race([once(process, 'SIGINT'), once(process, 'SIGTERM')]);
+        logger.info({ signal }, 'shutting down');
+        // A second signal while closing exits at once.
+        const forced = (): void => process.exit(130);
+        process.once('SIGINT', forced).once('SIGTERM', forced);
+        await server.close();
+        output.err('ferry: server stopped');
+      },
+    );
 }
 
 /** The property commander stores a flag's value under: `--max-file-size <size>` -> maxFileSize. */

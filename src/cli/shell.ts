@@ -2,7 +2,7 @@ import { readdir } from 'node:fs/promises';
 import { type Interface, createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import { parse as parseWords } from 'shell-quote';
-import { type Credentials, FerryClient } from '../client/client.js';
+import { type ClientOptions, FerryClient } from '../client/client.js';
 import { withLoginHint } from './client-command.js';
 import { describeAccount } from './login.js';
 import { FerryError } from '../protocol/errors.js';
@@ -84,10 +84,8 @@ export function shellHelp(program: Command, server: string): string {
 }
 
 export interface ShellOptions {
-  host: string;
-  port: number;
-  /** How the shell logs in, once, for all its commands (see credentialsFor). */
-  credentials?: Credentials;
+  /** Where the shell connects, how it trusts the server and logs in, once, for all its commands (see clientOptionsFor). */
+  client: ClientOptions;
   input: NodeJS.ReadableStream & { isTTY?: boolean; setRawMode?: (mode: boolean) => unknown };
   output: Output;
   terminal: boolean;
@@ -103,12 +101,8 @@ export interface ShellOptions {
  * the exit status: 0, or (input not a terminal) the status of the last command that failed.
  */
 export async function runShell(options: ShellOptions): Promise<number> {
-  const client = new FerryClient({
-    host: options.host,
-    port: options.port,
-    ...(options.credentials ? { credentials: options.credentials } : {}),
-  });
-  const server = hostPort(options.host, options.port);
+  const client = new FerryClient(options.client);
+  const server = hostPort(options.client.host, options.client.port);
   let remoteNames: string[] | undefined;
   const programFor = (signal: AbortSignal): Command =>
     buildProgram({ output: options.output, env: {}, shell: { client, onChange: () => (remoteNames = undefined), signal } });
@@ -178,7 +172,7 @@ export async function runShell(options: ShellOptions): Promise<number> {
     options.output.err(`connected to ${server} as ${describeAccount(account)}`);
     options.output.err('help lists the commands, quit leaves');
   } catch (error) {
-    options.output.err(errorLine(withLoginHint(error, server, options.credentials !== undefined)));
+    options.output.err(errorLine(withLoginHint(error, server, options.client.credentials !== undefined)));
     readline.close();
     return 1;
   }

@@ -6,6 +6,7 @@ import type { AccountInfo, FileInfo, FileSummary, InfoResult, LoginResult, LogEn
 import { fromSystemError } from '../system-errors.js';
 import { FerryError } from '../protocol/errors.js';
 import { ClientConnection, type ConnectOptions } from './connection.js';
+import { type ClientTls, MemoryKnownServers } from './server-trust.js';
 import { type DownloadOptions, type DownloadResult, downloadFile } from './download.js';
 import { StreamDownload, downloadToStream } from './download-stream.js';
 import { LocalFileReading } from './local-file-reading.js';
@@ -14,10 +15,20 @@ import type { ProgressListener } from './progress.js';
 import { type UploadOptions, type UploadResult, uploadFile } from './upload.js';
 import { type StreamUploadOptions, uploadStream } from './upload-stream.js';
 
-/** How the client logs in: a password (a login on the first connection, its token on the next ones), or a session token. */
-export type Credentials = { user: string; password: string } | { token: string };
+/**
+ * How the client logs in: a password (a login on the first connection, its token on the next
+ * ones), or a session token; `fingerprint`: the certificate the token was issued under, to which
+ * alone it is sent (see ConnectOptions.tokenFingerprint).
+ */
+export type Credentials = { user: string; password: string } | { token: string; fingerprint?: string };
 
-export interface ClientOptions extends Omit<ConnectOptions, 'token'> {
+export interface ClientOptions extends Omit<ConnectOptions, 'token' | 'tokenFingerprint' | 'tls'> {
+  /**
+   * TLS, and how the server's certificate is trusted (see ClientTls); `false`: clear text. By
+   * default TLS, trusting on first use for the life of this client: its reconnects must meet the
+   * certificate its first connection met.
+   */
+  tls?: ClientTls | false;
   /** Reconnect-and-resume policy for uploads and downloads. */
   retry?: RetryOptions;
   /** Without them the connection is anonymous: every operation but `ping` gets EAUTH. */
@@ -50,9 +61,11 @@ export class FerryClient {
   #greeted = false;
   /** The session a password login opened: its token logs the next connections in. */
   #session: LoginResult | undefined;
+  readonly #tls: ClientTls | false;
 
   constructor(options: ClientOptions) {
     this.options = options;
+    this.#tls = options.tls === false ? false : { ...options.tls, knownServers: options.tls?.knownServers ?? new MemoryKnownServers() };
   }
 
   /** The live connection, connecting (or reconnecting) if needed; callers meanwhile share the one connect. */
@@ -80,12 +93,15 @@ export class FerryClient {
   async #open(signal: AbortSignal): Promise<ClientConnection> {
     const credentials = this.options.credentials;
     const token = this.#session?.token ?? (credentials && 'token' in credentials ? credentials.token : undefined);
+    const tokenFingerprint = !this.#session && credentials && 'token' in credentials ? credentials.fingerprint : undefined;
     const connect = (withToken: string | undefined): Promise<ClientConnection> =>
       ClientConnection.connect({
         ...this.options,
+        tls: this.#tls,
         knownServer: this.#greeted,
         signal,
         ...(withToken === undefined ? {} : { token: withToken }),
+        ...(tokenFingerprint === undefined ? {} : { tokenFingerprint }),
       });
     let connection: ClientConnection;
     try {
@@ -106,6 +122,11 @@ export class FerryClient {
       }
     }
     return connection;
+  }
+
+  /** The fingerprint of the certificate the server presented (checked before anything was sent); undefined in clear text or before connecting. */
+  get serverFingerprint(): string | undefined {
+    return this.#connection?.fingerprint;
   }
 
   /** Logs in (with the client's password credentials) and returns the session: its token is what `ferry login` keeps. */

@@ -1,5 +1,6 @@
 import { once } from 'node:events';
-import { type Socket, connect as netConnect } from 'node:net';
+import { type Socket, connect as netConnect, isIP } from 'node:net';
+import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
 import { encodeChunkHead, encodeControl } from '../protocol/encoder.js';
 import { FerryError, isErrorCode } from '../protocol/errors.js';
@@ -8,6 +9,7 @@ import { maxServerControlBytes } from '../protocol/limits.js';
 import type { HelloResult, Op, RequestOf, ResultOf } from '../protocol/messages.js';
 import { ferryVersion } from '../version.js';
 import { formatDuration, hostPort } from '../units.js';
+import { type ClientTls, checkServerCertificate, tlsHandshakeError } from './server-trust.js';
 
 export interface ConnectOptions {
   host: string;
@@ -29,6 +31,13 @@ export interface ConnectOptions {
   signal?: AbortSignal;
   /** A login session's token, given in the hello: the connection starts logged in (EAUTH if it is not valid). */
   token?: string;
+  /**
+   * The certificate the token was issued under: it is sent only to a server presenting this one
+   * (a token saved for one server is never handed to another that took its address).
+   */
+  tokenFingerprint?: string;
+  /** TLS and how the server's certificate is trusted (see ClientTls); `false`: clear text. */
+  tls: ClientTls | false;
 }
 
 export const defaultClientStallTimeoutMs = 30_000;
@@ -58,9 +67,6 @@ interface Pending {
  */
 const unwatchedOps: ReadonlySet<Op> = new Set(['putEnd']);
 
-/** Size of the buffer each connection reads into. */
-const readBufferBytes = 256 * 1024;
-
 type Args<O extends Op> = Omit<RequestOf<O>, 'id' | 'op'>;
 
 /**
@@ -70,6 +76,8 @@ type Args<O extends Op> = Omit<RequestOf<O>, 'id' | 'op'>;
 export class ClientConnection implements FrameSink {
   readonly socket: Socket;
   hello!: HelloResult;
+  /** The server certificate's fingerprint (`SHA256:...`), checked before anything was sent; undefined in clear text. */
+  fingerprint: string | undefined;
   readonly #decoder: FrameDecoder;
   readonly #pending = new Map<number, Pending>();
   readonly #streams = new Map<number, StreamSink>();
@@ -96,6 +104,8 @@ export class ClientConnection implements FrameSink {
 
     socket.on('error', () => {}); // the 'close' that follows reports it
     socket.on('close', () => this.#lose(new FerryError('ECONNLOST', 'connection to the server lost')));
+    // Closed already, while the server's certificate was being checked: lost before it began.
+    if (socket.destroyed) this.#lose(new FerryError('ECONNLOST', 'connection to the server lost'));
     // The socket's inactivity timer: reads and writes handed to the kernel both reset it.
     socket.on('timeout', () => {
       this.#lose(new FerryError('ETIMEDOUT', `stalled: no data for ${formatDuration(this.#stallTimeoutMs)}`));
@@ -104,22 +114,8 @@ export class ClientConnection implements FrameSink {
   }
 
   static async connect(options: ConnectOptions): Promise<ClientConnection> {
-    // Reads land in one buffer per connection, reused (`onread`), instead of a fresh 64 KiB Buffer
-    // per read: at hundreds of MiB/s those allocations cost more in garbage collection than the copy.
     let connection: ClientConnection | undefined;
-    const readBuffer = Buffer.allocUnsafe(readBufferBytes);
-    const socket = netConnect({
-      host: options.host,
-      port: options.port,
-      noDelay: true,
-      onread: {
-        buffer: readBuffer,
-        callback: (bytes: number, buffer: Uint8Array) => {
-          connection?.received(buffer.subarray(0, bytes));
-          return true;
-        },
-      },
-    });
+    const socket = openSocket(options, (bytes) => connection?.received(bytes));
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
     const address = hostPort(options.host, options.port);
     const giveUp = (reason: FerryError): void => {
@@ -130,35 +126,39 @@ export class ClientConnection implements FrameSink {
     if (options.signal?.aborted) onAbort();
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const timer = setTimeout(() => {
-      if (connection && options.knownServer) {
-        connection.destroy(new FerryError('ETIMEDOUT', `${address} did not answer the handshake in ${formatDuration(timeoutMs)}`));
-      } else if (connection) {
-        // Connected, but the handshake got no answer: something listens there that is not a Ferry
-        // server (or one wedged). Another attempt would find the same, so this is not retried.
-        connection.destroy(
+      // Still connecting: nothing answers at that address. Connected (TCP) but the handshake (TLS,
+      // then Ferry's hello) got no answer: something listens there that is not a Ferry server (or
+      // one wedged); another attempt would find the same, so that is not retried, unless this
+      // server answered before (then it is a slow or broken link).
+      if (socket.connecting) giveUp(new FerryError('ECONNECT', `no answer from ${address} in ${formatDuration(timeoutMs)}`));
+      else if (options.knownServer)
+        giveUp(new FerryError('ETIMEDOUT', `${address} did not answer the handshake in ${formatDuration(timeoutMs)}`));
+      else
+        giveUp(
           new FerryError(
             'EPROTO',
             `no Ferry server answered at ${address} (it accepted the connection but sent nothing in ${formatDuration(timeoutMs)})`,
           ),
         );
-      } else socket.destroy(new FerryError('ECONNECT', `no answer from ${address} in ${formatDuration(timeoutMs)}`));
     }, timeoutMs);
+    let fingerprint: string | undefined;
     try {
-      await once(socket, 'connect');
+      fingerprint = await connected(socket, address, options.tls);
     } catch (error) {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);
-      if (error instanceof FerryError) throw error;
-      const detail = (error as NodeJS.ErrnoException).code ?? String(error);
-      throw new FerryError('ECONNECT', `cannot connect to ${address} (${detail})`, { cause: error });
+      socket.destroy();
+      throw error;
     }
     connection = new ClientConnection(socket, options.stallTimeoutMs ?? defaultClientStallTimeoutMs, address);
+    connection.fingerprint = fingerprint;
+    const token = options.tokenFingerprint === undefined || options.tokenFingerprint === fingerprint ? options.token : undefined;
     try {
       connection.hello = await connection.request('hello', {
         protocol: protocolVersion,
         client: `ferry/${ferryVersion}`,
         capabilities: ['resume'],
-        ...(options.token === undefined ? {} : { token: options.token }),
+        ...(token === undefined ? {} : { token }),
       });
     } catch (error) {
       socket.destroy();
@@ -167,7 +167,9 @@ export class ClientConnection implements FrameSink {
       if (error instanceof FerryError && error.code === 'ECONNLOST' && !connection.#heardFrom) {
         throw new FerryError(
           'ECONNLOST',
-          `${address} closed the connection without answering the handshake (not a Ferry server? one behind TLS?)`,
+          options.tls
+            ? `${address} closed the connection without answering the handshake (not a Ferry server?)`
+            : `${address} closed the connection without answering the handshake: a Ferry server serving TLS does that to clear text (connect without --no-tls), or it is not a Ferry server`,
           { cause: error },
         );
       }
@@ -185,7 +187,11 @@ export class ClientConnection implements FrameSink {
       this.#heardFrom = true;
       const foreign = foreignProtocol(bytes);
       if (foreign) {
-        this.destroy(new FerryError('EPROTO', `${this.#address} speaks ${foreign}, not the Ferry protocol (wrong port?)`));
+        const why =
+          foreign === 'TLS'
+            ? `${this.#address} answers with TLS: connect without --no-tls`
+            : `${this.#address} speaks ${foreign}, not the Ferry protocol (wrong port?)`;
+        this.destroy(new FerryError('EPROTO', why));
         return;
       }
     }
@@ -350,6 +356,60 @@ export class ClientConnection implements FrameSink {
     for (const sink of this.#streams.values()) sink.fail(error);
     this.#streams.clear();
   }
+}
+
+/** Size of the buffer each clear-text connection reads into. */
+const readBufferBytes = 256 * 1024;
+
+/**
+ * Opens the socket: over TLS (its bytes come as 'data' events), or in clear text reading into one
+ * buffer per connection, reused (`onread`), instead of a fresh 64 KiB Buffer per read: at
+ * hundreds of MiB/s those allocations cost more in garbage collection than the copy.
+ */
+function openSocket(options: ConnectOptions, onBytes: (bytes: Uint8Array) => void): Socket {
+  if (options.tls) {
+    const socket = tlsConnect({
+      host: options.host,
+      port: options.port,
+      minVersion: 'TLSv1.3',
+      // A host name (not an address) goes in SNI and, with --ca, must be named by the certificate.
+      ...(isIP(options.host) ? {} : { servername: options.host }),
+      // With a CA, the handshake verifies the chain; otherwise checkServerCertificate pins the
+      // certificate itself before anything is sent (a self-signed one has no chain to verify).
+      ...(options.tls.ca === undefined ? { rejectUnauthorized: false } : { ca: options.tls.ca, rejectUnauthorized: true }),
+    });
+    socket.setNoDelay(true);
+    socket.on('data', onBytes);
+    return socket;
+  }
+  const readBuffer = Buffer.allocUnsafe(readBufferBytes);
+  return netConnect({
+    host: options.host,
+    port: options.port,
+    noDelay: true,
+    onread: {
+      buffer: readBuffer,
+      callback: (bytes: number, buffer: Uint8Array) => {
+        onBytes(buffer.subarray(0, bytes));
+        return true;
+      },
+    },
+  });
+}
+
+/** Waits for the connection (and, over TLS, the handshake and the certificate check); resolves with the certificate's fingerprint. */
+async function connected(socket: Socket, address: string, tls: ClientTls | false): Promise<string | undefined> {
+  let reached = false; // the TCP connection is up: what fails after that is the TLS handshake
+  socket.once('connect', () => (reached = true));
+  try {
+    await once(socket, tls ? 'secureConnect' : 'connect');
+  } catch (error) {
+    if (error instanceof FerryError) throw error;
+    if (tls && reached) throw tlsHandshakeError(error, address);
+    const detail = (error as NodeJS.ErrnoException).code ?? String(error);
+    throw new FerryError('ECONNECT', `cannot connect to ${address} (${detail})`, { cause: error });
+  }
+  return tls ? checkServerCertificate(socket as TLSSocket, address, tls) : undefined;
 }
 
 /**

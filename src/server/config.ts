@@ -103,6 +103,11 @@ const serverConfigSchema = z.strictObject({
    * probed at start-up when not given (a test may say so of a file system that is not).
    */
   caseInsensitiveNames: z.boolean().optional(),
+  /** Serve TLS (the default): clients pin the certificate's fingerprint (docs/protocol.md, "TLS"). */
+  tls: z.boolean().default(true),
+  /** The operator's certificate and key (PEM); without them, one generated into `<data>/tls/` at the first start. */
+  tlsCertFile: z.string().min(1).optional(),
+  tlsKeyFile: z.string().min(1).optional(),
   /** Permission bits taken away from the folders (0777) and files (0666) the server creates in the data directory. */
   umask: z.number().int().min(0).max(0o777).default(d.umask),
 });

@@ -26,12 +26,17 @@ export class DataLayout {
     this.lostFoundDir = join(this.root, 'lost+found');
   }
 
-  /** Creates what is missing of the data directory (a folder made here gets `folderMode`; one that exists keeps its mode). */
   /** Where the first admin's random password is kept (0600) until it is changed. */
   get adminPasswordFile(): string {
     return join(this.root, 'admin-password');
   }
 
+  /** The generated TLS certificate (`cert.pem`) and its key (`key.pem`, 0600). */
+  get tlsDir(): string {
+    return join(this.root, 'tls');
+  }
+
+  /** Creates what is missing of the data directory (a folder made here gets `folderMode`; one that exists keeps its mode). */
   create(): void {
     for (const dir of [this.filesDir, this.partialDir, this.dbDir]) mkdirSync(dir, { recursive: true, mode: this.folderMode });
   }

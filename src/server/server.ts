@@ -1,10 +1,12 @@
 import { once } from 'node:events';
 import { type AddressInfo, type Server, createServer as createNetServer } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { type Logger, pino } from 'pino';
 import { Accounts, tokenIdleMs } from '../accounts/accounts.js';
 import { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
+import { isLoopback } from '../net-address.js';
 import { hostPort } from '../units.js';
 import { MetaStore } from '../store/meta-store.js';
 import { ChunkBuffers } from './chunk-buffers.js';
@@ -19,6 +21,7 @@ import { readIntoFixedBuffer } from './fixed-buffer-socket.js';
 import { LoginThrottle } from './login-throttle.js';
 import { reconcile } from './reconcile.js';
 import type { ServerServices } from './services.js';
+import { type TlsIdentity, loadTlsIdentity } from './tls-identity.js';
 import { UploadRegistry } from './upload-registry.js';
 
 export interface FerryServer {
@@ -29,6 +32,8 @@ export interface FerryServer {
   readonly descriptors: { readonly inUse: number; readonly limit: number };
   /** The data directory's accounts (the `ferry user` commands manage the same ones). */
   readonly accounts: Accounts;
+  /** The SHA-256 fingerprint (`SHA256:...`) of the certificate it serves, once listening; undefined without TLS. */
+  readonly tlsFingerprint: string | undefined;
   /** Starts listening; resolves with the bound address (use port 0 for a free port). */
   listen(port: number, host: string): Promise<AddressInfo>;
   /**
@@ -96,9 +101,13 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
     }),
     logins: new LoginThrottle(logger),
   };
+  let tls: TlsIdentity | undefined;
   const listener: Server = createNetServer({ allowHalfOpen: false, noDelay: true, pauseOnConnect: true }, (accepted) => {
     let connection: Connection | undefined;
-    const socket = readIntoFixedBuffer(accepted, (bytes) => connection?.received(bytes));
+    // Over TLS, bytes come as the TLS socket's 'data' events; in clear text, read into a fixed buffer.
+    const socket = tls
+      ? new TLSSocket(accepted, { isServer: true, secureContext: tls.context })
+      : readIntoFixedBuffer(accepted, (bytes) => connection?.received(bytes));
     connection = connections.admit(socket, () => new Connection(services, socket));
     connection?.log.debug('connected');
   });
@@ -119,8 +128,17 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
     connections,
     descriptors,
     accounts: services.accounts,
+    get tlsFingerprint() {
+      return tls?.fingerprint;
+    },
     async listen(port, host) {
       await Promise.all([services.workers.ready(), sha256.started()]);
+      tls = config.tls ? await serverIdentity(config, layout, logger) : undefined;
+      if (!config.tls && !isLoopback(host))
+        logger.warn(
+          { host },
+          'TLS is off (--no-tls) on an address other machines reach: passwords, session tokens and files cross the network in clear text',
+        );
       await recover(services);
       const password = await services.accounts.createFirstAdmin();
       if (password !== undefined) {
@@ -168,6 +186,23 @@ function listenError(error: unknown, host: string, port: number): FerryError {
     return new FerryError('ECONFIG', `no permission to listen on ${where} (ports below 1024 need privileges)`, { cause: error });
   if (code === 'EADDRNOTAVAIL') return new FerryError('ECONFIG', `${host} is not an address of this machine (--host)`, { cause: error });
   return fromSystemError(error, `listening on ${where}`);
+}
+
+/** Loads (or, at the first start, generates) the certificate; its fingerprint is logged at every start, for clients to check. */
+async function serverIdentity(config: ServerConfig, layout: DataLayout, logger: Logger): Promise<TlsIdentity> {
+  const identity = await loadTlsIdentity({
+    certFile: config.tlsCertFile,
+    keyFile: config.tlsKeyFile,
+    tlsDir: layout.tlsDir,
+    fileMode: layout.fileMode,
+    folderMode: layout.folderMode,
+  });
+  if (identity.created) logger.info({ certificate: identity.certFile }, 'first start: generated a self-signed TLS certificate');
+  logger.info(
+    { fingerprint: identity.fingerprint, certificate: identity.certFile },
+    `TLS certificate fingerprint ${identity.fingerprint} (clients see it at their first connection)`,
+  );
+  return identity;
 }
 
 /** What a connection is counted to need: its socket and, on average, one open transfer file. */

@@ -1,12 +1,12 @@
 // One fuzzing connection to the live server, and the checks on everything the server sends it.
 import { type Hash, createHash } from 'node:crypto';
-import { once } from 'node:events';
-import { type Socket, connect } from 'node:net';
+import type { Socket } from 'node:net';
 import type { XXHash } from 'xxhash-wasm';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { encodeControl } from '../../src/protocol/encoder.js';
 import type { ChunkHeader } from '../../src/protocol/frames.js';
 import { OracleFrameReader } from '../helpers/frame-reader.js';
+import { openTestSocket } from '../helpers/test-socket.js';
 import type { ControlMessage } from '../helpers/raw-client.js';
 import { KiB, chunkSize, maxControlBytes, waitMs } from './config.js';
 import { count, ledger, noteDelete } from './ledger.js';
@@ -63,6 +63,8 @@ export class FuzzConnection {
   #nextFloodId = 500_000_000;
   #nextMutatedId = 1_000_000_000;
   readonly #wake = new Set<() => void>();
+  /** Settles once the socket (and TLS, to a server that serves it) is up. */
+  readonly #connected: Promise<void>;
 
   private constructor(port: number, label: string, parseLimit: number) {
     this.label = label;
@@ -97,18 +99,9 @@ export class FuzzConnection {
       chunkEnd: () => this.#onChunkEnd(),
       broken: (why, detail) => this.problem(`the server's bytes do not decode: ${detail === undefined ? why : `${why}: ${show(detail)}`}`),
     });
-    this.socket = connect({
-      host: '127.0.0.1',
-      port,
-      noDelay: true,
-      onread: {
-        buffer: Buffer.allocUnsafe(64 * KiB),
-        callback: (bytes: number, buffer: Uint8Array) => {
-          reader.push(buffer.subarray(0, bytes));
-          return true;
-        },
-      },
-    });
+    const opened = openTestSocket(port, (bytes) => reader.push(bytes));
+    this.socket = opened.socket;
+    this.#connected = opened.connected;
     this.socket.on('end', () => {
       if (!this.#endedByUs) this.serverClosedFirst = true;
       this.#notify();
@@ -129,7 +122,7 @@ export class FuzzConnection {
    */
   static async open(port: number, label: string, parseLimit = 16 * KiB): Promise<FuzzConnection> {
     const connection = new FuzzConnection(port, label, parseLimit);
-    await once(connection.socket, 'connect');
+    await connection.#connected;
     count('connections');
     return connection;
   }

@@ -1,5 +1,5 @@
 // The server the fuzz runs against, its log, ordinary clients, and what the process does outside the tests.
-import { provisionTester, testPasswordCost } from '../helpers/accounts.js';
+import { loginAt, provisionTester, rememberServer, testPasswordCost } from '../helpers/accounts.js';
 import { helloFields } from './plan.js';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -55,6 +55,7 @@ export async function startServerUnderTest(t: Test): Promise<ServerUnderTest> {
   const { port } = await server.listen(0, '127.0.0.1');
   const token = await provisionTester(server.accounts);
   helloFields['token'] = token;
+  rememberServer(port, { token, fingerprint: server.tlsFingerprint });
   const normalClients: FerryClient[] = [];
   t.teardown(async () => {
     await Promise.all(normalClients.map((client) => client.close()));
@@ -71,7 +72,7 @@ export async function startServerUnderTest(t: Test): Promise<ServerUnderTest> {
     serverErrors,
     uncaught,
     normalClient() {
-      const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 0, baseDelayMs: 10 }, credentials: { token } });
+      const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 0, baseDelayMs: 10 }, ...loginAt(port) });
       normalClients.push(client);
       return client;
     },

@@ -1,4 +1,4 @@
-import { rememberToken, tokenFor } from './accounts.js';
+import { rememberServer, serverAt } from './accounts.js';
 import { once } from 'node:events';
 import { type AddressInfo, type Socket, createConnection, createServer } from 'node:net';
 import type { Test } from 'tap';
@@ -305,8 +305,8 @@ export async function startChaosProxy(t: Test, targetPort: number, options: Chao
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   // Clients through the proxy log in as the test account of the server behind it.
-  const token = tokenFor(targetPort);
-  if (token !== undefined) rememberToken((server.address() as AddressInfo).port, token);
+  const target = serverAt(targetPort);
+  if (target) rememberServer((server.address() as AddressInfo).port, target);
   t.teardown(async () => {
     for (const link of links) link.close();
     links.clear();

@@ -1,4 +1,4 @@
-import { rememberToken, tokenFor } from './accounts.js';
+import { rememberServer, serverAt } from './accounts.js';
 import { once } from 'node:events';
 import { type AddressInfo, type Socket, createConnection, createServer } from 'node:net';
 import type { Test } from 'tap';
@@ -82,8 +82,8 @@ export async function startCutProxy(t: Test, targetPort: number): Promise<CutPro
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   // Clients through the proxy log in as the test account of the server behind it.
-  const token = tokenFor(targetPort);
-  if (token !== undefined) rememberToken((server.address() as AddressInfo).port, token);
+  const target = serverAt(targetPort);
+  if (target) rememberServer((server.address() as AddressInfo).port, target);
   t.teardown(async () => {
     for (const [a, b] of pairs) {
       a.destroy();

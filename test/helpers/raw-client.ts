@@ -1,11 +1,11 @@
-import { once } from 'node:events';
-import { type Socket, connect } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Test } from 'tap';
 import { loadXxh64 } from '../../src/hashing/xxh64.js';
 import { FrameDecoder } from '../../src/protocol/decoder.js';
 import { encodeChunkHead, encodeControl } from '../../src/protocol/encoder.js';
 import { type ChunkHeader, maxChunkBytesCeiling, protocolVersion } from '../../src/protocol/frames.js';
 import { tokenFor } from './accounts.js';
+import { openTestSocket } from './test-socket.js';
 
 /** What the server sent, decoded. `undecodable`: the server's own byte stream broke the protocol. */
 export type RawFrame =
@@ -37,6 +37,8 @@ export class RawClient {
   #nextId = 1;
   readonly #wake = new Set<() => void>();
   #chunk: { header: ChunkHeader; pieces: Buffer[] } | undefined;
+  /** Bytes from the server (valid only during the call). */
+  readonly received: (bytes: Uint8Array) => void;
 
   private constructor(socket: Socket, port: number) {
     this.socket = socket;
@@ -59,7 +61,7 @@ export class RawClient {
         protocolError: (error) => this.#push({ kind: 'undecodable', message: error.message }),
       },
     );
-    socket.on('data', (data: Buffer) => decoder.push(data));
+    this.received = (bytes) => decoder.push(bytes);
     socket.on('error', (error) => {
       this.errors.push(error);
       this.#notify();
@@ -72,16 +74,24 @@ export class RawClient {
       this.closed = true;
       this.#notify();
     });
+    // Closed already (a refusal before the TLS handshake ended): nothing more will come.
+    if (socket.destroyed) this.ended = this.closed = true;
   }
 
-  /** Connects to 127.0.0.1:`port` (from `localAddress`, another loopback address, to count as another client network). */
+  /**
+   * Connects to 127.0.0.1:`port` (from `localAddress`, another loopback address, to count as
+   * another client network): over TLS to a test server that serves it (its certificate pinned),
+   * else in clear text. The bytes a test writes are then the Ferry protocol's, inside TLS.
+   */
   static async connect(t: Test, port: number, localAddress?: string): Promise<RawClient> {
-    const socket = connect({ host: '127.0.0.1', port, noDelay: true, ...(localAddress === undefined ? {} : { localAddress }) });
+    let client: RawClient | undefined;
+    const opened = openTestSocket(port, (bytes) => client?.received(bytes), localAddress === undefined ? {} : { localAddress });
     t.teardown(() => {
-      socket.destroy();
+      opened.socket.destroy();
     });
-    await once(socket, 'connect');
-    return new RawClient(socket, port);
+    await opened.connected;
+    client = new RawClient(opened.socket, port);
+    return client;
   }
 
   /** Control messages received so far. */

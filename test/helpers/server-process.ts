@@ -1,4 +1,4 @@
-import { provisionDataDir, rememberToken } from './accounts.js';
+import { provisionDataDir, rememberServer } from './accounts.js';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -33,17 +33,26 @@ export async function spawnServer(t: Test, dataDir: string, extraArgs: string[] 
       await exited;
     }
   });
+  const port = await servingPort(child, token, exited);
+  return { child, port, exited };
+}
+
+/**
+ * The port a `ferry serve` child listens on, from what it says on stderr once it serves; its
+ * certificate's fingerprint (or clear text) and the tester's token are remembered for that port.
+ */
+export function servingPort(child: ChildProcess, token: string, exited: Promise<unknown>): Promise<number> {
   let stderr = '';
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stderr.on('data', (data: Buffer) => {
+  return new Promise<number>((resolve, reject) => {
+    child.stderr!.on('data', (data: Buffer) => {
       stderr += data.toString();
-      const match = /serving .* on [^ ]+:(\d+)/u.exec(stderr);
-      if (match) {
-        rememberToken(Number(match[1]), token);
-        resolve(Number(match[1]));
-      }
+      const serving = /serving .* on [^ ]+:(\d+) (over TLS|in clear text)/u.exec(stderr);
+      const fingerprint = /certificate fingerprint (SHA256:\S+)/u.exec(stderr)?.[1];
+      if (!serving || (serving[2] === 'over TLS' && fingerprint === undefined)) return;
+      const port = Number(serving[1]);
+      rememberServer(port, { token, fingerprint });
+      resolve(port);
     });
     void exited.then(() => reject(new Error(`server exited before listening: ${stderr}`)));
   });
-  return { child, port, exited };
 }

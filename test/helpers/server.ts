@@ -2,7 +2,7 @@ import type { Test } from 'tap';
 import { FerryClient } from '../../src/client/client.js';
 import type { ServerConfigInput } from '../../src/server/config.js';
 import { type FerryServer, createServer } from '../../src/server/server.js';
-import { provisionTester, rememberToken, testPasswordCost } from './accounts.js';
+import { loginAt, provisionTester, rememberServer, testPasswordCost } from './accounts.js';
 import { tempDir } from './temp-dir.js';
 
 export interface RunningServer {
@@ -23,7 +23,7 @@ export async function startServer(t: Test, config: Partial<ServerConfigInput> = 
   const server = createServer({ workers: 2, ...testPasswordCost, ...config, dataDir });
   const { port } = await server.listen(0, '127.0.0.1');
   const token = await provisionTester(server.accounts);
-  rememberToken(port, token);
+  rememberServer(port, { token, fingerprint: server.tlsFingerprint });
   const clients: FerryClient[] = [];
   t.teardown(async () => {
     await Promise.all(clients.map((client) => client.close()));
@@ -39,7 +39,8 @@ export async function startServer(t: Test, config: Partial<ServerConfigInput> = 
         host: '127.0.0.1',
         port: options.port ?? port,
         retry: { retries: options.retries ?? 0, baseDelayMs: 10 },
-        ...(options.anonymous ? {} : { credentials: { token } }),
+        ...loginAt(options.port ?? port),
+        ...(options.anonymous ? { credentials: undefined } : {}),
       });
       clients.push(client);
       return client;
