@@ -144,6 +144,8 @@ export class ClientConnection implements FrameSink {
     let fingerprint: string | undefined;
     try {
       fingerprint = await connected(socket, address, options.tls);
+      // Given up (a cancel, the timeout) while the certificate was being checked: say why.
+      if (socket.errored instanceof FerryError) throw socket.errored;
     } catch (error) {
       clearTimeout(timer);
       options.signal?.removeEventListener('abort', onAbort);

@@ -102,7 +102,7 @@ export async function checkListing(t: Test, target: ServerUnderTest, seed: numbe
   t.same(await readdir(target.root), ['data'], 'nothing was created beside the data dir');
   t.same(
     (await readdir(target.dataDir)).sort(),
-    ['admin-password', 'db', 'files', 'partial', 'server.pid', 'tls'],
+    ['admin-password', 'db', 'files', 'partial', 'server.pid'],
     'the data dir holds only its own directories, lock and first admin password',
   );
   const strayPartials = (await readdir(join(target.dataDir, 'partial'))).filter((entry) => !/^[0-9a-f-]{36}\.part$/u.test(entry));
@@ -162,9 +162,7 @@ export function checkMemoryAndFailures(t: Test, target: ServerUnderTest, memory:
   // buffers; per connection a 64 KiB read buffer and one control frame; at most three fuzzing
   // connections at once), and the tighter measure is per run (runExternalBoundBytes). RSS also
   // holds V8's garbage between collections: with a GC every 25 runs, runs against a server
-  // without the known bugs grew it by 33-56 MiB in clear text; over TLS (both ends in this
-  // process: each connection's handshake leaves garbage on both) by 190 MiB, so the runner now
-  // collects every 10 runs (44 MiB, retained growth unchanged); each burst that the server answers in full adds
+  // without the known bugs grew it by 33-56 MiB; each burst that the server answers in full adds
   // about 170 KB per request. 128 MiB leaves that headroom and still catches a runaway queue or
   // a leak per connection or per frame (some 400 connections and 10 MB sent per fuzz).
   t.ok(peak.rss - baseline.rss < 128 * MiB, `peak RSS grew by ${mib(peak.rss - baseline.rss)} (< 128 MiB)`);

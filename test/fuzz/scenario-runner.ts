@@ -49,7 +49,7 @@ export class ScenarioRunner {
     // Buffers an earlier run let go of count in `external` until they are collected: a run starts
     // from a clean figure, or a replay of a failing run (when fast-check shrinks it) would not fail.
     const external = process.memoryUsage().external;
-    if (run % 10 === 0 || (baseline && external > baseline.external + 16 * MiB)) gc?.();
+    if (run % 25 === 0 || (baseline && external > baseline.external + 16 * MiB)) gc?.();
     const errorsBefore = serverErrors.length;
     const uncaughtBefore = uncaught.length;
     const before = this.#settledDrift ?? (await auditor.drift());
