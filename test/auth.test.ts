@@ -305,7 +305,7 @@ t.test('ferry user: accounts of a data directory, with and without a server runn
 
 t.test('first start: admin with a random password in <data>/admin-password, removed once it is changed', async (t) => {
   const dataDir = join(tempDir(t), 'data');
-  const child = spawn(process.execPath, [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir], {
+  const child = spawn(process.execPath, [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--http-port', '0', '--data', dataDir], {
     stdio: ['ignore', 'ignore', 'pipe'],
   });
   const exited = once(child, 'exit');

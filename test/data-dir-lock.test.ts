@@ -43,9 +43,13 @@ t.test(
       'the lock names the serving process and host',
     );
 
-    const refused = spawn(process.execPath, [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir], {
-      stdio: ['ignore', 'ignore', 'pipe'],
-    });
+    const refused = spawn(
+      process.execPath,
+      [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--http-port', '0', '--data', dataDir],
+      {
+        stdio: ['ignore', 'ignore', 'pipe'],
+      },
+    );
     let stderr = '';
     refused.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
     const [code] = (await once(refused, 'exit')) as [number | null];
@@ -132,9 +136,13 @@ t.test('`ferry fsck` beside a running server says so, and still only reads', asy
 t.test('`ferry serve` on a port in use: one line that says so (ECONFIG, not EINTERNAL), and the data directory is let go', async (t) => {
   const running = await startServer(t);
   const dataDir = tempDir(t, 'ferry-data');
-  const refused = spawn(process.execPath, [ferryBin, 'serve', '--host', '127.0.0.1', '--port', String(running.port), '--data', dataDir], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const refused = spawn(
+    process.execPath,
+    [ferryBin, 'serve', '--host', '127.0.0.1', '--port', String(running.port), '--http-port', '0', '--data', dataDir],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   let stderr = '';
   refused.stderr.on('data', (data: Buffer) => (stderr += data.toString()));
   const [code] = (await once(refused, 'exit')) as [number | null];

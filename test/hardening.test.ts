@@ -16,9 +16,13 @@ const KiB = 1024;
 /** Starts `ferry serve` with `args` and waits for its first lines on stderr (the address, any warning); then stops it. */
 async function serveAndStop(t: Test, args: string[]): Promise<string> {
   const dataDir = join(tempDir(t), 'data');
-  const child = spawn(process.execPath, [ferryBin, 'serve', '--port', '0', '--data', dataDir, '--log-level', 'warn', ...args], {
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [ferryBin, 'serve', '--port', '0', '--http-port', '0', '--data', dataDir, '--log-level', 'warn', ...args],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+    },
+  );
   const exited = once(child, 'exit');
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');

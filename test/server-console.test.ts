@@ -19,10 +19,14 @@ const MiB = 1024 * 1024;
 t.test('on a pipe: one JSON object per line, with a line for each finished transfer and delete', async (t) => {
   const dir = tempDir(t);
   const local = await makeFile(dir, 'console.bin', 2 * MiB);
-  const child = spawn(process.execPath, [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', join(dir, 'data')], {
-    env: childEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--http-port', '0', '--data', join(dir, 'data')],
+    {
+      env: childEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   const exited = once(child, 'exit');
   t.teardown(() => {
     if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
@@ -76,9 +80,13 @@ t.test('on a pipe: one JSON object per line, with a line for each finished trans
 t.test('on a terminal: readable lines in local time; --log-format json keeps JSON there', needsTmux, async (t) => {
   const dir = tempDir(t);
   const local = await makeFile(dir, 'pretty.bin', 1 * MiB);
-  const terminal = await Terminal.ferry(t, ['serve', '--host', '127.0.0.1', '--port', '0', '--data', join(dir, 'data')], {
-    columns: 160,
-  });
+  const terminal = await Terminal.ferry(
+    t,
+    ['serve', '--host', '127.0.0.1', '--port', '0', '--http-port', '0', '--data', join(dir, 'data')],
+    {
+      columns: 160,
+    },
+  );
   const rows = (await terminal.waitFor(/log in with: ferry login/u)).join('\n');
   const port = Number(/serving .* on 127\.0\.0\.1:(\d+)/u.exec(rows)![1]);
   const password = /password (\S+) \(kept in/u.exec(rows)![1]!;
@@ -98,7 +106,7 @@ t.test('on a terminal: readable lines in local time; --log-format json keeps JSO
 
   const json = await Terminal.ferry(
     t,
-    ['serve', '--host', '127.0.0.1', '--port', '0', '--data', join(dir, 'data'), '--log-format', 'json'],
+    ['serve', '--host', '127.0.0.1', '--port', '0', '--http-port', '0', '--data', join(dir, 'data'), '--log-format', 'json'],
     {
       columns: 300,
     },

@@ -224,6 +224,8 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
       '127.0.0.1',
       '--port',
       '0',
+      '--http-port',
+      '0',
       '--data',
       dataDir,
       '--workers',

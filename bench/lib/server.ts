@@ -88,6 +88,8 @@ export class FerryServer {
       '127.0.0.1',
       '--port',
       '0',
+      '--http-port',
+      '0',
       '--data',
       dataDir,
       '--log-level',

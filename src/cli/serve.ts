@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isLoopback } from '../net-address.js';
-import { defaultPort } from '../protocol/limits.js';
+import { defaultHttpPort, defaultPort } from '../protocol/limits.js';
 import { serverDefaults } from '../server/defaults.js';
 import type { Output } from './output.js';
 import { formatBytes, formatDuration, hostPort, parseCount, parseDuration, parsePort, parseSize } from './units.js';
@@ -154,7 +154,18 @@ export function addServeCommand(program: Command, output: Output): void {
       'serve this certificate (PEM), with --tls-key (default: <data>/tls/cert.pem, generated at the first start)',
     )
     .option('--tls-key <file>', "the certificate's private key (PEM) (default: <data>/tls/key.pem, 0600)")
-    .option('--no-tls', 'serve in clear text; a warning when --host is not loopback, and clients need --no-tls too (default: TLS)');
+    .option('--no-tls', 'serve in clear text; a warning when --host is not loopback, and clients need --no-tls too (default: TLS)')
+    .option(
+      '--http-port <port>',
+      'port of the HTTP side (JSON API, downloads for curl and wget; docs/http.md); 0: none',
+      parsePort,
+      defaultHttpPort,
+    )
+    .option(
+      '--http-host <address>',
+      'address of the HTTP side; another than loopback serves HTTPS with the same certificate (unless --no-tls)',
+      '127.0.0.1',
+    );
   for (const { flag, parse, help } of settingFlags) command.option(flag, help, parse);
   command
     .option('--log-level <level>', 'pino log level (silent, error, warn, info, debug)', 'info')
@@ -186,6 +197,8 @@ export function addServeCommand(program: Command, output: Output): void {
           tls: boolean;
           tlsCert?: string;
           tlsKey?: string;
+          httpPort: number;
+          httpHost: string;
         },
       ) => {
         // Loaded here, not at start-up: client commands do not pay for the server's modules.
@@ -226,12 +239,25 @@ export function addServeCommand(program: Command, output: Output): void {
           await server.close().catch(() => undefined); // the listen failure is the one worth reporting
           throw error;
         });
+        const http =
+          flags.httpPort === 0
+            ? undefined
+            : await server.listenHttp(flags.httpPort, flags.httpHost).catch(async (error: unknown) => {
+                await server.close().catch(() => undefined);
+                throw error;
+              });
         const served = hostPort(address.address, address.port);
         output.err(
           `ferry: serving ${server.config.dataDir} on ${served}${server.tlsFingerprint ? ' over TLS' : ' in clear text (--no-tls)'}`,
         );
         if (server.tlsFingerprint)
           output.err(`ferry: certificate fingerprint ${server.tlsFingerprint} (a client shows it at its first connection: compare)`);
+        if (http) {
+          const scheme = http.secure ? 'https' : 'http';
+          output.err(
+            `ferry: HTTP side (API, downloads) at ${scheme}://${hostPort(http.address.address, http.address.port)}/ (docs/http.md)`,
+          );
+        }
         if (firstAdmin) {
           // Shown once: the first start of a data directory made its first account.
           output.err(

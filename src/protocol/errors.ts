@@ -30,6 +30,7 @@ export const errorCatalogue = {
   EAUTH: { message: 'authentication required', exitCode: 1, retryable: false },
   EPERM: { message: "not permitted for this account's role", exitCode: 1, retryable: false },
   EBADCERT: { message: "the server's certificate is not the one trusted for its address", exitCode: 1, retryable: false },
+  ERANGE: { message: 'the requested byte range is not in the file', exitCode: 1, retryable: false },
   EUSAGE: { message: 'usage error', exitCode: 2, retryable: false },
 } as const satisfies Record<string, { message: string; exitCode: number; retryable: boolean }>;
 

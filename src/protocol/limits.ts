@@ -1,6 +1,9 @@
 /** The port a Ferry server listens on unless told otherwise. */
 export const defaultPort = 8888;
 
+/** The port of a server's HTTP side (docs/http.md) unless told otherwise; 0 turns it off. */
+export const defaultHttpPort = 8080;
+
 /**
  * The largest control frame a client accepts from a server. A server's replies stay far below it
  * (a page of `list` or `log` is cut by bytes as well as by entries).

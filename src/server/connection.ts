@@ -1,12 +1,11 @@
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
-import { encodeControl } from '../protocol/encoder.js';
-import { FerryError, errorFields, oneLine } from '../protocol/errors.js';
-import { formatBytes, formatTransferTime } from '../units.js';
+import { encodeChunkHead, encodeControl } from '../protocol/encoder.js';
+import { FerryError, errorFields } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import { type Request, type ServerEvent, parseRequest } from '../protocol/messages.js';
-import type { StoredFile, TransferLogRecord, UserRecord } from '../store/records.js';
+import { type StoredFile, type TransferLogRecord, type UserRecord, hashAt } from '../store/records.js';
 import { AccountView, checkAccess } from './account-view.js';
 import { addressPrefix } from './address-prefix.js';
 import { Allowance } from './allowance.js';
@@ -17,6 +16,7 @@ import { handle } from './handlers/index.js';
 import type { RequestContext } from './request-context.js';
 import type { ServerServices } from './services.js';
 import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
+import { type TransferEntry, logTransfer, reportTransfer, whoOf } from './transfer-report.js';
 import { UploadTransfer } from './upload-transfer.js';
 
 /**
@@ -205,7 +205,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   }
 
   get who(): Pick<TransferLogRecord, 'client' | 'user'> {
-    return this.#account ? { client: this.clientAddress, user: this.#account.name } : { client: this.clientAddress };
+    return whoOf(this.clientAddress, this.#account);
   }
 
   async attachUpload(claim: ClaimedUpload, force: boolean): Promise<UploadTransfer> {
@@ -247,7 +247,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
 
   openDownload(file: StoredFile, fromChunk: number, onEnd: (download: DownloadTransfer, error?: FerryError) => void): DownloadTransfer {
     const stream = this.#allocateStream();
-    const download = new DownloadTransfer(this.services, this, stream, file, fromChunk, (error) => {
+    const download = new DownloadTransfer(this.services, this, stream, file, { from: fromChunk, to: Number.MAX_SAFE_INTEGER }, (error) => {
       this.#downloads.delete(stream);
       this.#refreshTimeout();
       if (error && error.code !== 'ECONNLOST') this.#abortStream(stream, error);
@@ -258,21 +258,12 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     return download;
   }
 
-  async logTransfer(entry: Omit<TransferLogRecord, 'client' | 'user'>): Promise<void> {
-    this.reportTransfer(entry);
-    // Best effort: a transfer never fails for its log entry; a lost one (a full disk) is logged.
-    const kept = await this.services.store.appendLog({ ...entry, ...this.who });
-    if (!kept)
-      this.log.warn({ op: entry.op, file: entry.name, result: entry.result }, 'transfer log entry lost (the store could not write it)');
+  async logTransfer(entry: TransferEntry): Promise<void> {
+    await logTransfer(this.services.store, this.log, this.who, entry);
   }
 
-  reportTransfer(entry: Omit<TransferLogRecord, 'client' | 'user'>): void {
-    // The server's console: one line per finished transfer and delete, who, what, how much, how fast, how it ended.
-    const bytesPerSecond = entry.durationMs > 0 ? Math.round((entry.bytes * 1000) / entry.durationMs) : undefined;
-    this.log.info(
-      { op: entry.op, file: entry.name, bytes: entry.bytes, durationMs: entry.durationMs, bytesPerSecond, result: entry.result },
-      transferLine(entry, bytesPerSecond),
-    );
+  reportTransfer(entry: TransferEntry): void {
+    reportTransfer(this.log, entry);
   }
 
   // ---- DownloadPort ----
@@ -317,6 +308,18 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     this.#downloadBuffersHeld -= 1;
     this.#noteDownloadProgress();
     this.#downloadAllowance.release();
+  }
+
+  sendChunk(download: DownloadTransfer, index: number, payload: Buffer, flushed: () => void): boolean {
+    const { socket } = this;
+    const { chunkSize, hashes } = download.file;
+    socket.cork();
+    socket.write(
+      encodeChunkHead({ stream: download.stream, offset: index * chunkSize, xxh64: hashAt(hashes, index), length: payload.length }),
+    );
+    const room = socket.write(payload, flushed);
+    socket.uncork();
+    return room;
   }
 
   whenDrained(callback: () => void): void {
@@ -521,12 +524,4 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     for (const waiter of waiters) waiter();
     await Promise.all([...this.#uploads.values()].map((upload) => this.#detachUpload(upload)));
   }
-}
-
-/** `upload big.iso: 1.5 GiB in 4.2 s (357 MiB/s), ok` (a delete: `delete big.iso: 1.5 GiB, ok`). */
-function transferLine(entry: Omit<TransferLogRecord, 'client'>, bytesPerSecond: number | undefined): string {
-  const result = entry.result === 'ok' ? 'ok' : `failed: ${entry.result}`;
-  if (entry.op === 'delete') return `delete ${oneLine(entry.name)}: ${formatBytes(entry.bytes)}, ${result}`;
-  const rate = bytesPerSecond === undefined ? '' : ` (${formatBytes(bytesPerSecond)}/s)`;
-  return `${entry.op} ${oneLine(entry.name)}: ${formatBytes(entry.bytes)} in ${formatTransferTime(entry.durationMs)}${rate}, ${result}`;
 }

@@ -1,29 +1,41 @@
 import type { FileHandle } from 'node:fs/promises';
-import type { Socket } from 'node:net';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
-import { encodeChunkHead } from '../protocol/encoder.js';
 import { type StoredFile, chunkCountOf, chunkLengthOf, hashAt, sameUpload } from '../store/records.js';
 import { codeOfSystemError, describeSystemError } from '../system-errors.js';
 import type { ServerServices } from './services.js';
 
-/** What a download needs from its connection: the socket, chunk buffers within the connection's share, and 'drain'. */
+/**
+ * What a download needs from where it goes (a Ferry connection, an HTTP response): chunk buffers
+ * within that client's share, a way to send a chunk, and 'drain'.
+ */
 export interface DownloadPort {
-  readonly socket: Socket;
   acquireDownloadBuffer(take: (buffer: ArrayBuffer) => void): () => void;
   releaseDownloadBuffer(buffer: ArrayBuffer): void;
   /** Gives back the allowance place of a buffer that was lost (the budget replaced it already). */
   releaseDownloadAllowance(): void;
+  /**
+   * Sends chunk `index` (its bytes, checked against its recorded xxh64: `payload`); `flushed` runs
+   * once they have left (the buffer is free again then). False when the output is full: the
+   * download waits for `whenDrained` before it sends more.
+   */
+  sendChunk(download: DownloadTransfer, index: number, payload: Buffer, flushed: () => void): boolean;
   whenDrained(callback: () => void): void;
 }
 
+/** The chunks a download sends: from `from` up to (not including) `to`. */
+export interface ChunkRange {
+  from: number;
+  to: number;
+}
+
 /**
- * Streams one stored file's chunks to the client, in order, from `fromChunk` on. The file is
+ * Streams one stored file's chunks to the client, in order, over a range of its chunks. The file is
  * opened once, when the download starts: a delete or a replace meanwhile does not change what it
  * sends (the content the client was promised, by its SHA-256, in the reply to `get`).
  *
  * Backpressure: a chunk is read only while fewer than `downloadReadaheadChunks` are read but
- * unsent, the connection's allowance and the global budget give it a buffer, and the socket has
- * room (`write()` returned true or 'drain' fired). A buffer returns when the socket has flushed it.
+ * unsent, the connection's allowance and the global budget give it a buffer, and the output has
+ * room (`sendChunk` returned true or `whenDrained` called back). A buffer returns when its bytes have left.
  */
 export class DownloadTransfer {
   readonly stream: number;
@@ -32,7 +44,8 @@ export class DownloadTransfer {
   readonly #services: ServerServices;
   readonly #port: DownloadPort;
   #file: FileHandle | undefined;
-  readonly #chunkCount: number;
+  /** The chunk after the last one to send. */
+  readonly #endChunk: number;
   #nextRead: number;
   #nextSend: number;
   #reading = 0;
@@ -48,16 +61,16 @@ export class DownloadTransfer {
     port: DownloadPort,
     stream: number,
     file: StoredFile,
-    fromChunk: number,
+    chunks: ChunkRange,
     onEnd: (error?: FerryError) => void,
   ) {
     this.#services = services;
     this.#port = port;
     this.stream = stream;
     this.file = file;
-    this.#chunkCount = chunkCountOf(file.size, file.chunkSize);
-    this.#nextRead = fromChunk;
-    this.#nextSend = fromChunk;
+    this.#endChunk = Math.min(chunks.to, chunkCountOf(file.size, file.chunkSize));
+    this.#nextRead = chunks.from;
+    this.#nextSend = chunks.from;
     this.#onEnd = onEnd;
   }
 
@@ -118,7 +131,7 @@ export class DownloadTransfer {
       !this.#ended &&
       !this.#waitingForDrain &&
       !this.#cancelBufferWait &&
-      this.#nextRead < this.#chunkCount &&
+      this.#nextRead < this.#endChunk &&
       this.#reading + this.#ready.size < config.downloadReadaheadChunks
     ) {
       const index = this.#nextRead;
@@ -138,9 +151,9 @@ export class DownloadTransfer {
     this.#endIfAllSent();
   }
 
-  /** Ends the download (successfully) once every chunk is handed to the socket; true if it has ended. */
+  /** Ends the download (successfully) once every chunk is handed to the port; true if it has ended. */
   #endIfAllSent(): boolean {
-    if (this.#ended || this.#nextSend !== this.#chunkCount || this.#reading > 0) return this.#ended;
+    if (this.#ended || this.#nextSend < this.#endChunk || this.#reading > 0) return this.#ended;
     this.#ended = true;
     this.#closeWhenIdle();
     this.#onEnd();
@@ -204,22 +217,17 @@ export class DownloadTransfer {
   }
 
   #send(): void {
-    const { socket } = this.#port;
-    const { size, chunkSize, hashes } = this.file;
+    const { size, chunkSize } = this.file;
     let room = true;
     for (let buffer = this.#ready.get(this.#nextSend); buffer && !this.#ended; buffer = this.#ready.get(this.#nextSend)) {
       const index = this.#nextSend;
       this.#ready.delete(index);
       this.#nextSend += 1;
       const length = chunkLengthOf(index, size, chunkSize);
-      const payload = Buffer.from(buffer, 0, length);
-      socket.cork();
-      socket.write(encodeChunkHead({ stream: this.stream, offset: index * chunkSize, xxh64: hashAt(hashes, index), length }));
-      room = socket.write(payload, () => this.#port.releaseDownloadBuffer(buffer));
-      socket.uncork();
+      room = this.#port.sendChunk(this, index, Buffer.from(buffer, 0, length), () => this.#port.releaseDownloadBuffer(buffer));
       this.bytesSent += length;
     }
-    // Every chunk handed to the socket: the download is done, whether or not the client has read it all yet.
+    // Every chunk handed to the port: the download is done, whether or not the client has read it all yet.
     if (this.#endIfAllSent()) return;
     if (!room && !this.#ended) {
       this.#waitingForDrain = true;

@@ -8,23 +8,36 @@ import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
 import type { UploadTransfer } from './upload-transfer.js';
 
 /**
- * What a request handler may do with the connection its request came on, and nothing more: the
- * client's identity, its streams, and the shared services. Handlers never see the socket, the
- * decoder or the connection's own bookkeeping.
+ * What every request may use, whichever side it came on (a Ferry connection, an HTTP request):
+ * the client's identity, its account, the shared services and the transfer log.
  */
-export interface RequestContext {
+export interface RequestScope {
   readonly services: ServerServices;
   /** The client, as `address:port`: for logs and the transfer log. */
   readonly clientAddress: string;
   /** The client's network (an IPv4 /24, an IPv6 /64): what per-client limits count. */
   readonly clientNetwork: string;
-  /** This connection's logger (the client's address is on every line). */
+  /** This request's logger (the client's address is on every line). */
   readonly log: Logger;
+  /** The account the request is made as; undefined before a login. */
+  readonly account: AccountView | undefined;
+  /** Who a transfer log entry names: the client's address and the account. */
+  readonly who: Pick<TransferLogRecord, 'client' | 'user'>;
+  /** Adds a transfer log entry for this client (best effort: never fails the request), and reports it on the console. */
+  logTransfer(entry: Omit<TransferLogRecord, 'client' | 'user'>): Promise<void>;
+  /** Reports a finished transfer on the server's console only (its log entry is written by the caller). */
+  reportTransfer(entry: Omit<TransferLogRecord, 'client' | 'user'>): void;
+}
+
+/**
+ * What a request handler may do with the connection its request came on, and nothing more: the
+ * client's identity, its streams, and the shared services. Handlers never see the socket, the
+ * decoder or the connection's own bookkeeping.
+ */
+export interface RequestContext extends RequestScope {
   /** Whether `hello` has been answered. */
   readonly greeted: boolean;
   markGreeted(): void;
-  /** The account the connection is logged in as; undefined before a login (or after a logout). */
-  readonly account: AccountView | undefined;
   /**
    * The connection logged in as `user` with the session `token`: it passes the connection gate
    * (or is closed with bye EBUSY, and this throws).
@@ -32,8 +45,6 @@ export interface RequestContext {
   authenticate(user: UserRecord, token: string): AccountView;
   /** Ends the login: the session's token is revoked; the connection is anonymous again. Returns the token it had. */
   logout(): string | undefined;
-  /** Who a transfer log entry names: the client's address and the account. */
-  readonly who: Pick<TransferLogRecord, 'client' | 'user'>;
   /** The connection is closing: no transfer may attach to it. */
   readonly ending: boolean;
   /** Attaches a claimed upload to this connection under a new stream; its chunks are accepted from here on. */
@@ -49,8 +60,4 @@ export interface RequestContext {
    * reply is on the wire. `onEnd` hears how it ended.
    */
   openDownload(file: StoredFile, fromChunk: number, onEnd: (download: DownloadTransfer, error?: FerryError) => void): DownloadTransfer;
-  /** Adds a transfer log entry for this client (best effort: never fails the request), and reports it on the console. */
-  logTransfer(entry: Omit<TransferLogRecord, 'client' | 'user'>): Promise<void>;
-  /** Reports a finished transfer on the server's console only (its log entry is written by the caller). */
-  reportTransfer(entry: Omit<TransferLogRecord, 'client' | 'user'>): void;
 }

@@ -3,6 +3,7 @@ import { type AddressInfo, type Server, createServer as createNetServer } from '
 import { TLSSocket } from 'node:tls';
 import { type Logger, pino } from 'pino';
 import { Accounts, tokenIdleMs } from '../accounts/accounts.js';
+import { type HttpSide, createHttpSide } from '../http/http-side.js';
 import { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
@@ -36,6 +37,11 @@ export interface FerryServer {
   readonly tlsFingerprint: string | undefined;
   /** Starts listening; resolves with the bound address (use port 0 for a free port). */
   listen(port: number, host: string): Promise<AddressInfo>;
+  /**
+   * Starts the HTTP side (docs/http.md) once `listen` has resolved: HTTPS with the server's
+   * certificate when `tls` says so (by default: TLS is on and `host` is not loopback).
+   */
+  listenHttp(port: number, host: string, options?: { tls?: boolean }): Promise<{ address: AddressInfo; secure: boolean }>;
   /**
    * Stops accepting, tells every client (bye ESHUTDOWN) and gives the connections
    * `shutdownGraceMs` to end (their uploads' chunks land and are recorded), cuts the rest, then
@@ -122,6 +128,7 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
     Math.max(100, Math.floor(config.budgetGraceMs / 5)),
   ).unref();
   let closing: Promise<void> | undefined;
+  let http: HttpSide | undefined;
 
   return {
     config,
@@ -156,9 +163,22 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
       logger.info({ address: address.address, port: address.port, dataDir: layout.root }, 'ferry server listening');
       return address;
     },
+    async listenHttp(port, host, options = {}) {
+      if (!listener.listening) throw new Error('listenHttp needs the server listening first');
+      if (http) throw new Error('the HTTP side is listening already');
+      const secure = options.tls ?? (config.tls && !isLoopback(host));
+      if (secure && !tls) throw new FerryError('ECONFIG', 'HTTPS needs TLS, which is off (--no-tls)');
+      http = createHttpSide(services, secure ? tls?.serverOptions : undefined);
+      const address = await http.listen(port, host).catch((error: unknown) => {
+        throw listenError(error, host, port, '--http-port, or 0 for no HTTP side', '--http-host');
+      });
+      logger.info({ address: address.address, port: address.port, secure }, 'ferry HTTP side listening');
+      return { address, secure };
+    },
     close() {
       closing ??= (async () => {
         clearInterval(budgetWatch);
+        await http?.close();
         await sweeper.stop();
         const stopped = listener.listening ? new Promise<void>((resolve) => listener.close(() => resolve())) : Promise.resolve();
         // Tell every client; their chunks in flight land and are recorded as each connection ends.
@@ -177,14 +197,15 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
 }
 
 /** Why the server cannot listen, in the operator's words (a port in use is their choice to make, not an internal error). */
-function listenError(error: unknown, host: string, port: number): FerryError {
+function listenError(error: unknown, host: string, port: number, portFlag = '--port', hostFlag = '--host'): FerryError {
   const where = hostPort(host, port);
   const code = (error as NodeJS.ErrnoException).code;
   if (code === 'EADDRINUSE')
-    return new FerryError('ECONFIG', `${where} is in use by another program (choose another --port)`, { cause: error });
+    return new FerryError('ECONFIG', `${where} is in use by another program (choose another ${portFlag})`, { cause: error });
   if (code === 'EACCES')
     return new FerryError('ECONFIG', `no permission to listen on ${where} (ports below 1024 need privileges)`, { cause: error });
-  if (code === 'EADDRNOTAVAIL') return new FerryError('ECONFIG', `${host} is not an address of this machine (--host)`, { cause: error });
+  if (code === 'EADDRNOTAVAIL')
+    return new FerryError('ECONFIG', `${host} is not an address of this machine (${hostFlag})`, { cause: error });
   return fromSystemError(error, `listening on ${where}`);
 }
 

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { type SecureContext, createSecureContext } from 'node:tls';
+import { type SecureContext, type TlsOptions, createSecureContext } from 'node:tls';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
 import { fingerprintOfDer } from '../tls/fingerprint.js';
@@ -10,6 +10,8 @@ import { fingerprintOfDer } from '../tls/fingerprint.js';
 /** The certificate a server presents, its key, and the fingerprint clients pin. */
 export interface TlsIdentity {
   readonly context: SecureContext;
+  /** The same certificate, key and settings as options of a TLS server (the HTTPS side's). */
+  readonly serverOptions: TlsOptions;
   /** `SHA256:...`, as clients show and pin it. */
   readonly fingerprint: string;
   /** Where the certificate came from: generated into the data directory, or the operator's files. */
@@ -56,17 +58,18 @@ export async function loadTlsIdentity(files: TlsFiles): Promise<TlsIdentity> {
     pems = await generatePair(files, certFile, keyFile);
     created = true;
   }
+  const serverOptions = { cert: pems.cert, key: pems.key, ...tlsSettings };
   let context: SecureContext;
   let fingerprint: string;
   try {
-    context = createSecureContext({ cert: pems.cert, key: pems.key, ...tlsSettings });
+    context = createSecureContext(serverOptions);
     fingerprint = fingerprintOfDer(new X509Certificate(pems.cert).raw);
   } catch (error) {
     throw new FerryError('ECONFIG', `${certFile} and ${keyFile} are not a usable certificate and key (${(error as Error).message})`, {
       cause: error,
     });
   }
-  return { context, fingerprint, certFile, created };
+  return { context, serverOptions, fingerprint, certFile, created };
 }
 
 interface PemPair {

@@ -21,7 +21,7 @@ export async function spawnServer(t: Test, dataDir: string, extraArgs: string[] 
   const token = await provisionDataDir(dataDir);
   const child = spawn(
     process.execPath,
-    [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs],
+    [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--http-port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
     },

@@ -1,7 +1,7 @@
 import type { Test } from 'tap';
 import { FerryClient } from '../../src/client/client.js';
 import type { ServerConfigInput } from '../../src/server/config.js';
-import { type FerryServer, createServer } from '../../src/server/server.js';
+import { type FerryServer, type ServerOptions, createServer } from '../../src/server/server.js';
 import { loginAt, provisionTester, rememberServer, testPasswordCost } from './accounts.js';
 import { tempDir } from './temp-dir.js';
 
@@ -18,9 +18,9 @@ export interface RunningServer {
  * A real server on 127.0.0.1, a free port, and a temp data dir, with the test account `tester`
  * logged in (see helpers/accounts.ts); closed when the test ends.
  */
-export async function startServer(t: Test, config: Partial<ServerConfigInput> = {}): Promise<RunningServer> {
+export async function startServer(t: Test, config: Partial<ServerConfigInput> = {}, options: ServerOptions = {}): Promise<RunningServer> {
   const dataDir = config.dataDir ?? tempDir(t, 'ferry-data');
-  const server = createServer({ workers: 2, ...testPasswordCost, ...config, dataDir });
+  const server = createServer({ workers: 2, ...testPasswordCost, ...config, dataDir }, options);
   const { port } = await server.listen(0, '127.0.0.1');
   const token = await provisionTester(server.accounts);
   rememberServer(port, { token, fingerprint: server.tlsFingerprint });

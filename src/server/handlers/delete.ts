@@ -1,11 +1,11 @@
 import { rm } from 'node:fs/promises';
 import { FerryError } from '../../protocol/errors.js';
 import { accountOf } from '../account-view.js';
-import type { Handler } from './types.js';
+import type { ScopedHandler } from './types.js';
 
 // The record goes first, then the bytes: a crash in between leaves an orphan file (reclaimed by
 // recovery), never a listed file without its bytes. No publish of the name runs meanwhile.
-export const deleteFile: Handler<'delete'> = async (request, ctx) => {
+export const deleteFile: ScopedHandler<'delete'> = async (request, ctx) => {
   const name = accountOf(ctx).stored(request.name);
   const { store, layout, uploads } = ctx.services;
   const started = Date.now();

@@ -2,9 +2,9 @@ import { protocolVersion } from '../../protocol/frames.js';
 import { ferryVersion } from '../../version.js';
 import { accountOf } from '../account-view.js';
 import { serverCapabilities } from './hello.js';
-import type { Handler } from './types.js';
+import type { ScopedHandler } from './types.js';
 
-export const info: Handler<'info'> = (_request, ctx) => {
+export const info: ScopedHandler<'info'> = (_request, ctx) => {
   const { store, config, workers, startedAt } = ctx.services;
   const account = accountOf(ctx);
   // An admin sees the whole store; anyone else what lies under their root.

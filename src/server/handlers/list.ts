@@ -5,9 +5,9 @@ import { maxNameBytes } from '../../protocol/names.js';
 import { accountOf } from '../account-view.js';
 import { fileSummary } from './file-info.js';
 import { takeWithin } from './reply-size.js';
-import type { Handler } from './types.js';
+import type { ScopedHandler } from './types.js';
 
-export const list: Handler<'list'> = (request, ctx) => {
+export const list: ScopedHandler<'list'> = (request, ctx) => {
   for (const bound of [request.prefix, request.after]) {
     if (bound !== undefined && Buffer.byteLength(bound, 'utf8') > maxNameBytes) {
       throw new FerryError('EBADNAME', `list prefix or after is longer than ${maxNameBytes} bytes`);

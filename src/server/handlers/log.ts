@@ -2,9 +2,9 @@ import { defaultLogPageEntries } from '../../protocol/limits.js';
 import type { LogEntry } from '../../protocol/messages.js';
 import { accountOf } from '../account-view.js';
 import { takeWithin } from './reply-size.js';
-import type { Handler } from './types.js';
+import type { ScopedHandler } from './types.js';
 
-export const log: Handler<'log'> = (request, ctx) => {
+export const log: ScopedHandler<'log'> = (request, ctx) => {
   const account = accountOf(ctx);
   // An admin reads the whole log; anyone else the entries of their own transfers.
   const records = ctx.services.store.recentLog(
