@@ -55,10 +55,15 @@ export function sendJson(res: ServerResponse, status: number, body: unknown, hea
 
 /**
  * Answers with an error: `{"error": {"code", "message"}}` and the code's status, with `headers`
- * (a 401's WWW-Authenticate, a 416's Content-Range). Once the head is out (a download failing midway),
+ * (a 401's WWW-Authenticate, a 416's Content-Range); `status` where the code's own does not fit (tus's 409 for a wrong offset). Once the head is out (a download failing midway),
  * the response is cut instead, so the client sees an incomplete body, never a wrong one.
  */
-export function sendError(res: ServerResponse, error: FerryError, headers: Record<string, string> = {}): void {
+export function sendError(
+  res: ServerResponse,
+  error: FerryError,
+  headers: Record<string, string> = {},
+  status = httpStatusOf(error.code),
+): void {
   if (res.headersSent) return void res.destroy();
-  sendJson(res, httpStatusOf(error.code), { error: errorFields(error) }, headers);
+  sendJson(res, status, { error: errorFields(error) }, headers);
 }

@@ -7,12 +7,13 @@ import { FerryError } from '../protocol/errors.js';
 import { checkAccess } from '../server/account-view.js';
 import type { ServerServices } from '../server/services.js';
 import { serveApi, decodeName } from './http-api.js';
-import { challengeFor, credentialsOf } from './http-auth.js';
+import { challengeFor, checkSameOrigin, credentialsOf } from './http-auth.js';
 import { serveFile } from './http-download.js';
 import { asFerryError, sendError } from './http-errors.js';
 import { HttpRequestScope } from './http-scope.js';
+import { TusUploads } from './tus.js';
 
-/** The HTTP side of a Ferry server: the JSON API, downloads, and (not yet) tus uploads and the page. */
+/** The HTTP side of a Ferry server: the JSON API, downloads, tus uploads, and (not yet) the page. */
 export interface HttpSide {
   /** Starts listening; resolves with the bound address. */
   listen(port: number, host: string): Promise<AddressInfo>;
@@ -28,7 +29,8 @@ export interface HttpSide {
  */
 export function createHttpSide(services: ServerServices, tls: TlsOptions | undefined): HttpSide {
   const { config } = services;
-  const handler = (request: IncomingMessage, response: ServerResponse): void => void route(services, request, response);
+  const tus = new TusUploads(services);
+  const handler = (request: IncomingMessage, response: ServerResponse): void => void route(services, tus, request, response);
   const options = {
     // A request's head must arrive in full within the handshake timeout (a client trickling it is dropped).
     headersTimeout: config.handshakeTimeoutMs,
@@ -62,6 +64,7 @@ export function createHttpSide(services: ServerServices, tls: TlsOptions | undef
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      await tus.close();
     },
   };
 }
@@ -74,7 +77,7 @@ function splitUrl(url: string): { path: string; query: URLSearchParams } {
     : { path: url.slice(0, mark), query: new URLSearchParams(url.slice(mark + 1)) };
 }
 
-async function route(services: ServerServices, request: IncomingMessage, response: ServerResponse): Promise<void> {
+async function route(services: ServerServices, tus: TusUploads, request: IncomingMessage, response: ServerResponse): Promise<void> {
   const scope = new HttpRequestScope(services, request);
   response.setHeader('X-Content-Type-Options', 'nosniff');
   response.setHeader('Referrer-Policy', 'no-referrer');
@@ -93,8 +96,13 @@ async function route(services: ServerServices, request: IncomingMessage, respons
       checkAccess('get', scope.account);
       return serveFile(scope, request, response, decodeName(path.slice('/files/'.length)));
     }
-    if (path === '/tus' || path.startsWith('/tus/'))
-      throw new FerryError('ENOTYET', 'tus uploads over HTTP are not built yet; upload with ferry upload');
+    if (path === '/tus' || path.startsWith('/tus/')) {
+      if (request.method !== 'OPTIONS') {
+        if (!credentials) throw new FerryError('EAUTH', 'authentication required: log in first');
+        if (credentials.kind === 'cookie' && request.method !== 'HEAD') checkSameOrigin(request);
+      }
+      return await tus.serve(scope, request, response, path.slice('/tus/'.length));
+    }
     if (path === '/')
       throw new FerryError(
         'ENOTYET',

@@ -269,11 +269,13 @@ export class UploadTransfer implements ActiveUpload {
   }
 
   /**
-   * Verifies the whole file and makes it visible under its name. Durable on return. `size` is the
+   * Verifies the whole file and makes it visible under its name. Durable on return. `sha256` is
+   * the client's: the bytes must have it (a client that gave none, a tus upload without a sha256,
+   * gets the file as it arrived, each chunk checked on the way). `size` is the
    * client's word for the file's size: required of a streamed upload (it fixes the size), checked
    * against the declared size otherwise.
    */
-  async finish(sha256: string, size: number | undefined, logEntry: () => TransferLogRecord): Promise<StoredFile> {
+  async finish(sha256: string | undefined, size: number | undefined, logEntry: () => TransferLogRecord): Promise<StoredFile> {
     this.finishing = true;
     await this.settle({ record: false });
     try {
@@ -311,13 +313,13 @@ export class UploadTransfer implements ActiveUpload {
     this.#chunkCount = chunkCountOf(size, this.#session.chunkSize);
   }
 
-  async #publish(sha256: string, logEntry: () => TransferLogRecord): Promise<StoredFile> {
+  async #publish(sha256: string | undefined, logEntry: () => TransferLogRecord): Promise<StoredFile> {
     if (this.#failure) throw this.#failure;
     const missing = this.chunkCount - this.verified.size;
     if (missing > 0) throw new FerryError('EINCOMPLETE', `${missing} of ${this.chunkCount} chunks have not been received`);
     const { uploads } = this.#services;
     const { sha256: stored, chunkHashes } = await this.#writtenContent();
-    if (stored !== sha256) {
+    if (sha256 !== undefined && stored !== sha256) {
       // The verified chunks do not add up to the client's file: nothing here can be trusted.
       this.#discarded = true;
       // A streamed session goes when its upload is released.
