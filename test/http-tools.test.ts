@@ -4,7 +4,6 @@
  */
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -12,7 +11,7 @@ import t, { type Test } from 'tap';
 import { provisionDataDir, testPassword, testUser } from './helpers/accounts.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { makeFile } from './helpers/files.js';
-import { bearer, send, startHttpSide } from './helpers/http.js';
+import { bearer, freePort, send, startHttpSide } from './helpers/http.js';
 import { ferryBin } from './helpers/server-process.js';
 import { startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
@@ -125,11 +124,3 @@ t.test('ferry serve starts the HTTP side on --http-port and says where', async (
   child.kill('SIGTERM');
   await exited;
 });
-
-async function freePort(): Promise<number> {
-  const server = createNetServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

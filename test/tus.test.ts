@@ -4,13 +4,12 @@
  * killed with kill -9, the whole file verified against its sha256, nothing published otherwise),
  * and the protocol's rules on offsets, termination and names.
  */
-import { once } from 'node:events';
 import t from 'tap';
 import { DetailedError, Upload } from 'tus-js-client';
 import { tokenFor } from './helpers/accounts.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { makeFile } from './helpers/files.js';
-import { bearer, send, startHttpSide } from './helpers/http.js';
+import { bearer, freePort, send, startHttpSide } from './helpers/http.js';
 import { type ServerProcess, spawnServer } from './helpers/server-process.js';
 import { startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
@@ -243,12 +242,3 @@ t.test('ferry serve killed with kill -9 mid-upload: after a restart the upload r
   const stat = await send(`http://127.0.0.1:${httpPort}/api/files/big.bin`, { headers: bearer(token) });
   t.equal(stat.json<{ sha256: string }>().sha256, file.sha256, 'the stored file is the local file');
 });
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  const server = createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as { port: number };
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}

@@ -2,10 +2,12 @@
  * The HTTP side in tests: a running test server's HTTP side started on a free port, and plain
  * requests to it (node:http and node:https, so a test sees every header and status as sent).
  */
+import { once } from 'node:events';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { readFile } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { join } from 'node:path';
 import type { RunningServer } from './server.js';
 
@@ -80,4 +82,13 @@ export function bearer(token: string): Record<string, string> {
 
 export function basic(user: string, password: string): Record<string, string> {
   return { Authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}` };
+}
+
+/** A port free on 127.0.0.1 right now (for a `ferry serve --http-port` child). */
+export async function freePort(): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
 }
