@@ -18,6 +18,7 @@ import { type Measured, checkTargets, targetsTable } from './lib/targets.js';
 import { formatNumber, formatBytes } from './lib/units.js';
 import { runBulk } from './scenarios/bulk.js';
 import { type SweepStep, runConcurrency } from './scenarios/concurrency.js';
+import { runHttp } from './scenarios/http.js';
 import { runMicro } from './scenarios/micro.js';
 import { type RefResult, runRefs } from './scenarios/refs.js';
 import { type ResumeRun, runResume } from './scenarios/resume.js';
@@ -25,6 +26,7 @@ import { type ResumeRun, runResume } from './scenarios/resume.js';
 const scenarios: Record<ScenarioId, (ctx: BenchContext) => Promise<ScenarioReport>> = {
   bulk: runBulk,
   refs: runRefs,
+  http: runHttp,
   concurrency: runConcurrency,
   resume: runResume,
   micro: runMicro,

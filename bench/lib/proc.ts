@@ -97,7 +97,7 @@ export function boxCpuMeter(cores: number): () => BoxCpu {
 }
 
 /** PIDs of the process's live children (its main thread's; /proc/PID/task/PID/children). */
-function childPids(pid: number): number[] {
+export function childPids(pid: number): number[] {
   try {
     return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/u).filter(Boolean).map(Number);
   } catch {
