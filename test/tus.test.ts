@@ -129,8 +129,11 @@ t.test('offsets, names, termination and other accounts, by the protocol', async 
       headers: { ...auth, 'Content-Type': 'application/offset+octet-stream', 'Upload-Offset': String(offset) },
       body,
     });
-  const first = await patch(0, file.bytes.subarray(0, 100 * KiB));
+  // Two PATCHes of the same upload at once: one is taken, the other refused (not a takeover of the first).
+  const both = await Promise.all([patch(0, file.bytes.subarray(0, 100 * KiB)), patch(0, file.bytes.subarray(0, 100 * KiB))]);
+  const [first, racing] = both[0].status === 204 ? both : [both[1], both[0]];
   t.same([first.status, first.headers['upload-offset']], [204, String(100 * KiB)], 'a PATCH: 204 and the new offset');
+  t.ok([423, 409].includes(racing.status), `the other PATCH at once: refused (${racing.status})`);
   const wrong = await patch(5, file.bytes.subarray(5, 10));
   t.equal(wrong.status, 409, 'a PATCH at another offset: 409');
   const head = await http.request(location, { method: 'HEAD', headers: auth });

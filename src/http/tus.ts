@@ -66,6 +66,8 @@ interface Attached {
 export class TusUploads {
   readonly #services: ServerServices;
   readonly #attached = new Map<string, Attached>();
+  /** Claims being made for uploads not attached yet, by id. */
+  readonly #attaching = new Map<string, Promise<Attached>>();
 
   constructor(services: ServerServices) {
     this.#services = services;
@@ -212,7 +214,7 @@ export class TusUploads {
           if (attached.offset >= size) throw new FerryError('EPROTO', `the body goes past Upload-Length (${size} bytes)`);
           if (!attached.open) {
             const index = Math.floor(attached.offset / chunkSize);
-            const buffer = await new Promise<ArrayBuffer>((resolve) => buffers.acquire(resolve));
+            const buffer = buffers.tryAcquire() ?? (await this.#waitForBuffer(request));
             attached.open = { index, buffer, filled: attached.offset - index * chunkSize };
           }
           const open = attached.open;
@@ -251,6 +253,17 @@ export class TusUploads {
     this.#idleLater(id, attached);
     response.writeHead(status, { 'Upload-Offset': String(attached.offset), 'Content-Length': 0 });
     response.end();
+  }
+
+  /** Waits for a chunk buffer from the budget: the server is the one holding the PATCH up, so its stall timeout does not run meanwhile. */
+  async #waitForBuffer(request: IncomingMessage): Promise<ArrayBuffer> {
+    const { socket } = request;
+    socket.setTimeout(0);
+    try {
+      return await new Promise<ArrayBuffer>((resolve) => this.#services.buffers.acquire(resolve));
+    } finally {
+      if (!socket.destroyed) socket.setTimeout(this.#services.config.stallTimeoutMs);
+    }
   }
 
   /** Every byte is in: the whole file is verified (against the client's sha256 if it gave one) and published. */
@@ -293,10 +306,23 @@ export class TusUploads {
     response.end();
   }
 
-  /** The upload attached to the engine: as it is, or claimed again (after it idled, or a restart). */
-  async #attach(session: UploadSessionRecord, account: AccountView): Promise<Attached> {
+  /**
+   * The upload attached to the engine: as it is, or claimed again (after it idled, or a restart).
+   * Two PATCHes racing to attach it share one claim: a second claim of the same upload would take
+   * the first one over.
+   */
+  #attach(session: UploadSessionRecord, account: AccountView): Promise<Attached> {
     const existing = this.#attached.get(session.id);
-    if (existing) return existing;
+    if (existing) return Promise.resolve(existing);
+    let attaching = this.#attaching.get(session.id);
+    if (!attaching) {
+      attaching = this.#claimAndAttach(session, account).finally(() => this.#attaching.delete(session.id));
+      this.#attaching.set(session.id, attaching);
+    }
+    return attaching;
+  }
+
+  async #claimAndAttach(session: UploadSessionRecord, account: AccountView): Promise<Attached> {
     const terms = termsOf(session)!;
     const claim = await this.#claim(account, session.name, { size: session.size, fingerprint: session.fingerprint }, terms);
     if (claim.session.id !== session.id) {
@@ -304,11 +330,6 @@ export class TusUploads {
       claim.cancel();
       await this.#services.uploads.dropSession(claim.session);
       throw new FerryError('ENOENT', 'this upload expired');
-    }
-    const raced = this.#attached.get(session.id);
-    if (raced) {
-      claim.cancel();
-      return raced;
     }
     const transfer = await UploadTransfer.open(this.#services, 0, claim, terms.overwrite, () => undefined).catch((error: unknown) => {
       claim.cancel();
