@@ -11,7 +11,7 @@ export default tseslint.config(
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
-      parserOptions: { project: ['./tsconfig.test.json'], tsconfigRootDir: import.meta.dirname },
+      parserOptions: { project: ['./tsconfig.test.json', './page/tsconfig.json'], tsconfigRootDir: import.meta.dirname },
     },
     rules: {
       // tap's t.test() returns a promise the runner itself awaits.

@@ -118,7 +118,11 @@ t.test('ferry serve starts the HTTP side on --http-port and says where', async (
     child.stderr.on('data', () => /HTTP side .*\n/u.test(stderr) && resolve());
     void exited.then(() => reject(new Error(`ferry serve exited: ${stderr}`)));
   });
-  t.match(stderr, `ferry: HTTP side (API, downloads) at http://127.0.0.1:${httpPort}/ (docs/http.md)`, 'the address is printed');
+  t.match(
+    stderr,
+    `ferry: HTTP side (web page, API, downloads, tus uploads) at http://127.0.0.1:${httpPort}/ (docs/http.md)`,
+    'the address is printed',
+  );
   const me = await send(`http://127.0.0.1:${httpPort}/api/me`, { headers: bearer(token) });
   t.same(me.json(), { user: testUser, role: 'admin', root: '' }, 'and it answers there');
   child.kill('SIGTERM');

@@ -110,7 +110,7 @@ t.test('the JSON API: the same answers as the Ferry protocol, named relative to 
   t.equal(wrongMethod.status, 400, 'a method the API does not take: 400');
   t.equal(wrongMethod.headers['allow'], 'GET', 'with Allow');
   t.equal((await http.request('/api/nothing', { headers: auth })).status, 404, 'an unknown API path: 404');
-  t.equal((await http.request('/', { headers: auth })).status, 501, 'the page: 501, not yet');
+  t.equal((await http.request('/', { headers: auth })).status, 200, 'the page');
 });
 
 t.test("roles and roots: each account sees its own files; another account's file is 404; a reader cannot delete", async (t) => {

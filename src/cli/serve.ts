@@ -157,7 +157,7 @@ export function addServeCommand(program: Command, output: Output): void {
     .option('--no-tls', 'serve in clear text; a warning when --host is not loopback, and clients need --no-tls too (default: TLS)')
     .option(
       '--http-port <port>',
-      'port of the HTTP side (JSON API, downloads for curl and wget; docs/http.md); 0: none',
+      'port of the HTTP side (web page, JSON API, downloads, tus uploads; docs/http.md); 0: none',
       parsePort,
       defaultHttpPort,
     )
@@ -255,7 +255,7 @@ export function addServeCommand(program: Command, output: Output): void {
         if (http) {
           const scheme = http.secure ? 'https' : 'http';
           output.err(
-            `ferry: HTTP side (API, downloads) at ${scheme}://${hostPort(http.address.address, http.address.port)}/ (docs/http.md)`,
+            `ferry: HTTP side (web page, API, downloads, tus uploads) at ${scheme}://${hostPort(http.address.address, http.address.port)}/ (docs/http.md)`,
           );
         }
         if (firstAdmin) {

@@ -12,8 +12,9 @@ import { serveFile } from './http-download.js';
 import { asFerryError, sendError } from './http-errors.js';
 import { HttpRequestScope } from './http-scope.js';
 import { TusUploads } from './tus.js';
+import { isPageAsset, servePageAsset } from './page-assets.js';
 
-/** The HTTP side of a Ferry server: the JSON API, downloads, tus uploads, and (not yet) the page. */
+/** The HTTP side of a Ferry server: the web page, the JSON API, downloads and tus uploads. */
 export interface HttpSide {
   /** Starts listening; resolves with the bound address. */
   listen(port: number, host: string): Promise<AddressInfo>;
@@ -103,11 +104,9 @@ async function route(services: ServerServices, tus: TusUploads, request: Incomin
       }
       return await tus.serve(scope, request, response, path.slice('/tus/'.length));
     }
-    if (path === '/')
-      throw new FerryError(
-        'ENOTYET',
-        'the web page is not built yet; the JSON API (/api/) and downloads (/files/NAME) work: see docs/http.md',
-      );
+    if (isPageAsset(path) && (request.method === 'GET' || request.method === 'HEAD')) {
+      return await servePageAsset(path, request.method === 'HEAD', response);
+    }
     throw new FerryError('ENOENT', 'nothing here: the API is under /api/, files under /files/ (docs/http.md)');
   } catch (error) {
     const failure = asFerryError(error);
