@@ -9,7 +9,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import t from 'tap';
 import { testPassword, testUser } from './helpers/accounts.js';
-import { droppedFiles, fitsWidth, progressBetweenEnds, statusOf } from './helpers/browser-probes.js';
+import { chooserShowsFocus, droppedFiles, fitsWidth, progressBetweenEnds, statusOf } from './helpers/browser-probes.js';
 import { makeFile } from './helpers/files.js';
 import { startHttpSide } from './helpers/http.js';
 import { startServer } from './helpers/server.js';
@@ -56,8 +56,12 @@ t.test(
     t.ok(await page.locator('#empty').isVisible(), 'an empty store says what to do');
     t.match(await page.locator('#who').textContent(), /tester \(admin\)/u, 'who is logged in');
 
-    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.getByText('Choose files to upload').click()]);
-    t.ok(chooser.isMultiple(), 'the file chooser takes several files');
+    // With the keyboard alone: Tab from the filter reaches the file input, its label shows the focus, Enter opens the dialog.
+    await page.getByLabel('Filter').focus();
+    await page.keyboard.press('Tab');
+    t.ok(await page.evaluate(chooserShowsFocus), 'Tab reaches the file input, and its label shows the focus ring');
+    const [chooser] = await Promise.all([page.waitForEvent('filechooser'), page.keyboard.press('Enter')]);
+    t.ok(chooser.isMultiple(), 'Enter opens the file chooser, which takes several files');
     await chooser.setFiles([small.path, big.path]);
     // The progress bar seen between its ends while the big file goes up.
     await page.waitForFunction(progressBetweenEnds, undefined, { polling: 'raf', timeout: 30_000 });

@@ -25,3 +25,9 @@ export async function statusOf(path: string): Promise<number> {
 export function fitsWidth(): boolean {
   return document.documentElement.scrollWidth <= window.innerWidth;
 }
+
+/** Whether the "Choose files" label shows the focus ring (the file input it stands for has keyboard focus). */
+export function chooserShowsFocus(): boolean {
+  const label = document.querySelector('label[for="chooser"]');
+  return document.activeElement?.id === 'chooser' && label !== null && getComputedStyle(label).outlineStyle === 'solid';
+}
