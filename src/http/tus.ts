@@ -4,7 +4,8 @@ import { FerryError } from '../protocol/errors.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
 import { type AccountView, accountOf, checkAccess } from '../server/account-view.js';
 import type { ServerServices } from '../server/services.js';
-import type { ClaimedUpload, FileIdentity, PutRequest } from '../server/upload-registry.js';
+import { claimFor } from '../server/handlers/put.js';
+import { finishUpload } from '../server/handlers/put-end.js';
 import { UploadTransfer } from '../server/upload-transfer.js';
 import { type UploadSessionRecord, chunkCountOf, chunkLengthOf } from '../store/records.js';
 import { sendError, sendJson } from './http-errors.js';
@@ -127,7 +128,12 @@ export class TusUploads {
     }
     const terms: TusTerms = { sha256, overwrite: metadata.has('overwrite') };
     const name = account.stored(filename);
-    const claim = await this.#claim(account, name, { size, fingerprint: fingerprintOf(terms) }, terms);
+    const claim = await claimFor(
+      this.#services.uploads,
+      account,
+      { name, file: { size, fingerprint: fingerprintOf(terms) }, force: terms.overwrite },
+      notAttachedHere,
+    );
     const { session } = claim;
     scope.log.info({ file: name, size, id: session.id }, 'tus upload created');
     response.setHeader('Location', `/tus/${session.id}`);
@@ -248,7 +254,7 @@ export class TusUploads {
       else this.#idleLater(id, attached);
       throw account.inOwnNames(error);
     }
-    if (attached.offset === size) return this.#finish(scope, response, attached, account, status).finally(() => endPatch(attached));
+    if (attached.offset === size) return this.#finish(response, attached, scope, status).finally(() => endPatch(attached));
     endPatch(attached);
     this.#idleLater(id, attached);
     response.writeHead(status, { 'Upload-Offset': String(attached.offset), 'Content-Length': 0 });
@@ -267,32 +273,12 @@ export class TusUploads {
   }
 
   /** Every byte is in: the whole file is verified (against the client's sha256 if it gave one) and published. */
-  async #finish(
-    scope: HttpRequestScope,
-    response: ServerResponse,
-    attached: Attached,
-    account: AccountView,
-    status: number,
-  ): Promise<void> {
+  async #finish(response: ServerResponse, attached: Attached, scope: HttpRequestScope, status: number): Promise<void> {
     const { transfer, terms } = attached;
-    const { id, name } = transfer.session;
-    this.#attached.delete(id);
-    const entry = (result: string) => {
-      const time = Date.now();
-      return { time, op: 'upload' as const, name, bytes: transfer.bytesReceived, durationMs: time - transfer.startedAt, result };
-    };
-    try {
-      let published: ReturnType<typeof entry> | undefined;
-      await transfer.finish(terms.sha256, undefined, () => ({ ...(published = entry('ok')), ...scope.who }));
-      if (published) scope.reportTransfer(published);
-      response.writeHead(status, { 'Upload-Offset': String(attached.offset), 'Content-Length': 0 });
-      response.end();
-    } catch (error) {
-      await scope.logTransfer(entry(error instanceof FerryError ? error.code : 'EINTERNAL'));
-      throw account.inOwnNames(error);
-    } finally {
-      await transfer.release();
-    }
+    this.#attached.delete(transfer.session.id);
+    await finishUpload(scope, transfer, terms.sha256, undefined);
+    response.writeHead(status, { 'Upload-Offset': String(attached.offset), 'Content-Length': 0 });
+    response.end();
   }
 
   async #terminate(scope: HttpRequestScope, response: ServerResponse, session: UploadSessionRecord, account: AccountView): Promise<void> {
@@ -324,7 +310,8 @@ export class TusUploads {
 
   async #claimAndAttach(session: UploadSessionRecord, account: AccountView): Promise<Attached> {
     const terms = termsOf(session)!;
-    const claim = await this.#claim(account, session.name, { size: session.size, fingerprint: session.fingerprint }, terms);
+    const file = { size: session.size, fingerprint: session.fingerprint };
+    const claim = await claimFor(this.#services.uploads, account, { name: session.name, file, force: terms.overwrite }, notAttachedHere);
     if (claim.session.id !== session.id) {
       // The session lapsed meanwhile and a new one was started: that is not this tus upload.
       claim.cancel();
@@ -347,18 +334,6 @@ export class TusUploads {
     };
     this.#attached.set(session.id, attached);
     return attached;
-  }
-
-  /** Claims the upload of `name` by the registry's rules, as a `put` does (errors in the account's names). */
-  async #claim(account: AccountView, name: string, file: FileIdentity, terms: TusTerms): Promise<ClaimedUpload> {
-    const request: PutRequest = { name, file, force: terms.overwrite, owner: account.name };
-    if (account.quotaBytes !== undefined) request.quota = { root: account.root, bytes: account.quotaBytes };
-    // No tus upload is ever attached to the asking request itself: each PATCH is a request of its own.
-    return this.#services.uploads
-      .claim(request, () => false)
-      .catch((error: unknown) => {
-        throw account.inOwnNames(error);
-      });
   }
 
   /** An upload with no PATCH for the stall timeout lets go of the engine (its chunk part in memory, its name). */
@@ -393,6 +368,9 @@ export class TusUploads {
     return new Date(session.touched + this.#services.config.sessionTtlMs).toUTCString();
   }
 }
+
+/** No tus upload is ever attached to the asking request itself: each PATCH is a request of its own. */
+const notAttachedHere = (): boolean => false;
 
 function endPatch(attached: Attached): void {
   attached.busy = false;

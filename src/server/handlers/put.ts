@@ -1,5 +1,6 @@
 import { FerryError } from '../../protocol/errors.js';
-import { accountOf } from '../account-view.js';
+import { type AccountView, accountOf } from '../account-view.js';
+import type { ActiveUpload, ClaimedUpload, PutRequest, UploadRegistry } from '../upload-registry.js';
 import type { Handler } from './types.js';
 
 /** [start, end) runs of the chunk indexes in `verified`, in order. */
@@ -11,6 +12,23 @@ export function verifiedRanges(verified: Iterable<number>): [number, number][] {
     else ranges.push([index, index + 1]);
   }
   return ranges;
+}
+
+/**
+ * Claims the upload of a stored name for `account` by the registry's rules (a Ferry put, a tus
+ * upload): the session counts against the account, within its quota; errors speak of its names.
+ */
+export function claimFor(
+  uploads: UploadRegistry,
+  account: AccountView,
+  request: Pick<PutRequest, 'name' | 'file' | 'force'>,
+  ownsUpload: (upload: ActiveUpload) => boolean,
+): Promise<ClaimedUpload> {
+  const put: PutRequest = { ...request, owner: account.name };
+  if (account.quotaBytes !== undefined) put.quota = { root: account.root, bytes: account.quotaBytes };
+  return uploads.claim(put, ownsUpload).catch((error: unknown) => {
+    throw account.inOwnNames(error);
+  });
 }
 
 /** Starts or resumes an upload: the upload rules are the registry's; this attaches the result to the connection. */
@@ -25,20 +43,7 @@ export const put: Handler<'put'> = async (request, ctx) => {
     throw new FerryError('EPROTO', 'bad put request: a put without a size (from a stream) cannot be resumed and takes no fingerprint');
   }
   const identity = size === undefined || fingerprint === undefined ? undefined : { size, fingerprint };
-  const claim = await ctx.services.uploads
-    .claim(
-      {
-        name,
-        file: identity,
-        force,
-        owner: account.name,
-        ...(account.quotaBytes === undefined ? {} : { quota: { root: account.root, bytes: account.quotaBytes } }),
-      },
-      (upload) => ctx.ownsUpload(upload),
-    )
-    .catch((error: unknown) => {
-      throw account.inOwnNames(error);
-    });
+  const claim = await claimFor(ctx.services.uploads, account, { name, file: identity, force }, (upload) => ctx.ownsUpload(upload));
   if (ctx.ending) {
     claim.cancel();
     throw new FerryError('ECONNLOST', 'client went away');
