@@ -6,7 +6,7 @@
  */
 import { read, readSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { type BufferTaskResult, type ReadChunkTask, type WriteChunkTask, taskFailure } from './tasks.js';
+import { type BufferTaskResult, type ReadChunkTask, type WriteChunkResult, type WriteChunkTask, taskFailure } from './tasks.js';
 
 /** Positional reads and writes on an open file descriptor: how many bytes each call moved. */
 export interface PositionalIo {
@@ -29,15 +29,19 @@ export const libuvIo: PositionalIo = {
   read: async (fd, bytes, offset, length, position) => (await readAsync(fd, bytes, offset, length, position)).bytesRead,
 };
 
-/** Verifies `xxh64` over buffer[0, length), then writes those bytes at `offset` of the file. */
-export async function writeChunk(task: WriteChunkTask, io: PositionalIo, xxh64: (bytes: Uint8Array) => bigint): Promise<BufferTaskResult> {
+/**
+ * Verifies `xxh64` over buffer[0, length) (or computes it, for a chunk that came without one),
+ * then writes those bytes at `offset` of the file.
+ */
+export async function writeChunk(task: WriteChunkTask, io: PositionalIo, xxh64: (bytes: Uint8Array) => bigint): Promise<WriteChunkResult> {
   const bytes = new Uint8Array(task.buffer, 0, task.length);
-  if (xxh64(bytes) !== task.xxh64) {
+  const computed = xxh64(bytes);
+  if (task.xxh64 !== undefined && computed !== task.xxh64) {
     return { ok: false, code: 'ECHECKSUM', message: `chunk at offset ${task.offset}: xxh64 mismatch`, buffer: task.buffer };
   }
   try {
     for (let done = 0; done < task.length;) done += await io.write(task.fd, bytes, done, task.length - done, task.offset + done);
-    return { ok: true, buffer: task.buffer };
+    return { ok: true, xxh64: computed, buffer: task.buffer };
   } catch (error) {
     return { ...taskFailure(error, `write at offset ${task.offset}`), buffer: task.buffer };
   }

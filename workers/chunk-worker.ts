@@ -18,6 +18,7 @@ import {
   type HashUpdateResult,
   type HashUpdateTask,
   type ReadChunkTask,
+  type WriteChunkResult,
   type WriteChunkTask,
   taskFailure,
 } from './tasks.js';
@@ -43,7 +44,7 @@ export function ready(): true {
   return true;
 }
 
-export async function writeChunk(task: WriteChunkTask): Promise<BufferTaskResult> {
+export async function writeChunk(task: WriteChunkTask): Promise<WriteChunkResult> {
   return withBuffer(await writeChunkWith(task, blockingIo, xxh64));
 }
 

@@ -24,7 +24,8 @@ export interface WriteChunkTask {
   fd: number;
   offset: number;
   length: number;
-  xxh64: bigint;
+  /** The sender's xxh64 of the bytes, checked before they are written; undefined: the sender gave none (a tus body), so the writer computes it. */
+  xxh64: bigint | undefined;
   buffer: ArrayBuffer;
 }
 
@@ -39,6 +40,9 @@ export interface ReadChunkTask {
 
 /** Result of a task that carried a buffer: the buffer always comes back, success or not. */
 export type BufferTaskResult = ({ ok: true } | TaskFailure) & { buffer: ArrayBuffer };
+
+/** A written chunk's xxh64: the one checked, or the one computed for a chunk that came without one. */
+export type WriteChunkResult = ({ ok: true; xxh64: bigint } | TaskFailure) & { buffer: ArrayBuffer };
 
 /** SHA-256 of the first `size` bytes of `path` (lowercase hex), and the xxh64 of each `chunkSize` chunk. */
 export interface HashFileTask {

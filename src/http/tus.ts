@@ -1,13 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { FerryError } from '../protocol/errors.js';
-import { loadXxh64 } from '../hashing/xxh64.js';
 import { type AccountView, accountOf, checkAccess } from '../server/account-view.js';
 import type { ServerServices } from '../server/services.js';
 import { claimFor } from '../server/handlers/put.js';
 import { finishUpload } from '../server/handlers/put-end.js';
 import { UploadTransfer } from '../server/upload-transfer.js';
 import { type UploadSessionRecord, chunkCountOf, chunkLengthOf } from '../store/records.js';
+import { type PieceTaken, forEachPiece } from './body-pieces.js';
 import { sendError, sendJson } from './http-errors.js';
 import type { HttpRequestScope } from './http-scope.js';
 
@@ -60,7 +60,7 @@ interface Attached {
  * and expiration, on the engine's own upload rules and records. A tus upload is a Ferry upload
  * session (its id is the tus id), claimed with the same rules as a `put` (names, roots, quotas,
  * one writer per name), written chunk by chunk by the same UploadTransfer (each chunk's xxh64
- * computed here and checked again by the worker that writes it, synced before LMDB records it),
+ * computed by the worker that writes it, synced before LMDB records it),
  * and published by the same verified, atomic rename. The offset a HEAD reports after a restart
  * is the recorded one: what a `kill -9` could not take back.
  */
@@ -210,39 +210,47 @@ export class TusUploads {
     clearTimeout(attached.idleTimer);
     const { transfer } = attached;
     const { size, chunkSize, id } = transfer.session;
-    const { buffers, config } = this.#services;
-    const xxh64 = await loadXxh64();
+    const { buffers } = this.#services;
     const writes = new Set<Promise<void>>();
-    try {
-      for await (const piece of request as AsyncIterable<Buffer>) {
-        let at = 0;
-        while (at < piece.length) {
-          if (attached.offset >= size) throw new FerryError('EPROTO', `the body goes past Upload-Length (${size} bytes)`);
-          if (!attached.open) {
-            const index = Math.floor(attached.offset / chunkSize);
-            const buffer = buffers.tryAcquire() ?? (await this.#waitForBuffer(request));
-            attached.open = { index, buffer, filled: attached.offset - index * chunkSize };
+    const openChunk = (buffer: ArrayBuffer): OpenChunk => {
+      const index = Math.floor(attached.offset / chunkSize);
+      return { index, buffer, filled: attached.offset - index * chunkSize };
+    };
+    /** Copies `piece` from `from` on into chunks; returns a promise when a buffer or the writes must be waited for. */
+    const take = (piece: Buffer, from = 0): PieceTaken => {
+      for (let at = from; at < piece.length;) {
+        if (attached.offset >= size) throw new FerryError('EPROTO', `the body goes past Upload-Length (${size} bytes)`);
+        if (!attached.open) {
+          const buffer = buffers.tryAcquire();
+          if (!buffer) {
+            return this.#waitForBuffer(request).then((waited) => {
+              attached.open = openChunk(waited);
+              return take(piece, at);
+            });
           }
-          const open = attached.open;
-          const length = chunkLengthOf(open.index, size, chunkSize);
-          const take = Math.min(piece.length - at, length - open.filled);
-          new Uint8Array(open.buffer, open.filled, take).set(piece.subarray(at, at + take));
-          open.filled += take;
-          attached.offset += take;
-          at += take;
-          if (open.filled === length) {
-            attached.open = undefined;
-            const header = { stream: 0, offset: open.index * chunkSize, length, xxh64: xxh64(new Uint8Array(open.buffer, 0, length)) };
-            const write = transfer.write(open.index, header, open.buffer);
-            writes.add(write);
-            void write.finally(() => writes.delete(write));
-            // At most this upload's share of chunks in flight, and no further ahead of its records than a Ferry upload.
-            if (writes.size >= config.maxInflightChunksPerConnection) await Promise.race(writes);
-            if (transfer.lagging) await new Promise<void>((resolve) => transfer.onceRecorded(resolve));
-            if (transfer.failed) throw transfer.failed;
-          }
+          attached.open = openChunk(buffer);
+        }
+        const open = attached.open;
+        const length = chunkLengthOf(open.index, size, chunkSize);
+        const count = Math.min(piece.length - at, length - open.filled);
+        new Uint8Array(open.buffer, open.filled, count).set(piece.subarray(at, at + count));
+        open.filled += count;
+        attached.offset += count;
+        at += count;
+        if (open.filled === length) {
+          attached.open = undefined;
+          // No xxh64 came with the bytes: the worker that writes the chunk computes the one recorded.
+          const write = transfer.write(open.index, { offset: open.index * chunkSize, length, xxh64: undefined }, open.buffer);
+          writes.add(write);
+          void write.finally(() => writes.delete(write));
+          const held = this.#heldBack(transfer, writes);
+          if (held) return held.then(() => take(piece, at));
         }
       }
+      return undefined;
+    };
+    try {
+      await forEachPiece(request, take);
       await Promise.all(writes);
       if (transfer.failed) throw transfer.failed;
     } catch (error) {
@@ -259,6 +267,21 @@ export class TusUploads {
     this.#idleLater(id, attached);
     response.writeHead(status, { 'Upload-Offset': String(attached.offset), 'Content-Length': 0 });
     response.end();
+  }
+
+  /**
+   * What a PATCH waits for after handing a chunk over, if anything: at most this upload's share
+   * of chunks in flight, and no further ahead of its records than a Ferry upload. Throws once the
+   * upload has failed.
+   */
+  #heldBack(transfer: UploadTransfer, writes: Set<Promise<void>>): Promise<void> | undefined {
+    if (transfer.failed) throw transfer.failed;
+    if (writes.size >= this.#services.config.maxInflightChunksPerConnection) {
+      return Promise.race(writes).then(() => this.#heldBack(transfer, writes));
+    }
+    if (transfer.lagging)
+      return new Promise<void>((resolve) => transfer.onceRecorded(resolve)).then(() => this.#heldBack(transfer, writes));
+    return undefined;
   }
 
   /** Waits for a chunk buffer from the budget: the server is the one holding the PATCH up, so its stall timeout does not run meanwhile. */

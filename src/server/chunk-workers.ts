@@ -5,6 +5,7 @@ import {
   type HashFileResult,
   type HashFileTask,
   type ReadChunkTask,
+  type WriteChunkResult,
   type WriteChunkTask,
   taskNames,
 } from '../../workers/tasks.js';
@@ -46,8 +47,8 @@ export class ChunkWorkers {
     return this.#pool.threads.length;
   }
 
-  /** Checks a chunk's xxh64 and writes it: in the pool, or here if it is small (see `inlineChunkMaxBytes`). */
-  writeChunk(task: WriteChunkTask): Promise<BufferTaskResult> {
+  /** Checks a chunk's xxh64 (or computes it, if it came without one) and writes it: in the pool, or here if it is small (see `inlineChunkMaxBytes`). */
+  writeChunk(task: WriteChunkTask): Promise<WriteChunkResult> {
     if (task.length <= inlineChunkMaxBytes) return writeChunk(task, libuvIo, this.#hash());
     return this.#pool.run(task, { name: taskNames.writeChunk, transferList: [task.buffer] });
   }

@@ -17,6 +17,12 @@ import { syncRenameInto } from './sync-directory.js';
 import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
 
 /**
+ * A received chunk for `write`: where it goes, and the sender's xxh64 of it, which the writer
+ * checks; a chunk that came without one (a tus body) gets the one the writer computes.
+ */
+export type ChunkToWrite = Pick<ChunkHeader, 'offset' | 'length'> & { xxh64: bigint | undefined };
+
+/**
  * One upload attached to one connection: receives verified-to-be chunks, has the pool check and
  * write them into the partial file (open for the upload's whole life), and records them in LMDB in
  * checkpoints, always after their bytes are synced (docs/design.md, "Durability"). Lives from
@@ -193,9 +199,9 @@ export class UploadTransfer implements ActiveUpload {
    * new to the session is counted against the quota first (EQUOTA fails the upload). A second
    * copy of a chunk whose first copy is still being written waits for it: copies of one chunk are
    * written one after the other, in the order they arrived, so the last one sent is the one on
-   * disk and in the records.
+   * disk and in the records. The xxh64 recorded is the one the writer checked (or computed).
    */
-  write(index: number, header: ChunkHeader, buffer: ArrayBuffer): Promise<void> {
+  write(index: number, header: ChunkToWrite, buffer: ArrayBuffer): Promise<void> {
     if (!this.verified.has(index) && !this.#unsynced.has(index) && !this.#writing.has(index)) {
       try {
         const { maxFileSizeBytes } = this.#services.config;
@@ -222,7 +228,7 @@ export class UploadTransfer implements ActiveUpload {
     });
   }
 
-  #writeNow(index: number, header: ChunkHeader, buffer: ArrayBuffer): Promise<void> {
+  #writeNow(index: number, header: ChunkToWrite, buffer: ArrayBuffer): Promise<void> {
     const { workers, buffers } = this.#services;
     const task = { fd: this.#file.fd, offset: header.offset, length: header.length, xxh64: header.xxh64, buffer };
     return workers.writeChunk(task).then(
@@ -234,7 +240,7 @@ export class UploadTransfer implements ActiveUpload {
         }
         this.#hasher.add(index, result.buffer, header.length);
         this.verified.delete(index);
-        this.#unsynced.set(index, header.xxh64);
+        this.#unsynced.set(index, result.xxh64);
         this.#unsyncedBytes += header.length;
         this.#maybeCheckpoint();
       },
