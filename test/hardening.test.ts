@@ -121,6 +121,26 @@ t.test('a symbolic link placed in the data directory is never followed: not by a
   await client.close();
 });
 
+t.test('a name whose beginning is a stored file is no link to follow: f6 and f60 side by side', async (t) => {
+  // The walk over the folders on the way to a name once took `f6`, the name minus its last
+  // character, for a folder on the way to `f60`, and refused to publish or serve it.
+  const running = await startServer(t, { chunkSizeBytes: 64 * KiB });
+  const client = running.client();
+  const dir = tempDir(t);
+  const short = await makeFile(dir, 'short.bin', KiB);
+  const long = await makeFile(dir, 'long.bin', 2 * KiB);
+  await client.upload(short.path, { name: 'd/f6' });
+  await client.upload(long.path, { name: 'd/f60' });
+  await client.upload(long.path, { name: 'top' });
+  await client.upload(short.path, { name: 'to' });
+  const out = tempDir(t);
+  t.equal((await client.download('d/f60', { out: join(out, 'f60') })).sha256, long.sha256, 'd/f60 published and served');
+  t.equal((await client.download('top', { out: join(out, 'top') })).sha256, long.sha256, 'top published and served');
+  await client.delete('d/f60');
+  t.equal((await client.stat('d/f6')).sha256, short.sha256, 'd/f6 is untouched');
+  await client.close();
+});
+
 t.test('error messages on the wire name no path of the server', async (t) => {
   const running = await startServer(t, { chunkSizeBytes: 64 * KiB });
   const client = running.client();

@@ -70,9 +70,10 @@ export class DataLayout {
   async safeFilePath(name: string): Promise<string> {
     const path = this.filePath(name);
     for (let folder = this.filesDir; ;) {
-      const next = path.slice(0, path.indexOf(sep, folder.length + 1));
-      if (next.length <= folder.length) break;
-      folder = next;
+      // The folders on the way, not the file itself: no separator after it ends the walk.
+      const end = path.indexOf(sep, folder.length + 1);
+      if (end < 0) break;
+      folder = path.slice(0, end);
       let stats;
       try {
         stats = await lstat(folder);
