@@ -19,6 +19,7 @@ import { formatNumber, formatBytes } from './lib/units.js';
 import { runBulk } from './scenarios/bulk.js';
 import { type SweepStep, runConcurrency } from './scenarios/concurrency.js';
 import { runHttp } from './scenarios/http.js';
+import { runTree } from './scenarios/tree.js';
 import { runMicro } from './scenarios/micro.js';
 import { type RefResult, runRefs } from './scenarios/refs.js';
 import { type ResumeRun, runResume } from './scenarios/resume.js';
@@ -27,6 +28,7 @@ const scenarios: Record<ScenarioId, (ctx: BenchContext) => Promise<ScenarioRepor
   bulk: runBulk,
   refs: runRefs,
   http: runHttp,
+  tree: runTree,
   concurrency: runConcurrency,
   resume: runResume,
   micro: runMicro,

@@ -128,51 +128,69 @@ export const nc: Reference = {
     ),
 };
 
+/** An rsync daemon on 127.0.0.1 serving `remoteDir` as the module `bench`, run as this user. */
+export interface RsyncDaemon {
+  /** `rsync://127.0.0.1:PORT/bench/NAME`. */
+  url(name: string): string;
+  /** Waits until the daemon's forks for finished transfers have been reaped (so their CPU time counts). */
+  settled(): Promise<void>;
+  /** CPU seconds of the daemon and its reaped forks so far. */
+  cpuSeconds(): number;
+  close(): Promise<void>;
+}
+
+export async function startRsyncDaemon(workDir: string, remoteDir: string): Promise<RsyncDaemon> {
+  const config = join(workDir, 'rsyncd.conf');
+  // Run as ourselves (a daemon started as root would otherwise switch to "nobody").
+  const uid = process.getuid?.() ?? 0;
+  const gid = process.getgid?.() ?? 0;
+  await writeFile(
+    config,
+    [
+      'use chroot = no',
+      `uid = ${uid}`,
+      `gid = ${gid}`,
+      `log file = ${join(workDir, 'rsyncd.log')}`,
+      '',
+      '[bench]',
+      `path = ${remoteDir}`,
+      'read only = no',
+      '',
+    ].join('\n'),
+  );
+  const port = await freePort();
+  const daemon = startCommand('rsync', ['--daemon', '--no-detach', '--config', config, '--port', String(port), '--address', '127.0.0.1']);
+  try {
+    await waitForListener(port, 'rsync daemon', isRunning(daemon));
+  } catch (error) {
+    await stopChild(daemon.child, 'SIGTERM');
+    throw error;
+  }
+  return {
+    url: (name) => `rsync://127.0.0.1:${port}/bench/${name}`,
+    settled: () => childrenGone(daemon.child.pid!),
+    cpuSeconds: () => processTreeCpuSeconds(daemon.child.pid!),
+    close: async () => void (await stopChild(daemon.child, 'SIGTERM')),
+  };
+}
+
 export const rsync: Reference = {
   name: 'rsync',
   how: 'rsync --whole-file to/from an rsync daemon on 127.0.0.1',
   missing: missingBinary('rsync', 'rsync'),
   open: async (workDir, remoteDir) => {
-    const config = join(workDir, 'rsyncd.conf');
-    // Run as ourselves (a daemon started as root would otherwise switch to "nobody").
-    const uid = process.getuid?.() ?? 0;
-    const gid = process.getgid?.() ?? 0;
-    await writeFile(
-      config,
-      [
-        'use chroot = no',
-        `uid = ${uid}`,
-        `gid = ${gid}`,
-        `log file = ${join(workDir, 'rsyncd.log')}`,
-        '',
-        '[bench]',
-        `path = ${remoteDir}`,
-        'read only = no',
-        '',
-      ].join('\n'),
-    );
-    const port = await freePort();
-    const daemon = startCommand('rsync', ['--daemon', '--no-detach', '--config', config, '--port', String(port), '--address', '127.0.0.1']);
-    try {
-      await waitForListener(port, 'rsync daemon', isRunning(daemon));
-    } catch (error) {
-      await stopChild(daemon.child, 'SIGTERM');
-      throw error;
-    }
-    const url = (name: string): string => `rsync://127.0.0.1:${port}/bench/${name}`;
+    const daemon = await startRsyncDaemon(workDir, remoteDir);
     const timed = async (args: string[], dest: string): Promise<number> => {
       await rm(dest, { force: true }); // nothing there, so nothing is skipped
       const { seconds } = expectSuccess('rsync', await runCommand('rsync', ['--whole-file', ...args]));
-      await childrenGone(daemon.child.pid!); // so that its fork's CPU time is counted (untimed)
+      await daemon.settled(); // so that its fork's CPU time is counted (untimed)
       return seconds;
     };
     return {
-      up: async (source, remoteName) => timed([source, url(remoteName)], join(remoteDir, remoteName)),
-      down: async (remoteName, dest) => timed([url(remoteName), dest], dest),
-      serviceCpuSeconds: () => processTreeCpuSeconds(daemon.child.pid!),
-      close: async () => {
-        await stopChild(daemon.child, 'SIGTERM');
-      },
+      up: async (source, remoteName) => timed([source, daemon.url(remoteName)], join(remoteDir, remoteName)),
+      down: async (remoteName, dest) => timed([daemon.url(remoteName), dest], dest),
+      serviceCpuSeconds: () => daemon.cpuSeconds(),
+      close: () => daemon.close(),
     };
   },
 };

@@ -23,9 +23,11 @@ export function loginAt(port: number): { credentials?: { token: string }; tls?: 
   return { credentials: { token: server.token }, tls: server.fingerprint === undefined ? false : { fingerprint: server.fingerprint } };
 }
 
-/** The bench's own client configuration folder (XDG_CONFIG_HOME of its CLI runs): never the user's. */
+/** The bench's own client configuration folder (XDG_CONFIG_HOME of its CLI runs, and XDG_CACHE_HOME inside it): never the user's. */
 const cliConfigHome = mkdtempSync(join(tmpdir(), 'ferry-bench-config-'));
 process.once('exit', () => rmSync(cliConfigHome, { recursive: true, force: true }));
+/** Where the bench's CLI runs keep their hash cache (`upload -r`, `download -r`). */
+export const cliCacheHome = join(cliConfigHome, 'cache');
 
 /**
  * Environment for a `ferry` CLI run whose arguments name a bench server (`--server
@@ -36,11 +38,12 @@ export function loginEnvOf(args: readonly string[]): Record<string, string> {
   const at = args.indexOf('--server');
   const port = at >= 0 ? /:(\d+)$/u.exec(args[at + 1] ?? '')?.[1] : undefined;
   const server = port === undefined ? undefined : serversByPort.get(Number(port));
-  if (!server) return { XDG_CONFIG_HOME: cliConfigHome };
-  if (server.fingerprint === undefined) return { XDG_CONFIG_HOME: cliConfigHome, FERRY_TOKEN: server.token, FERRY_NO_TLS: '1' };
+  const homes = { XDG_CONFIG_HOME: cliConfigHome, XDG_CACHE_HOME: cliCacheHome };
+  if (!server) return homes;
+  if (server.fingerprint === undefined) return { ...homes, FERRY_TOKEN: server.token, FERRY_NO_TLS: '1' };
   mkdirSync(join(cliConfigHome, 'ferry'), { recursive: true, mode: 0o700 });
   writeFileSync(join(cliConfigHome, 'ferry', 'known_servers'), `127.0.0.1:${port} ${server.fingerprint}\n`, { mode: 0o600 });
-  return { XDG_CONFIG_HOME: cliConfigHome, FERRY_TOKEN: server.token };
+  return { ...homes, FERRY_TOKEN: server.token };
 }
 
 export interface ServerStats {

@@ -49,6 +49,8 @@ export function formatStat(file: FileInfo): string {
     `chunks:    ${file.chunkCount} x ${formatBytes(file.chunkSize)}`,
     `created:   ${formatLocalTime(file.created)}`,
     `modified:  ${formatLocalTime(file.modified)}`,
+    ...(file.mode === undefined ? [] : [`mode:      ${file.mode.toString(8).padStart(4, '0')} (of the uploaded file)`]),
+    ...(file.mtime === undefined ? [] : [`mtime:     ${formatLocalTime(file.mtime)} (of the uploaded file)`]),
     ...(file.damaged === undefined ? [] : [`DAMAGED:   ${file.damaged} (not served; delete it or upload it again with --force)`]),
   ].join('\n');
 }

@@ -4,7 +4,9 @@ import { type FerryClient } from '../client/client.js';
 import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
 import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, formatUploads, printJson } from './output.js';
-import { TransferDisplay, showCursor } from './transfer-display.js';
+import { TransferDisplay } from './transfer-display.js';
+import { interruptSignal } from './interrupts.js';
+import { deleteFolder, downloadFolder, listFolder, uploadFolder } from './tree-commands.js';
 import type { TransferControl } from '../client/client.js';
 import type { DownloadOptions, DownloadResult } from '../client/download.js';
 import type { UploadResult } from '../client/upload.js';
@@ -78,27 +80,7 @@ async function runTransfers<T>(
   /** What to do after a transfer stopped part-way: running the command again resumes it, unless it is a pipe's. */
   nextStep = 'run the same command again to resume',
 ): Promise<TransferFailure[]> {
-  let signal: AbortSignal;
-  /** SIGINT handlers this batch added, taken off when it ends. */
-  const interruptHandlers: (() => void)[] = [];
-  if (context.shell) signal = context.shell.signal;
-  else {
-    const interrupts = new AbortController();
-    // The first Ctrl-C cancels (the transfer says how to resume); a second one ends the process
-    // at once, with the cursor the progress line hid shown again.
-    const forced = (): void => {
-      showCursor();
-      process.exit(130);
-    };
-    const first = (): void => {
-      interrupts.abort();
-      interruptHandlers.push(forced);
-      process.once('SIGINT', forced);
-    };
-    interruptHandlers.push(first);
-    process.once('SIGINT', first);
-    signal = interrupts.signal;
-  }
+  const { signal, dispose } = interruptSignal(context);
   const failures: TransferFailure[] = [];
   try {
     await withClient(context, flags, async (client) => {
@@ -135,7 +117,7 @@ async function runTransfers<T>(
       }
     });
   } finally {
-    for (const handler of interruptHandlers) process.off('SIGINT', handler);
+    dispose();
   }
   return failures;
 }
@@ -269,7 +251,9 @@ export function buildProgram(context: CliContext): Command {
     .summary('list stored files')
     .alias('ls')
     .option('--partial', 'list unfinished uploads instead: bytes held, time since last worked on (the same upload command resumes one)')
-    .action(async (prefix: string | undefined, flags: ClientFlags & { partial?: boolean }) => {
+    .option('-r, --recursive', 'show the files under PREFIX as a tree of folders, each with its file count and size')
+    .action(async (prefix: string | undefined, flags: ClientFlags & { partial?: boolean; recursive?: boolean }) => {
+      if (flags.recursive && !flags.partial) return listFolder(context, prefix, flags);
       if (flags.partial) {
         const uploads = await withClient(context, flags, (client) => client.uploads(prefix));
         if (flags.json) printJson(output, uploads);
@@ -291,7 +275,16 @@ export function buildProgram(context: CliContext): Command {
     .option('--as <name>', 'name on the server, for one file (default: the file name)')
     .option('--as-dir <prefix>', 'store each file as PREFIX/<its file name>')
     .option('--force', 'replace a file of the same name on the server')
-    .action(async (paths: string[], flags: UploadFlags) => {
+    .option(
+      '-r, --recursive',
+      "upload a folder: DIR/x/y is stored as PREFIX/x/y (--as PREFIX; default: the folder's name); files already there unchanged are skipped, changed ones replaced",
+    )
+    .option('--follow-symlinks', 'with -r, follow symbolic links to files and folders (by default they are skipped)')
+    .action(async (paths: string[], flags: UploadFlags & { recursive?: boolean; followSymlinks?: boolean }) => {
+      if (flags.recursive) {
+        if (paths.length !== 1 || flags.asDir !== undefined) throw new FerryError('EUSAGE', 'upload -r takes one folder (and --as PREFIX)');
+        return uploadFolder(context, paths[0]!, flags);
+      }
       if (paths.includes('-')) return uploadStandardInput(context, paths, flags);
       if (flags.as !== undefined && (paths.length > 1 || flags.asDir !== undefined))
         throw new FerryError('EUSAGE', '--as names one file; for several, use --as-dir PREFIX');
@@ -329,7 +322,15 @@ export function buildProgram(context: CliContext): Command {
       'a file to write, or a directory to write into (default: the last segment of the name, here); for several names, a directory',
     )
     .option('--force', 'overwrite an existing local file')
-    .action(async (names: string[], flags: TransferFlags & { out?: string; force?: boolean }) => {
+    .option(
+      '-r, --recursive',
+      "download a folder: PREFIX/x/y is written to DIR/x/y (--out DIR; default: the folder's name, here) with its mode and mtime; files already here unchanged are skipped",
+    )
+    .action(async (names: string[], flags: TransferFlags & { out?: string; force?: boolean; recursive?: boolean }) => {
+      if (flags.recursive) {
+        if (names.length !== 1) throw new FerryError('EUSAGE', 'download -r takes one folder name (and --out DIR)');
+        return downloadFolder(context, names[0]!, flags);
+      }
       if (flags.out === '-') return downloadToStandardOutput(context, names, flags);
       // Several names go into a directory, as with cp: --out must name one (it is made to mean one).
       const out = names.length > 1 && flags.out !== undefined && !/[/\\]$/u.test(flags.out) ? `${flags.out}/` : flags.out;
@@ -359,7 +360,10 @@ export function buildProgram(context: CliContext): Command {
 
   clientCommand(program, context, 'delete <name>', 'delete a stored file')
     .alias('rm')
-    .action(async (name: string, flags: ClientFlags) => {
+    .option('-r, --recursive', 'delete every file under the folder NAME/ (asks first on a terminal)')
+    .option('--yes', 'with -r, delete without asking (what scripts must say)')
+    .action(async (name: string, flags: ClientFlags & { recursive?: boolean; yes?: boolean }) => {
+      if (flags.recursive) return deleteFolder(context, name, flags);
       await withClient(context, flags, (client) => client.delete(name));
       context.shell?.onChange();
       if (flags.json) printJson(output, { name, deleted: true });

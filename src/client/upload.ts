@@ -43,6 +43,8 @@ export interface UploadResult {
  * hashed. Shared memory, so the hashing thread reads them in place while the socket sends them.
  */
 const ringSize = 4;
+/** Servers with it keep the local file's mode and mtime given at `putEnd`. */
+export const fileAttributesCapability = 'file-attributes';
 const fingerprintBytes = 64 * 1024;
 /** While nothing is sent (chunks the server already has), a `ping` this often keeps the link alive. */
 const keepaliveMs = 5000;
@@ -108,7 +110,10 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
     const fingerprint = await fingerprintOf(handle, stats.size, xxh64);
     const put = await connection.request('put', { name: options.name, size: stats.size, fingerprint, force: options.force ?? false });
     options.onStart?.({ name: options.name, from: heldBytes(put, stats.size), total: stats.size });
-    const attempt = new UploadAttempt(connection, handle, path, stats.size, put, options, xxh64);
+    const attributes = connection.hello.capabilities.includes(fileAttributesCapability)
+      ? { mode: stats.mode & 0o7777, mtime: Math.round(stats.mtimeMs) }
+      : {};
+    const attempt = new UploadAttempt(connection, handle, path, stats.size, put, { ...options, attributes }, xxh64);
     return await attempt.run(fingerprint);
   } finally {
     await handle.close();
@@ -125,7 +130,7 @@ class UploadAttempt {
   readonly #path: string;
   readonly #size: number;
   readonly #put: PutResult;
-  readonly #options: UploadOptions;
+  readonly #options: UploadOptions & { attributes: { mode?: number; mtime?: number } };
   readonly #xxh64: (bytes: Uint8Array) => bigint;
   /** What earlier attempts of this upload read is kept (see LocalFileReading); alone, this attempt reads everything. */
   readonly #reading: LocalFileReading;
@@ -140,7 +145,7 @@ class UploadAttempt {
     path: string,
     size: number,
     put: PutResult,
-    options: UploadOptions,
+    options: UploadOptions & { attributes: { mode?: number; mtime?: number } },
     xxh64: (bytes: Uint8Array) => bigint,
   ) {
     this.#connection = connection;
@@ -245,7 +250,8 @@ class UploadAttempt {
     this.#options.onFinishing?.(digest);
     // The server may have aborted the stream (a full disk) while putEnd was on its way: its
     // abort comes before putEnd's reply ("no upload on stream"), and is the cause to report.
-    const file = await this.#connection.request('putEnd', { stream: this.#put.stream, sha256: digest }).catch((error: unknown) => {
+    const request = { stream: this.#put.stream, sha256: digest, ...this.#options.attributes };
+    const file = await this.#connection.request('putEnd', request).catch((error: unknown) => {
       throw this.#aborted ?? error;
     });
     return { name: file.name, size: file.size, sha256: file.sha256, bytesSent: this.#bytesSent, resumed: this.#put.resumed, file };

@@ -15,6 +15,10 @@ const name = z.string().max(maxNameBytes * 4);
 const stream = z.number().int().min(1).max(0xffffffff);
 const byteCount = z.number().int().min(0).max(Number.MAX_SAFE_INTEGER);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/u);
+/** Permission bits, as chmod takes them (no file type). */
+const fileMode = z.number().int().min(0).max(0o7777);
+/** Milliseconds since the epoch, within what a JavaScript Date holds. */
+const epochMs = z.number().int().min(-8.64e15).max(8.64e15);
 /** 256 random bits, base64url. */
 const sessionToken = z.string().regex(/^[A-Za-z0-9_-]{43}$/u);
 
@@ -96,6 +100,9 @@ export const requestSchema = z.discriminatedUnion('op', [
     sha256: sha256Hex,
     /** Required for an upload whose `put` had no size; else, if present, must equal it. */
     size: byteCount.optional(),
+    /** The local file's permission bits and modification time (capability `file-attributes`): kept with the file, for `download -r` to restore. */
+    mode: fileMode.optional(),
+    mtime: epochMs.optional(),
   }),
   z.strictObject({
     id: requestId,
@@ -130,6 +137,9 @@ export interface FileSummary {
   modified: string;
   /** Present when the stored bytes no longer match the record: why. Such a file is not served (ECORRUPT). */
   damaged?: string;
+  /** The uploaded local file's permission bits and modification time (ISO 8601), when its client gave them. */
+  mode?: number;
+  mtime?: string;
 }
 
 export interface FileInfo extends FileSummary {

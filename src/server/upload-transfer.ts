@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import {
+  type FileAttributes,
   type StoredFile,
   type TransferLogRecord,
   type UploadSessionRecord,
@@ -281,12 +282,17 @@ export class UploadTransfer implements ActiveUpload {
    * client's word for the file's size: required of a streamed upload (it fixes the size), checked
    * against the declared size otherwise.
    */
-  async finish(sha256: string | undefined, size: number | undefined, logEntry: () => TransferLogRecord): Promise<StoredFile> {
+  async finish(
+    sha256: string | undefined,
+    size: number | undefined,
+    logEntry: () => TransferLogRecord,
+    attributes: FileAttributes = {},
+  ): Promise<StoredFile> {
     this.finishing = true;
     await this.settle({ record: false });
     try {
       this.#fixSize(size);
-      return await this.#publish(sha256, logEntry);
+      return await this.#publish(sha256, logEntry, attributes);
     } catch (error) {
       // Not published: the chunks synced just now are recorded after all, so a resume keeps them
       // (unless the session was discarded: its SHA-256 did not match).
@@ -319,7 +325,7 @@ export class UploadTransfer implements ActiveUpload {
     this.#chunkCount = chunkCountOf(size, this.#session.chunkSize);
   }
 
-  async #publish(sha256: string | undefined, logEntry: () => TransferLogRecord): Promise<StoredFile> {
+  async #publish(sha256: string | undefined, logEntry: () => TransferLogRecord, attributes: FileAttributes): Promise<StoredFile> {
     if (this.#failure) throw this.#failure;
     const missing = this.chunkCount - this.verified.size;
     if (missing > 0) throw new FerryError('EINCOMPLETE', `${missing} of ${this.chunkCount} chunks have not been received`);
@@ -332,11 +338,16 @@ export class UploadTransfer implements ActiveUpload {
       if (!this.streamed) await uploads.dropSession(this.session);
       throw new FerryError('ECHECKSUM', `sha256 mismatch: the client sent ${sha256}, the server has ${stored}; start the upload again`);
     }
-    return uploads.exclusive(this.session.name, () => this.#putInPlace(stored, chunkHashes, logEntry));
+    return uploads.exclusive(this.session.name, () => this.#putInPlace(stored, chunkHashes, logEntry, attributes));
   }
 
   /** Renames the verified partial file to its name and records it (no delete of the name runs meanwhile). */
-  async #putInPlace(stored: string, chunkHashes: bigint[], logEntry: () => TransferLogRecord): Promise<StoredFile> {
+  async #putInPlace(
+    stored: string,
+    chunkHashes: bigint[],
+    logEntry: () => TransferLogRecord,
+    attributes: FileAttributes,
+  ): Promise<StoredFile> {
     const { layout, store, uploads } = this.#services;
     const { name, size, chunkSize } = this.session;
     const existing = store.fileRecord(name);
@@ -370,6 +381,8 @@ export class UploadTransfer implements ActiveUpload {
       hashes: packHashes(chunkHashes),
       created: existing?.created ?? now,
       modified: now,
+      ...(attributes.mode === undefined ? {} : { mode: attributes.mode }),
+      ...(attributes.mtime === undefined ? {} : { mtime: attributes.mtime }),
     };
     await store.commitFile(file, this.streamed ? undefined : this.session, logEntry());
     this.#published = true;

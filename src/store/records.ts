@@ -16,7 +16,14 @@ export interface FileRecord {
    * it or upload it again with --force.
    */
   damaged?: string;
+  /** The uploaded local file's permission bits (as chmod takes them), when its client gave them. */
+  mode?: number;
+  /** The uploaded local file's modification time, milliseconds since the epoch, when its client gave it. */
+  mtime?: number;
 }
+
+/** What a client may say of the local file it uploaded, kept with the stored file (`download -r` restores them). */
+export type FileAttributes = Pick<FileRecord, 'mode' | 'mtime'>;
 
 /** A stored file with its chunk hashes: `hashes` is the xxh64 of each chunk, 8 bytes big-endian apiece. */
 export interface StoredFile extends FileRecord {

@@ -74,9 +74,9 @@ export async function provisionDataDir(dataDir: string): Promise<string> {
 }
 
 /**
- * The client configuration folder of this test process's CLI runs (XDG_CONFIG_HOME), so they
- * never read or write the user's own: its `known_servers` lists every test server's certificate,
- * as if each had been met before.
+ * The client configuration folder of this test process's CLI runs (XDG_CONFIG_HOME, and
+ * XDG_CACHE_HOME inside it), so they never read or write the user's own: its `known_servers`
+ * lists every test server's certificate, as if each had been met before.
  */
 const cliConfigHome = mkdtempSync(join(tmpdir(), 'ferry-test-config-'));
 process.once('exit', () => rmSync(cliConfigHome, { recursive: true, force: true }));
@@ -97,6 +97,7 @@ export function loginEnv(port: number | undefined): Record<string, string> {
   const server = port === undefined ? undefined : serversByPort.get(port);
   return {
     XDG_CONFIG_HOME: cliConfigHome,
+    XDG_CACHE_HOME: join(cliConfigHome, 'cache'),
     ...(server ? { FERRY_TOKEN: server.token } : {}),
     ...(server && server.fingerprint === undefined ? { FERRY_NO_TLS: '1' } : {}),
   };

@@ -6,6 +6,8 @@ import type { AccountView } from '../account-view.js';
 export function fileSummary(file: FileRecord): FileSummary {
   const summary: FileSummary = { name: file.name, size: file.size, sha256: file.sha256, modified: new Date(file.modified).toISOString() };
   if (file.damaged !== undefined) summary.damaged = file.damaged;
+  if (file.mode !== undefined) summary.mode = file.mode;
+  if (file.mtime !== undefined) summary.mtime = new Date(file.mtime).toISOString();
   return summary;
 }
 

@@ -5,7 +5,7 @@ import { ferryVersion } from '../../version.js';
 import type { Handler } from './types.js';
 
 /** What this server can do; clients look here before using an optional feature. */
-export const serverCapabilities = ['resume', 'xxh64', 'sha256', 'list-paging', 'uploads', 'put-unsized', 'accounts'];
+export const serverCapabilities = ['resume', 'xxh64', 'sha256', 'list-paging', 'uploads', 'put-unsized', 'accounts', 'file-attributes'];
 
 /**
  * The handshake. With a `token` (from an earlier `login`) the connection is logged in at once; an

@@ -1,5 +1,5 @@
 import { FerryError } from '../../protocol/errors.js';
-import type { StoredFile, TransferLogRecord } from '../../store/records.js';
+import type { FileAttributes, StoredFile, TransferLogRecord } from '../../store/records.js';
 import { accountOf } from '../account-view.js';
 import type { RequestScope } from '../request-context.js';
 import type { UploadTransfer } from '../upload-transfer.js';
@@ -10,7 +10,7 @@ export const putEnd: Handler<'putEnd'> = async (request, ctx) => {
   // From here on, chunks for this stream are a protocol error: the file is being verified.
   const upload = ctx.takeUpload(request.stream);
   if (!upload) throw new FerryError('ENOENT', `no upload on stream ${request.stream}`);
-  const file = await finishUpload(ctx, upload, request.sha256, request.size);
+  const file = await finishUpload(ctx, upload, request.sha256, request.size, { mode: request.mode, mtime: request.mtime });
   return { result: fileInfo(file, accountOf(ctx)) };
 };
 
@@ -25,6 +25,7 @@ export async function finishUpload(
   upload: UploadTransfer,
   sha256: string | undefined,
   size: number | undefined,
+  attributes: FileAttributes = {},
 ): Promise<StoredFile> {
   const name = upload.session.name;
   const logEntry = (result: string): Omit<TransferLogRecord, 'client' | 'user'> => {
@@ -33,7 +34,7 @@ export async function finishUpload(
   };
   try {
     let published: Omit<TransferLogRecord, 'client' | 'user'> | undefined;
-    const file = await upload.finish(sha256, size, () => ({ ...(published = logEntry('ok')), ...scope.who }));
+    const file = await upload.finish(sha256, size, () => ({ ...(published = logEntry('ok')), ...scope.who }), attributes);
     if (published) scope.reportTransfer(published);
     return file;
   } catch (error) {

@@ -1,0 +1,294 @@
+import { chmod, lstat, mkdir, stat, utimes } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { dirname, join, relative as relativePath, resolve, sep } from 'node:path';
+import { type ErrorCode, FerryError } from '../protocol/errors.js';
+import type { FileInfo, FileSummary } from '../protocol/messages.js';
+import { checkName } from '../protocol/names.js';
+import { fromSystemError } from '../system-errors.js';
+import type { FerryClient, TransferControl } from './client.js';
+import type { HashCache } from './hash-cache.js';
+import { type InFlightLimits, inFlight } from './in-flight.js';
+import { type LocalTreeEntry, walkLocalTree } from './local-tree.js';
+import type { ProgressListener, StartListener } from './progress.js';
+
+/** What a folder transfer reports as it goes. */
+export interface TreeHooks extends TransferControl {
+  /** A file is about to be sent or fetched (not called for files that are already the same on both sides). */
+  onFile?: (file: { name: string; path: string; size: number }) => void;
+  /** The current file's progress and start, as for one transfer. */
+  onProgress?: ProgressListener;
+  onStart?: StartListener;
+  /** Something in the tree was not sent (a link, a device, an empty folder): one call each. */
+  onSkipped?: (skipped: TreeSkip) => void;
+  /** A file could not be sent or fetched; the rest goes on. */
+  onFailed?: (failure: TreeFailure) => void;
+  /** A file is done: sent, fetched, or found the same on both sides. */
+  onDone?: (file: { name: string; path: string; size: number; moved: boolean }) => void;
+  /** A line for the user about the current transfer (a partial download discarded). */
+  onNotice?: (text: string) => void;
+  /** What the run will go through, once it is known (a download's listing). */
+  onPlan?: (total: { files: number; bytes: number }) => void;
+  /** How many files, and bytes of files, are in flight at once on the connection (default: `defaultInFlight`). */
+  inFlight?: InFlightLimits;
+}
+
+/**
+ * Files in flight at once by default: enough that small files do not each wait for their own
+ * round trips (the server answers 16 requests of a connection at once), and big files nearly one
+ * at a time (a cut run then leaves one or two partial files, not sixteen).
+ */
+export const defaultInFlight: InFlightLimits = { count: 16, bytes: 32 * 1024 * 1024 };
+
+export interface TreeSkip {
+  path: string;
+  why: string;
+}
+
+export interface TreeFailure {
+  /** The local path (an upload) or the stored name (a download). */
+  item: string;
+  code: ErrorCode;
+  message: string;
+}
+
+/** The outcome of a folder transfer. */
+export interface TreeSummary {
+  /** Regular files met, made it or not. */
+  files: number;
+  /** Files sent or fetched in this run. */
+  moved: number;
+  /** Files left alone: the other side already had the same bytes (same size and SHA-256). */
+  unchanged: number;
+  /** Bytes of the files that made it (moved or unchanged). */
+  bytes: number;
+  /** Payload bytes that crossed the network in this run. */
+  bytesMoved: number;
+  /** Things not sent on purpose (links, devices, sockets, FIFOs, empty folders), by count. */
+  skipped: number;
+  failed: TreeFailure[];
+  /** Set when the run stopped before the end: why (the connection gave up, or a cancel). */
+  stopped?: FerryError;
+}
+
+/** A name under a folder: `prefix/relative` (`relative` alone for the whole store). */
+function nameUnder(prefix: string, relative: string): string {
+  return prefix === '' ? relative : `${prefix}/${relative}`;
+}
+
+/** A folder name as given (`photos/`, `/photos`): without slashes at its ends, checked as a name; `''` stays the whole store. */
+export function folderName(given: string): string {
+  const trimmed = given.replace(/^\/+|\/+$/gu, '');
+  return trimmed === '' ? '' : checkName(trimmed.normalize('NFC'));
+}
+
+/** A failure that is about the link or the run, not the file: the files after it would fail the same way. */
+function stopsTheRun(error: FerryError): boolean {
+  return error.retryable || error.code === 'ECANCELED' || error.code === 'EAUTH' || error.code === 'ECONNECT';
+}
+
+function failureOf(item: string, error: FerryError): TreeFailure {
+  return { item, code: error.code, message: error.message };
+}
+
+/** Counts what a tree transfer did, and stops it at the first failure that is not about one file. */
+class TreeTally {
+  readonly summary: TreeSummary = { files: 0, moved: 0, unchanged: 0, bytes: 0, bytesMoved: 0, skipped: 0, failed: [] };
+  readonly #hooks: TreeHooks;
+
+  constructor(hooks: TreeHooks) {
+    this.#hooks = hooks;
+  }
+
+  skipped(skip: TreeSkip): void {
+    this.summary.skipped += 1;
+    this.#hooks.onSkipped?.(skip);
+  }
+
+  unchanged(name: string, path: string, size: number): void {
+    this.summary.unchanged += 1;
+    this.summary.bytes += size;
+    this.#hooks.onDone?.({ name, path, size, moved: false });
+  }
+
+  moved(name: string, path: string, size: number, bytesMoved: number): void {
+    this.summary.moved += 1;
+    this.summary.bytes += size;
+    this.summary.bytesMoved += bytesMoved;
+    this.#hooks.onDone?.({ name, path, size, moved: true });
+  }
+
+  /** Records a file's failure; returns false when the run must stop (`summary.stopped` says why). */
+  failed(item: string, error: unknown): boolean {
+    if (!(error instanceof FerryError)) throw error;
+    if (stopsTheRun(error)) {
+      this.summary.stopped = error;
+      return false;
+    }
+    const failure = failureOf(item, error);
+    this.summary.failed.push(failure);
+    this.#hooks.onFailed?.(failure);
+    return true;
+  }
+}
+
+/** The stored file called `name`, or undefined if there is none. */
+async function storedFile(client: FerryClient, name: string): Promise<FileInfo | undefined> {
+  try {
+    return await client.stat(name);
+  } catch (error) {
+    if (error instanceof FerryError && error.code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** The transfer-level controls of one file of a tree. */
+function fileControl(hooks: TreeHooks): TransferControl & Pick<TreeHooks, 'onProgress' | 'onStart'> {
+  return {
+    ...(hooks.signal ? { signal: hooks.signal } : {}),
+    ...(hooks.retry ? { retry: hooks.retry } : {}),
+    ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
+    ...(hooks.onStart ? { onStart: hooks.onStart } : {}),
+  };
+}
+
+/**
+ * Uploads a local folder's tree under `prefix` (`DIR/x/y` is stored as `PREFIX/x/y`), several
+ * files at once on the client's one connection (see `defaultInFlight`). A file the server already
+ * holds with the same size and SHA-256 is not sent (its hash comes from `cache` where the local
+ * file did not change, so it is not even read); a different one is replaced; a file cut by an
+ * earlier run resumes from its last verified chunk (the ordinary upload's resume). Links,
+ * devices, sockets, FIFOs and empty folders are reported and skipped; a local name that is not a
+ * valid Ferry name fails alone.
+ */
+export async function uploadTree(
+  client: FerryClient,
+  root: string,
+  prefix: string,
+  options: TreeHooks & { cache: HashCache; followSymlinks?: boolean },
+): Promise<TreeSummary> {
+  const tally = new TreeTally(options);
+  const entries = walkLocalTree(root, { followSymlinks: options.followSymlinks ?? false });
+  const sizeOf = (entry: LocalTreeEntry): number => (entry.kind === 'file' ? entry.stats.size : 0);
+  await inFlight(entries, sizeOf, options.inFlight ?? defaultInFlight, async (entry) => {
+    if (options.signal?.aborted) return tally.failed(entry.path, new FerryError('ECANCELED', 'cancelled'));
+    if (entry.kind === 'skipped') {
+      tally.skipped({ path: entry.path, why: entry.why });
+      return true;
+    }
+    if (entry.kind === 'empty-folder') {
+      tally.skipped({ path: entry.path, why: 'an empty folder (not kept yet: only files are stored)' });
+      return true;
+    }
+    tally.summary.files += 1;
+    // Names travel in NFC; a file system that stores names decomposed (macOS) gives NFD.
+    const name = nameUnder(prefix, entry.relative.normalize('NFC'));
+    try {
+      checkName(name);
+      const size = entry.stats.size;
+      const stored = await storedFile(client, name);
+      if (
+        stored &&
+        stored.damaged === undefined &&
+        stored.size === size &&
+        (await options.cache.sha256Of(entry.path, entry.stats)) === stored.sha256
+      ) {
+        tally.unchanged(name, entry.path, size);
+        return true;
+      }
+      options.onFile?.({ name, path: entry.path, size });
+      const result = await client.upload(entry.path, { name, force: stored !== undefined, ...fileControl(options) });
+      options.cache.set(entry.path, entry.stats, result.sha256);
+      tally.moved(name, entry.path, size, result.bytesSent);
+      return true;
+    } catch (error) {
+      return tally.failed(entry.path, error);
+    }
+  });
+  return tally.summary;
+}
+
+/**
+ * Downloads every stored file under `prefix` into `out`, keeping the tree (`PREFIX/x/y` is
+ * written to `OUT/x/y`), several files at once (see `defaultInFlight`). A local file that already has the stored size
+ * and SHA-256 is left alone (read only if the cache does not know it); anything else is fetched
+ * (a cut download resumes from its `.ferry-part`). Each file gets the permission bits and
+ * modification time its uploader kept, as `rsync -t -p` does.
+ */
+export async function downloadTree(
+  client: FerryClient,
+  prefix: string,
+  out: string,
+  options: TreeHooks & { cache: HashCache },
+): Promise<TreeSummary> {
+  const tally = new TreeTally(options);
+  const files = await client.list(prefix === '' ? undefined : `${prefix}/`);
+  if (files.length === 0) throw new FerryError('ENOENT', `no stored files under ${prefix === '' ? 'the store' : `${prefix}/`}`);
+  options.onPlan?.({ files: files.length, bytes: files.reduce((total, file) => total + file.size, 0) });
+  const base = resolve(out);
+  await inFlight(
+    files,
+    (file) => file.size,
+    options.inFlight ?? defaultInFlight,
+    async (file) => {
+      if (options.signal?.aborted) return tally.failed(file.name, new FerryError('ECANCELED', 'cancelled'));
+      tally.summary.files += 1;
+      const relative = prefix === '' ? file.name : file.name.slice(prefix.length + 1);
+      const path = join(base, ...relative.split('/'));
+      try {
+        if (relativePath(base, path).startsWith('..') || !path.startsWith(base + sep))
+          throw new FerryError('EBADNAME', `${file.name} would land outside ${out}`);
+        if (file.damaged !== undefined) throw new FerryError('ECORRUPT', `${file.name} is damaged on the server: ${file.damaged}`);
+        const local = await lstat(path).catch((error: unknown) => {
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+          throw fromSystemError(error, `local file ${path}`);
+        });
+        if (local && !local.isFile())
+          throw new FerryError('EEXIST', `${path} is in the way: a ${local.isDirectory() ? 'folder' : 'link or special file'}, not a file`);
+        if (local && local.size === file.size && (await options.cache.sha256Of(path, local)) === file.sha256) {
+          await restoreAttributes(path, file, local, options.cache);
+          tally.unchanged(file.name, path, file.size);
+          return true;
+        }
+        await mkdir(dirname(path), { recursive: true }).catch((error: unknown) => {
+          throw fromSystemError(error, `local folder ${dirname(path)}`);
+        });
+        options.onFile?.({ name: file.name, path, size: file.size });
+        const result = await client.download(file.name, {
+          out: path,
+          force: true,
+          ...fileControl(options),
+          ...(options.onNotice ? { onNotice: options.onNotice } : {}),
+        });
+        await restoreAttributes(path, file, undefined, options.cache, result.sha256);
+        tally.moved(file.name, path, file.size, result.bytesReceived);
+        return true;
+      } catch (error) {
+        return tally.failed(file.name, error);
+      }
+    },
+  );
+  return tally.summary;
+}
+
+/**
+ * Gives a downloaded (or already matching) local file the mode and mtime its uploader kept, and
+ * remembers its SHA-256 in the cache as the file now is.
+ */
+async function restoreAttributes(
+  path: string,
+  file: FileSummary,
+  before: Stats | undefined,
+  cache: HashCache,
+  sha256 = file.sha256,
+): Promise<void> {
+  try {
+    if (file.mode !== undefined && (before === undefined || (before.mode & 0o7777) !== file.mode)) await chmod(path, file.mode);
+    if (file.mtime !== undefined) {
+      const mtime = new Date(file.mtime);
+      if (before === undefined || Math.round(before.mtimeMs) !== mtime.getTime()) await utimes(path, new Date(), mtime);
+    }
+    cache.set(path, await stat(path), sha256);
+  } catch (error) {
+    throw fromSystemError(error, `local file ${path}`);
+  }
+}

@@ -1,0 +1,286 @@
+/**
+ * Folders (issue 16): `upload -r DIR [--as PREFIX]`, `download -r PREFIX [--out DIR]`, `list -r`,
+ * `delete -r`, through the CLI against a real server: the tree kept, modes and mtimes restored,
+ * links and special files skipped and reported, bad names failing alone, a second run sending
+ * only what changed (without reading unchanged files again), a cut run finished by the next.
+ */
+import { chmod, lstat, mkdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import t from 'tap';
+import { assertUsage, describe, ferry, jsonOf } from './helpers/cli.js';
+import { startCutProxy } from './helpers/cut-proxy.js';
+import { makeFile } from './helpers/files.js';
+import { startServer } from './helpers/server.js';
+import { spawnServer } from './helpers/server-process.js';
+import { loginAt } from './helpers/accounts.js';
+import { FerryClient } from '../src/client/client.js';
+import { HashCache } from '../src/client/hash-cache.js';
+import { uploadTree } from '../src/client/tree-transfer.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const KiB = 1024;
+
+interface TreeJson {
+  files: number;
+  uploaded?: number;
+  downloaded?: number;
+  unchanged: number;
+  bytes: number;
+  bytesMoved: number;
+  skipped: number;
+  failed: { item: string; code: string; message: string }[];
+  stopped?: { code: string; message: string };
+}
+
+/** A tree with nested and unicode names, an executable file, an old mtime, an empty folder, a link and a FIFO. */
+async function makeTree(root: string): Promise<Map<string, { sha256: string; bytes: Buffer }>> {
+  const files = new Map<string, { sha256: string; bytes: Buffer }>();
+  await mkdir(join(root, 'docs', 'deep', 'deeper'), { recursive: true });
+  await mkdir(join(root, 'empty'));
+  await mkdir(join(root, 'café'));
+  for (const [relative, size] of [
+    ['top.txt', 10],
+    ['docs/a.bin', 200 * KiB + 7],
+    ['docs/deep/deeper/b.bin', 3 * KiB],
+    ['café/naïve.txt', 5],
+    ['zero', 0],
+  ] as const) {
+    const made = await makeFile(root, relative, size);
+    files.set(relative, made);
+  }
+  await chmod(join(root, 'docs', 'deep', 'deeper', 'b.bin'), 0o750);
+  await utimes(join(root, 'top.txt'), new Date('2020-05-06T07:08:09.123Z'), new Date('2020-05-06T07:08:09.123Z'));
+  await symlink('top.txt', join(root, 'link-to-top'));
+  execFileSync('mkfifo', [join(root, 'pipe')]);
+  return files;
+}
+
+t.test('a folder round trip', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 64 * KiB });
+  const server = ['--server', `127.0.0.1:${running.port}`];
+  const root = join(tempDir(t), 'project');
+  await mkdir(root);
+  const files = await makeTree(root);
+
+  const upload = await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]);
+  t.equal(upload.code, 0, describe(upload));
+  const uploaded = JSON.parse(upload.stdout) as TreeJson;
+  t.match(
+    uploaded,
+    { files: 5, uploaded: 5, unchanged: 0, skipped: 3, failed: [] },
+    'every file sent; the link, the FIFO and the empty folder skipped',
+  );
+  t.equal(
+    uploaded.bytes,
+    [...files.values()].reduce((total, file) => total + file.bytes.length, 0),
+  );
+  t.match(upload.stderr, /skipped .*link-to-top: a symbolic link/u, 'the link is reported');
+  t.match(upload.stderr, /skipped .*pipe: a FIFO/u, 'the FIFO is reported');
+  t.match(upload.stderr, /skipped .*empty: an empty folder/u, 'the empty folder is reported');
+
+  const client = running.client();
+  for (const [relative, file] of files)
+    t.equal((await client.stat(`backup/project/${relative}`)).sha256, file.sha256, `${relative} stored under the prefix`);
+  const executable = await client.stat('backup/project/docs/deep/deeper/b.bin');
+  t.equal(executable.mode, 0o750, 'the mode is kept');
+  t.equal((await client.stat('backup/project/top.txt')).mtime, '2020-05-06T07:08:09.123Z', 'the mtime is kept');
+
+  t.test('list -r shows the tree with folder totals', async (t) => {
+    const list = await ferry(['list', '-r', 'backup', ...server]);
+    t.equal(list.code, 0, describe(list));
+    t.match(list.stdout, /^backup\/ {2}\(5 files, /u);
+    t.match(
+      list.stdout,
+      /\n {2}project\/ {2}\(5 files, .*\n {4}café\/ {2}\(1 file, 5 B\)\n {6}naïve\.txt {2}5 B\n {4}docs\/ {2}\(2 files, .*\n {6}a\.bin {2}200 KiB\n {6}deep\/ {2}\(1 file, 3 KiB\)\n {8}deeper\/ {2}\(1 file, 3 KiB\)\n {10}b\.bin {2}3 KiB\n {4}top\.txt {2}10 B\n/u,
+      'folders with their totals, files with their sizes, indented by depth',
+    );
+    const json = jsonOf<{ files: number; bytes: number; entries: { name: string }[] }>(
+      t,
+      await ferry(['list', '-r', 'backup/project', '--json', ...server]),
+    );
+    t.equal(json.files, 5);
+    t.same(json.entries.map((entry) => entry.name).sort(), [...files.keys()].map((relative) => `backup/project/${relative}`).sort());
+  });
+
+  t.test('download -r writes the tree with its modes and mtimes', async (t) => {
+    const out = join(tempDir(t), 'restored');
+    const download = await ferry(['download', '-r', 'backup/project', '--out', out, '--json', ...server]);
+    const result = jsonOf<TreeJson>(t, download);
+    t.match(result, { files: 5, downloaded: 5, unchanged: 0, failed: [] });
+    for (const [relative, file] of files) t.ok((await readFile(join(out, relative))).equals(file.bytes), `${relative} is the same bytes`);
+    t.equal((await stat(join(out, 'docs', 'deep', 'deeper', 'b.bin'))).mode & 0o7777, 0o750, 'mode restored');
+    t.equal((await stat(join(out, 'top.txt'))).mtime.toISOString(), '2020-05-06T07:08:09.123Z', 'mtime restored');
+
+    const again = jsonOf<TreeJson>(t, await ferry(['download', '-r', 'backup/project', '--out', out, '--json', ...server]));
+    t.match(again, { downloaded: 0, unchanged: 5, bytesMoved: 0 }, 'a second run fetches nothing');
+    await writeFile(join(out, 'top.txt'), 'changed!!!');
+    const repaired = jsonOf<TreeJson>(t, await ferry(['download', '-r', 'backup/project', '--out', out, '--json', ...server]));
+    t.match(repaired, { downloaded: 1, unchanged: 4 }, 'a local file that differs is fetched again');
+    t.ok((await readFile(join(out, 'top.txt'))).equals(files.get('top.txt')!.bytes));
+  });
+
+  t.test('a second upload sends only what changed, without reading unchanged files again', async (t) => {
+    const again = jsonOf<TreeJson>(
+      t,
+      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then((run) => ({ ...run, stderr: '' })),
+    );
+    t.match(again, { uploaded: 0, unchanged: 5, bytesMoved: 0 }, 'nothing sent');
+
+    // Same size, same mtime, same inode, other bytes: the cache's quick check (as rsync's) takes
+    // it as unchanged, which shows the file was not read. (Whole seconds, which utimes sets exactly.)
+    const a = join(root, 'docs', 'a.bin');
+    const second = new Date('2021-01-01T00:00:00Z');
+    await utimes(a, second, second);
+    const touched = jsonOf<TreeJson>(
+      t,
+      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then((run) => ({ ...run, stderr: '' })),
+    );
+    t.match(touched, { uploaded: 0, unchanged: 5 }, 'a file only touched is read again, found the same, and not sent');
+    const bytes = await readFile(a);
+    bytes[0] = bytes[0]! ^ 0xff;
+    await writeFile(a, bytes);
+    await utimes(a, second, second);
+    const quick = jsonOf<TreeJson>(
+      t,
+      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then((run) => ({ ...run, stderr: '' })),
+    );
+    t.match(quick, { uploaded: 0, unchanged: 5 }, 'a file whose size, mtime and inode did not change is not read');
+
+    await utimes(a, second, new Date());
+    const changed = jsonOf<TreeJson>(
+      t,
+      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then((run) => ({ ...run, stderr: '' })),
+    );
+    t.match(changed, { uploaded: 1, unchanged: 4 }, 'once its mtime moved, it is read, found changed and sent');
+    t.equal(
+      (await client.stat('backup/project/docs/a.bin')).sha256,
+      (await import('node:crypto')).createHash('sha256').update(bytes).digest('hex'),
+    );
+  });
+
+  t.test('--follow-symlinks follows a link to a file and refuses a loop', async (t) => {
+    const linked = join(tempDir(t), 'linked');
+    await mkdir(join(linked, 'sub'), { recursive: true });
+    await writeFile(join(linked, 'sub', 'real.txt'), 'real');
+    await symlink(join(linked, 'sub', 'real.txt'), join(linked, 'alias.txt'));
+    await symlink(linked, join(linked, 'sub', 'loop'));
+    const run = await ferry(['upload', '-r', linked, '--as', 'linked', '--follow-symlinks', '--json', ...server]);
+    t.equal(run.code, 0, describe(run));
+    t.match(JSON.parse(run.stdout), { files: 2, uploaded: 2, skipped: 1 });
+    t.match(run.stderr, /skipped .*loop: a link back into a folder above it/u);
+    t.equal((await client.stat('linked/alias.txt')).size, 4, 'the link was sent as the file it leads to');
+  });
+
+  t.test('a local name that is not a valid Ferry name fails alone; the rest goes on', async (t) => {
+    const odd = join(tempDir(t), 'odd');
+    await mkdir(odd);
+    await writeFile(join(odd, 'good.txt'), 'good');
+    await writeFile(join(odd, 'back\\slash'), 'bad');
+    const run = await ferry(['upload', '-r', odd, '--json', ...server]);
+    t.equal(run.code, 1, 'exit 1: not every file made it');
+    const result = JSON.parse(run.stdout) as TreeJson;
+    t.match(result, { files: 2, uploaded: 1 });
+    t.match(result.failed, [{ code: 'EBADNAME' }]);
+    t.match(run.stderr, /back\\slash: name contains a control character or backslash/u);
+    t.equal((await client.stat('odd/good.txt')).size, 4);
+  });
+
+  t.test('delete -r', async (t) => {
+    await client.upload(join(root, 'top.txt'), { name: 'backup/projectx/top.txt' });
+    assertUsage(t, await ferry(['delete', '-r', 'backup/project', ...server]), /would delete 5 files under backup\/project\/: add --yes/u);
+    t.equal((await client.list('backup/project/')).length, 5, 'without --yes, nothing deleted');
+    assertUsage(t, await ferry(['delete', '-r', '/', ...server]), /refusing to delete the whole store without --yes/u);
+    const run = jsonOf<{ deleted: number }>(t, await ferry(['delete', '-r', 'backup/project', '--yes', '--json', ...server]));
+    t.equal(run.deleted, 5);
+    t.same(
+      (await client.list('backup/')).map((file) => file.name),
+      ['backup/projectx/top.txt'],
+      'a folder whose name only starts the same is left alone',
+    );
+  });
+});
+
+t.test('a folder upload cut part-way is finished by the next run, re-sending at most a chunk', async (t) => {
+  const chunk = 64 * KiB;
+  const running = await startServer(t, { chunkSizeBytes: chunk });
+  const root = join(tempDir(t), 'big');
+  await mkdir(root);
+  const sizes = [300 * KiB, 500 * KiB, 400 * KiB];
+  const files = await Promise.all(sizes.map((size, index) => makeFile(root, `f${index}.bin`, size)));
+  const proxy = await startCutProxy(t, running.port);
+  const cut = proxy.cutAfter(450 * KiB, 'up');
+  const first = await ferry(['upload', '-r', root, '--retries', '0', '--json', '--server', `127.0.0.1:${proxy.port}`]);
+  await cut;
+  t.not(first.code, 0, `the cut run fails (${describe(first)})`);
+  const cutResult = JSON.parse(first.stdout) as TreeJson;
+  t.ok(cutResult.stopped, 'and says it stopped');
+
+  const second = await ferry(['upload', '-r', root, '--json', '--server', `127.0.0.1:${running.port}`]);
+  const result = JSON.parse(second.stdout) as TreeJson;
+  t.equal(second.code, 0, describe(second));
+  t.equal(result.files, 3);
+  const total = sizes.reduce((sum, size) => sum + size, 0);
+  t.ok(
+    result.bytesMoved <= total - proxy.upstreamBytes + sizes.length * chunk,
+    `the second run sent ${result.bytesMoved} of ${total} bytes (${proxy.upstreamBytes} went before the cut)`,
+  );
+  const client = running.client();
+  for (const [index, file] of files.entries()) t.equal((await client.stat(`big/f${index}.bin`)).sha256, file.sha256);
+});
+
+t.test(
+  'a folder upload whose server is killed with SIGKILL part-way is finished after the restart; no complete file is sent again',
+  async (t) => {
+    const dataDir = tempDir(t, 'ferry-tree-crash');
+    const root = join(tempDir(t), 'many');
+    await mkdir(join(root, 'sub'), { recursive: true });
+    const files = await Promise.all(
+      Array.from({ length: 12 }, (_, index) => makeFile(root, `${index % 2 ? 'sub/' : ''}f${index}.bin`, 300 * KiB)),
+    );
+    const args = ['--chunk-size', '64KiB', '--sync-every', '128KiB'];
+    const first = await spawnServer(t, dataDir, args);
+    const cache = HashCache.open(tempDir(t, 'ferry-cache'));
+    t.teardown(() => cache.close());
+    const firstClient = new FerryClient({ host: '127.0.0.1', port: first.port, retry: { retries: 0 }, ...loginAt(first.port) });
+    t.teardown(() => firstClient.close());
+    const doneBeforeKill: string[] = [];
+    const cut = await uploadTree(firstClient, root, 'many', {
+      cache,
+      // Two files at a time: when the kill lands, at most two are under way and most of the tree is not sent yet.
+      inFlight: { count: 2, bytes: 64 * 1024 * 1024 },
+      onDone: (file) => {
+        doneBeforeKill.push(file.name);
+        if (doneBeforeKill.length === 3) first.child.kill('SIGKILL');
+      },
+    });
+    await first.exited;
+    t.equal(first.child.signalCode, 'SIGKILL');
+    t.equal(cut.stopped?.code, 'ECONNLOST', 'the run stops when the server dies');
+    t.ok(doneBeforeKill.length >= 3 && doneBeforeKill.length < files.length, `killed part-way (${doneBeforeKill.length} files done)`);
+
+    const second = await spawnServer(t, dataDir, args);
+    const client = new FerryClient({ host: '127.0.0.1', port: second.port, retry: { retries: 0 }, ...loginAt(second.port) });
+    t.teardown(() => client.close());
+    const finished = await uploadTree(client, root, 'many', { cache });
+    t.match(finished, { files: files.length, failed: [] });
+    t.equal(finished.stopped, undefined);
+    t.ok(finished.unchanged >= doneBeforeKill.length, `every file done before the kill is left alone (${finished.unchanged} unchanged)`);
+    t.ok(finished.moved >= files.length - doneBeforeKill.length - 2, `the rest is sent now (${finished.moved} files)`);
+    const total = files.length * 300 * KiB;
+    t.ok(finished.bytesMoved <= total - doneBeforeKill.length * 300 * KiB, `${finished.bytesMoved} bytes sent after the restart`);
+    for (const [index, file] of files.entries())
+      t.equal((await client.stat(`many/${index % 2 ? 'sub/' : ''}f${index}.bin`)).sha256, file.sha256, `f${index} stored exact`);
+  },
+);
+
+t.test('usage', async (t) => {
+  const running = await startServer(t);
+  const server = ['--server', `127.0.0.1:${running.port}`];
+  const dir = tempDir(t);
+  const file = await makeFile(dir, 'plain.txt', 10);
+  assertUsage(t, await ferry(['upload', '-r', file.path, ...server]), /is not a folder/u);
+  assertUsage(t, await ferry(['upload', '-r', dir, dir, ...server]), /upload -r takes one folder/u);
+  assertUsage(t, await ferry(['download', '-r', '/', ...server]), /whole store needs --out/u);
+  t.equal((await lstat(file.path)).isFile(), true);
+});
