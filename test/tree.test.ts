@@ -8,7 +8,7 @@ import { chmod, lstat, mkdir, readFile, stat, symlink, utimes, writeFile } from 
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
-import { assertUsage, describe, ferry, jsonOf } from './helpers/cli.js';
+import { type RunResult, assertUsage, describe, ferry, jsonOf } from './helpers/cli.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { makeFile } from './helpers/files.js';
 import { startServer } from './helpers/server.js';
@@ -31,6 +31,11 @@ interface TreeJson {
   skipped: number;
   failed: { item: string; code: string; message: string }[];
   stopped?: { code: string; message: string };
+}
+
+/** A run's result without the lines that report skipped links and special files (anything else on stderr stays). */
+function withoutSkipLines(run: RunResult): RunResult {
+  return { ...run, stderr: run.stderr.replace(/^ferry: skipped .*\n/gmu, '') };
 }
 
 /** A tree with nested and unicode names, an executable file, an old mtime, an empty folder, a link and a FIFO. */
@@ -123,7 +128,7 @@ t.test('a folder round trip', async (t) => {
   t.test('a second upload sends only what changed, without reading unchanged files again', async (t) => {
     const again = jsonOf<TreeJson>(
       t,
-      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then((run) => ({ ...run, stderr: '' })),
+      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then(withoutSkipLines),
     );
     t.match(again, { uploaded: 0, unchanged: 5, bytesMoved: 0 }, 'nothing sent');
 
@@ -134,7 +139,7 @@ t.test('a folder round trip', async (t) => {
     await utimes(a, second, second);
     const touched = jsonOf<TreeJson>(
       t,
-      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then((run) => ({ ...run, stderr: '' })),
+      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then(withoutSkipLines),
     );
     t.match(touched, { uploaded: 0, unchanged: 5 }, 'a file only touched is read again, found the same, and not sent');
     const bytes = await readFile(a);
@@ -143,14 +148,14 @@ t.test('a folder round trip', async (t) => {
     await utimes(a, second, second);
     const quick = jsonOf<TreeJson>(
       t,
-      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then((run) => ({ ...run, stderr: '' })),
+      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then(withoutSkipLines),
     );
     t.match(quick, { uploaded: 0, unchanged: 5 }, 'a file whose size, mtime and inode did not change is not read');
 
     await utimes(a, second, new Date());
     const changed = jsonOf<TreeJson>(
       t,
-      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then((run) => ({ ...run, stderr: '' })),
+      await ferry(['upload', '-r', root, '--as', 'backup/project', '--json', ...server]).then(withoutSkipLines),
     );
     t.match(changed, { uploaded: 1, unchanged: 4 }, 'once its mtime moved, it is read, found changed and sent');
     t.equal(
@@ -273,6 +278,34 @@ t.test(
       t.equal((await client.stat(`many/${index % 2 ? 'sub/' : ''}f${index}.bin`)).sha256, file.sha256, `f${index} stored exact`);
   },
 );
+
+t.test('download -r and delete -r read a listing of many pages as they go', async (t) => {
+  // 4 KiB replies: a page of `list` holds a dozen or so of these names.
+  const running = await startServer(t, { chunkSizeBytes: 64 * KiB, maxReplyBytes: 4 * KiB });
+  const server = ['--server', `127.0.0.1:${running.port}`];
+  const root = join(tempDir(t), 'paged');
+  const files = new Map<string, Buffer>();
+  for (let index = 0; index < 60; index += 1) {
+    const folder = `folder-with-a-rather-long-name-${index % 3}`;
+    await mkdir(join(root, folder), { recursive: true });
+    const relative = `${folder}/file-with-a-long-name-as-well-${String(index).padStart(3, '0')}.txt`;
+    files.set(relative, (await makeFile(root, relative, 100 + index)).bytes);
+  }
+  t.match(jsonOf<TreeJson>(t, await ferry(['upload', '-r', root, '--json', ...server])), { files: 60, uploaded: 60 });
+  const firstPage = await (await running.client().connection()).request('list', { prefix: 'paged/' });
+  t.ok(
+    firstPage.next !== undefined && firstPage.files.length < 30,
+    `the listing spans several pages (${firstPage.files.length} on the first)`,
+  );
+
+  const out = join(tempDir(t), 'paged-out');
+  t.match(jsonOf<TreeJson>(t, await ferry(['download', '-r', 'paged', '--out', out, '--json', ...server])), { files: 60, downloaded: 60 });
+  for (const [relative, bytes] of files) t.ok((await readFile(join(out, relative))).equals(bytes), `${relative} downloaded`);
+
+  const deleted = jsonOf<{ deleted: number; failed: unknown[] }>(t, await ferry(['delete', '-r', 'paged', '--yes', '--json', ...server]));
+  t.match(deleted, { deleted: 60, failed: [] }, 'every page deleted while the listing was read');
+  t.same(await running.client().list('paged/'), [], 'nothing left');
+});
 
 t.test('usage', async (t) => {
   const running = await startServer(t);

@@ -185,24 +185,34 @@ export async function downloadFolder(context: CliContext, given: string, flags: 
   if (prefix === '' && flags.out === undefined) throw new FerryError('EUSAGE', 'download -r of the whole store needs --out DIR');
   const out = flags.out ?? prefix.split('/').at(-1)!;
   await runTree(context, flags, { verb: 'downloaded', from: prefix === '' ? '/' : `${prefix}/`, to: out }, (hooks, progress) =>
-    withClient(context, flags, (client) =>
-      downloadTree(client, prefix, out, {
-        ...hooks,
-        onPlan: (total) => progress.plan(total),
-      }),
-    ),
+    withClient(context, flags, async (client) => {
+      // On a terminal, a first pass over the listing (a page at a time) gives the progress line its totals.
+      if (process.stderr.isTTY) progress.plan(await totalsOf(client.listEach(listingPrefix(prefix))));
+      return downloadTree(client, prefix, out, hooks);
+    }),
   );
 }
 
-/** Files under a folder (`''`: the whole store), in name order. */
-function filesUnder(files: FileSummary[], prefix: string): FileSummary[] {
-  return prefix === '' ? files : files.filter((file) => file.name.startsWith(`${prefix}/`));
+/** What `list` is asked for to get the files under a folder (`''`: the whole store). */
+function listingPrefix(prefix: string): string | undefined {
+  return prefix === '' ? undefined : `${prefix}/`;
+}
+
+/** How many files, and bytes, a listing holds (read a page at a time). */
+async function totalsOf(files: AsyncIterable<FileSummary>): Promise<{ files: number; bytes: number }> {
+  const total = { files: 0, bytes: 0 };
+  for await (const file of files) {
+    total.files += 1;
+    total.bytes += file.size;
+  }
+  return total;
 }
 
 /** `list -r [PREFIX]`: the tree under PREFIX, each folder with its file count and bytes. */
 export async function listFolder(context: CliContext, given: string | undefined, flags: ClientFlags): Promise<void> {
   const prefix = folderName(given ?? '');
-  const files = filesUnder(await withClient(context, flags, (client) => client.list(prefix === '' ? undefined : `${prefix}/`)), prefix);
+  // The tree is drawn whole (each folder's totals come before its contents): held in memory, as the lines it prints would be.
+  const files = await withClient(context, flags, (client) => client.list(listingPrefix(prefix)));
   const bytes = files.reduce((total, file) => total + file.size, 0);
   if (flags.json) {
     printJson(context.output, { prefix, files: files.length, bytes, entries: files });
@@ -267,23 +277,25 @@ export async function deleteFolder(context: CliContext, given: string, flags: Cl
   const where = prefix === '' ? 'the whole store' : `${prefix}/`;
   if (prefix === '' && !flags.yes) throw new FerryError('EUSAGE', 'refusing to delete the whole store without --yes');
   await withClient(context, flags, async (client) => {
-    const files = filesUnder(await client.list(prefix === '' ? undefined : `${prefix}/`), prefix);
-    if (files.length === 0) throw new FerryError('ENOENT', `no stored files under ${where}`);
-    const bytes = files.reduce((total, file) => total + file.size, 0);
+    // Counted first, then deleted, each a page at a time: a folder of any size takes one page of memory.
+    const total = await totalsOf(client.listEach(listingPrefix(prefix)));
+    if (total.files === 0) throw new FerryError('ENOENT', `no stored files under ${where}`);
     if (!flags.yes) {
       if (context.shell || !process.stdin.isTTY || !process.stderr.isTTY)
         throw new FerryError(
           'EUSAGE',
-          `delete -r would delete ${files.length} files under ${where}: add --yes to do it without being asked`,
+          `delete -r would delete ${total.files} files under ${where}: add --yes to do it without being asked`,
         );
       const answer = await read({
-        prompt: `delete ${files.length} files (${formatBytes(bytes)}) under ${where}? [y/N] `,
+        prompt: `delete ${total.files} files (${formatBytes(total.bytes)}) under ${where}? [y/N] `,
         output: process.stderr,
       });
       if (!/^y(es)?$/iu.test(answer.trim())) throw new FerryError('ECANCELED', 'nothing deleted');
     }
     const failed: { item: string; code: ErrorCode; message: string }[] = [];
-    for (const file of files) {
+    let seen = 0;
+    for await (const file of client.listEach(listingPrefix(prefix))) {
+      seen += 1;
       try {
         await client.delete(file.name);
       } catch (error) {
@@ -293,10 +305,9 @@ export async function deleteFolder(context: CliContext, given: string, flags: Cl
       }
     }
     context.shell?.onChange();
-    const deleted = files.length - failed.length;
+    const deleted = seen - failed.length;
     if (flags.json) printJson(context.output, { prefix, deleted, failed });
     else context.output.out(`deleted ${deleted} files under ${where}`);
-    if (failed.length > 0)
-      throw new FerryError(failed[0]!.code, `${failed.length} of ${files.length} files under ${where} were not deleted`);
+    if (failed.length > 0) throw new FerryError(failed[0]!.code, `${failed.length} of ${seen} files under ${where} were not deleted`);
   });
 }

@@ -157,7 +157,16 @@ export class FerryClient {
   }
 
   async list(prefix?: string): Promise<FileSummary[]> {
-    return this.#allPages(prefix, async (connection, args) => {
+    return collect(this.listEach(prefix));
+  }
+
+  /**
+   * The stored files whose names start with `prefix`, in name order, a page at a time: a page is
+   * asked for only once the one before it has been gone through, so a listing of any length
+   * takes the memory of one page.
+   */
+  listEach(prefix?: string): AsyncGenerator<FileSummary> {
+    return this.#pages(prefix, async (connection, args) => {
       const page = await connection.request('list', args);
       return { entries: page.files, next: page.next };
     });
@@ -165,29 +174,31 @@ export class FerryClient {
 
   /** The server's unfinished uploads (those whose names start with `prefix`), in name order. */
   async uploads(prefix?: string): Promise<UploadSummary[]> {
-    return this.#allPages(prefix, async (connection, args) => {
-      const page = await connection.request('uploads', args);
-      return { entries: page.uploads, next: page.next };
-    });
+    return collect(
+      this.#pages(prefix, async (connection, args) => {
+        const page = await connection.request('uploads', args);
+        return { entries: page.uploads, next: page.next };
+      }),
+    );
   }
 
-  /** Every page of a paged listing (`list`, `uploads`): each page's `next` is the following one's `after`. */
-  async #allPages<T>(
+  /** The entries of a paged listing (`list`, `uploads`), page after page: each page's `next` is the following one's `after`. */
+  async *#pages<T>(
     prefix: string | undefined,
     pageOf: (
       connection: ClientConnection,
       args: { prefix?: string; after?: string },
     ) => Promise<{ entries: T[]; next?: string | undefined }>,
-  ): Promise<T[]> {
-    const connection = await this.connection();
-    const entries: T[] = [];
+  ): AsyncGenerator<T> {
     let after: string | undefined;
     do {
-      const page = await pageOf(connection, { ...(prefix === undefined ? {} : { prefix }), ...(after === undefined ? {} : { after }) });
-      entries.push(...page.entries);
+      const page = await pageOf(await this.connection(), {
+        ...(prefix === undefined ? {} : { prefix }),
+        ...(after === undefined ? {} : { after }),
+      });
+      yield* page.entries;
       after = page.next;
     } while (after !== undefined);
-    return entries;
   }
 
   async stat(name: string): Promise<FileInfo> {
@@ -384,6 +395,13 @@ export class FerryClient {
       ...(signal ? { signal } : {}),
     };
   }
+}
+
+/** Every item of an async iterable, in an array. */
+async function collect<T>(items: AsyncIterable<T>): Promise<T[]> {
+  const all: T[] = [];
+  for await (const item of items) all.push(item);
+  return all;
 }
 
 /** Adds up the bytes moved over every attempt of one transfer, for progress and the result. */

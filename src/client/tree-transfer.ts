@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events';
 import { chmod, lstat, mkdir, stat, utimes } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname, join, relative as relativePath, resolve, sep } from 'node:path';
@@ -26,8 +27,6 @@ export interface TreeHooks extends TransferControl {
   onDone?: (file: { name: string; path: string; size: number; moved: boolean }) => void;
   /** A line for the user about the current transfer (a partial download discarded). */
   onNotice?: (text: string) => void;
-  /** What the run will go through, once it is known (a download's listing). */
-  onPlan?: (total: { files: number; bytes: number }) => void;
   /** How many files, and bytes of files, are in flight at once on the connection (default: `defaultInFlight`). */
   inFlight?: InFlightLimits;
 }
@@ -141,6 +140,14 @@ async function storedFile(client: FerryClient, name: string): Promise<FileInfo |
   }
 }
 
+/**
+ * Lets the files in flight each listen to the tree's one cancel signal (Node warns past 10
+ * listeners, as if they leaked).
+ */
+function shareSignal(hooks: TreeHooks, limits: InFlightLimits): void {
+  if (hooks.signal) setMaxListeners(limits.count + 10, hooks.signal);
+}
+
 /** The transfer-level controls of one file of a tree. */
 function fileControl(hooks: TreeHooks): TransferControl & Pick<TreeHooks, 'onProgress' | 'onStart'> {
   return {
@@ -169,7 +176,9 @@ export async function uploadTree(
   const tally = new TreeTally(options);
   const entries = walkLocalTree(root, { followSymlinks: options.followSymlinks ?? false });
   const sizeOf = (entry: LocalTreeEntry): number => (entry.kind === 'file' ? entry.stats.size : 0);
-  await inFlight(entries, sizeOf, options.inFlight ?? defaultInFlight, async (entry) => {
+  const limits = options.inFlight ?? defaultInFlight;
+  shareSignal(options, limits);
+  await inFlight(entries, sizeOf, limits, async (entry) => {
     if (options.signal?.aborted) return tally.failed(entry.path, new FerryError('ECANCELED', 'cancelled'));
     if (entry.kind === 'skipped') {
       tally.skipped({ path: entry.path, why: entry.why });
@@ -221,14 +230,14 @@ export async function downloadTree(
   options: TreeHooks & { cache: HashCache },
 ): Promise<TreeSummary> {
   const tally = new TreeTally(options);
-  const files = await client.list(prefix === '' ? undefined : `${prefix}/`);
-  if (files.length === 0) throw new FerryError('ENOENT', `no stored files under ${prefix === '' ? 'the store' : `${prefix}/`}`);
-  options.onPlan?.({ files: files.length, bytes: files.reduce((total, file) => total + file.size, 0) });
   const base = resolve(out);
+  const limits = options.inFlight ?? defaultInFlight;
+  shareSignal(options, limits);
   await inFlight(
-    files,
+    // Read a page at a time as the downloads go: a tree of any size takes one page of memory.
+    client.listEach(prefix === '' ? undefined : `${prefix}/`),
     (file) => file.size,
-    options.inFlight ?? defaultInFlight,
+    limits,
     async (file) => {
       if (options.signal?.aborted) return tally.failed(file.name, new FerryError('ECANCELED', 'cancelled'));
       tally.summary.files += 1;
@@ -267,6 +276,8 @@ export async function downloadTree(
       }
     },
   );
+  if (tally.summary.files === 0 && !tally.summary.stopped)
+    throw new FerryError('ENOENT', `no stored files under ${prefix === '' ? 'the store' : `${prefix}/`}`);
   return tally.summary;
 }
 

@@ -56,9 +56,11 @@ const keepaliveMs = 5000;
 async function fingerprintOf(handle: FileHandle, size: number, xxh64: (bytes: Uint8Array) => bigint): Promise<string> {
   const head = Buffer.alloc(Math.min(size, fingerprintBytes));
   await handle.read(head, 0, head.length, 0);
-  const tail = Buffer.alloc(Math.min(size, fingerprintBytes));
-  await handle.read(tail, 0, tail.length, size - tail.length);
-  return `v1:${size}:${xxh64(head).toString(16)}:${xxh64(tail).toString(16)}`;
+  // A file no bigger than the ends is its own head and tail: one read, not two.
+  const tail = size <= fingerprintBytes ? head : Buffer.alloc(fingerprintBytes);
+  if (tail !== head) await handle.read(tail, 0, tail.length, size - tail.length);
+  const headHash = xxh64(head).toString(16);
+  return `v1:${size}:${headHash}:${tail === head ? headHash : xxh64(tail).toString(16)}`;
 }
 
 /** What the server already holds: chunk index -> xxh64, read page by page. */
