@@ -36,6 +36,17 @@ async function logIn(page: Page, base: string, user: string, password: string): 
   await page.locator('#files-view').waitFor({ state: 'visible' });
 }
 
+/** Whether `selector` is shown within 10 s: the file list is drawn once its request has come back, after the view appears. */
+function becomesVisible(page: Page, selector: string): Promise<boolean> {
+  return page
+    .locator(selector)
+    .waitFor({ state: 'visible', timeout: 10_000 })
+    .then(
+      () => true,
+      () => false,
+    );
+}
+
 t.test(
   'the page: log in, upload by the file chooser and by drop, download, delete; another account sees none of it',
   needsChromium,
@@ -53,7 +64,7 @@ t.test(
 
     await logIn(page, http.base, testUser, testPassword);
     t.notOk(await page.locator('#login').isVisible(), 'the login form is gone once logged in');
-    t.ok(await page.locator('#empty').isVisible(), 'an empty store says what to do');
+    t.ok(await becomesVisible(page, '#empty'), 'an empty store says what to do');
     t.match(await page.locator('#who').textContent(), /tester \(admin\)/u, 'who is logged in');
 
     // With the keyboard alone: Tab from the filter reaches the file input, its label shows the focus.
@@ -112,7 +123,7 @@ t.test(
     await running.server.accounts.add('bob', 'bob-password', { role: 'write' });
     const other = await browser.newPage();
     await logIn(other, http.base, 'bob', 'bob-password');
-    t.ok(await other.locator('#empty').isVisible(), "bob's list is empty");
+    t.ok(await becomesVisible(other, '#empty'), "bob's list is empty");
     const status = await other.evaluate(statusOf, '/files/notes.txt');
     t.equal(status, 404, "tester's file is not there for bob");
   },
