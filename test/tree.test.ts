@@ -307,6 +307,19 @@ t.test('download -r and delete -r read a listing of many pages as they go', asyn
   t.same(await running.client().list('paged/'), [], 'nothing left');
 });
 
+t.test('a file whose name only starts with two dots is downloaded like any other', async (t) => {
+  // `..dotted` is a valid name (only `.` and `..` themselves are not): it was once refused on download as climbing out.
+  const running = await startServer(t);
+  const server = ['--server', `127.0.0.1:${running.port}`];
+  const root = join(tempDir(t), 'dots');
+  await mkdir(root);
+  const file = await makeFile(root, '..dotted', 7);
+  t.match(jsonOf<TreeJson>(t, await ferry(['upload', '-r', root, '--json', ...server])), { files: 1, uploaded: 1 });
+  const out = join(tempDir(t), 'dots-out');
+  t.match(jsonOf<TreeJson>(t, await ferry(['download', '-r', 'dots', '--out', out, '--json', ...server])), { downloaded: 1, failed: [] });
+  t.ok((await readFile(join(out, '..dotted'))).equals(file.bytes), 'the same bytes');
+});
+
 t.test('usage', async (t) => {
   const running = await startServer(t);
   const server = ['--server', `127.0.0.1:${running.port}`];

@@ -4,13 +4,13 @@ import { type FerryClient } from '../client/client.js';
 import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
 import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, formatUploads, printJson } from './output.js';
-import { TransferDisplay } from './transfer-display.js';
+import { TransferDisplay, retriesShownOn } from './transfer-display.js';
 import { interruptSignal } from './interrupts.js';
 import { deleteFolder, downloadFolder, listFolder, uploadFolder } from './tree-commands.js';
 import type { TransferControl } from '../client/client.js';
 import type { DownloadOptions, DownloadResult } from '../client/download.js';
 import type { UploadResult } from '../client/upload.js';
-import { defaultServer, formatBytes, formatDuration, parseCount } from './units.js';
+import { defaultServer, formatBytes, parseCount } from './units.js';
 import { defaultLogPageEntries, maxLogPageEntries } from '../protocol/limits.js';
 import { addLoginCommands } from './login.js';
 import { type CliContext, type ClientFlags, clientCommand, transferCommand, withClient } from './client-command.js';
@@ -94,13 +94,7 @@ async function runTransfers<T>(
           signal,
           onProgress: display.onProgress,
           onStart: display.onStart,
-          retry: {
-            retries: flags.retries,
-            onRetry: ({ attempt, retries, error, delayMs }) =>
-              display.notice(
-                `ferry: ${error.message}, reconnecting ${delayMs > 0 ? `in ${formatDuration(delayMs)}` : 'now'} (retry ${attempt - 1} of ${retries})`,
-              ),
-          },
+          retry: retriesShownOn(display, flags.retries),
         };
         let result: T;
         const started = Date.now();

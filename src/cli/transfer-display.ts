@@ -2,7 +2,8 @@ import { clearScreenDown, cursorTo, moveCursor } from 'node:readline';
 import cliProgress from 'cli-progress';
 import type { TransferProgress, TransferStart } from '../client/progress.js';
 import { displayWidth, percentOf, progressLine } from './progress-line.js';
-import { formatBytes } from './units.js';
+import { formatBytes, formatDuration } from './units.js';
+import type { RetryOptions } from '../client/retry.js';
 
 type Stream = NodeJS.WritableStream & {
   isTTY?: boolean;
@@ -144,4 +145,15 @@ export class TransferDisplay {
     clearScreenDown(this.#stream);
     this.#bars.update();
   }
+}
+
+/** A transfer's --retries, each reconnect announced on `display` (above its progress line). */
+export function retriesShownOn(display: TransferDisplay, retries: number): Pick<RetryOptions, 'retries' | 'onRetry'> {
+  return {
+    retries,
+    onRetry: ({ attempt, retries: allowed, error, delayMs }) =>
+      display.notice(
+        `ferry: ${error.message}, reconnecting ${delayMs > 0 ? `in ${formatDuration(delayMs)}` : 'now'} (retry ${attempt - 1} of ${allowed})`,
+      ),
+  };
 }

@@ -1,7 +1,15 @@
 import { basename, resolve } from 'node:path';
 import { read } from 'read';
 import { HashCache } from '../client/hash-cache.js';
-import { type TreeHooks, type TreeSummary, downloadTree, folderName, uploadTree } from '../client/tree-transfer.js';
+import {
+  type TreeHooks,
+  type TreeSummary,
+  downloadTree,
+  folderName,
+  listingPrefix,
+  relativeName,
+  uploadTree,
+} from '../client/tree-transfer.js';
 import { walkLocalTree } from '../client/local-tree.js';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import type { FileSummary } from '../protocol/messages.js';
@@ -9,8 +17,8 @@ import type { CliContext, ClientFlags } from './client-command.js';
 import { withClient } from './client-command.js';
 import { interruptSignal } from './interrupts.js';
 import { type Output, errorLine, formatRate, printJson } from './output.js';
-import { TransferDisplay } from './transfer-display.js';
-import { formatBytes, formatDuration } from './units.js';
+import { TransferDisplay, retriesShownOn } from './transfer-display.js';
+import { formatBytes } from './units.js';
 
 type TreeFlags = ClientFlags & { retries: number };
 
@@ -97,13 +105,7 @@ async function runTree(
         ...progress.hooks,
         cache,
         signal,
-        retry: {
-          retries: flags.retries,
-          onRetry: ({ attempt, retries, error, delayMs }) =>
-            progress.display.notice(
-              `ferry: ${error.message}, reconnecting ${delayMs > 0 ? `in ${formatDuration(delayMs)}` : 'now'} (retry ${attempt - 1} of ${retries})`,
-            ),
-        },
+        retry: retriesShownOn(progress.display, flags.retries),
         onFailed: (failure) => progress.display.notice(errorLine(new FerryError(failure.code, `${failure.item}: ${failure.message}`))),
       },
       progress,
@@ -193,11 +195,6 @@ export async function downloadFolder(context: CliContext, given: string, flags: 
   );
 }
 
-/** What `list` is asked for to get the files under a folder (`''`: the whole store). */
-function listingPrefix(prefix: string): string | undefined {
-  return prefix === '' ? undefined : `${prefix}/`;
-}
-
 /** How many files, and bytes, a listing holds (read a page at a time). */
 async function totalsOf(files: AsyncIterable<FileSummary>): Promise<{ files: number; bytes: number }> {
   const total = { files: 0, bytes: 0 };
@@ -239,7 +236,7 @@ interface TreeFolder {
 export function formatTree(files: FileSummary[], prefix: string): string {
   const root: TreeFolder = { files: 0, bytes: 0, entries: new Map() };
   for (const file of files) {
-    const segments = (prefix === '' ? file.name : file.name.slice(prefix.length + 1)).split('/');
+    const segments = relativeName(prefix, file.name).split('/');
     let folder = root;
     folder.files += 1;
     folder.bytes += file.size;

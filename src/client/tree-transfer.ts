@@ -1,7 +1,7 @@
 import { setMaxListeners } from 'node:events';
 import { chmod, lstat, mkdir, stat, utimes } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { dirname, join, relative as relativePath, resolve, sep } from 'node:path';
+import { dirname, join, resolve, sep } from 'node:path';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import type { FileInfo, FileSummary } from '../protocol/messages.js';
 import { checkName } from '../protocol/names.js';
@@ -72,6 +72,16 @@ export interface TreeSummary {
 /** A name under a folder: `prefix/relative` (`relative` alone for the whole store). */
 function nameUnder(prefix: string, relative: string): string {
   return prefix === '' ? relative : `${prefix}/${relative}`;
+}
+
+/** The inverse: a stored name under `prefix`, relative to it. */
+export function relativeName(prefix: string, name: string): string {
+  return prefix === '' ? name : name.slice(prefix.length + 1);
+}
+
+/** What `list` is asked for to get the files under a folder (`''`: the whole store). */
+export function listingPrefix(prefix: string): string | undefined {
+  return prefix === '' ? undefined : `${prefix}/`;
 }
 
 /** A folder name as given (`photos/`, `/photos`): without slashes at its ends, checked as a name; `''` stays the whole store. */
@@ -235,17 +245,15 @@ export async function downloadTree(
   shareSignal(options, limits);
   await inFlight(
     // Read a page at a time as the downloads go: a tree of any size takes one page of memory.
-    client.listEach(prefix === '' ? undefined : `${prefix}/`),
+    client.listEach(listingPrefix(prefix)),
     (file) => file.size,
     limits,
     async (file) => {
       if (options.signal?.aborted) return tally.failed(file.name, new FerryError('ECANCELED', 'cancelled'));
       tally.summary.files += 1;
-      const relative = prefix === '' ? file.name : file.name.slice(prefix.length + 1);
-      const path = join(base, ...relative.split('/'));
+      const path = join(base, ...relativeName(prefix, file.name).split('/'));
       try {
-        if (relativePath(base, path).startsWith('..') || !path.startsWith(base + sep))
-          throw new FerryError('EBADNAME', `${file.name} would land outside ${out}`);
+        if (!path.startsWith(base + sep)) throw new FerryError('EBADNAME', `${file.name} would land outside ${out}`);
         if (file.damaged !== undefined) throw new FerryError('ECORRUPT', `${file.name} is damaged on the server: ${file.damaged}`);
         const local = await lstat(path).catch((error: unknown) => {
           if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
