@@ -151,7 +151,8 @@ t.test(
     await terminal.keys('C-l');
     await terminal.type('put big.bin');
     await terminal.keys('Enter');
-    rows = await terminal.waitFor(/^uploaded big\.bin: 16 MiB.*resumed/mu);
+    // The prompt comes after the result line: wait for both, or the screen may be read in between.
+    rows = await terminal.waitFor(/^uploaded big\.bin: 16 MiB[^\n]*resumed[^\n]*\nferry>$/mu);
     t.match(rows.join('\n'), /^resuming big\.bin from \d+(\.\d)? MiB \(\d+%\)$/mu, 'the same command resumed it');
     t.equal(barRows(rows).length, 1, 'one progress line on screen, no bar left below the prompt');
     t.match(rows.at(-1), /^ferry>$/u, 'the prompt last');
