@@ -20,6 +20,7 @@ import { runBulk } from './scenarios/bulk.js';
 import { type SweepStep, runConcurrency } from './scenarios/concurrency.js';
 import { runHttp } from './scenarios/http.js';
 import { runTree } from './scenarios/tree.js';
+import { runCompress } from './scenarios/compress.js';
 import { runMicro } from './scenarios/micro.js';
 import { type RefResult, runRefs } from './scenarios/refs.js';
 import { type ResumeRun, runResume } from './scenarios/resume.js';
@@ -29,6 +30,7 @@ const scenarios: Record<ScenarioId, (ctx: BenchContext) => Promise<ScenarioRepor
   refs: runRefs,
   http: runHttp,
   tree: runTree,
+  compress: runCompress,
   concurrency: runConcurrency,
   resume: runResume,
   micro: runMicro,

@@ -29,7 +29,7 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
     t.same(jsonOf(t, await ferry(['list', ...server, '--json'])), []);
   });
 
-  t.test('upload --json prints {name,size,sha256,bytesSent,resumed}', async (t) => {
+  t.test('upload --json prints {name,size,sha256,bytesSent,wireBytes,resumed}', async (t) => {
     const [big, zero] = await Promise.all([
       ferry(['upload', local.path, ...server, '--json']),
       ferry(['upload', empty.path, ...server, '--json']),
@@ -39,10 +39,19 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
       size: local.bytes.length,
       sha256: local.sha256,
       bytesSent: local.bytes.length,
+      wireBytes: local.bytes.length,
       resumed: false,
       skipped: false,
     });
-    t.strictSame(jsonOf(t, zero), { name: 'empty.bin', size: 0, sha256: empty.sha256, bytesSent: 0, resumed: false, skipped: false });
+    t.strictSame(jsonOf(t, zero), {
+      name: 'empty.bin',
+      size: 0,
+      sha256: empty.sha256,
+      bytesSent: 0,
+      wireBytes: 0,
+      resumed: false,
+      skipped: false,
+    });
   });
 
   t.test('list --json is an array of {name,size,sha256,modified}', async (t) => {
@@ -83,7 +92,7 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
     });
   });
 
-  t.test('download --out --json prints {name,path,size,sha256,bytesReceived,resumed}; the copy is byte-identical', async (t) => {
+  t.test('download --out --json prints {name,path,size,sha256,bytesReceived,wireBytes,resumed}; the copy is byte-identical', async (t) => {
     const out = join(dir, 'copy.bin');
     const emptyOut = join(dir, 'copy-empty.bin');
     const [big, zero] = await Promise.all([
@@ -96,6 +105,7 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
       size: local.bytes.length,
       sha256: local.sha256,
       bytesReceived: local.bytes.length,
+      wireBytes: local.bytes.length,
       resumed: false,
     });
     t.strictSame(jsonOf(t, zero), {
@@ -104,6 +114,7 @@ t.test('--json results, and an upload/download round trip that is byte-exact', a
       size: 0,
       sha256: empty.sha256,
       bytesReceived: 0,
+      wireBytes: 0,
       resumed: false,
     });
     t.equal(await sha256Of(out), local.sha256, 'downloaded bytes are exact');

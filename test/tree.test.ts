@@ -4,7 +4,7 @@
  * links and special files skipped and reported, bad names failing alone, a second run sending
  * only what changed (without reading unchanged files again), a cut run finished by the next.
  */
-import { chmod, lstat, mkdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, readFile, readdir, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import t from 'tap';
@@ -28,6 +28,7 @@ interface TreeJson {
   unchanged: number;
   bytes: number;
   bytesMoved: number;
+  folders: number;
   skipped: number;
   failed: { item: string; code: string; message: string }[];
   stopped?: { code: string; message: string };
@@ -73,8 +74,8 @@ t.test('a folder round trip', async (t) => {
   const uploaded = JSON.parse(upload.stdout) as TreeJson;
   t.match(
     uploaded,
-    { files: 5, uploaded: 5, unchanged: 0, skipped: 3, failed: [] },
-    'every file sent; the link, the FIFO and the empty folder skipped',
+    { files: 5, uploaded: 5, unchanged: 0, folders: 1, skipped: 2, failed: [] },
+    'every file sent, the empty folder kept; the link and the FIFO skipped',
   );
   t.equal(
     uploaded.bytes,
@@ -82,7 +83,7 @@ t.test('a folder round trip', async (t) => {
   );
   t.match(upload.stderr, /skipped .*link-to-top: a symbolic link/u, 'the link is reported');
   t.match(upload.stderr, /skipped .*pipe: a FIFO/u, 'the FIFO is reported');
-  t.match(upload.stderr, /skipped .*empty: an empty folder/u, 'the empty folder is reported');
+  t.notMatch(upload.stderr, /empty/u, 'the empty folder is not reported as skipped');
 
   const client = running.client();
   for (const [relative, file] of files)
@@ -90,6 +91,7 @@ t.test('a folder round trip', async (t) => {
   const executable = await client.stat('backup/project/docs/deep/deeper/b.bin');
   t.equal(executable.mode, 0o750, 'the mode is kept');
   t.equal((await client.stat('backup/project/top.txt')).mtime, '2020-05-06T07:08:09.123Z', 'the mtime is kept');
+  t.equal((await client.stat('backup/project/empty/.ferry-folder')).size, 0, 'the empty folder is kept as an empty marker file');
 
   t.test('list -r shows the tree with folder totals', async (t) => {
     const list = await ferry(['list', '-r', 'backup', ...server]);
@@ -97,22 +99,28 @@ t.test('a folder round trip', async (t) => {
     t.match(list.stdout, /^backup\/ {2}\(5 files, /u);
     t.match(
       list.stdout,
-      /\n {2}project\/ {2}\(5 files, .*\n {4}café\/ {2}\(1 file, 5 B\)\n {6}naïve\.txt {2}5 B\n {4}docs\/ {2}\(2 files, .*\n {6}a\.bin {2}200 KiB\n {6}deep\/ {2}\(1 file, 3 KiB\)\n {8}deeper\/ {2}\(1 file, 3 KiB\)\n {10}b\.bin {2}3 KiB\n {4}top\.txt {2}10 B\n/u,
+      /\n {2}project\/ {2}\(5 files, .*\n {4}café\/ {2}\(1 file, 5 B\)\n {6}naïve\.txt {2}5 B\n {4}docs\/ {2}\(2 files, .*\n {6}a\.bin {2}200 KiB\n {6}deep\/ {2}\(1 file, 3 KiB\)\n {8}deeper\/ {2}\(1 file, 3 KiB\)\n {10}b\.bin {2}3 KiB\n {4}empty\/ {2}\(0 files, 0 B\)\n {4}top\.txt {2}10 B\n/u,
       'folders with their totals, files with their sizes, indented by depth',
     );
-    const json = jsonOf<{ files: number; bytes: number; entries: { name: string }[] }>(
+    const json = jsonOf<{ files: number; emptyFolders: number; bytes: number; entries: { name: string }[] }>(
       t,
       await ferry(['list', '-r', 'backup/project', '--json', ...server]),
     );
     t.equal(json.files, 5);
-    t.same(json.entries.map((entry) => entry.name).sort(), [...files.keys()].map((relative) => `backup/project/${relative}`).sort());
+    t.equal(json.emptyFolders, 1);
+    t.same(
+      json.entries.map((entry) => entry.name).sort(),
+      [...[...files.keys()].map((relative) => `backup/project/${relative}`), 'backup/project/empty/.ferry-folder'].sort(),
+    );
   });
 
   t.test('download -r writes the tree with its modes and mtimes', async (t) => {
     const out = join(tempDir(t), 'restored');
     const download = await ferry(['download', '-r', 'backup/project', '--out', out, '--json', ...server]);
     const result = jsonOf<TreeJson>(t, download);
-    t.match(result, { files: 5, downloaded: 5, unchanged: 0, failed: [] });
+    t.match(result, { files: 5, downloaded: 5, unchanged: 0, folders: 1, failed: [] });
+    t.ok((await stat(join(out, 'empty'))).isDirectory(), 'the empty folder is made');
+    t.same(await readdir(join(out, 'empty')), [], 'and stays empty (no marker file in it)');
     for (const [relative, file] of files) t.ok((await readFile(join(out, relative))).equals(file.bytes), `${relative} is the same bytes`);
     t.equal((await stat(join(out, 'docs', 'deep', 'deeper', 'b.bin'))).mode & 0o7777, 0o750, 'mode restored');
     t.equal((await stat(join(out, 'top.txt'))).mtime.toISOString(), '2020-05-06T07:08:09.123Z', 'mtime restored');
@@ -193,11 +201,12 @@ t.test('a folder round trip', async (t) => {
 
   t.test('delete -r', async (t) => {
     await client.upload(join(root, 'top.txt'), { name: 'backup/projectx/top.txt' });
-    assertUsage(t, await ferry(['delete', '-r', 'backup/project', ...server]), /would delete 5 files under backup\/project\/: add --yes/u);
-    t.equal((await client.list('backup/project/')).length, 5, 'without --yes, nothing deleted');
+    // Five files and the empty folder's marker, which is a stored (empty) file too.
+    assertUsage(t, await ferry(['delete', '-r', 'backup/project', ...server]), /would delete 6 files under backup\/project\/: add --yes/u);
+    t.equal((await client.list('backup/project/')).length, 6, 'without --yes, nothing deleted');
     assertUsage(t, await ferry(['delete', '-r', '/', ...server]), /refusing to delete the whole store without --yes/u);
     const run = jsonOf<{ deleted: number }>(t, await ferry(['delete', '-r', 'backup/project', '--yes', '--json', ...server]));
-    t.equal(run.deleted, 5);
+    t.equal(run.deleted, 6);
     t.same(
       (await client.list('backup/')).map((file) => file.name),
       ['backup/projectx/top.txt'],

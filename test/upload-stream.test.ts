@@ -194,6 +194,7 @@ t.test('the command line: upload - --as NAME', async (t) => {
       size: 0,
       sha256: sha256Of(Buffer.alloc(0)),
       bytesSent: 0,
+      wireBytes: 0,
       resumed: false,
       skipped: false,
     });

@@ -6,7 +6,8 @@
  */
 import { read, readSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { type BufferTaskResult, type ReadChunkTask, type WriteChunkResult, type WriteChunkTask, taskFailure } from './tasks.js';
+import { localCodecs, packIfSmaller, probe, unpackInPlace } from '../src/compression/codecs.js';
+import { type ReadChunkResult, type ReadChunkTask, type WriteChunkResult, type WriteChunkTask, taskFailure } from './tasks.js';
 
 /** Positional reads and writes on an open file descriptor: how many bytes each call moved. */
 export interface PositionalIo {
@@ -30,10 +31,14 @@ export const libuvIo: PositionalIo = {
 };
 
 /**
- * Verifies `xxh64` over buffer[0, length) (or computes it, for a chunk that came without one),
- * then writes those bytes at `offset` of the file.
+ * Unpacks a packed chunk first; verifies `xxh64` over buffer[0, length) (or computes it, for a
+ * chunk that came without one), then writes those bytes at `offset` of the file.
  */
 export async function writeChunk(task: WriteChunkTask, io: PositionalIo, xxh64: (bytes: Uint8Array) => bigint): Promise<WriteChunkResult> {
+  if (task.packed) {
+    const failure = unpackInPlace(task.packed.codec, task.buffer, task.packed.bytes, task.length);
+    if (failure) return { ok: false, code: 'ECHECKSUM', message: `chunk at offset ${task.offset}: ${failure}`, buffer: task.buffer };
+  }
   const bytes = new Uint8Array(task.buffer, 0, task.length);
   const computed = xxh64(bytes);
   if (task.xxh64 !== undefined && computed !== task.xxh64) {
@@ -47,8 +52,11 @@ export async function writeChunk(task: WriteChunkTask, io: PositionalIo, xxh64: 
   }
 }
 
-/** Reads `length` bytes at `offset` of the file into the buffer and checks them against `xxh64`. */
-export async function readChunk(task: ReadChunkTask, io: PositionalIo, xxh64: (bytes: Uint8Array) => bigint): Promise<BufferTaskResult> {
+/**
+ * Reads `length` bytes at `offset` of the file into the buffer and checks them against `xxh64`;
+ * then, if asked and if it pays, compresses them into the same buffer.
+ */
+export async function readChunk(task: ReadChunkTask, io: PositionalIo, xxh64: (bytes: Uint8Array) => bigint): Promise<ReadChunkResult> {
   const bytes = new Uint8Array(task.buffer, 0, task.length);
   try {
     let done = 0;
@@ -62,7 +70,16 @@ export async function readChunk(task: ReadChunkTask, io: PositionalIo, xxh64: (b
         buffer: task.buffer,
       };
     }
-    return { ok: true, buffer: task.buffer };
+    const prober = task.probe === undefined ? undefined : localCodecs().get(task.probe);
+    if (prober) return { ok: true, buffer: task.buffer, probed: probe(prober, bytes) };
+    const codec = task.pack === undefined ? undefined : localCodecs().get(task.pack);
+    if (!codec) return { ok: true, buffer: task.buffer };
+    const started = performance.now();
+    const packed = packIfSmaller(codec, bytes);
+    const packMs = performance.now() - started;
+    if (!packed) return { ok: true, buffer: task.buffer, packMs };
+    bytes.set(packed);
+    return { ok: true, buffer: task.buffer, packed: { codec: codec.name, bytes: packed.length }, packMs };
   } catch (error) {
     return { ...taskFailure(error, `read at offset ${task.offset}`), buffer: task.buffer };
   }

@@ -7,10 +7,15 @@
 import { type Hash, createHash } from 'node:crypto';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import xxhash from 'xxhash-wasm';
+import { localCodecs, packIfSmaller, unpackInPlace } from '../src/compression/codecs.js';
 import { hashFileSync } from '../src/hashing/file-hashes.js';
 import { blockingIo, readChunk as readChunkWith, writeChunk as writeChunkWith } from './chunk-io.js';
 import {
-  type BufferTaskResult,
+  type PackChunkResult,
+  type PackChunkTask,
+  type ReadChunkResult,
+  type UnpackChunkResult,
+  type UnpackChunkTask,
   type HashDigestTask,
   type HashDropTask,
   type HashFileResult,
@@ -48,8 +53,31 @@ export async function writeChunk(task: WriteChunkTask): Promise<WriteChunkResult
   return withBuffer(await writeChunkWith(task, blockingIo, xxh64));
 }
 
-export async function readChunk(task: ReadChunkTask): Promise<BufferTaskResult> {
+export async function readChunk(task: ReadChunkTask): Promise<ReadChunkResult> {
   return withBuffer(await readChunkWith(task, blockingIo, xxh64));
+}
+
+/** A client's chunk compressed (the bytes are the client's ring slot, read in place), or nothing if that does not pay. */
+export function packChunk(task: PackChunkTask): PackChunkResult {
+  const codec = localCodecs().get(task.codec);
+  const started = performance.now();
+  const packed = codec && packIfSmaller(codec, new Uint8Array(task.buffer, 0, task.length));
+  const ms = performance.now() - started;
+  if (!packed) return { packed: undefined, ms };
+  // A fresh copy the size of the result, moved back: the codec's output may sit in a bigger pool.
+  const owned = new Uint8Array(packed);
+  return move({
+    get [transferableSymbol]() {
+      return [owned.buffer];
+    },
+    get [valueSymbol]() {
+      return { packed: owned, ms };
+    },
+  }) as unknown as PackChunkResult;
+}
+
+export function unpackChunk(task: UnpackChunkTask): UnpackChunkResult {
+  return unpackInPlace(task.codec, task.buffer, task.bytes, task.rawLength);
 }
 
 export function hashFile(task: HashFileTask): HashFileResult {

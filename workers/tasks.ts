@@ -3,6 +3,8 @@
  * Buffers travel as whole ArrayBuffers (moved, not copied) and come back in the result so the
  * main thread can reuse them.
  */
+import type { ProbeResult } from '../src/compression/codecs.js';
+import type { CodecName } from '../src/protocol/frames.js';
 import { codeOfSystemError, describeSystemError } from '../src/system-errors.js';
 
 export type TaskFailureCode = 'ECHECKSUM' | ReturnType<typeof codeOfSystemError>;
@@ -27,6 +29,11 @@ export interface WriteChunkTask {
   /** The sender's xxh64 of the bytes, checked before they are written; undefined: the sender gave none (a tus body), so the writer computes it. */
   xxh64: bigint | undefined;
   buffer: ArrayBuffer;
+  /**
+   * Set when the buffer holds the chunk compressed (`bytes` of it, with `codec`): it is unpacked
+   * into the same buffer first, and `length` is then its raw length.
+   */
+  packed?: PackedBytes | undefined;
 }
 
 /** Read `length` bytes at `offset` of the open file `fd` into `buffer` and check them against `xxh64`. */
@@ -36,10 +43,52 @@ export interface ReadChunkTask {
   length: number;
   xxh64: bigint;
   buffer: ArrayBuffer;
+  /** Compress the chunk with this codec once it is checked, if that shrinks it enough (`packIfSmaller`); `packMs` says how long that took. */
+  pack?: CodecName | undefined;
+  /** Pack a sample of the chunk with this codec to see how it does (`probe` in codecs.ts); the chunk stays raw. */
+  probe?: CodecName | undefined;
 }
 
 /** Result of a task that carried a buffer: the buffer always comes back, success or not. */
 export type BufferTaskResult = ({ ok: true } | TaskFailure) & { buffer: ArrayBuffer };
+
+/** A chunk read and checked: when it was packed, the buffer holds `packed.bytes` of it compressed. */
+export type ReadChunkResult = ({ ok: true; packed?: PackedBytes; packMs?: number; probed?: ProbeResult } | TaskFailure) & {
+  buffer: ArrayBuffer;
+};
+
+/** A buffer's first `bytes` are a chunk compressed with `codec`. */
+export interface PackedBytes {
+  codec: CodecName;
+  bytes: number;
+}
+
+/**
+ * Compress the first `length` bytes of `buffer` with `codec` (the client's side of an upload).
+ * The result holds the compressed bytes, or nothing when they would not save enough.
+ */
+export interface PackChunkTask {
+  codec: CodecName;
+  buffer: SharedArrayBuffer;
+  length: number;
+}
+
+export interface PackChunkResult {
+  packed: Uint8Array | undefined;
+  /** How long packing took, in ms (what `auto` weighs against the link). */
+  ms: number;
+}
+
+/** Unpack the first `bytes` of `buffer` (compressed with `codec`) into `buffer` itself: `rawLength` bytes. */
+export interface UnpackChunkTask {
+  codec: CodecName;
+  buffer: SharedArrayBuffer;
+  bytes: number;
+  rawLength: number;
+}
+
+/** Undefined when it unpacked; else why not. */
+export type UnpackChunkResult = string | undefined;
 
 /** A written chunk's xxh64: the one checked, or the one computed for a chunk that came without one. */
 export type WriteChunkResult = ({ ok: true; xxh64: bigint } | TaskFailure) & { buffer: ArrayBuffer };
@@ -57,6 +106,8 @@ export type HashFileResult = { ok: true; sha256: string; chunkHashes: bigint[] }
 export const taskNames = {
   writeChunk: 'writeChunk',
   readChunk: 'readChunk',
+  packChunk: 'packChunk',
+  unpackChunk: 'unpackChunk',
   hashFile: 'hashFile',
   hashUpdate: 'hashUpdate',
   hashDigest: 'hashDigest',

@@ -1,6 +1,6 @@
 import { availableParallelism, cpus, release, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { type SourceFile, makeTempDir, removeDir, writeRandomFile } from './files.js';
+import { type SourceFile, makeTempDir, removeDir, writeRandomFile, writeTextFile } from './files.js';
 import type { BenchOptions } from './options.js';
 import { formatBytes } from './units.js';
 
@@ -29,7 +29,7 @@ export class BenchContext {
   readonly options: BenchOptions;
   readonly machine: Machine;
   readonly workDir: string;
-  readonly #sources = new Map<number, Promise<SourceFile>>();
+  readonly #sources = new Map<string, Promise<SourceFile>>();
 
   private constructor(options: BenchOptions, machine: Machine, workDir: string) {
     this.options = options;
@@ -43,11 +43,21 @@ export class BenchContext {
 
   /** A random file of `size` bytes on disk (page cache, after it is written), with its SHA-256. */
   async source(size: number): Promise<SourceFile> {
-    let made = this.#sources.get(size);
+    return this.#made('random', size, writeRandomFile);
+  }
+
+  /** A file of `size` bytes of log-like text (it compresses), like `source`. */
+  async textSource(size: number): Promise<SourceFile> {
+    return this.#made('text', size, writeTextFile);
+  }
+
+  #made(kind: 'random' | 'text', size: number, write: (path: string, size: number) => Promise<SourceFile>): Promise<SourceFile> {
+    const key = `${kind}-${size}`;
+    let made = this.#sources.get(key);
     if (!made) {
-      log(`writing a ${formatBytes(size)} random source file`);
-      made = writeRandomFile(join(this.workDir, `source-${size}.bin`), size);
-      this.#sources.set(size, made);
+      log(`writing a ${formatBytes(size)} ${kind} source file`);
+      made = write(join(this.workDir, `source-${key}.${kind === 'text' ? 'txt' : 'bin'}`), size);
+      this.#sources.set(key, made);
     }
     return made;
   }

@@ -52,10 +52,23 @@ export type UploadJson = Omit<UploadResult, 'file'>;
 /** What `ferry download --json` prints. */
 export type DownloadJson = DownloadResult;
 
-export async function cliUpload(path: string, name: string, server: string, scratchDir: string): Promise<CliRun<UploadJson>> {
-  return runFerryCli<UploadJson>(['upload', path, '--as', name, '--server', server, '--retries', '0', '--force'], scratchDir);
+/** `extra`: more options for the command, e.g. `--compress off`. */
+export async function cliUpload(
+  path: string,
+  name: string,
+  server: string,
+  scratchDir: string,
+  extra: readonly string[] = [],
+): Promise<CliRun<UploadJson>> {
+  return runFerryCli<UploadJson>(['upload', path, '--as', name, '--server', server, '--retries', '0', '--force', ...extra], scratchDir);
 }
 
-export async function cliDownload(name: string, out: string, server: string, scratchDir: string): Promise<CliRun<DownloadJson>> {
-  return runFerryCli<DownloadJson>(['download', name, '--out', out, '--server', server, '--retries', '0', '--force'], scratchDir);
+export async function cliDownload(
+  name: string,
+  out: string,
+  server: string,
+  scratchDir: string,
+  extra: readonly string[] = [],
+): Promise<CliRun<DownloadJson>> {
+  return runFerryCli<DownloadJson>(['download', name, '--out', out, '--server', server, '--retries', '0', '--force', ...extra], scratchDir);
 }

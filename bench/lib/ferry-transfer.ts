@@ -29,10 +29,11 @@ export async function ferryUpload(
   name: string,
   scratchDir: string,
   cores: number,
-): Promise<TransferSample> {
+  extra: readonly string[] = [],
+): Promise<TransferSample & { wireBytes: number }> {
   const cpuBefore = server.cpuSeconds();
   const stopMeter = boxCpuMeter(cores);
-  const run = await cliUpload(source.path, name, server.address, scratchDir);
+  const run = await cliUpload(source.path, name, server.address, scratchDir, extra);
   const box = stopMeter();
   const serverCpuSeconds = server.cpuSeconds() - cpuBefore;
   if (run.result.sha256 !== source.sha256 || run.result.size !== source.size) {
@@ -40,7 +41,7 @@ export async function ferryUpload(
       `upload of ${name}: server reports ${run.result.size} bytes sha256 ${run.result.sha256}, source is ${source.size} bytes ${source.sha256}`,
     );
   }
-  return sample(source.size, run, serverCpuSeconds, box);
+  return { ...sample(source.size, run, serverCpuSeconds, box), wireBytes: run.result.wireBytes };
 }
 
 /**
@@ -56,10 +57,11 @@ export async function ferryDownload(
   scratchDir: string,
   cores: number,
   rehash: boolean,
-): Promise<TransferSample> {
+  extra: readonly string[] = [],
+): Promise<TransferSample & { wireBytes: number }> {
   const cpuBefore = server.cpuSeconds();
   const stopMeter = boxCpuMeter(cores);
-  const run = await cliDownload(name, out, server.address, scratchDir);
+  const run = await cliDownload(name, out, server.address, scratchDir, extra);
   const box = stopMeter();
   const serverCpuSeconds = server.cpuSeconds() - cpuBefore;
   if (run.result.sha256 !== source.sha256 || run.result.size !== source.size) {
@@ -70,7 +72,7 @@ export async function ferryDownload(
   const onDisk = rehash ? await sha256File(out) : source.sha256;
   await rm(out, { force: true });
   if (onDisk !== source.sha256) throw new Error(`download of ${name}: the file written has sha256 ${onDisk}, expected ${source.sha256}`);
-  return sample(source.size, run, serverCpuSeconds, box);
+  return { ...sample(source.size, run, serverCpuSeconds, box), wireBytes: run.result.wireBytes };
 }
 
 function sample(

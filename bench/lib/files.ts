@@ -33,6 +33,34 @@ export async function writeRandomFile(path: string, size: number): Promise<Sourc
   return { path, size, sha256: sha256.digest('hex') };
 }
 
+/**
+ * Writes `size` bytes of text that compresses as logs do (several times over: timestamps, a few
+ * words, counters, each line different) to `path`, and returns its SHA-256.
+ */
+export async function writeTextFile(path: string, size: number): Promise<SourceFile> {
+  const words = ['transfer', 'chunk', 'verified', 'server', 'client', 'resume', 'offset', 'sha256', 'ferry', 'stream', 'worker', 'queue'];
+  const handle = await open(path, 'w');
+  const sha256 = createHash('sha256');
+  let line = 0;
+  try {
+    for (let offset = 0; offset < size;) {
+      const lines: string[] = [];
+      for (let length = 0; length < pieceBytes; line += 1) {
+        const text = `${new Date(1_700_000_000_000 + line * 37).toISOString()} ${words[line % 12]} ${words[(line * 7) % 12]} id=${(line * 2654435761) % 1_000_003} n=${line}\n`;
+        lines.push(text);
+        length += text.length;
+      }
+      const piece = Buffer.from(lines.join('')).subarray(0, Math.min(pieceBytes, size - offset));
+      sha256.update(piece);
+      await handle.write(piece, 0, piece.length, offset);
+      offset += piece.length;
+    }
+  } finally {
+    await handle.close();
+  }
+  return { path, size, sha256: sha256.digest('hex') };
+}
+
 /** SHA-256 of a file, read in 4 MiB pieces. */
 export async function sha256File(path: string): Promise<string> {
   const handle = await open(path, 'r');

@@ -1,6 +1,7 @@
 import { type Command, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import { type ClientOptions, FerryClient } from '../client/client.js';
+import { compressChoices } from '../compression/negotiation.js';
 import type { ClientTls } from '../client/server-trust.js';
 import { defaultClientStallTimeoutMs } from '../client/connection.js';
 import { defaultTransferRetries } from '../client/retry.js';
@@ -112,7 +113,15 @@ export function transferCommand(program: Command, context: CliContext, spec: str
       parseCount,
       defaultTransferRetries,
     )
-    .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration);
+    .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration)
+    .addOption(
+      new Option(
+        '--compress <how>',
+        'compress chunks on the wire: auto (only while it makes the transfer faster), off, or always with one codec',
+      )
+        .choices(compressChoices)
+        .default('auto'),
+    );
 }
 
 /** The --server value as host and port; a malformed one is a usage error (exit 2) that says why. */

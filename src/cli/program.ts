@@ -9,6 +9,7 @@ import { interruptSignal } from './interrupts.js';
 import { deleteFolder, downloadFolder, listFolder, uploadFolder } from './tree-commands.js';
 import type { TransferControl } from '../client/client.js';
 import type { DownloadOptions, DownloadResult } from '../client/download.js';
+import type { CompressChoice } from '../compression/negotiation.js';
 import type { UploadResult } from '../client/upload.js';
 import { defaultServer, formatBytes, parseCount } from './units.js';
 import { defaultLogPageEntries, maxLogPageEntries } from '../protocol/limits.js';
@@ -17,12 +18,12 @@ import { type CliContext, type ClientFlags, clientCommand, transferCommand, with
 
 export type { CliContext } from './client-command.js';
 
-type TransferFlags = ClientFlags & { retries: number; stallTimeout?: number };
+type TransferFlags = ClientFlags & { retries: number; stallTimeout?: number; compress?: CompressChoice };
 
 /** What every transfer of a batch gets: its retries and cancel, and the display's listeners. */
 type UploadFlags = TransferFlags & { as?: string; asDir?: string; force?: boolean };
 
-type TransferHooks = TransferControl & Required<Pick<DownloadOptions, 'onProgress' | 'onStart'>>;
+type TransferHooks = TransferControl & Required<Pick<DownloadOptions, 'onProgress' | 'onStart'>> & Pick<DownloadOptions, 'compress'>;
 
 function uploadJson(result: UploadResult): Record<string, unknown> {
   return {
@@ -30,6 +31,7 @@ function uploadJson(result: UploadResult): Record<string, unknown> {
     size: result.size,
     sha256: result.sha256,
     bytesSent: result.bytesSent,
+    wireBytes: result.wireBytes,
     resumed: result.resumed,
     skipped: result.skipped ?? false,
   };
@@ -37,7 +39,12 @@ function uploadJson(result: UploadResult): Record<string, unknown> {
 
 function uploadLine(result: UploadResult, ms: number): string {
   if (result.skipped) return `${result.name} is already on the server (same SHA-256): nothing sent`;
-  return `uploaded ${result.name}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesSent, ms)})`;
+  return `uploaded ${result.name}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''}${compressedNote(result.bytesSent, result.wireBytes)} (${formatRate(result.bytesSent, ms)})`;
+}
+
+/** `, compressed 4.2x on the wire` when compression saved bytes; nothing otherwise. */
+function compressedNote(fileBytes: number, wireBytes: number): string {
+  return wireBytes < fileBytes ? `, ${(fileBytes / Math.max(wireBytes, 1)).toFixed(1)}x smaller on the wire` : '';
 }
 
 /**
@@ -95,6 +102,7 @@ async function runTransfers<T>(
           onProgress: display.onProgress,
           onStart: display.onStart,
           retry: retriesShownOn(display, flags.retries),
+          ...(flags.compress === undefined ? {} : { compress: flags.compress }),
         };
         let result: T;
         const started = Date.now();
@@ -344,7 +352,7 @@ export function buildProgram(context: CliContext): Command {
           results.push(result);
           if (!flags.json)
             output.out(
-              `downloaded ${result.name} to ${result.path}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''} (${formatRate(result.bytesReceived, elapsedMs)})`,
+              `downloaded ${result.name} to ${result.path}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''}${compressedNote(result.bytesReceived, result.wireBytes)} (${formatRate(result.bytesReceived, elapsedMs)})`,
             );
         },
       );

@@ -1,4 +1,5 @@
 import { basename, resolve } from 'node:path';
+import type { CompressChoice } from '../compression/negotiation.js';
 import { read } from 'read';
 import { HashCache } from '../client/hash-cache.js';
 import {
@@ -6,6 +7,7 @@ import {
   type TreeSummary,
   downloadTree,
   folderName,
+  isFolderMarker,
   listingPrefix,
   relativeName,
   uploadTree,
@@ -20,7 +22,7 @@ import { type Output, errorLine, formatRate, printJson } from './output.js';
 import { TransferDisplay, retriesShownOn } from './transfer-display.js';
 import { formatBytes } from './units.js';
 
-type TreeFlags = ClientFlags & { retries: number };
+type TreeFlags = ClientFlags & { retries: number; compress?: CompressChoice };
 
 /**
  * One progress line for a whole tree: files done of the total, the bytes of the tree, the rate,
@@ -105,6 +107,7 @@ async function runTree(
         ...progress.hooks,
         cache,
         signal,
+        ...(flags.compress === undefined ? {} : { compress: flags.compress }),
         retry: retriesShownOn(progress.display, flags.retries),
         onFailed: (failure) => progress.display.notice(errorLine(new FerryError(failure.code, `${failure.item}: ${failure.message}`))),
       },
@@ -136,15 +139,17 @@ function reportTree(
       unchanged: summary.unchanged,
       bytes: summary.bytes,
       bytesMoved: summary.bytesMoved,
+      folders: summary.folders,
       skipped: summary.skipped,
       failed: summary.failed,
       ...(summary.stopped ? { stopped: { code: summary.stopped.code, message: summary.stopped.message } } : {}),
     });
   } else {
-    const skipped = summary.skipped > 0 ? `; skipped ${summary.skipped} (links, special files, empty folders: see above)` : '';
+    const folders = summary.folders > 0 ? `; ${summary.folders} empty folder${summary.folders === 1 ? '' : 's'} kept` : '';
+    const skipped = summary.skipped > 0 ? `; skipped ${summary.skipped} (links, special files: see above)` : '';
     output.out(
       `${what.verb} ${what.from} to ${what.to}: ${made} of ${summary.files} files (${summary.moved} ${what.verb}, ${summary.unchanged} unchanged), ` +
-        `${formatBytes(summary.bytes)}, ${formatBytes(summary.bytesMoved)} moved (${formatRate(summary.bytesMoved, elapsedMs)})${skipped}`,
+        `${formatBytes(summary.bytes)}, ${formatBytes(summary.bytesMoved)} moved (${formatRate(summary.bytesMoved, elapsedMs)})${folders}${skipped}`,
     );
   }
   if (summary.stopped) {
@@ -212,7 +217,9 @@ export async function listFolder(context: CliContext, given: string | undefined,
   const files = await withClient(context, flags, (client) => client.list(listingPrefix(prefix)));
   const bytes = files.reduce((total, file) => total + file.size, 0);
   if (flags.json) {
-    printJson(context.output, { prefix, files: files.length, bytes, entries: files });
+    // Every stored name is an entry; empty folders' markers are counted as folders, not files.
+    const emptyFolders = files.filter((file) => isFolderMarker(file.name)).length;
+    printJson(context.output, { prefix, files: files.length - emptyFolders, emptyFolders, bytes, entries: files });
     return;
   }
   if (files.length === 0) {
@@ -237,17 +244,19 @@ export function formatTree(files: FileSummary[], prefix: string): string {
   const root: TreeFolder = { files: 0, bytes: 0, entries: new Map() };
   for (const file of files) {
     const segments = relativeName(prefix, file.name).split('/');
+    // An empty folder's marker shows as the folder, not as a file in it.
+    const counts = isFolderMarker(file.name) ? 0 : 1;
     let folder = root;
-    folder.files += 1;
+    folder.files += counts;
     folder.bytes += file.size;
     for (const segment of segments.slice(0, -1)) {
       let next = folder.entries.get(`${segment}/`) as TreeFolder | undefined;
       if (!next) folder.entries.set(`${segment}/`, (next = { files: 0, bytes: 0, entries: new Map() }));
-      next.files += 1;
+      next.files += counts;
       next.bytes += file.size;
       folder = next;
     }
-    folder.entries.set(segments.at(-1)!, file);
+    if (counts) folder.entries.set(segments.at(-1)!, file);
   }
   const counted = (folder: TreeFolder): string => `${folder.files} file${folder.files === 1 ? '' : 's'}, ${formatBytes(folder.bytes)}`;
   const lines = [`${prefix === '' ? '/' : `${prefix}/`}  (${counted(root)})`];

@@ -45,7 +45,13 @@ export interface TransferControl {
 
 /** The result of an upload that found its content already stored under its name. */
 function nothingSent(stored: FileInfo): Omit<UploadResult, 'resumed'> {
-  return { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, file: stored };
+  return { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, wireBytes: 0, file: stored };
+}
+
+/** A download's result over all its attempts (what compression saved is counted for the last one only). */
+function receivedInAll(result: DownloadResult, tally: TransferTally): DownloadResult {
+  const bytesReceived = tally.total(result.bytesReceived);
+  return { ...result, bytesReceived, wireBytes: bytesReceived - (result.bytesReceived - result.wireBytes) };
 }
 
 /**
@@ -250,7 +256,12 @@ export class FerryClient {
         throw error;
       }
     }).finally(() => reading.forget());
-    return { ...result, bytesSent: tally.total(result.bytesSent) };
+    // What compression saved is counted for the last attempt only.
+    return {
+      ...result,
+      bytesSent: tally.total(result.bytesSent),
+      wireBytes: tally.total(result.bytesSent) - (result.bytesSent - result.wireBytes),
+    };
   }
 
   /**
@@ -272,7 +283,7 @@ export class FerryClient {
     const result = await this.#attempts(tally, { retry, signal }, (connection, onProgress) =>
       downloadFile(connection, name, { ...downloadOptions, onProgress }),
     );
-    return { ...result, bytesReceived: tally.total(result.bytesReceived) };
+    return receivedInAll(result, tally);
   }
 
   /**
@@ -283,7 +294,7 @@ export class FerryClient {
   async downloadToStream(
     name: string,
     stream: NodeJS.WritableStream,
-    options: Pick<DownloadOptions, 'onProgress' | 'onStart'> & TransferControl = {},
+    options: Pick<DownloadOptions, 'onProgress' | 'onStart' | 'compress'> & TransferControl = {},
   ): Promise<DownloadResult> {
     const { retry, signal, ...downloadOptions } = options;
     const tally = new TransferTally(options.onProgress);
@@ -292,7 +303,7 @@ export class FerryClient {
       const result = await this.#attempts(tally, { retry, signal }, (connection, onProgress) =>
         downloadToStream(connection, name, state, { ...downloadOptions, onProgress }),
       );
-      return { ...result, bytesReceived: tally.total(result.bytesReceived) };
+      return receivedInAll(result, tally);
     } finally {
       state.drop();
     }

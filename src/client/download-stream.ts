@@ -4,7 +4,7 @@ import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js'
 import { loadXxh64 } from '../hashing/xxh64.js';
 import { formatBytes } from '../units.js';
 import type { ClientConnection } from './connection.js';
-import { type ChunkWriter, type DownloadOptions, type DownloadResult, DownloadReceiver } from './download.js';
+import { type ChunkWriter, type DownloadOptions, type DownloadResult, type Received, receiveChunks } from './download.js';
 
 /**
  * Writes a download's chunks to a stream (standard output), strictly in order, one write at a
@@ -69,7 +69,7 @@ export async function downloadToStream(
   connection: ClientConnection,
   name: string,
   state: StreamDownload,
-  options: Pick<DownloadOptions, 'onProgress' | 'onStart'> = {},
+  options: Pick<DownloadOptions, 'onProgress' | 'onStart' | 'compress'> = {},
 ): Promise<DownloadResult> {
   const xxh64 = await loadXxh64();
   const info = await connection.request('stat', { name });
@@ -84,15 +84,17 @@ export async function downloadToStream(
   await state.writer.settled();
   const from = state.writer.written;
   options.onStart?.({ name, from, total: info.size });
-  let received = 0;
+  let received: Received = { bytesReceived: 0, wireBytes: 0 };
   if (from < info.size) {
-    let receiver: DownloadReceiver | undefined;
     try {
-      await connection.request('get', { name, sha256: info.sha256, fromChunk: from / info.chunkSize }, (get) => {
-        receiver = new DownloadReceiver(connection, state.writer, sha256, xxh64, options, get);
-        return receiver;
-      });
-      received = await receiver!.done;
+      received = await receiveChunks(
+        connection,
+        { name, sha256: info.sha256, fromChunk: from / info.chunkSize },
+        state.writer,
+        sha256,
+        xxh64,
+        options,
+      );
     } finally {
       // Whatever this attempt verified is being written: the next one starts after it.
       await state.writer.settled();
@@ -106,5 +108,5 @@ export async function downloadToStream(
       `${name}: the ${formatBytes(state.writer.written)} written to standard output have sha256 ${digest}, the server lists ${info.sha256}: discard them`,
     );
   }
-  return { name, path: '-', size: info.size, sha256: digest, bytesReceived: received, resumed: from > 0 };
+  return { name, path: '-', size: info.size, sha256: digest, ...received, resumed: from > 0 };
 }

@@ -2,8 +2,9 @@ import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'no
 import { basename, dirname, resolve, sep } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
-import type { ChunkHeader } from '../protocol/frames.js';
-import { xxh64FromHex } from '../protocol/frames.js';
+import { sharedCodecThreads } from '../compression/codec-threads.js';
+import { type CompressChoice, packingFor } from '../compression/negotiation.js';
+import { type ChunkHeader, type CodecName, rawLengthOf, xxh64FromHex } from '../protocol/frames.js';
 import { maxHashesPageEntries } from '../protocol/limits.js';
 import type { FileInfo, GetResult } from '../protocol/messages.js';
 import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
@@ -22,6 +23,8 @@ export interface DownloadOptions {
   onStart?: StartListener;
   /** A line for the user about the transfer (a leftover partial download discarded). */
   onNotice?: (text: string) => void;
+  /** Whether the server compresses the chunks it sends (default `auto`: when that pays). */
+  compress?: CompressChoice;
 }
 
 export interface DownloadResult {
@@ -30,6 +33,8 @@ export interface DownloadResult {
   size: number;
   sha256: string;
   bytesReceived: number;
+  /** Payload bytes that crossed the wire for them: fewer than `bytesReceived` when chunks came compressed. */
+  wireBytes: number;
   resumed: boolean;
 }
 
@@ -180,13 +185,8 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     // stopped before the rename), or longer than the file (bytes past its end), is cut to it.
     await handle.truncate(completeBytes(fromChunk, info));
     options.onStart?.({ name, from: completeBytes(fromChunk, info), total: info.size });
-    let receiver: DownloadReceiver | undefined;
-    // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
-    await connection.request('get', { name, sha256: info.sha256, fromChunk }, (get) => {
-      receiver = new DownloadReceiver(connection, fileWriter(handle), sha256, xxh64, options, get);
-      return receiver;
-    });
-    const bytesReceived = await receiver!.done;
+    const wanted = { name, sha256: info.sha256, fromChunk };
+    const { bytesReceived, wireBytes } = await receiveChunks(connection, wanted, fileWriter(handle), sha256, xxh64, options);
     const digest = await sha256.digest();
     if (digest !== info.sha256) {
       await handle.close();
@@ -201,13 +201,35 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
     await rename(part, dest);
     await rm(statePath, { force: true });
-    return { name, path: dest, size: info.size, sha256: digest, bytesReceived, resumed: fromChunk > 0 };
+    return { name, path: dest, size: info.size, sha256: digest, bytesReceived, wireBytes, resumed: fromChunk > 0 };
   } finally {
     if (!closed) {
       sha256.drop();
       await handle.close();
     }
   }
+}
+
+/**
+ * Asks for the chunks of the file `wanted` names (the content with that SHA-256, from chunk
+ * `fromChunk`), compressed as `options.compress` says, and receives them into `writer`.
+ */
+export async function receiveChunks(
+  connection: ClientConnection,
+  wanted: { name: string; sha256: string; fromChunk: number },
+  writer: ChunkWriter,
+  sha256: RunningSha256,
+  xxh64: (bytes: Uint8Array) => bigint,
+  options: DownloadOptions,
+): Promise<Received> {
+  const pack = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
+  let receiver: DownloadReceiver | undefined;
+  // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
+  await connection.request('get', { ...wanted, pack }, (get) => {
+    receiver = new DownloadReceiver(connection, writer, sha256, xxh64, options, get, pack?.codec);
+    return receiver;
+  });
+  return receiver!.done;
 }
 
 /** A chunk buffer of the receiver: shared memory, so the hashing thread reads a chunk in place while it is written to disk. */
@@ -227,14 +249,21 @@ function fileWriter(handle: FileHandle): ChunkWriter {
   return { write: (bytes, offset) => handle.write(bytes, 0, bytes.length, offset), sync: () => handle.datasync() };
 }
 
+/** What a download stream brought: file bytes, and the payload bytes that carried them. */
+export interface Received {
+  bytesReceived: number;
+  wireBytes: number;
+}
+
 /**
- * Receives one download stream: its chunks in order, each checked against its xxh64, fed to the
- * SHA-256 and written at its offset; reading pauses while every buffer is being written. `done`
- * settles with the bytes received once the last one is written (and the background sync, if
- * any, is over). The client's mirror of the server's DownloadTransfer.
+ * Receives one download stream: its chunks in order, each unpacked if it came compressed (on the
+ * codec threads), checked against its xxh64, fed to the SHA-256 and written at its offset;
+ * reading pauses while every buffer is busy. `done` settles with the bytes received once the last
+ * one is written (and the background sync, if any, is over). The client's mirror of the server's
+ * DownloadTransfer.
  */
 export class DownloadReceiver implements StreamSink {
-  readonly done: Promise<number>;
+  readonly done: Promise<Received>;
   readonly #connection: ClientConnection;
   readonly #writer: ChunkWriter;
   readonly #sha256: RunningSha256;
@@ -242,9 +271,14 @@ export class DownloadReceiver implements StreamSink {
   readonly #options: DownloadOptions;
   readonly #get: GetResult;
   readonly #free: ReceiveSlot[];
-  #settle!: { resolve: (received: number) => void; reject: (error: FerryError) => void };
+  #settle!: { resolve: (received: Received) => void; reject: (error: FerryError) => void };
+  /** The codec the server may pack chunks with, if it was asked to. */
+  readonly #codec: CodecName | undefined;
+  /** Settles when the last chunk before has been handed on: packed chunks unpack in parallel, but go on in order. */
+  #turn: Promise<void> = Promise.resolve();
   #nextOffset: number;
   #received = 0;
+  #wireBytes = 0;
   #writing = 0;
   #unsyncedBytes = 0;
   #backgroundSync: Promise<void> | undefined;
@@ -260,7 +294,9 @@ export class DownloadReceiver implements StreamSink {
     xxh64: (bytes: Uint8Array) => bigint,
     options: DownloadOptions,
     get: GetResult,
+    codec?: CodecName,
   ) {
+    this.#codec = codec;
     this.#connection = connection;
     this.#writer = writer;
     this.#sha256 = sha256;
@@ -268,7 +304,7 @@ export class DownloadReceiver implements StreamSink {
     this.#options = options;
     this.#get = get;
     this.#nextOffset = this.#lastDone = completeBytes(get.fromChunk, get);
-    this.done = new Promise<number>((resolve, reject) => {
+    this.done = new Promise<Received>((resolve, reject) => {
       this.#settle = { resolve, reject };
     });
     this.done.catch(() => undefined); // awaited by the caller once `get` is answered; never unhandled meanwhile
@@ -284,8 +320,13 @@ export class DownloadReceiver implements StreamSink {
   chunkStart(header: ChunkHeader): void {
     const { chunkSize, size } = this.#get;
     const slot = this.#free.pop();
-    if (header.offset !== this.#nextOffset || header.length !== Math.min(chunkSize, size - this.#nextOffset) || !slot) {
+    if (header.offset !== this.#nextOffset || rawLengthOf(header) !== Math.min(chunkSize, size - this.#nextOffset) || !slot) {
       return this.fail(new FerryError('EPROTO', `unexpected chunk at offset ${header.offset} (expected ${this.#nextOffset})`));
+    }
+    if (header.packed && header.packed.codec !== this.#codec) {
+      return this.fail(
+        new FerryError('EPROTO', `chunk at offset ${header.offset} came ${header.packed.codec}-compressed, which was not asked for`),
+      );
     }
     this.#current = { header, slot, filled: 0 };
   }
@@ -302,17 +343,36 @@ export class DownloadReceiver implements StreamSink {
     this.#current = undefined;
     if (!chunk || this.#failed) return;
     const { slot, header } = chunk;
-    const bytes = slot.buffer.subarray(0, header.length);
-    if (this.#xxh64(bytes) !== header.xxh64) {
-      return this.fail(new FerryError('ECHECKSUM', `${this.#get.name}: chunk at offset ${header.offset} failed its xxh64 check`));
-    }
-    this.#nextOffset += header.length;
-    this.#received += header.length;
+    const length = rawLengthOf(header);
+    this.#nextOffset += length;
+    this.#wireBytes += header.length;
     this.#writing += 1;
     if (this.#free.length === 0) this.#connection.pause();
-    const hashed = this.#sha256.update(slot.shared, header.length);
-    Promise.all([hashed, this.#writer.write(bytes, header.offset)]).then(
-      () => this.#written(slot, header),
+    if (!this.#codec) return this.#accept(slot, header.offset, length, header.xxh64);
+    // Unpacked on the codec threads, two at once; handed on in order (the SHA-256 needs it).
+    const { packed } = header;
+    const unpacked = packed ? sharedCodecThreads().unpack(packed.codec, slot.shared, header.length, length) : undefined;
+    const previous = this.#turn;
+    this.#turn = Promise.all([unpacked, previous]).then(
+      ([failure]) => {
+        if (failure === undefined) return this.#accept(slot, header.offset, length, header.xxh64);
+        this.fail(new FerryError('ECHECKSUM', `${this.#get.name}: chunk at offset ${header.offset}: ${failure}`));
+      },
+      (error: unknown) => this.fail(new FerryError('EINTERNAL', `unpacking a chunk failed: ${String(error)}`)),
+    );
+  }
+
+  /** A chunk's `length` raw bytes are in `slot`: checked, hashed and written. */
+  #accept(slot: ReceiveSlot, offset: number, length: number, xxh64: bigint): void {
+    if (this.#failed) return;
+    const bytes = slot.buffer.subarray(0, length);
+    if (this.#xxh64(bytes) !== xxh64) {
+      return this.fail(new FerryError('ECHECKSUM', `${this.#get.name}: chunk at offset ${offset} failed its xxh64 check`));
+    }
+    this.#received += length;
+    const hashed = this.#sha256.update(slot.shared, length);
+    Promise.all([hashed, this.#writer.write(bytes, offset)]).then(
+      () => this.#written(slot, offset, length),
       (error: unknown) => this.fail(fromSystemError(error, `writing ${this.#get.name}`)),
     );
   }
@@ -328,14 +388,14 @@ export class DownloadReceiver implements StreamSink {
     this.#settle.reject(error);
   }
 
-  #written(slot: ReceiveSlot, header: ChunkHeader): void {
+  #written(slot: ReceiveSlot, offset: number, length: number): void {
     this.#writing -= 1;
     this.#free.push(slot);
-    this.#unsyncedBytes += header.length;
+    this.#unsyncedBytes += length;
     if (this.#failed) return; // this attempt has already reported its end
     this.#syncInBackground();
     this.#connection.resume();
-    this.#lastDone = header.offset + header.length;
+    this.#lastDone = offset + length;
     this.#progress();
     this.#finishIfDone();
   }
@@ -348,7 +408,7 @@ export class DownloadReceiver implements StreamSink {
     if (this.#failed || this.#nextOffset !== this.#get.size || this.#writing > 0 || this.#current) return;
     this.#connection.closeStream(this.#get.stream);
     void (this.#backgroundSync ?? Promise.resolve()).then(
-      () => this.#settle.resolve(this.#received),
+      () => this.#settle.resolve({ bytesReceived: this.#received, wireBytes: this.#wireBytes }),
       (error: unknown) => this.fail(fromSystemError(error, `syncing ${this.#get.name}`)),
     );
   }

@@ -7,6 +7,7 @@ import type { FileInfo, FileSummary } from '../protocol/messages.js';
 import { checkName } from '../protocol/names.js';
 import { fromSystemError } from '../system-errors.js';
 import type { FerryClient, TransferControl } from './client.js';
+import type { CompressChoice } from '../compression/negotiation.js';
 import type { HashCache } from './hash-cache.js';
 import { type InFlightLimits, inFlight } from './in-flight.js';
 import { type LocalTreeEntry, walkLocalTree } from './local-tree.js';
@@ -29,6 +30,8 @@ export interface TreeHooks extends TransferControl {
   onNotice?: (text: string) => void;
   /** How many files, and bytes of files, are in flight at once on the connection (default: `defaultInFlight`). */
   inFlight?: InFlightLimits;
+  /** Whether each file's chunks go compressed (default `auto`). */
+  compress?: CompressChoice;
 }
 
 /**
@@ -62,11 +65,25 @@ export interface TreeSummary {
   bytes: number;
   /** Payload bytes that crossed the network in this run. */
   bytesMoved: number;
-  /** Things not sent on purpose (links, devices, sockets, FIFOs, empty folders), by count. */
+  /** Empty folders kept (a `.ferry-folder` marker stored, or a folder made for one). */
+  folders: number;
+  /** Things not sent on purpose (links, devices, sockets, FIFOs), by count. */
   skipped: number;
   failed: TreeFailure[];
   /** Set when the run stopped before the end: why (the connection gave up, or a cancel). */
   stopped?: FerryError;
+}
+
+/**
+ * How an empty folder is kept on the server, where only files are stored: an empty file of this
+ * name inside it (`PREFIX/x/empty/.ferry-folder`), as `.gitkeep` does for git and a `x/empty/`
+ * object does for S3 consoles. `download -r` makes the folder and writes no file for it.
+ */
+export const folderMarker = '.ferry-folder';
+
+/** Whether a stored name is an empty folder's marker. */
+export function isFolderMarker(name: string): boolean {
+  return name === folderMarker || name.endsWith(`/${folderMarker}`);
 }
 
 /** A name under a folder: `prefix/relative` (`relative` alone for the whole store). */
@@ -101,7 +118,7 @@ function failureOf(item: string, error: FerryError): TreeFailure {
 
 /** Counts what a tree transfer did, and stops it at the first failure that is not about one file. */
 class TreeTally {
-  readonly summary: TreeSummary = { files: 0, moved: 0, unchanged: 0, bytes: 0, bytesMoved: 0, skipped: 0, failed: [] };
+  readonly summary: TreeSummary = { files: 0, moved: 0, unchanged: 0, bytes: 0, bytesMoved: 0, folders: 0, skipped: 0, failed: [] };
   readonly #hooks: TreeHooks;
 
   constructor(hooks: TreeHooks) {
@@ -159,8 +176,9 @@ function shareSignal(hooks: TreeHooks, limits: InFlightLimits): void {
 }
 
 /** The transfer-level controls of one file of a tree. */
-function fileControl(hooks: TreeHooks): TransferControl & Pick<TreeHooks, 'onProgress' | 'onStart'> {
+function fileControl(hooks: TreeHooks): TransferControl & Pick<TreeHooks, 'onProgress' | 'onStart' | 'compress'> {
   return {
+    ...(hooks.compress ? { compress: hooks.compress } : {}),
     ...(hooks.signal ? { signal: hooks.signal } : {}),
     ...(hooks.retry ? { retry: hooks.retry } : {}),
     ...(hooks.onProgress ? { onProgress: hooks.onProgress } : {}),
@@ -194,10 +212,8 @@ export async function uploadTree(
       tally.skipped({ path: entry.path, why: entry.why });
       return true;
     }
-    if (entry.kind === 'empty-folder') {
-      tally.skipped({ path: entry.path, why: 'an empty folder (not kept yet: only files are stored)' });
-      return true;
-    }
+    if (entry.kind === 'empty-folder')
+      return keepEmptyFolder(client, nameUnder(prefix, entry.relative.normalize('NFC')), entry.path, tally);
     tally.summary.files += 1;
     // Names travel in NFC; a file system that stores names decomposed (macOS) gives NFD.
     const name = nameUnder(prefix, entry.relative.normalize('NFC'));
@@ -226,6 +242,23 @@ export async function uploadTree(
   return tally.summary;
 }
 
+/** Stores the marker of an empty folder (`name`, local `path`) unless it is there already. */
+async function keepEmptyFolder(client: FerryClient, folder: string, path: string, tally: TreeTally): Promise<boolean> {
+  const name = `${folder}/${folderMarker}`;
+  try {
+    checkName(name);
+    const stored = await storedFile(client, name);
+    if (!stored || stored.size !== 0) await client.uploadStream(nothing(), { name, force: stored !== undefined });
+    tally.summary.folders += 1;
+    return true;
+  } catch (error) {
+    return tally.failed(path, error);
+  }
+}
+
+/** An input with no bytes: what an empty file's upload reads. */
+async function* nothing(): AsyncGenerator<Uint8Array> {}
+
 /**
  * Downloads every stored file under `prefix` into `out`, keeping the tree (`PREFIX/x/y` is
  * written to `OUT/x/y`), several files at once (see `defaultInFlight`). A local file that already has the stored size
@@ -250,8 +283,9 @@ export async function downloadTree(
     limits,
     async (file) => {
       if (options.signal?.aborted) return tally.failed(file.name, new FerryError('ECANCELED', 'cancelled'));
-      tally.summary.files += 1;
       const path = join(base, ...relativeName(prefix, file.name).split('/'));
+      if (isFolderMarker(file.name)) return makeEmptyFolder(dirname(path), file.name, tally);
+      tally.summary.files += 1;
       try {
         if (!path.startsWith(base + sep)) throw new FerryError('EBADNAME', `${file.name} would land outside ${out}`);
         if (file.damaged !== undefined) throw new FerryError('ECORRUPT', `${file.name} is damaged on the server: ${file.damaged}`);
@@ -284,9 +318,20 @@ export async function downloadTree(
       }
     },
   );
-  if (tally.summary.files === 0 && !tally.summary.stopped)
+  if (tally.summary.files === 0 && tally.summary.folders === 0 && !tally.summary.stopped)
     throw new FerryError('ENOENT', `no stored files under ${prefix === '' ? 'the store' : `${prefix}/`}`);
   return tally.summary;
+}
+
+/** Makes the folder an empty-folder marker stands for (`marker`: its stored name). */
+async function makeEmptyFolder(path: string, marker: string, tally: TreeTally): Promise<boolean> {
+  try {
+    await mkdir(path, { recursive: true });
+    tally.summary.folders += 1;
+    return true;
+  } catch (error) {
+    return tally.failed(marker, fromSystemError(error, `local folder ${path}`));
+  }
 }
 
 /**

@@ -123,7 +123,7 @@ export async function uploadStream(
     const file = await connection.request('putEnd', { stream, sha256: digest, size: sent }).catch((error: unknown) => {
       throw aborted ?? error;
     });
-    return { name: file.name, size: file.size, sha256: file.sha256, bytesSent: sent, resumed: false, file };
+    return { name: file.name, size: file.size, sha256: file.sha256, bytesSent: sent, wireBytes: sent, resumed: false, file };
   } catch (error) {
     sha256.drop();
     // The server drops what it holds of this upload when the connection ends: it cannot resume.

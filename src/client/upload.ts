@@ -9,6 +9,11 @@ import { LocalFileReading } from './local-file-reading.js';
 import { isRetryable } from './retry.js';
 import type { ProgressListener, StartListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
+import { sharedCodecThreads } from '../compression/codec-threads.js';
+import { localCodecs, probe } from '../compression/codecs.js';
+import { type CompressChoice, type Packing, packingFor } from '../compression/negotiation.js';
+import { PackingPolicy } from '../compression/packing-policy.js';
+import type { ChunkHeader, CodecName } from '../protocol/frames.js';
 
 export interface UploadOptions {
   /** Remote name; defaults to the local file's base name. */
@@ -24,14 +29,18 @@ export interface UploadOptions {
    * per upload, across its retries); without it the attempt reads and hashes the whole file.
    */
   reading?: LocalFileReading;
+  /** Whether chunks go compressed (default `auto`: when that is measured to pay). */
+  compress?: CompressChoice;
 }
 
 export interface UploadResult {
   name: string;
   size: number;
   sha256: string;
-  /** Payload bytes sent in this run (what a resume saved does not count). */
+  /** File bytes sent in this run (what a resume saved does not count). */
   bytesSent: number;
+  /** Payload bytes that carried them: fewer than `bytesSent` when chunks went compressed. */
+  wireBytes: number;
   resumed: boolean;
   /** Set when nothing was sent because the server already holds this content under the name (`force` only). */
   skipped?: true;
@@ -115,12 +124,16 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
     const attributes = connection.hello.capabilities.includes(fileAttributesCapability)
       ? { mode: stats.mode & 0o7777, mtime: Math.round(stats.mtimeMs) }
       : {};
-    const attempt = new UploadAttempt(connection, handle, path, stats.size, put, { ...options, attributes }, xxh64);
+    const packing = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
+    const attempt = new UploadAttempt(connection, handle, path, stats.size, put, { ...options, attributes, packing }, xxh64);
     return await attempt.run(fingerprint);
   } finally {
     await handle.close();
   }
 }
+
+/** An attempt's options: the user's, with what was learned of the file and the server. */
+type AttemptOptions = UploadOptions & { attributes: { mode?: number; mtime?: number }; packing: Packing | undefined };
 
 /**
  * One attempt at an upload the server has accepted (`put` answered): sends what the server lacks
@@ -132,13 +145,20 @@ class UploadAttempt {
   readonly #path: string;
   readonly #size: number;
   readonly #put: PutResult;
-  readonly #options: UploadOptions & { attributes: { mode?: number; mtime?: number } };
+  readonly #options: AttemptOptions;
+  /** When chunks may go compressed: the codec, and whether to pack the next one. */
+  readonly #packing: { codec: CodecName; policy: PackingPolicy } | undefined;
+  /** Settles when the last chunk has been handed to the socket: packed chunks are packed in parallel but sent in order. */
+  #sendTurn: Promise<void> = Promise.resolve();
+  /** Why a chunk could not be packed (a codec thread failed), if one could not. */
+  #packFailure: FerryError | undefined;
   readonly #xxh64: (bytes: Uint8Array) => bigint;
   /** What earlier attempts of this upload read is kept (see LocalFileReading); alone, this attempt reads everything. */
   readonly #reading: LocalFileReading;
   /** Set when the server aborts the stream (a bad chunk, a full disk): the reason. */
   #aborted: FerryError | undefined;
   #bytesSent = 0;
+  #wireBytes = 0;
   #lastSentAt = Date.now();
 
   constructor(
@@ -147,9 +167,10 @@ class UploadAttempt {
     path: string,
     size: number,
     put: PutResult,
-    options: UploadOptions & { attributes: { mode?: number; mtime?: number } },
+    options: AttemptOptions,
     xxh64: (bytes: Uint8Array) => bigint,
   ) {
+    this.#packing = options.packing && { codec: options.packing.codec, policy: new PackingPolicy(options.packing.mode) };
     this.#connection = connection;
     this.#handle = handle;
     this.#path = path;
@@ -234,9 +255,8 @@ class UploadAttempt {
       this.#keepAlive();
     } else {
       this.#lastSentAt = Date.now();
-      const flushed = new Promise<void>((resolve) =>
-        this.#connection.writeChunk({ stream: this.#put.stream, offset, xxh64: hash, length }, bytes, () => resolve()),
-      );
+      const header = { stream: this.#put.stream, offset, xxh64: hash, length };
+      const flushed = this.#packing ? this.#sendPackable(slot, header, this.#packing) : this.#send(header, bytes);
       slot.busy = Promise.all([hashed, flushed]).then(() => {});
       this.#bytesSent += length;
       await this.#connection.drained();
@@ -245,8 +265,63 @@ class UploadAttempt {
     slot.busy.catch(() => undefined);
   }
 
+  /** Sends a chunk as it is; settles once it has left. */
+  #send(header: ChunkHeader, payload: Uint8Array, flushed?: () => void): Promise<void> {
+    this.#wireBytes += payload.byteLength;
+    return new Promise<void>((resolve) => {
+      const room = this.#connection.writeChunk(header, payload, () => {
+        flushed?.();
+        resolve();
+      });
+      if (!room) this.#packing?.policy.blocked();
+    });
+  }
+
+  /**
+   * Sends a chunk packed if the policy says so and it shrinks enough, else raw; in order after
+   * the chunks before it. Settles once it has left.
+   */
+  #sendPackable(slot: RingSlot, header: ChunkHeader, packing: { codec: CodecName; policy: PackingPolicy }): Promise<void> {
+    const { codec, policy } = packing;
+    const { length } = header;
+    const way = policy.packNext(length);
+    if (way === 'probe') {
+      // A sample packed here, at once: no codec thread is started unless packing pays.
+      const { rawBytes, packedBytes, ms } = probe(localCodecs().get(codec)!, slot.buffer.subarray(0, length));
+      policy.packed(rawBytes, packedBytes, ms);
+    }
+    const packed =
+      way === 'pack'
+        ? sharedCodecThreads()
+            .pack(codec, slot.shared, length)
+            .then(
+              (result) => {
+                policy.packed(length, result.packed?.byteLength, result.ms);
+                return result.packed;
+              },
+              (error: unknown) => {
+                throw new FerryError('EINTERNAL', `compressing a chunk failed: ${String(error)}`);
+              },
+            )
+        : undefined;
+    const sent = Promise.all([packed, this.#sendTurn]).then(([bytes]) => {
+      const onWire = bytes ? { ...header, length: bytes.byteLength, packed: { codec, rawLength: length } } : header;
+      const payload = bytes ?? slot.buffer.subarray(0, length);
+      return { flushed: this.#send(onWire, payload, () => policy.flushed(payload.byteLength)) };
+    });
+    this.#sendTurn = sent.then(
+      () => {},
+      (error: unknown) => {
+        this.#packFailure ??= error as FerryError;
+      },
+    );
+    return sent.then((each) => each.flushed);
+  }
+
   /** Verifies the whole file with the server (`putEnd`): the SHA-256 of what was read. */
   async #finish(): Promise<UploadResult> {
+    // Every chunk is on its way before putEnd is.
+    await this.#sendTurn;
     this.#checkAlive();
     const digest = await this.#reading.digest();
     this.#options.onFinishing?.(digest);
@@ -256,11 +331,13 @@ class UploadAttempt {
     const file = await this.#connection.request('putEnd', request).catch((error: unknown) => {
       throw this.#aborted ?? error;
     });
-    return { name: file.name, size: file.size, sha256: file.sha256, bytesSent: this.#bytesSent, resumed: this.#put.resumed, file };
+    const { name, size, sha256 } = file;
+    return { name, size, sha256, bytesSent: this.#bytesSent, wireBytes: this.#wireBytes, resumed: this.#put.resumed, file };
   }
 
   #checkAlive(): void {
     if (this.#aborted) throw this.#aborted;
+    if (this.#packFailure) throw this.#packFailure;
     if (this.#connection.lost) throw this.#connection.lost;
   }
 

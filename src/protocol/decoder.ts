@@ -1,5 +1,13 @@
 import { FerryError } from './errors.js';
-import { type ChunkHeader, type DecoderLimits, FrameType, chunkFieldsBytes, frameHeaderBytes } from './frames.js';
+import {
+  type ChunkHeader,
+  type DecoderLimits,
+  FrameType,
+  chunkFieldsBytes,
+  codecNamed,
+  frameHeaderBytes,
+  packedFieldsBytes,
+} from './frames.js';
 
 /** What the decoder hands its owner. Calls arrive in stream order. */
 export interface FrameSink {
@@ -23,7 +31,9 @@ type State = 'head' | 'chunkFields' | 'controlBody' | 'chunkPayload' | 'failed';
 export class FrameDecoder {
   readonly #limits: DecoderLimits;
   readonly #sink: FrameSink;
-  readonly #head = Buffer.alloc(frameHeaderBytes + chunkFieldsBytes);
+  readonly #head = Buffer.alloc(frameHeaderBytes + packedFieldsBytes);
+  /** Bytes of the current chunk frame's fields: a CHUNK's or a PACKED one's. */
+  #fieldsBytes = chunkFieldsBytes;
   #headFilled = 0;
   #state: State = 'head';
   #bodyLength = 0;
@@ -101,7 +111,7 @@ export class FrameDecoder {
       case 'head':
         return this.#fillHead(piece, frameHeaderBytes, () => this.#onHead());
       case 'chunkFields':
-        return this.#fillHead(piece, frameHeaderBytes + chunkFieldsBytes, () => this.#onChunkFields());
+        return this.#fillHead(piece, frameHeaderBytes + this.#fieldsBytes, () => this.#onChunkFields());
       case 'controlBody':
         return this.#fillControl(piece);
       case 'chunkPayload':
@@ -135,8 +145,9 @@ export class FrameDecoder {
       this.#state = 'controlBody';
       return;
     }
-    if (type === FrameType.chunk) {
-      const payload = bodyLength - 1 - chunkFieldsBytes;
+    if (type === FrameType.chunk || type === FrameType.packed) {
+      this.#fieldsBytes = type === FrameType.chunk ? chunkFieldsBytes : packedFieldsBytes;
+      const payload = bodyLength - 1 - this.#fieldsBytes;
       if (payload < 0) return this.#fail(`chunk frame of ${bodyLength} bytes is shorter than its fields`);
       if (payload > this.#limits.maxChunkBytes) {
         return this.#fail(`chunk of ${payload} bytes exceeds the limit of ${this.#limits.maxChunkBytes}`);
@@ -150,11 +161,24 @@ export class FrameDecoder {
   #onChunkFields(): void {
     const offset = this.#head.readBigUInt64BE(9);
     if (offset > BigInt(Number.MAX_SAFE_INTEGER)) return this.#fail('chunk offset out of range');
+    const length = this.#bodyLength - 1 - this.#fieldsBytes;
+    let packed: ChunkHeader['packed'];
+    if (this.#fieldsBytes === packedFieldsBytes) {
+      const rawLength = this.#head.readUInt32BE(25);
+      const codec = codecNamed(this.#head.readUInt8(29));
+      if (!codec) return this.#fail(`packed chunk with unknown codec ${this.#head.readUInt8(29)}`);
+      // A packed chunk is smaller than what it stands for, which is no bigger than any chunk.
+      if (rawLength > this.#limits.maxChunkBytes || length >= rawLength) {
+        return this.#fail(`packed chunk of ${length} bytes cannot stand for ${rawLength} bytes`);
+      }
+      packed = { codec, rawLength };
+    }
     const header: ChunkHeader = {
       stream: this.#head.readUInt32BE(5),
       offset: Number(offset),
       xxh64: this.#head.readBigUInt64BE(17),
-      length: this.#bodyLength - 1 - chunkFieldsBytes,
+      length,
+      ...(packed ? { packed } : {}),
     };
     this.#payloadLeft = header.length;
     this.#state = 'chunkPayload';

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { FerryError, oneLine } from './errors.js';
 import { maxHashesPageEntries, maxListPageEntries, maxLogPageEntries } from './limits.js';
 import { maxNameBytes } from './names.js';
+import { codecNames } from './frames.js';
 
 /**
  * Control messages (docs/protocol.md, "Requests"). A request is `{id, op, ...arguments}`; the
@@ -110,6 +111,8 @@ export const requestSchema = z.discriminatedUnion('op', [
     name,
     sha256: sha256Hex.optional(),
     fromChunk: byteCount.optional(),
+    /** Send chunks compressed with `codec` (one of the server's `compress:` capabilities): every one that shrinks, or only while it pays (`auto`). */
+    pack: z.strictObject({ codec: z.enum(codecNames), mode: z.enum(['auto', 'always']) }).optional(),
   }),
 ]);
 

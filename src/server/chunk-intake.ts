@@ -1,5 +1,6 @@
 import { FerryError } from '../protocol/errors.js';
-import type { ChunkHeader } from '../protocol/frames.js';
+import { localCodecs } from '../compression/codecs.js';
+import { type ChunkHeader, rawLengthOf } from '../protocol/frames.js';
 import type { ChunkBuffers } from './chunk-buffers.js';
 import type { UploadTransfer } from './upload-transfer.js';
 
@@ -58,6 +59,9 @@ export class ChunkIntake {
       this.#incoming = { header, upload: undefined, index: -1, buffer: undefined, filled: 0, heldSince: 0 };
       return;
     }
+    if (header.packed && !localCodecs().has(header.packed.codec)) {
+      return this.#host.protocolError(new FerryError('EPROTO', `this server does not take ${header.packed.codec}-compressed chunks`));
+    }
     let index: number;
     try {
       index = upload.indexOf(header);
@@ -85,7 +89,9 @@ export class ChunkIntake {
       return;
     }
     this.#chunksInFlight += 1;
-    void upload.write(index, header, buffer).finally(() => {
+    const { offset, xxh64, packed } = header;
+    const chunk = { offset, xxh64, length: rawLengthOf(header), packed: packed && { codec: packed.codec, bytes: header.length } };
+    void upload.write(index, chunk, buffer).finally(() => {
       this.#chunksInFlight -= 1;
       this.#claimBuffer();
     });

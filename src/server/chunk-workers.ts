@@ -1,9 +1,9 @@
 import type { Piscina } from 'piscina';
 import { libuvIo, readChunk, writeChunk } from '../../workers/chunk-io.js';
 import {
-  type BufferTaskResult,
   type HashFileResult,
   type HashFileTask,
+  type ReadChunkResult,
   type ReadChunkTask,
   type WriteChunkResult,
   type WriteChunkTask,
@@ -47,15 +47,18 @@ export class ChunkWorkers {
     return this.#pool.threads.length;
   }
 
-  /** Checks a chunk's xxh64 (or computes it, if it came without one) and writes it: in the pool, or here if it is small (see `inlineChunkMaxBytes`). */
+  /**
+   * Unpacks a packed chunk, checks its xxh64 (or computes it, if it came without one) and writes
+   * it: in the pool, or here if it is small and not packed (see `inlineChunkMaxBytes`).
+   */
   writeChunk(task: WriteChunkTask): Promise<WriteChunkResult> {
-    if (task.length <= inlineChunkMaxBytes) return writeChunk(task, libuvIo, this.#hash());
+    if (task.length <= inlineChunkMaxBytes && !task.packed) return writeChunk(task, libuvIo, this.#hash());
     return this.#pool.run(task, { name: taskNames.writeChunk, transferList: [task.buffer] });
   }
 
-  /** Reads a chunk and checks its xxh64: in the pool, or here if it is small. */
-  readChunk(task: ReadChunkTask): Promise<BufferTaskResult> {
-    if (task.length <= inlineChunkMaxBytes) return readChunk(task, libuvIo, this.#hash());
+  /** Reads a chunk and checks its xxh64, and packs it if asked: in the pool, or here if it is small and not to be packed. */
+  readChunk(task: ReadChunkTask): Promise<ReadChunkResult> {
+    if (task.length <= inlineChunkMaxBytes && !task.pack) return readChunk(task, libuvIo, this.#hash());
     return this.#pool.run(task, { name: taskNames.readChunk, transferList: [task.buffer] });
   }
 

@@ -3,7 +3,8 @@ import type { Logger } from 'pino';
 import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
 import { encodeChunkHead, encodeControl } from '../protocol/encoder.js';
 import { FerryError, errorFields } from '../protocol/errors.js';
-import type { ChunkHeader } from '../protocol/frames.js';
+import type { ChunkHeader, PackedAs } from '../protocol/frames.js';
+import type { Packing } from '../compression/negotiation.js';
 import { type Request, type ServerEvent, parseRequest } from '../protocol/messages.js';
 import { type StoredFile, type TransferLogRecord, type UserRecord, hashAt } from '../store/records.js';
 import { AccountView, checkAccess } from './account-view.js';
@@ -245,14 +246,21 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     return upload;
   }
 
-  openDownload(file: StoredFile, fromChunk: number, onEnd: (download: DownloadTransfer, error?: FerryError) => void): DownloadTransfer {
+  openDownload(
+    file: StoredFile,
+    fromChunk: number,
+    packing: Packing | undefined,
+    onEnd: (download: DownloadTransfer, error?: FerryError) => void,
+  ): DownloadTransfer {
     const stream = this.#allocateStream();
-    const download = new DownloadTransfer(this.services, this, stream, file, { from: fromChunk, to: Number.MAX_SAFE_INTEGER }, (error) => {
+    const chunks = { from: fromChunk, to: Number.MAX_SAFE_INTEGER };
+    const ended = (error?: FerryError): void => {
       this.#downloads.delete(stream);
       this.#refreshTimeout();
       if (error && error.code !== 'ECONNLOST') this.#abortStream(stream, error);
       onEnd(download, error);
-    });
+    };
+    const download = new DownloadTransfer(this.services, this, stream, file, chunks, ended, packing);
     this.#downloads.set(stream, download);
     this.#refreshTimeout();
     return download;
@@ -310,12 +318,12 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     this.#downloadAllowance.release();
   }
 
-  sendChunk(download: DownloadTransfer, index: number, payload: Buffer, flushed: () => void): boolean {
+  sendChunk(download: DownloadTransfer, index: number, payload: Buffer, flushed: () => void, packed?: PackedAs): boolean {
     const { socket } = this;
     const { chunkSize, hashes } = download.file;
     socket.cork();
     socket.write(
-      encodeChunkHead({ stream: download.stream, offset: index * chunkSize, xxh64: hashAt(hashes, index), length: payload.length }),
+      encodeChunkHead({ stream: download.stream, offset: index * chunkSize, xxh64: hashAt(hashes, index), length: payload.length, packed }),
     );
     const room = socket.write(payload, flushed);
     socket.uncork();

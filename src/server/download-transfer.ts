@@ -1,8 +1,12 @@
 import type { FileHandle } from 'node:fs/promises';
+import type { Packing } from '../compression/negotiation.js';
+import { PackingPolicy } from '../compression/packing-policy.js';
+import type { PackedAs } from '../protocol/frames.js';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import { type StoredFile, chunkCountOf, chunkLengthOf, hashAt, sameUpload } from '../store/records.js';
 import { codeOfSystemError, describeSystemError } from '../system-errors.js';
 import type { ServerServices } from './services.js';
+import type { PackedBytes } from '../../workers/tasks.js';
 
 /**
  * What a download needs from where it goes (a Ferry connection, an HTTP response): chunk buffers
@@ -14,11 +18,11 @@ export interface DownloadPort {
   /** Gives back the allowance place of a buffer that was lost (the budget replaced it already). */
   releaseDownloadAllowance(): void;
   /**
-   * Sends chunk `index` (its bytes, checked against its recorded xxh64: `payload`); `flushed` runs
-   * once they have left (the buffer is free again then). False when the output is full: the
-   * download waits for `whenDrained` before it sends more.
+   * Sends chunk `index` (its bytes, checked against its recorded xxh64: `payload`, compressed if
+   * `packed` says so); `flushed` runs once they have left (the buffer is free again then). False
+   * when the output is full: the download waits for `whenDrained` before it sends more.
    */
-  sendChunk(download: DownloadTransfer, index: number, payload: Buffer, flushed: () => void): boolean;
+  sendChunk(download: DownloadTransfer, index: number, payload: Buffer, flushed: () => void, packed?: PackedAs): boolean;
   whenDrained(callback: () => void): void;
 }
 
@@ -49,7 +53,10 @@ export class DownloadTransfer {
   #nextRead: number;
   #nextSend: number;
   #reading = 0;
-  readonly #ready = new Map<number, ArrayBuffer>();
+  /** Chunks read and checked, waiting for their turn to be sent: their buffer, and how it holds them. */
+  readonly #ready = new Map<number, { buffer: ArrayBuffer; packed: PackedBytes | undefined }>();
+  /** When the client asked for compressed chunks: the codec, and whether to pack the next one. */
+  readonly #packing: { codec: Packing['codec']; policy: PackingPolicy } | undefined;
   #waitingForDrain = false;
   #cancelBufferWait: (() => void) | undefined;
   #ended = false;
@@ -63,7 +70,9 @@ export class DownloadTransfer {
     file: StoredFile,
     chunks: ChunkRange,
     onEnd: (error?: FerryError) => void,
+    packing?: Packing,
   ) {
+    this.#packing = packing && { codec: packing.codec, policy: new PackingPolicy(packing.mode) };
     this.#services = services;
     this.#port = port;
     this.stream = stream;
@@ -104,7 +113,7 @@ export class DownloadTransfer {
       this.#cancelBufferWait = undefined;
       this.#reading -= 1;
     }
-    for (const buffer of this.#ready.values()) this.#port.releaseDownloadBuffer(buffer);
+    for (const { buffer } of this.#ready.values()) this.#port.releaseDownloadBuffer(buffer);
     this.#ready.clear();
     this.#closeWhenIdle();
     this.#onEnd(error);
@@ -165,31 +174,38 @@ export class DownloadTransfer {
     const port = this.#port;
     const { size, chunkSize, hashes } = this.file;
     const offset = index * chunkSize;
-    workers
-      .readChunk({ fd: this.#file!.fd, offset, length: chunkLengthOf(index, size, chunkSize), xxh64: hashAt(hashes, index), buffer })
-      .then(
-        (result) => {
-          this.#reading -= 1;
-          if (this.#ended) {
-            this.#closeWhenIdle();
-            return port.releaseDownloadBuffer(result.buffer);
-          }
-          if (!result.ok) {
-            port.releaseDownloadBuffer(result.buffer);
-            void this.#readFailure(result.code, result.message).then((error) => this.stop(error));
-            return;
-          }
-          this.#ready.set(index, result.buffer);
-          this.#send();
-        },
-        (error: unknown) => {
-          this.#reading -= 1;
-          buffers.replaceLost(); // the worker died with the buffer
-          port.releaseDownloadAllowance();
-          this.stop(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
+    const length = chunkLengthOf(index, size, chunkSize);
+    // Decided here, in chunk order: the policy hears of each chunk's flush in the same order.
+    const way = this.#packing?.policy.packNext(length) ?? 'raw';
+    const codec = this.#packing?.codec;
+    const pack = way === 'pack' ? codec : undefined;
+    const probe = way === 'probe' ? codec : undefined;
+    workers.readChunk({ fd: this.#file!.fd, offset, length, xxh64: hashAt(hashes, index), buffer, pack, probe }).then(
+      (result) => {
+        this.#reading -= 1;
+        if (this.#ended) {
           this.#closeWhenIdle();
-        },
-      );
+          return port.releaseDownloadBuffer(result.buffer);
+        }
+        if (!result.ok) {
+          port.releaseDownloadBuffer(result.buffer);
+          void this.#readFailure(result.code, result.message).then((error) => this.stop(error));
+          return;
+        }
+        const { policy } = this.#packing ?? {};
+        if (result.packMs !== undefined) policy?.packed(length, result.packed?.bytes, result.packMs);
+        if (result.probed) policy?.packed(result.probed.rawBytes, result.probed.packedBytes, result.probed.ms);
+        this.#ready.set(index, { buffer: result.buffer, packed: result.packed });
+        this.#send();
+      },
+      (error: unknown) => {
+        this.#reading -= 1;
+        buffers.replaceLost(); // the worker died with the buffer
+        port.releaseDownloadAllowance();
+        this.stop(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
+        this.#closeWhenIdle();
+      },
+    );
   }
 
   /**
@@ -219,12 +235,19 @@ export class DownloadTransfer {
   #send(): void {
     const { size, chunkSize } = this.file;
     let room = true;
-    for (let buffer = this.#ready.get(this.#nextSend); buffer && !this.#ended; buffer = this.#ready.get(this.#nextSend)) {
+    for (let ready = this.#ready.get(this.#nextSend); ready && !this.#ended; ready = this.#ready.get(this.#nextSend)) {
       const index = this.#nextSend;
+      const { buffer, packed } = ready;
       this.#ready.delete(index);
       this.#nextSend += 1;
       const length = chunkLengthOf(index, size, chunkSize);
-      room = this.#port.sendChunk(this, index, Buffer.from(buffer, 0, length), () => this.#port.releaseDownloadBuffer(buffer));
+      const payload = Buffer.from(buffer, 0, packed?.bytes ?? length);
+      const flushed = (): void => {
+        this.#packing?.policy.flushed(payload.length);
+        this.#port.releaseDownloadBuffer(buffer);
+      };
+      room = this.#port.sendChunk(this, index, payload, flushed, packed && { codec: packed.codec, rawLength: length });
+      if (!room) this.#packing?.policy.blocked();
       this.bytesSent += length;
     }
     // Every chunk handed to the port: the download is done, whether or not the client has read it all yet.

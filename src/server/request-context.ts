@@ -1,4 +1,5 @@
 import type { Logger } from 'pino';
+import type { Packing } from '../compression/negotiation.js';
 import type { FerryError } from '../protocol/errors.js';
 import type { StoredFile, TransferLogRecord, UserRecord } from '../store/records.js';
 import type { AccountView } from './account-view.js';
@@ -59,5 +60,11 @@ export interface RequestContext extends RequestScope {
    * Prepares a download of `file` from chunk `fromChunk` under a new stream; `start` it once the
    * reply is on the wire. `onEnd` hears how it ended.
    */
-  openDownload(file: StoredFile, fromChunk: number, onEnd: (download: DownloadTransfer, error?: FerryError) => void): DownloadTransfer;
+  /** Starts a download of `file` from chunk `fromChunk`, its chunks packed as `packing` says (or never). */
+  openDownload(
+    file: StoredFile,
+    fromChunk: number,
+    packing: Packing | undefined,
+    onEnd: (download: DownloadTransfer, error?: FerryError) => void,
+  ): DownloadTransfer;
 }

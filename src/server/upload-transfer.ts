@@ -1,7 +1,8 @@
 import { type FileHandle, open, rename } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
-import type { ChunkHeader } from '../protocol/frames.js';
+import { type ChunkHeader, rawLengthOf } from '../protocol/frames.js';
+import type { WriteChunkTask } from '../../workers/tasks.js';
 import {
   type FileAttributes,
   type StoredFile,
@@ -21,7 +22,8 @@ import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
  * A received chunk for `write`: where it goes, and the sender's xxh64 of it, which the writer
  * checks; a chunk that came without one (a tus body) gets the one the writer computes.
  */
-export type ChunkToWrite = Pick<ChunkHeader, 'offset' | 'length'> & { xxh64: bigint | undefined };
+/** A received chunk: `length` bytes of the file at `offset`; in the buffer as they are, or `packed`. */
+export type ChunkToWrite = Pick<WriteChunkTask, 'offset' | 'length' | 'xxh64' | 'packed'>;
 
 /**
  * One upload attached to one connection: receives verified-to-be chunks, has the pool check and
@@ -165,8 +167,8 @@ export class UploadTransfer implements ActiveUpload {
       throw new FerryError('EPROTO', `chunk offset ${header.offset} is not a chunk boundary of this ${size}-byte upload`);
     }
     const expected = this.#lengthOf(index);
-    if (header.length !== expected) {
-      throw new FerryError('EPROTO', `chunk ${index} has ${header.length} bytes, expected ${expected}`);
+    if (rawLengthOf(header) !== expected) {
+      throw new FerryError('EPROTO', `chunk ${index} has ${rawLengthOf(header)} bytes, expected ${expected}`);
     }
     return index;
   }
@@ -186,11 +188,12 @@ export class UploadTransfer implements ActiveUpload {
         `chunks of an upload from a stream come in order: expected offset ${this.#streamedBytes}, got ${header.offset}`,
       );
     }
-    if (header.length < 1 || header.length > chunkSize) {
-      throw new FerryError('EPROTO', `chunk at offset ${header.offset} has ${header.length} bytes, expected 1 to ${chunkSize}`);
+    const length = rawLengthOf(header);
+    if (length < 1 || length > chunkSize) {
+      throw new FerryError('EPROTO', `chunk at offset ${header.offset} has ${length} bytes, expected 1 to ${chunkSize}`);
     }
-    this.#streamedBytes += header.length;
-    this.#streamEnded = header.length < chunkSize;
+    this.#streamedBytes += length;
+    this.#streamEnded = length < chunkSize;
     return header.offset / chunkSize;
   }
 
@@ -231,7 +234,7 @@ export class UploadTransfer implements ActiveUpload {
 
   #writeNow(index: number, header: ChunkToWrite, buffer: ArrayBuffer): Promise<void> {
     const { workers, buffers } = this.#services;
-    const task = { fd: this.#file.fd, offset: header.offset, length: header.length, xxh64: header.xxh64, buffer };
+    const task = { fd: this.#file.fd, offset: header.offset, length: header.length, xxh64: header.xxh64, packed: header.packed, buffer };
     return workers.writeChunk(task).then(
       (result) => {
         if (!result.ok) {

@@ -20,9 +20,10 @@ export interface CutProxy {
 /**
  * A TCP proxy on 127.0.0.1 in front of `targetPort` that can cut connections after an exact byte
  * count, as a dropped network link would (both sockets are destroyed mid-stream), or freeze them
- * there, as a dead link that never says so would.
+ * there, as a dead link that never says so would. With `link.bytesPerSecond` it also carries no
+ * more than that each way, as a slow link would.
  */
-export async function startCutProxy(t: Test, targetPort: number): Promise<CutProxy> {
+export async function startCutProxy(t: Test, targetPort: number, link: { bytesPerSecond?: number } = {}): Promise<CutProxy> {
   const pairs = new Set<[Socket, Socket]>();
   let upstreamBytes = 0;
   let downstreamBytes = 0;
@@ -56,6 +57,16 @@ export async function startCutProxy(t: Test, targetPort: number): Promise<CutPro
       }
       if (direction === 'up') upstreamBytes += piece.length;
       else downstreamBytes += piece.length;
+      if (link.bytesPerSecond !== undefined) {
+        // A slow link: nothing more is read from this side until these bytes would have crossed it.
+        from.pause();
+        setTimeout(
+          () => {
+            if (!frozen.has(from)) from.resume();
+          },
+          (piece.length * 1000) / link.bytesPerSecond,
+        );
+      }
       if (!to.write(piece)) {
         from.pause();
         to.once('drain', () => {

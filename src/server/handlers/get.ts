@@ -1,3 +1,5 @@
+import { localCodecs } from '../../compression/codecs.js';
+import { codecAvailability } from '../../compression/negotiation.js';
 import { FerryError } from '../../protocol/errors.js';
 import { chunkCountOf } from '../../store/records.js';
 import { accountOf } from '../account-view.js';
@@ -22,7 +24,10 @@ export const get: Handler<'get'> = (request, ctx) => {
   const chunkCount = chunkCountOf(file.size, file.chunkSize);
   const fromChunk = request.fromChunk ?? 0;
   if (fromChunk > chunkCount) throw new FerryError('EPROTO', `fromChunk ${fromChunk} is past the last chunk (${chunkCount})`);
-  const download = ctx.openDownload(file, fromChunk, (ended, error) => {
+  if (request.pack && !localCodecs().has(request.pack.codec)) {
+    throw new FerryError('ECONFIG', `this server has no ${request.pack.codec} codec (${codecAvailability(request.pack.codec)})`);
+  }
+  const download = ctx.openDownload(file, fromChunk, request.pack, (ended, error) => {
     const result = error?.code ?? 'ok';
     const time = Date.now();
     void ctx.logTransfer({ time, op: 'download', name: file.name, bytes: ended.bytesSent, durationMs: time - ended.startedAt, result });

@@ -1,11 +1,22 @@
+import { codecCapabilities } from '../../compression/negotiation.js';
 import { FerryError } from '../../protocol/errors.js';
 import { protocolVersion } from '../../protocol/frames.js';
 import type { HelloResult } from '../../protocol/messages.js';
 import { ferryVersion } from '../../version.js';
 import type { Handler } from './types.js';
 
-/** What this server can do; clients look here before using an optional feature. */
-export const serverCapabilities = ['resume', 'xxh64', 'sha256', 'list-paging', 'uploads', 'put-unsized', 'accounts', 'file-attributes'];
+/** What this server can do; clients look here before using an optional feature. `compress:<codec>` for each codec it has. */
+export const serverCapabilities = [
+  'resume',
+  'xxh64',
+  'sha256',
+  'list-paging',
+  'uploads',
+  'put-unsized',
+  'accounts',
+  'file-attributes',
+  ...codecCapabilities(),
+];
 
 /**
  * The handshake. With a `token` (from an earlier `login`) the connection is logged in at once; an

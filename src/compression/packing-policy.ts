@@ -1,0 +1,212 @@
+/**
+ * Whether a sender packs (compresses) its next chunk. `always` packs every chunk; `off` none;
+ * `auto` packs only while that is expected to move the file faster, from three things it
+ * measures as the transfer runs:
+ *
+ * - the link's rate `L`, in bytes on the wire per ms, over windows of at least `windowBytes` in
+ *   which the sender found the socket full (`blocked`): then the socket drains at the pace of the
+ *   link (or the receiver), whatever the buffers hold. A window the socket never held back says
+ *   only that the sender is slower than the link, and packing cannot help such a sender.
+ * - how fast this side packs, `C` (raw bytes per ms of one codec thread, under whatever else the
+ *   machine is doing), and how much a chunk shrinks, `r`: from the chunks it packs, and from a
+ *   single chunk packed as a probe when it has no recent figure.
+ *
+ * Packing goes on when the link is well below the compressor (`C >= linkShare * L`) and the
+ * data shrinks enough that packed, at about min(C, L * r), the file would move `winMargin` times
+ * faster than raw, at L. The first rule is there because a sender cannot tell a slow network from
+ * a slow receiver: on loopback the "link" is the receiver's CPU, which would also have to unpack
+ * every chunk, and packing there only slows both ends down. So a link much slower than the
+ * compressor carrying data that shrinks gets packed chunks; loopback, and a LAN about as fast as
+ * the compressor, do not. No probe is made while the link is faster than `linkShare` times the
+ * fastest codec here could pack (about 400 MiB/s): on loopback `auto` costs nothing, not even
+ * the start of the codec threads. While packing, a window in which the socket was not full means
+ * the compressor is what limits the sender: after a stretch of such windows (growing each time,
+ * as for probes that say no) one window goes raw to measure the link again.
+ */
+export type CompressMode = 'auto' | 'always' | 'off';
+
+export interface PackingPolicyOptions {
+  /**
+   * Raw bytes in a measuring window (and at least two chunks). Far more than socket buffers
+   * hold: a write's callback says the kernel took the bytes, not that they crossed the link.
+   */
+  windowBytes?: number;
+  /** How much faster packing must be expected to be to pack. */
+  winMargin?: number;
+  /** How many times the link's rate the compressor's must be to pack. */
+  linkShare?: number;
+  /** How many times longer the wait before the next probe or raw check grows after one that changed nothing. */
+  backoff?: number;
+  /** Milliseconds, monotonic. */
+  now?: () => number;
+}
+
+interface Window {
+  packed: boolean;
+  /** Chunks decided in this window, and their raw bytes; it takes no more once those reach `windowBytes`. */
+  decided: number;
+  decidedBytes: number;
+  flushed: number;
+  /** When its first chunk was flushed: the clock starts there, so that chunk's bytes are not counted. */
+  startedAt: number;
+  wireBytes: number;
+  /** Whether the sender found the socket full while this window's chunks were going out. */
+  blocked: boolean;
+}
+
+/** About the fastest any codec here packs on one thread, in raw bytes per ms (400 MiB/s). */
+const fastestPackRate = (400 * 1024 * 1024) / 1000;
+
+/** A running average that follows change: each new sample weighs a quarter. */
+function follow(average: number | undefined, sample: number): number {
+  return average === undefined ? sample : 0.75 * average + 0.25 * sample;
+}
+
+export class PackingPolicy {
+  readonly mode: CompressMode;
+  readonly #windowBytes: number;
+  readonly #winMargin: number;
+  readonly #linkShare: number;
+  readonly #backoff: number;
+  readonly #now: () => number;
+  #packing: boolean;
+  /** L: wire bytes per ms when the socket was full. */
+  #linkRate: number | undefined;
+  /** C: raw bytes one codec thread packs per ms. */
+  #packRate: number | undefined;
+  /** r: raw bytes over wire bytes of the chunks packed (a chunk sent raw because it did not shrink counts 1). */
+  #ratio: number | undefined;
+  /** Windows measured since the last probe, and how many to wait before the next. */
+  #sinceProbe = 0;
+  #probeEvery = 1;
+  #probeWanted = false;
+  /** While packing: windows the socket was not full, and how many to allow before a raw window. */
+  #unblockedPacked = 0;
+  #rawCheckEvery = 2;
+  #rawCheckWanted = false;
+  #deciding: Window;
+  /** Each chunk decided and not yet flushed: the window it was decided in, in order. */
+  readonly #unflushed: Window[] = [];
+
+  constructor(mode: CompressMode, options: PackingPolicyOptions = {}) {
+    this.mode = mode;
+    this.#windowBytes = options.windowBytes ?? 8 * 1024 * 1024;
+    this.#winMargin = options.winMargin ?? 1.5;
+    this.#linkShare = options.linkShare ?? 3;
+    this.#backoff = options.backoff ?? 2;
+    this.#now = options.now ?? (() => performance.now());
+    this.#packing = mode === 'always';
+    this.#deciding = newWindow(this.#packing);
+  }
+
+  /** Whether packing is the way chunks go now. */
+  get packing(): boolean {
+    return this.#packing;
+  }
+
+  /**
+   * How to send the next chunk, of `rawBytes`: `pack` it, send it `raw`, or send it raw but
+   * `probe` it first (pack a sample of it, `probe()` in codecs.ts, and report with `packed`).
+   * Call once per chunk, in the order they are sent.
+   */
+  packNext(rawBytes: number): 'pack' | 'raw' | 'probe' {
+    if (this.mode !== 'auto') return this.mode === 'always' ? 'pack' : 'raw';
+    this.#push(rawBytes);
+    if (this.#deciding.packed) return 'pack';
+    if (!this.#probeWanted) return 'raw';
+    this.#probeWanted = false;
+    return 'probe';
+  }
+
+  #push(rawBytes: number): void {
+    if (this.#deciding.decidedBytes >= this.#windowBytes && this.#deciding.decided >= 2) {
+      const raw = this.#rawCheckWanted;
+      this.#rawCheckWanted = false;
+      this.#deciding = newWindow(this.#packing && !raw);
+    }
+    this.#deciding.decided += 1;
+    this.#deciding.decidedBytes += rawBytes;
+    this.#unflushed.push(this.#deciding);
+  }
+
+  /** The sender found the socket full (it waits for 'drain'). */
+  blocked(): void {
+    (this.#unflushed[0] ?? this.#deciding).blocked = true;
+  }
+
+  /**
+   * `rawBytes` were packed in `ms` (a chunk on a codec thread, or a probe's sample): to
+   * `packedBytes`, or to nothing worth sending (undefined).
+   */
+  packed(rawBytes: number, packedBytes: number | undefined, ms: number): void {
+    if (this.mode !== 'auto') return;
+    // A faster sample counts at once (the first chunks of a fresh thread pack slowly); a slower one only follows.
+    const packRate = rawBytes / Math.max(ms, 0.001);
+    this.#packRate = Math.max(packRate, follow(this.#packRate, packRate));
+    this.#ratio = follow(this.#ratio, rawBytes / (packedBytes ?? rawBytes));
+    if (!this.#packing) this.#decide(); // a probe's answer
+  }
+
+  /** The next chunk decided (in order) has been flushed to the socket: `wireBytes` left. */
+  flushed(wireBytes: number): void {
+    const window = this.#unflushed.shift();
+    if (!window) return;
+    window.flushed += 1;
+    if (window.flushed === 1) {
+      window.startedAt = this.#now();
+      return;
+    }
+    window.wireBytes += wireBytes;
+    if (window.decidedBytes >= this.#windowBytes && window.decided >= 2 && window.flushed === window.decided) this.#measured(window);
+  }
+
+  #measured(window: Window): void {
+    const rate = window.wireBytes / Math.max(this.#now() - window.startedAt, 0.001);
+    if (window.blocked) {
+      this.#linkRate = rate;
+    } else if (window.packed) {
+      // Packing, and the socket was never full: the compressor limits the sender. Now and then,
+      // a raw window finds out whether the link could take the file faster as it is.
+      this.#unblockedPacked += 1;
+      if (this.#unblockedPacked >= this.#rawCheckEvery) {
+        this.#unblockedPacked = 0;
+        this.#rawCheckEvery *= this.#backoff;
+        this.#rawCheckWanted = true;
+      }
+      return;
+    } else {
+      // Raw, and never held back: the sender is slower than the link, and packing cannot help.
+      // (A raw check while packing ends the packing.)
+      if (this.#packing) this.#switch(false);
+      return;
+    }
+    this.#sinceProbe += 1;
+    const worthAProbe = rate * this.#linkShare < fastestPackRate;
+    if (!this.#packing && worthAProbe && (this.#packRate === undefined || this.#sinceProbe >= this.#probeEvery)) {
+      this.#sinceProbe = 0;
+      this.#probeWanted = true;
+    }
+    this.#decide();
+  }
+
+  #decide(): void {
+    const link = this.#linkRate;
+    if (link === undefined || this.#packRate === undefined || this.#ratio === undefined) return;
+    const packedRate = Math.min(this.#packRate, link * this.#ratio);
+    const pack = this.#packRate >= link * this.#linkShare && packedRate > link * this.#winMargin;
+    if (pack !== this.#packing) this.#switch(pack);
+    else if (!pack) this.#probeEvery *= this.#backoff;
+  }
+
+  #switch(pack: boolean): void {
+    this.#packing = pack;
+    this.#probeEvery = 1;
+    this.#rawCheckEvery = 2;
+    this.#unblockedPacked = 0;
+    this.#deciding = newWindow(pack);
+  }
+}
+
+function newWindow(packed: boolean): Window {
+  return { packed, decided: 0, decidedBytes: 0, flushed: 0, startedAt: 0, wireBytes: 0, blocked: false };
+}

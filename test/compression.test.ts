@@ -1,0 +1,268 @@
+/**
+ * Compression (issue 16): per-chunk codecs, the PACKED frame, the `auto` policy, and transfers
+ * through a real server: compressed on the wire (counted by a proxy), verified and stored as the
+ * raw bytes, refused when a chunk does not unpack, `auto` turning itself on over a slow link.
+ */
+import { randomBytes } from 'node:crypto';
+import { readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import t from 'tap';
+import { localCodecs, packIfSmaller, probeBytes, unpackInPlace } from '../src/compression/codecs.js';
+import { offeredCodecs, packingFor } from '../src/compression/negotiation.js';
+import { PackingPolicy } from '../src/compression/packing-policy.js';
+import { FrameDecoder, type FrameSink } from '../src/protocol/decoder.js';
+import { encodeChunkHead } from '../src/protocol/encoder.js';
+import type { FerryError } from '../src/protocol/errors.js';
+import { type ChunkHeader, FrameType, codecIds, packedFieldsBytes } from '../src/protocol/frames.js';
+import { loadXxh64 } from '../src/hashing/xxh64.js';
+import { ferry, jsonOf } from './helpers/cli.js';
+import { startCutProxy } from './helpers/cut-proxy.js';
+import { sha256Of } from './helpers/files.js';
+import { RawClient, referenceFingerprint } from './helpers/raw-client.js';
+import { startServer } from './helpers/server.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+
+/** Text that compresses several times over, as logs do: lines with varying numbers and words (a 1 MiB block, repeated). */
+function compressibleText(bytes: number): Buffer {
+  const words = ['transfer', 'chunk', 'verified', 'server', 'client', 'resume', 'offset', 'sha256', 'ferry', 'stream'];
+  const lines: string[] = [];
+  let size = 0;
+  for (let line = 0; size < Math.min(bytes, MiB); line += 1) {
+    const text = `${new Date(1_700_000_000_000 + line * 977).toISOString()} ${words[line % 10]} ${words[(line * 7) % 10]} ${(line * 2654435761) % 100000} bytes\n`;
+    lines.push(text);
+    size += text.length;
+  }
+  const block = Buffer.from(lines.join(''));
+  return Buffer.concat(Array.from({ length: Math.ceil(bytes / block.length) }, () => block)).subarray(0, bytes);
+}
+
+t.test('every codec here packs and unpacks a chunk, and gives nothing for data that does not shrink', async (t) => {
+  t.ok(localCodecs().has('brotli'), 'brotli is always there');
+  t.equal(localCodecs().has('zstd'), 'zstdCompressSync' in (await import('node:zlib')), "zstd where Node's zlib has it");
+  const text = compressibleText(256 * KiB);
+  for (const codec of localCodecs().values()) {
+    const packed = packIfSmaller(codec, text);
+    t.ok(packed && packed.length < text.length / 2, `${codec.name}: text packs to ${packed?.length} bytes`);
+    const buffer = new SharedArrayBuffer(text.length);
+    new Uint8Array(buffer).set(packed!);
+    t.equal(unpackInPlace(codec.name, buffer, packed!.length, text.length), undefined, `${codec.name}: it unpacks`);
+    t.ok(Buffer.from(buffer).equals(text), `${codec.name}: to the same bytes`);
+    t.equal(packIfSmaller(codec, randomBytes(64 * KiB)), undefined, `${codec.name}: random bytes are left raw`);
+    // A chunk that says it holds less than it does (a decompression bomb) is refused, not unpacked.
+    const small = new ArrayBuffer(text.length);
+    new Uint8Array(small).set(packed!);
+    t.match(unpackInPlace(codec.name, small, packed!.length, 1000), /does not unpack/u, `${codec.name}: more than rawLength is refused`);
+    t.match(
+      unpackInPlace(codec.name, small, packed!.length, 2 * text.length),
+      /do not fit/u,
+      `${codec.name}: more than the buffer is refused`,
+    );
+    new Uint8Array(small).fill(7, 0, 64);
+    t.match(unpackInPlace(codec.name, small, packed!.length, text.length), /does not unpack/u, `${codec.name}: garbage is refused`);
+  }
+});
+
+t.test('a PACKED frame carries its codec and raw length; a bad one is a protocol error', (t) => {
+  const frames: ChunkHeader[] = [];
+  const errors: FerryError[] = [];
+  const sink: FrameSink = {
+    control: () => {},
+    chunkStart: (header) => frames.push(header),
+    chunkData: () => {},
+    chunkEnd: () => {},
+    protocolError: (error) => errors.push(error),
+  };
+  const limits = { maxControlBytes: 1024, maxChunkBytes: 1 * MiB };
+  const header: ChunkHeader = {
+    stream: 3,
+    offset: 4 * MiB,
+    xxh64: 0x0123456789abcdefn,
+    length: 10,
+    packed: { codec: 'brotli', rawLength: 4096 },
+  };
+  const head = encodeChunkHead(header);
+  t.equal(head.length, 5 + packedFieldsBytes, 'a 30-byte head');
+  t.equal(head[4], FrameType.packed);
+  new FrameDecoder(limits, sink).push(Buffer.concat([head, Buffer.alloc(10)]));
+  t.same(frames, [header], 'decoded as encoded');
+
+  const bad = (rawLength: number, codec: number, payload: number): string => {
+    const frame = Buffer.concat([encodeChunkHead({ ...header, length: payload }), Buffer.alloc(payload)]);
+    frame.writeUInt32BE(rawLength, 25);
+    frame.writeUInt8(codec, 29);
+    errors.length = 0;
+    new FrameDecoder(limits, sink).push(frame);
+    return errors.map((error) => `${error.code}: ${error.message}`).join();
+  };
+  t.match(bad(4096, 99, 10), /^EPROTO: packed chunk with unknown codec 99/u);
+  t.match(
+    bad(10, codecIds.brotli, 10),
+    /^EPROTO: packed chunk of 10 bytes cannot stand for 10 bytes/u,
+    'no bigger than what it stands for',
+  );
+  t.match(bad(2 * MiB, codecIds.brotli, 10), /cannot stand for 2097152 bytes/u, 'nor more than a chunk');
+  t.end();
+});
+
+t.test('auto packs only while packing is expected to move the file faster', (t) => {
+  let now = 0;
+  /** A transfer's pace, in bytes per ms: what the link takes, what one codec thread packs, what the sender reads and hashes raw. */
+  interface Pace {
+    link: number;
+    pack: number;
+    sender: number;
+    ratio: number;
+  }
+  /** Sends `chunks` chunks of 1 MiB at `pace`; returns how many went packed. */
+  const run = (policy: PackingPolicy, chunks: number, pace: Pace): number => {
+    let packedChunks = 0;
+    for (let chunk = 0; chunk < chunks; chunk += 1) {
+      const way = policy.packNext(MiB);
+      const pack = way === 'pack';
+      const shrinks = pace.ratio >= 16 / 15;
+      if (way === 'probe') policy.packed(probeBytes, shrinks ? probeBytes / pace.ratio : undefined, probeBytes / pace.pack);
+      const wire = pack && shrinks ? MiB / pace.ratio : MiB;
+      if (pack) policy.packed(MiB, shrinks ? wire : undefined, MiB / pace.pack);
+      const sending = Math.max(MiB / pace.sender, pack ? MiB / pace.pack : 0);
+      const crossing = wire / pace.link;
+      if (crossing >= sending) policy.blocked();
+      now += Math.max(crossing, sending);
+      policy.flushed(wire);
+      if (pack) packedChunks += 1;
+    }
+    return packedChunks;
+  };
+  const clock = { now: () => now };
+  const slowLink: Pace = { link: 10_000, pack: 300_000, sender: 1_000_000, ratio: 4 };
+  const loopback: Pace = { link: 400_000, pack: 250_000, sender: 800_000, ratio: 4 };
+
+  const onSlowLink = new PackingPolicy('auto', clock);
+  const packedOnSlowLink = run(onSlowLink, 400, slowLink);
+  t.ok(onSlowLink.packing, 'a link slower than packing, data that shrinks: packing goes on');
+  t.ok(packedOnSlowLink >= 370, `and stays on (${packedOnSlowLink} of 400 chunks packed)`);
+
+  const onLoopback = new PackingPolicy('auto', clock);
+  const packedOnLoopback = run(onLoopback, 1024, loopback);
+  t.notOk(onLoopback.packing, 'a link faster than the compressor: raw');
+  t.equal(packedOnLoopback, 0, 'no chunk packed');
+
+  const incompressible = new PackingPolicy('auto', clock);
+  t.equal(run(incompressible, 400, { ...slowLink, ratio: 1 }), 0, 'data that does not shrink: raw');
+
+  const changing = new PackingPolicy('auto', clock);
+  run(changing, 200, slowLink);
+  t.ok(changing.packing, 'packing while the link is slow');
+  run(changing, 1000, loopback);
+  t.notOk(changing.packing, 'raw again once the link got fast');
+
+  let probes = 0;
+  const counting = new PackingPolicy('auto', clock);
+  for (let chunk = 0; chunk < 200; chunk += 1) {
+    if (counting.packNext(MiB) !== 'raw') probes += 1;
+    now += 1;
+    counting.flushed(MiB);
+  }
+  t.equal(probes, 0, 'a sender the link never holds back never packs, not even a probe');
+
+  t.equal(new PackingPolicy('always').packNext(MiB), 'pack');
+  t.equal(new PackingPolicy('off').packNext(MiB), 'raw');
+  t.end();
+});
+
+t.test('the codecs offered are the ones both sides have; one asked for by name must be there', (t) => {
+  t.same(offeredCodecs(['resume', 'compress:brotli', 'compress:nope']), ['brotli']);
+  t.same(packingFor('auto', ['compress:brotli']), { codec: 'brotli', mode: 'auto' });
+  t.equal(packingFor('auto', ['resume']), undefined, 'auto with an older server: off');
+  t.equal(packingFor('off', ['compress:brotli']), undefined);
+  t.same(packingFor('brotli', ['compress:brotli']), { codec: 'brotli', mode: 'always' });
+  t.throws(() => packingFor('brotli', ['compress:lz4']), {
+    code: 'ECONFIG',
+    message: /does not take brotli-compressed chunks \(it offers lz4\)/u,
+  });
+  t.end();
+});
+
+t.test('uploads and downloads with a codec named: fewer bytes on the wire, the same file stored and fetched', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port);
+  const dir = tempDir(t);
+  const text = compressibleText(3 * MiB + 123);
+  await writeFile(join(dir, 'log.txt'), text);
+  const noise = randomBytes(1 * MiB);
+  await writeFile(join(dir, 'noise.bin'), noise);
+  const server = ['--server', `127.0.0.1:${proxy.port}`];
+
+  const info = jsonOf<{ capabilities: string[] }>(t, await ferry(['info', '--json', ...server]));
+  t.ok(info.capabilities.includes('compress:brotli'), 'info lists the codecs');
+
+  let before = proxy.upstreamBytes;
+  const up = await ferry(['upload', join(dir, 'log.txt'), '--compress', 'brotli', '--json', ...server]);
+  const uploaded = jsonOf<{ bytesSent: number; wireBytes: number; sha256: string }>(t, up);
+  t.equal(uploaded.bytesSent, text.length);
+  t.ok(uploaded.wireBytes < text.length / 3, `upload: ${uploaded.wireBytes} payload bytes for ${text.length}`);
+  t.ok(proxy.upstreamBytes - before < text.length / 3, `and the link carried ${proxy.upstreamBytes - before} bytes`);
+  t.equal(await sha256Of(join(running.dataDir, 'files', 'log.txt')), uploaded.sha256, 'the server stores the raw bytes');
+
+  before = proxy.downstreamBytes;
+  const out = join(dir, 'back.txt');
+  const down = await ferry(['download', 'log.txt', '--out', out, '--compress', 'brotli', ...server]);
+  t.match(down.stdout, /^downloaded log\.txt .*, [\d.]+x smaller on the wire \(/mu, 'the result line says what compression saved');
+  t.ok(proxy.downstreamBytes - before < text.length / 3, `download: the link carried ${proxy.downstreamBytes - before} bytes`);
+  t.ok((await readFile(out)).equals(text), 'the same bytes');
+
+  before = proxy.upstreamBytes;
+  const random = jsonOf<{ wireBytes: number }>(
+    t,
+    await ferry(['upload', join(dir, 'noise.bin'), '--compress', 'brotli', '--json', ...server]),
+  );
+  t.equal(random.wireBytes, noise.length, 'data that does not shrink goes raw');
+  t.ok(proxy.upstreamBytes - before >= noise.length);
+
+  const off = jsonOf<{ wireBytes: number }>(
+    t,
+    await ferry(['upload', join(dir, 'log.txt'), '--as', 'plain.txt', '--compress', 'off', '--json', ...server]),
+  );
+  t.equal(off.wireBytes, text.length, '--compress off sends it raw');
+});
+
+t.test('auto turns packing on over a slow link, and the file arrives whole', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  // Measuring windows are 8 MiB, far more than socket buffers: the first few go raw.
+  // A link slow enough to be what holds the sender back even on a busy machine.
+  const proxy = await startCutProxy(t, running.port, { bytesPerSecond: 16 * MiB });
+  const dir = tempDir(t);
+  const text = compressibleText(64 * MiB);
+  await writeFile(join(dir, 'big.log'), text);
+  const client = running.client({ port: proxy.port });
+  t.teardown(() => client.close());
+  const before = proxy.upstreamBytes;
+  const result = await client.upload(join(dir, 'big.log'), { name: 'big.log' });
+  const carried = proxy.upstreamBytes - before;
+  // Raw, it would be all of it: the first windows go raw, then (packed 8x or so) most of the rest goes packed.
+  t.ok(carried < text.length * 0.75, `${carried} bytes crossed the link for ${text.length}`);
+  t.equal(result.wireBytes < text.length * 0.75, true, 'and the result says so');
+  t.equal(await sha256Of(join(running.dataDir, 'files', 'big.log')), result.sha256, 'stored whole and verified');
+});
+
+t.test('a packed chunk that does not unpack fails the upload and publishes nothing', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const raw = await RawClient.connect(t, running.port);
+  await raw.hello();
+  const xxh64 = await loadXxh64();
+  const content = compressibleText(100 * KiB);
+  const put = await raw.call('put', { name: 'bad.txt', size: content.length, fingerprint: await referenceFingerprint(content) });
+  const stream = (put['result'] as { stream: number }).stream;
+  const garbage = Buffer.alloc(1000, 0x5a);
+  const packed = { codec: 'brotli', rawLength: content.length } as const;
+  await raw.write(Buffer.concat([encodeChunkHead({ stream, offset: 0, xxh64: xxh64(content), length: garbage.length, packed }), garbage]));
+  t.match(
+    await raw.event('abort', stream),
+    { code: 'ECHECKSUM', message: /brotli data does not unpack/u },
+    'the upload is aborted with ECHECKSUM',
+  );
+  t.match(await raw.call('putEnd', { stream, sha256: '0'.repeat(64) }), { ok: false }, 'it cannot be finished');
+  t.match(await raw.call('list', {}), { ok: true, result: { files: [] } }, 'nothing published');
+});
