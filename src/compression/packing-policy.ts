@@ -5,7 +5,8 @@
  *
  * - the link's rate `L`, in bytes on the wire per ms, over windows of at least `windowBytes` in
  *   which the sender found the socket full (`blocked`): then the socket drains at the pace of the
- *   link (or the receiver), whatever the buffers hold. A window the socket never held back says
+ *   link (or the receiver), whatever the buffers hold. The faster of the last two such windows
+ *   counts, so one slow moment does not pass for a slow link. A window the socket never held back says
  *   only that the sender is slower than the link, and packing cannot help such a sender.
  * - how fast this side packs, `C` (raw bytes per ms of one codec thread, under whatever else the
  *   machine is doing), and how much a chunk shrinks, `r`: from the chunks it packs, and from a
@@ -70,8 +71,12 @@ export class PackingPolicy {
   readonly #backoff: number;
   readonly #now: () => number;
   #packing: boolean;
-  /** L: wire bytes per ms when the socket was full. */
+  /**
+   * L: wire bytes per ms when the socket was full, the faster of the last two such windows: one
+   * slow window (a receiver's disk flush, a busy moment) does not make a fast link look slow.
+   */
   #linkRate: number | undefined;
+  #lastWindowRate: number | undefined;
   /** C: raw bytes one codec thread packs per ms. */
   #packRate: number | undefined;
   /** r: raw bytes over wire bytes of the chunks packed (a chunk sent raw because it did not shrink counts 1). */
@@ -163,7 +168,8 @@ export class PackingPolicy {
   #measured(window: Window): void {
     const rate = window.wireBytes / Math.max(this.#now() - window.startedAt, 0.001);
     if (window.blocked) {
-      this.#linkRate = rate;
+      this.#linkRate = Math.max(rate, this.#lastWindowRate ?? rate);
+      this.#lastWindowRate = rate;
     } else if (window.packed) {
       // Packing, and the socket was never full: the compressor limits the sender. Now and then,
       // a raw window finds out whether the link could take the file faster as it is.
@@ -181,7 +187,7 @@ export class PackingPolicy {
       return;
     }
     this.#sinceProbe += 1;
-    const worthAProbe = rate * this.#linkShare < fastestPackRate;
+    const worthAProbe = this.#linkRate * this.#linkShare < fastestPackRate;
     if (!this.#packing && worthAProbe && (this.#packRate === undefined || this.#sinceProbe >= this.#probeEvery)) {
       this.#sinceProbe = 0;
       this.#probeWanted = true;
