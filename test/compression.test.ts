@@ -152,6 +152,12 @@ t.test('auto packs only while packing is expected to move the file faster', (t) 
   const incompressible = new PackingPolicy('auto', clock);
   t.equal(run(incompressible, 400, { ...slowLink, ratio: 1 }), 0, 'data that does not shrink: raw');
 
+  const laterCompressible = new PackingPolicy('auto', clock);
+  run(laterCompressible, 200, { ...slowLink, ratio: 1 });
+  t.notOk(laterCompressible.packing, 'random bytes first: raw');
+  run(laterCompressible, 200, slowLink);
+  t.ok(laterCompressible.packing, 'then text: probed again, and packed');
+
   const changing = new PackingPolicy('auto', clock);
   run(changing, 200, slowLink);
   t.ok(changing.packing, 'packing while the link is slow');

@@ -17,6 +17,7 @@ import { loginAt } from './helpers/accounts.js';
 import { FerryClient } from '../src/client/client.js';
 import { HashCache } from '../src/client/hash-cache.js';
 import { uploadTree } from '../src/client/tree-transfer.js';
+import { walkLocalTree } from '../src/client/local-tree.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const KiB = 1024;
@@ -327,6 +328,38 @@ t.test('a file whose name only starts with two dots is downloaded like any other
   const out = join(tempDir(t), 'dots-out');
   t.match(jsonOf<TreeJson>(t, await ferry(['download', '-r', 'dots', '--out', out, '--json', ...server])), { downloaded: 1, failed: [] });
   t.ok((await readFile(join(out, '..dotted'))).equals(file.bytes), 'the same bytes');
+});
+
+t.test('a stored file called .ferry-folder with bytes in it is a file, not an empty folder', async (t) => {
+  const running = await startServer(t);
+  const dir = tempDir(t);
+  await writeFile(join(dir, 'mine'), 'my own notes');
+  const client = running.client();
+  t.teardown(() => client.close());
+  await client.upload(join(dir, 'mine'), { name: 'tree/kept/.ferry-folder' });
+  const out = join(dir, 'out');
+  const result = jsonOf<TreeJson>(
+    t,
+    await ferry(['download', '-r', 'tree/kept', '--out', out, '--json', '--server', `127.0.0.1:${running.port}`]),
+  );
+  t.match(result, { files: 1, downloaded: 1, folders: 0 });
+  t.equal(await readFile(join(out, '.ferry-folder'), 'utf8'), 'my own notes', 'written as the file it is');
+  // An empty local folder uploaded onto it leaves it alone: the folder is kept by it already.
+  await mkdir(join(dir, 'tree', 'kept'), { recursive: true });
+  const up = jsonOf<TreeJson>(t, await ferry(['upload', '-r', join(dir, 'tree'), '--json', '--server', `127.0.0.1:${running.port}`]));
+  t.match(up, { folders: 1, failed: [] });
+  t.equal((await client.stat('tree/kept/.ferry-folder')).size, 'my own notes'.length, 'not replaced by an empty marker');
+});
+
+t.test('the walk: empty folders, and folders of nothing but links, are kept as empty; files are found at any depth', async (t) => {
+  const root = join(tempDir(t), 'walked');
+  await mkdir(join(root, 'a', 'empty'), { recursive: true });
+  await mkdir(join(root, 'links-only'));
+  await symlink('../a', join(root, 'links-only', 'to-a'));
+  await writeFile(join(root, 'a', 'file.txt'), 'x');
+  const found: string[] = [];
+  for await (const entry of walkLocalTree(root)) found.push(`${entry.kind} ${entry.relative}`);
+  t.same(found.sort(), ['empty-folder a/empty', 'empty-folder links-only', 'file a/file.txt', 'skipped links-only/to-a']);
 });
 
 t.test('usage', async (t) => {

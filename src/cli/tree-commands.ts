@@ -218,7 +218,7 @@ export async function listFolder(context: CliContext, given: string | undefined,
   const bytes = files.reduce((total, file) => total + file.size, 0);
   if (flags.json) {
     // Every stored name is an entry; empty folders' markers are counted as folders, not files.
-    const emptyFolders = files.filter((file) => isFolderMarker(file.name)).length;
+    const emptyFolders = files.filter(isFolderMarker).length;
     printJson(context.output, { prefix, files: files.length - emptyFolders, emptyFolders, bytes, entries: files });
     return;
   }
@@ -245,7 +245,7 @@ export function formatTree(files: FileSummary[], prefix: string): string {
   for (const file of files) {
     const segments = relativeName(prefix, file.name).split('/');
     // An empty folder's marker shows as the folder, not as a file in it.
-    const counts = isFolderMarker(file.name) ? 0 : 1;
+    const counts = isFolderMarker(file) ? 0 : 1;
     let folder = root;
     folder.files += counts;
     folder.bytes += file.size;

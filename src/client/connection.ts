@@ -89,6 +89,8 @@ export class ClientConnection implements FrameSink {
   #watchedRequests = 0;
   /** Reading paused by us (a download waiting for the disk): the server is not to blame. */
   #pausedByUs = false;
+  /** Who holds reading paused (see `pause`). */
+  readonly #pausers = new Set<object>();
   #watchdogArmed = false;
 
   /** Where it is connected, as people type it: for messages. */
@@ -258,15 +260,22 @@ export class ClientConnection implements FrameSink {
     this.#refreshWatchdog();
   }
 
-  /** Stops reading from the server (backpressure for downloads). */
-  pause(): void {
+  /**
+   * Stops reading from the server while `holder` wants it (backpressure for downloads: each
+   * download's receiver holds its own pause, and reading goes on only when none does).
+   */
+  pause(holder: object): void {
+    this.#pausers.add(holder);
+    if (this.#pausers.size > 1) return;
     this.#decoder.pause();
     this.socket.pause();
     this.#pausedByUs = true;
     this.#refreshWatchdog();
   }
 
-  resume(): void {
+  /** `holder` no longer needs reading paused (nothing happens if it did not pause it). */
+  resume(holder: object): void {
+    if (!this.#pausers.delete(holder) || this.#pausers.size > 0) return;
     this.#pausedByUs = false;
     this.#refreshWatchdog();
     this.socket.resume();

@@ -4,6 +4,7 @@ import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js'
 import { loadXxh64 } from '../hashing/xxh64.js';
 import { formatBytes } from '../units.js';
 import type { ClientConnection } from './connection.js';
+import { packingFor } from '../compression/negotiation.js';
 import { type ChunkWriter, type DownloadOptions, type DownloadResult, type Received, receiveChunks } from './download.js';
 
 /**
@@ -87,9 +88,10 @@ export async function downloadToStream(
   let received: Received = { bytesReceived: 0, wireBytes: 0 };
   if (from < info.size) {
     try {
+      const pack = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
       received = await receiveChunks(
         connection,
-        { name, sha256: info.sha256, fromChunk: from / info.chunkSize },
+        { name, sha256: info.sha256, fromChunk: from / info.chunkSize, pack },
         state.writer,
         sha256,
         xxh64,

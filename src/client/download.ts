@@ -3,7 +3,7 @@ import { basename, dirname, resolve, sep } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
 import { sharedCodecThreads } from '../compression/codec-threads.js';
-import { type CompressChoice, packingFor } from '../compression/negotiation.js';
+import { type CompressChoice, type Packing, packingFor } from '../compression/negotiation.js';
 import { type ChunkHeader, type CodecName, rawLengthOf, xxh64FromHex } from '../protocol/frames.js';
 import { maxHashesPageEntries } from '../protocol/limits.js';
 import type { FileInfo, GetResult } from '../protocol/messages.js';
@@ -146,6 +146,8 @@ async function verifiedPrefix(
  */
 export async function downloadFile(connection: ClientConnection, name: string, options: DownloadOptions = {}): Promise<DownloadResult> {
   const xxh64 = await loadXxh64();
+  // Settled before anything is made: a codec the server lacks fails the download here, leaving nothing behind.
+  const pack = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
   const dest = await destinationFor(name, options.out);
   if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
   const info = await connection.request('stat', { name });
@@ -186,7 +188,7 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     await handle.truncate(completeBytes(fromChunk, info));
     options.onStart?.({ name, from: completeBytes(fromChunk, info), total: info.size });
     const wanted = { name, sha256: info.sha256, fromChunk };
-    const { bytesReceived, wireBytes } = await receiveChunks(connection, wanted, fileWriter(handle), sha256, xxh64, options);
+    const { bytesReceived, wireBytes } = await receiveChunks(connection, { ...wanted, pack }, fileWriter(handle), sha256, xxh64, options);
     const digest = await sha256.digest();
     if (digest !== info.sha256) {
       await handle.close();
@@ -212,21 +214,20 @@ export async function downloadFile(connection: ClientConnection, name: string, o
 
 /**
  * Asks for the chunks of the file `wanted` names (the content with that SHA-256, from chunk
- * `fromChunk`), compressed as `options.compress` says, and receives them into `writer`.
+ * `fromChunk`), packed as `pack` says (see `packingFor`), and receives them into `writer`.
  */
 export async function receiveChunks(
   connection: ClientConnection,
-  wanted: { name: string; sha256: string; fromChunk: number },
+  wanted: { name: string; sha256: string; fromChunk: number; pack: Packing | undefined },
   writer: ChunkWriter,
   sha256: RunningSha256,
   xxh64: (bytes: Uint8Array) => bigint,
   options: DownloadOptions,
 ): Promise<Received> {
-  const pack = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
   let receiver: DownloadReceiver | undefined;
   // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
-  await connection.request('get', { ...wanted, pack }, (get) => {
-    receiver = new DownloadReceiver(connection, writer, sha256, xxh64, options, get, pack?.codec);
+  await connection.request('get', wanted, (get) => {
+    receiver = new DownloadReceiver(connection, writer, sha256, xxh64, options, get, wanted.pack?.codec);
     return receiver;
   });
   return receiver!.done;
@@ -347,7 +348,7 @@ export class DownloadReceiver implements StreamSink {
     this.#nextOffset += length;
     this.#wireBytes += header.length;
     this.#writing += 1;
-    if (this.#free.length === 0) this.#connection.pause();
+    if (this.#free.length === 0) this.#connection.pause(this);
     if (!this.#codec) return this.#accept(slot, header.offset, length, header.xxh64);
     // Unpacked on the codec threads, two at once; handed on in order (the SHA-256 needs it).
     const { packed } = header;
@@ -381,7 +382,7 @@ export class DownloadReceiver implements StreamSink {
     if (this.#failed) return;
     this.#failed = true;
     this.#connection.closeStream(this.#get.stream);
-    this.#connection.resume();
+    this.#connection.resume(this);
     // The attempt's last word on what it received: every verified chunk counts, also one whose
     // write is still under way (it lands, and the next attempt keeps it without fetching it).
     this.#progress();
@@ -394,7 +395,7 @@ export class DownloadReceiver implements StreamSink {
     this.#unsyncedBytes += length;
     if (this.#failed) return; // this attempt has already reported its end
     this.#syncInBackground();
-    this.#connection.resume();
+    this.#connection.resume(this);
     this.#lastDone = offset + length;
     this.#progress();
     this.#finishIfDone();

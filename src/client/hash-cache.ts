@@ -17,6 +17,11 @@ interface CachedHash {
   sha256: string;
 }
 
+/** Whether two sets of a file's key fields agree: the same device, inode, size and mtime. */
+function sameFile(a: Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs'>, b: Pick<Stats, 'dev' | 'ino' | 'size' | 'mtimeMs'>): boolean {
+  return a.dev === b.dev && a.ino === b.ino && a.size === b.size && a.mtimeMs === b.mtimeMs;
+}
+
 /** `$XDG_CACHE_HOME/ferry/`, else `~/.cache/ferry/`. */
 export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(env['XDG_CACHE_HOME'] || join(env['HOME'] || homedir(), '.cache'), 'ferry');
@@ -51,8 +56,7 @@ export class HashCache {
     const key = resolve(path);
     const cached = this.#db.get(key);
     if (!cached) return undefined;
-    if (cached.dev === stats.dev && cached.ino === stats.ino && cached.size === stats.size && cached.mtimeMs === stats.mtimeMs)
-      return cached.sha256;
+    if (sameFile(cached, stats)) return cached.sha256;
     void this.#db.remove(key);
     return undefined;
   }
@@ -76,7 +80,7 @@ export class HashCache {
     const sha256 = hash.digest('hex');
     // Remembered only if the file did not change while it was read.
     const after = await stat(path).catch(() => undefined);
-    if (after && after.ino === stats.ino && after.size === stats.size && after.mtimeMs === stats.mtimeMs) this.set(path, stats, sha256);
+    if (after && sameFile(after, stats)) this.set(path, stats, sha256);
     return sha256;
   }
 

@@ -25,7 +25,13 @@ interface OpenFolder {
   relative: string;
   /** The folder's identity, for loop checks when links are followed. */
   identity: string;
+  /** Whether a file or a folder was found in it (what is skipped does not count: a folder of links only is kept as empty). */
   found: boolean;
+}
+
+/** A failed call's error code, for a line about what was skipped. */
+function codeOf(error: unknown): string {
+  return (error as NodeJS.ErrnoException).code ?? 'error';
 }
 
 /**
@@ -48,7 +54,7 @@ export async function* walkLocalTree(root: string, options: WalkOptions = {}): A
       return { dir: await opendir(path, { bufferSize: 64 }), path, relative, identity: identityOf(stats), found: false };
     } catch (error) {
       if (relative === '') throw fromSystemError(error, `local folder ${path}`);
-      return { kind: 'skipped', path, relative, why: `cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+      return { kind: 'skipped', path, relative, why: `cannot be read (${codeOf(error)})` };
     }
   };
   const first = await open(root, '', rootStats);
@@ -69,7 +75,7 @@ export async function* walkLocalTree(root: string, options: WalkOptions = {}): A
           kind: 'skipped',
           path: folder.path,
           relative: folder.relative,
-          why: `stopped reading it (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+          why: `stopped reading it (${codeOf(error)})`,
         };
       }
       if (entry === null) {
@@ -78,10 +84,10 @@ export async function* walkLocalTree(root: string, options: WalkOptions = {}): A
         if (!folder.found && folder.relative !== '') yield { kind: 'empty-folder', path: folder.path, relative: folder.relative };
         continue;
       }
-      folder.found = true;
       const path = join(folder.path, entry.name);
       const relative = folder.relative === '' ? entry.name : `${folder.relative}/${entry.name}`;
       const found = await classify(entry, path, relative, options);
+      if (found.kind !== 'skipped') folder.found = true;
       if (found.kind !== 'folder') {
         yield found;
         continue;
@@ -118,7 +124,7 @@ async function classify(
         kind: 'skipped',
         path,
         relative,
-        why: `a symbolic link that leads nowhere (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
+        why: `a symbolic link that leads nowhere (${codeOf(error)})`,
       };
     }
     if (target.isDirectory()) return { kind: 'folder', stats: target };
@@ -130,7 +136,7 @@ async function classify(
   try {
     stats = await stat(path);
   } catch (error) {
-    return { kind: 'skipped', path, relative, why: `vanished or cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})` };
+    return { kind: 'skipped', path, relative, why: `vanished or cannot be read (${codeOf(error)})` };
   }
   if (stats.isDirectory()) return { kind: 'folder', stats };
   if (stats.isFile()) return { kind: 'file', path, relative, stats };

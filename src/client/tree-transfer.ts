@@ -81,9 +81,9 @@ export interface TreeSummary {
  */
 export const folderMarker = '.ferry-folder';
 
-/** Whether a stored name is an empty folder's marker. */
-export function isFolderMarker(name: string): boolean {
-  return name === folderMarker || name.endsWith(`/${folderMarker}`);
+/** Whether a stored file is an empty folder's marker: empty, and so named (a file of that name with bytes in it is a file). */
+export function isFolderMarker(file: { name: string; size: number }): boolean {
+  return file.size === 0 && (file.name === folderMarker || file.name.endsWith(`/${folderMarker}`));
 }
 
 /** A name under a folder: `prefix/relative` (`relative` alone for the whole store). */
@@ -247,8 +247,8 @@ async function keepEmptyFolder(client: FerryClient, folder: string, path: string
   const name = `${folder}/${folderMarker}`;
   try {
     checkName(name);
-    const stored = await storedFile(client, name);
-    if (!stored || stored.size !== 0) await client.uploadStream(nothing(), { name, force: stored !== undefined });
+    // A stored file of that name (a marker, or someone's own file) already keeps the folder.
+    if (!(await storedFile(client, name))) await client.uploadStream(nothing(), { name });
     tally.summary.folders += 1;
     return true;
   } catch (error) {
@@ -284,10 +284,11 @@ export async function downloadTree(
     async (file) => {
       if (options.signal?.aborted) return tally.failed(file.name, new FerryError('ECANCELED', 'cancelled'));
       const path = join(base, ...relativeName(prefix, file.name).split('/'));
-      if (isFolderMarker(file.name)) return makeEmptyFolder(dirname(path), file.name, tally);
+      const outside = path.startsWith(base + sep) ? undefined : new FerryError('EBADNAME', `${file.name} would land outside ${out}`);
+      if (isFolderMarker(file)) return outside ? tally.failed(file.name, outside) : makeEmptyFolder(dirname(path), file.name, tally);
       tally.summary.files += 1;
       try {
-        if (!path.startsWith(base + sep)) throw new FerryError('EBADNAME', `${file.name} would land outside ${out}`);
+        if (outside) throw outside;
         if (file.damaged !== undefined) throw new FerryError('ECORRUPT', `${file.name} is damaged on the server: ${file.damaged}`);
         const local = await lstat(path).catch((error: unknown) => {
           if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
@@ -318,7 +319,7 @@ export async function downloadTree(
       }
     },
   );
-  if (tally.summary.files === 0 && tally.summary.folders === 0 && !tally.summary.stopped)
+  if (tally.summary.files === 0 && tally.summary.folders === 0 && tally.summary.failed.length === 0 && !tally.summary.stopped)
     throw new FerryError('ENOENT', `no stored files under ${prefix === '' ? 'the store' : `${prefix}/`}`);
   return tally.summary;
 }

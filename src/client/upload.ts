@@ -109,6 +109,8 @@ interface RingSlot {
  */
 export async function uploadFile(connection: ClientConnection, path: string, options: UploadOptions): Promise<UploadResult> {
   const xxh64 = await loadXxh64();
+  // Settled before anything is asked of the server: a codec it lacks fails the upload here, not half-way.
+  const packing = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');
@@ -124,7 +126,6 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
     const attributes = connection.hello.capabilities.includes(fileAttributesCapability)
       ? { mode: stats.mode & 0o7777, mtime: Math.round(stats.mtimeMs) }
       : {};
-    const packing = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
     const attempt = new UploadAttempt(connection, handle, path, stats.size, put, { ...options, attributes, packing }, xxh64);
     return await attempt.run(fingerprint);
   } finally {
@@ -258,10 +259,12 @@ class UploadAttempt {
       const header = { stream: this.#put.stream, offset, xxh64: hash, length };
       const flushed = this.#packing ? this.#sendPackable(slot, header, this.#packing) : this.#send(header, bytes);
       slot.busy = Promise.all([hashed, flushed]).then(() => {});
+      // Awaited when the slot comes round again; an attempt that ends first leaves it unawaited.
+      // (Marked handled before anything else is awaited: it may fail while the socket is full.)
+      slot.busy.catch(() => undefined);
       this.#bytesSent += length;
       await this.#connection.drained();
     }
-    // Awaited when the slot comes round again; an attempt that ends first leaves it unawaited.
     slot.busy.catch(() => undefined);
   }
 
@@ -304,11 +307,15 @@ class UploadAttempt {
               },
             )
         : undefined;
-    const sent = Promise.all([packed, this.#sendTurn]).then(([bytes]) => {
-      const onWire = bytes ? { ...header, length: bytes.byteLength, packed: { codec, rawLength: length } } : header;
-      const payload = bytes ?? slot.buffer.subarray(0, length);
-      return { flushed: this.#send(onWire, payload, () => policy.flushed(payload.byteLength)) };
-    });
+    packed?.catch(() => undefined); // its failure is taken up in turn, below
+    // After the chunk before it, even when packing fails: chunks reach the socket in order.
+    const sent = this.#sendTurn
+      .then(() => packed)
+      .then((bytes) => {
+        const onWire = bytes ? { ...header, length: bytes.byteLength, packed: { codec, rawLength: length } } : header;
+        const payload = bytes ?? slot.buffer.subarray(0, length);
+        return { flushed: this.#send(onWire, payload, () => policy.flushed(payload.byteLength)) };
+      });
     this.#sendTurn = sent.then(
       () => {},
       (error: unknown) => {

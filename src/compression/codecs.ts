@@ -23,8 +23,8 @@ interface Lz4Napi {
 /** zstd arrived in Node's zlib in 22.15; @types/node for 20 does not know it. */
 interface ZstdZlib {
   zstdCompressSync: (data: Uint8Array, options: { params: Record<number, number> }) => Buffer;
-  zstdDecompressSync: (data: Uint8Array, options: { maxOutputLength: number }) => Buffer;
-  constants: { ZSTD_c_compressionLevel: number };
+  zstdDecompressSync: (data: Uint8Array, options: { maxOutputLength: number; params: Record<number, number> }) => Buffer;
+  constants: { ZSTD_c_compressionLevel: number; ZSTD_d_windowLogMax: number };
 }
 
 function asBuffer(bytes: Uint8Array): Buffer {
@@ -50,10 +50,14 @@ function zstdCodec(): Codec | undefined {
   if (typeof z.zstdCompressSync !== 'function' || typeof z.zstdDecompressSync !== 'function' || !z.constants) return undefined;
   const { zstdCompressSync, zstdDecompressSync } = z as ZstdZlib;
   const level = { [z.constants.ZSTD_c_compressionLevel]: 1 };
+  // The output is bounded by maxOutputLength; the decoder's own window (up to 128 MiB by default,
+  // as a frame declares it) by this: 16 MiB, more than level 1 ever uses.
+  const window = { [z.constants.ZSTD_d_windowLogMax]: 24 };
   return {
     name: 'zstd',
     compress: (raw) => zstdCompressSync(raw, { params: level }),
-    decompress: (packed, rawLength) => exactly(zstdDecompressSync(packed, { maxOutputLength: rawLength }), rawLength, 'zstd'),
+    decompress: (packed, rawLength) =>
+      exactly(zstdDecompressSync(packed, { maxOutputLength: rawLength, params: window }), rawLength, 'zstd'),
   };
 }
 

@@ -85,6 +85,8 @@ export class PackingPolicy {
   #sinceProbe = 0;
   #probeEvery = 1;
   #probeWanted = false;
+  /** A probe was asked for and its answer (`packed`) has not come yet. */
+  #probeOut = false;
   /** While packing: windows the socket was not full, and how many to allow before a raw window. */
   #unblockedPacked = 0;
   #rawCheckEvery = 2;
@@ -120,6 +122,7 @@ export class PackingPolicy {
     if (this.#deciding.packed) return 'pack';
     if (!this.#probeWanted) return 'raw';
     this.#probeWanted = false;
+    this.#probeOut = true;
     return 'probe';
   }
 
@@ -149,7 +152,10 @@ export class PackingPolicy {
     const packRate = rawBytes / Math.max(ms, 0.001);
     this.#packRate = Math.max(packRate, follow(this.#packRate, packRate));
     this.#ratio = follow(this.#ratio, rawBytes / (packedBytes ?? rawBytes));
-    if (!this.#packing) this.#decide(); // a probe's answer
+    if (!this.#probeOut) return;
+    // A probe's answer: if packing still does not pay, the next probe waits longer.
+    this.#probeOut = false;
+    if (!this.#decide()) this.#probeEvery *= this.#backoff;
   }
 
   /** The next chunk decided (in order) has been flushed to the socket: `wireBytes` left. */
@@ -195,13 +201,14 @@ export class PackingPolicy {
     this.#decide();
   }
 
-  #decide(): void {
+  /** Packs or not from what is known now; returns whether it packs. */
+  #decide(): boolean {
     const link = this.#linkRate;
-    if (link === undefined || this.#packRate === undefined || this.#ratio === undefined) return;
+    if (link === undefined || this.#packRate === undefined || this.#ratio === undefined) return this.#packing;
     const packedRate = Math.min(this.#packRate, link * this.#ratio);
     const pack = this.#packRate >= link * this.#linkShare && packedRate > link * this.#winMargin;
     if (pack !== this.#packing) this.#switch(pack);
-    else if (!pack) this.#probeEvery *= this.#backoff;
+    return pack;
   }
 
   #switch(pack: boolean): void {
