@@ -114,10 +114,11 @@ export function transferCommand(program: Command, context: CliContext, spec: str
       defaultTransferRetries,
     )
     .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration)
+    .option('--streams <n>', 'fetch one big file over N connections at once, each a range of its chunks (downloads; default 1)', parseCount)
     .addOption(
       new Option(
         '--compress <how>',
-        'compress chunks on the wire: auto (only while it makes the transfer faster), off, or always with one codec',
+        'compress chunks on the wire: auto (only when the link is well below the compressor), off, or always with one codec',
       )
         .choices(compressChoices)
         .default('auto'),

@@ -18,7 +18,7 @@ import { type CliContext, type ClientFlags, clientCommand, transferCommand, with
 
 export type { CliContext } from './client-command.js';
 
-type TransferFlags = ClientFlags & { retries: number; stallTimeout?: number; compress?: CompressChoice };
+type TransferFlags = ClientFlags & { retries: number; stallTimeout?: number; compress?: CompressChoice; streams?: number };
 
 /** What every transfer of a batch gets: its retries and cancel, and the display's listeners. */
 type UploadFlags = TransferFlags & { as?: string; asDir?: string; force?: boolean };
@@ -283,6 +283,8 @@ export function buildProgram(context: CliContext): Command {
     )
     .option('--follow-symlinks', 'with -r, follow symbolic links to files and folders (by default they are skipped)')
     .action(async (paths: string[], flags: UploadFlags & { recursive?: boolean; followSymlinks?: boolean }) => {
+      if ((flags.streams ?? 1) > 1)
+        throw new FerryError('ENOTYET', 'parallel streams (--streams) are not built for uploads yet: downloads only');
       if (flags.recursive) {
         if (paths.length !== 1 || flags.asDir !== undefined) throw new FerryError('EUSAGE', 'upload -r takes one folder (and --as PREFIX)');
         return uploadFolder(context, paths[0]!, flags);
@@ -331,6 +333,8 @@ export function buildProgram(context: CliContext): Command {
     .action(async (names: string[], flags: TransferFlags & { out?: string; force?: boolean; recursive?: boolean }) => {
       if (flags.recursive) {
         if (names.length !== 1) throw new FerryError('EUSAGE', 'download -r takes one folder name (and --out DIR)');
+        if ((flags.streams ?? 1) > 1)
+          throw new FerryError('EUSAGE', '--streams is for one big file; download -r already fetches several files at once');
         return downloadFolder(context, names[0]!, flags);
       }
       if (flags.out === '-') return downloadToStandardOutput(context, names, flags);
@@ -344,6 +348,7 @@ export function buildProgram(context: CliContext): Command {
         (client, name, control, display) =>
           client.download(name, {
             ...(out === undefined ? {} : { out }),
+            ...(flags.streams === undefined ? {} : { streams: flags.streams }),
             force: flags.force ?? false,
             onNotice: (text) => display.notice(text),
             ...control,

@@ -280,8 +280,10 @@ export class FerryClient {
   async download(name: string, options: DownloadOptions & TransferControl = {}): Promise<DownloadResult> {
     const { retry, signal, ...downloadOptions } = options;
     const tally = new TransferTally(options.onProgress);
+    // More connections for parallel streams, logged in as this one is; each attempt's are its own.
+    const openConnection = (): Promise<ClientConnection> => this.#open(signal ?? new AbortController().signal);
     const result = await this.#attempts(tally, { retry, signal }, (connection, onProgress) =>
-      downloadFile(connection, name, { ...downloadOptions, onProgress }),
+      downloadFile(connection, name, { ...downloadOptions, onProgress, openConnection }),
     );
     return receivedInAll(result, tally);
   }

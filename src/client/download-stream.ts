@@ -5,7 +5,8 @@ import { loadXxh64 } from '../hashing/xxh64.js';
 import { formatBytes } from '../units.js';
 import type { ClientConnection } from './connection.js';
 import { packingFor } from '../compression/negotiation.js';
-import { type ChunkWriter, type DownloadOptions, type DownloadResult, type Received, receiveChunks } from './download.js';
+import type { DownloadOptions, DownloadResult } from './download.js';
+import { type ChunkWriter, type Received, receiveChunks } from './download-receiver.js';
 
 /**
  * Writes a download's chunks to a stream (standard output), strictly in order, one write at a

@@ -111,6 +111,8 @@ export const requestSchema = z.discriminatedUnion('op', [
     name,
     sha256: sha256Hex.optional(),
     fromChunk: byteCount.optional(),
+    /** The chunk after the last one to send (capability `get-range`); default: to the end. Several `get`s of ranges, on several connections, fetch one file in parallel. */
+    toChunk: byteCount.optional(),
     /** Send chunks compressed with `codec` (one of the server's `compress:` capabilities): every one that shrinks, or only while it pays (`auto`). */
     pack: z.strictObject({ codec: z.enum(codecNames), mode: z.enum(['auto', 'always']) }).optional(),
   }),
@@ -249,6 +251,8 @@ export interface GetResult {
   chunkSize: number;
   chunkCount: number;
   fromChunk: number;
+  /** The chunk after the last one sent (`chunkCount` unless `toChunk` asked for less). */
+  toChunk: number;
 }
 
 export interface ResultOf {

@@ -12,7 +12,7 @@ import { addressPrefix } from './address-prefix.js';
 import { Allowance } from './allowance.js';
 import { ChunkIntake } from './chunk-intake.js';
 import { endWithLinger } from './connection-registry.js';
-import { type DownloadPort, DownloadTransfer } from './download-transfer.js';
+import { type ChunkRange, type DownloadPort, DownloadTransfer } from './download-transfer.js';
 import { handle } from './handlers/index.js';
 import type { RequestContext } from './request-context.js';
 import type { ServerServices } from './services.js';
@@ -248,12 +248,11 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
 
   openDownload(
     file: StoredFile,
-    fromChunk: number,
+    chunks: ChunkRange,
     packing: Packing | undefined,
     onEnd: (download: DownloadTransfer, error?: FerryError) => void,
   ): DownloadTransfer {
     const stream = this.#allocateStream();
-    const chunks = { from: fromChunk, to: Number.MAX_SAFE_INTEGER };
     const ended = (error?: FerryError): void => {
       this.#downloads.delete(stream);
       this.#refreshTimeout();

@@ -3,7 +3,7 @@ import type { Packing } from '../compression/negotiation.js';
 import type { FerryError } from '../protocol/errors.js';
 import type { StoredFile, TransferLogRecord, UserRecord } from '../store/records.js';
 import type { AccountView } from './account-view.js';
-import type { DownloadTransfer } from './download-transfer.js';
+import type { ChunkRange, DownloadTransfer } from './download-transfer.js';
 import type { ServerServices } from './services.js';
 import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
 import type { UploadTransfer } from './upload-transfer.js';
@@ -60,10 +60,10 @@ export interface RequestContext extends RequestScope {
    * Prepares a download of `file` from chunk `fromChunk` under a new stream; `start` it once the
    * reply is on the wire. `onEnd` hears how it ended.
    */
-  /** Starts a download of `file` from chunk `fromChunk`, its chunks packed as `packing` says (or never). */
+  /** Starts a download of `file`'s `chunks`, packed as `packing` says (or never). */
   openDownload(
     file: StoredFile,
-    fromChunk: number,
+    chunks: ChunkRange,
     packing: Packing | undefined,
     onEnd: (download: DownloadTransfer, error?: FerryError) => void,
   ): DownloadTransfer;

@@ -8,6 +8,8 @@ export interface CutProxy {
   /** Bytes forwarded client -> server and server -> client, over all connections. */
   readonly upstreamBytes: number;
   readonly downstreamBytes: number;
+  /** Connections accepted so far. */
+  readonly connections: number;
   /** Cuts every connection (both sides) once this many more bytes have gone in `direction`. */
   cutAfter(bytes: number, direction: 'up' | 'down'): Promise<void>;
   /**
@@ -27,6 +29,7 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
   const pairs = new Set<[Socket, Socket]>();
   let upstreamBytes = 0;
   let downstreamBytes = 0;
+  let connections = 0;
   let cut: { direction: 'up' | 'down'; at: number; freeze: boolean; done: () => void } | undefined;
   const frozen = new WeakSet<Socket>();
 
@@ -77,6 +80,7 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
   }
 
   const server = createServer((client) => {
+    connections += 1;
     const upstream = createConnection({ host: '127.0.0.1', port: targetPort });
     const pair: [Socket, Socket] = [client, upstream];
     pairs.add(pair);
@@ -109,6 +113,9 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
     },
     get downstreamBytes() {
       return downstreamBytes;
+    },
+    get connections() {
+      return connections;
     },
     cutAfter(bytes, direction) {
       return new Promise((resolve) => {

@@ -24,10 +24,12 @@ export const get: Handler<'get'> = (request, ctx) => {
   const chunkCount = chunkCountOf(file.size, file.chunkSize);
   const fromChunk = request.fromChunk ?? 0;
   if (fromChunk > chunkCount) throw new FerryError('EPROTO', `fromChunk ${fromChunk} is past the last chunk (${chunkCount})`);
+  const toChunk = Math.min(request.toChunk ?? chunkCount, chunkCount);
+  if (toChunk < fromChunk) throw new FerryError('EPROTO', `toChunk ${toChunk} is before fromChunk ${fromChunk}`);
   if (request.pack && !localCodecs().has(request.pack.codec)) {
     throw new FerryError('ECONFIG', `this server has no ${request.pack.codec} codec (${codecAvailability(request.pack.codec)})`);
   }
-  const download = ctx.openDownload(file, fromChunk, request.pack, (ended, error) => {
+  const download = ctx.openDownload(file, { from: fromChunk, to: toChunk }, request.pack, (ended, error) => {
     const result = error?.code ?? 'ok';
     const time = Date.now();
     void ctx.logTransfer({ time, op: 'download', name: file.name, bytes: ended.bytesSent, durationMs: time - ended.startedAt, result });
@@ -41,6 +43,7 @@ export const get: Handler<'get'> = (request, ctx) => {
       chunkSize: file.chunkSize,
       chunkCount,
       fromChunk,
+      toChunk,
     },
     afterReply: () => download.start(),
   };

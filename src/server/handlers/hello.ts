@@ -15,6 +15,7 @@ export const serverCapabilities = [
   'put-unsized',
   'accounts',
   'file-attributes',
+  'get-range',
   ...codecCapabilities(),
 ];
 

@@ -1,0 +1,245 @@
+import { sharedCodecThreads } from '../compression/codec-threads.js';
+import type { Packing } from '../compression/negotiation.js';
+import type { RunningSha256 } from '../hashing/running-sha256.js';
+import { FerryError } from '../protocol/errors.js';
+import { type ChunkHeader, type CodecName, rawLengthOf } from '../protocol/frames.js';
+import type { GetResult } from '../protocol/messages.js';
+import { fromSystemError } from '../system-errors.js';
+import type { ClientConnection, StreamSink } from './connection.js';
+import type { ProgressListener } from './progress.js';
+import { copyIntoShared } from './shared-copy.js';
+
+/** Chunk buffers being written to disk (and hashed) at once before the download stops reading the socket. */
+const writesInFlight = 3;
+/**
+ * Received bytes are synced to disk in the background every this many bytes, so the sync that
+ * makes the finished file durable has little left to do.
+ */
+const backgroundSyncBytes = 64 * 1024 * 1024;
+
+/** What a receiver tells its caller as chunks land. */
+export interface ReceiverOptions {
+  onProgress?: ProgressListener | undefined;
+}
+
+/** The bytes that the first `chunks` chunks of a file hold (the last chunk may be short). */
+export function completeBytes(chunks: number, file: { size: number; chunkSize: number }): number {
+  return Math.min(file.size, chunks * file.chunkSize);
+}
+
+/**
+ * Asks for the chunks of the file `wanted` names (the content with that SHA-256, from chunk
+ * `fromChunk`), packed as `pack` says (see `packingFor`), and receives them into `writer`.
+ */
+export async function receiveChunks(
+  connection: ClientConnection,
+  wanted: { name: string; sha256: string; fromChunk: number; toChunk?: number; pack: Packing | undefined },
+  writer: ChunkWriter,
+  sha256: RunningSha256,
+  xxh64: (bytes: Uint8Array) => bigint,
+  options: ReceiverOptions,
+): Promise<Received> {
+  let receiver: DownloadReceiver | undefined;
+  // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
+  await connection.request('get', wanted, (get) => {
+    receiver = new DownloadReceiver(connection, writer, sha256, xxh64, options, get, wanted.pack?.codec);
+    return receiver;
+  });
+  return receiver!.done;
+}
+
+/** A chunk buffer of the receiver: shared memory, so the hashing thread reads a chunk in place while it is written to disk. */
+interface ReceiveSlot {
+  shared: SharedArrayBuffer;
+  buffer: Buffer;
+}
+
+/** Where a download's verified chunks go: a file (at their offsets, several at once) or a stream (in order). */
+export interface ChunkWriter {
+  write(bytes: Uint8Array, offset: number): Promise<unknown>;
+  /** Makes what was written so far durable (a file); absent where there is nothing to make durable. */
+  sync?(): Promise<void>;
+}
+
+/** What a download stream brought: file bytes, and the payload bytes that carried them. */
+export interface Received {
+  bytesReceived: number;
+  wireBytes: number;
+}
+
+/**
+ * Receives one download stream: its chunks in order, each unpacked if it came compressed (on the
+ * codec threads), checked against its xxh64, fed to the SHA-256 and written at its offset;
+ * reading pauses while every buffer is busy. `done` settles with the bytes received once the last
+ * one is written (and the background sync, if any, is over). The client's mirror of the server's
+ * DownloadTransfer.
+ */
+export class DownloadReceiver implements StreamSink {
+  readonly done: Promise<Received>;
+  readonly #connection: ClientConnection;
+  readonly #writer: ChunkWriter;
+  readonly #sha256: RunningSha256;
+  readonly #xxh64: (bytes: Uint8Array) => bigint;
+  readonly #options: ReceiverOptions;
+  readonly #get: GetResult;
+  readonly #free: ReceiveSlot[];
+  #settle!: { resolve: (received: Received) => void; reject: (error: FerryError) => void };
+  /** The codec the server may pack chunks with, if it was asked to. */
+  readonly #codec: CodecName | undefined;
+  /** Settles when the last chunk before has been handed on: packed chunks unpack in parallel, but go on in order. */
+  #turn: Promise<void> = Promise.resolve();
+  #nextOffset: number;
+  /** Where this stream's chunks end: the file's end, or the end of the range asked for. */
+  readonly #end: number;
+  #received = 0;
+  #wireBytes = 0;
+  #writing = 0;
+  #unsyncedBytes = 0;
+  #backgroundSync: Promise<void> | undefined;
+  #current: { header: ChunkHeader; slot: ReceiveSlot; filled: number } | undefined;
+  #failed = false;
+  /** Where the file is complete up to: what the attempt reports as done. */
+  #lastDone: number;
+
+  constructor(
+    connection: ClientConnection,
+    writer: ChunkWriter,
+    sha256: RunningSha256,
+    xxh64: (bytes: Uint8Array) => bigint,
+    options: ReceiverOptions,
+    get: GetResult,
+    codec?: CodecName,
+  ) {
+    this.#codec = codec;
+    this.#connection = connection;
+    this.#writer = writer;
+    this.#sha256 = sha256;
+    this.#xxh64 = xxh64;
+    this.#options = options;
+    this.#get = get;
+    this.#nextOffset = this.#lastDone = completeBytes(get.fromChunk, get);
+    this.done = new Promise<Received>((resolve, reject) => {
+      this.#settle = { resolve, reject };
+    });
+    this.done.catch(() => undefined); // awaited by the caller once `get` is answered; never unhandled meanwhile
+    // No bigger than the file needs: a small file gets one small buffer.
+    const slotBytes = Math.max(1, Math.min(get.chunkSize, get.size));
+    this.#end = completeBytes(get.toChunk ?? get.chunkCount, get);
+    this.#free = Array.from({ length: Math.max(1, Math.min(writesInFlight, (get.toChunk ?? get.chunkCount) - get.fromChunk)) }, () => {
+      const shared = new SharedArrayBuffer(slotBytes);
+      return { shared, buffer: Buffer.from(shared) };
+    });
+    queueMicrotask(() => this.#finishIfDone()); // a download with nothing left to fetch ends at once
+  }
+
+  chunkStart(header: ChunkHeader): void {
+    const { chunkSize, size } = this.#get;
+    const slot = this.#free.pop();
+    if (
+      header.offset !== this.#nextOffset ||
+      this.#nextOffset >= this.#end ||
+      rawLengthOf(header) !== Math.min(chunkSize, size - this.#nextOffset) ||
+      !slot
+    ) {
+      return this.fail(new FerryError('EPROTO', `unexpected chunk at offset ${header.offset} (expected ${this.#nextOffset})`));
+    }
+    if (header.packed && header.packed.codec !== this.#codec) {
+      return this.fail(
+        new FerryError('EPROTO', `chunk at offset ${header.offset} came ${header.packed.codec}-compressed, which was not asked for`),
+      );
+    }
+    this.#current = { header, slot, filled: 0 };
+  }
+
+  chunkData(piece: Uint8Array): void {
+    const current = this.#current;
+    if (!current) return;
+    copyIntoShared(current.slot.buffer, piece, current.filled);
+    current.filled += piece.byteLength;
+  }
+
+  chunkEnd(): void {
+    const chunk = this.#current;
+    this.#current = undefined;
+    if (!chunk || this.#failed) return;
+    const { slot, header } = chunk;
+    const length = rawLengthOf(header);
+    this.#nextOffset += length;
+    this.#wireBytes += header.length;
+    this.#writing += 1;
+    if (this.#free.length === 0) this.#connection.pause(this);
+    if (!this.#codec) return this.#accept(slot, header.offset, length, header.xxh64);
+    // Unpacked on the codec threads, two at once; handed on in order (the SHA-256 needs it).
+    const { packed } = header;
+    const unpacked = packed ? sharedCodecThreads().unpack(packed.codec, slot.shared, header.length, length) : undefined;
+    const previous = this.#turn;
+    this.#turn = Promise.all([unpacked, previous]).then(
+      ([failure]) => {
+        if (failure === undefined) return this.#accept(slot, header.offset, length, header.xxh64);
+        this.fail(new FerryError('ECHECKSUM', `${this.#get.name}: chunk at offset ${header.offset}: ${failure}`));
+      },
+      (error: unknown) => this.fail(new FerryError('EINTERNAL', `unpacking a chunk failed: ${String(error)}`)),
+    );
+  }
+
+  /** A chunk's `length` raw bytes are in `slot`: checked, hashed and written. */
+  #accept(slot: ReceiveSlot, offset: number, length: number, xxh64: bigint): void {
+    if (this.#failed) return;
+    const bytes = slot.buffer.subarray(0, length);
+    if (this.#xxh64(bytes) !== xxh64) {
+      return this.fail(new FerryError('ECHECKSUM', `${this.#get.name}: chunk at offset ${offset} failed its xxh64 check`));
+    }
+    this.#received += length;
+    const hashed = this.#sha256.update(slot.shared, length);
+    Promise.all([hashed, this.#writer.write(bytes, offset)]).then(
+      () => this.#written(slot, offset, length),
+      (error: unknown) => this.fail(fromSystemError(error, `writing ${this.#get.name}`)),
+    );
+  }
+
+  fail(error: FerryError): void {
+    if (this.#failed) return;
+    this.#failed = true;
+    this.#connection.closeStream(this.#get.stream);
+    this.#connection.resume(this);
+    // The attempt's last word on what it received: every verified chunk counts, also one whose
+    // write is still under way (it lands, and the next attempt keeps it without fetching it).
+    this.#progress();
+    this.#settle.reject(error);
+  }
+
+  #written(slot: ReceiveSlot, offset: number, length: number): void {
+    this.#writing -= 1;
+    this.#free.push(slot);
+    this.#unsyncedBytes += length;
+    if (this.#failed) return; // this attempt has already reported its end
+    this.#syncInBackground();
+    this.#connection.resume(this);
+    this.#lastDone = offset + length;
+    this.#progress();
+    this.#finishIfDone();
+  }
+
+  #progress(): void {
+    this.#options.onProgress?.({ name: this.#get.name, done: this.#lastDone, total: this.#get.size, transferred: this.#received });
+  }
+
+  #finishIfDone(): void {
+    if (this.#failed || this.#nextOffset !== this.#end || this.#writing > 0 || this.#current) return;
+    this.#connection.closeStream(this.#get.stream);
+    void (this.#backgroundSync ?? Promise.resolve()).then(
+      () => this.#settle.resolve({ bytesReceived: this.#received, wireBytes: this.#wireBytes }),
+      (error: unknown) => this.fail(fromSystemError(error, `syncing ${this.#get.name}`)),
+    );
+  }
+
+  /** Received bytes are synced now and then, so the sync that makes the finished file durable has little left to do. */
+  #syncInBackground(): void {
+    if (this.#backgroundSync || this.#unsyncedBytes < backgroundSyncBytes || !this.#writer.sync) return;
+    this.#unsyncedBytes = 0;
+    this.#backgroundSync = this.#writer.sync().finally(() => {
+      this.#backgroundSync = undefined;
+    });
+    this.#backgroundSync.catch(() => undefined); // a failure shows again in the final sync
+  }
+}
