@@ -123,9 +123,10 @@ t.test('auto packs only while packing is expected to move the file faster', (t) 
       const way = policy.packNext(MiB);
       const pack = way === 'pack';
       const shrinks = pace.ratio >= 16 / 15;
-      if (way === 'probe') policy.packed(probeBytes, shrinks ? probeBytes / pace.ratio : undefined, probeBytes / pace.pack);
+      if (way === 'probe')
+        policy.packed({ rawBytes: probeBytes, packedBytes: shrinks ? probeBytes / pace.ratio : undefined, ms: probeBytes / pace.pack });
       const wire = pack && shrinks ? MiB / pace.ratio : MiB;
-      if (pack) policy.packed(MiB, shrinks ? wire : undefined, MiB / pace.pack);
+      if (pack) policy.packed({ rawBytes: MiB, packedBytes: shrinks ? wire : undefined, ms: MiB / pace.pack });
       const sending = Math.max(MiB / pace.sender, pack ? MiB / pace.pack : 0);
       const crossing = wire / pace.link;
       if (crossing >= sending) policy.blocked();

@@ -6,7 +6,7 @@
  */
 import { read, readSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { localCodecs, packIfSmaller, probe, unpackInPlace } from '../src/compression/codecs.js';
+import { localCodecs, probe, timedPack, unpackInPlace } from '../src/compression/codecs.js';
 import { type ReadChunkResult, type ReadChunkTask, type WriteChunkResult, type WriteChunkTask, taskFailure } from './tasks.js';
 
 /** Positional reads and writes on an open file descriptor: how many bytes each call moved. */
@@ -70,16 +70,14 @@ export async function readChunk(task: ReadChunkTask, io: PositionalIo, xxh64: (b
         buffer: task.buffer,
       };
     }
-    const prober = task.probe === undefined ? undefined : localCodecs().get(task.probe);
-    if (prober) return { ok: true, buffer: task.buffer, probed: probe(prober, bytes) };
-    const codec = task.pack === undefined ? undefined : localCodecs().get(task.pack);
+    const asked = task.pack ?? task.probe;
+    const codec = asked === undefined ? undefined : localCodecs().get(asked);
     if (!codec) return { ok: true, buffer: task.buffer };
-    const started = performance.now();
-    const packed = packIfSmaller(codec, bytes);
-    const packMs = performance.now() - started;
-    if (!packed) return { ok: true, buffer: task.buffer, packMs };
+    if (task.pack === undefined) return { ok: true, buffer: task.buffer, measured: probe(codec, bytes) };
+    const { packed, measure } = timedPack(codec, bytes);
+    if (!packed) return { ok: true, buffer: task.buffer, measured: measure };
     bytes.set(packed);
-    return { ok: true, buffer: task.buffer, packed: { codec: codec.name, bytes: packed.length }, packMs };
+    return { ok: true, buffer: task.buffer, packed: { codec: codec.name, bytes: packed.length }, measured: measure };
   } catch (error) {
     return { ...taskFailure(error, `read at offset ${task.offset}`), buffer: task.buffer };
   }

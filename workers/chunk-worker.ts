@@ -7,7 +7,7 @@
 import { type Hash, createHash } from 'node:crypto';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import xxhash from 'xxhash-wasm';
-import { localCodecs, packIfSmaller, unpackInPlace } from '../src/compression/codecs.js';
+import { localCodecs, timedPack, unpackInPlace } from '../src/compression/codecs.js';
 import { hashFileSync } from '../src/hashing/file-hashes.js';
 import { blockingIo, readChunk as readChunkWith, writeChunk as writeChunkWith } from './chunk-io.js';
 import {
@@ -31,17 +31,21 @@ import {
 const xxhashApi = await xxhash();
 const xxh64 = (bytes: Uint8Array): bigint => xxhashApi.h64Raw(bytes);
 
-/** Moves `result.buffer` back to the main thread instead of cloning it. */
-function withBuffer<R extends { buffer: ArrayBuffer | SharedArrayBuffer }>(result: R): R {
-  if (result.buffer instanceof SharedArrayBuffer) return result;
+/** Returns `result` with `buffers` moved to the main thread instead of cloned. */
+function moving<R extends object>(result: R, buffers: ArrayBuffer[]): R {
   return move({
     get [transferableSymbol]() {
-      return [result.buffer];
+      return buffers;
     },
     get [valueSymbol]() {
       return result;
     },
   }) as unknown as R;
+}
+
+/** Moves `result.buffer` back to the main thread instead of cloning it. */
+function withBuffer<R extends { buffer: ArrayBuffer | SharedArrayBuffer }>(result: R): R {
+  return result.buffer instanceof SharedArrayBuffer ? result : moving(result, [result.buffer]);
 }
 
 /** Answers once this thread has loaded everything it needs (its modules, xxhash's WebAssembly). */
@@ -59,21 +63,14 @@ export async function readChunk(task: ReadChunkTask): Promise<ReadChunkResult> {
 
 /** A client's chunk compressed (the bytes are the client's ring slot, read in place), or nothing if that does not pay. */
 export function packChunk(task: PackChunkTask): PackChunkResult {
+  const raw = new Uint8Array(task.buffer, 0, task.length);
   const codec = localCodecs().get(task.codec);
-  const started = performance.now();
-  const packed = codec && packIfSmaller(codec, new Uint8Array(task.buffer, 0, task.length));
-  const ms = performance.now() - started;
-  if (!packed) return { packed: undefined, ms };
+  if (!codec) return { packed: undefined, measure: { rawBytes: raw.byteLength, packedBytes: undefined, ms: 0 } };
+  const { packed, measure } = timedPack(codec, raw);
+  if (!packed) return { packed: undefined, measure };
   // A fresh copy the size of the result, moved back: the codec's output may sit in a bigger pool.
   const owned = new Uint8Array(packed);
-  return move({
-    get [transferableSymbol]() {
-      return [owned.buffer];
-    },
-    get [valueSymbol]() {
-      return { packed: owned, ms };
-    },
-  }) as unknown as PackChunkResult;
+  return moving({ packed: owned, measure }, [owned.buffer]);
 }
 
 export function unpackChunk(task: UnpackChunkTask): UnpackChunkResult {

@@ -3,7 +3,7 @@
  * Buffers travel as whole ArrayBuffers (moved, not copied) and come back in the result so the
  * main thread can reuse them.
  */
-import type { ProbeResult } from '../src/compression/codecs.js';
+import type { PackMeasure } from '../src/compression/codecs.js';
 import type { CodecName } from '../src/protocol/frames.js';
 import { codeOfSystemError, describeSystemError } from '../src/system-errors.js';
 
@@ -43,7 +43,7 @@ export interface ReadChunkTask {
   length: number;
   xxh64: bigint;
   buffer: ArrayBuffer;
-  /** Compress the chunk with this codec once it is checked, if that shrinks it enough (`packIfSmaller`); `packMs` says how long that took. */
+  /** Compress the chunk with this codec once it is checked, if that shrinks it enough (`packIfSmaller`); `measured` says what it took. */
   pack?: CodecName | undefined;
   /** Pack a sample of the chunk with this codec to see how it does (`probe` in codecs.ts); the chunk stays raw. */
   probe?: CodecName | undefined;
@@ -52,8 +52,11 @@ export interface ReadChunkTask {
 /** Result of a task that carried a buffer: the buffer always comes back, success or not. */
 export type BufferTaskResult = ({ ok: true } | TaskFailure) & { buffer: ArrayBuffer };
 
-/** A chunk read and checked: when it was packed, the buffer holds `packed.bytes` of it compressed. */
-export type ReadChunkResult = ({ ok: true; packed?: PackedBytes; packMs?: number; probed?: ProbeResult } | TaskFailure) & {
+/**
+ * A chunk read and checked: when it was packed, the buffer holds `packed.bytes` of it compressed.
+ * `measured`: what packing it (or a probe's sample of it) took, when either was asked.
+ */
+export type ReadChunkResult = ({ ok: true; packed?: PackedBytes; measured?: PackMeasure } | TaskFailure) & {
   buffer: ArrayBuffer;
 };
 
@@ -75,8 +78,8 @@ export interface PackChunkTask {
 
 export interface PackChunkResult {
   packed: Uint8Array | undefined;
-  /** How long packing took, in ms (what `auto` weighs against the link). */
-  ms: number;
+  /** What packing took (what `auto` weighs against the link). */
+  measure: PackMeasure;
 }
 
 /** Unpack the first `bytes` of `buffer` (compressed with `codec`) into `buffer` itself: `rawLength` bytes. */

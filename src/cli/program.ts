@@ -42,7 +42,7 @@ function uploadLine(result: UploadResult, ms: number): string {
   return `uploaded ${result.name}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''}${compressedNote(result.bytesSent, result.wireBytes)} (${formatRate(result.bytesSent, ms)})`;
 }
 
-/** `, compressed 4.2x on the wire` when compression saved bytes; nothing otherwise. */
+/** `, 4.2x smaller on the wire` when compression saved bytes; nothing otherwise. */
 function compressedNote(fileBytes: number, wireBytes: number): string {
   return wireBytes < fileBytes ? `, ${(fileBytes / Math.max(wireBytes, 1)).toFixed(1)}x smaller on the wire` : '';
 }

@@ -48,10 +48,19 @@ function nothingSent(stored: FileInfo): Omit<UploadResult, 'resumed'> {
   return { name: stored.name, size: stored.size, sha256: stored.sha256, bytesSent: 0, wireBytes: 0, file: stored };
 }
 
-/** A download's result over all its attempts (what compression saved is counted for the last one only). */
+/**
+ * The bytes a transfer moved over all its attempts, from the last attempt's `bytes` and
+ * `wireBytes` (what compression saved is counted for the last attempt only).
+ */
+function inAllAttempts(tally: TransferTally, bytes: number, wireBytes: number): { bytes: number; wireBytes: number } {
+  const all = tally.total(bytes);
+  return { bytes: all, wireBytes: all - (bytes - wireBytes) };
+}
+
+/** A download's result over all its attempts. */
 function receivedInAll(result: DownloadResult, tally: TransferTally): DownloadResult {
-  const bytesReceived = tally.total(result.bytesReceived);
-  return { ...result, bytesReceived, wireBytes: bytesReceived - (result.bytesReceived - result.wireBytes) };
+  const { bytes: bytesReceived, wireBytes } = inAllAttempts(tally, result.bytesReceived, result.wireBytes);
+  return { ...result, bytesReceived, wireBytes };
 }
 
 /**
@@ -256,12 +265,8 @@ export class FerryClient {
         throw error;
       }
     }).finally(() => reading.forget());
-    // What compression saved is counted for the last attempt only.
-    return {
-      ...result,
-      bytesSent: tally.total(result.bytesSent),
-      wireBytes: tally.total(result.bytesSent) - (result.bytesSent - result.wireBytes),
-    };
+    const { bytes: bytesSent, wireBytes } = inAllAttempts(tally, result.bytesSent, result.wireBytes);
+    return { ...result, bytesSent, wireBytes };
   }
 
   /**

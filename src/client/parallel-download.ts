@@ -4,7 +4,7 @@ import type { Packing } from '../compression/negotiation.js';
 import { FerryError } from '../protocol/errors.js';
 import type { FileInfo } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
-import { type ChunkWriter, type Received, type ReceiverOptions, receiveChunks } from './download-receiver.js';
+import { type ChunkWriter, type Received, type ReceiverOptions, completeBytes, receiveChunks } from './download-receiver.js';
 
 /** Servers with it take `toChunk` in `get`: a range of a file's chunks, for parallel streams. */
 export const rangeCapability = 'get-range';
@@ -45,7 +45,7 @@ export async function receiveInParallel(
   const connections = [connection];
   const ranges = splitChunks(fromChunk, info.chunkCount, streams);
   const transferred = ranges.map(() => 0);
-  const base = Math.min(info.size, fromChunk * info.chunkSize);
+  const base = completeBytes(fromChunk, info);
   const progressOf =
     (index: number): ReceiverOptions['onProgress'] =>
     (progress) => {

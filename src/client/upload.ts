@@ -251,21 +251,21 @@ class UploadAttempt {
     const hash = this.#xxh64(bytes);
     if (known !== undefined && hash !== known) throw new FerryError('ECHANGED', `${this.#path} changed while it was being uploaded`);
     const hashed = known === undefined ? this.#reading.add(index, hash, slot.shared, length) : Promise.resolve();
-    if (onServer === hash) {
-      slot.busy = hashed;
-      this.#keepAlive();
-    } else {
+    const send = onServer !== hash;
+    if (send) {
       this.#lastSentAt = Date.now();
       const header = { stream: this.#put.stream, offset, xxh64: hash, length };
       const flushed = this.#packing ? this.#sendPackable(slot, header, this.#packing) : this.#send(header, bytes);
       slot.busy = Promise.all([hashed, flushed]).then(() => {});
-      // Awaited when the slot comes round again; an attempt that ends first leaves it unawaited.
-      // (Marked handled before anything else is awaited: it may fail while the socket is full.)
-      slot.busy.catch(() => undefined);
       this.#bytesSent += length;
-      await this.#connection.drained();
+    } else {
+      slot.busy = hashed;
+      this.#keepAlive();
     }
+    // Awaited when the slot comes round again; an attempt that ends first leaves it unawaited.
+    // (Marked handled before anything else is awaited: it may fail while the socket is full.)
     slot.busy.catch(() => undefined);
+    if (send) await this.#connection.drained();
   }
 
   /** Sends a chunk as it is; settles once it has left. */
@@ -290,8 +290,7 @@ class UploadAttempt {
     const way = policy.packNext(length);
     if (way === 'probe') {
       // A sample packed here, at once: no codec thread is started unless packing pays.
-      const { rawBytes, packedBytes, ms } = probe(localCodecs().get(codec)!, slot.buffer.subarray(0, length));
-      policy.packed(rawBytes, packedBytes, ms);
+      policy.packed(probe(localCodecs().get(codec)!, slot.buffer.subarray(0, length)));
     }
     const packed =
       way === 'pack'
@@ -299,7 +298,7 @@ class UploadAttempt {
             .pack(codec, slot.shared, length)
             .then(
               (result) => {
-                policy.packed(length, result.packed?.byteLength, result.ms);
+                policy.packed(result.measure);
                 return result.packed;
               },
               (error: unknown) => {

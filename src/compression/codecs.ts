@@ -98,23 +98,26 @@ export function packIfSmaller(codec: Codec, raw: Uint8Array): Buffer | undefined
   return packed.length <= raw.byteLength - Math.ceil(raw.byteLength / 16) ? packed : undefined;
 }
 
-/** What a probe learned: how fast `codec` packed a sample, and how much it shrank. */
-export interface ProbeResult {
+/** What packing took and gave: `rawBytes` packed to `packedBytes` (undefined: not worth sending packed) in `ms`. */
+export interface PackMeasure {
   rawBytes: number;
-  /** Undefined when the sample did not shrink enough to be worth sending packed. */
   packedBytes: number | undefined;
   ms: number;
+}
+
+/** `raw` packed with `codec` as `packIfSmaller` does, and what that took (what `auto` weighs against the link). */
+export function timedPack(codec: Codec, raw: Uint8Array): { packed: Buffer | undefined; measure: PackMeasure } {
+  const started = performance.now();
+  const packed = packIfSmaller(codec, raw);
+  return { packed, measure: { rawBytes: raw.byteLength, packedBytes: packed?.length, ms: performance.now() - started } };
 }
 
 /** Bytes of a chunk a probe packs: enough to time and to judge the ratio, little enough to cost next to nothing. */
 export const probeBytes = 256 * 1024;
 
 /** Packs the start of a chunk to see how fast and how well `codec` does on this data (the chunk is not changed). */
-export function probe(codec: Codec, chunk: Uint8Array): ProbeResult {
-  const sample = chunk.subarray(0, Math.min(probeBytes, chunk.byteLength));
-  const started = performance.now();
-  const packed = packIfSmaller(codec, sample);
-  return { rawBytes: sample.byteLength, packedBytes: packed?.length, ms: performance.now() - started };
+export function probe(codec: Codec, chunk: Uint8Array): PackMeasure {
+  return timedPack(codec, chunk.subarray(0, Math.min(probeBytes, chunk.byteLength))).measure;
 }
 
 /**

@@ -24,6 +24,8 @@
  * the compressor is what limits the sender: after a stretch of such windows (growing each time,
  * as for probes that say no) one window goes raw to measure the link again.
  */
+import type { PackMeasure } from './codecs.js';
+
 export type CompressMode = 'auto' | 'always' | 'off';
 
 export interface PackingPolicyOptions {
@@ -127,7 +129,7 @@ export class PackingPolicy {
   }
 
   #push(rawBytes: number): void {
-    if (this.#deciding.decidedBytes >= this.#windowBytes && this.#deciding.decided >= 2) {
+    if (this.#isFull(this.#deciding)) {
       const raw = this.#rawCheckWanted;
       this.#rawCheckWanted = false;
       this.#deciding = newWindow(this.#packing && !raw);
@@ -142,11 +144,8 @@ export class PackingPolicy {
     (this.#unflushed[0] ?? this.#deciding).blocked = true;
   }
 
-  /**
-   * `rawBytes` were packed in `ms` (a chunk on a codec thread, or a probe's sample): to
-   * `packedBytes`, or to nothing worth sending (undefined).
-   */
-  packed(rawBytes: number, packedBytes: number | undefined, ms: number): void {
+  /** What packing a chunk on a codec thread, or a probe's sample, took and gave (see `timedPack`). */
+  packed({ rawBytes, packedBytes, ms }: PackMeasure): void {
     if (this.mode !== 'auto') return;
     // A faster sample counts at once (the first chunks of a fresh thread pack slowly); a slower one only follows.
     const packRate = rawBytes / Math.max(ms, 0.001);
@@ -168,7 +167,12 @@ export class PackingPolicy {
       return;
     }
     window.wireBytes += wireBytes;
-    if (window.decidedBytes >= this.#windowBytes && window.decided >= 2 && window.flushed === window.decided) this.#measured(window);
+    if (this.#isFull(window) && window.flushed === window.decided) this.#measured(window);
+  }
+
+  /** A window takes no more chunks once it holds `windowBytes` in two chunks or more. */
+  #isFull(window: Window): boolean {
+    return window.decidedBytes >= this.#windowBytes && window.decided >= 2;
   }
 
   #measured(window: Window): void {

@@ -192,9 +192,7 @@ export class DownloadTransfer {
           void this.#readFailure(result.code, result.message).then((error) => this.stop(error));
           return;
         }
-        const { policy } = this.#packing ?? {};
-        if (result.packMs !== undefined) policy?.packed(length, result.packed?.bytes, result.packMs);
-        if (result.probed) policy?.packed(result.probed.rawBytes, result.probed.packedBytes, result.probed.ms);
+        if (result.measured) this.#packing?.policy.packed(result.measured);
         this.#ready.set(index, { buffer: result.buffer, packed: result.packed });
         this.#send();
       },
