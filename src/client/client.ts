@@ -246,12 +246,15 @@ export class FerryClient {
     // the server may have stored the file: the next attempt checks before sending anything again.
     let finishing: string | undefined;
     const reading = new LocalFileReading();
-    const storedByAnEarlierAttempt = async (): Promise<UploadResult | undefined> => {
-      const stored = finishing === undefined ? undefined : await this.#storedWith(options.name, finishing);
+    const storedByAnEarlierAttempt = async (sha256: string | undefined): Promise<UploadResult | undefined> => {
+      const stored = sha256 === undefined ? undefined : await this.#storedWith(options.name, sha256);
       return stored && { ...nothingSent(stored), resumed: true };
     };
     const result = await this.#attempts(tally, { retry, signal }, async (connection, onProgress) => {
-      const stored = await storedByAnEarlierAttempt();
+      // Only an earlier attempt's: this one's own finishing (a whole put says it before its
+      // request) does not make an EEXIST of this attempt ours.
+      const earlier = finishing;
+      const stored = await storedByAnEarlierAttempt(earlier);
       if (stored) return stored;
       try {
         return await uploadFile(connection, path, { ...uploadOptions, onProgress, onFinishing: (sha256) => (finishing = sha256), reading });
@@ -259,7 +262,7 @@ export class FerryClient {
         // The server waits for a publish still under way before it answers a put of the same
         // file: if that was ours, the name exists now, with our content.
         if (error instanceof FerryError && error.code === 'EEXIST') {
-          const published = await storedByAnEarlierAttempt();
+          const published = await storedByAnEarlierAttempt(earlier);
           if (published) return published;
         }
         throw error;

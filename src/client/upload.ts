@@ -6,6 +6,7 @@ import { maxHashesPageEntries } from '../protocol/limits.js';
 import type { FileInfo, PutResult } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import { LocalFileReading } from './local-file-reading.js';
+import { goesWhole, putWhole } from './whole-put.js';
 import { isRetryable } from './retry.js';
 import type { ProgressListener, StartListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
@@ -120,12 +121,18 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) throw new FerryError('EBADNAME', `${path}: not a regular file`);
-    const fingerprint = await fingerprintOf(handle, stats.size, xxh64);
-    const put = await connection.request('put', { name: options.name, size: stats.size, fingerprint, force: options.force ?? false });
-    options.onStart?.({ name: options.name, from: heldBytes(put, stats.size), total: stats.size });
     const attributes = connection.hello.capabilities.includes(fileAttributesCapability)
       ? { mode: stats.mode & 0o7777, mtime: Math.round(stats.mtimeMs) }
       : {};
+    const force = options.force ?? false;
+    if (goesWhole(connection.hello, stats.size)) {
+      const file = await putWhole(connection, handle, path, { ...options, size: stats.size, force, attributes }, xxh64);
+      const { name, size, sha256 } = file;
+      return { name, size, sha256, bytesSent: size, wireBytes: size, resumed: false, file };
+    }
+    const fingerprint = await fingerprintOf(handle, stats.size, xxh64);
+    const put = await connection.request('put', { name: options.name, size: stats.size, fingerprint, force });
+    options.onStart?.({ name: options.name, from: heldBytes(put, stats.size), total: stats.size });
     const attempt = new UploadAttempt(connection, handle, path, stats.size, put, { ...options, attributes, packing }, xxh64);
     return await attempt.run(fingerprint);
   } finally {

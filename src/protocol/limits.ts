@@ -15,3 +15,11 @@ export const maxListPageEntries = 1000;
 export const maxHashesPageEntries = 4096;
 export const maxLogPageEntries = 1000;
 export const defaultLogPageEntries = 20;
+
+/**
+ * The largest file a `putWhole` carries (capability `put-whole`): the whole file in one request
+ * and one reply. No larger than a chunk of the server's, so it is one chunk of a stored file.
+ */
+export function wholePutMaxBytes(chunkSize: number): number {
+  return Math.min(256 * 1024, chunkSize);
+}

@@ -107,6 +107,17 @@ export const requestSchema = z.discriminatedUnion('op', [
   }),
   z.strictObject({
     id: requestId,
+    op: z.literal('putWhole'),
+    name,
+    /** At most `wholePutMaxBytes(chunkSize)`; the file's bytes follow this request as a CHUNK frame on stream 0 (none when 0). */
+    size: byteCount,
+    sha256: sha256Hex,
+    force: z.boolean().optional(),
+    mode: fileMode.optional(),
+    mtime: epochMs.optional(),
+  }),
+  z.strictObject({
+    id: requestId,
     op: z.literal('get'),
     name,
     sha256: sha256Hex.optional(),
@@ -270,6 +281,7 @@ export interface ResultOf {
   hashes: HashesResult;
   put: PutResult;
   putEnd: FileInfo;
+  putWhole: FileInfo;
   get: GetResult;
 }
 

@@ -19,6 +19,7 @@ const neededRole: Record<Op, Role | 'anyone'> = {
   get: 'read',
   put: 'write',
   putEnd: 'write',
+  putWhole: 'write',
   delete: 'write',
 };
 const rank: Record<Role, number> = { read: 0, write: 1, admin: 2 };

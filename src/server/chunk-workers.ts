@@ -38,6 +38,11 @@ export class ChunkWorkers {
     await allThreadsStarted(this.#pool, this.#threads);
   }
 
+  /** The xxh64 of a few bytes, on this thread (for a whole small file). */
+  xxh64(bytes: Uint8Array): bigint {
+    return this.#hash()(bytes);
+  }
+
   #hash(): (bytes: Uint8Array) => bigint {
     if (!this.#xxh64) throw new Error('ChunkWorkers.ready() was not awaited');
     return this.#xxh64;

@@ -19,12 +19,14 @@ import type { ServerServices } from './services.js';
 import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
 import { type TransferEntry, logTransfer, reportTransfer, whoOf } from './transfer-report.js';
 import { UploadTransfer } from './upload-transfer.js';
+import { type WholePutData, WholePutIntake } from './whole-put-intake.js';
 
 /**
- * Why reading is paused: waiting for a chunk buffer or a checkpoint ('chunk'), for the socket to
+ * Why reading is paused: waiting for a chunk buffer or a checkpoint ('chunk'), for a whole-put
+ * buffer ('whole'), for the socket to
  * drain ('drain'), for a hello to be answered ('hello'), or for requests in flight ('requests').
  */
-type PauseReason = 'chunk' | 'drain' | 'hello' | 'requests';
+type PauseReason = 'chunk' | 'whole' | 'drain' | 'hello' | 'requests';
 
 /**
  * The actor for one client connection. It owns the socket and the decoder, holds the
@@ -46,6 +48,11 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   readonly #deadStreams = new Set<number>();
   readonly #decoder: FrameDecoder;
   readonly #intake: ChunkIntake;
+  readonly #wholePuts: WholePutIntake;
+  /** Data of `putWhole` requests being handled, by request id, until their handlers take it. */
+  readonly #wholePutData = new Map<number, WholePutData>();
+  /** The chunk frame being received is a whole put's data (stream 0), not an upload's chunk. */
+  #receivingWhole = false;
   readonly #pauseReasons = new Set<PauseReason>();
   /** Set once the connection is ending: input is read and dropped until the client closes. */
   #discarding = false;
@@ -91,6 +98,11 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
       holdReading: (hold) => (hold ? this.#pause('chunk') : this.#unpause('chunk')),
       protocolError: (error) => this.closeWith(error),
     });
+    this.#wholePuts = new WholePutIntake(services.wholePutBuffers, {
+      holdReading: (hold) => (hold ? this.#pause('whole') : this.#unpause('whole')),
+      protocolError: (error) => this.closeWith(error),
+      received: (request, data, refusal) => this.#wholePutReceived(request, data, refusal),
+    });
     this.#downloadAllowance = new Allowance(config.maxInflightChunksPerConnection);
     socket.setNoDelay(true);
     // Bytes arrive through `received` (the socket reads into a fixed buffer), or as 'data' events
@@ -121,10 +133,11 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   /**
    * Arms the frame deadline while a frame's head, a chunk's fields or a control frame has started
    * to arrive and has not ended (a client that sends one byte of a frame every few seconds must not
-   * hold its connection for ever); disarms it otherwise. A chunk's payload is the intake's to time.
+   * hold its connection for ever), and while a whole put's data does (it is as small as a control
+   * frame); disarms it otherwise. An upload chunk's payload is the intake's to time.
    */
   #watchFrame(): void {
-    const started = this.#decoder.inFrameHead && this.#pauseReasons.size === 0 && !this.#ending;
+    const started = (this.#decoder.inFrameHead || this.#wholePuts.receiving) && this.#pauseReasons.size === 0 && !this.#ending;
     if (started && !this.#frameTimer) {
       const { frameTimeoutMs } = this.services.config;
       this.#frameTimer = setTimeout(
@@ -240,6 +253,12 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     return upload instanceof UploadTransfer && this.#uploads.get(upload.stream) === upload;
   }
 
+  takeWholePutData(id: number): WholePutData | undefined {
+    const data = this.#wholePutData.get(id);
+    this.#wholePutData.delete(id);
+    return data;
+  }
+
   takeUpload(stream: number): UploadTransfer | undefined {
     const upload = this.#uploads.get(stream);
     this.#uploads.delete(stream);
@@ -350,6 +369,20 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     if (!this.#greeted && request.op !== 'hello') {
       return this.closeWith(new FerryError('EPROTO', `expected hello, got ${request.op}`));
     }
+    if (this.#wholePuts.expecting) {
+      return this.closeWith(new FerryError('EPROTO', `${request.op} request where the data of a putWhole was due`));
+    }
+    if (request.op === 'putWhole') {
+      // Handled once its data (the next frame) is in; one the account may not make is refused
+      // then, its data read and dropped.
+      let refusal: FerryError | undefined;
+      try {
+        checkAccess(request.op, this.#account);
+      } catch (error) {
+        refusal = error as FerryError;
+      }
+      return this.#wholePuts.expect(request, refusal);
+    }
     if (request.op !== 'hello') {
       // A client that pipelines requests gets at most `maxRequestsInFlightPerConnection` served at
       // once; the rest wait in its socket, so a flood of requests cannot queue replies without bound.
@@ -363,15 +396,23 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   }
 
   chunkStart(header: ChunkHeader): void {
-    if (!this.#ending) this.#intake.chunkStart(header);
+    if (this.#ending) return;
+    this.#receivingWhole = header.stream === 0;
+    if (this.#receivingWhole) this.#wholePuts.chunkStart(header);
+    else this.#intake.chunkStart(header);
+    this.#watchFrame();
   }
 
   chunkData(piece: Uint8Array): void {
-    this.#intake.chunkData(piece);
+    if (this.#receivingWhole) this.#wholePuts.chunkData(piece);
+    else this.#intake.chunkData(piece);
   }
 
   chunkEnd(): void {
-    this.#intake.chunkEnd();
+    if (!this.#receivingWhole) return this.#intake.chunkEnd();
+    this.#wholePuts.chunkEnd();
+    this.#receivingWhole = false;
+    this.#watchFrame();
   }
 
   protocolError(error: FerryError): void {
@@ -429,12 +470,24 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     return upload.detach();
   }
 
-  async #dispatch(request: Request): Promise<void> {
+  /** A whole put's data is in (or was dropped, the request being refused): it is handled like any request. */
+  #wholePutReceived(request: Request & { op: 'putWhole' }, data: WholePutData | undefined, refusal: FerryError | undefined): void {
+    if (this.#ending) return data?.release();
+    if (data) this.#wholePutData.set(request.id, data);
+    if (this.#requestsInFlight + 1 >= this.services.config.maxRequestsInFlightPerConnection) this.#pause('requests');
+    void this.#dispatch(request, refusal).finally(() => {
+      // A handler that failed before it took its data leaves it here.
+      this.takeWholePutData(request.id)?.release();
+    });
+  }
+
+  async #dispatch(request: Request, refusal?: FerryError): Promise<void> {
     this.#requestsInFlight += 1;
     this.#refreshTimeout();
     try {
       // A client that does not take its replies gets no new ones: what waits for it stays bounded.
       if (this.socket.writableLength >= this.services.config.maxQueuedOutputBytes) await this.#outputRoom();
+      if (refusal) throw refusal;
       checkAccess(request.op, this.#account);
       const { result, afterReply } = await handle(request.op, request, this);
       this.#send({ id: request.id, ok: true, result });
@@ -473,7 +526,10 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     if (!this.#greeted || this.#ending || this.#closed) return;
     const { stallTimeoutMs, idleTimeoutMs } = this.services.config;
     const serverWorking =
-      this.#requestsInFlight > this.#requestsWaitingForOutput || this.#pauseReasons.has('chunk') || this.#downloadBufferWaits > 0;
+      this.#requestsInFlight > this.#requestsWaitingForOutput ||
+      this.#pauseReasons.has('chunk') ||
+      this.#pauseReasons.has('whole') ||
+      this.#downloadBufferWaits > 0;
     const waitingForClient = this.#transferring || this.#requestsWaitingForOutput > 0 || this.socket.writableNeedDrain;
     this.socket.setTimeout(serverWorking ? 0 : waitingForClient ? stallTimeoutMs : idleTimeoutMs);
   }
@@ -505,13 +561,13 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     this.#pauseReasons.add(reason);
     this.#decoder.pause();
     if (!this.#discarding) this.socket.pause();
-    if (reason === 'chunk') this.#refreshTimeout();
+    if (reason === 'chunk' || reason === 'whole') this.#refreshTimeout();
     this.#watchFrame();
   }
 
   #unpause(reason: PauseReason): void {
     if (!this.#pauseReasons.delete(reason)) return;
-    if (reason === 'chunk') this.#refreshTimeout();
+    if (reason === 'chunk' || reason === 'whole') this.#refreshTimeout();
     if (this.#pauseReasons.size > 0 || this.#closed || this.#ending) return;
     this.socket.resume();
     this.#decoder.resume();
@@ -524,6 +580,9 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     clearTimeout(this.#handshakeTimer);
     clearTimeout(this.#frameTimer);
     this.#intake.close();
+    this.#wholePuts.close();
+    for (const data of this.#wholePutData.values()) data.release();
+    this.#wholePutData.clear();
     for (const download of this.#downloads.values()) download.stop(new FerryError('ECONNLOST', 'client went away'));
     // Whoever waits for the client to take its output stops waiting: there is no client any more.
     const waiters = this.#drainWaiters;

@@ -7,6 +7,7 @@ import type { ChunkRange, DownloadTransfer } from './download-transfer.js';
 import type { ServerServices } from './services.js';
 import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
 import type { UploadTransfer } from './upload-transfer.js';
+import type { WholePutData } from './whole-put-intake.js';
 
 /**
  * What every request may use, whichever side it came on (a Ferry connection, an HTTP request):
@@ -54,6 +55,8 @@ export interface RequestContext extends RequestScope {
   upload(stream: number): UploadTransfer | undefined;
   /** Whether `upload` is attached to this connection. */
   ownsUpload(upload: ActiveUpload): boolean;
+  /** The bytes of the `putWhole` with request id `id`, handed over once (the handler releases them). */
+  takeWholePutData(id: number): WholePutData | undefined;
   /** Takes this connection's upload on `stream` off the connection (putEnd): its chunks are a protocol error from here on. */
   takeUpload(stream: number): UploadTransfer | undefined;
   /**

@@ -6,6 +6,7 @@ import { Accounts, tokenIdleMs } from '../accounts/accounts.js';
 import { type HttpSide, createHttpSide } from '../http/http-side.js';
 import { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
+import { wholePutMaxBytes } from '../protocol/limits.js';
 import { fromSystemError } from '../system-errors.js';
 import { isLoopback } from '../net-address.js';
 import { hostPort } from '../units.js';
@@ -78,6 +79,8 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
   if (config.caseInsensitiveNames)
     logger.info('the data directory ignores case: names that differ only by case are one file, and are refused as such');
   const maxBuffers = Math.floor(config.inflightBudgetBytes / config.chunkSizeBytes);
+  /** Whole puts received or being written at once, server-wide (8 MiB at most, beside the chunk budget). */
+  const wholePutBufferCount = 32;
   // A thread that dies while idle, or cannot start again, is logged; its tasks fail by themselves.
   const onWorkerError = (error: Error): void => logger.error({ err: error }, 'a worker thread failed');
   const sha256 = new Sha256Thread(onWorkerError);
@@ -93,6 +96,7 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
     store,
     workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64, onError: onWorkerError }),
     buffers: new ChunkBuffers(config.chunkSizeBytes, maxBuffers),
+    wholePutBuffers: new ChunkBuffers(wholePutMaxBytes(config.chunkSizeBytes), wholePutBufferCount),
     sha256,
     uploads: new UploadRegistry({ store, layout, config, sha256, logger }),
     logger,

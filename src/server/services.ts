@@ -18,6 +18,8 @@ export interface ServerServices {
   readonly store: MetaStore;
   readonly workers: ChunkWorkers;
   readonly buffers: ChunkBuffers;
+  /** Buffers for the data of whole small files (`putWhole`), apart from the chunk budget: one per whole put being received or written. */
+  readonly wholePutBuffers: ChunkBuffers;
   /** The thread that keeps large uploads' running SHA-256s. */
   readonly sha256: Sha256Thread;
   /** The upload rules: names being written, quota, sessions and their hash states. */

@@ -5,7 +5,7 @@ import type { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
 import { foldName } from '../protocol/names.js';
 import type { MetaStore } from '../store/meta-store.js';
-import { type UploadSessionRecord, chunkLengthOf } from '../store/records.js';
+import { type StoredFile, type UploadSessionRecord, chunkLengthOf } from '../store/records.js';
 import { fromSystemError } from '../system-errors.js';
 import type { ServerConfig } from './config.js';
 import type { DataLayout } from './data-layout.js';
@@ -165,14 +165,11 @@ export class UploadRegistry {
    * file. `ownsUpload` tells an upload attached to the asking connection itself.
    */
   async claim(request: PutRequest, ownsUpload: (upload: ActiveUpload) => boolean): Promise<ClaimedUpload> {
-    const { name, force } = request;
-    this.#checkCanCreate(name, force);
-    const pending = await this.#holdName(request, ownsUpload);
-    let reserved = 0;
+    const { name } = request;
+    const admitted = await this.#admit(request, ownsUpload, { sessionless: false });
+    const { pending } = admitted;
+    let reserved = admitted.reserved;
     try {
-      // While this put waited, the upload it waited for may have finished the file.
-      this.#checkCanCreate(name, force);
-      reserved = this.#reserve(request);
       const session = await this.#findOrStartSession(request);
       this.#reservedBytes -= reserved;
       reserved = 0;
@@ -194,17 +191,73 @@ export class UploadRegistry {
           pending.settle();
         },
         cancel: () => {
-          if (this.#active.get(this.#key(name)) === pending) this.#active.delete(this.#key(name));
-          pending.settle();
+          this.#letGo(name, pending);
           if (streamed) void this.dropStreamed(session);
         },
       };
     } catch (error) {
       this.#reservedBytes -= reserved;
-      if (this.#active.get(this.#key(name)) === pending) this.#active.delete(this.#key(name));
-      pending.settle();
+      this.#letGo(name, pending);
       throw error;
     }
+  }
+
+  /**
+   * A whole small file (`putWhole`) under the same rules as a put: the name may be created and is
+   * free (held for the call, as a put holds it), its size fits the limits and quotas (reserved
+   * until it is stored). No session is made: the file is complete before it is asked for. Then
+   * `publish` runs under the name's lock, given the unfinished session of the name (from an
+   * earlier put), if there is one, for its commit to end.
+   */
+  async storeWhole(
+    request: PutRequest & { file: FileIdentity },
+    ownsUpload: (upload: ActiveUpload) => boolean,
+    publish: (staleSession: UploadSessionRecord | undefined) => Promise<{ file: StoredFile; replacedBytes: number }>,
+  ): Promise<StoredFile> {
+    const { name } = request;
+    const { pending, reserved } = await this.#admit(request, ownsUpload, { sessionless: true });
+    try {
+      const stale = this.#store.session(name);
+      const { file, replacedBytes } = await this.exclusive(name, () => publish(stale));
+      this.storedChanged(name, replacedBytes, file.size);
+      if (stale) {
+        this.#forgetHash(stale.id);
+        this.#removeCharge(stale);
+        await this.#layout.removePartial(stale.id);
+      }
+      return file;
+    } finally {
+      this.#reservedBytes -= reserved;
+      this.#letGo(name, pending);
+    }
+  }
+
+  /**
+   * What every put passes first: the name may be created, then it is held for this put, then
+   * (the put it waited for may have finished the file meanwhile) it may still be created and
+   * the size fits the limits (#reserve). Returns the hold and the bytes reserved.
+   */
+  async #admit(
+    request: PutRequest,
+    ownsUpload: (upload: ActiveUpload) => boolean,
+    options: { sessionless: boolean },
+  ): Promise<{ pending: PendingClaim; reserved: number }> {
+    const { name, force } = request;
+    this.#checkCanCreate(name, force);
+    const pending = await this.#holdName(request, ownsUpload);
+    try {
+      this.#checkCanCreate(name, force);
+      return { pending, reserved: this.#reserve(request, options) };
+    } catch (error) {
+      this.#letGo(name, pending);
+      throw error;
+    }
+  }
+
+  /** A put that held `name` lets go of it: the next one may proceed. */
+  #letGo(name: string, pending: PendingClaim): void {
+    if (this.#active.get(this.#key(name)) === pending) this.#active.delete(this.#key(name));
+    pending.settle();
   }
 
   /**
@@ -432,11 +485,11 @@ export class UploadRegistry {
   /**
    * Limits, checked from the declared size before anything is written: the file size limit; the
    * number of unfinished sessions, in all and of this owner (a put that resumes its session adds
-   * none); and the quota, which the declared size must fit (a file this put replaces, or this
+   * none, nor does a whole put: it makes no session); and the quota, which the declared size must fit (a file this put replaces, or this
    * name's own earlier session, do not count twice). On success the first reserve is taken in the
    * same tick as the check, so puts racing for the last free bytes cannot all pass; returns it.
    */
-  #reserve(request: PutRequest): number {
+  #reserve(request: PutRequest, { sessionless }: { sessionless: boolean }): number {
     const { name, owner } = request;
     // A stream declares nothing: its data is checked against the limits as it arrives.
     const size = request.file?.size ?? 0;
@@ -445,7 +498,7 @@ export class UploadRegistry {
       throw new FerryError('EQUOTA', `${name}: ${size} bytes is over this server's file size limit of ${config.maxFileSizeBytes} bytes`);
     }
     const own = this.#charges.get(name);
-    if (!own) {
+    if (!own && !sessionless) {
       if (this.#charges.size >= config.maxSessions) {
         throw new FerryError(
           'EQUOTA',

@@ -1,5 +1,4 @@
-import { type FileHandle, open, rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { type FileHandle, open } from 'node:fs/promises';
 import { FerryError } from '../protocol/errors.js';
 import { type ChunkHeader, rawLengthOf } from '../protocol/frames.js';
 import type { WriteChunkTask } from '../../workers/tasks.js';
@@ -10,12 +9,11 @@ import {
   type UploadSessionRecord,
   chunkCountOf,
   chunkLengthOf,
-  packHashes,
 } from '../store/records.js';
 import { fromSystemError } from '../system-errors.js';
 import { InOrderHasher } from './in-order-hasher.js';
 import type { ServerServices } from './services.js';
-import { syncRenameInto } from './sync-directory.js';
+import { publishInPlace } from './publish.js';
 import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
 
 /**
@@ -346,50 +344,26 @@ export class UploadTransfer implements ActiveUpload {
 
   /** Renames the verified partial file to its name and records it (no delete of the name runs meanwhile). */
   async #putInPlace(
-    stored: string,
+    sha256: string,
     chunkHashes: bigint[],
     logEntry: () => TransferLogRecord,
     attributes: FileAttributes,
   ): Promise<StoredFile> {
-    const { layout, store, uploads } = this.#services;
     const { name, size, chunkSize } = this.session;
-    const existing = store.fileRecord(name);
-    if (existing && !this.force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
-    const finalPath = await layout.safeFilePath(name);
-    const folder = dirname(finalPath);
-    /** The first folder this publish had to make, if it made any. */
-    let madeFolder: string | undefined;
-    try {
-      // Usually the folder exists: try the rename first, and make the folder only when it is missing.
-      await rename(this.#partialPath, finalPath).catch(async (error: unknown) => {
-        if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-        madeFolder = await layout.makeFolders(folder);
-        await rename(this.#partialPath, finalPath);
-      });
-    } catch (error) {
-      const code = (error as NodeJS.ErrnoException).code;
-      if (code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
-        throw new FerryError('EEXIST', `${name} clashes with a stored file or folder of that name`, { cause: error });
-      }
-      throw fromSystemError(error, `publishing ${name}`);
-    }
-    // The rename, and the entry of every folder made for it, durable before the record says so.
-    await syncRenameInto(folder, madeFolder);
-    const now = Date.now();
-    const file: StoredFile = {
+    const { file, replacedBytes } = await publishInPlace(this.#services, {
+      from: this.#partialPath,
       name,
       size,
-      sha256: stored,
+      sha256,
       chunkSize,
-      hashes: packHashes(chunkHashes),
-      created: existing?.created ?? now,
-      modified: now,
-      ...(attributes.mode === undefined ? {} : { mode: attributes.mode }),
-      ...(attributes.mtime === undefined ? {} : { mtime: attributes.mtime }),
-    };
-    await store.commitFile(file, this.streamed ? undefined : this.session, logEntry());
+      chunkHashes,
+      force: this.force,
+      attributes,
+      session: this.streamed ? undefined : this.session,
+      logEntry,
+    });
     this.#published = true;
-    uploads.published(this.session, existing?.size ?? 0);
+    this.#services.uploads.published(this.session, replacedBytes);
     return file;
   }
 

@@ -16,6 +16,7 @@ export const serverCapabilities = [
   'accounts',
   'file-attributes',
   'get-range',
+  'put-whole',
   ...codecCapabilities(),
 ];
 

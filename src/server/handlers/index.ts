@@ -11,6 +11,7 @@ import { login, logout, whoami } from './login.js';
 import { ping } from './ping.js';
 import { putEnd } from './put-end.js';
 import { put } from './put.js';
+import { putWhole } from './put-whole.js';
 import { stat } from './stat.js';
 import { uploads } from './uploads.js';
 import type { Handled, HandlerTable, RequestByOp } from './types.js';
@@ -31,6 +32,7 @@ export const handlers: HandlerTable = {
   hashes,
   put,
   putEnd,
+  putWhole,
   get,
 };
 

@@ -1,0 +1,119 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { open, rm } from 'node:fs/promises';
+import { FerryError } from '../../protocol/errors.js';
+import { xxh64ToHex } from '../../protocol/frames.js';
+import type { StoredFile, TransferLogRecord, UploadSessionRecord } from '../../store/records.js';
+import { fromSystemError } from '../../system-errors.js';
+import { accountOf } from '../account-view.js';
+import { publishInPlace } from '../publish.js';
+import type { ServerServices } from '../services.js';
+import type { WholePutData, WholePutRequest } from '../whole-put-intake.js';
+import { fileInfo } from './file-info.js';
+import type { Handler } from './types.js';
+
+/**
+ * A whole small file in one request (docs/protocol.md, "putWhole"): its bytes came in the frame
+ * after the request. Checked (the frame's xxh64, the request's SHA-256), then stored under the
+ * same rules as a put and published as a putEnd publishes: written and synced to a file of its
+ * own, renamed into place, recorded in one commit with its log entry. Nothing is kept of a
+ * whole put that fails: the client sends it again.
+ */
+export const putWhole: Handler<'putWhole'> = async (request, ctx) => {
+  const data = ctx.takeWholePutData(request.id);
+  if (!data) throw new FerryError('EINTERNAL', `the data of putWhole ${request.id} is missing`);
+  const startedAt = Date.now();
+  const account = accountOf(ctx);
+  const name = account.stored(request.name);
+  const logEntry = (result: string): Omit<TransferLogRecord, 'client' | 'user'> => {
+    const time = Date.now();
+    return { time, op: 'upload', name, bytes: request.size, durationMs: time - startedAt, result };
+  };
+  try {
+    let published: Omit<TransferLogRecord, 'client' | 'user'> | undefined;
+    const chunkHash = checkedChunkHash(ctx.services, request, data);
+    const put = { name, file: { size: request.size, fingerprint: `whole:${request.sha256}` }, force: request.force ?? false };
+    const owner = {
+      owner: account.name,
+      ...(account.quotaBytes === undefined ? {} : { quota: { root: account.root, bytes: account.quotaBytes } }),
+    };
+    const file = await ctx.services.uploads.storeWhole(
+      { ...put, ...owner },
+      (upload) => ctx.ownsUpload(upload),
+      (staleSession) =>
+        storeAndPublish(ctx.services, request, data, {
+          name,
+          chunkHash,
+          staleSession,
+          logEntry: () => ({ ...(published = logEntry('ok')), ...ctx.who }),
+        }),
+    );
+    if (published) ctx.reportTransfer(published);
+    return { result: fileInfo(file, account) };
+  } catch (error) {
+    await ctx.logTransfer(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));
+    throw account.inOwnNames(error);
+  } finally {
+    data.release();
+  }
+};
+
+/** The xxh64 of the data, once it and the SHA-256 are found to be what the client said (ECHECKSUM if not). */
+function checkedChunkHash(services: ServerServices, request: WholePutRequest, data: WholePutData): bigint {
+  const xxh64 = services.workers.xxh64(data.bytes);
+  if (data.xxh64 !== undefined && xxh64 !== data.xxh64) {
+    throw new FerryError(
+      'ECHECKSUM',
+      `the data of ${request.name} has xxh64 ${xxh64ToHex(xxh64)}, its frame said ${xxh64ToHex(data.xxh64)}`,
+    );
+  }
+  const sha256 = createHash('sha256').update(data.bytes).digest('hex');
+  if (sha256 !== request.sha256) {
+    throw new FerryError('ECHECKSUM', `sha256 mismatch: the client sent ${request.sha256}, the data has ${sha256}`);
+  }
+  return xxh64;
+}
+
+/**
+ * Writes the data to a file of its own in partial/ and syncs it (the buffer goes back as soon as
+ * the bytes are written), then publishes it. A file left there by a crash is an orphan that
+ * start-up recovery removes; one left by a failure is removed here.
+ */
+async function storeAndPublish(
+  services: ServerServices,
+  request: WholePutRequest,
+  data: WholePutData,
+  stored: { name: string; chunkHash: bigint; staleSession: UploadSessionRecord | undefined; logEntry: () => TransferLogRecord },
+): Promise<{ file: StoredFile; replacedBytes: number }> {
+  const { layout, descriptors, config } = services;
+  const path = layout.partialPath(`whole-${randomUUID()}`);
+  try {
+    if (!descriptors.take()) throw new FerryError('EBUSY', 'the server has too many files open; try again later');
+    try {
+      const handle = await open(path, 'wx', layout.fileMode);
+      try {
+        await handle.writeFile(data.bytes);
+        data.release();
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+    } finally {
+      descriptors.release();
+    }
+    return await publishInPlace(services, {
+      from: path,
+      name: stored.name,
+      size: request.size,
+      sha256: request.sha256,
+      chunkSize: config.chunkSizeBytes,
+      chunkHashes: request.size === 0 ? [] : [stored.chunkHash],
+      force: request.force ?? false,
+      attributes: { mode: request.mode, mtime: request.mtime },
+      session: stored.staleSession,
+      logEntry: stored.logEntry,
+    });
+  } catch (error) {
+    await rm(path, { force: true }).catch(() => undefined);
+    throw fromSystemError(error, `storing ${stored.name}`);
+  }
+}

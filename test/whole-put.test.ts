@@ -1,0 +1,223 @@
+// Small files in one request (`putWhole`, docs/protocol.md): the data follows the request as one
+// CHUNK frame on stream 0 and the reply is the stored file. Checked like any upload (xxh64 of the
+// frame, SHA-256 of the file), under the same rules (names, roles, quotas, EEXIST), framed
+// strictly, pipelined, and durable before the reply: a `kill -9` loses nothing acknowledged.
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import t, { type Test } from 'tap';
+import { FerryClient } from '../src/client/client.js';
+import { encodeChunkHead, encodeControl } from '../src/protocol/encoder.js';
+import { wholePutMaxBytes } from '../src/protocol/limits.js';
+import { loginAt } from './helpers/accounts.js';
+import { makeFile, sha256Of } from './helpers/files.js';
+import { type ControlMessage, RawClient, chunkFrame } from './helpers/raw-client.js';
+import { type RunningServer, startServer } from './helpers/server.js';
+import { spawnServer } from './helpers/server-process.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+const KiB = 1024;
+const chunkSize = 64 * KiB;
+const maxWhole = wholePutMaxBytes(chunkSize);
+
+function sha256(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** A putWhole request and its data frame, as one write. */
+async function wholePut(id: number, name: string, bytes: Buffer, fields: ControlMessage = {}): Promise<Buffer[]> {
+  const request = encodeControl({ id, op: 'putWhole', name, size: bytes.length, sha256: sha256(bytes), ...fields });
+  return bytes.length === 0 ? [request] : [request, await chunkFrame(0, 0, bytes)];
+}
+
+async function rawClient(t: Test, running: RunningServer): Promise<RawClient> {
+  const raw = await RawClient.connect(t, running.port);
+  await raw.hello();
+  return raw;
+}
+
+/** The server closed the connection with a bye EPROTO. */
+async function expectBye(t: Test, raw: RawClient, what: string): Promise<void> {
+  await raw.waitClosed();
+  t.match(
+    raw.controls.find((message) => message['event'] === 'bye'),
+    { code: 'EPROTO' },
+    what,
+  );
+}
+
+async function partialFiles(running: RunningServer): Promise<string[]> {
+  return readdir(join(running.dataDir, 'partial'));
+}
+
+t.test('the client sends files up to the limit whole, and bigger ones chunk by chunk; all stored exact', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const dir = tempDir(t);
+  const client = running.client();
+  for (const size of [0, 1, 1000, maxWhole, maxWhole + 1, 3 * chunkSize + 7]) {
+    const local = await makeFile(dir, `f-${size}.bin`, size);
+    const result = await client.upload(local.path, { name: `sizes/${size}.bin` });
+    t.match(result, { size, sha256: local.sha256, bytesSent: size, resumed: false }, `${size} bytes`);
+    t.equal(await sha256Of(join(running.dataDir, 'files', 'sizes', `${size}.bin`)), local.sha256, `${size} bytes on disk`);
+  }
+  t.same(await partialFiles(running), [], 'no partial file is left');
+});
+
+t.test('pipelined: many whole puts written at once on one connection are all stored, each replied to', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const raw = await rawClient(t, running);
+  const files = Array.from({ length: 40 }, (_, index) => randomBytes(index * 1000));
+  const frames = await Promise.all(files.map((bytes, index) => wholePut(1100 + index, `many/${index}.bin`, bytes)));
+  await raw.write(frames.flat());
+  for (const [index, bytes] of files.entries()) {
+    t.match(await raw.reply(1100 + index), { ok: true, result: { name: `many/${index}.bin`, size: bytes.length, sha256: sha256(bytes) } });
+  }
+  for (const [index, bytes] of files.entries()) {
+    t.equal(sha256(await readFile(join(running.dataDir, 'files', 'many', `${index}.bin`))), sha256(bytes), `file ${index} exact`);
+  }
+});
+
+t.test('a bad SHA-256 or xxh64 is ECHECKSUM: nothing is stored, and the connection goes on', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const raw = await rawClient(t, running);
+  const bytes = randomBytes(5000);
+  await raw.write(await wholePut(1001, 'bad-sha.bin', bytes, { sha256: sha256(Buffer.from('other')) }));
+  t.match(await raw.reply(1001), { ok: false, code: 'ECHECKSUM', message: /sha256 mismatch/u });
+  await raw.write([
+    encodeControl({ id: 1002, op: 'putWhole', name: 'bad-xxh.bin', size: bytes.length, sha256: sha256(bytes) }),
+    await chunkFrame(0, 0, bytes, 12345n),
+  ]);
+  t.match(await raw.reply(1002), { ok: false, code: 'ECHECKSUM', message: /xxh64/u });
+  t.match(await raw.call('stat', { name: 'bad-sha.bin' }), { ok: false, code: 'ENOENT' });
+  t.match(await raw.call('stat', { name: 'bad-xxh.bin' }), { ok: false, code: 'ENOENT' });
+  t.same(await partialFiles(running), [], 'nothing is left in partial/');
+  await raw.write(await wholePut(1003, 'good.bin', bytes));
+  t.match(await raw.reply(1003), { ok: true, result: { name: 'good.bin', sha256: sha256(bytes) } }, 'the next one is stored');
+});
+
+t.test('framing: the data must follow its request, be one raw chunk of its size at offset 0, within the limit', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const bytes = randomBytes(3000);
+  const request = (fields: ControlMessage = {}): Buffer =>
+    encodeControl({ id: 1, op: 'putWhole', name: 'x.bin', size: bytes.length, sha256: sha256(bytes), ...fields });
+  const cases: [string, () => Promise<Buffer[]>][] = [
+    ['a request where the data is due', () => Promise.resolve([request(), encodeControl({ id: 2, op: 'ping' })])],
+    ['data on stream 0 with no putWhole', async () => [await chunkFrame(0, 0, bytes)]],
+    ['data of another size', async () => [request(), await chunkFrame(0, 0, bytes.subarray(1))]],
+    ['data at another offset', async () => [request(), await chunkFrame(0, chunkSize, bytes)]],
+    ['a size over the limit', () => Promise.resolve([request({ size: maxWhole + 1 })])],
+  ];
+  for (const [what, frames] of cases) {
+    const raw = await rawClient(t, running);
+    await raw.write(await frames());
+    await expectBye(t, raw, what);
+  }
+  // A packed frame head (type 3) on stream 0 is refused too: whole puts go raw.
+  const raw = await rawClient(t, running);
+  const head = encodeChunkHead({ stream: 0, offset: 0, xxh64: 0n, length: 100, packed: { codec: 'brotli', rawLength: bytes.length } });
+  await raw.write([request(), head, Buffer.alloc(100)]);
+  await expectBye(t, raw, 'a packed data frame');
+  t.match(
+    await running
+      .client()
+      .stat('x.bin')
+      .catch((error: unknown) => error),
+    { code: 'ENOENT' },
+    'nothing was stored',
+  );
+});
+
+t.test('the rules of a put: EEXIST unless force, a file is no folder, roles, quotas', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const { accounts } = running.server;
+  await accounts.add('reader', 'reader-password', { role: 'read' });
+  await accounts.add('small', 'small-password', { root: 'small', quotaBytes: 10 * KiB });
+  const dir = tempDir(t);
+  const as = (user: string): FerryClient => {
+    const client = new FerryClient({
+      host: '127.0.0.1',
+      port: running.port,
+      ...loginAt(running.port),
+      credentials: { user, password: `${user}-password` },
+    });
+    t.teardown(() => client.close());
+    return client;
+  };
+  const first = await makeFile(dir, 'first.bin', 2000);
+  const second = await makeFile(dir, 'second.bin', 3000);
+  const client = running.client();
+  await client.upload(first.path, { name: 'a.bin' });
+  await t.rejects(client.upload(second.path, { name: 'a.bin' }), { code: 'EEXIST' }, 'an existing name is refused');
+  t.equal((await client.stat('a.bin')).sha256, first.sha256, 'and kept');
+  t.match(await client.upload(second.path, { name: 'a.bin', force: true }), { sha256: second.sha256 }, 'force replaces it');
+  t.equal(await sha256Of(join(running.dataDir, 'files', 'a.bin')), second.sha256);
+  await t.rejects(client.upload(first.path, { name: 'a.bin/inside.bin' }), { code: 'EEXIST' }, 'a file is not a folder');
+  await t.rejects(as('reader').upload(first.path, { name: 'r.bin' }), { code: 'EPERM' }, 'a read account may not');
+  const small = as('small');
+  t.match(await small.upload(second.path, { name: 'one.bin' }), { name: 'one.bin' }, 'within the quota');
+  const big = await makeFile(dir, 'big.bin', 8 * KiB);
+  await t.rejects(small.upload(big.path, { name: 'two.bin' }), { code: 'EQUOTA' }, 'over the quota');
+  t.same(
+    (await client.list()).map((file) => file.name),
+    ['a.bin', 'small/one.bin'],
+    'nothing refused was stored',
+  );
+  t.same(await partialFiles(running), []);
+
+  // A refused whole put's data is read and dropped: the connection goes on with the next request.
+  const raw = await RawClient.connect(t, running.port);
+  await raw.call('hello', raw.helloFields(true));
+  t.match(await raw.call('login', { user: 'reader', password: 'reader-password' }), { ok: true });
+  const bytes = randomBytes(1000);
+  await raw.write(await wholePut(1050, 'r.bin', bytes));
+  t.match(await raw.reply(1050), { ok: false, code: 'EPERM' });
+  t.match(await raw.call('whoami'), { ok: true, result: { user: 'reader' } }, 'the connection still serves');
+});
+
+t.test('kill -9 in the middle of many concurrent small uploads: every acknowledged file survives, exact', async (t) => {
+  const dataDir = tempDir(t, 'ferry-whole-crash');
+  const dir = tempDir(t);
+  const first = await spawnServer(t, dataDir);
+  const files = await Promise.all(Array.from({ length: 400 }, (_, index) => makeFile(dir, `s-${index}.bin`, 1000 + index * 37)));
+  const acknowledged: typeof files = [];
+  const clients = Array.from({ length: 8 }, () => {
+    const client = new FerryClient({ host: '127.0.0.1', port: first.port, retry: { retries: 0 }, ...loginAt(first.port) });
+    t.teardown(() => client.close());
+    return client;
+  });
+  let killed = false;
+  await Promise.all(
+    clients.map(async (client, lane) => {
+      for (let index = lane; index < files.length; index += clients.length) {
+        const file = files[index]!;
+        try {
+          await client.upload(file.path, { name: `crash/${index}.bin` });
+        } catch {
+          return; // the server is gone
+        }
+        acknowledged.push(file);
+        if (acknowledged.length === 150 && !killed) {
+          killed = true;
+          first.child.kill('SIGKILL');
+        }
+      }
+    }),
+  );
+  await first.exited;
+  t.ok(killed, 'the server was killed mid-way');
+  t.ok(
+    acknowledged.length >= 150 && acknowledged.length < files.length,
+    `${acknowledged.length} uploads were acknowledged before the kill`,
+  );
+  const second = await spawnServer(t, dataDir);
+  const client = new FerryClient({ host: '127.0.0.1', port: second.port, retry: { retries: 0 }, ...loginAt(second.port) });
+  t.teardown(() => client.close());
+  const stored = new Map((await client.list('crash/')).map((file) => [file.name, file.sha256]));
+  const lost = acknowledged.filter((file) => stored.get(`crash/${files.indexOf(file)}.bin`) !== file.sha256);
+  t.same(lost, [], 'every acknowledged upload is listed with its SHA-256');
+  for (const file of acknowledged) {
+    const onDisk = await sha256Of(join(dataDir, 'files', 'crash', `${files.indexOf(file)}.bin`));
+    if (onDisk !== file.sha256) t.fail(`${file.path} differs on disk`);
+  }
+  t.same(await readdir(join(dataDir, 'partial')), [], 'start-up recovery removed what the kill left in partial/');
+});
