@@ -206,6 +206,8 @@ export async function uploadTree(
   const sizeOf = (entry: LocalTreeEntry): number => (entry.kind === 'file' ? entry.stats.size : 0);
   const limits = options.inFlight ?? defaultInFlight;
   shareSignal(options, limits);
+  // Into a folder that holds nothing yet no file can be unchanged: none is asked about first.
+  const startsEmpty = await holdsNothing(client, prefix);
   await inFlight(entries, sizeOf, limits, async (entry) => {
     if (options.signal?.aborted) return tally.failed(entry.path, new FerryError('ECANCELED', 'cancelled'));
     if (entry.kind === 'skipped') {
@@ -219,27 +221,52 @@ export async function uploadTree(
     const name = nameUnder(prefix, entry.relative.normalize('NFC'));
     try {
       checkName(name);
-      const size = entry.stats.size;
-      const stored = await storedFile(client, name);
-      if (
-        stored &&
-        stored.damaged === undefined &&
-        stored.size === size &&
-        (await options.cache.sha256Of(entry.path, entry.stats)) === stored.sha256
-      ) {
-        tally.unchanged(name, entry.path, size);
-        return true;
+      try {
+        await uploadTreeFile(client, entry, name, { ...options, tally, askFirst: !startsEmpty });
+      } catch (error) {
+        // Stored meanwhile by someone else: see whether it is the same file after all.
+        if (!(startsEmpty && error instanceof FerryError && error.code === 'EEXIST')) throw error;
+        await uploadTreeFile(client, entry, name, { ...options, tally, askFirst: true });
       }
-      options.onFile?.({ name, path: entry.path, size });
-      const result = await client.upload(entry.path, { name, force: stored !== undefined, ...fileControl(options) });
-      options.cache.set(entry.path, entry.stats, result.sha256);
-      tally.moved(name, entry.path, size, result.bytesSent);
       return true;
     } catch (error) {
       return tally.failed(entry.path, error);
     }
   });
   return tally.summary;
+}
+
+/**
+ * Sends one file of a tree, unless the server holds the same bytes under its name; a different
+ * file there is replaced. `askFirst` false: the name was free when the run began, so the file is
+ * sent without a `stat` first (EEXIST, should it have been stored since).
+ */
+async function uploadTreeFile(
+  client: FerryClient,
+  entry: LocalTreeEntry & { kind: 'file' },
+  name: string,
+  options: TreeHooks & { cache: HashCache; tally: TreeTally; askFirst: boolean },
+): Promise<void> {
+  const { tally, cache } = options;
+  const size = entry.stats.size;
+  const stored = options.askFirst ? await storedFile(client, name) : undefined;
+  if (stored && stored.damaged === undefined && stored.size === size && (await cache.sha256Of(entry.path, entry.stats)) === stored.sha256) {
+    tally.unchanged(name, entry.path, size);
+    return;
+  }
+  options.onFile?.({ name, path: entry.path, size });
+  const result = await client.upload(entry.path, { name, force: stored !== undefined, ...fileControl(options) });
+  cache.set(entry.path, entry.stats, result.sha256);
+  tally.moved(name, entry.path, size, result.bytesSent);
+}
+
+/** Whether nothing is stored under `prefix` (the whole store for `''`). */
+async function holdsNothing(client: FerryClient, prefix: string): Promise<boolean> {
+  for await (const file of client.listEach(listingPrefix(prefix))) {
+    void file;
+    return false;
+  }
+  return true;
 }
 
 /** Stores the marker of an empty folder (`name`, local `path`) unless it is there already. */
