@@ -1,6 +1,6 @@
 import { type Command, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { type ClientOptions, FerryClient } from '../client/client.js';
+import type { ClientOptions, FerryClient } from '../client/client.js';
 import { compressChoices } from '../compression/negotiation.js';
 import type { ClientTls } from '../client/server-trust.js';
 import { defaultClientStallTimeoutMs } from '../client/connection.js';
@@ -144,7 +144,7 @@ export async function withClient<T>(
   use: (client: FerryClient) => Promise<T>,
 ): Promise<T> {
   if (context.shell) return use(context.shell.client);
-  const options = await clientOptionsFor(context, flags);
+  const [options, { FerryClient }] = await Promise.all([clientOptionsFor(context, flags), import('../client/client.js')]);
   const client = new FerryClient({ ...options, ...(flags.stallTimeout === undefined ? {} : { stallTimeoutMs: flags.stallTimeout }) });
   try {
     return await use(client);

@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { FerryClient } from '../client/client.js';
 import { FerryError } from '../protocol/errors.js';
 import type { AccountInfo } from '../protocol/messages.js';
 import { hostPort } from '../units.js';
@@ -28,6 +27,7 @@ export function addLoginCommands(program: Command, context: CliContext): void {
         const user = flags.user ?? context.env['FERRY_USER'];
         if (!user) throw new FerryError('EUSAGE', 'login needs --user NAME (or FERRY_USER)');
         const password = await readPassword({ stdin: flags.passwordStdin ?? false, prompt: `password for ${user} at ${server}: ` });
+        const { FerryClient } = await import('../client/client.js');
         const client = new FerryClient({ ...address, tls, credentials: { user, password } });
         try {
           const session = await client.login();
