@@ -1,15 +1,11 @@
 import { type Command, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
-import { type ClientOptions, FerryClient } from '../client/client.js';
-import { compressChoices } from '../compression/negotiation.js';
+import type { ClientOptions, FerryClient } from '../client/client.js';
+import { compressChoices } from '../compression/choices.js';
 import type { ClientTls } from '../client/server-trust.js';
-import { defaultClientStallTimeoutMs } from '../client/connection.js';
-import { defaultTransferRetries } from '../client/retry.js';
+import { defaultClientStallTimeoutMs, defaultTransferRetries } from '../client/defaults.js';
 import { FerryError } from '../protocol/errors.js';
 import { hostPort } from '../units.js';
-import { parseFingerprint } from '../tls/fingerprint.js';
-import { credentialsFor } from './credentials.js';
-import { KnownServersFile } from './known-servers.js';
 import type { Output } from './output.js';
 import { defaultServer, formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
 
@@ -73,6 +69,7 @@ export async function clientTlsFor(context: CliContext, flags: ConnectionFlags):
     return false;
   }
   if (flags.fingerprint !== undefined) {
+    const { parseFingerprint } = await import('../tls/fingerprint.js'); // node:crypto, for the commands that connect only
     const fingerprint = parseFingerprint(flags.fingerprint);
     if (!fingerprint)
       throw new FerryError(
@@ -89,6 +86,7 @@ export async function clientTlsFor(context: CliContext, flags: ConnectionFlags):
     }
   }
   const { output } = context;
+  const { KnownServersFile } = await import('./known-servers.js');
   return {
     knownServers: new KnownServersFile(context.env, ({ address, fingerprint }, file) =>
       output.err(`ferry: first connection to ${address}: its certificate ${fingerprint} is trusted from now on (kept in ${file})`),
@@ -100,6 +98,7 @@ export async function clientTlsFor(context: CliContext, flags: ConnectionFlags):
 export async function clientOptionsFor(context: CliContext, flags: ConnectionFlags): Promise<ClientOptions> {
   const address = serverAddressOption(flags.server);
   const tls = await clientTlsFor(context, flags);
+  const { credentialsFor } = await import('./credentials.js');
   const credentials = await credentialsFor(context.env, address, { ...flags, clearText: tls === false });
   return { ...address, tls, ...(credentials ? { credentials } : {}) };
 }
@@ -144,7 +143,7 @@ export async function withClient<T>(
   use: (client: FerryClient) => Promise<T>,
 ): Promise<T> {
   if (context.shell) return use(context.shell.client);
-  const options = await clientOptionsFor(context, flags);
+  const [options, { FerryClient }] = await Promise.all([clientOptionsFor(context, flags), import('../client/client.js')]);
   const client = new FerryClient({ ...options, ...(flags.stallTimeout === undefined ? {} : { stallTimeoutMs: flags.stallTimeout }) });
   try {
     return await use(client);

@@ -1,11 +1,8 @@
 import type { Command } from 'commander';
-import { FerryClient } from '../client/client.js';
 import { FerryError } from '../protocol/errors.js';
 import type { AccountInfo } from '../protocol/messages.js';
 import { hostPort } from '../units.js';
-import { forgetLogin, refuseClearText, saveLogin, savedLogin } from './credentials.js';
 import { printJson } from './output.js';
-import { readPassword } from './password-input.js';
 import { type CliContext, type ClientFlags, clientCommand, clientTlsFor, serverAddressOption, withClient } from './client-command.js';
 
 /** `alice (write, root alice/)`. */
@@ -21,6 +18,11 @@ export function addLoginCommands(program: Command, context: CliContext): void {
       .option('--user <name>', 'account name (default: $FERRY_USER, else asked)')
       .option('--password-stdin', 'read the password from the first line of standard input (for scripts)')
       .action(async (flags: ClientFlags & { user?: string; passwordStdin?: boolean }) => {
+        // Loaded by the command that uses them, not at every start (node:readline, the credentials file).
+        const [{ refuseClearText, saveLogin }, { readPassword }] = await Promise.all([
+          import('./credentials.js'),
+          import('./password-input.js'),
+        ]);
         const address = serverAddressOption(flags.server);
         const server = hostPort(address.host, address.port);
         const tls = await clientTlsFor(context, flags);
@@ -28,6 +30,7 @@ export function addLoginCommands(program: Command, context: CliContext): void {
         const user = flags.user ?? context.env['FERRY_USER'];
         if (!user) throw new FerryError('EUSAGE', 'login needs --user NAME (or FERRY_USER)');
         const password = await readPassword({ stdin: flags.passwordStdin ?? false, prompt: `password for ${user} at ${server}: ` });
+        const { FerryClient } = await import('../client/client.js');
         const client = new FerryClient({ ...address, tls, credentials: { user, password } });
         try {
           const session = await client.login();
@@ -48,6 +51,7 @@ export function addLoginCommands(program: Command, context: CliContext): void {
 
     clientCommand(program, context, 'logout', 'end the session ferry login kept for a server, and forget it').action(
       async (flags: ClientFlags) => {
+        const { forgetLogin, savedLogin } = await import('./credentials.js');
         const address = serverAddressOption(flags.server);
         const server = hostPort(address.host, address.port);
         const saved = await savedLogin(context.env, address.host, address.port);

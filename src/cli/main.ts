@@ -6,8 +6,6 @@ import { addSessionsCommand } from './sessions.js';
 import { addUserCommand } from './user.js';
 import { addTrustCommand } from './trust.js';
 import { addServeCommand } from './serve.js';
-import { runShell } from './shell.js';
-import { historyPath } from './history.js';
 import { type ConnectionFlags, addConnectionOptions, clientOptionsFor } from './client-command.js';
 
 function addShellCommand(program: Command, output: Output, result: { exitCode?: number }): void {
@@ -20,6 +18,7 @@ function addShellCommand(program: Command, output: Output, result: { exitCode?: 
     )
     .action(async (flags: ConnectionFlags & { batch?: boolean }) => {
       const terminal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+      const [{ runShell }, { historyPath }] = await Promise.all([import('./shell.js'), import('./history.js')]);
       result.exitCode = await runShell({
         client: await clientOptionsFor({ output, env: process.env }, flags),
         input: process.stdin,

@@ -1,6 +1,5 @@
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
-import { read } from 'read';
 import { FerryError } from '../protocol/errors.js';
 
 /** The first line of standard input (`--password-stdin`), without its line ending. */
@@ -23,6 +22,7 @@ export async function promptHidden(prompt: string): Promise<string> {
       'no terminal to ask for the password on: use --password-stdin (scripts can also set FERRY_USER and FERRY_PASSWORD)',
     );
   }
+  const { read } = await import('read'); // only a terminal prompt needs it: not loaded at every start
   const answer = await read({ prompt, silent: true, replace: '', output: process.stderr });
   // Nothing was echoed, the Enter included: end the prompt's line so what follows starts on its own.
   process.stderr.write('\n');

@@ -1,13 +1,12 @@
 import { basename } from 'node:path';
 import { Command } from 'commander';
-import { type FerryClient } from '../client/client.js';
+import type { FerryClient, TransferControl } from '../client/client.js';
 import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
 import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, formatUploads, printJson } from './output.js';
-import { TransferDisplay, retriesShownOn } from './transfer-display.js';
-import { interruptSignal } from './interrupts.js';
-import { deleteFolder, downloadFolder, listFolder, uploadFolder } from './tree-commands.js';
-import type { TransferControl } from '../client/client.js';
+// What only a transfer needs (the progress display, the folder walks with their hash cache) loads
+// when one runs, not at every start of the command.
+import type { TransferDisplay } from './transfer-display.js';
 import type { DownloadOptions, DownloadResult } from '../client/download.js';
 import type { CompressChoice } from '../compression/negotiation.js';
 import type { UploadResult } from '../client/upload.js';
@@ -87,6 +86,10 @@ async function runTransfers<T>(
   /** What to do after a transfer stopped part-way: running the command again resumes it, unless it is a pipe's. */
   nextStep = 'run the same command again to resume',
 ): Promise<TransferFailure[]> {
+  const [{ TransferDisplay, retriesShownOn }, { interruptSignal }] = await Promise.all([
+    import('./transfer-display.js'),
+    import('./interrupts.js'),
+  ]);
   const { signal, dispose } = interruptSignal(context);
   const failures: TransferFailure[] = [];
   try {
@@ -255,7 +258,7 @@ export function buildProgram(context: CliContext): Command {
     .option('--partial', 'list unfinished uploads instead: bytes held, time since last worked on (the same upload command resumes one)')
     .option('-r, --recursive', 'show the files under PREFIX as a tree of folders, each with its file count and size')
     .action(async (prefix: string | undefined, flags: ClientFlags & { partial?: boolean; recursive?: boolean }) => {
-      if (flags.recursive && !flags.partial) return listFolder(context, prefix, flags);
+      if (flags.recursive && !flags.partial) return (await import('./tree-commands.js')).listFolder(context, prefix, flags);
       if (flags.partial) {
         const uploads = await withClient(context, flags, (client) => client.uploads(prefix));
         if (flags.json) printJson(output, uploads);
@@ -287,7 +290,7 @@ export function buildProgram(context: CliContext): Command {
         throw new FerryError('ENOTYET', 'parallel streams (--streams) are not built for uploads yet: downloads only');
       if (flags.recursive) {
         if (paths.length !== 1 || flags.asDir !== undefined) throw new FerryError('EUSAGE', 'upload -r takes one folder (and --as PREFIX)');
-        return uploadFolder(context, paths[0]!, flags);
+        return (await import('./tree-commands.js')).uploadFolder(context, paths[0]!, flags);
       }
       if (paths.includes('-')) return uploadStandardInput(context, paths, flags);
       if (flags.as !== undefined && (paths.length > 1 || flags.asDir !== undefined))
@@ -335,7 +338,7 @@ export function buildProgram(context: CliContext): Command {
         if (names.length !== 1) throw new FerryError('EUSAGE', 'download -r takes one folder name (and --out DIR)');
         if ((flags.streams ?? 1) > 1)
           throw new FerryError('EUSAGE', '--streams is for one big file; download -r already fetches several files at once');
-        return downloadFolder(context, names[0]!, flags);
+        return (await import('./tree-commands.js')).downloadFolder(context, names[0]!, flags);
       }
       if (flags.out === '-') return downloadToStandardOutput(context, names, flags);
       // Several names go into a directory, as with cp: --out must name one (it is made to mean one).
@@ -370,7 +373,7 @@ export function buildProgram(context: CliContext): Command {
     .option('-r, --recursive', 'delete every file under the folder NAME/ (asks first on a terminal)')
     .option('--yes', 'with -r, delete without asking (what scripts must say)')
     .action(async (name: string, flags: ClientFlags & { recursive?: boolean; yes?: boolean }) => {
-      if (flags.recursive) return deleteFolder(context, name, flags);
+      if (flags.recursive) return (await import('./tree-commands.js')).deleteFolder(context, name, flags);
       await withClient(context, flags, (client) => client.delete(name));
       context.shell?.onChange();
       if (flags.json) printJson(output, { name, deleted: true });

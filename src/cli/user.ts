@@ -3,7 +3,6 @@ import type { AccountSettings, Accounts } from '../accounts/accounts.js';
 import type { UserRecord } from '../store/records.js';
 import { openDataDir } from './data-dir.js';
 import { type Output, printJson } from './output.js';
-import { readPassword } from './password-input.js';
 import { FerryError } from '../protocol/errors.js';
 import { formatBytes, formatLocalTime, parseSize } from './units.js';
 
@@ -83,6 +82,7 @@ export function addUserCommand(program: Command, output: Output): void {
     .option('--quota <size>', 'bytes it may hold under its root, unfinished uploads included (default: no limit of its own)')
     .action(async (name: string, flags: UserFlags) => {
       const settings = await settingsOf(flags);
+      const { readPassword } = await import('./password-input.js'); // node:readline: not at every start
       const password = await readPassword({ stdin: flags.passwordStdin ?? false, prompt: `password for ${name}: `, confirm: true });
       const added = await withAccounts(flags.data, (accounts) => accounts.add(name, password, settings));
       const quota = added.quotaBytes === undefined ? '' : `, quota ${formatBytes(added.quotaBytes)}`;
@@ -109,6 +109,7 @@ export function addUserCommand(program: Command, output: Output): void {
     .description("set an account's password (ends its sessions)")
     .option('--password-stdin', 'read the password from the first line of standard input')
     .action(async (name: string, flags: UserFlags) => {
+      const { readPassword } = await import('./password-input.js'); // node:readline: not at every start
       const password = await readPassword({ stdin: flags.passwordStdin ?? false, prompt: `new password for ${name}: `, confirm: true });
       await withAccounts(flags.data, (accounts) => accounts.setPassword(name, password));
       output.out(`password of ${name} changed`);

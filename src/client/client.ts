@@ -7,13 +7,13 @@ import { fromSystemError } from '../system-errors.js';
 import { FerryError } from '../protocol/errors.js';
 import { ClientConnection, type ConnectOptions } from './connection.js';
 import { type ClientTls, MemoryKnownServers } from './server-trust.js';
-import { type DownloadOptions, type DownloadResult, downloadFile } from './download.js';
-import { StreamDownload, downloadToStream } from './download-stream.js';
-import { LocalFileReading } from './local-file-reading.js';
+// The transfer modules (and the worker threads, WebAssembly and codecs behind them) load when a
+// transfer starts: a command that only asks (info, list, stat) does not pay for them at start-up.
+import type { DownloadOptions, DownloadResult } from './download.js';
 import { type RetryOptions, cancelled, withRetries } from './retry.js';
 import type { ProgressListener } from './progress.js';
-import { type UploadOptions, type UploadResult, uploadFile } from './upload.js';
-import { type StreamUploadOptions, uploadStream } from './upload-stream.js';
+import type { UploadOptions, UploadResult } from './upload.js';
+import type { StreamUploadOptions } from './upload-stream.js';
 
 /**
  * How the client logs in: a password (a login on the first connection, its token on the next
@@ -241,6 +241,7 @@ export class FerryClient {
       const stored = await this.#storedCopyOf(path, options.name);
       if (stored) return { ...nothingSent(stored), resumed: false, skipped: true };
     }
+    const [{ uploadFile }, { LocalFileReading }] = await Promise.all([import('./upload.js'), import('./local-file-reading.js')]);
     const tally = new TransferTally(options.onProgress);
     // The SHA-256 an attempt sent with putEnd. If the connection was lost before the reply came,
     // the server may have stored the file: the next attempt checks before sending anything again.
@@ -281,12 +282,14 @@ export class FerryClient {
     options: StreamUploadOptions & Pick<TransferControl, 'signal'>,
   ): Promise<UploadResult> {
     const { signal, ...uploadOptions } = options;
+    const { uploadStream } = await import('./upload-stream.js');
     return this.#cancellable(signal, async () => uploadStream(await this.#connectionFor(signal), input, uploadOptions));
   }
 
   /** Downloads a file; after a lost connection it reconnects and resumes, per `options.retry`. */
   async download(name: string, options: DownloadOptions & TransferControl = {}): Promise<DownloadResult> {
     const { retry, signal, ...downloadOptions } = options;
+    const { downloadFile } = await import('./download.js');
     const tally = new TransferTally(options.onProgress);
     // More connections for parallel streams, logged in as this one is; each attempt's are its own.
     const openConnection = (): Promise<ClientConnection> => this.#open(signal ?? new AbortController().signal);
@@ -307,6 +310,7 @@ export class FerryClient {
     options: Pick<DownloadOptions, 'onProgress' | 'onStart' | 'compress'> & TransferControl = {},
   ): Promise<DownloadResult> {
     const { retry, signal, ...downloadOptions } = options;
+    const { StreamDownload, downloadToStream } = await import('./download-stream.js');
     const tally = new TransferTally(options.onProgress);
     const state = new StreamDownload(stream);
     try {

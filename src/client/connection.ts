@@ -10,6 +10,7 @@ import type { HelloResult, Op, RequestOf, ResultOf } from '../protocol/messages.
 import { ferryVersion } from '../version.js';
 import { formatDuration, hostPort } from '../units.js';
 import { type ClientTls, checkServerCertificate, tlsHandshakeError } from './server-trust.js';
+import { defaultClientStallTimeoutMs } from './defaults.js';
 
 export interface ConnectOptions {
   host: string;
@@ -40,7 +41,7 @@ export interface ConnectOptions {
   tls: ClientTls | false;
 }
 
-export const defaultClientStallTimeoutMs = 30_000;
+export { defaultClientStallTimeoutMs } from './defaults.js';
 
 /** Receives the chunks of one download stream. */
 export interface StreamSink {

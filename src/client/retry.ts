@@ -6,11 +6,7 @@ export function isRetryable(error: unknown): boolean {
   return error instanceof FerryError && error.retryable;
 }
 
-/**
- * Retries a transfer makes by default: with the default backoff (0.5 s doubling to 10 s, as wget
- * and curl cap theirs) they ride out an outage of more than two and a half minutes.
- */
-export const defaultTransferRetries = 20;
+export { defaultTransferRetries } from './defaults.js';
 const defaultBaseDelayMs = 500;
 const defaultMaxDelayMs = 10_000;
 

@@ -1,12 +1,10 @@
 import { FerryError } from '../protocol/errors.js';
 import { type CodecName, codecNames } from '../protocol/frames.js';
+import type { CompressChoice } from './choices.js';
 import { localCodecs } from './codecs.js';
 import type { CompressMode } from './packing-policy.js';
 
-/** What a user asks for: `auto` (compress when it pays), `off`, or one codec for every chunk. */
-export type CompressChoice = 'auto' | 'off' | CodecName;
-
-export const compressChoices: readonly CompressChoice[] = ['auto', 'off', ...codecNames];
+export { type CompressChoice, compressChoices } from './choices.js';
 
 /** A server lists each codec it takes and sends as the capability `compress:<codec>`. */
 const capabilityPrefix = 'compress:';
