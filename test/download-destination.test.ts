@@ -54,4 +54,11 @@ t.test('download --out and directories', async (t) => {
     t.notMatch(result.stderr, /ferry-part/u, 'the internal .ferry-part path is not shown');
     t.same(await readdir(work), [], 'nothing was created');
   });
+
+  t.test('a name the server does not have: ENOENT, and nothing is left where the file would go', async (t) => {
+    const work = tempDir(t);
+    const result = await ferry(['download', 'docs/missing.pdf', '--out', join(work, 'copy.pdf'), ...server]);
+    assertFailed(t, result, 'ENOENT');
+    t.same(await readdir(work), [], 'no file, no partial file');
+  });
 });

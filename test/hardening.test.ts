@@ -154,15 +154,17 @@ t.test('error messages on the wire name no path of the server', async (t) => {
   t.notMatch((error as Error).message, running.dataDir, 'the message does not give the data directory away');
   t.notMatch((error as Error).message, /\/files\//u);
 
-  // The partial folder replaced by a file: the put cannot create its partial file.
+  // The partial folder replaced by a file: neither a put nor a whole put can make its file there.
   await rename(join(running.dataDir, 'partial'), join(running.dataDir, 'partial-away'));
   await writeFile(join(running.dataDir, 'partial'), 'not a folder');
-  const refused = await client.upload(local.path, { name: 'new.bin' }).catch((caught: unknown) => caught as Error);
-  t.match(
-    refused,
-    { code: 'EIO', message: /^creating partial file for new\.bin: ENOTDIR/u },
-    'an I/O failure, said as one (not an internal error)',
-  );
-  t.notMatch((refused as Error).message, running.dataDir, 'naming no path');
+  const big = await makeFile(tempDir(t), 'big.bin', 3 * 64 * KiB);
+  for (const [file, said] of [
+    [big, /^creating partial file for new\.bin: ENOTDIR/u],
+    [local, /^storing new\.bin: ENOTDIR/u],
+  ] as const) {
+    const refused = await client.upload(file.path, { name: 'new.bin' }).catch((caught: unknown) => caught as Error);
+    t.match(refused, { code: 'EIO', message: said }, 'an I/O failure, said as one (not an internal error)');
+    t.notMatch((refused as Error).message, running.dataDir, 'naming no path');
+  }
   await client.close();
 });

@@ -11,7 +11,7 @@ import { addressPrefix } from '../src/server/address-prefix.js';
 import { Allowance } from '../src/server/allowance.js';
 import { ChunkBuffers } from '../src/server/chunk-buffers.js';
 import { InOrderHasher, type SessionHashState } from '../src/server/in-order-hasher.js';
-import { WaitQueue } from '../src/server/wait-queue.js';
+import { WaitQueue } from '../src/wait-queue.js';
 import {
   formatBytes,
   formatDuration,

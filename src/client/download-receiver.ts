@@ -28,21 +28,23 @@ export function completeBytes(chunks: number, file: { size: number; chunkSize: n
 }
 
 /**
- * Asks for the chunks of the file `wanted` names (the content with that SHA-256, from chunk
- * `fromChunk`), packed as `pack` says (see `packingFor`), and receives them into `writer`.
+ * Asks for the chunks of the file `wanted` names (the content with that SHA-256, if given, from
+ * chunk `fromChunk`), packed as `pack` says (see `packingFor`), and receives them into `writer`,
+ * hashed by `sha256` (or by the one it makes once the reply says what the file is).
  */
 export async function receiveChunks(
   connection: ClientConnection,
-  wanted: { name: string; sha256: string; fromChunk: number; toChunk?: number; pack: Packing | undefined },
+  wanted: { name: string; sha256?: string; fromChunk: number; toChunk?: number; pack: Packing | undefined },
   writer: ChunkWriter,
-  sha256: RunningSha256,
+  sha256: RunningSha256 | ((get: GetResult) => RunningSha256),
   xxh64: (bytes: Uint8Array) => bigint,
   options: ReceiverOptions,
 ): Promise<Received> {
   let receiver: DownloadReceiver | undefined;
   // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
   await connection.request('get', wanted, (get) => {
-    receiver = new DownloadReceiver(connection, writer, sha256, xxh64, options, get, wanted.pack?.codec);
+    const hash = typeof sha256 === 'function' ? sha256(get) : sha256;
+    receiver = new DownloadReceiver(connection, writer, hash, xxh64, options, get, wanted.pack?.codec);
     return receiver;
   });
   return receiver!.done;

@@ -2,10 +2,10 @@ import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'no
 import { basename, dirname, resolve, sep } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
-import { type CompressChoice, packingFor } from '../compression/negotiation.js';
+import { type CompressChoice, type Packing, packingFor } from '../compression/negotiation.js';
 import { xxh64FromHex } from '../protocol/frames.js';
 import { maxHashesPageEntries } from '../protocol/limits.js';
-import type { FileInfo } from '../protocol/messages.js';
+import type { FileInfo, GetResult } from '../protocol/messages.js';
 import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
 import type { ClientConnection } from './connection.js';
 import type { ProgressListener, StartListener } from './progress.js';
@@ -135,6 +135,8 @@ async function verifiedPrefix(
 /**
  * Downloads (or resumes downloading) one remote file. Bytes land in `<dest>.ferry-part`; only a
  * complete file whose SHA-256 matches is renamed to `dest`. Until then nothing exists at `dest`.
+ * With nothing of an earlier attempt there (no part, no state), the file is asked for at once
+ * (`get` alone, one round trip); else `stat` first tells whether the part can be resumed.
  */
 export async function downloadFile(connection: ClientConnection, name: string, options: DownloadOptions = {}): Promise<DownloadResult> {
   const xxh64 = await loadXxh64();
@@ -142,38 +144,26 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   const pack = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
   const dest = await destinationFor(name, options.out);
   if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
+  const paths = partialPathsFor(dest);
+  const previous = await readState(paths.state);
+  const partExists = await exists(paths.part);
+  const parallel = options.openConnection !== undefined && (options.streams ?? 1) > 1;
+  const target = { name, dest, ...paths };
+  if (!previous && !partExists && !parallel) return freshDownload(connection, target, { ...options, pack }, xxh64);
   const info = await connection.request('stat', { name });
-  const { part, state: statePath } = partialPathsFor(dest);
-  const previous = await readState(statePath);
   const sameContent = previous?.sha256 === info.sha256 && previous.chunkSize === info.chunkSize && previous.size === info.size;
-  const partExists = await exists(part);
   if (previous && !sameContent && partExists)
-    options.onNotice?.(`discarding the partial download of ${name} in ${part}: the server's ${name} has changed since`);
-  let handle: FileHandle;
-  try {
-    handle = await open(part, sameContent && partExists ? 'r+' : 'w+');
-  } catch (error) {
-    throw fromSystemError(error, part);
-  }
-  if (!sameContent) {
-    try {
-      await writeFile(
-        statePath,
-        JSON.stringify({ name, sha256: info.sha256, size: info.size, chunkSize: info.chunkSize } satisfies PartialState),
-      );
-    } catch (error) {
-      await handle.close();
-      throw fromSystemError(error, statePath);
-    }
-  }
-  let closed = false;
+    options.onNotice?.(`discarding the partial download of ${name} in ${paths.part}: the server's ${name} has changed since`);
+  const handle = await openPart(paths.part, sameContent && partExists ? 'r+' : 'w+');
   const sha256 = runningSha256(info.size);
+  let finished = false;
   try {
+    if (!sameContent) await writePartialState(paths.state, info);
     const fromChunk = sameContent ? await verifiedPrefix(connection, handle, info, sha256, xxh64) : 0;
     const partBytes = (await handle.stat()).size;
     if (partBytes > completeBytes(fromChunk, info))
       options.onNotice?.(
-        `${part}: kept the ${formatBytes(completeBytes(fromChunk, info))} that match the server's ${name}, discarded ${formatBytes(partBytes - completeBytes(fromChunk, info))}`,
+        `${paths.part}: kept the ${formatBytes(completeBytes(fromChunk, info))} that match the server's ${name}, discarded ${formatBytes(partBytes - completeBytes(fromChunk, info))}`,
       );
     // What the verified chunks hold, and not a byte more: a part already whole (its client was
     // stopped before the rename), or longer than the file (bytes past its end), is cut to it.
@@ -182,27 +172,124 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     const streams = options.openConnection ? streamsFor(options.streams, connection, info, fromChunk) : 1;
     let received: Received;
     if (streams > 1) {
-      const parallel = { info, fromChunk, pack };
-      received = await receiveInParallel(connection, options.openConnection!, streams, parallel, fileWriter(handle), xxh64, options);
-      // The streams landed out of order: the SHA-256 reads the part back, once, in order.
-      await hashInOrder(handle, sha256, info, fromChunk);
-    } else {
-      received = await receiveChunks(
+      received = await receiveInParallel(
         connection,
-        { name, sha256: info.sha256, fromChunk, pack },
+        options.openConnection!,
+        streams,
+        { info, fromChunk, pack },
         fileWriter(handle),
-        sha256,
         xxh64,
         options,
       );
+      // The streams landed out of order: the SHA-256 reads the part back, once, in order.
+      await hashInOrder(handle, sha256, info, fromChunk);
+    } else {
+      const wanted = { name, sha256: info.sha256, fromChunk, pack };
+      received = await receiveChunks(connection, wanted, fileWriter(handle), sha256, xxh64, options);
     }
-    const { bytesReceived, wireBytes } = received;
+    finished = true;
+    return await finishDownload(handle, target, info, sha256, { ...received, resumed: fromChunk > 0 }, options);
+  } finally {
+    if (!finished) {
+      sha256.drop();
+      await handle.close();
+    }
+  }
+}
+
+/** Where a download goes: the remote name, the destination, and the part and state files beside it. */
+interface DownloadTarget {
+  name: string;
+  dest: string;
+  part: string;
+  state: string;
+}
+
+/**
+ * A download with nothing to resume: `get` at once, the file learned from its reply. A state
+ * file is written beside the part only for a file of more than one chunk (a rerun resumes what
+ * it describes; a one-chunk file has nothing to resume), while its chunks come.
+ */
+async function freshDownload(
+  connection: ClientConnection,
+  target: DownloadTarget,
+  options: DownloadOptions & { pack: Packing | undefined },
+  xxh64: (bytes: Uint8Array) => bigint,
+): Promise<DownloadResult> {
+  const { name } = target;
+  const handle = await openPart(target.part, 'w+');
+  let file: { sha256: RunningSha256; info: GetResult } | undefined;
+  let stateWritten: Promise<void> = Promise.resolve();
+  let finished = false;
+  try {
+    const hashFor = (get: GetResult): RunningSha256 => {
+      file = { sha256: runningSha256(get.size), info: get };
+      if (get.chunkCount > 1) stateWritten = writePartialState(target.state, get);
+      // Handled where it is awaited, below; marked here, as chunk writes may fail first.
+      stateWritten.catch(() => undefined);
+      options.onStart?.({ name, from: 0, total: get.size });
+      return file.sha256;
+    };
+    const received = await receiveChunks(
+      connection,
+      { name, fromChunk: 0, pack: options.pack },
+      fileWriter(handle),
+      hashFor,
+      xxh64,
+      options,
+    );
+    await stateWritten;
+    finished = true;
+    return await finishDownload(handle, target, file!.info, file!.sha256, { ...received, resumed: false }, options);
+  } finally {
+    if (!finished) {
+      file?.sha256.drop();
+      await handle.close();
+      // Nothing a rerun could resume (the get was refused, or a one-chunk file was cut): no part is left.
+      if (!file || file.info.chunkCount <= 1) await rm(target.part, { force: true });
+    }
+  }
+}
+
+async function openPart(part: string, flags: 'r+' | 'w+'): Promise<FileHandle> {
+  try {
+    return await open(part, flags);
+  } catch (error) {
+    throw fromSystemError(error, part);
+  }
+}
+
+async function writePartialState(path: string, file: { sha256: string; size: number; chunkSize: number; name: string }): Promise<void> {
+  const state: PartialState = { name: file.name, sha256: file.sha256, size: file.size, chunkSize: file.chunkSize };
+  try {
+    await writeFile(path, JSON.stringify(state));
+  } catch (error) {
+    throw fromSystemError(error, path);
+  }
+}
+
+/**
+ * Ends a download whose chunks are all in: the SHA-256 must be the server's (else the part goes,
+ * ECHECKSUM), then the part is synced, closed and renamed to its destination. Closes `handle`
+ * whatever happens.
+ */
+async function finishDownload(
+  handle: FileHandle,
+  target: DownloadTarget,
+  info: { size: number; sha256: string },
+  sha256: RunningSha256,
+  received: Received & { resumed: boolean },
+  options: DownloadOptions,
+): Promise<DownloadResult> {
+  const { name, part, state, dest } = target;
+  let closed = false;
+  try {
     const digest = await sha256.digest();
     if (digest !== info.sha256) {
       await handle.close();
       closed = true;
       await rm(part, { force: true });
-      await rm(statePath, { force: true });
+      await rm(state, { force: true });
       throw new FerryError('ECHECKSUM', `${name}: sha256 of the received file is ${digest}, the server lists ${info.sha256}`);
     }
     await handle.datasync();
@@ -210,13 +297,11 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     closed = true;
     if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
     await rename(part, dest);
-    await rm(statePath, { force: true });
-    return { name, path: dest, size: info.size, sha256: digest, bytesReceived, wireBytes, resumed: fromChunk > 0 };
+    await rm(state, { force: true });
+    const { bytesReceived, wireBytes, resumed } = received;
+    return { name, path: dest, size: info.size, sha256: digest, bytesReceived, wireBytes, resumed };
   } finally {
-    if (!closed) {
-      sha256.drop();
-      await handle.close();
-    }
+    if (!closed) await handle.close();
   }
 }
 

@@ -7,6 +7,7 @@ import type { FileInfo, PutResult } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import { LocalFileReading } from './local-file-reading.js';
 import { goesWhole, putWhole } from './whole-put.js';
+import { uploadChunkBudget } from './chunk-budget.js';
 import { isRetryable } from './retry.js';
 import type { ProgressListener, StartListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
@@ -49,8 +50,9 @@ export interface UploadResult {
 }
 
 /**
- * Chunk buffers the upload cycles through: one being read while others are on the wire and being
- * hashed. Shared memory, so the hashing thread reads them in place while the socket sends them.
+ * Chunks of one upload in flight at once: one being read while others are on the wire and being
+ * hashed. Their buffers come from the process's shared budget (`uploadChunkBudget`), in shared
+ * memory, so the hashing thread reads them in place while the socket sends them.
  */
 const ringSize = 4;
 /** Servers with it keep the local file's mode and mtime given at `putEnd`. */
@@ -94,12 +96,16 @@ function heldBytes(put: PutResult, size: number): number {
   return bytes;
 }
 
-/** A chunk slot of the ring: its shared buffer, and what must settle before it is reused. */
+/** A place in an upload's ring: what must settle before it takes its next chunk. */
 interface RingSlot {
+  /** The slot's last chunk: hashed, and (if sent) flushed to the socket; its buffer then goes back to the budget. */
+  busy: Promise<void>;
+}
+
+/** A chunk's buffer from the budget: the shared memory, and a Buffer over it. */
+interface ChunkBuffer {
   shared: SharedArrayBuffer;
   buffer: Buffer;
-  /** The slot's last chunk: hashed, and (if sent) flushed to the socket. */
-  busy: Promise<void>;
 }
 
 /**
@@ -220,12 +226,9 @@ class UploadAttempt {
   async #sendChunks(onServer: Map<number, bigint>): Promise<void> {
     const { chunkSize } = this.#put;
     const size = this.#size;
-    // No bigger than the file needs: a small file gets one small buffer.
-    const slotBytes = Math.max(1, Math.min(chunkSize, size));
-    const ring: RingSlot[] = Array.from({ length: Math.max(1, Math.min(ringSize, Math.ceil(size / chunkSize))) }, () => {
-      const shared = new SharedArrayBuffer(slotBytes);
-      return { shared, buffer: Buffer.from(shared), busy: Promise.resolve() };
-    });
+    const ring: RingSlot[] = Array.from({ length: Math.max(1, Math.min(ringSize, Math.ceil(size / chunkSize))) }, () => ({
+      busy: Promise.resolve(),
+    }));
     let done = 0;
     for (let index = 0, offset = 0; offset < size; index += 1, offset += chunkSize) {
       this.#checkAlive();
@@ -252,27 +255,37 @@ class UploadAttempt {
     onServer: bigint | undefined,
   ): Promise<void> {
     await slot.busy;
-    const bytes = slot.buffer.subarray(0, length);
-    const { bytesRead } = await this.#handle.read(bytes, 0, length, offset);
-    if (bytesRead !== length) throw new FerryError('ECHANGED', `${this.#path} shrank while it was being uploaded`);
-    const hash = this.#xxh64(bytes);
-    if (known !== undefined && hash !== known) throw new FerryError('ECHANGED', `${this.#path} changed while it was being uploaded`);
-    const hashed = known === undefined ? this.#reading.add(index, hash, slot.shared, length) : Promise.resolve();
-    const send = onServer !== hash;
-    if (send) {
-      this.#lastSentAt = Date.now();
-      const header = { stream: this.#put.stream, offset, xxh64: hash, length };
-      const flushed = this.#packing ? this.#sendPackable(slot, header, this.#packing) : this.#send(header, bytes);
-      slot.busy = Promise.all([hashed, flushed]).then(() => {});
-      this.#bytesSent += length;
-    } else {
-      slot.busy = hashed;
-      this.#keepAlive();
+    // No bigger than the file needs: a small file takes a small buffer.
+    const shared = await uploadChunkBudget.acquire(Math.min(this.#put.chunkSize, this.#size));
+    const chunk: ChunkBuffer = { shared, buffer: Buffer.from(shared) };
+    let hashed: Promise<unknown> = Promise.resolve();
+    let flushed: Promise<unknown> = Promise.resolve();
+    let sent = false;
+    try {
+      const bytes = chunk.buffer.subarray(0, length);
+      const { bytesRead } = await this.#handle.read(bytes, 0, length, offset);
+      if (bytesRead !== length) throw new FerryError('ECHANGED', `${this.#path} shrank while it was being uploaded`);
+      const hash = this.#xxh64(bytes);
+      if (known !== undefined && hash !== known) throw new FerryError('ECHANGED', `${this.#path} changed while it was being uploaded`);
+      if (known === undefined) hashed = this.#reading.add(index, hash, shared, length);
+      if (onServer !== hash) {
+        this.#lastSentAt = Date.now();
+        const header = { stream: this.#put.stream, offset, xxh64: hash, length };
+        flushed = this.#packing ? this.#sendPackable(chunk, header, this.#packing) : this.#send(header, bytes);
+        sent = true;
+        this.#bytesSent += length;
+      } else {
+        this.#keepAlive();
+      }
+    } finally {
+      // The buffer goes back once nothing uses it any more, whatever became of the chunk.
+      void Promise.allSettled([hashed, flushed]).then(() => uploadChunkBudget.release(shared));
     }
+    slot.busy = Promise.all([hashed, flushed]).then(() => {});
     // Awaited when the slot comes round again; an attempt that ends first leaves it unawaited.
     // (Marked handled before anything else is awaited: it may fail while the socket is full.)
     slot.busy.catch(() => undefined);
-    if (send) await this.#connection.drained();
+    if (sent) await this.#connection.drained();
   }
 
   /** Sends a chunk as it is; settles once it has left. */
@@ -291,7 +304,7 @@ class UploadAttempt {
    * Sends a chunk packed if the policy says so and it shrinks enough, else raw; in order after
    * the chunks before it. Settles once it has left.
    */
-  #sendPackable(slot: RingSlot, header: ChunkHeader, packing: { codec: CodecName; policy: PackingPolicy }): Promise<void> {
+  #sendPackable(slot: ChunkBuffer, header: ChunkHeader, packing: { codec: CodecName; policy: PackingPolicy }): Promise<void> {
     const { codec, policy } = packing;
     const { length } = header;
     const way = policy.packNext(length);

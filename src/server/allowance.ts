@@ -1,4 +1,4 @@
-import { WaitQueue } from './wait-queue.js';
+import { WaitQueue } from '../wait-queue.js';
 
 /**
  * A counting allowance: at most `limit` holders at once; the rest wait in order. Used to give

@@ -1,4 +1,4 @@
-import { WaitQueue } from './wait-queue.js';
+import { WaitQueue } from '../wait-queue.js';
 
 /**
  * The global in-flight budget, as a pool of preallocated chunk buffers. Every chunk being

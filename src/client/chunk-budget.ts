@@ -1,0 +1,55 @@
+import { WaitQueue } from '../wait-queue.js';
+
+/**
+ * Chunk buffers all uploads of this process share, within one byte budget: however many uploads
+ * run at once (256 clients in one process), their chunk buffers take at most `budgetBytes`. Each
+ * upload takes a buffer per chunk it reads and gives it back once the chunk is hashed and on the
+ * wire; buffers are kept for reuse (shared memory is zeroed on allocation, and costly to make),
+ * by size, since servers may have different chunk sizes.
+ */
+export class ChunkBudget {
+  readonly budgetBytes: number;
+  /** Bytes of all buffers made and not dropped: in use or free. */
+  #madeBytes = 0;
+  readonly #free = new Map<number, SharedArrayBuffer[]>();
+  readonly #waiting = new WaitQueue<undefined>();
+
+  constructor(budgetBytes: number) {
+    this.budgetBytes = budgetBytes;
+  }
+
+  /** A buffer of `bytes` (`bytes` above the whole budget is given anyway, alone: no upload is refused). */
+  async acquire(bytes: number): Promise<SharedArrayBuffer> {
+    for (;;) {
+      const buffer = this.#tryAcquire(bytes);
+      if (buffer) return buffer;
+      await new Promise<undefined>((resolve) => this.#waiting.wait(resolve));
+    }
+  }
+
+  release(buffer: SharedArrayBuffer): void {
+    const free = this.#free.get(buffer.byteLength) ?? [];
+    free.push(buffer);
+    this.#free.set(buffer.byteLength, free);
+    // Everyone waiting tries again: a buffer of another size may make room by being dropped.
+    while (this.#waiting.serve(undefined));
+  }
+
+  #tryAcquire(bytes: number): SharedArrayBuffer | undefined {
+    const reused = this.#free.get(bytes)?.pop();
+    if (reused) return reused;
+    // Room is made by dropping free buffers of other sizes, if that is what it takes.
+    for (const [size, free] of this.#free) {
+      while (this.#madeBytes + bytes > this.budgetBytes && free.length > 0 && size !== bytes) {
+        free.pop();
+        this.#madeBytes -= size;
+      }
+    }
+    if (this.#madeBytes + bytes > this.budgetBytes && this.#madeBytes > 0) return undefined;
+    this.#madeBytes += bytes;
+    return new SharedArrayBuffer(bytes);
+  }
+}
+
+/** The budget of this process's uploads: 128 MiB, 32 chunks of the default 4 MiB (one upload uses at most 4). */
+export const uploadChunkBudget = new ChunkBudget(128 * 1024 * 1024);

@@ -1,0 +1,34 @@
+// The client's chunk budget: every upload of a process takes its chunk buffers from one budget,
+// so their memory is bounded whatever the number of uploads, and buffers are reused.
+import t from 'tap';
+import { ChunkBudget } from '../src/client/chunk-budget.js';
+
+t.test('buffers are handed out within the budget; the next waits until one comes back, and gets that one', async (t) => {
+  const budget = new ChunkBudget(3 * 1024);
+  const held = await Promise.all([budget.acquire(1024), budget.acquire(1024), budget.acquire(1024)]);
+  let waiterGot: SharedArrayBuffer | undefined;
+  const waiter = budget.acquire(1024).then((buffer) => (waiterGot = buffer));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(waiterGot, undefined, 'a fourth waits while three are out');
+  budget.release(held[1]);
+  await waiter;
+  t.equal(waiterGot, held[1], 'it gets the buffer given back, not a new one');
+});
+
+t.test('a buffer of another size is dropped to make room; one larger than the budget is given when nothing else is out', async (t) => {
+  const budget = new ChunkBudget(2048);
+  const small = await budget.acquire(1024);
+  budget.release(small);
+  const other = await budget.acquire(2048);
+  t.equal(other.byteLength, 2048, 'the free 1 KiB buffer made room for a 2 KiB one');
+  budget.release(other);
+  const huge = await budget.acquire(4096);
+  t.equal(huge.byteLength, 4096, 'alone, a chunk bigger than the budget is not refused');
+  let second: SharedArrayBuffer | undefined;
+  const waiting = budget.acquire(1024).then((buffer) => (second = buffer));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(second, undefined, 'but nothing else is given meanwhile');
+  budget.release(huge);
+  await waiting;
+  t.equal(second?.byteLength, 1024);
+});
