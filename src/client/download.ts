@@ -1,4 +1,4 @@
-import { type FileHandle, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { type FileHandle, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve, sep } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
@@ -145,11 +145,14 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   const dest = await destinationFor(name, options.out);
   if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
   const paths = partialPathsFor(dest);
-  const previous = await readState(paths.state);
-  const partExists = await exists(paths.part);
-  const parallel = options.openConnection !== undefined && (options.streams ?? 1) > 1;
   const target = { name, dest, ...paths };
-  if (!previous && !partExists && !parallel) return freshDownload(connection, target, { ...options, pack }, xxh64);
+  const parallel = options.openConnection !== undefined && (options.streams ?? 1) > 1;
+  // Usually nothing is left of an earlier attempt: the part is made at once, exclusively (one
+  // that is there already is an earlier attempt's, to resume).
+  const freshPart = parallel ? undefined : await createPart(paths.part);
+  if (freshPart) return freshDownload(connection, target, freshPart, { ...options, pack }, xxh64);
+  const previous = await readState(paths.state);
+  const partExists = parallel ? await exists(paths.part) : true;
   const info = await connection.request('stat', { name });
   const sameContent = previous?.sha256 === info.sha256 && previous.chunkSize === info.chunkSize && previous.size === info.size;
   if (previous && !sameContent && partExists)
@@ -188,7 +191,7 @@ export async function downloadFile(connection: ClientConnection, name: string, o
       received = await receiveChunks(connection, wanted, fileWriter(handle), sha256, xxh64, options);
     }
     finished = true;
-    return await finishDownload(handle, target, info, sha256, { ...received, resumed: fromChunk > 0 }, options);
+    return await finishDownload(handle, { ...target, withState: true }, info, sha256, { ...received, resumed: fromChunk > 0 }, options);
   } finally {
     if (!finished) {
       sha256.drop();
@@ -213,11 +216,11 @@ interface DownloadTarget {
 async function freshDownload(
   connection: ClientConnection,
   target: DownloadTarget,
+  handle: FileHandle,
   options: DownloadOptions & { pack: Packing | undefined },
   xxh64: (bytes: Uint8Array) => bigint,
 ): Promise<DownloadResult> {
   const { name } = target;
-  const handle = await openPart(target.part, 'w+');
   let file: { sha256: RunningSha256; info: GetResult } | undefined;
   let stateWritten: Promise<void> = Promise.resolve();
   let finished = false;
@@ -240,13 +243,14 @@ async function freshDownload(
     );
     await stateWritten;
     finished = true;
-    return await finishDownload(handle, target, file!.info, file!.sha256, { ...received, resumed: false }, options);
+    const withState = file!.info.chunkCount > 1;
+    return await finishDownload(handle, { ...target, withState }, file!.info, file!.sha256, { ...received, resumed: false }, options);
   } finally {
     if (!finished) {
       file?.sha256.drop();
       await handle.close();
       // Nothing a rerun could resume (the get was refused, or a one-chunk file was cut): no part is left.
-      if (!file || file.info.chunkCount <= 1) await rm(target.part, { force: true });
+      if (!file || file.info.chunkCount <= 1) await removeIfThere(target.part);
     }
   }
 }
@@ -256,6 +260,25 @@ async function openPart(part: string, flags: 'r+' | 'w+'): Promise<FileHandle> {
     return await open(part, flags);
   } catch (error) {
     throw fromSystemError(error, part);
+  }
+}
+
+/** Makes the part file, unless there is one already (undefined then). */
+async function createPart(part: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(part, 'wx+');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+    throw fromSystemError(error, part);
+  }
+}
+
+/** Removes a file if it is there (one unlink, where `rm` would stat first). */
+async function removeIfThere(path: string): Promise<void> {
+  try {
+    await unlink(path);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, path);
   }
 }
 
@@ -275,21 +298,21 @@ async function writePartialState(path: string, file: { sha256: string; size: num
  */
 async function finishDownload(
   handle: FileHandle,
-  target: DownloadTarget,
+  target: DownloadTarget & { withState: boolean },
   info: { size: number; sha256: string },
   sha256: RunningSha256,
   received: Received & { resumed: boolean },
   options: DownloadOptions,
 ): Promise<DownloadResult> {
-  const { name, part, state, dest } = target;
+  const { name, part, state, dest, withState } = target;
   let closed = false;
   try {
     const digest = await sha256.digest();
     if (digest !== info.sha256) {
       await handle.close();
       closed = true;
-      await rm(part, { force: true });
-      await rm(state, { force: true });
+      await removeIfThere(part);
+      if (withState) await removeIfThere(state);
       throw new FerryError('ECHECKSUM', `${name}: sha256 of the received file is ${digest}, the server lists ${info.sha256}`);
     }
     await handle.datasync();
@@ -297,7 +320,7 @@ async function finishDownload(
     closed = true;
     if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
     await rename(part, dest);
-    await rm(state, { force: true });
+    if (withState) await removeIfThere(state);
     const { bytesReceived, wireBytes, resumed } = received;
     return { name, path: dest, size: info.size, sha256: digest, bytesReceived, wireBytes, resumed };
   } finally {
