@@ -3,7 +3,7 @@ import { parseSize } from './units.js';
 
 export const scenarioIds = ['bulk', 'refs', 'http', 'tree', 'compress', 'concurrency', 'resume', 'micro'] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
-export const referenceNames = ['socat', 'nc', 'rsync', 'cp', 'scp', 'sftp', 'rsync-ssh'] as const;
+export const referenceNames = ['socat', 'nc', 'rsync', 'rsync-sha1', 'cp', 'scp', 'sftp', 'rsync-ssh'] as const;
 
 export interface BenchOptions {
   quick: boolean;
@@ -36,7 +36,7 @@ export const usage = `usage: npm run bench -- [options]
   --size SIZE             file size for bulk, refs and resume (default 1GiB; quick 128MiB)
   --clients LIST          client counts for the concurrency sweep (default 1,4,16,64,256)
   --sizes LIST            file sizes for the sweep (default 64KiB,16MiB; quick 64KiB,8MiB)
-  --refs LIST             references to run: socat,nc,rsync,cp,scp,sftp,rsync-ssh (default all; quick socat,rsync)
+  --refs LIST             references to run: socat,nc,rsync,rsync-sha1,cp,scp,sftp,rsync-ssh (default all; quick socat,rsync)
   --pairs N               Ferry/reference pairs per reference, median reported (default 3)
   --runs N                repetitions of bulk and resume runs (default 3; quick 1)
   --help                  this text

@@ -174,26 +174,40 @@ export async function startRsyncDaemon(workDir: string, remoteDir: string): Prom
   };
 }
 
-export const rsync: Reference = {
-  name: 'rsync',
-  how: 'rsync --whole-file to/from an rsync daemon on 127.0.0.1',
-  missing: missingBinary('rsync', 'rsync'),
-  open: async (workDir, remoteDir) => {
-    const daemon = await startRsyncDaemon(workDir, remoteDir);
-    const timed = async (args: string[], dest: string): Promise<number> => {
-      await rm(dest, { force: true }); // nothing there, so nothing is skipped
-      const { seconds } = expectSuccess('rsync', await runCommand('rsync', ['--whole-file', ...args]));
-      await daemon.settled(); // so that its fork's CPU time is counted (untimed)
-      return seconds;
-    };
-    return {
-      up: async (source, remoteName) => timed([source, daemon.url(remoteName)], join(remoteDir, remoteName)),
-      down: async (remoteName, dest) => timed([daemon.url(remoteName), dest], dest),
-      serviceCpuSeconds: () => daemon.cpuSeconds(),
-      close: () => daemon.close(),
-    };
-  },
-};
+/** rsync --whole-file to and from its daemon, with `extra` options. */
+function rsyncReference(name: string, how: string, extra: readonly string[]): Reference {
+  return {
+    name,
+    how,
+    missing: missingBinary('rsync', 'rsync'),
+    open: (workDir, remoteDir) => openRsync(workDir, remoteDir, extra),
+  };
+}
+
+export const rsync = rsyncReference('rsync', 'rsync --whole-file to/from an rsync daemon on 127.0.0.1', []);
+
+/** rsync checking what it moved with a cryptographic hash, as Ferry does with SHA-256: like for like. */
+export const rsyncSha1 = rsyncReference(
+  'rsync-sha1',
+  'rsync --whole-file --checksum-choice=sha1 to/from the same daemon (the whole-file check of what was sent is a SHA-1)',
+  ['--checksum-choice=sha1'],
+);
+
+async function openRsync(workDir: string, remoteDir: string, extra: readonly string[]): Promise<ReferenceSession> {
+  const daemon = await startRsyncDaemon(workDir, remoteDir);
+  const timed = async (args: string[], dest: string): Promise<number> => {
+    await rm(dest, { force: true }); // nothing there, so nothing is skipped
+    const { seconds } = expectSuccess('rsync', await runCommand('rsync', ['--whole-file', ...extra, ...args]));
+    await daemon.settled(); // so that its fork's CPU time is counted (untimed)
+    return seconds;
+  };
+  return {
+    up: async (source, remoteName) => timed([source, daemon.url(remoteName)], join(remoteDir, remoteName)),
+    down: async (remoteName, dest) => timed([daemon.url(remoteName), dest], dest),
+    serviceCpuSeconds: () => daemon.cpuSeconds(),
+    close: () => daemon.close(),
+  };
+}
 
 export const cp: Reference = {
   name: 'cp',

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 /**
  * What the kernel knows about a process or the whole box, read from /proc (Linux only). CPU
@@ -48,6 +48,19 @@ export function processTreeCpuSeconds(pid: number): number {
  */
 export function reapedChildrenCpuSeconds(): number {
   return cpuTimes('self').children;
+}
+
+/**
+ * Resets this process's peak resident set size (VmHWM) to what it holds now (Linux: `5` in
+ * /proc/self/clear_refs), so a later reading is the peak of what ran since. False where it cannot.
+ */
+export function resetOwnPeakRss(): boolean {
+  try {
+    writeFileSync('/proc/self/clear_refs', '5');
+    return true;
+  } catch {
+    return false; // not Linux, or not allowed: the peak is the process's whole life's
+  }
 }
 
 /** Peak resident set size (VmHWM) so far, in bytes. */

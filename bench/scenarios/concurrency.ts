@@ -7,7 +7,7 @@ import { type SourceFile, makeTempDir, removeDir } from '../lib/files.js';
 import type { ScenarioReport } from '../lib/report.js';
 import { FerryServer, loginAt } from '../lib/server.js';
 import { median, percentile } from '../lib/stats.js';
-import { boxCpuMeter } from '../lib/proc.js';
+import { boxCpuMeter, processPeakRssBytes, resetOwnPeakRss } from '../lib/proc.js';
 import { durableStoreFloor } from '../lib/store-floor.js';
 import { MiB, formatNumber, formatBytes, mibPerSecond } from '../lib/units.js';
 
@@ -39,6 +39,8 @@ export interface SweepStep {
   serverPeakRssBytes: number;
   /** CPU of the bench process (the clients) over both phases. */
   clientCpuSeconds: number;
+  /** Peak RSS of the bench process (the clients: one FerryClient each) during the upload phase; NaN where it cannot be read apart. */
+  clientUploadPeakRssBytes: number;
   /** CPU the rest of the machine used meanwhile (box minus server and clients), in % of one core. */
   othersPercent: number;
   /** Marks the issue's target case (32 clients × 32 MiB). */
@@ -119,6 +121,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
     const clientCpuBefore = process.cpuUsage();
     const stopMeter = boxCpuMeter(ctx.machine.cores);
     const uploaded = ferryClients.map(() => new Set<number>());
+    const peakReset = resetOwnPeakRss();
     const upStarted = performance.now();
     const upOps = (
       await Promise.all(
@@ -138,6 +141,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
       )
     ).flat();
     const upSeconds = (performance.now() - upStarted) / 1000;
+    const clientUploadPeakRssBytes = peakReset ? processPeakRssBytes(process.pid) : Number.NaN;
     const downStarted = performance.now();
     const downOps = (
       await Promise.all(
@@ -181,6 +185,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
       serverCpuSeconds,
       serverPeakRssBytes: stats.peakRssBytes,
       clientCpuSeconds,
+      clientUploadPeakRssBytes,
       othersPercent,
       ...(target ? { target } : {}),
       ...(storeFloorPerSecond === undefined ? {} : { storeFloorPerSecond }),
@@ -217,6 +222,7 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
   const totalErrors = steps.reduce((total, step) => total + step.errors, 0);
   const notes = [
     'Clients are FerryClient objects in the bench process (one connection each, connected before timing); the server is `ferry serve` in its own process. Client and server share the cores.',
+    "clients peak RSS (up): the bench process's peak resident memory during the upload phase (its peak reset just before, through /proc/self/clear_refs): what the client library holds with that many uploads at once, plus the bench's own baseline.",
     'Each step: a fresh server; every client uploads its rounds of files one after another, all clients at once; when all uploads are done, every client downloads its files back (to its own path, deleted after each). MiB/s and ops/s are aggregates over the phase; latency is per operation (one upload or one download, request to verified result).',
     `rounds: files per client in a step, so that every step does enough work to time (at least ${ctx.options.minOpsPerStep} operations or ${formatBytes(ctx.options.minBytesPerStep)} per direction).`,
     `CPU the rest of the machine used during the steps (box minus server and bench process), median: ${formatNumber(median(steps.map((s) => s.othersPercent)))}% of a core; per step in the JSON.`,
@@ -249,9 +255,10 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
           'down p50 / p99 ms',
           'server CPU s',
           'server peak RSS MiB',
+          'clients peak RSS MiB (up)',
           'disk floor files/s',
         ],
-        numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12],
+        numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
         rows: steps.map((s) => [
           formatBytes(s.fileBytes) + (s.target ? ' (target case)' : ''),
           String(s.clients),
@@ -265,6 +272,7 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
           latency(s.download),
           formatNumber(s.serverCpuSeconds),
           formatNumber(s.serverPeakRssBytes / MiB),
+          Number.isNaN(s.clientUploadPeakRssBytes) ? '–' : formatNumber(s.clientUploadPeakRssBytes / MiB),
           s.storeFloorPerSecond === undefined ? '–' : formatNumber(s.storeFloorPerSecond),
         ]),
       },
