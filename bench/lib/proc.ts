@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 
 /**
  * What the kernel knows about a process or the whole box, read from /proc (Linux only). CPU
@@ -55,12 +57,21 @@ export function reapedChildrenCpuSeconds(): number {
  * /proc/self/clear_refs), so a later reading is the peak of what ran since. False where it cannot.
  */
 export function resetOwnPeakRss(): boolean {
+  // Garbage first: buffers of what ran before (shared memory is freed only by a collection) must
+  // not count as this phase's.
+  collectGarbage();
   try {
     writeFileSync('/proc/self/clear_refs', '5');
     return true;
   } catch {
     return false; // not Linux, or not allowed: the peak is the process's whole life's
   }
+}
+
+/** Runs a full garbage collection (through V8's `gc`, exposed for this). */
+function collectGarbage(): void {
+  setFlagsFromString('--expose-gc');
+  (runInNewContext('gc') as () => void)();
 }
 
 /** Peak resident set size (VmHWM) so far, in bytes. */
