@@ -18,10 +18,17 @@ export class ChunkBudget {
     this.budgetBytes = budgetBytes;
   }
 
+  /** Bytes of the buffers handed out and not given back yet. */
+  get inUseBytes(): number {
+    let free = 0;
+    for (const [size, buffers] of this.#free) free += size * buffers.length;
+    return this.#madeBytes - free;
+  }
+
   /** A buffer of `bytes` (`bytes` above the whole budget is given anyway, alone: no upload is refused). */
   async acquire(bytes: number): Promise<SharedArrayBuffer> {
     for (;;) {
-      const buffer = this.#tryAcquire(bytes);
+      const buffer = this.tryAcquire(bytes);
       if (buffer) return buffer;
       await new Promise<undefined>((resolve) => this.#waiting.wait(resolve));
     }
@@ -35,7 +42,8 @@ export class ChunkBudget {
     while (this.#waiting.serve(undefined));
   }
 
-  #tryAcquire(bytes: number): SharedArrayBuffer | undefined {
+  /** A buffer of `bytes` if the budget has room now, else undefined (nothing is waited for). */
+  tryAcquire(bytes: number): SharedArrayBuffer | undefined {
     const reused = this.#free.get(bytes)?.pop();
     if (reused) return reused;
     // Room is made by dropping free buffers of other sizes, if that is what it takes.
@@ -53,3 +61,6 @@ export class ChunkBudget {
 
 /** The budget of this process's uploads: 128 MiB, 32 chunks of the default 4 MiB (one upload uses at most 4). */
 export const uploadChunkBudget = new ChunkBudget(128 * 1024 * 1024);
+
+/** The budget of this process's downloads, apart from the uploads' (neither waits for the other's buffers). */
+export const downloadChunkBudget = new ChunkBudget(128 * 1024 * 1024);

@@ -8,8 +8,13 @@ import { fromSystemError } from '../system-errors.js';
 import type { ClientConnection, StreamSink } from './connection.js';
 import type { ProgressListener } from './progress.js';
 import { copyIntoShared } from './shared-copy.js';
+import { downloadChunkBudget } from './chunk-budget.js';
 
-/** Chunk buffers being written to disk (and hashed) at once before the download stops reading the socket. */
+/**
+ * Chunk buffers one download holds at most: one filling from the socket while others are written
+ * to disk (and hashed). They come from the process's download budget (`downloadChunkBudget`), so
+ * however many downloads run at once, their buffers stay within it.
+ */
 const writesInFlight = 3;
 /**
  * Received bytes are synced to disk in the background every this many bytes, so the sync that
@@ -41,12 +46,21 @@ export async function receiveChunks(
   options: ReceiverOptions,
 ): Promise<Received> {
   let receiver: DownloadReceiver | undefined;
-  // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
-  await connection.request('get', wanted, (get) => {
-    const hash = typeof sha256 === 'function' ? sha256(get) : sha256;
-    receiver = new DownloadReceiver(connection, writer, hash, xxh64, options, get, wanted.pack?.codec);
-    return receiver;
-  });
+  // A buffer for the first chunk before the file is asked for: once the server sends, this
+  // download never waits for the budget (a client that stops reading while the server holds
+  // buffers for it is one the server closes).
+  const first = await downloadChunkBudget.acquire(connection.hello.chunkSize);
+  try {
+    // The receiver is made as the reply is decoded, so the stream is open before its first chunk.
+    await connection.request('get', wanted, (get) => {
+      const hash = typeof sha256 === 'function' ? sha256(get) : sha256;
+      receiver = new DownloadReceiver(connection, writer, hash, xxh64, options, get, first, wanted.pack?.codec);
+      return receiver;
+    });
+  } catch (error) {
+    if (!receiver) downloadChunkBudget.release(first);
+    throw error;
+  }
   return receiver!.done;
 }
 
@@ -72,7 +86,7 @@ export interface Received {
 /**
  * Receives one download stream: its chunks in order, each unpacked if it came compressed (on the
  * codec threads), checked against its xxh64, fed to the SHA-256 and written at its offset;
- * reading pauses while every buffer is busy. `done` settles with the bytes received once the last
+ * reading pauses while it has no free buffer (until one is written, or the budget gives one). `done` settles with the bytes received once the last
  * one is written (and the background sync, if any, is over). The client's mirror of the server's
  * DownloadTransfer.
  */
@@ -84,7 +98,11 @@ export class DownloadReceiver implements StreamSink {
   readonly #xxh64: (bytes: Uint8Array) => bigint;
   readonly #options: ReceiverOptions;
   readonly #get: GetResult;
-  readonly #free: ReceiveSlot[];
+  /** Buffers held and not in use; with the ones in use, at most `#maxSlots`. */
+  readonly #free: ReceiveSlot[] = [];
+  #slotsHeld = 0;
+  readonly #maxSlots: number;
+  readonly #slotBytes: number;
   #settle!: { resolve: (received: Received) => void; reject: (error: FerryError) => void };
   /** The codec the server may pack chunks with, if it was asked to. */
   readonly #codec: CodecName | undefined;
@@ -110,6 +128,7 @@ export class DownloadReceiver implements StreamSink {
     xxh64: (bytes: Uint8Array) => bigint,
     options: ReceiverOptions,
     get: GetResult,
+    first: SharedArrayBuffer,
     codec?: CodecName,
   ) {
     this.#codec = codec;
@@ -124,13 +143,13 @@ export class DownloadReceiver implements StreamSink {
       this.#settle = { resolve, reject };
     });
     this.done.catch(() => undefined); // awaited by the caller once `get` is answered; never unhandled meanwhile
-    // No bigger than the file needs: a small file gets one small buffer.
-    const slotBytes = Math.max(1, Math.min(get.chunkSize, get.size));
+    // All of one size (the server's chunk size, as `first`), so the budget reuses them.
+    this.#slotBytes = first.byteLength;
     this.#end = completeBytes(get.toChunk ?? get.chunkCount, get);
-    this.#free = Array.from({ length: Math.max(1, Math.min(writesInFlight, (get.toChunk ?? get.chunkCount) - get.fromChunk)) }, () => {
-      const shared = new SharedArrayBuffer(slotBytes);
-      return { shared, buffer: Buffer.from(shared) };
-    });
+    this.#maxSlots = Math.max(1, Math.min(writesInFlight, (get.toChunk ?? get.chunkCount) - get.fromChunk));
+    this.#slotsHeld = 1;
+    this.#free.push({ shared: first, buffer: Buffer.from(first) });
+    this.#readWhenRoom();
     queueMicrotask(() => this.#finishIfDone()); // a download with nothing left to fetch ends at once
   }
 
@@ -163,13 +182,14 @@ export class DownloadReceiver implements StreamSink {
   chunkEnd(): void {
     const chunk = this.#current;
     this.#current = undefined;
-    if (!chunk || this.#failed) return;
+    if (!chunk) return;
+    if (this.#failed) return this.#slotDone(chunk.slot);
     const { slot, header } = chunk;
     const length = rawLengthOf(header);
     this.#nextOffset += length;
     this.#wireBytes += header.length;
     this.#writing += 1;
-    if (this.#free.length === 0) this.#connection.pause(this);
+    this.#readWhenRoom();
     if (!this.#codec) return this.#accept(slot, header.offset, length, header.xxh64);
     // Unpacked on the codec threads, two at once; handed on in order (the SHA-256 needs it).
     const { packed } = header;
@@ -179,23 +199,34 @@ export class DownloadReceiver implements StreamSink {
       ([failure]) => {
         if (failure === undefined) return this.#accept(slot, header.offset, length, header.xxh64);
         this.fail(new FerryError('ECHECKSUM', `${this.#get.name}: chunk at offset ${header.offset}: ${failure}`));
+        this.#slotDone(slot);
       },
-      (error: unknown) => this.fail(new FerryError('EINTERNAL', `unpacking a chunk failed: ${String(error)}`)),
+      (error: unknown) => {
+        this.fail(new FerryError('EINTERNAL', `unpacking a chunk failed: ${String(error)}`));
+        // The codec thread may still hold it (the other promise failed): it is not reused.
+        void Promise.allSettled([unpacked, previous]).then(() => this.#slotDone(slot));
+      },
     );
   }
 
   /** A chunk's `length` raw bytes are in `slot`: checked, hashed and written. */
   #accept(slot: ReceiveSlot, offset: number, length: number, xxh64: bigint): void {
-    if (this.#failed) return;
+    if (this.#failed) return this.#slotDone(slot);
     const bytes = slot.buffer.subarray(0, length);
     if (this.#xxh64(bytes) !== xxh64) {
-      return this.fail(new FerryError('ECHECKSUM', `${this.#get.name}: chunk at offset ${offset} failed its xxh64 check`));
+      this.fail(new FerryError('ECHECKSUM', `${this.#get.name}: chunk at offset ${offset} failed its xxh64 check`));
+      return this.#slotDone(slot);
     }
     this.#received += length;
     const hashed = this.#sha256.update(slot.shared, length);
-    Promise.all([hashed, this.#writer.write(bytes, offset)]).then(
+    const written = this.#writer.write(bytes, offset);
+    Promise.all([hashed, written]).then(
       () => this.#written(slot, offset, length),
-      (error: unknown) => this.fail(fromSystemError(error, `writing ${this.#get.name}`)),
+      (error: unknown) => {
+        this.fail(fromSystemError(error, `writing ${this.#get.name}`));
+        // Given back once neither the hashing thread nor the write uses it any more.
+        void Promise.allSettled([hashed, written]).then(() => this.#slotDone(slot));
+      },
     );
   }
 
@@ -203,7 +234,10 @@ export class DownloadReceiver implements StreamSink {
     if (this.#failed) return;
     this.#failed = true;
     this.#connection.closeStream(this.#get.stream);
-    this.#connection.resume(this);
+    // The chunk being filled gets no more bytes; the free buffers go back to the budget, and reading goes on.
+    if (this.#current) this.#slotDone(this.#current.slot);
+    this.#current = undefined;
+    this.#readWhenRoom();
     // The attempt's last word on what it received: every verified chunk counts, also one whose
     // write is still under way (it lands, and the next attempt keeps it without fetching it).
     this.#progress();
@@ -212,14 +246,45 @@ export class DownloadReceiver implements StreamSink {
 
   #written(slot: ReceiveSlot, offset: number, length: number): void {
     this.#writing -= 1;
-    this.#free.push(slot);
+    this.#slotDone(slot);
     this.#unsyncedBytes += length;
     if (this.#failed) return; // this attempt has already reported its end
     this.#syncInBackground();
-    this.#connection.resume(this);
     this.#lastDone = offset + length;
     this.#progress();
     this.#finishIfDone();
+  }
+
+  /** Nothing uses `slot` any more: it is free for the next chunk, or goes back to the budget once no chunk is to come. */
+  #slotDone(slot: ReceiveSlot): void {
+    if (this.#failed || this.#nextOffset >= this.#end) return this.#giveBack(slot);
+    this.#free.push(slot);
+    this.#readWhenRoom();
+  }
+
+  #giveBack(slot: ReceiveSlot): void {
+    this.#slotsHeld -= 1;
+    downloadChunkBudget.release(slot.shared);
+  }
+
+  /**
+   * Reading goes on only while there is a free buffer for the next chunk (or no chunk is to
+   * come). Without one, this download takes one more from the budget if it holds fewer than its
+   * share and the budget has one now, else pauses until one of its own is written.
+   */
+  #readWhenRoom(): void {
+    if (this.#failed || this.#nextOffset >= this.#end) {
+      // No chunk is to come: the buffers not in use go back.
+      for (const slot of this.#free.splice(0)) this.#giveBack(slot);
+      return this.#connection.resume(this);
+    }
+    const more = this.#free.length === 0 && this.#slotsHeld < this.#maxSlots ? downloadChunkBudget.tryAcquire(this.#slotBytes) : undefined;
+    if (more) {
+      this.#slotsHeld += 1;
+      this.#free.push({ shared: more, buffer: Buffer.from(more) });
+    }
+    if (this.#free.length > 0) this.#connection.resume(this);
+    else this.#connection.pause(this);
   }
 
   #progress(): void {
