@@ -221,3 +221,38 @@ t.test('kill -9 in the middle of many concurrent small uploads: every acknowledg
   }
   t.same(await readdir(join(dataDir, 'partial')), [], 'start-up recovery removed what the kill left in partial/');
 });
+
+t.test(
+  'a small file replaced again and again while it is downloaded: downloads get one whole version or ECHANGED, never ECORRUPT',
+  async (t) => {
+    const running = await startServer(t, { chunkSizeBytes: chunkSize });
+    const dir = tempDir(t);
+    const versions = await Promise.all([makeFile(dir, 'a.bin', 40 * KiB), makeFile(dir, 'b.bin', 40 * KiB)]);
+    const writer = running.client();
+    await writer.upload(versions[0].path, { name: 'hot.bin' });
+    let replacing = true;
+    const replaced = (async () => {
+      for (let round = 1; round <= 150; round += 1) await writer.upload(versions[round % 2]!.path, { name: 'hot.bin', force: true });
+      replacing = false;
+    })();
+    const codes = new Map<string, number>();
+    await Promise.all(
+      Array.from({ length: 3 }, async (_, lane) => {
+        const reader = running.client();
+        for (let round = 0; replacing; round += 1) {
+          const out = join(dir, `out-${lane}-${round}.bin`);
+          const code = await reader.download('hot.bin', { out }).then(
+            async (result) =>
+              versions.some((version) => version.sha256 === result.sha256) && (await sha256Of(out)) === result.sha256 ? 'whole' : 'wrong',
+            (error: unknown) => (error as { code?: string }).code ?? 'unknown',
+          );
+          codes.set(code, (codes.get(code) ?? 0) + 1);
+        }
+      }),
+    );
+    await replaced;
+    t.notOk(codes.has('ECORRUPT') || codes.has('wrong'), `outcomes: ${JSON.stringify([...codes])}`);
+    t.ok((codes.get('whole') ?? 0) > 0, 'downloads went through meanwhile');
+    t.equal((await writer.stat('hot.bin')).damaged, undefined, 'the file was never taken for damaged');
+  },
+);

@@ -69,6 +69,8 @@ export interface ClaimedUpload {
 class PendingClaim {
   readonly settled: Promise<void>;
   readonly settle: () => void;
+  /** Set while the whole put that holds the name publishes it (see `isPublishing`). */
+  publishing = false;
 
   constructor() {
     let settle!: () => void;
@@ -218,6 +220,9 @@ export class UploadRegistry {
     const { pending, reserved } = await this.#admit(request, ownsUpload, { sessionless: true });
     try {
       const stale = this.#store.session(name);
+      // From the rename to the commit, a download of the old file may read the new bytes: it
+      // must take that for a replace (ECHANGED), not for damage.
+      pending.publishing = true;
       const { file, replacedBytes } = await this.exclusive(name, () => publish(stale));
       this.storedChanged(name, replacedBytes, file.size);
       if (stale) {
@@ -283,7 +288,8 @@ export class UploadRegistry {
   /** An upload of `name` is being verified and published (a download of the old file may see it change). */
   isPublishing(name: string): boolean {
     const active = this.#active.get(this.#key(name));
-    return active !== undefined && !(active instanceof PendingClaim) && active.finishing;
+    if (active instanceof PendingClaim) return active.publishing;
+    return active !== undefined && active.finishing;
   }
 
   /** The upload lets go of its name (finished, failed or detached): the next put of it may proceed. */
