@@ -102,6 +102,7 @@ t.test('framing: the data must follow its request, be one raw chunk of its size 
     encodeControl({ id: 1, op: 'putWhole', name: 'x.bin', size: bytes.length, sha256: sha256(bytes), ...fields });
   const cases: [string, () => Promise<Buffer[]>][] = [
     ['a request where the data is due', () => Promise.resolve([request(), encodeControl({ id: 2, op: 'ping' })])],
+    ['a malformed request where the data is due', () => Promise.resolve([request(), encodeControl({ id: 2, op: 'nothing' })])],
     ['data on stream 0 with no putWhole', async () => [await chunkFrame(0, 0, bytes)]],
     ['data of another size', async () => [request(), await chunkFrame(0, 0, bytes.subarray(1))]],
     ['data at another offset', async () => [request(), await chunkFrame(0, chunkSize, bytes)]],

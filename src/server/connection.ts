@@ -356,6 +356,9 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
 
   control(message: Record<string, unknown>): void {
     if (this.#ending) return;
+    if (this.#wholePuts.expecting) {
+      return this.closeWith(new FerryError('EPROTO', 'a control frame where the data of a putWhole was due'));
+    }
     // An id that is not a whole number (1.5, 1e300) is no id: the error cannot be matched to a request.
     const id = Number.isSafeInteger(message['id']) ? (message['id'] as number) : undefined;
     let request: Request;
@@ -368,9 +371,6 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     }
     if (!this.#greeted && request.op !== 'hello') {
       return this.closeWith(new FerryError('EPROTO', `expected hello, got ${request.op}`));
-    }
-    if (this.#wholePuts.expecting) {
-      return this.closeWith(new FerryError('EPROTO', `${request.op} request where the data of a putWhole was due`));
     }
     if (request.op === 'putWhole') {
       // Handled once its data (the next frame) is in; one the account may not make is refused
