@@ -22,6 +22,7 @@ import { runHttp } from './scenarios/http.js';
 import { runTree } from './scenarios/tree.js';
 import { runCompress } from './scenarios/compress.js';
 import { runMicro } from './scenarios/micro.js';
+import { type ProcessesResult, runProcesses } from './scenarios/processes.js';
 import { type RefResult, runRefs } from './scenarios/refs.js';
 import { type ResumeRun, runResume } from './scenarios/resume.js';
 
@@ -32,6 +33,7 @@ const scenarios: Record<ScenarioId, (ctx: BenchContext) => Promise<ScenarioRepor
   tree: runTree,
   compress: runCompress,
   concurrency: runConcurrency,
+  processes: runProcesses,
   resume: runResume,
   micro: runMicro,
 };
@@ -139,6 +141,7 @@ async function main(): Promise<number> {
       }
       if (id === 'refs') measured.refs = (report.data as { results: RefResult[] }).results;
       if (id === 'concurrency') measured.steps = (report.data as { steps: SweepStep[] }).steps;
+      if (id === 'processes') measured.processes = report.data as ProcessesResult;
       if (id === 'resume') measured.resume = (report.data as { runs: ResumeRun[] }).runs;
     }
   } finally {

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseSize } from './units.js';
 
-export const scenarioIds = ['bulk', 'refs', 'http', 'tree', 'compress', 'concurrency', 'resume', 'micro'] as const;
+export const scenarioIds = ['bulk', 'refs', 'http', 'tree', 'compress', 'concurrency', 'processes', 'resume', 'micro'] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
 export const referenceNames = ['socat', 'nc', 'rsync', 'rsync-sha1', 'cp', 'scp', 'sftp', 'rsync-ssh'] as const;
 

@@ -1,6 +1,7 @@
 import type { SweepStep } from '../scenarios/concurrency.js';
 import type { RefResult } from '../scenarios/refs.js';
 import type { ResumeRun } from '../scenarios/resume.js';
+import type { ProcessesResult } from '../scenarios/processes.js';
 import { median } from './stats.js';
 import type { Table } from './report.js';
 import { MiB, formatNumber, formatBytes } from './units.js';
@@ -8,6 +9,7 @@ import { MiB, formatNumber, formatBytes } from './units.js';
 /** What the scenarios measured that the issue's targets refer to; absent when not run. */
 export interface Measured {
   sizeBytes: number;
+  processes?: ProcessesResult;
   /** `ferry info`'s wall and CPU time (from bulk). */
   cliFixedCost?: { seconds: number; cpuSeconds: number };
   refs?: RefResult[];
@@ -94,7 +96,18 @@ export function checkTargets(m: Measured): TargetCheck[] {
     });
   }
 
-  checks.push(notMeasured('32 `ferry upload` processes × 32 MiB: aggregate ≥ 32 rsync processes', 'scenario not built yet'));
+  const processesTarget = '32 `ferry upload` processes × 32 MiB: aggregate ≥ 32 rsync processes';
+  const processes = m.processes;
+  if (!processes) checks.push(notMeasured(processesTarget, 'processes not run'));
+  else if (processes.ratios.length === 0) checks.push(notMeasured(processesTarget, processes.skipped ?? 'rsync not run'));
+  else {
+    const ratio = median(processes.ratios);
+    const size =
+      processes.processes === 32 && processes.fileBytes === 32 * MiB
+        ? ''
+        : ` (this run: ${processes.processes} × ${formatBytes(processes.fileBytes)})`;
+    checks.push({ target: processesTarget + size, measured: `${ratio.toFixed(2)}×`, met: ratio >= 1 });
+  }
   const cliTarget = 'CLI fixed cost (`ferry info` against a running server, wall) ≤ 80 ms';
   checks.push(
     m.cliFixedCost
