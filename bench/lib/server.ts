@@ -156,3 +156,12 @@ export class FerryServer {
     return stats;
   }
 }
+
+/**
+ * `ferry serve` options for a server that `clients` clients connect to at once, all from
+ * 127.0.0.1: the per-address limits (64 established, 8 still logging in) lifted to that.
+ */
+export function roomForClients(clients: number): string[] {
+  const room = String(Math.max(64, clients + 8));
+  return ['--max-connections-per-address', room, '--max-unauthenticated-per-address', room, '--max-unauthenticated', room];
+}

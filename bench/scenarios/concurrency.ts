@@ -5,7 +5,7 @@ import { FerryClient } from '../../src/client/client.js';
 import { type BenchContext, log } from '../lib/context.js';
 import { type SourceFile, makeTempDir, removeDir } from '../lib/files.js';
 import type { ScenarioReport } from '../lib/report.js';
-import { FerryServer, loginAt } from '../lib/server.js';
+import { FerryServer, loginAt, roomForClients } from '../lib/server.js';
 import { median, percentile } from '../lib/stats.js';
 import { boxCpuMeter, processPeakRssBytes, resetOwnPeakRss } from '../lib/proc.js';
 import { durableStoreFloor } from '../lib/store-floor.js';
@@ -84,19 +84,8 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
   const rounds = Math.max(1, Math.min(Math.ceil(minOpsPerStep / clients), Math.ceil(minBytesPerStep / (clients * source.size))));
   const dataDir = await makeTempDir('disk', 'sweep-data');
   const outDir = await makeTempDir('disk', 'sweep-out');
-  // Every client connects from 127.0.0.1, all at once: lift the per-address limits (64 established,
-  // 8 still logging in) to the sweep's size.
-  const room = String(Math.max(64, clients + 8));
   // In clear text, as every sweep before TLS was: the rows stay comparable (bulk and refs measure TLS).
-  const server = await FerryServer.start(dataDir, [
-    '--no-tls',
-    '--max-connections-per-address',
-    room,
-    '--max-unauthenticated-per-address',
-    room,
-    '--max-unauthenticated',
-    room,
-  ]);
+  const server = await FerryServer.start(dataDir, ['--no-tls', ...roomForClients(clients)]);
   const ferryClients = Array.from(
     { length: clients },
     () => new FerryClient({ host: '127.0.0.1', port: server.port, retry: { retries: 0 }, ...loginAt(server.port) }),

@@ -14,7 +14,7 @@ import { makeTempDir, removeDir, tmpfsAvailable } from '../lib/files.js';
 import { makeRemoteDir, startRsyncDaemon, which } from '../lib/peers.js';
 import { processCpuSeconds, reapedChildrenCpuSeconds } from '../lib/proc.js';
 import type { ScenarioReport } from '../lib/report.js';
-import { FerryServer } from '../lib/server.js';
+import { FerryServer, roomForClients } from '../lib/server.js';
 import { median } from '../lib/stats.js';
 import { MiB, formatBytes, formatNumber, mibPerSecond } from '../lib/units.js';
 
@@ -53,17 +53,7 @@ export async function runProcesses(ctx: BenchContext): Promise<ScenarioReport> {
   const work = await makeTempDir(medium, 'processes');
   const closers: (() => Promise<void>)[] = [];
   try {
-    // Every command connects from 127.0.0.1 at once: the per-address limits are lifted to that.
-    const room = String(processes + 8);
-    const ferry = await FerryServer.start(join(work, 'ferry-data'), [
-      '--no-tls',
-      '--max-connections-per-address',
-      room,
-      '--max-unauthenticated-per-address',
-      room,
-      '--max-unauthenticated',
-      room,
-    ]);
+    const ferry = await FerryServer.start(join(work, 'ferry-data'), ['--no-tls', ...roomForClients(processes)]);
     closers.push(async () => void (await ferry.stop()));
     const ferryRun = async (pair: number): Promise<ProcessesSample> => {
       const serverBefore = processCpuSeconds(ferry.pid);

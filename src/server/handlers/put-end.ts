@@ -27,20 +27,36 @@ export async function finishUpload(
   size: number | undefined,
   attributes: FileAttributes = {},
 ): Promise<StoredFile> {
-  const name = upload.session.name;
+  const logged = { name: upload.session.name, startedAt: upload.startedAt, bytes: () => upload.bytesReceived };
+  try {
+    return await publishLogged(scope, logged, (logEntry) => upload.finish(sha256, size, logEntry, attributes));
+  } finally {
+    await upload.release();
+  }
+}
+
+/**
+ * Runs the publish of an upload (a putEnd, a tus upload's last PATCH, a whole put) with its
+ * transfer log entry: `publish` puts the entry it is given into the file's LMDB commit, and it is
+ * reported on the console once that is done; a failure is logged on its own and thrown in the
+ * account's names.
+ */
+export async function publishLogged(
+  scope: RequestScope,
+  upload: { name: string; startedAt: number; bytes: () => number },
+  publish: (logEntry: () => TransferLogRecord) => Promise<StoredFile>,
+): Promise<StoredFile> {
   const logEntry = (result: string): Omit<TransferLogRecord, 'client' | 'user'> => {
     const time = Date.now();
-    return { time, op: 'upload', name, bytes: upload.bytesReceived, durationMs: time - upload.startedAt, result };
+    return { time, op: 'upload', name: upload.name, bytes: upload.bytes(), durationMs: time - upload.startedAt, result };
   };
   try {
     let published: Omit<TransferLogRecord, 'client' | 'user'> | undefined;
-    const file = await upload.finish(sha256, size, () => ({ ...(published = logEntry('ok')), ...scope.who }), attributes);
+    const file = await publish(() => ({ ...(published = logEntry('ok')), ...scope.who }));
     if (published) scope.reportTransfer(published);
     return file;
   } catch (error) {
     await scope.logTransfer(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));
     throw accountOf(scope).inOwnNames(error);
-  } finally {
-    await upload.release();
   }
 }

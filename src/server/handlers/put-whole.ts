@@ -9,6 +9,8 @@ import { publishInPlace } from '../publish.js';
 import type { ServerServices } from '../services.js';
 import type { WholePutData, WholePutRequest } from '../whole-put-intake.js';
 import { fileInfo } from './file-info.js';
+import { publishLogged } from './put-end.js';
+import { putRequestOf } from './put.js';
 import type { Handler } from './types.js';
 
 /**
@@ -24,34 +26,18 @@ export const putWhole: Handler<'putWhole'> = async (request, ctx) => {
   const startedAt = Date.now();
   const account = accountOf(ctx);
   const name = account.stored(request.name);
-  const logEntry = (result: string): Omit<TransferLogRecord, 'client' | 'user'> => {
-    const time = Date.now();
-    return { time, op: 'upload', name, bytes: request.size, durationMs: time - startedAt, result };
-  };
   try {
-    let published: Omit<TransferLogRecord, 'client' | 'user'> | undefined;
-    const chunkHash = checkedChunkHash(ctx.services, request, data);
-    const put = { name, file: { size: request.size, fingerprint: `whole:${request.sha256}` }, force: request.force ?? false };
-    const owner = {
-      owner: account.name,
-      ...(account.quotaBytes === undefined ? {} : { quota: { root: account.root, bytes: account.quotaBytes } }),
-    };
-    const file = await ctx.services.uploads.storeWhole(
-      { ...put, ...owner },
-      (upload) => ctx.ownsUpload(upload),
-      (staleSession) =>
-        storeAndPublish(ctx.services, request, data, {
-          name,
-          chunkHash,
-          staleSession,
-          logEntry: () => ({ ...(published = logEntry('ok')), ...ctx.who }),
-        }),
-    );
-    if (published) ctx.reportTransfer(published);
+    const file = await publishLogged(ctx, { name, startedAt, bytes: () => request.size }, (logEntry) => {
+      const chunkHash = checkedChunkHash(ctx.services, request, data);
+      const file = { size: request.size, fingerprint: `whole:${request.sha256}` };
+      const put = putRequestOf(account, { name, file, force: request.force ?? false });
+      return ctx.services.uploads.storeWhole(
+        { ...put, file },
+        (upload) => ctx.ownsUpload(upload),
+        (staleSession) => storeAndPublish(ctx.services, request, data, { name, chunkHash, staleSession, logEntry }),
+      );
+    });
     return { result: fileInfo(file, account) };
-  } catch (error) {
-    await ctx.logTransfer(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));
-    throw account.inOwnNames(error);
   } finally {
     data.release();
   }

@@ -14,6 +14,13 @@ export function verifiedRanges(verified: Iterable<number>): [number, number][] {
   return ranges;
 }
 
+/** A put of a stored name as the registry takes it: counted against `account`, within its quota. */
+export function putRequestOf(account: AccountView, request: Pick<PutRequest, 'name' | 'file' | 'force'>): PutRequest {
+  const put: PutRequest = { ...request, owner: account.name };
+  if (account.quotaBytes !== undefined) put.quota = { root: account.root, bytes: account.quotaBytes };
+  return put;
+}
+
 /**
  * Claims the upload of a stored name for `account` by the registry's rules (a Ferry put, a tus
  * upload): the session counts against the account, within its quota; errors speak of its names.
@@ -24,9 +31,7 @@ export function claimFor(
   request: Pick<PutRequest, 'name' | 'file' | 'force'>,
   ownsUpload: (upload: ActiveUpload) => boolean,
 ): Promise<ClaimedUpload> {
-  const put: PutRequest = { ...request, owner: account.name };
-  if (account.quotaBytes !== undefined) put.quota = { root: account.root, bytes: account.quotaBytes };
-  return uploads.claim(put, ownsUpload).catch((error: unknown) => {
+  return uploads.claim(putRequestOf(account, request), ownsUpload).catch((error: unknown) => {
     throw account.inOwnNames(error);
   });
 }
