@@ -1,9 +1,11 @@
 import { once } from 'node:events';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isLoopback } from '../net-address.js';
+import { FerryError } from '../protocol/errors.js';
 import { defaultHttpPort, defaultPort } from '../protocol/limits.js';
 import { serverDefaults } from '../server/defaults.js';
 import type { Output } from './output.js';
+import { s3StoreOf } from './serve-store.js';
 import { formatBytes, formatDuration, hostPort, parseCount, parseDuration, parsePort, parseSize } from './units.js';
 
 const d = serverDefaults;
@@ -150,6 +152,12 @@ export function addServeCommand(program: Command, output: Output): void {
     .option('--port <port>', 'port to listen on', parsePort, defaultPort)
     .option('--data <dir>', 'data directory (files/, partial/, db/)', './var')
     .option(
+      '--store <location>',
+      'keep files and unfinished uploads in an S3-compatible store, s3://BUCKET[/PREFIX], shared by several servers (credentials: AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE) (default: the data directory)',
+    )
+    .option('--s3-endpoint <url>', "the S3 store's URL, for a store other than AWS (e.g. http://127.0.0.1:7480; path-style addressing)")
+    .option('--s3-region <region>', "the S3 store's region (default: AWS_REGION, else us-east-1)")
+    .option(
       '--tls-cert <file>',
       'serve this certificate (PEM), with --tls-key (default: <data>/tls/cert.pem, generated at the first start)',
     )
@@ -199,8 +207,18 @@ export function addServeCommand(program: Command, output: Output): void {
           tlsKey?: string;
           httpPort: number;
           httpHost: string;
+          store?: string;
+          s3Endpoint?: string;
+          s3Region?: string;
         },
       ) => {
+        const s3 = await s3StoreOf({ ...flags, chunkSize: flags['chunkSize'] as number | undefined });
+        if (s3) {
+          throw new FerryError(
+            'ENOTYET',
+            `the S3 store ${flags.store} answers, but serving from it is not built yet (issue 17): serve from the data directory (no --store) meanwhile`,
+          );
+        }
         // Loaded here, not at start-up: client commands do not pay for the server's modules.
         const [{ pino }, { createServer }, { ignoreStrayLmdbCommitFailures }, { raiseOpenFileLimit }] = await Promise.all([
           import('pino'),
