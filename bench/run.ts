@@ -25,6 +25,7 @@ import { runMicro } from './scenarios/micro.js';
 import { type ProcessesResult, runProcesses } from './scenarios/processes.js';
 import { type RefResult, runRefs } from './scenarios/refs.js';
 import { type ResumeRun, runResume } from './scenarios/resume.js';
+import { runS3 } from './scenarios/s3.js';
 
 const scenarios: Record<ScenarioId, (ctx: BenchContext) => Promise<ScenarioReport>> = {
   bulk: runBulk,
@@ -35,6 +36,7 @@ const scenarios: Record<ScenarioId, (ctx: BenchContext) => Promise<ScenarioRepor
   concurrency: runConcurrency,
   processes: runProcesses,
   resume: runResume,
+  s3: runS3,
   micro: runMicro,
 };
 

@@ -1,3 +1,5 @@
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { assertFailed, assertUsage, closedPort, ferry } from './helpers/cli.js';
 import { freshS3Bucket, s3Endpoint, s3ServerEnv, s3Skip } from './helpers/s3.js';
@@ -42,34 +44,42 @@ t.test('--store flags are checked before anything is served', async (t) => {
   t.match(unreachable.stderr, `the S3 store s3://ferry-data/team/ at http://127.0.0.1:${port} cannot be reached`);
 });
 
+/** `ferry serve` on the test endpoint with `data` as its data directory; `env` over the endpoint's credentials. */
+function serveOnEndpoint(data: string, args: string[], env: Record<string, string> = {}) {
+  return ferry(['serve', '--data', data, '--port', '0', '--http-port', '0', '--s3-endpoint', s3Endpoint!.endpoint, ...args], {
+    anonymous: true,
+    env: { ...(s3ServerEnv() as Record<string, string>), ...env },
+  });
+}
+
 t.test('a store that answers', { skip: s3Skip }, async (t) => {
   const settings = await freshS3Bucket(t);
   const data = tempDir(t);
-  const serve = (...args: string[]) =>
-    ferry(['serve', '--data', data, '--port', '0', '--http-port', '0', '--s3-endpoint', s3Endpoint!.endpoint, ...args], {
-      anonymous: true,
-      env: s3ServerEnv() as Record<string, string>,
-    });
-  const missing = await serve('--store', `s3://${settings.bucket}-missing`);
+  const missing = await serveOnEndpoint(data, ['--store', `s3://${settings.bucket}-missing`]);
   assertFailed(t, missing, 'ECONFIG');
   t.match(missing.stderr, /bucket .*-missing does not exist/);
-  const refused = await ferry(
-    [
-      'serve',
-      '--data',
-      data,
-      '--port',
-      '0',
-      '--http-port',
-      '0',
-      '--s3-endpoint',
-      s3Endpoint!.endpoint,
-      '--store',
-      `s3://${settings.bucket}`,
-    ],
-    { anonymous: true, env: { ...(s3ServerEnv() as Record<string, string>), AWS_SECRET_ACCESS_KEY: 'wrong' } },
-  );
+  const refused = await serveOnEndpoint(data, ['--store', `s3://${settings.bucket}`], { AWS_SECRET_ACCESS_KEY: 'wrong' });
   assertFailed(t, refused, 'ECONFIG');
   t.match(refused.stderr, /refused our credentials/);
-  assertFailed(t, await serve('--store', `s3://${settings.bucket}/team`), 'ENOTYET');
+});
+
+t.test('a data directory serves its own files or caches one store, never both', { skip: s3Skip }, async (t) => {
+  const settings = await freshS3Bucket(t);
+  const own = tempDir(t);
+  mkdirSync(join(own, 'files'), { recursive: true });
+  writeFileSync(join(own, 'files', 'mine.txt'), 'mine');
+  const refused = await serveOnEndpoint(own, ['--store', `s3://${settings.bucket}`]);
+  assertFailed(t, refused, 'ECONFIG');
+  t.match(refused.stderr, /holds files of its own: a server on s3:\/\/.* needs another --data/);
+  t.equal(readFileSync(join(own, 'files', 'mine.txt'), 'utf8'), 'mine', 'its files are untouched');
+
+  const cache = tempDir(t);
+  writeFileSync(join(cache, 'store'), `s3://${settings.bucket}/\n`);
+  mkdirSync(join(cache, 'files'));
+  const local = await ferry(['serve', '--data', cache, '--port', '0', '--http-port', '0'], { anonymous: true });
+  assertFailed(t, local, 'ECONFIG');
+  t.match(local.stderr, new RegExp(`caches the records of the shared store s3://${settings.bucket}/: serve it with --store`));
+  const other = await serveOnEndpoint(cache, ['--store', `s3://${settings.bucket}/elsewhere`]);
+  assertFailed(t, other, 'ECONFIG');
+  t.match(other.stderr, /not s3:\/\/.*\/elsewhere\/: use another --data/);
 });

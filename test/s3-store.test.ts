@@ -3,7 +3,8 @@ import { PutObjectCommand } from '@aws-sdk/client-s3';
 import t, { type Test } from 'tap';
 import { s3SettingsOf } from '../src/object-store/s3-client.js';
 import { parseS3Location } from '../src/object-store/s3-location.js';
-import { S3Store, checkS3ChunkSize, s3MinPartBytes } from '../src/object-store/s3-store.js';
+import { checkS3ChunkSize, s3MinPartBytes } from '../src/object-store/s3-limits.js';
+import { S3Store } from '../src/object-store/s3-store.js';
 import { closedPort } from './helpers/cli.js';
 import { freshS3Bucket, rawS3Client, s3Endpoint, s3Skip } from './helpers/s3.js';
 

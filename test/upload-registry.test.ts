@@ -9,6 +9,8 @@ import t, { type Test } from 'tap';
 import { Sha256Thread } from '../src/hashing/sha256-thread.js';
 import { type FerryError } from '../src/protocol/errors.js';
 import { foldName } from '../src/protocol/names.js';
+import { LocalByteStore } from '../src/server/byte-store.js';
+import { ChunkWorkers } from '../src/server/chunk-workers.js';
 import { type ServerConfigInput, resolveServerConfig } from '../src/server/config.js';
 import { DataLayout } from '../src/server/data-layout.js';
 import { type ActiveUpload, type ClaimedUpload, type PutRequest, UploadRegistry } from '../src/server/upload-registry.js';
@@ -32,10 +34,13 @@ function fixture(t: Test, config: Partial<ServerConfigInput> = {}): Fixture {
   layout.create();
   const store = new MetaStore({ path: layout.dbDir });
   const sha256 = new Sha256Thread();
+  const workers = new ChunkWorkers({ threads: 1, maxQueue: 8, onError: (error) => t.error(error) });
+  const bytes = new LocalByteStore(layout, workers);
   const resolved = resolveServerConfig({ dataDir, chunkSizeBytes: 64 * KiB, takeoverGraceMs: 50, ...config });
-  const registry = new UploadRegistry({ store, layout, config: resolved, sha256, logger: pino({ level: 'silent' }) });
+  const registry = new UploadRegistry({ store, bytes, config: resolved, sha256, logger: pino({ level: 'silent' }) });
   registry.load();
   t.teardown(async () => {
+    await workers.close();
     await sha256.close();
     await store.close();
   });

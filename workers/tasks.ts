@@ -7,7 +7,8 @@ import type { PackMeasure } from '../src/compression/codecs.js';
 import type { CodecName } from '../src/protocol/frames.js';
 import { codeOfSystemError, describeSystemError } from '../src/system-errors.js';
 
-export type TaskFailureCode = 'ECHECKSUM' | ReturnType<typeof codeOfSystemError>;
+/** ECHANGED: a file replaced or deleted in a shared store while it was being read. */
+export type TaskFailureCode = 'ECHECKSUM' | 'ECHANGED' | ReturnType<typeof codeOfSystemError>;
 
 export interface TaskFailure {
   ok: false;

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { parseSize } from './units.js';
 
-export const scenarioIds = ['bulk', 'refs', 'http', 'tree', 'compress', 'concurrency', 'processes', 'resume', 'micro'] as const;
+export const scenarioIds = ['bulk', 'refs', 'http', 'tree', 'compress', 'concurrency', 'processes', 'resume', 's3', 'micro'] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
 export const referenceNames = ['socat', 'nc', 'rsync', 'rsync-sha1', 'cp', 'scp', 'sftp', 'rsync-ssh'] as const;
 
@@ -33,7 +33,7 @@ export const usage = `usage: npm run bench -- [options]
   --quick                 a run under a minute: 128 MiB file, refs socat and rsync, clients 1,4,16
                           with 64 KiB and 8 MiB files, one run each, short micro-benchmarks
   --scenario LIST         comma-separated: ${scenarioIds.join(',')} (default: all)
-  --size SIZE             file size for bulk, refs and resume (default 1GiB; quick 128MiB)
+  --size SIZE             file size for bulk, refs, resume and s3 (default 1GiB; quick 128MiB)
   --clients LIST          client counts for the concurrency sweep (default 1,4,16,64,256)
   --sizes LIST            file sizes for the sweep (default 64KiB,16MiB; quick 64KiB,8MiB)
   --refs LIST             references to run: socat,nc,rsync,rsync-sha1,cp,scp,sftp,rsync-ssh (default all; quick socat,rsync)

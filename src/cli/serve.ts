@@ -1,10 +1,10 @@
 import { once } from 'node:events';
 import { type Command, InvalidArgumentError, Option } from 'commander';
 import { isLoopback } from '../net-address.js';
-import { FerryError } from '../protocol/errors.js';
 import { defaultHttpPort, defaultPort } from '../protocol/limits.js';
 import { serverDefaults } from '../server/defaults.js';
 import type { Output } from './output.js';
+import { formatS3Location } from '../object-store/s3-location.js';
 import { s3StoreOf } from './serve-store.js';
 import { formatBytes, formatDuration, hostPort, parseCount, parseDuration, parsePort, parseSize } from './units.js';
 
@@ -212,13 +212,7 @@ export function addServeCommand(program: Command, output: Output): void {
           s3Region?: string;
         },
       ) => {
-        const s3 = await s3StoreOf({ ...flags, chunkSize: flags['chunkSize'] as number | undefined });
-        if (s3) {
-          throw new FerryError(
-            'ENOTYET',
-            `the S3 store ${flags.store} answers, but serving from it is not built yet (issue 17): serve from the data directory (no --store) meanwhile`,
-          );
-        }
+        const s3Store = await s3StoreOf({ ...flags, chunkSize: flags['chunkSize'] as number | undefined });
         // Loaded here, not at start-up: client commands do not pay for the server's modules.
         const [{ pino }, { createServer }, { ignoreStrayLmdbCommitFailures }, { raiseOpenFileLimit }] = await Promise.all([
           import('pino'),
@@ -250,15 +244,18 @@ export function addServeCommand(program: Command, output: Output): void {
             ...(flags.tlsKey === undefined ? {} : { tlsKeyFile: flags.tlsKey }),
             ...settings,
           },
-          { logger, onFirstAdmin: (password, file) => (firstAdmin = { password, file }) },
+          { logger, onFirstAdmin: (password, file) => (firstAdmin = { password, file }), ...(s3Store ? { s3Store } : {}) },
         );
         const address = await server.listen(flags.port, flags.host).catch(async (error: unknown) => {
           // Nothing was served: let go of the data directory (and its lock) before saying why.
           await server.close().catch(() => undefined); // the listen failure is the one worth reporting
           throw error;
         });
+        // The HTTP side's uploads and downloads do not run on an S3 store yet.
+        if (s3Store && flags.httpPort !== 0)
+          output.err("ferry: the HTTP side is not built for an S3 store yet: serving Ferry's protocol only");
         const http =
-          flags.httpPort === 0
+          flags.httpPort === 0 || s3Store
             ? undefined
             : await server.listenHttp(flags.httpPort, flags.httpHost).catch(async (error: unknown) => {
                 await server.close().catch(() => undefined);
@@ -266,7 +263,7 @@ export function addServeCommand(program: Command, output: Output): void {
               });
         const served = hostPort(address.address, address.port);
         output.err(
-          `ferry: serving ${server.config.dataDir} on ${served}${server.tlsFingerprint ? ' over TLS' : ' in clear text (--no-tls)'}`,
+          `ferry: serving ${s3Store ? `${formatS3Location(s3Store.settings)} (its records cached in ${server.config.dataDir})` : server.config.dataDir} on ${served}${server.tlsFingerprint ? ' over TLS' : ' in clear text (--no-tls)'}`,
         );
         if (server.tlsFingerprint)
           output.err(`ferry: certificate fingerprint ${server.tlsFingerprint} (a client shows it at its first connection: compare)`);

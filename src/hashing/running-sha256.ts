@@ -31,7 +31,11 @@ export function runningSha256(totalBytes: number, thread: Sha256Thread = sharedS
 }
 
 function inlineSha256(): RunningSha256 {
-  const hash = createHash('sha256');
+  return onThisThread(createHash('sha256'));
+}
+
+/** A running SHA-256 over a hash object that works on this thread (Node's, or hash-wasm's). */
+export function onThisThread(hash: { update(bytes: Uint8Array): unknown; digest(encoding: 'hex'): string }): RunningSha256 {
   return {
     update(buffer, length) {
       hash.update(new Uint8Array(buffer, 0, length));

@@ -18,6 +18,7 @@ import { FerryError } from '../protocol/errors.js';
 import { checkName } from '../protocol/names.js';
 import { chunkCountOf, chunkLengthOf } from '../store/records.js';
 import { type S3Settings, makeS3Client, s3CodeOf, s3Failure, s3StatusOf } from './s3-client.js';
+import { s3MaxParts } from './s3-limits.js';
 import {
   type S3FileManifest,
   type S3UploadManifest,
@@ -27,26 +28,10 @@ import {
   s3UploadManifestSchema,
 } from './s3-manifests.js';
 
-/** S3's limits on multipart uploads: parts of at least 5 MiB but the last, at most 10,000 of them. */
-export const s3MinPartBytes = 5 * 1024 * 1024;
-export const s3MaxParts = 10_000;
-/** The chunk size of a server on the S3 store unless `--chunk-size` says otherwise (at least s3MinPartBytes). */
-export const s3DefaultChunkSize = 8 * 1024 * 1024;
-/** S3's limit on a key's length, in UTF-8 bytes. */
-const s3MaxKeyBytes = 1024;
-
-/** Refuses a chunk size S3's multipart rules cannot take (every part but the last is a whole chunk). */
-export function checkS3ChunkSize(chunkSize: number): void {
-  if (chunkSize < s3MinPartBytes) {
-    throw new FerryError(
-      'EUSAGE',
-      `--chunk-size ${chunkSize} is too small for the S3 store: each chunk is a multipart part, and S3 takes parts of at least 5 MiB (default there: 8 MiB)`,
-    );
-  }
-}
-
 /** What a new upload in the store is for. */
 export interface S3UploadRequest {
+  /** The upload's id (the server's session id); a new one if absent. */
+  id?: string;
   name: string;
   size: number;
   chunkSize: number;
@@ -54,6 +39,9 @@ export interface S3UploadRequest {
   fingerprint: string;
   owner?: string;
 }
+
+/** S3's limit on a key's length, in UTF-8 bytes. */
+const s3MaxKeyBytes = 1024;
 
 /** A published file's record, with whatever the client said of its local file. */
 export interface S3PublishRequest {
@@ -126,7 +114,7 @@ export class S3Store {
     const now = Date.now();
     const upload: S3UploadManifest = {
       format: 1,
-      id: randomUUID(),
+      id: request.id ?? randomUUID(),
       name: request.name,
       size: request.size,
       chunkSize: request.chunkSize,

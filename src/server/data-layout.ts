@@ -1,4 +1,4 @@
-import { constants, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { constants, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { type FileHandle, lstat, mkdir, open, rm, rmdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
@@ -34,6 +34,39 @@ export class DataLayout {
   /** The generated TLS certificate (`cert.pem`) and its key (`key.pem`, 0600). */
   get tlsDir(): string {
     return join(this.root, 'tls');
+  }
+
+  /** Names the shared store whose records this data directory caches (absent: the files are its own, under files/). */
+  get storeFile(): string {
+    return join(this.root, 'store');
+  }
+
+  /**
+   * Keeps the data directory to one use: its own files, or the cache of one shared store
+   * (`location`, recorded the first time). A server on a store refuses a directory that holds
+   * files of its own (their records would be dropped as not in the store), and a server on the
+   * directory alone refuses one that caches a store (it would drop the cached records and serve
+   * none of the store's files): either way the operator is told at once, and nothing is touched.
+   */
+  bindStore(location: string | undefined): void {
+    const bound = existsSync(this.storeFile) ? readFileSync(this.storeFile, 'utf8').trim() : undefined;
+    if (bound === location) return;
+    if (location === undefined) {
+      throw new FerryError(
+        'ECONFIG',
+        `${this.root} caches the records of the shared store ${bound}: serve it with --store ${bound}, or use another --data`,
+      );
+    }
+    if (bound !== undefined) {
+      throw new FerryError('ECONFIG', `${this.root} caches the records of ${bound}, not ${location}: use another --data for ${location}`);
+    }
+    if (readdirSync(this.filesDir).length > 0 || readdirSync(this.partialDir).length > 0) {
+      throw new FerryError(
+        'ECONFIG',
+        `${this.root} holds files of its own: a server on ${location} needs another --data (there it keeps only a cache of the store's records)`,
+      );
+    }
+    writeFileSync(this.storeFile, `${location}\n`, { mode: this.fileMode });
   }
 
   /** Creates what is missing of the data directory (a folder made here gets `folderMode`; one that exists keeps its mode). */

@@ -1,10 +1,10 @@
-import type { FileHandle } from 'node:fs/promises';
 import type { Packing } from '../compression/negotiation.js';
 import { PackingPolicy } from '../compression/packing-policy.js';
 import type { PackedAs } from '../protocol/frames.js';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import { type StoredFile, chunkCountOf, chunkLengthOf, hashAt, sameUpload } from '../store/records.js';
 import { codeOfSystemError, describeSystemError } from '../system-errors.js';
+import type { FileBytes } from './byte-store.js';
 import type { ServerServices } from './services.js';
 import type { PackedBytes } from '../../workers/tasks.js';
 
@@ -47,7 +47,7 @@ export class DownloadTransfer {
   readonly startedAt = Date.now();
   readonly #services: ServerServices;
   readonly #port: DownloadPort;
-  #file: FileHandle | undefined;
+  #file: FileBytes | undefined;
   /** The chunk after the last one to send. */
   readonly #endChunk: number;
   #nextRead: number;
@@ -87,9 +87,9 @@ export class DownloadTransfer {
   start(): void {
     // Nothing to send (an empty file, or a resume from its end): done at once, with no file to open.
     if (this.#endIfAllSent()) return;
-    const { layout, descriptors } = this.#services;
+    const { bytes, descriptors } = this.#services;
     if (!descriptors.take()) return this.stop(new FerryError('EBUSY', 'the server has too many files open; try again later'));
-    layout.openStoredFile(this.file.name).then(
+    bytes.openFile(this.file).then(
       (file) => {
         if (this.#ended) return void this.#close(file);
         this.#file = file;
@@ -127,7 +127,7 @@ export class DownloadTransfer {
     this.#close(file);
   }
 
-  #close(file: FileHandle): void {
+  #close(file: FileBytes): void {
     file
       .close()
       .catch((error: unknown) => this.#services.logger.warn({ err: error, name: this.file.name }, 'download: closing the file failed'))
@@ -170,7 +170,7 @@ export class DownloadTransfer {
   }
 
   #read(index: number, buffer: ArrayBuffer): void {
-    const { workers, buffers } = this.#services;
+    const { buffers } = this.#services;
     const port = this.#port;
     const { size, chunkSize, hashes } = this.file;
     const offset = index * chunkSize;
@@ -180,7 +180,7 @@ export class DownloadTransfer {
     const codec = this.#packing?.codec;
     const pack = way === 'pack' ? codec : undefined;
     const probe = way === 'probe' ? codec : undefined;
-    workers.readChunk({ fd: this.#file!.fd, offset, length, xxh64: hashAt(hashes, index), buffer, pack, probe }).then(
+    this.#file!.readChunk({ offset, length, xxh64: hashAt(hashes, index), buffer, pack, probe }).then(
       (result) => {
         this.#reading -= 1;
         if (this.#ended) {

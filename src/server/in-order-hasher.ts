@@ -1,3 +1,4 @@
+import type { ResumableSha256 } from '../hashing/resumable-sha256.js';
 import type { RunningSha256 } from '../hashing/running-sha256.js';
 
 /** How far a session's running SHA-256 has got: chunks [0, next) were fed, in order. */
@@ -5,7 +6,7 @@ export interface SessionHashState {
   next: number;
   /** Fed out of order or lost (a restart, a gap): the file must be hashed in one pass at the end. */
   broken: boolean;
-  readonly sha256: RunningSha256;
+  readonly sha256: RunningSha256 | ResumableSha256;
 }
 
 /**
@@ -59,9 +60,23 @@ export class InOrderHasher {
     return true;
   }
 
-  /** Stops waiting for missing chunks: anything still held is let go, and the hash is broken. */
+  /**
+   * Stops waiting for missing chunks: anything still held is let go, and the hash is broken;
+   * but a hash whose state is saved with the upload (see `saved`) stays whole over what it had:
+   * the chunks let go are sent again when the upload resumes from that state.
+   */
   stopWaiting(): void {
-    if (this.#held.size > 0) this.#break();
+    if (this.#held.size === 0) return;
+    if (!('save' in this.state.sha256)) return this.#break();
+    for (const { buffer } of this.#held.values()) this.#release(buffer);
+    this.#held.clear();
+  }
+
+  /** The running hash's state over chunks [0, next), where it can be saved and is whole; else undefined. */
+  saved(): { next: number; state: string } | undefined {
+    const { sha256, broken, next } = this.state;
+    if (broken || !('save' in sha256)) return undefined;
+    return { next, state: sha256.save() };
   }
 
   /** The whole file's SHA-256 if every one of its `chunkCount` chunks was fed in order, else undefined. */

@@ -1,15 +1,12 @@
-import { rename } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
 import { type FileAttributes, type StoredFile, type TransferLogRecord, type UploadSessionRecord, packHashes } from '../store/records.js';
-import { fromSystemError } from '../system-errors.js';
+import type { PlacedFile, PlacedTimes } from './byte-store.js';
 import type { ServerServices } from './services.js';
-import { syncRenameInto } from './sync-directory.js';
 
-/** A verified file, complete and synced at `from`, to be made visible as `name`. */
+/** A verified file, complete and durable where its store keeps it, to be made visible as `name`. */
 export interface Publication {
-  /** The synced file to rename into place. */
-  from: string;
+  /** Puts the verified bytes in place under the name, durably (a rename on disk, a completed multipart upload in S3). */
+  bytes: { place(file: PlacedFile): Promise<PlacedTimes | undefined> };
   name: string;
   size: number;
   sha256: string;
@@ -24,9 +21,10 @@ export interface Publication {
 }
 
 /**
- * Renames a verified file into place and records it (docs/design.md, "Durability"): the rename,
- * and the entry of every folder made for it, are durable before the record says the file
- * exists; the record, the transfer log entry and the end of the session are one LMDB commit.
+ * Puts a verified file in place and records it (docs/design.md, "Durability"): the bytes are in
+ * place, durably (on disk: the rename and the entry of every folder made for it), before the
+ * record says the file exists; the record, the transfer log entry and the end of the session are
+ * one LMDB commit.
  * Run it under the name's lock (`UploadRegistry.exclusive`). Returns the file and the size of the
  * one it replaced (0: none).
  */
@@ -34,38 +32,26 @@ export async function publishInPlace(
   services: ServerServices,
   publication: Publication,
 ): Promise<{ file: StoredFile; replacedBytes: number }> {
-  const { layout, store } = services;
-  const { name, force } = publication;
+  const { store } = services;
+  const { name, force, attributes } = publication;
   const existing = store.fileRecord(name);
   if (existing && !force) throw new FerryError('EEXIST', `${name} already exists (use --force to replace it)`);
-  const finalPath = await layout.safeFilePath(name);
-  const folder = dirname(finalPath);
-  /** The first folder this publish had to make, if it made any. */
-  let madeFolder: string | undefined;
-  try {
-    // Usually the folder exists: try the rename first, and make the folder only when it is missing.
-    await rename(publication.from, finalPath).catch(async (error: unknown) => {
-      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
-      madeFolder = await layout.makeFolders(folder);
-      await rename(publication.from, finalPath);
-    });
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
-      throw new FerryError('EEXIST', `${name} clashes with a stored file or folder of that name`, { cause: error });
-    }
-    throw fromSystemError(error, `publishing ${name}`);
-  }
-  await syncRenameInto(folder, madeFolder);
-  const now = Date.now();
-  const { attributes } = publication;
+  const placed = await publication.bytes.place({
+    name,
+    size: publication.size,
+    sha256: publication.sha256,
+    chunkHashes: publication.chunkHashes,
+    force,
+    attributes,
+  });
+  const now = placed?.modified ?? Date.now();
   const file: StoredFile = {
     name,
     size: publication.size,
     sha256: publication.sha256,
     chunkSize: publication.chunkSize,
     hashes: packHashes(publication.chunkHashes),
-    created: existing?.created ?? now,
+    created: existing?.created ?? placed?.created ?? now,
     modified: now,
     ...(attributes.mode === undefined ? {} : { mode: attributes.mode }),
     ...(attributes.mtime === undefined ? {} : { mtime: attributes.mtime }),

@@ -11,6 +11,9 @@ import { fromSystemError } from '../system-errors.js';
 import { isLoopback } from '../net-address.js';
 import { hostPort } from '../units.js';
 import { MetaStore } from '../store/meta-store.js';
+import { checkS3ChunkSize, s3DefaultChunkSize } from '../object-store/s3-limits.js';
+import { formatS3Location } from '../object-store/s3-location.js';
+import type { S3Store } from '../object-store/s3-store.js';
 import { ChunkBuffers } from './chunk-buffers.js';
 import { ChunkWorkers } from './chunk-workers.js';
 import { type ServerConfig, type ServerConfigInput, resolveServerConfig } from './config.js';
@@ -18,6 +21,7 @@ import { Connection } from './connection.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { DataDirLock } from './data-dir-lock.js';
 import { DataLayout } from './data-layout.js';
+import { LocalByteStore } from './byte-store.js';
 import { DescriptorBudget, openFileLimit, reservedDescriptors } from './descriptor-budget.js';
 import { readIntoFixedBuffer } from './fixed-buffer-socket.js';
 import { LoginThrottle } from './login-throttle.js';
@@ -25,6 +29,8 @@ import { reconcile } from './reconcile.js';
 import type { ServerServices } from './services.js';
 import { type TlsIdentity, loadTlsIdentity } from './tls-identity.js';
 import { UploadRegistry } from './upload-registry.js';
+import { S3ByteStore } from './s3-byte-store.js';
+import { SharedCatalog } from './shared-catalog.js';
 
 export interface FerryServer {
   readonly config: ServerConfig;
@@ -59,10 +65,18 @@ export interface ServerOptions {
    * is written to `file` (0600) and handed here once, to be shown (`ferry serve` prints it).
    */
   onFirstAdmin?: (password: string, file: string) => void;
+  /**
+   * Keep files and unfinished uploads in this S3-compatible store (reached already: S3Store.connect)
+   * instead of the data directory, which then keeps LMDB only (a cache of the store's records,
+   * the accounts, the log). The server closes it. Its chunk size must suit S3's parts (checkS3ChunkSize).
+   */
+  s3Store?: S3Store;
 }
 
 export function createServer(input: ServerConfigInput, options: ServerOptions = {}): FerryServer {
-  const resolved = resolveServerConfig(input);
+  const s3 = options.s3Store;
+  const resolved = resolveServerConfig(s3 ? { chunkSizeBytes: s3DefaultChunkSize, ...input } : input);
+  if (s3) checkS3ChunkSize(resolved.chunkSizeBytes);
   const logger = options.logger ?? pino({ level: 'silent' });
   const layout = new DataLayout(resolved.dataDir, resolved.umask);
   layout.create();
@@ -70,6 +84,7 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
   let store: MetaStore;
   let config: ServerConfig;
   try {
+    layout.bindStore(s3 && formatS3Location(s3.settings));
     config = Object.freeze({ ...resolved, caseInsensitiveNames: resolved.caseInsensitiveNames ?? layout.ignoresCase() });
     store = new MetaStore({ path: layout.dbDir, logRetentionMs: config.logRetentionMs, maxLogEntries: config.maxLogEntries });
   } catch (error) {
@@ -90,15 +105,20 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
     descriptors,
     logger,
   );
+  const workers = new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64, onError: onWorkerError });
+  const bytes = s3 ? new S3ByteStore(s3, workers) : new LocalByteStore(layout, workers);
+  const uploads = new UploadRegistry({ store, bytes, config, sha256, logger });
   const services: ServerServices = {
     config,
     layout,
+    bytes,
+    catalog: s3 && new SharedCatalog(s3, store, (name, before, after) => uploads.storedChanged(name, before, after)),
     store,
-    workers: new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64, onError: onWorkerError }),
+    workers,
     buffers: new ChunkBuffers(config.chunkSizeBytes, maxBuffers),
     wholePutBuffers: new ChunkBuffers(wholePutMaxBytes(config.chunkSizeBytes), wholePutBufferCount),
     sha256,
-    uploads: new UploadRegistry({ store, layout, config, sha256, logger }),
+    uploads,
     logger,
     descriptors,
     startedAt: Date.now(),
@@ -150,7 +170,8 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
           { host },
           'TLS is off (--no-tls) on an address other machines reach: passwords, session tokens and files cross the network in clear text',
         );
-      await recover(services);
+      if (services.catalog) await services.catalog.refresh('');
+      else await recover(services);
       const password = await services.accounts.createFirstAdmin();
       if (password !== undefined) {
         const file = layout.adminPasswordFile;
@@ -190,6 +211,7 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
         await stopped;
         // Each part is closed even when another fails; the first failure is reported.
         const results = await Promise.allSettled([services.workers.close(), sha256.close()]);
+        s3?.close();
         results.push(...(await Promise.allSettled([store.close()])));
         lock.release();
         const failed = results.find((result) => result.status === 'rejected');
@@ -292,6 +314,9 @@ class SessionSweeper {
     try {
       const expired = await uploads.expireIdle();
       for (const name of expired) logger.info({ name }, 'expired an idle unfinished upload');
+      // On a shared store, uploads other servers left (or a server that died) expire by the same rule.
+      const abandoned = (await this.#services.bytes.expireAbandoned?.(Date.now() - this.#services.config.sessionTtlMs)) ?? [];
+      for (const name of abandoned) logger.info({ name }, 'expired an idle unfinished upload in the shared store');
       // Login sessions unused past their lapse go too (a lapsed one is refused anyway; this keeps the table small).
       const lapsed = await store.removeTokensUsedBefore(Date.now() - tokenIdleMs);
       if (lapsed > 0) logger.info({ sessions: lapsed }, 'removed lapsed login sessions');

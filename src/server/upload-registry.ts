@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { resumableSha256 } from '../hashing/resumable-sha256.js';
 import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
 import type { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
@@ -8,7 +9,7 @@ import type { MetaStore } from '../store/meta-store.js';
 import { type StoredFile, type UploadSessionRecord, chunkLengthOf } from '../store/records.js';
 import { fromSystemError } from '../system-errors.js';
 import type { ServerConfig } from './config.js';
-import type { DataLayout } from './data-layout.js';
+import type { ByteStore, FoundUpload } from './byte-store.js';
 import type { SessionHashState } from './in-order-hasher.js';
 
 /** What the registry needs of an upload attached to a connection (UploadTransfer is one). */
@@ -106,7 +107,7 @@ interface SessionCharge {
  */
 export class UploadRegistry {
   readonly #store: MetaStore;
-  readonly #layout: DataLayout;
+  readonly #bytes: ByteStore;
   readonly #config: ServerConfig;
   readonly #sha256: Sha256Thread;
   readonly #log: Logger;
@@ -131,10 +132,10 @@ export class UploadRegistry {
    */
   readonly #caseInsensitive: boolean;
 
-  constructor(options: { store: MetaStore; layout: DataLayout; config: ServerConfig; sha256: Sha256Thread; logger: Logger }) {
+  constructor(options: { store: MetaStore; bytes: ByteStore; config: ServerConfig; sha256: Sha256Thread; logger: Logger }) {
     this.#caseInsensitive = options.config.caseInsensitiveNames ?? false;
     this.#store = options.store;
-    this.#layout = options.layout;
+    this.#bytes = options.bytes;
     this.#config = options.config;
     this.#sha256 = options.sha256;
     this.#log = options.logger;
@@ -172,7 +173,9 @@ export class UploadRegistry {
     const { pending } = admitted;
     let reserved = admitted.reserved;
     try {
-      const session = await this.#findOrStartSession(request);
+      const { session, verified, hashState } = this.#bytes.findUpload
+        ? await this.#claimShared(request, this.#bytes.findUpload.bind(this.#bytes))
+        : await this.#claimLocal(request);
       this.#reservedBytes -= reserved;
       reserved = 0;
       const charge = this.#charges.get(session.name);
@@ -180,8 +183,6 @@ export class UploadRegistry {
         if (request.quota) charge.quota = request.quota;
         else delete charge.quota;
       }
-      const verified = this.#store.verifiedChunks(session.id);
-      const hashState = this.#hashStateFor(session, verified.size);
       const streamed = request.file === undefined;
       return {
         session,
@@ -202,6 +203,66 @@ export class UploadRegistry {
       this.#letGo(name, pending);
       throw error;
     }
+  }
+
+  /** The session a put resumes (or starts) on the data directory, what it has recorded, and its running hash. */
+  async #claimLocal(
+    request: PutRequest,
+  ): Promise<{ session: UploadSessionRecord; verified: Map<number, bigint>; hashState: SessionHashState }> {
+    const session = await this.#findOrStartSession(request);
+    const verified = this.#store.verifiedChunks(session.id);
+    return { session, verified, hashState: this.#hashStateFor(session, verified.size) };
+  }
+
+  /**
+   * The same on a store several servers share: the store is the record of unfinished uploads, and
+   * LMDB follows it. The upload of the name found there (whichever server began it) is resumed if
+   * it is the same file and fresh, from its running hash's saved state: its chunks past that
+   * state's end are sent again (they cannot be read back to be hashed). Anything else of the
+   * name is dropped, and a new upload begins.
+   */
+  async #claimShared(
+    request: PutRequest,
+    findUpload: (name: string) => Promise<FoundUpload | undefined>,
+  ): Promise<{ session: UploadSessionRecord; verified: Map<number, bigint>; hashState: SessionHashState }> {
+    const { name, file } = request;
+    if (!file) throw new FerryError('ENOTYET', `${name}: uploads from a stream (standard input) to an S3 store are not built yet`);
+    const { chunkSizeBytes, sessionTtlMs } = this.#config;
+    const found = await findUpload(name);
+    const local = this.#store.session(name);
+    if (local && local.id !== found?.session.id) await this.dropSession(local);
+    if (found) {
+      const { session } = found;
+      const matches = session.size === file.size && session.fingerprint === file.fingerprint && session.chunkSize === chunkSizeBytes;
+      if (matches && Date.now() - session.touched < sessionTtlMs) {
+        const live = this.#hashStates.get(session.id);
+        const savedNext = found.hash?.next ?? 0;
+        let hashState: SessionHashState;
+        if (live && !live.broken && live.next === savedNext) {
+          this.#detachedHashes.delete(session.id);
+          hashState = live;
+        } else {
+          this.#forgetHash(session.id);
+          hashState = { next: savedNext, broken: false, sha256: await resumableSha256(found.hash?.state) };
+          this.#hashStates.set(session.id, hashState);
+        }
+        const verified = new Map([...found.chunks].filter(([index]) => index < hashState.next));
+        if (local) await this.#store.dropSession(local);
+        await this.#store.saveSession(session);
+        await this.#store.recordChunks(session, verified);
+        let received = 0;
+        for (const index of verified.keys()) received += chunkLengthOf(index, session.size, session.chunkSize);
+        this.#addCharge(session, received);
+        return { session, verified, hashState };
+      }
+      this.#forgetHash(found.session.id);
+      this.#removeCharge(found.session);
+      await this.#bytes.removeUpload(found.session);
+    }
+    const session = await this.#findOrStartSession(request);
+    const hashState: SessionHashState = { next: 0, broken: false, sha256: await resumableSha256() };
+    this.#hashStates.set(session.id, hashState);
+    return { session, verified: new Map(), hashState };
   }
 
   /**
@@ -228,7 +289,7 @@ export class UploadRegistry {
       if (stale) {
         this.#forgetHash(stale.id);
         this.#removeCharge(stale);
-        await this.#layout.removePartial(stale.id);
+        await this.#bytes.removeUpload(stale);
       }
       return file;
     } finally {
@@ -366,10 +427,15 @@ export class UploadRegistry {
 
   /** Forgets a session: its records, its partial data, its hash state and its charge. */
   async dropSession(session: UploadSessionRecord): Promise<void> {
+    await this.#forgetSession(session);
+    await this.#bytes.removeUpload(session);
+  }
+
+  /** Forgets what this server holds of a session (records, hash state, charge), leaving its data where it is stored. */
+  async #forgetSession(session: UploadSessionRecord): Promise<void> {
     this.#forgetHash(session.id);
     await this.#store.dropSession(session);
     this.#removeCharge(session);
-    await this.#layout.removePartial(session.id);
   }
 
   /**
@@ -379,7 +445,7 @@ export class UploadRegistry {
   dropStreamed(session: UploadSessionRecord): Promise<void> {
     this.#forgetHash(session.id);
     this.#removeCharge(session);
-    return this.#layout.removePartial(session.id).catch((error: unknown) => {
+    return this.#bytes.removeUpload(session).catch((error: unknown) => {
       this.#log.warn({ err: error, name: session.name }, 'upload: removing the partial data of a streamed upload failed');
     });
   }
@@ -391,7 +457,12 @@ export class UploadRegistry {
   async expireIdle(now = Date.now()): Promise<string[]> {
     const cutoff = now - this.#config.sessionTtlMs;
     const expired = this.#store.sessions().filter((session) => session.touched < cutoff && !this.#active.has(this.#key(session.name)));
-    for (const session of expired) await this.dropSession(session);
+    for (const session of expired) {
+      // In a shared store, another server may be working on it: the store's own record of when it
+      // was last touched decides there (ByteStore.expireAbandoned); here only this server's copy goes.
+      if (this.#bytes.keepsProgress) await this.#forgetSession(session);
+      else await this.dropSession(session);
+    }
     return expired.map((session) => session.name);
   }
 
@@ -549,7 +620,7 @@ export class UploadRegistry {
     if (existing) {
       const matches = existing.size === file?.size && existing.fingerprint === file.fingerprint && existing.chunkSize === chunkSizeBytes;
       const fresh = now - existing.touched < sessionTtlMs;
-      if (matches && fresh && (await this.#layout.partialExists(existing.id))) return existing;
+      if (matches && fresh && (await this.#bytes.uploadExists(existing))) return existing;
       await this.dropSession(existing);
     }
     const session: UploadSessionRecord = {
@@ -565,10 +636,10 @@ export class UploadRegistry {
     };
     try {
       // A stream's partial file grows as its chunks are written.
-      await this.#layout.createPartial(session.id, file?.size ?? 0);
+      await this.#bytes.createUpload(session, file?.size ?? 0);
     } catch (error) {
       // Whatever was made of it goes; if even that fails, the creation's failure is the one to report.
-      await this.#layout.removePartial(session.id).catch(() => undefined);
+      await this.#bytes.removeUpload(session).catch(() => undefined);
       throw fromSystemError(error, `creating partial file for ${name}`);
     }
     if (file) await this.#store.saveSession(session);

@@ -1,4 +1,3 @@
-import { type FileHandle, open } from 'node:fs/promises';
 import { FerryError } from '../protocol/errors.js';
 import { type ChunkHeader, rawLengthOf } from '../protocol/frames.js';
 import type { WriteChunkTask } from '../../workers/tasks.js';
@@ -11,6 +10,7 @@ import {
   chunkLengthOf,
 } from '../store/records.js';
 import { fromSystemError } from '../system-errors.js';
+import type { UploadBytes, UploadProgress } from './byte-store.js';
 import { InOrderHasher } from './in-order-hasher.js';
 import type { ServerServices } from './services.js';
 import { publishInPlace } from './publish.js';
@@ -45,9 +45,8 @@ export class UploadTransfer implements ActiveUpload {
   /** Set once `putEnd` began: the upload is being verified and published and cannot be taken over. */
   finishing = false;
   readonly #services: ServerServices;
-  readonly #partialPath: string;
-  /** The partial file, open from attach to release. */
-  readonly #file: FileHandle;
+  /** The upload's bytes in the store (on disk: the partial file), open from attach to release. */
+  readonly #bytes: UploadBytes;
   /** Chunks written but not yet synced and recorded. */
   readonly #unsynced = new Map<number, bigint>();
   /** Chunks synced at `putEnd` without being recorded (the publish commit makes records moot). */
@@ -84,7 +83,7 @@ export class UploadTransfer implements ActiveUpload {
 
   private constructor(
     services: ServerServices,
-    file: FileHandle,
+    bytes: UploadBytes,
     stream: number,
     claim: ClaimedUpload,
     force: boolean,
@@ -95,19 +94,18 @@ export class UploadTransfer implements ActiveUpload {
       this.#resolveReleased = resolve;
     });
     this.#services = services;
-    this.#file = file;
+    this.#bytes = bytes;
     this.stream = stream;
     this.#session = claim.session;
     this.streamed = claim.streamed;
     this.verified = claim.verified;
     this.#chunkCount = chunkCountOf(claim.session.size, claim.session.chunkSize);
-    this.#partialPath = services.layout.partialPath(claim.session.id);
     this.#onFailure = onFailure;
     for (const index of claim.verified.keys()) this.#receivedBytes += this.#lengthOf(index);
     this.#hasher = new InOrderHasher(claim.hashState, (index) => this.#writing.has(index), services.buffers);
   }
 
-  /** Opens the claimed session's partial file and makes the upload that writes it. */
+  /** Opens the claimed session's bytes (its partial file) and makes the upload that writes them. */
   static async open(
     services: ServerServices,
     stream: number,
@@ -116,14 +114,14 @@ export class UploadTransfer implements ActiveUpload {
     onFailure: (error: FerryError) => void,
   ): Promise<UploadTransfer> {
     if (!services.descriptors.take()) throw new FerryError('EBUSY', 'the server has too many files open; try again later');
-    let file: FileHandle;
+    let bytes: UploadBytes;
     try {
-      file = await open(services.layout.partialPath(claim.session.id), 'r+');
+      bytes = await services.bytes.openUpload(claim.session);
     } catch (error) {
       services.descriptors.release();
       throw fromSystemError(error, `opening the partial file of ${claim.session.name}`);
     }
-    return new UploadTransfer(services, file, stream, claim, force, onFailure);
+    return new UploadTransfer(services, bytes, stream, claim, force, onFailure);
   }
 
   /**
@@ -231,9 +229,9 @@ export class UploadTransfer implements ActiveUpload {
   }
 
   #writeNow(index: number, header: ChunkToWrite, buffer: ArrayBuffer): Promise<void> {
-    const { workers, buffers } = this.#services;
-    const task = { fd: this.#file.fd, offset: header.offset, length: header.length, xxh64: header.xxh64, packed: header.packed, buffer };
-    return workers.writeChunk(task).then(
+    const { buffers } = this.#services;
+    const task = { offset: header.offset, length: header.length, xxh64: header.xxh64, packed: header.packed, buffer };
+    return this.#bytes.writeChunk(task).then(
       (result) => {
         if (!result.ok) {
           buffers.release(result.buffer);
@@ -351,7 +349,7 @@ export class UploadTransfer implements ActiveUpload {
   ): Promise<StoredFile> {
     const { name, size, chunkSize } = this.session;
     const { file, replacedBytes } = await publishInPlace(this.#services, {
-      from: this.#partialPath,
+      bytes: this.#bytes,
       name,
       size,
       sha256,
@@ -381,7 +379,14 @@ export class UploadTransfer implements ActiveUpload {
       return { sha256: running, chunkHashes: Array.from({ length: this.chunkCount }, (_, index) => this.verified.get(index)!) };
     }
     const { size, chunkSize, name } = this.session;
-    const hashed = await this.#services.workers.hashFile({ path: this.#partialPath, size, chunkSize });
+    const hashed = await this.#bytes.hashStored(size, chunkSize);
+    if (!hashed) {
+      // The store cannot give back what it holds of an unfinished upload (S3): without the running
+      // hash, nothing can vouch for the whole file. Rare (chunks out of order); the client starts over.
+      this.#discarded = true;
+      await this.#services.uploads.dropSession(this.session);
+      throw new FerryError('EINCOMPLETE', `${name}: the running SHA-256 of this upload was lost; start the upload again`);
+    }
     if (!hashed.ok) throw new FerryError(hashed.code, hashed.message);
     const differing = hashed.chunkHashes.filter((xxh64, index) => this.verified.get(index) !== xxh64).length;
     if (differing > 0) {
@@ -407,7 +412,7 @@ export class UploadTransfer implements ActiveUpload {
     else this.#services.uploads.detached(this.session);
     this.#resolveReleased();
     // Every write has settled by now (settle() ran before each caller of release): the descriptor is free to close.
-    this.#file
+    this.#bytes
       .close()
       .catch((error: unknown) =>
         this.#services.logger.warn({ err: error, name: this.session.name }, 'upload: closing the partial file failed'),
@@ -455,17 +460,27 @@ export class UploadTransfer implements ActiveUpload {
     return this.#checkpoint;
   }
 
+  /** For a store that keeps an upload's progress with its bytes: the chunks it will hold once synced, and the running hash's state. */
+  #progressToKeep(batch: [number, bigint][]): UploadProgress | undefined {
+    if (!this.#services.bytes.keepsProgress || this.streamed) return undefined;
+    const chunks = new Map(this.verified);
+    for (const [index, xxh64] of batch) chunks.set(index, xxh64);
+    return { chunks, hash: this.#hasher.saved() };
+  }
+
   // Durability order: the bytes are written (by the worker), then synced here, then recorded in
   // LMDB. A record never runs ahead of the data on disk. The sync runs on libuv's thread pool, not
   // in a chunk worker: it waits on the disk, and must not hold up other uploads' writes meanwhile.
   async #runCheckpoint(record: boolean): Promise<void> {
     if (this.#unsynced.size === 0) return;
     const batch = [...this.#unsynced];
+    // Taken in the same tick as the batch: every chunk the running hash has had is in one or the other.
+    const progress = this.#progressToKeep(batch);
     this.#unsynced.clear();
     this.#checkpointingBytes = this.#unsyncedBytes;
     this.#unsyncedBytes = 0;
     try {
-      await this.#file.datasync();
+      await this.#bytes.sync(progress);
       // A streamed session is never saved: its chunks are not recorded (nothing could resume them).
       if (record && !this.streamed) await this.#services.store.recordChunks(this.session, batch);
       else if (!this.streamed) this.#syncedUnrecorded.push(...batch);

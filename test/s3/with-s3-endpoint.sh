@@ -12,7 +12,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 run_without_s3() {
   export FERRY_S3_SKIP=$1
   shift
-  echo "S3 suite skipped: $FERRY_S3_SKIP" >&2
+  echo "no S3 endpoint ($FERRY_S3_SKIP): the S3 tests (and the bench's s3 scenario) are skipped" >&2
   exec "$@"
 }
 

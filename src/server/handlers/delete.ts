@@ -1,4 +1,3 @@
-import { rm } from 'node:fs/promises';
 import { FerryError } from '../../protocol/errors.js';
 import { accountOf } from '../account-view.js';
 import type { ScopedHandler } from './types.js';
@@ -7,15 +6,16 @@ import type { ScopedHandler } from './types.js';
 // recovery), never a listed file without its bytes. No publish of the name runs meanwhile.
 export const deleteFile: ScopedHandler<'delete'> = async (request, ctx) => {
   const name = accountOf(ctx).stored(request.name);
-  const { store, layout, uploads } = ctx.services;
+  const { store, layout, uploads, bytes, catalog } = ctx.services;
   const started = Date.now();
+  await catalog?.refreshOne(name);
   const removed = await uploads.exclusive(name, async () => {
-    const path = await layout.safeFilePath(name);
+    // On disk, a symbolic link on the way to the file is refused before anything is removed.
+    if (!catalog) await layout.safeFilePath(name);
     const record = await store.deleteFile(name);
     if (!record) throw new FerryError('ENOENT', `${request.name}: not found on the server`);
     uploads.storedChanged(name, record.size, 0);
-    await rm(path, { force: true });
-    await layout.pruneEmptyFolders(name);
+    await bytes.removeFile(name);
     return record;
   });
   await ctx.logTransfer({ time: Date.now(), op: 'delete', name, bytes: removed.size, durationMs: Date.now() - started, result: 'ok' });

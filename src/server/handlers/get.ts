@@ -4,9 +4,19 @@ import { FerryError } from '../../protocol/errors.js';
 import { chunkCountOf } from '../../store/records.js';
 import { accountOf } from '../account-view.js';
 import { storedFile } from './stat.js';
-import type { Handler } from './types.js';
+import { withFreshRecords } from './fresh-records.js';
+import type { Handled, Handler } from './types.js';
+import type { RequestOf } from '../../protocol/messages.js';
+import type { RequestContext } from '../request-context.js';
 
-export const get: Handler<'get'> = (request, ctx) => {
+export const get: Handler<'get'> = (request, ctx) =>
+  withFreshRecords(
+    ctx,
+    (catalog) => catalog.refreshOne(accountOf(ctx).stored(request.name)),
+    () => getNow(request, ctx),
+  );
+
+function getNow(request: RequestOf<'get'>, ctx: RequestContext): Handled<'get'> {
   const file = storedFile(ctx, request.name);
   if (file.damaged !== undefined) {
     throw new FerryError('ECORRUPT', `${file.name} is damaged and not served (${file.damaged}); delete it or upload it again with --force`);
@@ -26,6 +36,9 @@ export const get: Handler<'get'> = (request, ctx) => {
   if (fromChunk > chunkCount) throw new FerryError('EPROTO', `fromChunk ${fromChunk} is past the last chunk (${chunkCount})`);
   const toChunk = Math.min(request.toChunk ?? chunkCount, chunkCount);
   if (toChunk < fromChunk) throw new FerryError('EPROTO', `toChunk ${toChunk} is before fromChunk ${fromChunk}`);
+  if (request.pack && ctx.services.catalog) {
+    throw new FerryError('ECONFIG', 'this server, on an S3 store, offers no codec: ask for the chunks raw');
+  }
   if (request.pack && !localCodecs().has(request.pack.codec)) {
     throw new FerryError('ECONFIG', `this server has no ${request.pack.codec} codec (${codecAvailability(request.pack.codec)})`);
   }
@@ -47,4 +60,4 @@ export const get: Handler<'get'> = (request, ctx) => {
     },
     afterReply: () => download.start(),
   };
-};
+}

@@ -1,6 +1,8 @@
 import { FerryError } from '../../protocol/errors.js';
 import { xxh64ToHex } from '../../protocol/frames.js';
 import { chunkCountOf, hashAt } from '../../store/records.js';
+import { accountOf } from '../account-view.js';
+import { withFreshRecords } from './fresh-records.js';
 import { storedFile } from './stat.js';
 import type { Handler } from './types.js';
 
@@ -11,11 +13,18 @@ export const hashes: Handler<'hashes'> = (request, ctx) => {
     throw new FerryError('EPROTO', 'hashes takes exactly one of name and stream');
   }
   if (request.name !== undefined) {
-    const file = storedFile(ctx, request.name);
-    const end = Math.min(from + count, chunkCountOf(file.size, file.chunkSize));
-    const page: string[] = [];
-    for (let index = from; index < end; index += 1) page.push(xxh64ToHex(hashAt(file.hashes, index)));
-    return { result: { from, hashes: page } };
+    const name = request.name;
+    return withFreshRecords(
+      ctx,
+      (catalog) => catalog.refreshOne(accountOf(ctx).stored(name)),
+      () => {
+        const file = storedFile(ctx, name);
+        const end = Math.min(from + count, chunkCountOf(file.size, file.chunkSize));
+        const page: string[] = [];
+        for (let index = from; index < end; index += 1) page.push(xxh64ToHex(hashAt(file.hashes, index)));
+        return { result: { from, hashes: page } };
+      },
+    );
   }
   const upload = ctx.upload(request.stream!);
   if (!upload) throw new FerryError('ENOENT', `no upload on stream ${request.stream}`);

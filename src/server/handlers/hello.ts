@@ -3,6 +3,7 @@ import { FerryError } from '../../protocol/errors.js';
 import { protocolVersion } from '../../protocol/frames.js';
 import type { HelloResult } from '../../protocol/messages.js';
 import { ferryVersion } from '../../version.js';
+import type { ServerServices } from '../services.js';
 import type { Handler } from './types.js';
 
 /** What this server can do; clients look here before using an optional feature. `compress:<codec>` for each codec it has. */
@@ -19,6 +20,19 @@ export const serverCapabilities = [
   'put-whole',
   ...codecCapabilities(),
 ];
+
+/**
+ * What a server on a shared S3 store can do: not yet whole small puts, uploads from a stream
+ * nor compressed chunks (it stores parts as they come; see docs/design.md, "The store interface").
+ */
+const sharedStoreCapabilities = serverCapabilities.filter(
+  (capability) => capability !== 'put-whole' && capability !== 'put-unsized' && !capability.startsWith('compress:'),
+);
+
+/** The capabilities of the server these services make up. */
+export function capabilitiesOf(services: ServerServices): string[] {
+  return services.catalog ? sharedStoreCapabilities : serverCapabilities;
+}
 
 /**
  * The handshake. With a `token` (from an earlier `login`) the connection is logged in at once; an
@@ -41,7 +55,7 @@ export const hello: Handler<'hello'> = async (request, ctx) => {
     server: `ferry/${ferryVersion}`,
     chunkSize: config.chunkSizeBytes,
     maxControlBytes: config.maxControlBytes,
-    capabilities: serverCapabilities,
+    capabilities: capabilitiesOf(ctx.services),
   };
   if (account) result.account = account.info;
   return { result };

@@ -1,7 +1,7 @@
 import { protocolVersion } from '../../protocol/frames.js';
 import { ferryVersion } from '../../version.js';
 import { accountOf } from '../account-view.js';
-import { serverCapabilities } from './hello.js';
+import { capabilitiesOf } from './hello.js';
 import type { ScopedHandler } from './types.js';
 
 export const info: ScopedHandler<'info'> = (_request, ctx) => {
@@ -28,7 +28,7 @@ export const info: ScopedHandler<'info'> = (_request, ctx) => {
       clients: ctx.services.clientCount(),
       workers: Math.max(workers.threads, config.workers),
       uptimeSeconds: Math.floor((Date.now() - startedAt) / 1000),
-      capabilities: serverCapabilities,
+      capabilities: capabilitiesOf(ctx.services),
     },
   };
 };

@@ -1,11 +1,13 @@
 import { FerryError } from '../../protocol/errors.js';
 import { maxListPageEntries } from '../../protocol/limits.js';
-import type { FileSummary } from '../../protocol/messages.js';
+import type { FileSummary, RequestOf } from '../../protocol/messages.js';
+import type { RequestScope } from '../request-context.js';
 import { maxNameBytes } from '../../protocol/names.js';
 import { accountOf } from '../account-view.js';
 import { fileSummary } from './file-info.js';
 import { takeWithin } from './reply-size.js';
-import type { ScopedHandler } from './types.js';
+import { withFreshRecords } from './fresh-records.js';
+import type { Handled, ScopedHandler } from './types.js';
 
 export const list: ScopedHandler<'list'> = (request, ctx) => {
   for (const bound of [request.prefix, request.after]) {
@@ -13,6 +15,15 @@ export const list: ScopedHandler<'list'> = (request, ctx) => {
       throw new FerryError('EBADNAME', `list prefix or after is longer than ${maxNameBytes} bytes`);
     }
   }
+  const account = accountOf(ctx);
+  return withFreshRecords(
+    ctx,
+    (catalog) => catalog.refresh(account.storedPrefix(request.prefix)),
+    () => listNow(request, ctx),
+  );
+};
+
+function listNow(request: RequestOf<'list'>, ctx: RequestScope): Handled<'list'> {
   const { store, config } = ctx.services;
   const account = accountOf(ctx);
   const after = request.after === undefined ? undefined : account.storedPrefix(request.after);
@@ -24,4 +35,4 @@ export const list: ScopedHandler<'list'> = (request, ctx) => {
   const { taken: files, more } = takeWithin(summaries(), request.limit ?? maxListPageEntries, config.maxReplyBytes);
   const next = more ? files.at(-1)?.name : undefined;
   return { result: next === undefined ? { files } : { files, next } };
-};
+}

@@ -3,6 +3,7 @@ import type { FileRecord, StoredFile } from '../../store/records.js';
 import { accountOf } from '../account-view.js';
 import type { RequestScope } from '../request-context.js';
 import { fileInfo } from './file-info.js';
+import { withFreshRecords } from './fresh-records.js';
 import type { ScopedHandler } from './types.js';
 
 /** The record of the stored file the account calls `name` (without its chunk hashes), or ENOENT. */
@@ -19,4 +20,9 @@ export function storedFile(ctx: RequestScope, name: string): StoredFile {
   return file;
 }
 
-export const stat: ScopedHandler<'stat'> = (request, ctx) => ({ result: fileInfo(storedFileRecord(ctx, request.name), accountOf(ctx)) });
+export const stat: ScopedHandler<'stat'> = (request, ctx) =>
+  withFreshRecords(
+    ctx,
+    (catalog) => catalog.refreshOne(accountOf(ctx).stored(request.name)),
+    () => ({ result: fileInfo(storedFileRecord(ctx, request.name), accountOf(ctx)) }),
+  );

@@ -1,0 +1,199 @@
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { HashFileResult, ReadChunkResult, ReadChunkTask, WriteChunkResult, WriteChunkTask } from '../../workers/tasks.js';
+import { FerryError } from '../protocol/errors.js';
+import type { FileAttributes, StoredFile, UploadSessionRecord } from '../store/records.js';
+import { fromSystemError } from '../system-errors.js';
+import type { ChunkWorkers } from './chunk-workers.js';
+import type { DataLayout } from './data-layout.js';
+import { syncRenameInto } from './sync-directory.js';
+
+/** A chunk to check and store: where it goes in the file, its bytes, and the sender's xxh64. */
+export type ChunkWrite = Omit<WriteChunkTask, 'fd'>;
+/** A chunk to read and check against its recorded xxh64. */
+export type ChunkRead = Omit<ReadChunkTask, 'fd'>;
+
+/** What an upload holds after a checkpoint, for a store that keeps it with the bytes (`keepsProgress`). */
+export interface UploadProgress {
+  /** Every chunk stored and checked, by index: its xxh64. */
+  chunks: ReadonlyMap<number, bigint>;
+  /** The running SHA-256 over chunks [0, next), as its saved state; undefined when it cannot be saved or is lost. */
+  hash: { next: number; state: string } | undefined;
+}
+
+/** A verified file about to become visible under its name: what the store keeps with it. */
+export interface PlacedFile {
+  name: string;
+  size: number;
+  sha256: string;
+  chunkHashes: readonly bigint[];
+  force: boolean;
+  attributes: FileAttributes;
+}
+
+/** When a store that keeps its own record of a file says it was made and last published (every server then records the same). */
+export interface PlacedTimes {
+  created: number;
+  modified: number;
+}
+
+/** One unfinished upload's bytes, open while an upload is attached to a connection. */
+export interface UploadBytes {
+  /** Checks a chunk (its xxh64, or computes it) and stores it at its offset; the buffer always comes back. */
+  writeChunk(task: ChunkWrite): Promise<WriteChunkResult>;
+  /** Makes what `writeChunk` stored durable (and, where the store keeps it, the upload's progress with it). */
+  sync(progress: UploadProgress | undefined): Promise<void>;
+  /** The SHA-256 and chunk hashes of the stored bytes, from one pass over them; undefined where they cannot be read back. */
+  hashStored(size: number, chunkSize: number): Promise<HashFileResult | undefined>;
+  /** Makes the verified bytes the file `name`, durably (the caller records it once this returns). */
+  place(file: PlacedFile): Promise<PlacedTimes | undefined>;
+  close(): Promise<void>;
+}
+
+/** One stored file open for reading. */
+export interface FileBytes {
+  /** Reads a chunk and checks it against its recorded xxh64 (ECHECKSUM if it does not match; the buffer always comes back). */
+  readChunk(task: ChunkRead): Promise<ReadChunkResult>;
+  close(): Promise<void>;
+}
+
+/**
+ * Where the bytes of files and unfinished uploads live (docs/design.md, "The store interface"):
+ * the data directory (`LocalByteStore`), or an S3-compatible object store shared by several
+ * servers (`S3ByteStore`). The engine's rules (names, quotas, one writer per name, per-chunk
+ * xxh64, SHA-256 end to end, the records in LMDB) sit above it and are the same for both.
+ */
+export interface ByteStore {
+  /** Whether an unfinished upload's stored bytes can be read back (to hash them in one pass when the running SHA-256 was lost). */
+  readonly canReadBack: boolean;
+  /** Whether each checkpoint's progress goes to the store with the bytes (`UploadProgress`): another server may take the upload up. */
+  readonly keepsProgress: boolean;
+  createUpload(session: UploadSessionRecord, size: number): Promise<void>;
+  uploadExists(session: UploadSessionRecord): Promise<boolean>;
+  removeUpload(session: UploadSessionRecord): Promise<void>;
+  openUpload(session: UploadSessionRecord): Promise<UploadBytes>;
+  openFile(file: StoredFile): Promise<FileBytes>;
+  /** Removes a stored file's bytes (its record is gone already). */
+  removeFile(name: string): Promise<void>;
+  /**
+   * Of a store several servers share (`keepsProgress`): the unfinished upload of `name` that any
+   * of them left there, with the chunks it holds and its running hash's saved state.
+   */
+  findUpload?(name: string): Promise<FoundUpload | undefined>;
+  /** Of a shared store: drops the unfinished uploads nobody has touched since `cutoff` (any server's); returns their names. */
+  expireAbandoned?(cutoff: number): Promise<string[]>;
+}
+
+/** An unfinished upload found in a shared store. */
+export interface FoundUpload {
+  session: UploadSessionRecord;
+  chunks: Map<number, bigint>;
+  hash: { next: number; state: string } | undefined;
+}
+
+/** The data directory: files under files/, unfinished uploads as partial/<session>.part, written by the chunk workers. */
+export class LocalByteStore implements ByteStore {
+  readonly canReadBack = true;
+  readonly keepsProgress = false;
+  readonly #layout: DataLayout;
+  readonly #workers: ChunkWorkers;
+
+  constructor(layout: DataLayout, workers: ChunkWorkers) {
+    this.#layout = layout;
+    this.#workers = workers;
+  }
+
+  createUpload(session: UploadSessionRecord, size: number): Promise<void> {
+    return this.#layout.createPartial(session.id, size);
+  }
+
+  uploadExists(session: UploadSessionRecord): Promise<boolean> {
+    return this.#layout.partialExists(session.id);
+  }
+
+  removeUpload(session: UploadSessionRecord): Promise<void> {
+    return this.#layout.removePartial(session.id);
+  }
+
+  async openUpload(session: UploadSessionRecord): Promise<UploadBytes> {
+    const path = this.#layout.partialPath(session.id);
+    const file = await open(path, 'r+');
+    return new LocalUploadBytes(this.#layout, this.#workers, path, file);
+  }
+
+  async openFile(stored: StoredFile): Promise<FileBytes> {
+    const file = await this.#layout.openStoredFile(stored.name);
+    const workers = this.#workers;
+    return {
+      readChunk: (task) => workers.readChunk({ ...task, fd: file.fd }),
+      close: () => file.close(),
+    };
+  }
+
+  async removeFile(name: string): Promise<void> {
+    const path = await this.#layout.safeFilePath(name);
+    await rm(path, { force: true });
+    await this.#layout.pruneEmptyFolders(name);
+  }
+}
+
+class LocalUploadBytes implements UploadBytes {
+  readonly #layout: DataLayout;
+  readonly #workers: ChunkWorkers;
+  readonly #path: string;
+  readonly #file: FileHandle;
+
+  constructor(layout: DataLayout, workers: ChunkWorkers, path: string, file: FileHandle) {
+    this.#layout = layout;
+    this.#workers = workers;
+    this.#path = path;
+    this.#file = file;
+  }
+
+  writeChunk(task: ChunkWrite): Promise<WriteChunkResult> {
+    return this.#workers.writeChunk({ ...task, fd: this.#file.fd });
+  }
+
+  sync(): Promise<void> {
+    return this.#file.datasync();
+  }
+
+  hashStored(size: number, chunkSize: number): Promise<HashFileResult> {
+    return this.#workers.hashFile({ path: this.#path, size, chunkSize });
+  }
+
+  async place(file: PlacedFile): Promise<undefined> {
+    await placeLocalFile(this.#layout, this.#path, file.name);
+    return undefined;
+  }
+
+  close(): Promise<void> {
+    return this.#file.close();
+  }
+}
+
+/**
+ * Renames a synced file at `from` into place as `name`: the rename, and the entry of every
+ * folder made for it, are durable on return (docs/design.md, "Durability").
+ */
+export async function placeLocalFile(layout: DataLayout, from: string, name: string): Promise<void> {
+  const finalPath = await layout.safeFilePath(name);
+  const folder = dirname(finalPath);
+  /** The first folder this publish had to make, if it made any. */
+  let madeFolder: string | undefined;
+  try {
+    // Usually the folder exists: try the rename first, and make the folder only when it is missing.
+    await rename(from, finalPath).catch(async (error: unknown) => {
+      if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw error;
+      madeFolder = await layout.makeFolders(folder);
+      await rename(from, finalPath);
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOTDIR' || code === 'EISDIR' || code === 'EEXIST' || code === 'ENOTEMPTY') {
+      throw new FerryError('EEXIST', `${name} clashes with a stored file or folder of that name`, { cause: error });
+    }
+    throw fromSystemError(error, `publishing ${name}`);
+  }
+  await syncRenameInto(folder, madeFolder);
+}

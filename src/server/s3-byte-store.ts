@@ -1,0 +1,226 @@
+import { FerryError } from '../protocol/errors.js';
+import { xxh64ToHex } from '../protocol/frames.js';
+import type { S3Store } from '../object-store/s3-store.js';
+import { type S3UploadManifest, hexOfXxh64, xxh64OfHex } from '../object-store/s3-manifests.js';
+import { type StoredFile, type UploadSessionRecord, chunkLengthOf } from '../store/records.js';
+import type { ReadChunkResult, WriteChunkResult } from '../../workers/tasks.js';
+import type {
+  ByteStore,
+  ChunkRead,
+  ChunkWrite,
+  FileBytes,
+  FoundUpload,
+  PlacedFile,
+  PlacedTimes,
+  UploadBytes,
+  UploadProgress,
+} from './byte-store.js';
+import type { ChunkWorkers } from './chunk-workers.js';
+
+/**
+ * The bytes of files and unfinished uploads in an S3-compatible store (S3Store), shared by
+ * several servers. A chunk is checked (its xxh64) on this thread, then stored as its upload's
+ * multipart part; each checkpoint saves the upload's chunk hashes and running SHA-256 state in
+ * the store, so any server takes the upload up from there. Packed (compressed) chunks are not
+ * taken: a server on this store offers no codec.
+ */
+export class S3ByteStore implements ByteStore {
+  readonly canReadBack = false;
+  readonly keepsProgress = true;
+  readonly s3: S3Store;
+  readonly #workers: ChunkWorkers;
+  /** The store's record of each upload this server has open or made, by session id. */
+  readonly #uploads = new Map<string, S3UploadManifest>();
+
+  constructor(s3: S3Store, workers: ChunkWorkers) {
+    this.s3 = s3;
+    this.#workers = workers;
+  }
+
+  async createUpload(session: UploadSessionRecord): Promise<void> {
+    const upload = await this.s3.createUpload({
+      id: session.id,
+      name: session.name,
+      size: session.size,
+      chunkSize: session.chunkSize,
+      fingerprint: session.fingerprint,
+      ...(session.owner === undefined ? {} : { owner: session.owner }),
+    });
+    this.#uploads.set(session.id, upload);
+  }
+
+  async uploadExists(session: UploadSessionRecord): Promise<boolean> {
+    return (await this.#uploadOf(session)) !== undefined;
+  }
+
+  async removeUpload(session: UploadSessionRecord): Promise<void> {
+    const upload = await this.#uploadOf(session);
+    this.#uploads.delete(session.id);
+    // The store's record of the name may be another server's newer upload by now: only ours goes.
+    if (upload) await this.s3.abortUpload(upload);
+  }
+
+  async openUpload(session: UploadSessionRecord): Promise<UploadBytes> {
+    const upload = await this.#uploadOf(session);
+    if (!upload) throw new FerryError('ENOENT', `the upload of ${session.name} is no longer in the store`);
+    return new S3UploadBytes(this, this.#workers, upload);
+  }
+
+  /** The unfinished upload of `name` any server left in the store, as this server records it. */
+  async findUpload(name: string): Promise<FoundUpload | undefined> {
+    const upload = await this.s3.findUpload(name);
+    if (!upload) return undefined;
+    this.#uploads.set(upload.id, upload);
+    const chunks = new Map<number, bigint>();
+    upload.chunks.forEach((hex, index) => {
+      if (hex !== null) chunks.set(index, xxh64OfHex(hex));
+    });
+    const session: UploadSessionRecord = {
+      id: upload.id,
+      name: upload.name,
+      size: upload.size,
+      fingerprint: upload.fingerprint,
+      chunkSize: upload.chunkSize,
+      created: upload.created,
+      touched: upload.touched,
+      ...(upload.owner === undefined ? {} : { owner: upload.owner }),
+    };
+    const hash = upload.sha256State === undefined ? undefined : { next: upload.hashedChunks, state: upload.sha256State };
+    return { session, chunks, hash };
+  }
+
+  async openFile(file: StoredFile): Promise<FileBytes> {
+    const manifest = await this.s3.stat(file.name);
+    if (!manifest || manifest.sha256 !== file.sha256 || manifest.size !== file.size) {
+      throw new FerryError('ECHANGED', `${file.name} was deleted or replaced in the shared store`);
+    }
+    const workers = this.#workers;
+    const s3 = this.s3;
+    return {
+      async readChunk(task: ChunkRead): Promise<ReadChunkResult> {
+        const { buffer } = task;
+        try {
+          const bytes = new Uint8Array(buffer, 0, task.length);
+          await s3.readRange(manifest, task.offset, task.length, bytes);
+          const xxh64 = workers.xxh64(bytes);
+          if (xxh64 !== task.xxh64) {
+            const index = task.offset / manifest.chunkSize;
+            const message = `chunk ${index} has xxh64 ${xxh64ToHex(xxh64)} in the store, its record says ${xxh64ToHex(task.xxh64)}`;
+            return { ok: false, code: 'ECHECKSUM', message, buffer };
+          }
+          return { ok: true, buffer };
+        } catch (error) {
+          const failure = error instanceof FerryError ? error : new FerryError('EIO', String(error));
+          if (failure.code !== 'ECHANGED') return { ok: false, code: 'EIO', message: failure.message, buffer };
+          // The object is not the one the manifest describes. Replaced through Ferry, the manifest
+          // changed too; if it did not, the object was changed behind the record: damage.
+          const now = await s3.stat(file.name).catch(() => undefined);
+          if (now?.etag === manifest.etag) {
+            const message = `the object in the store is not the one its record describes (ETag ${manifest.etag})`;
+            return { ok: false, code: 'ECHECKSUM', message, buffer };
+          }
+          return { ok: false, code: 'ECHANGED', message: failure.message, buffer };
+        }
+      },
+      close: () => Promise.resolve(),
+    };
+  }
+
+  async removeFile(name: string): Promise<void> {
+    await this.s3.delete(name);
+  }
+
+  expireAbandoned(cutoff: number): Promise<string[]> {
+    return this.s3.expireUploads(cutoff);
+  }
+
+  /** Forgets what it kept of an upload that was published or dropped. */
+  forget(sessionId: string): void {
+    this.#uploads.delete(sessionId);
+  }
+
+  async #uploadOf(session: UploadSessionRecord): Promise<S3UploadManifest | undefined> {
+    const known = this.#uploads.get(session.id);
+    if (known) return known;
+    const found = await this.s3.findUpload(session.name);
+    if (!found || found.id !== session.id) return undefined;
+    this.#uploads.set(session.id, found);
+    return found;
+  }
+}
+
+class S3UploadBytes implements UploadBytes {
+  readonly #owner: S3ByteStore;
+  readonly #workers: ChunkWorkers;
+  readonly #upload: S3UploadManifest;
+
+  constructor(owner: S3ByteStore, workers: ChunkWorkers, upload: S3UploadManifest) {
+    this.#owner = owner;
+    this.#workers = workers;
+    this.#upload = upload;
+  }
+
+  async writeChunk(task: ChunkWrite): Promise<WriteChunkResult> {
+    const { buffer, offset, length } = task;
+    const upload = this.#upload;
+    if (task.packed) {
+      return { ok: false, code: 'EIO', message: 'compressed chunks are not taken by a server on an S3 store', buffer };
+    }
+    const bytes = new Uint8Array(buffer, 0, length);
+    const xxh64 = this.#workers.xxh64(bytes);
+    if (task.xxh64 !== undefined && xxh64 !== task.xxh64) {
+      return {
+        ok: false,
+        code: 'ECHECKSUM',
+        message: `chunk at offset ${offset} has xxh64 ${xxh64ToHex(xxh64)}, its frame said ${xxh64ToHex(task.xxh64)}`,
+        buffer,
+      };
+    }
+    const index = offset / upload.chunkSize;
+    if (chunkLengthOf(index, upload.size, upload.chunkSize) !== length) {
+      return { ok: false, code: 'EIO', message: `chunk ${index} of ${upload.name} has ${length} bytes`, buffer };
+    }
+    try {
+      await this.#owner.s3.writePart(upload, index, bytes);
+    } catch (error) {
+      return { ok: false, code: 'EIO', message: error instanceof Error ? error.message : String(error), buffer };
+    }
+    return { ok: true, xxh64, buffer };
+  }
+
+  async sync(progress: UploadProgress | undefined): Promise<void> {
+    // Each part is durable in the store once written: what is left to keep is the progress.
+    if (!progress) return;
+    const upload = this.#upload;
+    upload.chunks = upload.chunks.map((_, index) => {
+      const xxh64 = progress.chunks.get(index);
+      return xxh64 === undefined ? null : hexOfXxh64(xxh64);
+    });
+    if (progress.hash) {
+      upload.hashedChunks = progress.hash.next;
+      upload.sha256State = progress.hash.state;
+    }
+    await this.#owner.s3.saveUpload(upload);
+  }
+
+  hashStored(): Promise<undefined> {
+    // An unfinished multipart upload cannot be read back.
+    return Promise.resolve(undefined);
+  }
+
+  async place(file: PlacedFile): Promise<PlacedTimes> {
+    const manifest = await this.#owner.s3.publish(this.#upload, {
+      sha256: file.sha256,
+      chunkHashes: file.chunkHashes,
+      force: file.force,
+      ...(file.attributes.mode === undefined ? {} : { mode: file.attributes.mode }),
+      ...(file.attributes.mtime === undefined ? {} : { mtime: file.attributes.mtime }),
+    });
+    this.#owner.forget(this.#upload.id);
+    return { created: manifest.created, modified: manifest.modified };
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,188 @@
+import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import t, { type Test } from 'tap';
+import { FerryClient } from '../src/client/client.js';
+import type { S3Settings } from '../src/object-store/s3-client.js';
+import { S3Store } from '../src/object-store/s3-store.js';
+import { loginAt } from './helpers/accounts.js';
+import { startCutProxy } from './helpers/cut-proxy.js';
+import { makeFile, sha256Of } from './helpers/files.js';
+import { freshS3Bucket, rawS3Client, s3Endpoint, s3ServerEnv, s3Skip } from './helpers/s3.js';
+import { type ServerProcess, spawnServer } from './helpers/server-process.js';
+import { startServer } from './helpers/server.js';
+import { tempDir } from './helpers/temp-dir.js';
+
+// Ferry servers on a shared S3 store (a real Ceph RGW): the transfers that matter, and two servers on one bucket.
+
+const MiB = 1024 * 1024;
+const chunkSize = 5 * MiB;
+
+/** A server on the bucket in this process (its own data directory: LMDB is each server's own cache), reaching S3 at `endpoint`. */
+async function serverOn(t: Test, settings: S3Settings, endpoint = s3Endpoint!.endpoint): Promise<{ port: number }> {
+  return startServer(t, { chunkSizeBytes: chunkSize }, { s3Store: new S3Store({ ...settings, endpoint }) });
+}
+
+/** The same as a `ferry serve` child process (one a test can kill -9), its credentials given the SDK's usual way. */
+async function serveProcessOn(t: Test, settings: S3Settings): Promise<ServerProcess> {
+  Object.assign(process.env, s3ServerEnv()); // spawnServer passes our environment on
+  const location = `s3://${settings.bucket}/${settings.prefix}`;
+  return spawnServer(t, tempDir(t), ['--store', location, '--s3-endpoint', s3Endpoint!.endpoint, '--chunk-size', '5MiB']);
+}
+
+function clientFor(t: Test, port: number, retries = 0): FerryClient {
+  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries }, ...loginAt(port) });
+  t.teardown(() => client.close());
+  return client;
+}
+
+t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
+  t.test('upload, list, stat, download and delete through a server on the store', async (t) => {
+    const settings = await freshS3Bucket(t, 'team/');
+    const server = await serverOn(t, settings);
+    const client = clientFor(t, server.port);
+    const local = await makeFile(tempDir(t), 'big.bin', 3 * chunkSize + 12_345);
+    const small = await makeFile(tempDir(t), 'small.txt', 1000);
+    const result = await client.upload(local.path, { name: 'data/big.bin' });
+    t.equal(result.sha256, local.sha256);
+    await client.upload(small.path, { name: 'data/small.txt' });
+    t.same(
+      (await client.list('data/')).map((file) => [file.name, file.size]),
+      [
+        ['data/big.bin', local.bytes.length],
+        ['data/small.txt', 1000],
+      ],
+    );
+    t.equal((await client.stat('data/big.bin')).sha256, local.sha256);
+    await t.rejects(client.upload(small.path, { name: 'data/big.bin' }), { code: 'EEXIST' }, 'a name is not replaced without --force');
+
+    const out = join(tempDir(t), 'back.bin');
+    const back = await client.download('data/big.bin', { out });
+    t.equal(back.sha256, local.sha256);
+    t.equal(await sha256Of(out), local.sha256, 'the downloaded file is exact');
+
+    const store = new S3Store(settings);
+    t.teardown(() => store.close());
+    const manifest = await store.stat('data/big.bin');
+    t.equal(manifest?.sha256, local.sha256, 'the store keeps the record with the file');
+    t.equal(manifest?.chunkHashes.length, 4);
+
+    await client.delete('data/big.bin');
+    t.equal(await store.stat('data/big.bin'), undefined, 'deleted from the store');
+    t.same(
+      (await client.list('data/')).map((file) => file.name),
+      ['data/small.txt'],
+    );
+  });
+
+  t.test('two servers on one bucket: what one stores the other lists, serves and deletes', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const [a, b] = [await serverOn(t, settings), await serverOn(t, settings)];
+    const [viaA, viaB] = [clientFor(t, a.port), clientFor(t, b.port)];
+    const local = await makeFile(tempDir(t), 'shared.bin', 2 * chunkSize + 1);
+    await viaA.upload(local.path, { name: 'shared.bin' });
+    t.same(
+      (await viaB.list()).map((file) => file.name),
+      ['shared.bin'],
+      'B lists what A stored',
+    );
+    const out = join(tempDir(t), 'shared.bin');
+    await viaB.download('shared.bin', { out });
+    t.equal(await sha256Of(out), local.sha256, 'B serves it, verified');
+
+    const replacement = await makeFile(tempDir(t), 'shared.bin', chunkSize + 7);
+    await viaB.upload(replacement.path, { name: 'shared.bin', force: true });
+    t.equal((await viaA.stat('shared.bin')).sha256, replacement.sha256, 'A sees the file B replaced');
+    await viaB.delete('shared.bin');
+    t.same(await viaA.list(), [], 'and the delete');
+    await t.rejects(viaA.stat('shared.bin'), { code: 'ENOENT' });
+  });
+
+  t.test('an upload cut by a kill -9 of one server is finished through another from its verified chunks', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const store = new S3Store(settings);
+    t.teardown(() => store.close());
+    const a = await serveProcessOn(t, settings);
+    const b = await serverOn(t, settings);
+    const size = 8 * chunkSize;
+    const local = await makeFile(tempDir(t), 'cut.bin', size);
+    // A slow link to A, so the kill lands mid-upload.
+    const link = await startCutProxy(t, a.port, { bytesPerSecond: 10 * MiB });
+    let recordedAtKill = -1;
+    let checking = false;
+    const upload = clientFor(t, link.port).upload(local.path, {
+      name: 'cut.bin',
+      onProgress: () => {
+        if (checking || recordedAtKill >= 0) return;
+        checking = true;
+        void store.findUpload('cut.bin').then((found) => {
+          checking = false;
+          const recorded = found?.hashedChunks ?? 0;
+          if (recorded >= 2 && recordedAtKill < 0) {
+            recordedAtKill = recorded;
+            a.child.kill('SIGKILL');
+          }
+        });
+      },
+    });
+    await t.rejects(upload, { code: 'ECONNLOST' }, 'the upload fails when its server dies');
+    t.ok(recordedAtKill >= 2, `A had recorded ${recordedAtKill} chunks in the store when it was killed`);
+
+    const result = await clientFor(t, b.port).upload(local.path, { name: 'cut.bin' });
+    t.equal(result.resumed, true, 'B resumes the upload A began');
+    t.equal(result.sha256, local.sha256);
+    t.ok(
+      result.bytesSent <= size - recordedAtKill * chunkSize,
+      `B was sent ${result.bytesSent} bytes; ${size - recordedAtKill * chunkSize} were not recorded at the kill`,
+    );
+    const out = join(tempDir(t), 'cut.bin');
+    await clientFor(t, b.port).download('cut.bin', { out });
+    t.equal(await sha256Of(out), local.sha256, 'the file B published is exact');
+    t.equal(await store.findUpload('cut.bin'), undefined, 'and the upload is gone from the store');
+  });
+
+  t.test('the store cut off mid-upload: parts are retried and the upload completes', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const s3Port = Number(new URL(s3Endpoint!.endpoint).port);
+    const s3Link = await startCutProxy(t, s3Port);
+    const server = await serverOn(t, settings, `http://127.0.0.1:${s3Link.port}`);
+    const local = await makeFile(tempDir(t), 'flaky.bin', 4 * chunkSize);
+    const cut = s3Link.cutAfter(2 * chunkSize, 'up');
+    const result = await clientFor(t, server.port, 5).upload(local.path, { name: 'flaky.bin' });
+    await cut;
+    t.equal(result.sha256, local.sha256);
+    const out = join(tempDir(t), 'flaky.bin');
+    await clientFor(t, server.port).download('flaky.bin', { out });
+    t.equal(await sha256Of(out), local.sha256, 'stored exactly despite the cut');
+  });
+
+  t.test('bytes that no longer match their record are caught on download, and the file is flagged damaged', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const server = await serverOn(t, settings);
+    const client = clientFor(t, server.port);
+    const local = await makeFile(tempDir(t), 'rot.bin', 2 * chunkSize);
+    await client.upload(local.path, { name: 'rot.bin' });
+    // An object changed behind Ferry's back (S3 gives it a new ETag; the manifest still names the old one).
+    const raw = rawS3Client(t, settings);
+    const damaged = Buffer.from(local.bytes);
+    damaged.writeUInt8(damaged.readUInt8(chunkSize + 5) ^ 0xff, chunkSize + 5);
+    await raw.send(new PutObjectCommand({ Bucket: settings.bucket, Key: 'files/rot.bin', Body: damaged }));
+    const out = join(tempDir(t), 'rot.bin');
+    await t.rejects(client.download('rot.bin', { out }), { code: 'ECORRUPT' });
+    t.match((await client.stat('rot.bin')).damaged, /not the one its record describes/, 'flagged damaged, with the reason');
+    await t.rejects(client.download('rot.bin', { out }), { code: 'ECORRUPT' }, 'and not served again');
+  });
+
+  t.test('what a server on the store does not offer yet is refused clearly', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const server = await serverOn(t, settings);
+    const client = clientFor(t, server.port);
+    const info = await client.info();
+    t.notOk(info.capabilities.includes('put-whole'), 'no whole small puts');
+    t.notOk(info.capabilities.includes('put-unsized'), 'no uploads from a stream');
+    t.notOk(
+      info.capabilities.some((capability) => capability.startsWith('compress:')),
+      'no compression',
+    );
+  });
+  t.end();
+});
