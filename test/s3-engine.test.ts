@@ -127,6 +127,12 @@ t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
     await t.rejects(upload, { code: 'ECONNLOST' }, 'the upload fails when its server dies');
     t.ok(recordedAtKill >= 2, `A had recorded ${recordedAtKill} chunks in the store when it was killed`);
 
+    const other = await makeFile(tempDir(t), 'other.bin', chunkSize);
+    await t.rejects(
+      clientFor(t, b.port).upload(other.path, { name: 'cut.bin' }),
+      { code: 'EBUSY', message: /being uploaded through another server/ },
+      'another file is not let drop an upload another server touched a moment ago',
+    );
     const result = await clientFor(t, b.port).upload(local.path, { name: 'cut.bin' });
     t.equal(result.resumed, true, 'B resumes the upload A began');
     t.equal(result.sha256, local.sha256);

@@ -194,6 +194,12 @@ t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
     t.equal(await store.findUpload('old.bin'), undefined, 'its parts and manifest are gone');
     t.ok(await store.findUpload('new.bin'));
     t.same(await store.expireUploads(cutoff), [], 'nothing more to expire');
+
+    // Aborting an upload another server has since replaced with its own leaves the newer one be.
+    const stale = (await store.findUpload('new.bin'))!;
+    const newer = await store.createUpload({ name: 'new.bin', size: 10, chunkSize, fingerprint: 'fp2' });
+    await store.abortUpload(stale);
+    t.equal((await store.findUpload('new.bin'))?.id, newer.id, 'the newer upload of the name is kept');
   });
 
   t.test('what the store holds is checked: damaged manifests, wrong chunk lengths, names that would leave the prefix', async (t) => {

@@ -262,7 +262,11 @@ export class S3Store {
   /** Drops an unfinished upload: its parts and its manifest. */
   async abortUpload(upload: S3UploadManifest): Promise<void> {
     await this.#abort(upload);
-    await this.#deleteKey(this.#key('uploads', upload.name), `removing the upload of ${upload.name}`);
+    // The name's manifest may be another server's newer upload by now: only this upload's goes.
+    const key = this.#key('uploads', upload.name);
+    const text = await this.#readText(key, `reading the upload of ${upload.name}`);
+    if (text !== undefined && parseManifest(s3UploadManifestSchema, key, text).id !== upload.id) return;
+    await this.#deleteKey(key, `removing the upload of ${upload.name}`);
   }
 
   /**

@@ -66,6 +66,13 @@ export interface ClaimedUpload {
   cancel(): void;
 }
 
+/**
+ * On a shared store, an unfinished upload another server touched this recently is taken to be in
+ * progress there: a put of another file to its name is refused (EBUSY) rather than dropping it.
+ * An upload being sent records its progress at least every chunk.
+ */
+const sharedUploadLiveMs = 60_000;
+
 /** Holds a name while a `put` of it is being set up, before its upload exists. */
 class PendingClaim {
   readonly settled: Promise<void>;
@@ -255,6 +262,9 @@ export class UploadRegistry {
         this.#addCharge(session, received);
         return { session, verified, hashState };
       }
+      // Another server's upload of another file, touched a moment ago: most likely still going there.
+      const othersLive = local?.id !== session.id && Date.now() - session.touched < sharedUploadLiveMs;
+      if (othersLive) throw new FerryError('EBUSY', `${name} is being uploaded through another server; try again later`);
       this.#forgetHash(found.session.id);
       this.#removeCharge(found.session);
       await this.#bytes.removeUpload(found.session);
