@@ -20,6 +20,7 @@ import {
 } from '@aws-sdk/client-s3';
 import { type S3Settings, makeS3Client } from '../../src/object-store/s3-client.js';
 import { type BenchContext, log } from '../lib/context.js';
+import { boxCpuMeter } from '../lib/proc.js';
 import { runFerryCli } from '../lib/ferry-cli.js';
 import { makeTempDir, removeDir } from '../lib/files.js';
 import type { ScenarioReport } from '../lib/report.js';
@@ -35,6 +36,8 @@ interface Sample {
   mibPerSecond: number;
   /** CPU seconds of Ferry's client and server, or of this process for the SDK (the store's own is in neither). */
   cpuSeconds: number;
+  /** The whole machine's busy CPU meanwhile, in percent of one core (the store's daemons included). */
+  boxBusyPercent: number;
 }
 
 export interface S3Result {
@@ -52,6 +55,13 @@ function ownCpuSeconds(): number {
   return (usage.user + usage.system) / 1e6;
 }
 
+/** Runs `transfer`, adding the whole machine's busy CPU meanwhile to its sample. */
+async function withBoxCpu(cores: number, transfer: () => Promise<Omit<Sample, 'boxBusyPercent'>>): Promise<Sample> {
+  const stop = boxCpuMeter(cores);
+  const sample = await transfer();
+  return { ...sample, boxBusyPercent: stop().busyPercent };
+}
+
 /** Runs `work` over the part numbers 0..count-1, `partsAtOnce` at a time. */
 async function eachPart(count: number, work: (index: number) => Promise<void>): Promise<void> {
   let next = 0;
@@ -62,7 +72,7 @@ async function eachPart(count: number, work: (index: number) => Promise<void>): 
   );
 }
 
-async function sdkUpload(s3: S3Client, bucket: string, key: string, path: string, size: number): Promise<Sample> {
+async function sdkUpload(s3: S3Client, bucket: string, key: string, path: string, size: number): Promise<Omit<Sample, 'boxBusyPercent'>> {
   const started = performance.now();
   const cpu = ownCpuSeconds();
   const file = await open(path, 'r');
@@ -94,7 +104,7 @@ async function sdkUpload(s3: S3Client, bucket: string, key: string, path: string
   return { seconds, cpuSeconds: ownCpuSeconds() - cpu, mibPerSecond: mibPerSecond(size, seconds) };
 }
 
-async function sdkDownload(s3: S3Client, bucket: string, key: string, path: string, size: number): Promise<Sample> {
+async function sdkDownload(s3: S3Client, bucket: string, key: string, path: string, size: number): Promise<Omit<Sample, 'boxBusyPercent'>> {
   const started = performance.now();
   const cpu = ownCpuSeconds();
   const file = await open(path, 'w');
@@ -119,6 +129,7 @@ async function sdkDownload(s3: S3Client, bucket: string, key: string, path: stri
 
 export async function runS3(ctx: BenchContext): Promise<ScenarioReport> {
   const fileBytes = ctx.options.sizeBytes;
+  const { cores } = ctx.machine;
   const result: S3Result = { fileBytes, ferryUp: [], ferryDown: [], sdkUp: [], sdkDown: [] };
   const { S3_ENDPOINT: endpoint, S3_ACCESS_KEY: accessKeyId, S3_SECRET_KEY: secretAccessKey } = process.env;
   if (!endpoint || !accessKeyId || !secretAccessKey) {
@@ -148,7 +159,7 @@ export async function runS3(ctx: BenchContext): Promise<ScenarioReport> {
     ]);
     try {
       /** One verified CLI transfer: its time, and the CPU of the command and of the server meanwhile. */
-      const ferryTransfer = async (args: string[]): Promise<Sample> => {
+      const ferryTransfer = async (args: string[]): Promise<Omit<Sample, 'boxBusyPercent'>> => {
         const serverCpu = server.cpuSeconds();
         const run = await runFerryCli<{ sha256: string }>([...args, '--server', server.address, '--retries', '0'], work);
         if (run.result.sha256 !== source.sha256) throw new Error(`ferry ${args[0]}: sha256 ${run.result.sha256}`);
@@ -157,17 +168,17 @@ export async function runS3(ctx: BenchContext): Promise<ScenarioReport> {
       };
       const ferryRun = async (pair: number): Promise<void> => {
         const name = `pair-${pair}.bin`;
-        result.ferryUp.push(await ferryTransfer(['upload', source.path, '--as', name]));
+        result.ferryUp.push(await withBoxCpu(cores, () => ferryTransfer(['upload', source.path, '--as', name])));
         const out = join(work, `down-${pair}.bin`);
-        result.ferryDown.push(await ferryTransfer(['download', name, '--out', out]));
+        result.ferryDown.push(await withBoxCpu(cores, () => ferryTransfer(['download', name, '--out', out])));
         await removeDir(out);
         await runFerryCli(['delete', name, '--server', server.address], work);
       };
       const sdkRun = async (pair: number): Promise<void> => {
         const key = `sdk/pair-${pair}.bin`;
-        result.sdkUp.push(await sdkUpload(s3, settings.bucket, key, source.path, fileBytes));
+        result.sdkUp.push(await withBoxCpu(cores, () => sdkUpload(s3, settings.bucket, key, source.path, fileBytes)));
         const out = join(work, `sdk-${pair}.bin`);
-        result.sdkDown.push(await sdkDownload(s3, settings.bucket, key, out, fileBytes));
+        result.sdkDown.push(await withBoxCpu(cores, () => sdkDownload(s3, settings.bucket, key, out, fileBytes)));
         await removeDir(out);
         await s3.send(new DeleteObjectCommand({ Bucket: settings.bucket, Key: key }));
       };
@@ -197,37 +208,33 @@ export async function runS3(ctx: BenchContext): Promise<ScenarioReport> {
     const ratios = ferry.map((sample, index) => sample.mibPerSecond / sdk[index]!.mibPerSecond);
     return `**${median(ratios).toFixed(2)}×** (${ratios.map((r) => r.toFixed(2)).join(', ')})`;
   };
+  const row = (direction: string, tool: string, samples: Sample[], versus?: Sample[]): string[] => [
+    direction,
+    tool,
+    cell(samples, (s) => s.mibPerSecond),
+    cell(samples, (s) => s.cpuSeconds),
+    cell(samples, (s) => s.boxBusyPercent),
+    versus ? ratio(samples, versus) : '–',
+  ];
   const rows = [
-    [
-      'upload',
-      'Ferry (verified)',
-      cell(result.ferryUp, (s) => s.mibPerSecond),
-      cell(result.ferryUp, (s) => s.cpuSeconds),
-      ratio(result.ferryUp, result.sdkUp),
-    ],
-    ['upload', 'SDK multipart', cell(result.sdkUp, (s) => s.mibPerSecond), cell(result.sdkUp, (s) => s.cpuSeconds), '–'],
-    [
-      'download',
-      'Ferry (verified)',
-      cell(result.ferryDown, (s) => s.mibPerSecond),
-      cell(result.ferryDown, (s) => s.cpuSeconds),
-      ratio(result.ferryDown, result.sdkDown),
-    ],
-    ['download', 'SDK ranged GETs', cell(result.sdkDown, (s) => s.mibPerSecond), cell(result.sdkDown, (s) => s.cpuSeconds), '–'],
+    row('upload', 'Ferry (verified)', result.ferryUp, result.sdkUp),
+    row('upload', 'SDK multipart', result.sdkUp),
+    row('download', 'Ferry (verified)', result.ferryDown, result.sdkDown),
+    row('download', 'SDK ranged GETs', result.sdkDown),
   ];
   return {
     id: 's3',
     title: `A server on an S3 store: ${formatBytes(fileBytes)} up and down`,
     notes: [
       `\`ferry upload\`/\`download\` (clear text) through \`ferry serve --store s3://...\` to the S3 endpoint, against @aws-sdk/client-s3 directly (multipart upload and ranged GETs of ${formatBytes(partBytes)}, ${partsAtOnce} at once) to the same endpoint. Medians of ${ctx.options.pairs} pairs, alternating which goes first.`,
-      'CPU s: Ferry’s client and server; the SDK’s process. The store’s own CPU is in neither (it is the same work for both).',
+      'CPU s: Ferry’s client and server; the SDK’s process. The store’s own CPU is in neither (it is the same work for both). Box CPU %: the whole machine meanwhile, store included, in percent of one core (200 = both cores of this machine busy).',
       `Server peak RSS: ${result.serverPeakRssBytes === undefined ? '–' : formatBytes(result.serverPeakRssBytes)}.`,
       'Target (issue 17): Ferry ≥ 0.85× the SDK’s MiB/s both ways.',
     ],
     tables: [
       {
-        headers: ['direction', 'tool', 'MiB/s', 'CPU s', 'Ferry ÷ SDK (per pair)'],
-        numeric: [2, 3],
+        headers: ['direction', 'tool', 'MiB/s', 'CPU s', 'box CPU %', 'Ferry ÷ SDK (per pair)'],
+        numeric: [2, 3, 4],
         rows,
       },
     ],
