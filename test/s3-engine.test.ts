@@ -178,6 +178,46 @@ t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
     await t.rejects(client.download('rot.bin', { out }), { code: 'ECORRUPT' }, 'and not served again');
   });
 
+  t.test('limits and names hold on the store: the storage quota, hostile names', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const server = await startServer(
+      t,
+      { chunkSizeBytes: chunkSize, maxStorageBytes: 3 * chunkSize },
+      { s3Store: new S3Store({ ...settings, endpoint: s3Endpoint!.endpoint }) },
+    );
+    const client = clientFor(t, server.port);
+    const first = await makeFile(tempDir(t), 'first.bin', 2 * chunkSize);
+    await client.upload(first.path, { name: 'first.bin' });
+    await t.rejects(client.upload(first.path, { name: 'second.bin' }), { code: 'EQUOTA' }, 'over the storage quota');
+    for (const name of ['../escape.bin', '/abs.bin', 'a/../../b.bin']) {
+      await t.rejects(client.upload(first.path, { name }), { code: 'EBADNAME' }, name);
+    }
+    const store = new S3Store(settings);
+    t.teardown(() => store.close());
+    const keys: string[] = [];
+    for await (const entry of store.list('')) keys.push(entry.name);
+    t.same(keys, ['first.bin'], 'nothing else reached the store');
+    t.equal(await store.findUpload('second.bin'), undefined, 'the refused upload left nothing there');
+  });
+
+  t.test('an unfinished upload idle past the TTL is aborted in the store, whichever server left it', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const store = new S3Store(settings);
+    t.teardown(() => store.close());
+    // Left by a server that died: its manifest's last touch is all that says how old it is.
+    const abandoned = await store.createUpload({ name: 'abandoned.bin', size: chunkSize, chunkSize, fingerprint: 'fp' });
+    await store.writePart(abandoned, 0, Buffer.alloc(chunkSize, 1));
+    await startServer(
+      t,
+      { chunkSizeBytes: chunkSize, sessionTtlMs: 1, sessionSweepIntervalMs: 50 },
+      { s3Store: new S3Store({ ...settings, endpoint: s3Endpoint!.endpoint }) },
+    );
+    // The sweep is the server's own timer: wait for its effect in the store (bounded).
+    const deadline = Date.now() + 20_000;
+    while ((await store.findUpload('abandoned.bin')) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50));
+    t.equal(await store.findUpload('abandoned.bin'), undefined, 'aborted by the sweep');
+  });
+
   t.test('what a server on the store does not offer yet is refused clearly', async (t) => {
     const settings = await freshS3Bucket(t);
     const server = await serverOn(t, settings);
