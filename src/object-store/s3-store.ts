@@ -40,6 +40,15 @@ export interface S3UploadRequest {
   owner?: string;
 }
 
+/**
+ * Whether a failed call on a multipart upload says the upload is gone (aborted or completed):
+ * NoSuchUpload, or (Ceph RGW, racing an abort) a plain 404.
+ */
+function uploadIsGone(error: unknown): boolean {
+  const cause = error instanceof FerryError ? error.cause : error;
+  return s3CodeOf(cause) === 'NoSuchUpload' || s3StatusOf(cause) === 404;
+}
+
 /** S3's limit on a key's length, in UTF-8 bytes. */
 const s3MaxKeyBytes = 1024;
 
@@ -143,7 +152,7 @@ export class S3Store {
     try {
       await this.storedParts(upload);
     } catch (error) {
-      if (s3CodeOf((error as FerryError).cause) !== 'NoSuchUpload') throw error;
+      if (!uploadIsGone(error)) throw error;
       await this.#deleteKey(key, `removing the stale upload of ${name}`);
       return undefined;
     }
@@ -240,22 +249,45 @@ export class S3Store {
     if (head.ContentLength !== size || !head.ETag) {
       throw new FerryError('EIO', `the S3 store holds ${head.ContentLength ?? '?'} bytes for ${name} once published, not ${size}`);
     }
-    const now = Date.now();
+    const manifest = await this.#record({ name, size, chunkSize, created: upload.created, etag: head.ETag }, file);
+    await this.#deleteKey(this.#key('uploads', name), `removing the finished upload of ${name}`);
+    return manifest;
+  }
+
+  /**
+   * Stores a whole small file, its bytes checked by the caller (one chunk of `chunkSize` at most),
+   * in one PUT (the object appears whole, at once), then writes its manifest.
+   */
+  async putWhole(name: string, bytes: Uint8Array, chunkSize: number, file: S3PublishRequest): Promise<S3FileManifest> {
+    if (!file.force && (await this.stat(name))) throw new FerryError('EEXIST', `${name} already exists (replace it with --force)`);
+    const put = await this.#call(`storing ${name}`, () =>
+      this.#client.send(
+        new PutObjectCommand({ Bucket: this.settings.bucket, Key: this.#key('files', name), Body: bytes, ContentLength: bytes.byteLength }),
+      ),
+    );
+    if (!put.ETag) throw new FerryError('EIO', `the S3 store gave no ETag for ${name}`);
+    return this.#record({ name, size: bytes.byteLength, chunkSize, created: Date.now(), etag: put.ETag }, file);
+  }
+
+  /** Writes the manifest that makes the object at files/NAME, with `etag`, a file to Ferry. */
+  async #record(
+    object: { name: string; size: number; chunkSize: number; created: number; etag: string },
+    file: S3PublishRequest,
+  ): Promise<S3FileManifest> {
     const manifest: S3FileManifest = {
       format: 1,
-      name,
-      size,
+      name: object.name,
+      size: object.size,
       sha256: file.sha256,
-      chunkSize,
+      chunkSize: object.chunkSize,
       chunkHashes: file.chunkHashes.map(hexOfXxh64),
-      created: upload.created,
-      modified: now,
+      created: object.created,
+      modified: Date.now(),
       ...(file.mode === undefined ? {} : { mode: file.mode }),
       ...(file.mtime === undefined ? {} : { mtime: file.mtime }),
-      etag: head.ETag,
+      etag: object.etag,
     };
-    await this.#putText(this.#key('manifests', name), JSON.stringify(manifest), `recording ${name}`);
-    await this.#deleteKey(this.#key('uploads', name), `removing the finished upload of ${name}`);
+    await this.#putText(this.#key('manifests', object.name), JSON.stringify(manifest), `recording ${object.name}`);
     return manifest;
   }
 
@@ -304,7 +336,7 @@ export class S3Store {
             new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: pending.Key, UploadId: pending.UploadId }),
           ),
         ).catch((error: unknown) => {
-          if (s3CodeOf((error as FerryError).cause) !== 'NoSuchUpload') throw error;
+          if (!uploadIsGone(error)) throw error;
         });
         if (ours) await this.#deleteKey(key, `removing the expired upload of ${name}`);
         expired.push(name);
@@ -405,7 +437,7 @@ export class S3Store {
         new AbortMultipartUploadCommand({ Bucket: this.settings.bucket, Key: this.#key('files', upload.name), UploadId: upload.uploadId }),
       ),
     ).catch((error: unknown) => {
-      if (s3CodeOf((error as FerryError).cause) !== 'NoSuchUpload') throw error;
+      if (!uploadIsGone(error)) throw error;
     });
   }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { HashFileResult, ReadChunkResult, ReadChunkTask, WriteChunkResult, WriteChunkTask } from '../../workers/tasks.js';
@@ -50,6 +51,12 @@ export interface UploadBytes {
   close(): Promise<void>;
 }
 
+/** A whole small file's bytes, checked and held by the store until they are placed under their name (or discarded). */
+export interface StagedWhole {
+  place(file: PlacedFile): Promise<PlacedTimes | undefined>;
+  discard(): Promise<void>;
+}
+
 /** One stored file open for reading. */
 export interface FileBytes {
   /** Reads a chunk and checks it against its recorded xxh64 (ECHECKSUM if it does not match; the buffer always comes back). */
@@ -73,6 +80,12 @@ export interface ByteStore {
   removeUpload(session: UploadSessionRecord): Promise<void>;
   openUpload(session: UploadSessionRecord): Promise<UploadBytes>;
   openFile(file: StoredFile): Promise<FileBytes>;
+  /**
+   * Takes a whole small file's checked bytes (`putWhole`) toward publishing: durable where the
+   * store needs them to be before `place` (on disk: written and synced to a file of its own).
+   * `release` gives their buffer back as soon as the store no longer needs it.
+   */
+  stageWhole(bytes: Uint8Array, release: () => void): Promise<StagedWhole>;
   /** Removes a stored file's bytes (its record is gone already). */
   removeFile(name: string): Promise<void>;
   /**
@@ -128,6 +141,31 @@ export class LocalByteStore implements ByteStore {
       readChunk: (task) => workers.readChunk({ ...task, fd: file.fd }),
       close: () => file.close(),
     };
+  }
+
+  /**
+   * Writes the bytes to a file of its own in partial/ and syncs it (the buffer goes back as soon
+   * as the bytes are written). A file left there by a crash is an orphan that start-up recovery
+   * removes; one left by a failure is removed by `discard`.
+   */
+  async stageWhole(bytes: Uint8Array, release: () => void): Promise<StagedWhole> {
+    const layout = this.#layout;
+    const path = layout.partialPath(`whole-${randomUUID()}`);
+    const discard = (): Promise<void> => rm(path, { force: true }).catch(() => undefined);
+    try {
+      const handle = await open(path, 'wx', layout.fileMode);
+      try {
+        await handle.writeFile(bytes);
+        release();
+        await handle.datasync();
+      } finally {
+        await handle.close();
+      }
+    } catch (error) {
+      await discard();
+      throw error;
+    }
+    return { place: (file) => placeLocalFile(layout, path, file.name).then(() => undefined), discard };
   }
 
   async removeFile(name: string): Promise<void> {

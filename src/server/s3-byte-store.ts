@@ -12,6 +12,7 @@ import type {
   FoundUpload,
   PlacedFile,
   PlacedTimes,
+  StagedWhole,
   UploadBytes,
   UploadProgress,
 } from './byte-store.js';
@@ -29,12 +30,15 @@ export class S3ByteStore implements ByteStore {
   readonly keepsProgress = true;
   readonly s3: S3Store;
   readonly #workers: ChunkWorkers;
+  /** The chunk size of this server: a whole small file is recorded as one chunk of it. */
+  readonly #chunkSize: number;
   /** The store's record of each upload this server has open or made, by session id. */
   readonly #uploads = new Map<string, S3UploadManifest>();
 
-  constructor(s3: S3Store, workers: ChunkWorkers) {
+  constructor(s3: S3Store, workers: ChunkWorkers, chunkSize: number) {
     this.s3 = s3;
     this.#workers = workers;
+    this.#chunkSize = chunkSize;
   }
 
   async createUpload(session: UploadSessionRecord): Promise<void> {
@@ -128,6 +132,29 @@ export class S3ByteStore implements ByteStore {
 
   async removeFile(name: string): Promise<void> {
     await this.s3.delete(name);
+  }
+
+  /** The bytes stay in their buffer until one PUT places them (the object appears whole, at once). */
+  stageWhole(bytes: Uint8Array, release: () => void): Promise<StagedWhole> {
+    const s3 = this.s3;
+    const chunkSize = this.#chunkSize;
+    return Promise.resolve({
+      async place(file: PlacedFile): Promise<PlacedTimes> {
+        try {
+          const manifest = await s3.putWhole(file.name, bytes, chunkSize, {
+            sha256: file.sha256,
+            chunkHashes: file.chunkHashes,
+            force: file.force,
+            ...(file.attributes.mode === undefined ? {} : { mode: file.attributes.mode }),
+            ...(file.attributes.mtime === undefined ? {} : { mtime: file.attributes.mtime }),
+          });
+          return { created: manifest.created, modified: manifest.modified };
+        } finally {
+          release();
+        }
+      },
+      discard: () => Promise.resolve(release()),
+    });
   }
 
   expireAbandoned(cutoff: number): Promise<string[]> {

@@ -106,7 +106,7 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
     logger,
   );
   const workers = new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64, onError: onWorkerError });
-  const bytes = s3 ? new S3ByteStore(s3, workers) : new LocalByteStore(layout, workers);
+  const bytes = s3 ? new S3ByteStore(s3, workers, config.chunkSizeBytes) : new LocalByteStore(layout, workers);
   const uploads = new UploadRegistry({ store, bytes, config, sha256, logger });
   const services: ServerServices = {
     config,

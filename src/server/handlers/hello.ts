@@ -22,11 +22,11 @@ export const serverCapabilities = [
 ];
 
 /**
- * What a server on a shared S3 store can do: not yet whole small puts, uploads from a stream
- * nor compressed chunks (it stores parts as they come; see docs/design.md, "The store interface").
+ * What a server on a shared S3 store can do: not yet uploads from a stream nor compressed chunks
+ * (it stores parts as they come; see docs/design.md, "The store interface").
  */
 const sharedStoreCapabilities = serverCapabilities.filter(
-  (capability) => capability !== 'put-whole' && capability !== 'put-unsized' && !capability.startsWith('compress:'),
+  (capability) => capability !== 'put-unsized' && !capability.startsWith('compress:'),
 );
 
 /** The capabilities of the server these services make up. */

@@ -1,11 +1,10 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { open, rm } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
 import { FerryError } from '../../protocol/errors.js';
 import { xxh64ToHex } from '../../protocol/frames.js';
 import type { StoredFile, TransferLogRecord, UploadSessionRecord } from '../../store/records.js';
 import { fromSystemError } from '../../system-errors.js';
 import { accountOf } from '../account-view.js';
-import { placeLocalFile } from '../byte-store.js';
+import type { StagedWhole } from '../byte-store.js';
 import { publishInPlace } from '../publish.js';
 import type { ServerServices } from '../services.js';
 import type { WholePutData, WholePutRequest } from '../whole-put-intake.js';
@@ -24,10 +23,6 @@ import type { Handler } from './types.js';
 export const putWhole: Handler<'putWhole'> = async (request, ctx) => {
   const data = ctx.takeWholePutData(request.id);
   if (!data) throw new FerryError('EINTERNAL', `the data of putWhole ${request.id} is missing`);
-  if (ctx.services.catalog) {
-    data.release();
-    throw new FerryError('ENOTYET', 'putWhole to an S3 store is not built yet (the capability is not offered): use put');
-  }
   const startedAt = Date.now();
   const account = accountOf(ctx);
   const name = account.stored(request.name);
@@ -65,9 +60,8 @@ function checkedChunkHash(services: ServerServices, request: WholePutRequest, da
 }
 
 /**
- * Writes the data to a file of its own in partial/ and syncs it (the buffer goes back as soon as
- * the bytes are written), then publishes it. A file left there by a crash is an orphan that
- * start-up recovery removes; one left by a failure is removed here.
+ * Hands the data to the store (on disk: written and synced to a file of its own), then publishes
+ * it. Whatever the store holds of a whole put that fails goes.
  */
 async function storeAndPublish(
   services: ServerServices,
@@ -75,24 +69,19 @@ async function storeAndPublish(
   data: WholePutData,
   stored: { name: string; chunkHash: bigint; staleSession: UploadSessionRecord | undefined; logEntry: () => TransferLogRecord },
 ): Promise<{ file: StoredFile; replacedBytes: number }> {
-  const { layout, descriptors, config } = services;
-  const path = layout.partialPath(`whole-${randomUUID()}`);
+  const { bytes, descriptors, config } = services;
+  if (!descriptors.take()) throw new FerryError('EBUSY', 'the server has too many files open; try again later');
+  let staged: StagedWhole;
   try {
-    if (!descriptors.take()) throw new FerryError('EBUSY', 'the server has too many files open; try again later');
-    try {
-      const handle = await open(path, 'wx', layout.fileMode);
-      try {
-        await handle.writeFile(data.bytes);
-        data.release();
-        await handle.datasync();
-      } finally {
-        await handle.close();
-      }
-    } finally {
-      descriptors.release();
-    }
+    staged = await bytes.stageWhole(data.bytes, () => data.release());
+  } catch (error) {
+    throw fromSystemError(error, `storing ${stored.name}`);
+  } finally {
+    descriptors.release();
+  }
+  try {
     return await publishInPlace(services, {
-      bytes: { place: (file) => placeLocalFile(layout, path, file.name).then(() => undefined) },
+      bytes: staged,
       name: stored.name,
       size: request.size,
       sha256: request.sha256,
@@ -104,7 +93,7 @@ async function storeAndPublish(
       logEntry: stored.logEntry,
     });
   } catch (error) {
-    await rm(path, { force: true }).catch(() => undefined);
+    await staged.discard();
     throw fromSystemError(error, `storing ${stored.name}`);
   }
 }
