@@ -251,11 +251,8 @@ export function addServeCommand(program: Command, output: Output): void {
           await server.close().catch(() => undefined); // the listen failure is the one worth reporting
           throw error;
         });
-        // The HTTP side's uploads and downloads do not run on an S3 store yet.
-        if (s3Store && flags.httpPort !== 0)
-          output.err("ferry: the HTTP side is not built for an S3 store yet: serving Ferry's protocol only");
         const http =
-          flags.httpPort === 0 || s3Store
+          flags.httpPort === 0
             ? undefined
             : await server.listenHttp(flags.httpPort, flags.httpHost).catch(async (error: unknown) => {
                 await server.close().catch(() => undefined);
