@@ -65,11 +65,3 @@ export function parseManifest<T>(schema: z.ZodType<T>, key: string, text: string
   }
   return parsed.data;
 }
-
-export function hexOfXxh64(value: bigint): string {
-  return value.toString(16).padStart(16, '0');
-}
-
-export function xxh64OfHex(hex: string): bigint {
-  return BigInt(`0x${hex}`);
-}

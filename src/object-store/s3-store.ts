@@ -15,18 +15,12 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { FerryError } from '../protocol/errors.js';
+import { xxh64ToHex } from '../protocol/frames.js';
 import { checkName } from '../protocol/names.js';
 import { chunkCountOf, chunkLengthOf } from '../store/records.js';
 import { type S3Settings, makeS3Client, s3CodeOf, s3Failure, s3StatusOf } from './s3-client.js';
 import { s3MaxParts } from './s3-limits.js';
-import {
-  type S3FileManifest,
-  type S3UploadManifest,
-  hexOfXxh64,
-  parseManifest,
-  s3FileManifestSchema,
-  s3UploadManifestSchema,
-} from './s3-manifests.js';
+import { type S3FileManifest, type S3UploadManifest, parseManifest, s3FileManifestSchema, s3UploadManifestSchema } from './s3-manifests.js';
 
 /** What a new upload in the store is for. */
 export interface S3UploadRequest {
@@ -280,7 +274,7 @@ export class S3Store {
       size: object.size,
       sha256: file.sha256,
       chunkSize: object.chunkSize,
-      chunkHashes: file.chunkHashes.map(hexOfXxh64),
+      chunkHashes: file.chunkHashes.map(xxh64ToHex),
       created: object.created,
       modified: Date.now(),
       ...(file.mode === undefined ? {} : { mode: file.mode }),

@@ -1,8 +1,8 @@
 import { FerryError } from '../protocol/errors.js';
-import { xxh64ToHex } from '../protocol/frames.js';
+import { xxh64FromHex, xxh64ToHex } from '../protocol/frames.js';
 import type { S3Store } from '../object-store/s3-store.js';
-import { type S3UploadManifest, hexOfXxh64, xxh64OfHex } from '../object-store/s3-manifests.js';
-import { type StoredFile, type UploadSessionRecord, chunkLengthOf } from '../store/records.js';
+import type { S3UploadManifest } from '../object-store/s3-manifests.js';
+import type { StoredFile, UploadSessionRecord } from '../store/records.js';
 import type { ReadChunkResult, WriteChunkResult } from '../../workers/tasks.js';
 import type {
   ByteStore,
@@ -77,7 +77,7 @@ export class S3ByteStore implements ByteStore {
     this.#uploads.set(upload.id, upload);
     const chunks = new Map<number, bigint>();
     upload.chunks.forEach((hex, index) => {
-      if (hex !== null) chunks.set(index, xxh64OfHex(hex));
+      if (hex !== null) chunks.set(index, xxh64FromHex(hex));
     });
     const session: UploadSessionRecord = {
       id: upload.id,
@@ -203,12 +203,9 @@ class S3UploadBytes implements UploadBytes {
         buffer,
       };
     }
-    const index = offset / upload.chunkSize;
-    if (chunkLengthOf(index, upload.size, upload.chunkSize) !== length) {
-      return { ok: false, code: 'EIO', message: `chunk ${index} of ${upload.name} has ${length} bytes`, buffer };
-    }
     try {
-      await this.#owner.s3.writePart(upload, index, bytes);
+      // Its index and length were checked against the upload as its header came (and writePart checks them again).
+      await this.#owner.s3.writePart(upload, offset / upload.chunkSize, bytes);
     } catch (error) {
       return { ok: false, code: 'EIO', message: error instanceof Error ? error.message : String(error), buffer };
     }
@@ -221,7 +218,7 @@ class S3UploadBytes implements UploadBytes {
     const upload = this.#upload;
     upload.chunks = upload.chunks.map((_, index) => {
       const xxh64 = progress.chunks.get(index);
-      return xxh64 === undefined ? null : hexOfXxh64(xxh64);
+      return xxh64 === undefined ? null : xxh64ToHex(xxh64);
     });
     if (progress.hash) {
       upload.hashedChunks = progress.hash.next;

@@ -1,6 +1,6 @@
 import type { S3Store } from '../object-store/s3-store.js';
 import type { S3FileManifest } from '../object-store/s3-manifests.js';
-import { xxh64OfHex } from '../object-store/s3-manifests.js';
+import { xxh64FromHex } from '../protocol/frames.js';
 import type { MetaStore } from '../store/meta-store.js';
 import { type StoredFile, packHashes } from '../store/records.js';
 
@@ -54,7 +54,7 @@ export class SharedCatalog {
       size: manifest.size,
       sha256: manifest.sha256,
       chunkSize: manifest.chunkSize,
-      hashes: packHashes(manifest.chunkHashes.map(xxh64OfHex)),
+      hashes: packHashes(manifest.chunkHashes.map(xxh64FromHex)),
       created: manifest.created,
       modified: manifest.modified,
       ...(manifest.mode === undefined ? {} : { mode: manifest.mode }),
