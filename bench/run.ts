@@ -26,6 +26,7 @@ import { type ProcessesResult, runProcesses } from './scenarios/processes.js';
 import { type RefResult, runRefs } from './scenarios/refs.js';
 import { type ResumeRun, runResume } from './scenarios/resume.js';
 import { runS3 } from './scenarios/s3.js';
+import { runLink } from './scenarios/link.js';
 
 const scenarios: Record<ScenarioId, (ctx: BenchContext) => Promise<ScenarioReport>> = {
   bulk: runBulk,
@@ -33,6 +34,7 @@ const scenarios: Record<ScenarioId, (ctx: BenchContext) => Promise<ScenarioRepor
   http: runHttp,
   tree: runTree,
   compress: runCompress,
+  link: runLink,
   concurrency: runConcurrency,
   processes: runProcesses,
   resume: runResume,

@@ -232,6 +232,7 @@ t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
     const info = await client.info();
     t.ok(info.capabilities.includes('put-whole'), 'whole small puts are offered');
     t.notOk(info.capabilities.includes('put-unsized'), 'no uploads from a stream');
+    t.notOk(info.capabilities.includes('put-join'), 'no parallel streams for an upload (its running SHA-256 is fed in order)');
     t.notOk(
       info.capabilities.some((capability) => capability.startsWith('compress:')),
       'no compression',

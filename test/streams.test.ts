@@ -1,7 +1,10 @@
 /**
  * Parallel streams (issue 16): `download --streams N` fetches one file over N connections, each a
  * range of its chunks, verified chunk by chunk and by SHA-256 at the end; a cut one resumes.
+ * `upload --streams N` sends one upload's chunks over N connections (the others join it with
+ * `putJoin`); a cut joined connection's unconfirmed chunks go again on the others.
  */
+import { createHash, randomBytes } from 'node:crypto';
 import { readFile, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
@@ -9,6 +12,7 @@ import { splitChunks } from '../src/client/parallel-download.js';
 import { describe, ferry, jsonOf } from './helpers/cli.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { makeFile } from './helpers/files.js';
+import { RawClient, chunkFrame } from './helpers/raw-client.js';
 import { startServer } from './helpers/server.js';
 import { tempDir } from './helpers/temp-dir.js';
 
@@ -69,11 +73,96 @@ t.test('download --streams 3: three connections, the same bytes; a cut run is fi
   t.ok((await readFile(cut)).equals(local.bytes), 'the same bytes');
 });
 
-t.test('upload --streams is not built yet, and says so', async (t) => {
-  const running = await startServer(t);
+t.test('upload --streams 3: three connections, one upload, the same bytes stored', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port);
   const dir = tempDir(t);
-  const local = await makeFile(dir, 'a.bin', 1000);
-  const run = await ferry(['upload', local.path, '--streams', '2', '--server', `127.0.0.1:${running.port}`]);
-  t.equal(run.code, 1);
-  t.match(run.stderr, /parallel streams \(--streams\) are not built for uploads yet: downloads only \(ENOTYET\)/u);
+  const local = await makeFile(dir, 'big.bin', 5 * MiB + 1234);
+  const run = await ferry(['upload', local.path, '--streams', '3', '--json', '--server', `127.0.0.1:${proxy.port}`]);
+  const result = jsonOf<{ sha256: string; bytesSent: number; resumed: boolean }>(t, run);
+  t.equal(result.sha256, local.sha256, 'verified end to end');
+  t.equal(result.bytesSent, local.bytes.length, 'every byte sent once');
+  t.equal(proxy.connections, 3, 'over three connections');
+  t.ok(proxy.upstreamBytes > local.bytes.length, 'the bytes went through the proxy');
+  const stored = await readFile(join(running.dataDir, 'files', 'big.bin'));
+  t.ok(stored.equals(local.bytes), 'the stored file is the local one');
+});
+
+t.test('upload --streams: a joined connection cut mid-upload has its chunks sent again on the others', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port);
+  const dir = tempDir(t);
+  const local = await makeFile(dir, 'big.bin', 8 * MiB + 99);
+  // Connection 1 is the upload's own (hello, put); 2 and 3 join it. Cut the second one part-way.
+  let cut = false;
+  void proxy.cutConnectionAfter(2, MiB + 1000).then(() => (cut = true));
+  const client = running.client({ port: proxy.port, retries: 0 });
+  const result = await client.upload(local.path, { name: 'big.bin', streams: 3 });
+  t.ok(cut, 'the second connection was cut');
+  t.equal(result.sha256, local.sha256, 'verified end to end, in the same attempt (no retries)');
+  t.equal(result.resumed, false);
+  t.equal(proxy.connections, 3, "no reconnect: the others carried the cut one's chunks");
+  t.ok(result.bytesSent > local.bytes.length, `the cut connection's unconfirmed chunks went again (${result.bytesSent} bytes)`);
+  t.ok(result.bytesSent < local.bytes.length + 4 * MiB, 'only those: not the whole file again');
+  t.ok((await readFile(join(running.dataDir, 'files', 'big.bin'))).equals(local.bytes), 'the stored file is the local one');
+});
+
+t.test("upload --streams: the upload's own connection cut ends the attempt; the retry resumes", async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port);
+  const dir = tempDir(t);
+  const local = await makeFile(dir, 'big.bin', 6 * MiB);
+  let cut = false;
+  void proxy.cutConnectionAfter(1, 2 * MiB).then(() => (cut = true));
+  const client = running.client({ port: proxy.port, retries: 3 });
+  const result = await client.upload(local.path, { name: 'big.bin', streams: 2 });
+  t.ok(cut, 'the first connection was cut');
+  t.equal(result.sha256, local.sha256);
+  t.ok(proxy.connections >= 3, 'a second attempt connected again');
+  t.ok((await readFile(join(running.dataDir, 'files', 'big.bin'))).equals(local.bytes), 'the stored file is the local one');
+});
+
+t.test('putJoin: only with the key, only by the same account, only while the upload takes chunks', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  await running.server.accounts.add('other', 'other-password');
+  const bytes = randomBytes(600 * KiB);
+  const owner = await RawClient.connect(t, running.port);
+  await owner.hello();
+  const put = await owner.call('put', { name: 'joined.bin', size: bytes.length, fingerprint: 'raw', joinable: true });
+  t.match(put, { ok: true, result: { stream: 1, joinKey: /^[0-9a-f]{32}$/u } });
+  const key = (put['result'] as { joinKey: string }).joinKey;
+
+  const stranger = await RawClient.connect(t, running.port);
+  await stranger.hello(true);
+  t.match(await stranger.call('login', { user: 'other', password: 'other-password' }), { ok: true });
+  t.match(await stranger.call('putJoin', { key }), { ok: false, code: 'ENOENT' }, "another account's connection cannot join");
+  t.match(await stranger.call('putJoin', { key: 'f'.repeat(32) }), { ok: false, code: 'ENOENT' }, 'nor with a key of nothing');
+  t.match(await stranger.call('putJoin', { key: 'not-a-key' }), { ok: false, code: 'EPROTO' });
+
+  const helper = await RawClient.connect(t, running.port);
+  await helper.hello();
+  const joined = await helper.call('putJoin', { key });
+  t.match(joined, { ok: true, result: { stream: 1, chunkSize: 256 * KiB } });
+  // Chunks 1 and 2 on the joined connection, chunk 0 on the upload's own; a ping behind them confirms they were taken.
+  await helper.write([
+    await chunkFrame(1, 256 * KiB, bytes.subarray(256 * KiB, 512 * KiB)),
+    await chunkFrame(1, 512 * KiB, bytes.subarray(512 * KiB)),
+  ]);
+  t.match(await helper.call('ping'), { ok: true });
+  await owner.write(await chunkFrame(1, 0, bytes.subarray(0, 256 * KiB)));
+  const sha256 = createHash('sha256').update(bytes).digest('hex');
+  t.match(await owner.call('putEnd', { stream: 1, sha256 }), { ok: true, result: { name: 'joined.bin', sha256 } });
+  t.ok((await readFile(join(running.dataDir, 'files', 'joined.bin'))).equals(bytes), 'stored whole');
+
+  // The upload is done: its key joins nothing, and a late chunk on the joined stream is skipped, not a protocol error.
+  t.match(await helper.call('putJoin', { key }), { ok: false, code: 'ENOENT' });
+  await helper.write(await chunkFrame(1, 0, bytes.subarray(0, 256 * KiB)));
+  t.match(await helper.call('ping'), { ok: true }, 'the joined connection goes on');
+  t.ok((await readFile(join(running.dataDir, 'files', 'joined.bin'))).equals(bytes), 'the late chunk changed nothing');
+});
+
+t.test('--streams takes 1 to 16', async (t) => {
+  const run = await ferry(['upload', 'x', '--streams', '17', '--server', '127.0.0.1:1']);
+  t.equal(run.code, 2, describe(run));
+  t.match(run.stderr, /--streams takes 1 to 16: 17/u);
 });

@@ -13,10 +13,14 @@ export async function freePort(): Promise<number> {
   return port;
 }
 
-/** True when the kernel lists a TCP socket in LISTEN state on 127.0.0.1:port (or any address). */
-async function isListening(port: number): Promise<boolean> {
+/**
+ * True when the kernel lists a TCP socket in LISTEN state on port `port` (any address): in this
+ * network namespace, or in the one of process `pid`.
+ */
+async function isListening(port: number, pid: number | undefined): Promise<boolean> {
   const hexPort = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const table of ['/proc/net/tcp', '/proc/net/tcp6']) {
+  const net = pid === undefined ? '/proc/net' : `/proc/${pid}/net`;
+  for (const table of [`${net}/tcp`, `${net}/tcp6`]) {
     let text: string;
     try {
       text = await readFile(table, 'utf8');
@@ -34,11 +38,18 @@ async function isListening(port: number): Promise<boolean> {
 /**
  * Waits until something listens on `port`, by polling the kernel's socket table. Not by
  * connecting: socat and nc accept exactly one connection, and a probe would be that one.
- * `alive` is checked each round so a listener that died is reported, not waited for.
+ * `alive` is checked each round so a listener that died is reported, not waited for. With
+ * `inNamespaceOf` (a PID), in that process's network namespace.
  */
-export async function waitForListener(port: number, what: string, alive: () => boolean, timeoutMs = 10_000): Promise<void> {
+export async function waitForListener(
+  port: number,
+  what: string,
+  alive: () => boolean,
+  timeoutMs = 10_000,
+  inNamespaceOf: number | undefined = undefined,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await isListening(port))) {
+  while (!(await isListening(port, inNamespaceOf))) {
     if (!alive()) throw new Error(`${what} exited before listening on port ${port}`);
     if (Date.now() > deadline) throw new Error(`${what} did not listen on port ${port} within ${timeoutMs} ms`);
     await sleep(2);

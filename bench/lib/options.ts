@@ -1,7 +1,19 @@
 import { parseArgs } from 'node:util';
 import { parseSize } from './units.js';
 
-export const scenarioIds = ['bulk', 'refs', 'http', 'tree', 'compress', 'concurrency', 'processes', 'resume', 's3', 'micro'] as const;
+export const scenarioIds = [
+  'bulk',
+  'refs',
+  'http',
+  'tree',
+  'compress',
+  'link',
+  'concurrency',
+  'processes',
+  'resume',
+  's3',
+  'micro',
+] as const;
 export type ScenarioId = (typeof scenarioIds)[number];
 export const referenceNames = ['socat', 'nc', 'rsync', 'rsync-sha1', 'cp', 'scp', 'sftp', 'rsync-ssh'] as const;
 
@@ -10,6 +22,8 @@ export interface BenchOptions {
   scenarios: ReadonlySet<ScenarioId>;
   /** File size for bulk, refs and resume. */
   sizeBytes: number;
+  /** File size over the emulated long, lossy link (`link`). */
+  linkSizeBytes: number;
   /** Concurrency sweep: client counts and file sizes. */
   clients: readonly number[];
   fileSizes: readonly number[];
@@ -34,6 +48,7 @@ export const usage = `usage: npm run bench -- [options]
                           with 64 KiB and 8 MiB files, one run each, short micro-benchmarks
   --scenario LIST         comma-separated: ${scenarioIds.join(',')} (default: all)
   --size SIZE             file size for bulk, refs, resume and s3 (default 1GiB; quick 128MiB)
+  --link-size SIZE        file size over the emulated long, lossy link (default 256MiB; quick 32MiB)
   --clients LIST          client counts for the concurrency sweep (default 1,4,16,64,256)
   --sizes LIST            file sizes for the sweep (default 64KiB,16MiB; quick 64KiB,8MiB)
   --refs LIST             references to run: socat,nc,rsync,rsync-sha1,cp,scp,sftp,rsync-ssh (default all; quick socat,rsync)
@@ -62,6 +77,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
       quick: { type: 'boolean', default: false },
       scenario: { type: 'string' },
       size: { type: 'string' },
+      'link-size': { type: 'string' },
       clients: { type: 'string' },
       sizes: { type: 'string' },
       refs: { type: 'string' },
@@ -98,6 +114,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     references,
     scenarios,
     sizeBytes: values.size === undefined ? (quick ? 128 * 1024 ** 2 : 1024 ** 3) : parseSize(values.size),
+    linkSizeBytes: values['link-size'] === undefined ? (quick ? 32 * 1024 ** 2 : 256 * 1024 ** 2) : parseSize(values['link-size']),
     clients,
     fileSizes,
     targetCase: !quick && values.clients === undefined && values.sizes === undefined,

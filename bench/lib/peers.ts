@@ -130,7 +130,7 @@ export const nc: Reference = {
 
 /** An rsync daemon on 127.0.0.1 serving `remoteDir` as the module `bench`, run as this user. */
 export interface RsyncDaemon {
-  /** `rsync://127.0.0.1:PORT/bench/NAME`. */
+  /** `rsync://HOST:PORT/bench/NAME` (HOST: 127.0.0.1, or its address in another network namespace). */
   url(name: string): string;
   /** Waits until the daemon's forks for finished transfers have been reaped (so their CPU time counts). */
   settled(): Promise<void>;
@@ -139,7 +139,8 @@ export interface RsyncDaemon {
   close(): Promise<void>;
 }
 
-export async function startRsyncDaemon(workDir: string, remoteDir: string): Promise<RsyncDaemon> {
+/** An rsync daemon serving `remoteDir` on 127.0.0.1, or on `at.host` inside the network namespace `at.netns`. */
+export async function startRsyncDaemon(workDir: string, remoteDir: string, at?: { host: string; netns: string }): Promise<RsyncDaemon> {
   const config = join(workDir, 'rsyncd.conf');
   // Run as ourselves (a daemon started as root would otherwise switch to "nobody").
   const uid = process.getuid?.() ?? 0;
@@ -159,15 +160,17 @@ export async function startRsyncDaemon(workDir: string, remoteDir: string): Prom
     ].join('\n'),
   );
   const port = await freePort();
-  const daemon = startCommand('rsync', ['--daemon', '--no-detach', '--config', config, '--port', String(port), '--address', '127.0.0.1']);
+  const host = at?.host ?? '127.0.0.1';
+  const args = ['--daemon', '--no-detach', '--config', config, '--port', String(port), '--address', host];
+  const daemon = at ? startCommand('ip', ['netns', 'exec', at.netns, 'rsync', ...args]) : startCommand('rsync', args);
   try {
-    await waitForListener(port, 'rsync daemon', isRunning(daemon));
+    await waitForListener(port, 'rsync daemon', isRunning(daemon), 10_000, at ? daemon.child.pid : undefined);
   } catch (error) {
     await stopChild(daemon.child, 'SIGTERM');
     throw error;
   }
   return {
-    url: (name) => `rsync://127.0.0.1:${port}/bench/${name}`,
+    url: (name) => `rsync://${host}:${port}/bench/${name}`,
     settled: () => childrenGone(daemon.child.pid!),
     cpuSeconds: () => processTreeCpuSeconds(daemon.child.pid!),
     close: async () => void (await stopChild(daemon.child, 'SIGTERM')),

@@ -31,18 +31,19 @@ export const cliCacheHome = join(cliConfigHome, 'cache');
 
 /**
  * Environment for a `ferry` CLI run whose arguments name a bench server (`--server
- * 127.0.0.1:PORT`): its token, its certificate already known (as after a first connection), or
+ * HOST:PORT`): its token, its certificate already known (as after a first connection), or
  * FERRY_NO_TLS for one in clear text.
  */
 export function loginEnvOf(args: readonly string[]): Record<string, string> {
   const at = args.indexOf('--server');
-  const port = at >= 0 ? /:(\d+)$/u.exec(args[at + 1] ?? '')?.[1] : undefined;
+  const address = at >= 0 ? /^(.*):(\d+)$/u.exec(args[at + 1] ?? '') : undefined;
+  const port = address?.[2];
   const server = port === undefined ? undefined : serversByPort.get(Number(port));
   const homes = { XDG_CONFIG_HOME: cliConfigHome, XDG_CACHE_HOME: cliCacheHome };
   if (!server) return homes;
   if (server.fingerprint === undefined) return { ...homes, FERRY_TOKEN: server.token, FERRY_NO_TLS: '1' };
   mkdirSync(join(cliConfigHome, 'ferry'), { recursive: true, mode: 0o700 });
-  writeFileSync(join(cliConfigHome, 'ferry', 'known_servers'), `127.0.0.1:${port} ${server.fingerprint}\n`, { mode: 0o600 });
+  writeFileSync(join(cliConfigHome, 'ferry', 'known_servers'), `${address![1]}:${port} ${server.fingerprint}\n`, { mode: 0o600 });
   return { ...homes, FERRY_TOKEN: server.token };
 }
 
@@ -65,10 +66,13 @@ export class FerryServer {
   readonly token: string;
   /** Its certificate's fingerprint; undefined when it serves clear text (--no-tls). */
   readonly fingerprint: string | undefined;
+  /** The address it listens on: 127.0.0.1, or its own in another network namespace. */
+  readonly host: string;
   #stopped: Promise<ServerStats> | undefined;
 
-  private constructor(child: ChildProcess, port: number, dataDir: string, identity: BenchServerIdentity) {
+  private constructor(child: ChildProcess, host: string, port: number, dataDir: string, identity: BenchServerIdentity) {
     this.child = child;
+    this.host = host;
     this.port = port;
     this.dataDir = dataDir;
     this.token = identity.token;
@@ -81,14 +85,22 @@ export class FerryServer {
     return this.fingerprint !== undefined;
   }
 
-  /** Starts `ferry serve` on a fresh data directory: over TLS (its default), or with `--no-tls` in `extraArgs`. */
-  static async start(dataDir: string, extraArgs: readonly string[] = []): Promise<FerryServer> {
+  /**
+   * Starts `ferry serve` on a fresh data directory: over TLS (its default), or with `--no-tls` in
+   * `extraArgs`; on 127.0.0.1, or on `at.host` inside the network namespace `at.netns`.
+   */
+  static async start(
+    dataDir: string,
+    extraArgs: readonly string[] = [],
+    at: { host: string; netns: string } | undefined = undefined,
+  ): Promise<FerryServer> {
+    const host = at?.host ?? '127.0.0.1';
     const args = [
       ...nodeArgsFrom('FERRY_BENCH_SERVER_NODE_ARGS'),
       ferryBin,
       'serve',
       '--host',
-      '127.0.0.1',
+      host,
       '--port',
       '0',
       '--http-port',
@@ -99,7 +111,10 @@ export class FerryServer {
       'warn',
       ...extraArgs,
     ];
-    const child = spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    // `ip netns exec` execs node in place: the child's PID is the server's, for its CPU time and memory.
+    const child = at
+      ? spawnTracked('ip', ['netns', 'exec', at.netns, process.execPath, ...args], { stdio: ['ignore', 'ignore', 'pipe'] })
+      : spawnTracked(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     const [port, password, fingerprint] = await new Promise<[number, string, string | undefined]>((resolve, reject) => {
       child.stderr!.setEncoding('utf8').on('data', (text: string) => {
@@ -118,9 +133,9 @@ export class FerryServer {
       );
     });
     const tls = fingerprint === undefined ? false : { fingerprint };
-    const client = new FerryClient({ host: '127.0.0.1', port, tls, credentials: { user: 'admin', password } });
+    const client = new FerryClient({ host, port, tls, credentials: { user: 'admin', password } });
     try {
-      return new FerryServer(child, port, dataDir, { token: (await client.login()).token, fingerprint });
+      return new FerryServer(child, host, port, dataDir, { token: (await client.login()).token, fingerprint });
     } finally {
       await client.close();
     }
@@ -131,7 +146,7 @@ export class FerryServer {
   }
 
   get address(): string {
-    return `127.0.0.1:${this.port}`;
+    return `${this.host}:${this.port}`;
   }
 
   cpuSeconds(): number {

@@ -1,13 +1,19 @@
-import { type Command, Option } from 'commander';
+import { type Command, InvalidArgumentError, Option } from 'commander';
 import { readFile } from 'node:fs/promises';
 import type { ClientOptions, FerryClient } from '../client/client.js';
 import { compressChoices } from '../compression/choices.js';
 import type { ClientTls } from '../client/server-trust.js';
-import { defaultClientStallTimeoutMs, defaultTransferRetries } from '../client/defaults.js';
+import { defaultClientStallTimeoutMs, defaultTransferRetries, maxStreams } from '../client/defaults.js';
 import { FerryError } from '../protocol/errors.js';
 import { hostPort } from '../units.js';
 import type { Output } from './output.js';
 import { defaultServer, formatDuration, parseCount, parseDuration, parseServerAddress } from './units.js';
+
+function parseStreams(text: string): number {
+  const streams = parseCount(text);
+  if (streams < 1 || streams > maxStreams) throw new InvalidArgumentError(`--streams takes 1 to ${maxStreams}: ${text}`);
+  return streams;
+}
 
 /** What every client command shares: how it connects, logs in and prints. */
 
@@ -113,7 +119,7 @@ export function transferCommand(program: Command, context: CliContext, spec: str
       defaultTransferRetries,
     )
     .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration)
-    .option('--streams <n>', 'fetch one big file over N connections at once, each a range of its chunks (downloads; default 1)', parseCount)
+    .option('--streams <n>', `send or fetch one big file over N connections at once (1 to ${maxStreams}; default 1)`, parseStreams)
     .addOption(
       new Option(
         '--compress <how>',

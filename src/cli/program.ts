@@ -286,9 +286,9 @@ export function buildProgram(context: CliContext): Command {
     )
     .option('--follow-symlinks', 'with -r, follow symbolic links to files and folders (by default they are skipped)')
     .action(async (paths: string[], flags: UploadFlags & { recursive?: boolean; followSymlinks?: boolean }) => {
-      if ((flags.streams ?? 1) > 1)
-        throw new FerryError('ENOTYET', 'parallel streams (--streams) are not built for uploads yet: downloads only');
       if (flags.recursive) {
+        if ((flags.streams ?? 1) > 1)
+          throw new FerryError('EUSAGE', '--streams is for one big file; upload -r already sends several files at once');
         if (paths.length !== 1 || flags.asDir !== undefined) throw new FerryError('EUSAGE', 'upload -r takes one folder (and --as PREFIX)');
         return (await import('./tree-commands.js')).uploadFolder(context, paths[0]!, flags);
       }
@@ -305,10 +305,12 @@ export function buildProgram(context: CliContext): Command {
         context,
         flags,
         paths,
-        (client, path, control) =>
+        (client, path, control, display) =>
           client.upload(path, {
             name: nameOf(path),
             force: flags.force ?? false,
+            ...(flags.streams === undefined ? {} : { streams: flags.streams }),
+            onNotice: (text) => display.notice(text),
             ...control,
           }),
         (result, elapsedMs) => {

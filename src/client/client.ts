@@ -251,6 +251,8 @@ export class FerryClient {
       const stored = sha256 === undefined ? undefined : await this.#storedWith(options.name, sha256);
       return stored && { ...nothingSent(stored), resumed: true };
     };
+    // More connections for parallel streams, logged in as this one is; each attempt's are its own.
+    const openConnection = (): Promise<ClientConnection> => this.#open(signal ?? new AbortController().signal);
     const result = await this.#attempts(tally, { retry, signal }, async (connection, onProgress) => {
       // Only an earlier attempt's: this one's own finishing (a whole put says it before its
       // request) does not make an EEXIST of this attempt ours.
@@ -258,7 +260,13 @@ export class FerryClient {
       const stored = await storedByAnEarlierAttempt(earlier);
       if (stored) return stored;
       try {
-        return await uploadFile(connection, path, { ...uploadOptions, onProgress, onFinishing: (sha256) => (finishing = sha256), reading });
+        return await uploadFile(connection, path, {
+          ...uploadOptions,
+          onProgress,
+          onFinishing: (sha256) => (finishing = sha256),
+          reading,
+          openConnection,
+        });
       } catch (error) {
         // The server waits for a publish still under way before it answers a put of the same
         // file: if that was ours, the name exists now, with our content.

@@ -11,3 +11,6 @@ export const defaultClientStallTimeoutMs = 30_000;
  * and curl cap theirs) they ride out an outage of more than two and a half minutes.
  */
 export const defaultTransferRetries = 20;
+
+/** The most connections one upload or download opens (`--streams`): more rarely helps, and each costs the server a connection. */
+export const maxStreams = 16;

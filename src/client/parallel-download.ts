@@ -5,6 +5,7 @@ import { FerryError } from '../protocol/errors.js';
 import type { FileInfo } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import { type ChunkWriter, type Received, type ReceiverOptions, completeBytes, receiveChunks } from './download-receiver.js';
+import { openMoreConnections } from './upload-lanes.js';
 
 /** Servers with it take `toChunk` in `get`: a range of a file's chunks, for parallel streams. */
 export const rangeCapability = 'get-range';
@@ -39,15 +40,13 @@ export async function receiveInParallel(
   wanted: { info: FileInfo; fromChunk: number; pack: Packing | undefined },
   writer: ChunkWriter,
   xxh64: (bytes: Uint8Array) => bigint,
-  options: ReceiverOptions,
+  options: ReceiverOptions & { onNotice?: ((text: string) => void) | undefined },
 ): Promise<Received> {
   const { info, fromChunk, pack } = wanted;
   const connections = [connection];
-  const ranges = splitChunks(fromChunk, info.chunkCount, streams);
-  const transferred = ranges.map(() => 0);
   const base = completeBytes(fromChunk, info);
   const progressOf =
-    (index: number): ReceiverOptions['onProgress'] =>
+    (index: number, transferred: number[]): ReceiverOptions['onProgress'] =>
     (progress) => {
       transferred[index] = progress.transferred;
       const total = transferred.reduce((sum, each) => sum + each, 0);
@@ -59,7 +58,9 @@ export async function receiveInParallel(
     for (const each of connections) each.destroy();
   };
   try {
-    for (let index = 1; index < streams; index += 1) connections.push(await openConnection());
+    connections.push(...(await openMoreConnections(streams - 1, openConnection, (extra) => extra.destroy(), options.onNotice)));
+    const ranges = splitChunks(fromChunk, info.chunkCount, connections.length);
+    const transferred = ranges.map(() => 0);
     const results = await Promise.allSettled(
       ranges.map((range, index) =>
         receiveChunks(
@@ -68,7 +69,7 @@ export async function receiveInParallel(
           writer,
           notHashed,
           xxh64,
-          { ...options, onProgress: progressOf(index) },
+          { onProgress: progressOf(index, transferred) },
         ).catch((error: unknown) => {
           cutAll(error);
           throw error;

@@ -16,6 +16,10 @@ import { localCodecs, probe } from '../compression/codecs.js';
 import { type CompressChoice, type Packing, packingFor } from '../compression/negotiation.js';
 import { PackingPolicy } from '../compression/packing-policy.js';
 import type { ChunkHeader, CodecName } from '../protocol/frames.js';
+import { UploadLanes } from './upload-lanes.js';
+
+/** Servers with it take `joinable` in `put` and `putJoin` (parallel streams for an upload); the server's handlers/hello.ts has the same. */
+const joinCapability = 'put-join';
 
 export interface UploadOptions {
   /** Remote name; defaults to the local file's base name. */
@@ -33,6 +37,12 @@ export interface UploadOptions {
   reading?: LocalFileReading;
   /** Whether chunks go compressed (default `auto`: when that is measured to pay). */
   compress?: CompressChoice;
+  /** Connections to send the chunks on at once (parallel streams; default 1): used if the server and the file allow. */
+  streams?: number;
+  /** Opens another connection to the same server as the same user: for `streams`. */
+  openConnection?: () => Promise<ClientConnection>;
+  /** Says what the user should know that is not an error (fewer streams than asked). */
+  onNotice?: (text: string) => void;
 }
 
 export interface UploadResult {
@@ -50,11 +60,12 @@ export interface UploadResult {
 }
 
 /**
- * Chunks of one upload in flight at once: one being read while others are on the wire and being
- * hashed. Their buffers come from the process's shared budget (`uploadChunkBudget`), in shared
- * memory, so the hashing thread reads them in place while the socket sends them.
+ * Chunks of one upload in flight at once (on one connection; more with parallel streams): one
+ * being read while others are on the wire and being hashed. Their buffers come from the process's
+ * shared budget (`uploadChunkBudget`), in shared memory, so the hashing thread reads them in place
+ * while the socket sends them.
  */
-const ringSize = 4;
+const chunksInFlight = 4;
 /** Servers with it keep the local file's mode and mtime given at `putEnd`. */
 export const fileAttributesCapability = 'file-attributes';
 const fingerprintBytes = 64 * 1024;
@@ -96,10 +107,38 @@ function heldBytes(put: PutResult, size: number): number {
   return bytes;
 }
 
-/** A place in an upload's ring: what must settle before it takes its next chunk. */
-interface RingSlot {
-  /** The slot's last chunk: hashed, and (if sent) flushed to the socket; its buffer then goes back to the budget. */
-  busy: Promise<void>;
+/**
+ * The chunks of an upload between being read and being done with (hashed, and flushed to the
+ * socket if sent): at most `size` at once, whichever finish first (with parallel streams, a chunk
+ * on a slow connection does not hold up the others). The first failure of one is kept.
+ */
+class ChunksInFlight {
+  readonly #size: number;
+  #count = 0;
+  #waiters: (() => void)[] = [];
+  failure: Error | undefined;
+
+  constructor(size: number) {
+    this.#size = size;
+  }
+
+  /** Waits for room for one more chunk. */
+  async take(): Promise<void> {
+    while (this.#count >= this.#size) await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    this.#count += 1;
+  }
+
+  /** The chunk taken is done with once `done` settles (its failure is kept). */
+  release(done: Promise<unknown>): void {
+    void done
+      .catch((error: unknown) => {
+        this.failure ??= error instanceof Error ? error : new FerryError('EINTERNAL', String(error));
+      })
+      .finally(() => {
+        this.#count -= 1;
+        this.#waiters.shift()?.();
+      });
+  }
 }
 
 /** A chunk's buffer from the budget: the shared memory, and a Buffer over it. */
@@ -137,13 +176,36 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
       return { name, size, sha256, bytesSent: size, wireBytes: size, resumed: false, file };
     }
     const fingerprint = await fingerprintOf(handle, stats.size, xxh64);
-    const put = await connection.request('put', { name: options.name, size: stats.size, fingerprint, force });
+    const joinable = joinableUpload(options, connection, stats.size);
+    const put = await connection.request('put', {
+      name: options.name,
+      size: stats.size,
+      fingerprint,
+      force,
+      ...(joinable ? { joinable } : {}),
+    });
     options.onStart?.({ name: options.name, from: heldBytes(put, stats.size), total: stats.size });
     const attempt = new UploadAttempt(connection, handle, path, stats.size, put, { ...options, attributes, packing }, xxh64);
     return await attempt.run(fingerprint);
   } finally {
     await handle.close();
   }
+}
+
+/** Fewer chunks than this per stream and more streams are not worth their connections. */
+const minChunksPerStream = 2;
+
+/** Whether an upload of `size` bytes asks for other connections to join it: `streams` asked, a server that can, a file that is big enough. */
+function joinableUpload(options: UploadOptions, connection: ClientConnection, size: number): true | undefined {
+  const streams = options.streams ?? 1;
+  if (streams <= 1 || !options.openConnection || !connection.hello.capabilities.includes(joinCapability)) return undefined;
+  return size >= minChunksPerStream * 2 * connection.hello.chunkSize ? true : undefined;
+}
+
+/** How many connections an attempt sends on: as asked, if the chunks left to send allow. */
+function streamsFor(asked: number, put: PutResult, size: number): number {
+  const chunks = Math.ceil(size / put.chunkSize) - put.verified.reduce((sum, [start, end]) => sum + end - start, 0);
+  return Math.max(1, Math.min(asked, Math.floor(chunks / minChunksPerStream)));
 }
 
 /** An attempt's options: the user's, with what was learned of the file and the server. */
@@ -174,6 +236,10 @@ class UploadAttempt {
   #bytesSent = 0;
   #wireBytes = 0;
   #lastSentAt = Date.now();
+  /** The connections the chunks go out on: the upload's own, and any that joined it. */
+  #lanes: UploadLanes;
+  /** Chunks read and not yet done with (set when the lanes are known). */
+  #inFlight = new ChunksInFlight(chunksInFlight);
 
   constructor(
     connection: ClientConnection,
@@ -193,6 +259,7 @@ class UploadAttempt {
     this.#options = options;
     this.#xxh64 = xxh64;
     this.#reading = options.reading ?? new LocalFileReading();
+    this.#lanes = UploadLanes.single(connection, put.stream);
   }
 
   async run(fingerprint: string): Promise<UploadResult> {
@@ -208,6 +275,11 @@ class UploadAttempt {
     });
     await this.#reading.begin(this.#size, fingerprint, chunkSize);
     try {
+      const { streams, openConnection, onNotice } = this.#options;
+      const joinKey = this.#put.joinKey;
+      const lanes = joinKey && openConnection ? streamsFor(streams ?? 1, this.#put, this.#size) : 1;
+      if (lanes > 1)
+        this.#lanes = await UploadLanes.open(this.#connection, { stream, joinKey: joinKey! }, lanes, openConnection!, onNotice);
       await this.#sendChunks(onServer);
       return await this.#finish();
     } catch (error) {
@@ -218,20 +290,21 @@ class UploadAttempt {
       if (!this.#options.reading || !isRetryable(error)) this.#reading.forget();
       throw error;
     } finally {
+      this.#lanes.close();
       this.#connection.closeStream(stream);
     }
   }
 
-  /** Reads, hashes and sends every chunk the server lacks, in order, through a ring of buffers. */
+  /** Reads, hashes and sends every chunk the server lacks, in order, a few in flight at once. */
   async #sendChunks(onServer: Map<number, bigint>): Promise<void> {
     const { chunkSize } = this.#put;
     const size = this.#size;
-    const ring: RingSlot[] = Array.from({ length: Math.max(1, Math.min(ringSize, Math.ceil(size / chunkSize))) }, () => ({
-      busy: Promise.resolve(),
-    }));
+    // Two chunks per lane in flight (one on the wire, one being read), and more for one lane.
+    this.#inFlight = new ChunksInFlight(Math.max(chunksInFlight, 2 * this.#lanes.count + 2));
     let done = 0;
     for (let index = 0, offset = 0; offset < size; index += 1, offset += chunkSize) {
       this.#checkAlive();
+      await this.#sendLost();
       const length = Math.min(chunkSize, size - offset);
       const known = this.#reading.hashOf(index);
       done += length;
@@ -239,24 +312,42 @@ class UploadAttempt {
         // Read and hashed by an earlier attempt, and the server has it: nothing to do.
         this.#keepAlive();
       } else {
-        await this.#sendChunk(ring[index % ring.length]!, index, offset, length, known, onServer.get(index));
+        await this.#sendChunk(index, offset, length, known, onServer.get(index));
       }
       this.#options.onProgress?.({ name: this.#options.name, done, total: size, transferred: this.#bytesSent });
     }
+    // Every chunk sent on a joined lane is taken by the server (or sent again, if its lane was cut) before putEnd.
+    for (;;) {
+      await this.#sendTurn;
+      await this.#lanes.settled();
+      if (!(await this.#sendLost())) return;
+    }
   }
 
-  /** Reads chunk `index` into `slot`, checks it against what an earlier attempt read, and sends it unless the server has it. */
-  async #sendChunk(
-    slot: RingSlot,
-    index: number,
-    offset: number,
-    length: number,
-    known: bigint | undefined,
-    onServer: bigint | undefined,
-  ): Promise<void> {
-    await slot.busy;
+  /** Sends again the chunks of joined lanes that were cut before the server confirmed them; whether there were any. */
+  async #sendLost(): Promise<boolean> {
+    const lost = this.#lanes.takeLost();
+    const { chunkSize } = this.#put;
+    for (const index of lost) {
+      this.#checkAlive();
+      const offset = index * chunkSize;
+      await this.#sendChunk(index, offset, Math.min(chunkSize, this.#size - offset), this.#reading.hashOf(index), undefined);
+    }
+    return lost.length > 0;
+  }
+
+  /** Reads chunk `index`, checks it against what an earlier attempt read, and sends it unless the server has it. */
+  async #sendChunk(index: number, offset: number, length: number, known: bigint | undefined, onServer: bigint | undefined): Promise<void> {
+    await this.#inFlight.take();
+    this.#checkAlive();
     // No bigger than the file needs: a small file takes a small buffer.
-    const shared = await uploadChunkBudget.acquire(Math.min(this.#put.chunkSize, this.#size));
+    let shared: SharedArrayBuffer;
+    try {
+      shared = await uploadChunkBudget.acquire(Math.min(this.#put.chunkSize, this.#size));
+    } catch (error) {
+      this.#inFlight.release(Promise.resolve());
+      throw error;
+    }
     const chunk: ChunkBuffer = { shared, buffer: Buffer.from(shared) };
     let hashed: Promise<unknown> = Promise.resolve();
     let flushed: Promise<unknown> = Promise.resolve();
@@ -280,22 +371,22 @@ class UploadAttempt {
     } finally {
       // The buffer goes back once nothing uses it any more, whatever became of the chunk.
       void Promise.allSettled([hashed, flushed]).then(() => uploadChunkBudget.release(shared));
+      // Its place goes once hashed and flushed; a failure of either shows at the next check.
+      this.#inFlight.release(Promise.all([hashed, flushed]));
     }
-    slot.busy = Promise.all([hashed, flushed]).then(() => {});
-    // Awaited when the slot comes round again; an attempt that ends first leaves it unawaited.
-    // (Marked handled before anything else is awaited: it may fail while the socket is full.)
-    slot.busy.catch(() => undefined);
-    if (sent) await this.#connection.drained();
+    if (sent) await this.#lanes.room();
   }
 
-  /** Sends a chunk as it is; settles once it has left. */
+  /** Sends a chunk as it is, on the lane with the least queued; settles once it has left. */
   #send(header: ChunkHeader, payload: Uint8Array, flushed?: () => void): Promise<void> {
     this.#wireBytes += payload.byteLength;
     return new Promise<void>((resolve) => {
-      const room = this.#connection.writeChunk(header, payload, () => {
+      const done = (): void => {
         flushed?.();
         resolve();
-      });
+      };
+      const index = header.offset / this.#put.chunkSize;
+      const room = this.#lanes.send(index, (connection, stream) => connection.writeChunk({ ...header, stream }, payload, done));
       if (!room) this.#packing?.policy.blocked();
     });
   }
@@ -346,7 +437,7 @@ class UploadAttempt {
 
   /** Verifies the whole file with the server (`putEnd`): the SHA-256 of what was read. */
   async #finish(): Promise<UploadResult> {
-    // Every chunk is on its way before putEnd is.
+    // Every chunk is on its way before putEnd is (and those of joined lanes taken: see #sendChunks).
     await this.#sendTurn;
     this.#checkAlive();
     const digest = await this.#reading.digest();
@@ -363,6 +454,7 @@ class UploadAttempt {
 
   #checkAlive(): void {
     if (this.#aborted) throw this.#aborted;
+    if (this.#inFlight.failure) throw this.#inFlight.failure;
     if (this.#packFailure) throw this.#packFailure;
     if (this.#connection.lost) throw this.#connection.lost;
   }

@@ -93,6 +93,14 @@ export const requestSchema = z.discriminatedUnion('op', [
     /** Required with `size`; absent without it (a stream cannot be resumed). */
     fingerprint: z.string().min(1).max(128).optional(),
     force: z.boolean().optional(),
+    /** Other connections will send chunks of this upload too (capability `put-join`): the reply carries a `joinKey`. */
+    joinable: z.literal(true).optional(),
+  }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('putJoin'),
+    /** The `joinKey` of a `put` reply, by the same account on another connection. */
+    key: z.string().regex(/^[0-9a-f]{32}$/, 'a join key is 32 lowercase hex digits'),
   }),
   z.strictObject({
     id: requestId,
@@ -252,6 +260,14 @@ export interface PutResult {
   /** Chunk index ranges [start, end) already verified on the server (a resumed upload). */
   verified: [number, number][];
   resumed: boolean;
+  /** For a `joinable` put: the key other connections give in `putJoin` to send chunks of this upload. */
+  joinKey?: string;
+}
+
+/** A connection that joined an upload: its chunks for the upload go on `stream` (of this connection). */
+export interface PutJoinResult {
+  stream: number;
+  chunkSize: number;
 }
 
 export interface GetResult {
@@ -280,6 +296,7 @@ export interface ResultOf {
   log: { entries: LogEntry[] };
   hashes: HashesResult;
   put: PutResult;
+  putJoin: PutJoinResult;
   putEnd: FileInfo;
   putWhole: FileInfo;
   get: GetResult;

@@ -18,6 +18,7 @@ const neededRole: Record<Op, Role | 'anyone'> = {
   hashes: 'read',
   get: 'read',
   put: 'write',
+  putJoin: 'write',
   putEnd: 'write',
   putWhole: 'write',
   delete: 'write',

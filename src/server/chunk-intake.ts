@@ -6,7 +6,7 @@ import type { UploadTransfer } from './upload-transfer.js';
 
 /** What the intake needs of its connection. */
 export interface ChunkIntakeHost {
-  /** The upload attached to the connection on `stream`, if any. */
+  /** The upload attached to (or joined by) the connection on `stream`, if any, while it takes chunks. */
   upload(stream: number): UploadTransfer | undefined;
   /** `stream` was an upload of this connection that failed after its reply: its late chunks are skipped. */
   isDeadStream(stream: number): boolean;
@@ -84,7 +84,8 @@ export class ChunkIntake {
     this.#incoming = undefined;
     if (!incoming?.upload || !incoming.buffer) return;
     const { upload, index, header, buffer } = incoming;
-    if (upload.failed || this.#host.upload(upload.stream) !== upload) {
+    // Still the stream's upload, and still taking chunks (a joined stream's upload may have ended meanwhile)?
+    if (upload.failed || this.#host.upload(header.stream) !== upload) {
       this.#buffers.release(buffer);
       return;
     }

@@ -43,6 +43,8 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   readonly clientNetwork: string;
   readonly closed: Promise<void>;
   readonly #uploads = new Map<number, UploadTransfer>();
+  /** Uploads of other connections this one sends chunks for (`putJoin`: parallel streams), by this connection's stream. */
+  readonly #joined = new Map<number, UploadTransfer>();
   readonly #downloads = new Map<number, DownloadTransfer>();
   /** Streams that failed after their request was answered: their late chunks are skipped. */
   readonly #deadStreams = new Set<number>();
@@ -93,8 +95,9 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     const { config } = services;
     this.#decoder = new FrameDecoder({ maxControlBytes: config.maxControlBytes, maxChunkBytes: config.chunkSizeBytes }, this);
     this.#intake = new ChunkIntake(services.buffers, config.maxInflightChunksPerConnection, {
-      upload: (stream) => this.#uploads.get(stream),
-      isDeadStream: (stream) => this.#deadStreams.has(stream),
+      upload: (stream) => this.#uploads.get(stream) ?? this.#joinedUpload(stream),
+      // A joined upload that ended (finished, failed, its own connection gone): its late chunks are skipped.
+      isDeadStream: (stream) => this.#deadStreams.has(stream) || this.#joined.has(stream),
       holdReading: (hold) => (hold ? this.#pause('chunk') : this.#unpause('chunk')),
       protocolError: (error) => this.closeWith(error),
     });
@@ -247,6 +250,25 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
 
   upload(stream: number): UploadTransfer | undefined {
     return this.#uploads.get(stream);
+  }
+
+  joinUpload(upload: UploadTransfer): number {
+    const stream = this.#allocateStream();
+    this.#joined.set(stream, upload);
+    // Once the upload lets go of its name, the stream is dead: its late chunks are skipped.
+    void upload.released.then(() => {
+      if (this.#joined.get(stream) !== upload) return;
+      this.#joined.delete(stream);
+      this.#deadStreams.add(stream);
+      this.#refreshTimeout();
+    });
+    this.#refreshTimeout();
+    return stream;
+  }
+
+  #joinedUpload(stream: number): UploadTransfer | undefined {
+    const upload = this.#joined.get(stream);
+    return upload?.accepting ? upload : undefined;
   }
 
   ownsUpload(upload: ActiveUpload): boolean {
@@ -536,7 +558,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
 
   /** An upload is attached or a download runs: silence now means a stall. */
   get #transferring(): boolean {
-    return this.#uploads.size > 0 || this.#downloads.size > 0;
+    return this.#uploads.size > 0 || this.#joined.size > 0 || this.#downloads.size > 0;
   }
 
   #timedOut(): void {

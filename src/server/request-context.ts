@@ -51,6 +51,8 @@ export interface RequestContext extends RequestScope {
   readonly ending: boolean;
   /** Attaches a claimed upload to this connection under a new stream; its chunks are accepted from here on. */
   attachUpload(claim: ClaimedUpload, force: boolean): Promise<UploadTransfer>;
+  /** Sends chunks of `upload` (another connection's, taking chunks) from this connection too: returns this connection's stream for them. */
+  joinUpload(upload: UploadTransfer): number;
   /** This connection's upload on `stream`, if any. */
   upload(stream: number): UploadTransfer | undefined;
   /** Whether `upload` is attached to this connection. */

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { FerryError } from '../protocol/errors.js';
 import { type ChunkHeader, rawLengthOf } from '../protocol/frames.js';
 import type { WriteChunkTask } from '../../workers/tasks.js';
@@ -22,6 +23,12 @@ import type { ActiveUpload, ClaimedUpload } from './upload-registry.js';
  */
 /** A received chunk: `length` bytes of the file at `offset`; in the buffer as they are, or `packed`. */
 export type ChunkToWrite = Pick<WriteChunkTask, 'offset' | 'length' | 'xxh64' | 'packed'>;
+
+/**
+ * Per server, the uploads that more connections may send chunks to (parallel streams, a `put`
+ * with `joinable`), each under a random key that only the client that made the `put` learns.
+ */
+const joinableByServer = new WeakMap<ServerServices, Map<string, UploadTransfer>>();
 
 /**
  * One upload attached to one connection: receives verified-to-be chunks, has the pool check and
@@ -145,6 +152,30 @@ export class UploadTransfer implements ActiveUpload {
     return this.#failure;
   }
 
+  /**
+   * Lets other connections send chunks of this upload (`putJoin`): returns the key they give, which
+   * joins nothing once the upload lets go of its name.
+   */
+  joinable(): string {
+    let byKey = joinableByServer.get(this.#services);
+    if (!byKey) joinableByServer.set(this.#services, (byKey = new Map<string, UploadTransfer>()));
+    const key = randomBytes(16).toString('hex');
+    byKey.set(key, this);
+    void this.released.then(() => byKey.delete(key));
+    return key;
+  }
+
+  /** The upload of this server under `key`, if it still takes chunks and belongs to `owner`. */
+  static joinedBy(services: ServerServices, key: string, owner: string): UploadTransfer | undefined {
+    const upload = joinableByServer.get(services)?.get(key);
+    return upload?.accepting && upload.session.owner === owner ? upload : undefined;
+  }
+
+  /** Whether chunks are still taken: not failed, finishing, detached or released (a joined connection's chunks check this). */
+  get accepting(): boolean {
+    return !this.#failure && !this.finishing && !this.#detached && !this.#releasedYet;
+  }
+
   get session(): UploadSessionRecord {
     return this.#session;
   }
@@ -202,6 +233,11 @@ export class UploadTransfer implements ActiveUpload {
    * disk and in the records. The xxh64 recorded is the one the writer checked (or computed).
    */
   write(index: number, header: ChunkToWrite, buffer: ArrayBuffer): Promise<void> {
+    if (!this.accepting) {
+      // A joined connection's chunk that came after the upload stopped taking any: dropped.
+      this.#services.buffers.release(buffer);
+      return Promise.resolve();
+    }
     if (!this.verified.has(index) && !this.#unsynced.has(index) && !this.#writing.has(index)) {
       try {
         const { maxFileSizeBytes } = this.#services.config;

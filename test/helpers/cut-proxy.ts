@@ -17,6 +17,8 @@ export interface CutProxy {
    * without closing it, as a dead NAT entry or a frozen peer would. Later connections work.
    */
   freezeAfter(bytes: number, direction: 'up' | 'down'): Promise<void>;
+  /** Cuts only the `number`th connection accepted (from 1) once it has carried `bytes` client -> server; others go on. */
+  cutConnectionAfter(number: number, bytes: number): Promise<void>;
 }
 
 /**
@@ -32,11 +34,23 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
   let connections = 0;
   let cut: { direction: 'up' | 'down'; at: number; freeze: boolean; done: () => void } | undefined;
   const frozen = new WeakSet<Socket>();
+  let cutOne: { number: number; at: number; done: () => void } | undefined;
 
-  function forward(from: Socket, to: Socket, direction: 'up' | 'down'): void {
+  function forward(from: Socket, to: Socket, direction: 'up' | 'down', number: number): void {
+    let ownBytes = 0;
     from.on('data', (data: Buffer) => {
       if (frozen.has(from)) return;
       let piece = data;
+      if (direction === 'up' && cutOne?.number === number && ownBytes + piece.length >= cutOne.at) {
+        to.write(piece.subarray(0, cutOne.at - ownBytes));
+        const { done } = cutOne;
+        cutOne = undefined;
+        from.destroy();
+        to.destroy();
+        done();
+        return;
+      }
+      ownBytes += piece.length;
       const counted = direction === 'up' ? upstreamBytes : downstreamBytes;
       if (cut?.direction === direction && counted + piece.length >= cut.at) {
         piece = piece.subarray(0, cut.at - counted);
@@ -91,8 +105,8 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
     };
     client.on('error', close).on('close', close);
     upstream.on('error', close).on('close', close);
-    forward(client, upstream, 'up');
-    forward(upstream, client, 'down');
+    forward(client, upstream, 'up', connections);
+    forward(upstream, client, 'down', connections);
   });
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
@@ -125,6 +139,11 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
     freezeAfter(bytes, direction) {
       return new Promise((resolve) => {
         cut = { direction, at: (direction === 'up' ? upstreamBytes : downstreamBytes) + bytes, freeze: true, done: resolve };
+      });
+    },
+    cutConnectionAfter(number, bytes) {
+      return new Promise((resolve) => {
+        cutOne = { number, at: bytes, done: resolve };
       });
     },
   };

@@ -6,6 +6,9 @@ import { ferryVersion } from '../../version.js';
 import type { ServerServices } from '../services.js';
 import type { Handler } from './types.js';
 
+/** Servers with it take `joinable` in `put` and `putJoin`: one upload's chunks over several connections (parallel streams). */
+export const joinCapability = 'put-join';
+
 /** What this server can do; clients look here before using an optional feature. `compress:<codec>` for each codec it has. */
 export const serverCapabilities = [
   'resume',
@@ -18,15 +21,17 @@ export const serverCapabilities = [
   'file-attributes',
   'get-range',
   'put-whole',
+  joinCapability,
   ...codecCapabilities(),
 ];
 
 /**
- * What a server on a shared S3 store can do: not yet uploads from a stream nor compressed chunks
- * (it stores parts as they come; see docs/design.md, "The store interface").
+ * What a server on a shared S3 store can do: not yet uploads from a stream, compressed chunks
+ * (it stores parts as they come) nor parallel streams for an upload (its running SHA-256 must be
+ * fed in order: it cannot read back an unfinished upload); see docs/design.md, "The store interface".
  */
 const sharedStoreCapabilities = serverCapabilities.filter(
-  (capability) => capability !== 'put-unsized' && !capability.startsWith('compress:'),
+  (capability) => capability !== 'put-unsized' && capability !== joinCapability && !capability.startsWith('compress:'),
 );
 
 /** The capabilities of the server these services make up. */

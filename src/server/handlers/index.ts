@@ -10,7 +10,7 @@ import { log } from './log.js';
 import { login, logout, whoami } from './login.js';
 import { ping } from './ping.js';
 import { putEnd } from './put-end.js';
-import { put } from './put.js';
+import { put, putJoin } from './put.js';
 import { putWhole } from './put-whole.js';
 import { stat } from './stat.js';
 import { uploads } from './uploads.js';
@@ -31,6 +31,7 @@ export const handlers: HandlerTable = {
   log,
   hashes,
   put,
+  putJoin,
   putEnd,
   putWhole,
   get,

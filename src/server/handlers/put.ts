@@ -1,6 +1,9 @@
 import { FerryError } from '../../protocol/errors.js';
+import type { PutResult } from '../../protocol/messages.js';
 import { type AccountView, accountOf } from '../account-view.js';
 import type { ActiveUpload, ClaimedUpload, PutRequest, UploadRegistry } from '../upload-registry.js';
+import { UploadTransfer } from '../upload-transfer.js';
+import { capabilitiesOf, joinCapability } from './hello.js';
 import type { Handler } from './types.js';
 
 /** [start, end) runs of the chunk indexes in `verified`, in order. */
@@ -56,12 +59,31 @@ export const put: Handler<'put'> = async (request, ctx) => {
   const upload = await ctx.attachUpload(claim, force);
   const { verified } = claim;
   ctx.log.info({ file: name, size: size ?? 'unknown', stream: upload.stream, resumedChunks: verified.size }, 'upload started');
-  return {
-    result: {
-      stream: upload.stream,
-      chunkSize: claim.session.chunkSize,
-      verified: verifiedRanges(verified.keys()),
-      resumed: verified.size > 0,
-    },
+  const result: PutResult = {
+    stream: upload.stream,
+    chunkSize: claim.session.chunkSize,
+    verified: verifiedRanges(verified.keys()),
+    resumed: verified.size > 0,
   };
+  if (request.joinable) {
+    if (!capabilitiesOf(ctx.services).includes(joinCapability) || upload.streamed) {
+      throw new FerryError(
+        'EPROTO',
+        'bad put request: this upload cannot take chunks from other connections (a put from a stream, or a server without put-join)',
+      );
+    }
+    result.joinKey = upload.joinable();
+  }
+  return { result };
+};
+
+/**
+ * Another connection of the same account joins an upload (parallel streams): from here on its
+ * chunks for the upload come on the stream this returns. The upload stays its own connection's:
+ * that one ends it with `putEnd`, and when it goes, the joined streams' chunks are skipped.
+ */
+export const putJoin: Handler<'putJoin'> = (request, ctx) => {
+  const upload = UploadTransfer.joinedBy(ctx.services, request.key, accountOf(ctx).name);
+  if (!upload) throw new FerryError('ENOENT', 'no upload to join under that key (it finished, failed or was cut)');
+  return { result: { stream: ctx.joinUpload(upload), chunkSize: upload.session.chunkSize } };
 };
