@@ -73,6 +73,28 @@ t.test('download --streams 3: three connections, the same bytes; a cut run is fi
   t.ok((await readFile(cut)).equals(local.bytes), 'the same bytes');
 });
 
+t.test('download --streams 3: a connection cut mid-file has its chunks fetched by the others, in the same run', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port);
+  const dir = tempDir(t);
+  const local = await makeFile(dir, 'big.bin', 6 * MiB + 4321);
+  const uploader = running.client();
+  await uploader.upload(local.path, { name: 'big.bin' });
+  // Connection 1 is the client's own; 2 and 3 are the extra streams. Cut the second part-way through its range.
+  let cut = false;
+  const client = running.client({ port: proxy.port, retries: 0 });
+  await client.info();
+  void proxy.cutConnectionAfter(2, MiB + 5000, 'down').then(() => (cut = true));
+  const out = join(dir, 'copy.bin');
+  const result = await client.download('big.bin', { out, streams: 3 });
+  t.ok(cut, 'the second connection was cut');
+  t.equal(result.sha256, local.sha256, 'verified end to end, in the same run (no retries)');
+  t.equal(proxy.connections, 3, 'no reconnect: the others fetched what it had not');
+  t.ok(result.bytesReceived >= local.bytes.length, 'every byte came (what the cut one landed counts)');
+  t.ok(result.bytesReceived <= local.bytes.length + 256 * KiB, `at most about one chunk twice (${result.bytesReceived} bytes)`);
+  t.ok((await readFile(out)).equals(local.bytes), 'the same bytes');
+});
+
 t.test('upload --streams 3: three connections, one upload, the same bytes stored', async (t) => {
   const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
   const proxy = await startCutProxy(t, running.port);

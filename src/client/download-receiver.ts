@@ -25,6 +25,8 @@ const backgroundSyncBytes = 64 * 1024 * 1024;
 /** What a receiver tells its caller as chunks land. */
 export interface ReceiverOptions {
   onProgress?: ProgressListener | undefined;
+  /** Hears of the receiver once the server has answered the `get` (to ask, after a failure, where it stopped). */
+  onReceiver?: ((receiver: DownloadReceiver) => void) | undefined;
 }
 
 /** The bytes that the first `chunks` chunks of a file hold (the last chunk may be short). */
@@ -55,6 +57,7 @@ export async function receiveChunks(
     await connection.request('get', wanted, (get) => {
       const hash = typeof sha256 === 'function' ? sha256(get) : sha256;
       receiver = new DownloadReceiver(connection, writer, hash, xxh64, options, get, first, wanted.pack?.codec);
+      options.onReceiver?.(receiver);
       return receiver;
     });
   } catch (error) {
@@ -120,6 +123,8 @@ export class DownloadReceiver implements StreamSink {
   #failed = false;
   /** Where the file is complete up to: what the attempt reports as done. */
   #lastDone: number;
+  /** Writes issued and not yet settled. */
+  readonly #writes = new Set<Promise<unknown>>();
 
   constructor(
     connection: ClientConnection,
@@ -220,6 +225,12 @@ export class DownloadReceiver implements StreamSink {
     this.#received += length;
     const hashed = this.#sha256.update(slot.shared, length);
     const written = this.#writer.write(bytes, offset);
+    const settled = written.then(
+      () => {},
+      () => {},
+    );
+    this.#writes.add(settled);
+    void settled.then(() => this.#writes.delete(settled));
     Promise.all([hashed, written]).then(
       () => this.#written(slot, offset, length),
       (error: unknown) => {
@@ -228,6 +239,17 @@ export class DownloadReceiver implements StreamSink {
         void Promise.allSettled([hashed, written]).then(() => this.#slotDone(slot));
       },
     );
+  }
+
+  /**
+   * After a failure: once every chunk it had verified is written (or failed to be), where the
+   * file is complete up to from this stream's start (what it reported as done; a chunk it verified
+   * past a gap is fetched again), and what it received. Chunks verified and not yet handed on are dropped.
+   */
+  async stoppedAt(): Promise<Received & { completeUpTo: number }> {
+    await this.#turn;
+    await Promise.all(this.#writes);
+    return { completeUpTo: this.#lastDone, bytesReceived: this.#received, wireBytes: this.#wireBytes };
   }
 
   fail(error: FerryError): void {

@@ -4,7 +4,15 @@ import type { Packing } from '../compression/negotiation.js';
 import { FerryError } from '../protocol/errors.js';
 import type { FileInfo } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
-import { type ChunkWriter, type Received, type ReceiverOptions, completeBytes, receiveChunks } from './download-receiver.js';
+import {
+  type ChunkWriter,
+  type DownloadReceiver,
+  type Received,
+  type ReceiverOptions,
+  completeBytes,
+  receiveChunks,
+} from './download-receiver.js';
+import { isRetryable } from './retry.js';
 import { openMoreConnections } from './upload-lanes.js';
 
 /** Servers with it take `toChunk` in `get`: a range of a file's chunks, for parallel streams. */
@@ -27,11 +35,58 @@ const notHashed: RunningSha256 = {
 };
 
 /**
+ * Ranges of chunks still to fetch, handed to the connections one at a time; a connection cut
+ * part-way gives back what it had not fetched, for another to take.
+ */
+class RangeQueue {
+  readonly #ranges: ChunkRange[];
+  #working = 0;
+  #waiters: (() => void)[] = [];
+
+  constructor(ranges: ChunkRange[]) {
+    this.#ranges = ranges;
+  }
+
+  /** The next range to fetch; undefined once none is left nor can come back (every fetch ended). */
+  async next(): Promise<ChunkRange | undefined> {
+    for (;;) {
+      const range = this.#ranges.shift();
+      if (range) {
+        this.#working += 1;
+        return range;
+      }
+      if (this.#working === 0) return undefined;
+      await new Promise<void>((resolve) => this.#waiters.push(resolve));
+    }
+  }
+
+  /** A range taken is done with; `left` is what of it was not fetched (a cut connection's). */
+  ended(left?: ChunkRange): void {
+    this.#working -= 1;
+    if (left && left.from < left.to) this.#ranges.push(left);
+    for (const waiter of this.#waiters.splice(0)) waiter();
+  }
+
+  /** Ranges no connection took: the connections were all cut first. */
+  get left(): number {
+    return this.#ranges.length;
+  }
+}
+
+interface ChunkRange {
+  from: number;
+  to: number;
+}
+
+/**
  * Fetches chunks [fromChunk, chunkCount) of `info` over `streams` connections at once (`connection`
  * and more from `openConnection`), each a contiguous range, into `writer` at their offsets, each
  * chunk checked against its xxh64 as it lands. The SHA-256 is not fed here (see `hashInOrder`).
- * If any stream fails, every connection is cut (what landed stays, and a rerun resumes from the
- * verified prefix) and the first failure is what it throws.
+ * A connection that is cut (lost, stalled) gives back the chunks it had not landed and is done;
+ * another one fetches them once its own range is in, so a cut stream costs at most about the
+ * chunk it was receiving. Any other failure cuts every connection (what landed stays, and a rerun
+ * resumes from the verified prefix) and is what it throws; so is the first cut, if every
+ * connection was cut before the file was in.
  */
 export async function receiveInParallel(
   connection: ClientConnection,
@@ -45,45 +100,71 @@ export async function receiveInParallel(
   const { info, fromChunk, pack } = wanted;
   const connections = [connection];
   const base = completeBytes(fromChunk, info);
-  const progressOf =
-    (index: number, transferred: number[]): ReceiverOptions['onProgress'] =>
-    (progress) => {
-      transferred[index] = progress.transferred;
-      const total = transferred.reduce((sum, each) => sum + each, 0);
-      options.onProgress?.({ name: info.name, done: base + total, total: info.size, transferred: total });
-    };
+  const received: Received = { bytesReceived: 0, wireBytes: 0 };
+  /** Bytes received by each fetch under way, for progress. */
+  const underWay = new Map<object, number>();
+  const report = (): void => {
+    let total = received.bytesReceived;
+    for (const bytes of underWay.values()) total += bytes;
+    options.onProgress?.({ name: info.name, done: base + total, total: info.size, transferred: total });
+  };
   let failure: Error | undefined;
+  let firstCut: unknown;
   const cutAll = (error: unknown): void => {
     failure ??= error instanceof Error ? error : new FerryError('EINTERNAL', String(error));
     for (const each of connections) each.destroy();
   };
   try {
     connections.push(...(await openMoreConnections(streams - 1, openConnection, (extra) => extra.destroy(), options.onNotice)));
-    const ranges = splitChunks(fromChunk, info.chunkCount, connections.length);
-    const transferred = ranges.map(() => 0);
-    const results = await Promise.allSettled(
-      ranges.map((range, index) =>
-        receiveChunks(
-          connections[index]!,
-          { name: info.name, sha256: info.sha256, fromChunk: range.from, toChunk: range.to, pack },
-          writer,
-          notHashed,
-          xxh64,
-          { onProgress: progressOf(index, transferred) },
-        ).catch((error: unknown) => {
-          cutAll(error);
-          throw error;
-        }),
-      ),
-    );
+    const work = new RangeQueue(splitChunks(fromChunk, info.chunkCount, connections.length));
+    const fetchOn = async (each: ClientConnection): Promise<void> => {
+      for (let range = await work.next(); range && failure === undefined; range = await work.next()) {
+        const fetch = {};
+        let receiver: DownloadReceiver | undefined;
+        try {
+          const got = await receiveChunks(
+            each,
+            { name: info.name, sha256: info.sha256, fromChunk: range.from, toChunk: range.to, pack },
+            writer,
+            notHashed,
+            xxh64,
+            {
+              onProgress: (progress) => {
+                underWay.set(fetch, progress.transferred);
+                report();
+              },
+              onReceiver: (made) => (receiver = made),
+            },
+          );
+          received.bytesReceived += got.bytesReceived;
+          received.wireBytes += got.wireBytes;
+          work.ended();
+        } catch (error) {
+          if (!isRetryable(error) || failure !== undefined) {
+            work.ended();
+            cutAll(error);
+            return;
+          }
+          // Cut: what it landed stays; the rest of its range goes back for another connection.
+          const stopped = receiver ? await receiver.stoppedAt() : { completeUpTo: 0, bytesReceived: 0, wireBytes: 0 };
+          received.bytesReceived += stopped.bytesReceived;
+          received.wireBytes += stopped.wireBytes;
+          firstCut ??= error;
+          each.destroy();
+          const rangeEnd = completeBytes(range.to, info);
+          const from =
+            stopped.completeUpTo >= rangeEnd ? range.to : Math.max(range.from, Math.floor(stopped.completeUpTo / info.chunkSize));
+          work.ended({ from, to: range.to });
+          return;
+        } finally {
+          underWay.delete(fetch);
+        }
+      }
+    };
+    await Promise.all(connections.map(fetchOn));
     if (failure !== undefined) throw failure;
-    return results.reduce(
-      (sum, result) => {
-        const received = (result as PromiseFulfilledResult<Received>).value;
-        return { bytesReceived: sum.bytesReceived + received.bytesReceived, wireBytes: sum.wireBytes + received.wireBytes };
-      },
-      { bytesReceived: 0, wireBytes: 0 },
-    );
+    if (work.left > 0) throw firstCut;
+    return received;
   } catch (error) {
     cutAll(error);
     throw failure instanceof FerryError ? failure : error;

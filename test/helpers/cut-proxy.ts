@@ -17,8 +17,8 @@ export interface CutProxy {
    * without closing it, as a dead NAT entry or a frozen peer would. Later connections work.
    */
   freezeAfter(bytes: number, direction: 'up' | 'down'): Promise<void>;
-  /** Cuts only the `number`th connection accepted (from 1) once it has carried `bytes` client -> server; others go on. */
-  cutConnectionAfter(number: number, bytes: number): Promise<void>;
+  /** Cuts only the `number`th connection accepted (from 1) once it has carried `bytes` in `direction` (default up); others go on. */
+  cutConnectionAfter(number: number, bytes: number, direction?: 'up' | 'down'): Promise<void>;
 }
 
 /**
@@ -34,14 +34,14 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
   let connections = 0;
   let cut: { direction: 'up' | 'down'; at: number; freeze: boolean; done: () => void } | undefined;
   const frozen = new WeakSet<Socket>();
-  let cutOne: { number: number; at: number; done: () => void } | undefined;
+  let cutOne: { number: number; at: number; direction: 'up' | 'down'; done: () => void } | undefined;
 
   function forward(from: Socket, to: Socket, direction: 'up' | 'down', number: number): void {
     let ownBytes = 0;
     from.on('data', (data: Buffer) => {
       if (frozen.has(from)) return;
       let piece = data;
-      if (direction === 'up' && cutOne?.number === number && ownBytes + piece.length >= cutOne.at) {
+      if (cutOne?.direction === direction && cutOne.number === number && ownBytes + piece.length >= cutOne.at) {
         to.write(piece.subarray(0, cutOne.at - ownBytes));
         const { done } = cutOne;
         cutOne = undefined;
@@ -141,9 +141,9 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
         cut = { direction, at: (direction === 'up' ? upstreamBytes : downstreamBytes) + bytes, freeze: true, done: resolve };
       });
     },
-    cutConnectionAfter(number, bytes) {
+    cutConnectionAfter(number, bytes, direction = 'up') {
       return new Promise((resolve) => {
-        cutOne = { number, at: bytes, done: resolve };
+        cutOne = { number, at: bytes, direction, done: resolve };
       });
     },
   };
