@@ -1,4 +1,5 @@
 import { type FileHandle, open } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
 import { xxh64FromHex } from '../protocol/frames.js';
@@ -6,7 +7,7 @@ import { maxHashesPageEntries } from '../protocol/limits.js';
 import type { FileInfo, PutResult } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import { LocalFileReading } from './local-file-reading.js';
-import { goesWhole, putWhole } from './whole-put.js';
+import { putWhole, readWholeFile } from './whole-put.js';
 import { uploadChunkBudget } from './chunk-budget.js';
 import { isRetryable } from './retry.js';
 import type { ProgressListener, StartListener } from './progress.js';
@@ -157,6 +158,15 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
   const xxh64 = await loadXxh64();
   // Settled before anything is asked of the server: a codec it lacks fails the upload here, not half-way.
   const packing = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
+  const force = options.force ?? false;
+  const attributesOf = (stats: Stats): { mode?: number; mtime?: number } =>
+    connection.hello.capabilities.includes(fileAttributesCapability) ? { mode: stats.mode & 0o7777, mtime: Math.round(stats.mtimeMs) } : {};
+  const whole = readWholeFile(path, connection.hello);
+  if (whole) {
+    const file = await putWhole(connection, whole.bytes, { ...options, force, attributes: attributesOf(whole.stats) }, xxh64);
+    const { name, size, sha256 } = file;
+    return { name, size, sha256, bytesSent: size, wireBytes: size, resumed: false, file };
+  }
   let handle: FileHandle;
   try {
     handle = await open(path, 'r');
@@ -166,15 +176,7 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
   try {
     const stats = await handle.stat();
     if (!stats.isFile()) throw new FerryError('EBADNAME', `${path}: not a regular file`);
-    const attributes = connection.hello.capabilities.includes(fileAttributesCapability)
-      ? { mode: stats.mode & 0o7777, mtime: Math.round(stats.mtimeMs) }
-      : {};
-    const force = options.force ?? false;
-    if (goesWhole(connection.hello, stats.size)) {
-      const file = await putWhole(connection, handle, path, { ...options, size: stats.size, force, attributes }, xxh64);
-      const { name, size, sha256 } = file;
-      return { name, size, sha256, bytesSent: size, wireBytes: size, resumed: false, file };
-    }
+    const attributes = attributesOf(stats);
     const fingerprint = await fingerprintOf(handle, stats.size, xxh64);
     const joinable = joinableUpload(options, connection, stats.size);
     const put = await connection.request('put', {

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
-import type { FileHandle } from 'node:fs/promises';
+import { type Stats, closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { FerryError } from '../protocol/errors.js';
+import { fromSystemError } from '../system-errors.js';
 import { wholePutMaxBytes } from '../protocol/limits.js';
 import type { FileInfo, HelloResult } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
@@ -14,9 +15,38 @@ export function goesWhole(hello: HelloResult, size: number): boolean {
   return hello.capabilities.includes(wholePutCapability) && size <= wholePutMaxBytes(hello.chunkSize);
 }
 
+/**
+ * The local file at `path` whole, with its stats, if it is a regular file small enough to go in
+ * one `putWhole` to this server; undefined if it is bigger. Read with blocking calls, as
+ * `readFileSync` does: a few microseconds for a file this small in the page cache, where four
+ * trips through libuv's thread pool (open, stat, read, close) cost each file of a big tree far
+ * more CPU than the reading.
+ */
+export function readWholeFile(path: string, hello: HelloResult): { stats: Stats; bytes: Buffer } | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (error) {
+    throw fromSystemError(error, `local file ${path}`);
+  }
+  try {
+    const stats = fstatSync(fd);
+    if (!stats.isFile()) throw new FerryError('EBADNAME', `${path}: not a regular file`);
+    if (!goesWhole(hello, stats.size)) return undefined;
+    const bytes = Buffer.allocUnsafe(stats.size);
+    let done = 0;
+    for (let got = -1; done < stats.size && got !== 0; done += got) got = readSync(fd, bytes, done, stats.size - done, done);
+    if (done !== stats.size) throw new FerryError('ECHANGED', `${path} shrank while it was being uploaded`);
+    return { stats, bytes };
+  } catch (error) {
+    throw error instanceof FerryError ? error : fromSystemError(error, `local file ${path}`);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 export interface WholePut {
   name: string;
-  size: number;
   force: boolean;
   attributes: { mode?: number; mtime?: number };
   onStart?: StartListener | undefined;
@@ -26,21 +56,18 @@ export interface WholePut {
 }
 
 /**
- * Sends a whole small file in one round trip: `putWhole` with its SHA-256, and right after it,
- * one CHUNK frame on stream 0 with its bytes and their xxh64. Nothing is left on the server if it
- * fails: a retry sends it again (at most one chunk's worth).
+ * Sends a whole small file (`bytes`, from `readWholeFile`) in one round trip: `putWhole` with its
+ * SHA-256, and right after it, one CHUNK frame on stream 0 with its bytes and their xxh64.
+ * Nothing is left on the server if it fails: a retry sends it again (at most one chunk's worth).
  */
 export async function putWhole(
   connection: ClientConnection,
-  handle: FileHandle,
-  path: string,
+  bytes: Uint8Array,
   put: WholePut,
   xxh64: (bytes: Uint8Array) => bigint,
 ): Promise<FileInfo> {
-  const { name, size } = put;
-  const bytes = Buffer.allocUnsafe(size);
-  const { bytesRead } = size === 0 ? { bytesRead: 0 } : await handle.read(bytes, 0, size, 0);
-  if (bytesRead !== size) throw new FerryError('ECHANGED', `${path} shrank while it was being uploaded`);
+  const { name } = put;
+  const size = bytes.byteLength;
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   put.onStart?.({ name, from: 0, total: size });
   put.onFinishing?.(sha256);
