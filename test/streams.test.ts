@@ -144,6 +144,23 @@ t.test("upload --streams: the upload's own connection cut ends the attempt; the 
   t.ok((await readFile(join(running.dataDir, 'files', 'big.bin'))).equals(local.bytes), 'the stored file is the local one');
 });
 
+t.test('--streams beyond what the server takes from one network: fewer streams, said once, and the file all the same', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB, maxConnectionsPerAddress: 3 });
+  const dir = tempDir(t);
+  const local = await makeFile(dir, 'big.bin', 4 * MiB);
+  const client = running.client();
+  const notices: string[] = [];
+  const up = await client.upload(local.path, { name: 'big.bin', streams: 6, onNotice: (text) => notices.push(text) });
+  t.equal(up.sha256, local.sha256);
+  t.same(notices, ['the server takes no more connections from this network: 3 streams instead of 6'], 'the upload says it');
+  notices.length = 0;
+  const out = join(dir, 'copy.bin');
+  const down = await client.download('big.bin', { out, streams: 6, onNotice: (text) => notices.push(text) });
+  t.equal(down.sha256, local.sha256);
+  t.same(notices, ['the server takes no more connections from this network: 3 streams instead of 6'], 'and so does the download');
+  t.ok((await readFile(out)).equals(local.bytes), 'the same bytes');
+});
+
 t.test('putJoin: only with the key, only by the same account, only while the upload takes chunks', async (t) => {
   const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
   await running.server.accounts.add('other', 'other-password');
@@ -160,6 +177,16 @@ t.test('putJoin: only with the key, only by the same account, only while the upl
   t.match(await stranger.call('putJoin', { key }), { ok: false, code: 'ENOENT' }, "another account's connection cannot join");
   t.match(await stranger.call('putJoin', { key: 'f'.repeat(32) }), { ok: false, code: 'ENOENT' }, 'nor with a key of nothing');
   t.match(await stranger.call('putJoin', { key: 'not-a-key' }), { ok: false, code: 'EPROTO' });
+  t.match(
+    await stranger.call('put', { name: 'stream.bin', joinable: true }),
+    { ok: false, code: 'EPROTO', message: /cannot take chunks from other connections/u },
+    'an upload from a stream cannot be joined (nothing is claimed)',
+  );
+  t.match(
+    await stranger.call('put', { name: 'stream.bin', size: 10, fingerprint: 'raw' }),
+    { ok: true },
+    'the name was not left held (a put of it goes on)',
+  );
 
   const helper = await RawClient.connect(t, running.port);
   await helper.hello();

@@ -42,14 +42,16 @@ class RangeQueue {
   readonly #ranges: ChunkRange[];
   #working = 0;
   #waiters: (() => void)[] = [];
+  #closed = false;
 
   constructor(ranges: ChunkRange[]) {
     this.#ranges = ranges;
   }
 
-  /** The next range to fetch; undefined once none is left nor can come back (every fetch ended). */
+  /** The next range to fetch; undefined once none is left nor can come back (every fetch ended), or the queue is closed. */
   async next(): Promise<ChunkRange | undefined> {
     for (;;) {
+      if (this.#closed) return undefined;
       const range = this.#ranges.shift();
       if (range) {
         this.#working += 1;
@@ -64,6 +66,12 @@ class RangeQueue {
   ended(left?: ChunkRange): void {
     this.#working -= 1;
     if (left && left.from < left.to) this.#ranges.push(left);
+    for (const waiter of this.#waiters.splice(0)) waiter();
+  }
+
+  /** The transfer failed: nothing more is handed out, and whoever waits for a range hears so. */
+  close(): void {
+    this.#closed = true;
     for (const waiter of this.#waiters.splice(0)) waiter();
   }
 
@@ -110,15 +118,18 @@ export async function receiveInParallel(
   };
   let failure: Error | undefined;
   let firstCut: unknown;
+  let work: RangeQueue | undefined;
   const cutAll = (error: unknown): void => {
     failure ??= error instanceof Error ? error : new FerryError('EINTERNAL', String(error));
+    work?.close();
     for (const each of connections) each.destroy();
   };
   try {
     connections.push(...(await openMoreConnections(streams - 1, openConnection, (extra) => extra.destroy(), options.onNotice)));
-    const work = new RangeQueue(splitChunks(fromChunk, info.chunkCount, connections.length));
+    const queue = new RangeQueue(splitChunks(fromChunk, info.chunkCount, connections.length));
+    work = queue;
     const fetchOn = async (each: ClientConnection): Promise<void> => {
-      for (let range = await work.next(); range && failure === undefined; range = await work.next()) {
+      for (let range = await queue.next(); range; range = await queue.next()) {
         const fetch = {};
         let receiver: DownloadReceiver | undefined;
         try {
@@ -138,10 +149,10 @@ export async function receiveInParallel(
           );
           received.bytesReceived += got.bytesReceived;
           received.wireBytes += got.wireBytes;
-          work.ended();
+          queue.ended();
         } catch (error) {
           if (!isRetryable(error) || failure !== undefined) {
-            work.ended();
+            queue.ended();
             cutAll(error);
             return;
           }
@@ -154,7 +165,7 @@ export async function receiveInParallel(
           const rangeEnd = completeBytes(range.to, info);
           const from =
             stopped.completeUpTo >= rangeEnd ? range.to : Math.max(range.from, Math.floor(stopped.completeUpTo / info.chunkSize));
-          work.ended({ from, to: range.to });
+          queue.ended({ from, to: range.to });
           return;
         } finally {
           underWay.delete(fetch);
@@ -163,7 +174,7 @@ export async function receiveInParallel(
     };
     await Promise.all(connections.map(fetchOn));
     if (failure !== undefined) throw failure;
-    if (work.left > 0) throw firstCut;
+    if (queue.left > 0) throw firstCut;
     return received;
   } catch (error) {
     cutAll(error);

@@ -50,6 +50,12 @@ export const put: Handler<'put'> = async (request, ctx) => {
   if (size === undefined && fingerprint !== undefined) {
     throw new FerryError('EPROTO', 'bad put request: a put without a size (from a stream) cannot be resumed and takes no fingerprint');
   }
+  if (request.joinable && (size === undefined || !capabilitiesOf(ctx.services).includes(joinCapability))) {
+    throw new FerryError(
+      'EPROTO',
+      'bad put request: this upload cannot take chunks from other connections (a put from a stream, or a server without put-join)',
+    );
+  }
   const identity = size === undefined || fingerprint === undefined ? undefined : { size, fingerprint };
   const claim = await claimFor(ctx.services.uploads, account, { name, file: identity, force }, (upload) => ctx.ownsUpload(upload));
   if (ctx.ending) {
@@ -65,15 +71,7 @@ export const put: Handler<'put'> = async (request, ctx) => {
     verified: verifiedRanges(verified.keys()),
     resumed: verified.size > 0,
   };
-  if (request.joinable) {
-    if (!capabilitiesOf(ctx.services).includes(joinCapability) || upload.streamed) {
-      throw new FerryError(
-        'EPROTO',
-        'bad put request: this upload cannot take chunks from other connections (a put from a stream, or a server without put-join)',
-      );
-    }
-    result.joinKey = upload.joinable();
-  }
+  if (request.joinable) result.joinKey = upload.joinable();
   return { result };
 };
 
