@@ -61,8 +61,8 @@ t.test('download --streams 3: three connections, the same bytes; a cut run is fi
   t.ok((await stat(`${cut}.ferry-part`)).size > 0, 'a part file is left');
   const again = await ferry(['download', 'big.bin', '--out', cut, '--streams', '3', '--json', ...server]);
   t.equal(again.code, 0, describe(again));
-  // What resumes is the verified start of the part: chunks the other streams landed past a gap are fetched again.
-  t.match(again.stderr, /^\S+cut\.bin\.ferry-part: kept the [\d.]+ \w+ that match the server's big\.bin, discarded /u);
+  // What resumes is the verified start of the part: chunks the other streams landed past a gap, if any, are fetched again.
+  t.match(again.stderr, /^(?:\S+cut\.bin\.ferry-part: kept the [\d.]+ \w+ that match the server's big\.bin, discarded [^\n]+\n)?$/u);
   const second = JSON.parse(again.stdout) as { sha256: string; bytesReceived: number; resumed: boolean };
   t.equal(second.sha256, local.sha256);
   t.equal(second.resumed, true, 'resumed');
@@ -80,11 +80,11 @@ t.test('download --streams 3: a connection cut mid-file has its chunks fetched b
   const local = await makeFile(dir, 'big.bin', 6 * MiB + 4321);
   const uploader = running.client();
   await uploader.upload(local.path, { name: 'big.bin' });
-  // Connection 1 is the client's own; 2 and 3 are the extra streams. Cut the second part-way through its range.
+  // Connection 1 is the client's own; 2 and 3 are the extra streams. Cut the second part-way through its first range (4 chunks).
   let cut = false;
   const client = running.client({ port: proxy.port, retries: 0 });
   await client.info();
-  void proxy.cutConnectionAfter(2, MiB + 5000, 'down').then(() => (cut = true));
+  void proxy.cutConnectionAfter(2, 600 * KiB, 'down').then(() => (cut = true));
   const out = join(dir, 'copy.bin');
   const result = await client.download('big.bin', { out, streams: 3 });
   t.ok(cut, 'the second connection was cut');

@@ -88,7 +88,8 @@ interface ChunkRange {
 
 /**
  * Fetches chunks [fromChunk, chunkCount) of `info` over `streams` connections at once (`connection`
- * and more from `openConnection`), each a contiguous range, into `writer` at their offsets, each
+ * and more from `openConnection`), in ranges of a few chunks that each connection takes as it is
+ * done with the one before (so the last ones to finish are short), into `writer` at their offsets, each
  * chunk checked against its xxh64 as it lands. The SHA-256 is not fed here (see `hashInOrder`).
  * A connection that is cut (lost, stalled) gives back the chunks it had not landed and is done;
  * another one fetches them once its own range is in, so a cut stream costs at most about the
@@ -126,7 +127,7 @@ export async function receiveInParallel(
   };
   try {
     connections.push(...(await openMoreConnections(streams - 1, openConnection, (extra) => extra.destroy(), options.onNotice)));
-    const queue = new RangeQueue(splitChunks(fromChunk, info.chunkCount, connections.length));
+    const queue = new RangeQueue(splitChunks(fromChunk, info.chunkCount, rangesFor(info.chunkCount - fromChunk, connections.length)));
     work = queue;
     const fetchOn = async (each: ClientConnection): Promise<void> => {
       for (let range = await queue.next(); range; range = await queue.next()) {
@@ -182,6 +183,14 @@ export async function receiveInParallel(
   } finally {
     for (const extra of connections.slice(1)) extra.destroy();
   }
+}
+
+/** Chunks in one range of a parallel download, at most: a connection done with its own takes the next, so none is left with a long tail. */
+const chunksPerRange = 4;
+
+/** How many ranges `chunks` chunks are fetched in over `connections` connections: at least one each, and none bigger than `chunksPerRange`. */
+function rangesFor(chunks: number, connections: number): number {
+  return Math.min(chunks, Math.max(connections, Math.ceil(chunks / chunksPerRange)));
 }
 
 /** `streams` contiguous ranges covering chunks [from, to), as even as whole chunks allow. */
