@@ -21,6 +21,8 @@ import { median } from '../lib/stats.js';
 import { formatBytes, formatNumber, mibPerSecond } from '../lib/units.js';
 
 const libDir = fileURLToPath(new URL('../lib/', import.meta.url));
+const tusReferenceName = '@tus/server FileStore';
+const floorName = 'floor: hash + write';
 
 /** One HTTP server the bench measures: how to reach it, and the CPU its processes used so far. */
 interface Endpoint {
@@ -86,6 +88,20 @@ async function bareNode(file: string): Promise<DownloadEndpoint> {
   };
 }
 
+async function tusFloor(dir: string, sha256: string): Promise<UploadEndpoint> {
+  const port = await freePort();
+  const server = await started(process.execPath, [join(libDir, 'tus-floor-server.js'), String(port), dir], port, 'the tus floor server');
+  return {
+    name: floorName,
+    how: 'a bare node:http server that only SHA-256s every byte as it arrives and writes it (blocking writes; no per-chunk checks, no syncs, no resume): the least any upload verified end to end costs here',
+    endpoint: `http://127.0.0.1:${port}/files`,
+    headers: {},
+    metadata: { filename: 'source.bin', sha256 },
+    cpuSeconds: () => processCpuSeconds(server.pid),
+    stop: () => server.stop(),
+  };
+}
+
 async function nginx(dir: string, work: string): Promise<DownloadEndpoint | string> {
   const binary = which('nginx') ?? (which('/usr/sbin/nginx') ? '/usr/sbin/nginx' : undefined);
   if (!binary) return "nginx not found (bash bench/setup-peers.sh installs Debian's nginx)";
@@ -128,7 +144,7 @@ async function tusReference(dir: string): Promise<UploadEndpoint> {
   const port = await freePort();
   const server = await started(process.execPath, [join(libDir, 'tus-reference-server.js'), String(port), dir], port, '@tus/server');
   return {
-    name: '@tus/server FileStore',
+    name: tusReferenceName,
     how: '@tus/server with @tus/file-store: writes what arrives, checks nothing',
     endpoint: `http://127.0.0.1:${port}/files`,
     headers: {},
@@ -184,7 +200,7 @@ export async function runHttp(ctx: BenchContext): Promise<ScenarioReport> {
   try {
     // Everything served from and written to the same medium: the file the references serve is a copy there.
     const served = join(work, 'served');
-    await runCommand('mkdir', ['-p', served, join(work, 'tus-ref')]);
+    await runCommand('mkdir', ['-p', served, join(work, 'tus-ref'), join(work, 'tus-floor')]);
     expectSuccess('copying the source', await runCommand('cp', [source.path, join(served, 'source.bin')]));
     const bytes = await readFile(source.path);
     const httpPort = await freePort();
@@ -217,6 +233,8 @@ export async function runHttp(ctx: BenchContext): Promise<ScenarioReport> {
     if (typeof nginxOrWhy !== 'string') endpoints.push(nginxOrWhy);
     const tusRef = await tusReference(join(work, 'tus-ref'));
     endpoints.push(tusRef);
+    const floor = await tusFloor(join(work, 'tus-floor'), source.sha256);
+    endpoints.push(floor);
 
     const downloads = [ferryDownloads, bare, ...(typeof nginxOrWhy === 'string' ? [] : [nginxOrWhy])];
     const downloadRows = downloads.map((endpoint) => ({
@@ -225,7 +243,7 @@ export async function runHttp(ctx: BenchContext): Promise<ScenarioReport> {
       how: endpoint.how,
       samples: [] as HttpSample[],
     }));
-    const uploadEndpoints = [ferryUploads, tusRef];
+    const uploadEndpoints = [ferryUploads, tusRef, floor];
     const uploadRows = uploadEndpoints.map((endpoint) => ({
       tool: endpoint.name,
       direction: 'upload' as const,
@@ -243,14 +261,16 @@ export async function runHttp(ctx: BenchContext): Promise<ScenarioReport> {
         if (pair === 0 && index === 0 && (await sha256File(dest)) !== source.sha256)
           throw new Error('curl from Ferry: the SHA-256 differs');
       }
-      const uploadOrder = pair % 2 === 0 ? [0, 1] : [1, 0];
+      const uploadOrder = uploadEndpoints.map((_, index) => (pair % 2 === 0 ? index : uploadEndpoints.length - 1 - index));
       for (const index of uploadOrder) {
         const sample = await tusUpload(uploadEndpoints[index]!, bytes);
         uploadRows[index]!.samples.push(sample);
         log(`http pair ${pair + 1}: tus-js-client to ${uploadEndpoints[index]!.name}: ${formatNumber(sample.mibPerSecond)} MiB/s`);
       }
-      await rm(join(work, 'tus-ref'), { recursive: true, force: true });
-      await runCommand('mkdir', ['-p', join(work, 'tus-ref')]);
+      for (const dir of ['tus-ref', 'tus-floor']) {
+        await rm(join(work, dir), { recursive: true, force: true });
+        await runCommand('mkdir', ['-p', join(work, dir)]);
+      }
     }
     rows.push(...downloadRows, ...uploadRows);
     if (typeof nginxOrWhy === 'string') rows.push({ tool: 'nginx', direction: 'download', how: '', samples: [], skipped: nginxOrWhy });
@@ -282,6 +302,18 @@ function report(rows: HttpRow[], size: number, medium: string): ScenarioReport {
       ];
     }),
   };
+  const uploadRate = (tool: string): number | undefined => {
+    const row = rows.find((candidate) => candidate.tool === tool && candidate.direction === 'upload' && candidate.samples.length > 0);
+    return row && medianOf(row, (s) => s.mibPerSecond);
+  };
+  const floorRate = uploadRate(floorName);
+  const tusRate = uploadRate(tusReferenceName);
+  const floorNote =
+    floorRate !== undefined && tusRate !== undefined
+      ? [
+          `This run: the floor is ${(floorRate / tusRate).toFixed(2)}× @tus/server, Ferry ${((uploadRate('Ferry') ?? 0) / floorRate).toFixed(2)}× the floor.`,
+        ]
+      : [];
   return {
     id: 'http',
     title: `HTTP side: curl downloads and tus-js-client uploads of one ${formatBytes(size)} file`,
@@ -290,7 +322,8 @@ function report(rows: HttpRow[], size: number, medium: string): ScenarioReport {
       'Downloads: `curl -sS -f -o FILE URL` (Ferry with a Bearer token). Uploads: tus-js-client in the bench process, the whole file in one PATCH (its default), to a server in its own process.',
       ...rows.filter((row) => row.how).map((row) => `${row.tool} (${row.direction}): ${row.how}.`),
       'CPU s: curl (or the bench process, for tus-js-client) plus the server process, over the transfer.',
-      'Targets (issue 14): Ferry ≥ 1.0× the bare Node server for downloads, ≥ 1.5× @tus/server for uploads.',
+      'Targets (issue 14): Ferry ≥ 1.0× the bare Node server for downloads, ≥ 1.5× @tus/server for uploads. The floor row bounds the second: no server that verifies the whole file can beat it here, so Ferry ≥ 1.5× @tus/server needs the floor itself ≥ 1.5× @tus/server.',
+      ...floorNote,
     ],
     tables: [table],
     data: { rows },
