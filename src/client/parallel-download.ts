@@ -1,3 +1,4 @@
+import { capability } from '../protocol/capabilities.js';
 import type { FileHandle } from 'node:fs/promises';
 import type { RunningSha256 } from '../hashing/running-sha256.js';
 import type { Packing } from '../compression/negotiation.js';
@@ -13,17 +14,14 @@ import {
   receiveChunks,
 } from './download-receiver.js';
 import { isRetryable } from './retry.js';
-import { openMoreConnections } from './upload-lanes.js';
-
-/** Servers with it take `toChunk` in `get`: a range of a file's chunks, for parallel streams. */
-export const rangeCapability = 'get-range';
+import { openMoreConnections } from './more-connections.js';
 
 /** Fewer chunks than this per stream and parallel streams are not worth their connections. */
 const minChunksPerStream = 2;
 
 /** How many streams a download of chunks [fromChunk, chunkCount) uses: as asked, if the server and the file allow. */
 export function streamsFor(asked: number | undefined, connection: ClientConnection, info: FileInfo, fromChunk: number): number {
-  if (asked === undefined || asked <= 1 || !connection.hello.capabilities.includes(rangeCapability)) return 1;
+  if (asked === undefined || asked <= 1 || !connection.hello.capabilities.includes(capability.getRange)) return 1;
   return Math.max(1, Math.min(asked, Math.floor((info.chunkCount - fromChunk) / minChunksPerStream)));
 }
 

@@ -1,5 +1,5 @@
-import { FerryError } from '../protocol/errors.js';
 import type { ClientConnection } from './connection.js';
+import { openMoreConnections } from './more-connections.js';
 
 /** One connection an upload's chunks go out on: the upload's own (from `put`) or one that joined it (`putJoin`). */
 interface Lane {
@@ -13,32 +13,6 @@ interface Lane {
   /** The last confirmation asked for on this lane: settles once every chunk sent before it was taken. */
   confirmed: Promise<unknown>;
   lost: boolean;
-}
-
-/**
- * Opens up to `wanted` more connections with `open`, all at once (over a long link each takes a
- * few round trips), for parallel streams. A server that allows no more from this network (EBUSY)
- * caps them: the ones that opened are used, and `onNotice` says so. Any other failure is the
- * transfer's, after the ones that opened are closed.
- */
-export async function openMoreConnections<T>(
-  wanted: number,
-  open: () => Promise<T>,
-  close: (each: T) => void,
-  onNotice: ((text: string) => void) | undefined,
-): Promise<T[]> {
-  const settled = await Promise.allSettled(Array.from({ length: wanted }, () => open()));
-  const opened = settled.flatMap((each) => (each.status === 'fulfilled' ? [each.value] : []));
-  const failures = settled.flatMap((each) => (each.status === 'rejected' ? [each.reason as Error] : []));
-  const other = failures.find((error) => !(error instanceof FerryError && error.code === 'EBUSY'));
-  if (other !== undefined) {
-    for (const each of opened) close(each);
-    throw other;
-  }
-  if (failures.length > 0) {
-    onNotice?.(`the server takes no more connections from this network: ${opened.length + 1} streams instead of ${wanted + 1}`);
-  }
-  return opened;
 }
 
 /**

@@ -1,3 +1,4 @@
+import { capability } from '../protocol/capabilities.js';
 import { runningSha256 } from '../hashing/running-sha256.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
 import { FerryError } from '../protocol/errors.js';
@@ -14,9 +15,6 @@ export interface StreamUploadOptions {
   /** Called once the server has accepted the upload, before the first byte is read. */
   onStart?: StartListener;
 }
-
-/** The server capability for an upload whose size is known only at its end (docs/protocol.md, "put"). */
-export const unsizedUploadCapability = 'put-unsized';
 
 /** Chunk buffers cycled through: one being filled from the input while others are hashed and on the wire. */
 const ringSize = 4;
@@ -41,7 +39,7 @@ export async function uploadStream(
   input: AsyncIterable<Uint8Array | string>,
   options: StreamUploadOptions,
 ): Promise<UploadResult> {
-  if (!connection.hello.capabilities.includes(unsizedUploadCapability)) {
+  if (!connection.hello.capabilities.includes(capability.putUnsized)) {
     throw new FerryError(
       'ENOTYET',
       `this server (${connection.hello.server}) does not take uploads of unknown size: save the data to a file and upload that`,

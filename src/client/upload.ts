@@ -1,3 +1,4 @@
+import { capability } from '../protocol/capabilities.js';
 import { type FileHandle, open } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { FerryError } from '../protocol/errors.js';
@@ -18,9 +19,6 @@ import { type CompressChoice, type Packing, packingFor } from '../compression/ne
 import { PackingPolicy } from '../compression/packing-policy.js';
 import type { ChunkHeader, CodecName } from '../protocol/frames.js';
 import { UploadLanes } from './upload-lanes.js';
-
-/** Servers with it take `joinable` in `put` and `putJoin` (parallel streams for an upload); the server's handlers/hello.ts has the same. */
-const joinCapability = 'put-join';
 
 export interface UploadOptions {
   /** Remote name; defaults to the local file's base name. */
@@ -67,8 +65,6 @@ export interface UploadResult {
  * while the socket sends them.
  */
 const chunksInFlight = 4;
-/** Servers with it keep the local file's mode and mtime given at `putEnd`. */
-export const fileAttributesCapability = 'file-attributes';
 const fingerprintBytes = 64 * 1024;
 /** While nothing is sent (chunks the server already has), a `ping` this often keeps the link alive. */
 const keepaliveMs = 5000;
@@ -160,7 +156,9 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
   const packing = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
   const force = options.force ?? false;
   const attributesOf = (stats: Stats): { mode?: number; mtime?: number } =>
-    connection.hello.capabilities.includes(fileAttributesCapability) ? { mode: stats.mode & 0o7777, mtime: Math.round(stats.mtimeMs) } : {};
+    connection.hello.capabilities.includes(capability.fileAttributes)
+      ? { mode: stats.mode & 0o7777, mtime: Math.round(stats.mtimeMs) }
+      : {};
   const whole = readWholeFile(path, connection.hello);
   if (whole) {
     const file = await putWhole(connection, whole.bytes, { ...options, force, attributes: attributesOf(whole.stats) }, xxh64);
@@ -200,7 +198,7 @@ const minChunksPerStream = 2;
 /** Whether an upload of `size` bytes asks for other connections to join it: `streams` asked, a server that can, a file that is big enough. */
 function joinableUpload(options: UploadOptions, connection: ClientConnection, size: number): true | undefined {
   const streams = options.streams ?? 1;
-  if (streams <= 1 || !options.openConnection || !connection.hello.capabilities.includes(joinCapability)) return undefined;
+  if (streams <= 1 || !options.openConnection || !connection.hello.capabilities.includes(capability.putJoin)) return undefined;
   return size >= minChunksPerStream * 2 * connection.hello.chunkSize ? true : undefined;
 }
 

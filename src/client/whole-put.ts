@@ -1,3 +1,4 @@
+import { capability } from '../protocol/capabilities.js';
 import { createHash } from 'node:crypto';
 import { type Stats, closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import { FerryError } from '../protocol/errors.js';
@@ -7,12 +8,9 @@ import type { FileInfo, HelloResult } from '../protocol/messages.js';
 import type { ClientConnection } from './connection.js';
 import type { ProgressListener, StartListener } from './progress.js';
 
-/** Servers with it take a whole small file in one `putWhole` (docs/protocol.md, "putWhole"). */
-export const wholePutCapability = 'put-whole';
-
 /** Whether a file of `size` bytes goes to this server in one `putWhole`: one request, one reply, no session. */
 export function goesWhole(hello: HelloResult, size: number): boolean {
-  return hello.capabilities.includes(wholePutCapability) && size <= wholePutMaxBytes(hello.chunkSize);
+  return hello.capabilities.includes(capability.putWhole) && size <= wholePutMaxBytes(hello.chunkSize);
 }
 
 /**

@@ -3,13 +3,15 @@ import { accountOf } from '../account-view.js';
 import type { ScopedHandler } from './types.js';
 
 // The record goes first, then the bytes: a crash in between leaves an orphan file (reclaimed by
-// recovery), never a listed file without its bytes. No publish of the name runs meanwhile.
+// recovery), never a listed file without its bytes. No publish of the name runs meanwhile. On a
+// shared store the record is brought up to date inside the same exclusive section: one read
+// before it could see a manifest that an earlier delete then removed, and answer ok twice.
 export const deleteFile: ScopedHandler<'delete'> = async (request, ctx) => {
   const name = accountOf(ctx).stored(request.name);
   const { store, layout, uploads, bytes, catalog } = ctx.services;
   const started = Date.now();
-  await catalog?.refreshOne(name);
   const removed = await uploads.exclusive(name, async () => {
+    await catalog?.refreshOne(name);
     // On disk, a symbolic link on the way to the file is refused before anything is removed.
     if (!catalog) await layout.safeFilePath(name);
     const record = await store.deleteFile(name);

@@ -1,29 +1,14 @@
 import { codecCapabilities } from '../../compression/negotiation.js';
 import { FerryError } from '../../protocol/errors.js';
+import { capability } from '../../protocol/capabilities.js';
 import { protocolVersion } from '../../protocol/frames.js';
 import type { HelloResult } from '../../protocol/messages.js';
 import { ferryVersion } from '../../version.js';
 import type { ServerServices } from '../services.js';
 import type { Handler } from './types.js';
 
-/** Servers with it take `joinable` in `put` and `putJoin`: one upload's chunks over several connections (parallel streams). */
-export const joinCapability = 'put-join';
-
 /** What this server can do; clients look here before using an optional feature. `compress:<codec>` for each codec it has. */
-export const serverCapabilities = [
-  'resume',
-  'xxh64',
-  'sha256',
-  'list-paging',
-  'uploads',
-  'put-unsized',
-  'accounts',
-  'file-attributes',
-  'get-range',
-  'put-whole',
-  joinCapability,
-  ...codecCapabilities(),
-];
+export const serverCapabilities: string[] = [...Object.values(capability), ...codecCapabilities()];
 
 /**
  * What a server on a shared S3 store can do: not yet uploads from a stream, compressed chunks
@@ -31,7 +16,7 @@ export const serverCapabilities = [
  * fed in order: it cannot read back an unfinished upload); see docs/design.md, "The store interface".
  */
 const sharedStoreCapabilities = serverCapabilities.filter(
-  (capability) => capability !== 'put-unsized' && capability !== joinCapability && !capability.startsWith('compress:'),
+  (offered) => offered !== capability.putUnsized && offered !== capability.putJoin && !offered.startsWith('compress:'),
 );
 
 /** The capabilities of the server these services make up. */

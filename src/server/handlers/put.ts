@@ -3,7 +3,8 @@ import type { PutResult } from '../../protocol/messages.js';
 import { type AccountView, accountOf } from '../account-view.js';
 import type { ActiveUpload, ClaimedUpload, PutRequest, UploadRegistry } from '../upload-registry.js';
 import { UploadTransfer } from '../upload-transfer.js';
-import { capabilitiesOf, joinCapability } from './hello.js';
+import { capability } from '../../protocol/capabilities.js';
+import { capabilitiesOf } from './hello.js';
 import type { Handler } from './types.js';
 
 /** [start, end) runs of the chunk indexes in `verified`, in order. */
@@ -50,7 +51,7 @@ export const put: Handler<'put'> = async (request, ctx) => {
   if (size === undefined && fingerprint !== undefined) {
     throw new FerryError('EPROTO', 'bad put request: a put without a size (from a stream) cannot be resumed and takes no fingerprint');
   }
-  if (request.joinable && (size === undefined || !capabilitiesOf(ctx.services).includes(joinCapability))) {
+  if (request.joinable && (size === undefined || !capabilitiesOf(ctx.services).includes(capability.putJoin))) {
     throw new FerryError(
       'EPROTO',
       'bad put request: this upload cannot take chunks from other connections (a put from a stream, or a server without put-join)',

@@ -1,0 +1,23 @@
+/**
+ * The names a server lists in `hello`'s `capabilities` (docs/protocol.md, "hello"): what it can do
+ * beyond the core. Servers offer them and clients check them before an optional feature, both from
+ * here. Compression adds `compress:<codec>` for each codec (compression/negotiation.ts).
+ */
+export const capability = {
+  resume: 'resume',
+  xxh64: 'xxh64',
+  sha256: 'sha256',
+  listPaging: 'list-paging',
+  uploads: 'uploads',
+  /** An upload whose size is known only at its end (`put` without `size`). */
+  putUnsized: 'put-unsized',
+  accounts: 'accounts',
+  /** The local file's mode and mtime kept, as given at `putEnd` or `putWhole`. */
+  fileAttributes: 'file-attributes',
+  /** `toChunk` in `get`: a range of a file's chunks, for parallel streams. */
+  getRange: 'get-range',
+  /** A whole small file in one `putWhole`. */
+  putWhole: 'put-whole',
+  /** `joinable` in `put`, and `putJoin`: one upload's chunks over several connections. */
+  putJoin: 'put-join',
+} as const;
