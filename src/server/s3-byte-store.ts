@@ -1,7 +1,7 @@
 import { FerryError } from '../protocol/errors.js';
 import { xxh64FromHex, xxh64ToHex } from '../protocol/frames.js';
 import type { S3Store } from '../object-store/s3-store.js';
-import type { S3UploadManifest } from '../object-store/s3-manifests.js';
+import type { S3FileManifest, S3UploadManifest } from '../object-store/s3-manifests.js';
 import type { StoredFile, UploadSessionRecord } from '../store/records.js';
 import type { ReadChunkResult, WriteChunkResult } from '../../workers/tasks.js';
 import type {
@@ -17,6 +17,7 @@ import type {
   UploadProgress,
 } from './byte-store.js';
 import type { ChunkWorkers } from './chunk-workers.js';
+import type { RecentManifests } from './recent-manifests.js';
 
 /**
  * The bytes of files and unfinished uploads in an S3-compatible store (S3Store), shared by
@@ -34,11 +35,14 @@ export class S3ByteStore implements ByteStore {
   readonly #chunkSize: number;
   /** The store's record of each upload this server has open or made, by session id. */
   readonly #uploads = new Map<string, S3UploadManifest>();
+  /** Manifests the shared catalog has just read (for the downloads that asked it to). */
+  readonly #recent: RecentManifests;
 
-  constructor(s3: S3Store, workers: ChunkWorkers, chunkSize: number) {
+  constructor(s3: S3Store, workers: ChunkWorkers, chunkSize: number, recent: RecentManifests) {
     this.s3 = s3;
     this.#workers = workers;
     this.#chunkSize = chunkSize;
+    this.#recent = recent;
   }
 
   async createUpload(session: UploadSessionRecord): Promise<void> {
@@ -94,8 +98,12 @@ export class S3ByteStore implements ByteStore {
   }
 
   async openFile(file: StoredFile): Promise<FileBytes> {
-    const manifest = await this.s3.stat(file.name);
-    if (!manifest || manifest.sha256 !== file.sha256 || manifest.size !== file.size) {
+    const describes = (manifest: S3FileManifest | undefined): manifest is S3FileManifest =>
+      manifest !== undefined && manifest.sha256 === file.sha256 && manifest.size === file.size;
+    // The manifest the catalog read for this download, if it describes the record; else the store's.
+    const recent = this.#recent.take(file.name);
+    const manifest = describes(recent) ? recent : await this.s3.stat(file.name);
+    if (!describes(manifest)) {
       throw new FerryError('ECHANGED', `${file.name} was deleted or replaced in the shared store`);
     }
     const workers = this.#workers;

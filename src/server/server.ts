@@ -31,6 +31,7 @@ import { type TlsIdentity, loadTlsIdentity } from './tls-identity.js';
 import { UploadRegistry } from './upload-registry.js';
 import { S3ByteStore } from './s3-byte-store.js';
 import { SharedCatalog } from './shared-catalog.js';
+import { RecentManifests } from './recent-manifests.js';
 
 export interface FerryServer {
   readonly config: ServerConfig;
@@ -106,13 +107,14 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
     logger,
   );
   const workers = new ChunkWorkers({ threads: config.workers, maxQueue: maxBuffers * 2 + 64, onError: onWorkerError });
-  const bytes = s3 ? new S3ByteStore(s3, workers, config.chunkSizeBytes) : new LocalByteStore(layout, workers);
+  const recentManifests = new RecentManifests();
+  const bytes = s3 ? new S3ByteStore(s3, workers, config.chunkSizeBytes, recentManifests) : new LocalByteStore(layout, workers);
   const uploads = new UploadRegistry({ store, bytes, config, sha256, logger });
   const services: ServerServices = {
     config,
     layout,
     bytes,
-    catalog: s3 && new SharedCatalog(s3, store, (name, before, after) => uploads.storedChanged(name, before, after)),
+    catalog: s3 && new SharedCatalog(s3, store, recentManifests, (name, before, after) => uploads.storedChanged(name, before, after)),
     store,
     workers,
     buffers: new ChunkBuffers(config.chunkSizeBytes, maxBuffers),

@@ -3,6 +3,7 @@ import type { S3FileManifest } from '../object-store/s3-manifests.js';
 import { xxh64FromHex } from '../protocol/frames.js';
 import type { MetaStore } from '../store/meta-store.js';
 import { type StoredFile, packHashes } from '../store/records.js';
+import type { RecentManifests } from './recent-manifests.js';
 
 /**
  * On a store several servers share, the files are what the store's manifests say; this server's
@@ -17,10 +18,13 @@ export class SharedCatalog {
   /** The manifest ETag behind each record, as last read. */
   readonly #seen = new Map<string, string>();
   readonly #onChange: (name: string, before: number, after: number) => void;
+  /** Where `refreshOne` leaves the manifest it read, for a download of the file to open it with. */
+  readonly #recent: RecentManifests;
 
-  constructor(s3: S3Store, store: MetaStore, onChange: (name: string, before: number, after: number) => void) {
+  constructor(s3: S3Store, store: MetaStore, recent: RecentManifests, onChange: (name: string, before: number, after: number) => void) {
     this.#s3 = s3;
     this.#store = store;
+    this.#recent = recent;
     this.#onChange = onChange;
   }
 
@@ -41,7 +45,11 @@ export class SharedCatalog {
   /** Brings the record of `name` up to date with the store. */
   async refreshOne(name: string): Promise<void> {
     const manifest = await this.#s3.stat(name);
-    if (!manifest) return this.#forget(name);
+    if (!manifest) {
+      this.#recent.forget(name);
+      return this.#forget(name);
+    }
+    this.#recent.keep(manifest);
     const current = this.#store.fileRecord(name);
     if (current && current.sha256 === manifest.sha256 && current.modified === manifest.modified) return;
     await this.#record(manifest, undefined);
