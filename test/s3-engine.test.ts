@@ -7,6 +7,7 @@ import { S3Store } from '../src/object-store/s3-store.js';
 import { loginAt } from './helpers/accounts.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { makeFile, sha256Of } from './helpers/files.js';
+import { RawClient } from './helpers/raw-client.js';
 import { freshS3Bucket, rawS3Client, s3Endpoint, s3ServerEnv, s3Skip } from './helpers/s3.js';
 import { type ServerProcess, spawnServer } from './helpers/server-process.js';
 import { startServer } from './helpers/server.js';
@@ -102,6 +103,29 @@ t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
     await viaB.delete('shared.bin');
     t.same(await viaA.list(), [], 'and the delete');
     await t.rejects(viaA.stat('shared.bin'), { code: 'ENOENT' });
+  });
+
+  t.test('a listing page by page sees the store as it is at each page, one page at a time', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const [a, b] = [await serverOn(t, settings), await serverOn(t, settings)];
+    const viaA = clientFor(t, a.port);
+    const small = await makeFile(tempDir(t), 'small.txt', 100);
+    for (const name of ['f0', 'f1', 'f2', 'f3', 'f4']) await viaA.upload(small.path, { name });
+    const pager = await RawClient.connect(t, b.port);
+    await pager.hello();
+    const page = async (after?: string): Promise<{ names: string[]; next: unknown }> => {
+      const reply = await pager.call('list', { limit: 2, ...(after === undefined ? {} : { after }) });
+      const result = reply['result'] as { files: { name: string }[]; next?: string };
+      return { names: result.files.map((file) => file.name), next: result.next };
+    };
+    t.same(await page(), { names: ['f0', 'f1'], next: 'f1' }, 'B pages what A stored');
+    // Between two pages, A deletes a file of the next page and adds one after it: B's next pages are as the store is now.
+    await viaA.delete('f3');
+    await viaA.upload(small.path, { name: 'f5' });
+    t.same(await page('f1'), { names: ['f2', 'f4'], next: 'f4' }, 'the file deleted meanwhile is not listed');
+    t.same(await page('f4'), { names: ['f5'], next: undefined }, 'the file added meanwhile is');
+    // B cached f3 when it listed everything at its start; the page that covered it forgot it.
+    await t.rejects(clientFor(t, b.port).stat('f3'), { code: 'ENOENT' });
   });
 
   t.test('an upload cut by a kill -9 of one server is finished through another from its verified chunks', async (t) => {

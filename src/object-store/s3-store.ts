@@ -399,13 +399,26 @@ export class S3Store {
     return true;
   }
 
-  /** The published files whose names start with `prefix`, in name order, page by page from the store. */
-  async *list(prefix = ''): AsyncGenerator<S3ListedFile> {
+  /**
+   * The published files whose names start with `prefix`, in name order (by their UTF-8 bytes),
+   * page by page from the store: from just after `after` if given, asking `pageSize` at a time
+   * (at most 1,000, S3's own limit). Stop iterating and no further page is asked for.
+   */
+  async *list(prefix = '', { after, pageSize = 1000 }: { after?: string; pageSize?: number } = {}): AsyncGenerator<S3ListedFile> {
     const manifests = this.#key('manifests', '');
+    const startAfter = after === undefined ? undefined : manifests + after;
     let token: string | undefined;
     do {
       const page = await this.#call('listing files', () =>
-        this.#client.send(new ListObjectsV2Command({ Bucket: this.settings.bucket, Prefix: manifests + prefix, ContinuationToken: token })),
+        this.#client.send(
+          new ListObjectsV2Command({
+            Bucket: this.settings.bucket,
+            Prefix: manifests + prefix,
+            ContinuationToken: token,
+            ...(token === undefined && startAfter !== undefined ? { StartAfter: startAfter } : {}),
+            MaxKeys: Math.min(1000, Math.max(1, pageSize)),
+          }),
+        ),
       );
       for (const entry of page.Contents ?? []) {
         if (!entry.Key || !entry.ETag) continue;

@@ -30,16 +30,35 @@ export class SharedCatalog {
 
   /** Brings the records under `prefix` up to date with the store. */
   async refresh(prefix: string): Promise<void> {
+    await this.refreshPage(prefix, undefined, Infinity);
+  }
+
+  /**
+   * Brings up to date the records a page of a listing shows: under `prefix`, from just after
+   * `after`, the next `count` files the store has (or all of them to the end of the prefix, if it
+   * has fewer). One page of a listing costs one listing request of the store (two past 1,000 names),
+   * not a listing of the whole prefix, however many files it holds.
+   */
+  async refreshPage(prefix: string, after: string | undefined, count: number): Promise<void> {
     const listed = new Set<string>();
-    for await (const entry of this.#s3.list(prefix)) {
+    let last: string | undefined;
+    const pageSize = Number.isFinite(count) ? count : 1000;
+    for await (const entry of this.#s3.list(prefix, { after, pageSize })) {
       listed.add(entry.name);
+      last = entry.name;
       if (this.#seen.get(entry.name) === entry.manifestEtag && this.#store.fileRecord(entry.name)) continue;
       const manifest = await this.#s3.stat(entry.name);
       if (manifest) await this.#record(manifest, entry.manifestEtag);
+      if (listed.size >= count) break;
     }
-    for (const file of [...this.#store.filesFrom({ prefix })]) {
-      if (!listed.has(file.name)) await this.#forget(file.name);
+    // Records in the range the store's answer covered that it did not list are gone from the store.
+    const reachedEnd = listed.size < count;
+    const stale: string[] = [];
+    for (const file of this.#store.filesFrom({ prefix, after })) {
+      if (!reachedEnd && last !== undefined && Buffer.compare(Buffer.from(file.name), Buffer.from(last)) > 0) break;
+      if (!listed.has(file.name)) stale.push(file.name);
     }
+    for (const name of stale) await this.#forget(name);
   }
 
   /** Brings the record of `name` up to date with the store. */

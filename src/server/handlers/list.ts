@@ -16,9 +16,13 @@ export const list: ScopedHandler<'list'> = (request, ctx) => {
     }
   }
   const account = accountOf(ctx);
+  const after = request.after === undefined ? undefined : account.storedPrefix(request.after);
+  const limit = Math.min(request.limit ?? maxListPageEntries, maxListPageEntries);
   return withFreshRecords(
     ctx,
-    (catalog) => catalog.refresh(account.storedPrefix(request.prefix)),
+    // Only the page this request shows, from just after `after`: its `limit` files and one more
+    // (whether there is a next page).
+    (catalog) => catalog.refreshPage(account.storedPrefix(request.prefix), after, limit + 1),
     () => listNow(request, ctx),
   );
 };
