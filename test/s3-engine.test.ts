@@ -107,25 +107,36 @@ t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
 
   t.test('a listing page by page sees the store as it is at each page, one page at a time', async (t) => {
     const settings = await freshS3Bucket(t);
-    const [a, b] = [await serverOn(t, settings), await serverOn(t, settings)];
+    // B reaches the store through a proxy that counts what the store sends it.
+    const s3Link = await startCutProxy(t, Number(new URL(s3Endpoint!.endpoint).port));
+    const [a, b] = [await serverOn(t, settings), await serverOn(t, settings, `http://127.0.0.1:${s3Link.port}`)];
     const viaA = clientFor(t, a.port);
     const small = await makeFile(tempDir(t), 'small.txt', 100);
-    for (const name of ['f0', 'f1', 'f2', 'f3', 'f4']) await viaA.upload(small.path, { name });
+    const names = Array.from({ length: 40 }, (_, index) => `f${String(index).padStart(2, '0')}`);
+    for (const name of names) await viaA.upload(small.path, { name });
     const pager = await RawClient.connect(t, b.port);
     await pager.hello();
-    const page = async (after?: string): Promise<{ names: string[]; next: unknown }> => {
-      const reply = await pager.call('list', { limit: 2, ...(after === undefined ? {} : { after }) });
+    const page = async (limit: number, after?: string): Promise<{ names: string[]; next: unknown; storeBytes: number }> => {
+      const before = s3Link.downstreamBytes;
+      const reply = await pager.call('list', { limit, ...(after === undefined ? {} : { after }) });
       const result = reply['result'] as { files: { name: string }[]; next?: string };
-      return { names: result.files.map((file) => file.name), next: result.next };
+      return { names: result.files.map((file) => file.name), next: result.next, storeBytes: s3Link.downstreamBytes - before };
     };
-    t.same(await page(), { names: ['f0', 'f1'], next: 'f1' }, 'B pages what A stored');
+    t.match(await page(2), { names: ['f00', 'f01'], next: 'f01' }, 'B pages what A stored');
+    t.same((await page(1000)).names, names, 'and lists it whole');
+    // Every record is now known to B: what a page costs is the store's listing of it.
+    const whole = (await page(1000)).storeBytes;
+    const one = await page(2, 'f20');
+    t.same([one.names, one.next], [['f21', 'f22'], 'f22']);
+    t.ok(one.storeBytes * 4 < whole, `a page of 2 read ${one.storeBytes} bytes from the store, the whole listing ${whole}`);
+
     // Between two pages, A deletes a file of the next page and adds one after it: B's next pages are as the store is now.
-    await viaA.delete('f3');
-    await viaA.upload(small.path, { name: 'f5' });
-    t.same(await page('f1'), { names: ['f2', 'f4'], next: 'f4' }, 'the file deleted meanwhile is not listed');
-    t.same(await page('f4'), { names: ['f5'], next: undefined }, 'the file added meanwhile is');
-    // B cached f3 when it listed everything at its start; the page that covered it forgot it.
-    await t.rejects(clientFor(t, b.port).stat('f3'), { code: 'ENOENT' });
+    await viaA.delete('f24');
+    await viaA.upload(small.path, { name: 'f23a' });
+    t.match(await page(2, 'f22'), { names: ['f23', 'f23a'], next: 'f23a' }, 'the file added meanwhile is listed');
+    t.match(await page(2, 'f23a'), { names: ['f25', 'f26'] }, 'the file deleted meanwhile is not');
+    await t.rejects(clientFor(t, b.port).stat('f24'), { code: 'ENOENT' });
+    t.match(await page(2, 'f37'), { names: ['f38', 'f39'], next: undefined }, 'the last page says so');
   });
 
   t.test('an upload cut by a kill -9 of one server is finished through another from its verified chunks', async (t) => {

@@ -46,9 +46,10 @@ export class SharedCatalog {
     for await (const entry of this.#s3.list(prefix, { after, pageSize })) {
       listed.add(entry.name);
       last = entry.name;
-      if (this.#seen.get(entry.name) === entry.manifestEtag && this.#store.fileRecord(entry.name)) continue;
-      const manifest = await this.#s3.stat(entry.name);
-      if (manifest) await this.#record(manifest, entry.manifestEtag);
+      if (this.#seen.get(entry.name) !== entry.manifestEtag || !this.#store.fileRecord(entry.name)) {
+        const manifest = await this.#s3.stat(entry.name);
+        if (manifest) await this.#record(manifest, entry.manifestEtag);
+      }
       if (listed.size >= count) break;
     }
     // Records in the range the store's answer covered that it did not list are gone from the store.
