@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { Readable } from 'node:stream';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import t, { type Test } from 'tap';
 import { FerryClient } from '../src/client/client.js';
@@ -260,13 +261,52 @@ t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
     t.equal(await store.findUpload('abandoned.bin'), undefined, 'aborted by the sweep');
   });
 
+  t.test('an upload from a stream: published at the size it ended at; one that breaks off leaves nothing in the store', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const server = await serverOn(t, settings);
+    const client = clientFor(t, server.port);
+    const store = new S3Store(settings);
+    t.teardown(() => store.close());
+    const local = await makeFile(tempDir(t), 'stream.bin', 2 * chunkSize + 777);
+    /** The bytes as a stream gives them: in pieces that do not line up with the chunks (and an error after `breakAfter` bytes). */
+    function* pieces(bytes: Buffer, breakAfter: number): Generator<Buffer> {
+      for (let at = 0; at < bytes.length; at += 3 * MiB) {
+        if (at >= breakAfter) throw new Error('the input broke off');
+        yield bytes.subarray(at, at + 3 * MiB);
+      }
+    }
+    const piecesOf = (bytes: Buffer, breakAfter = Infinity): Readable => Readable.from(pieces(bytes, breakAfter));
+    const result = await client.uploadStream(piecesOf(local.bytes), { name: 'piped.bin' });
+    t.equal(result.sha256, local.sha256);
+    t.match(await store.stat('piped.bin'), { size: local.bytes.length, sha256: local.sha256 }, 'published with the size the stream had');
+    t.equal(await store.findUpload('piped.bin'), undefined, 'no upload left behind');
+    const out = join(tempDir(t), 'piped.bin');
+    await client.download('piped.bin', { out });
+    t.equal(await sha256Of(out), local.sha256, 'read back exact');
+    t.match(await client.uploadStream(piecesOf(Buffer.alloc(0)), { name: 'empty.bin' }), { size: 0 }, 'an empty stream is an empty file');
+
+    await t.rejects(client.uploadStream(piecesOf(local.bytes, chunkSize + 1), { name: 'broken.bin' }), /broke off/u);
+    // The server aborts the multipart upload as it lets the stream go: wait for the store to say so (bounded).
+    let left = await store.findUpload('broken.bin');
+    for (let attempt = 0; left && attempt < 100; attempt += 1) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      left = await store.findUpload('broken.bin');
+    }
+    t.equal(left, undefined, 'nothing of a stream that broke off stays in the store');
+    await t.rejects(
+      store.stat('broken.bin').then((found) => found ?? Promise.reject(new Error('absent'))),
+      /absent/u,
+      'and it was not published',
+    );
+  });
+
   t.test('what a server on the store does not offer yet is refused clearly', async (t) => {
     const settings = await freshS3Bucket(t);
     const server = await serverOn(t, settings);
     const client = clientFor(t, server.port);
     const info = await client.info();
     t.ok(info.capabilities.includes('put-whole'), 'whole small puts are offered');
-    t.notOk(info.capabilities.includes('put-unsized'), 'no uploads from a stream');
+    t.ok(info.capabilities.includes('put-unsized'), 'uploads from a stream are offered');
     t.notOk(info.capabilities.includes('put-join'), 'no parallel streams for an upload (its running SHA-256 is fed in order)');
     t.notOk(
       info.capabilities.some((capability) => capability.startsWith('compress:')),

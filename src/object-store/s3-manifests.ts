@@ -48,6 +48,12 @@ export const s3UploadManifestSchema = z.strictObject({
   /** Chunks [0, hashedChunks) were fed to the running SHA-256 whose state is `sha256State` (base64). */
   hashedChunks: count,
   sha256State: z.string().optional(),
+  /**
+   * An upload from a stream: its size is known only at its end (`size` and `chunks` cover what
+   * came so far, and are fixed when it is published); it is never resumed (a stream cannot be
+   * sent again), so no other `put` takes it up (its fingerprint is empty).
+   */
+  streamed: z.literal(true).optional(),
 });
 export type S3UploadManifest = z.infer<typeof s3UploadManifestSchema>;
 

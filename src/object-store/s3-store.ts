@@ -27,7 +27,8 @@ export interface S3UploadRequest {
   /** The upload's id (the server's session id); a new one if absent. */
   id?: string;
   name: string;
-  size: number;
+  /** Undefined: an upload from a stream, whose size is known only when it is published. */
+  size: number | undefined;
   chunkSize: number;
   /** What a later `put` of the same file matches on to resume it (size + client fingerprint). */
   fingerprint: string;
@@ -102,7 +103,8 @@ export class S3Store {
 
   /** Starts an upload: a multipart upload of the file's key, and its manifest (which replaces any earlier one of the name). */
   async createUpload(request: S3UploadRequest): Promise<S3UploadManifest> {
-    const chunks = chunkCountOf(request.size, request.chunkSize);
+    const streamed = request.size === undefined;
+    const chunks = streamed ? 0 : chunkCountOf(request.size!, request.chunkSize);
     if (chunks > s3MaxParts) {
       throw new FerryError(
         'EQUOTA',
@@ -119,7 +121,7 @@ export class S3Store {
       format: 1,
       id: request.id ?? randomUUID(),
       name: request.name,
-      size: request.size,
+      size: request.size ?? 0,
       chunkSize: request.chunkSize,
       fingerprint: request.fingerprint,
       ...(request.owner === undefined ? {} : { owner: request.owner }),
@@ -128,6 +130,7 @@ export class S3Store {
       touched: now,
       chunks: Array.from({ length: chunks }, () => null),
       hashedChunks: 0,
+      ...(streamed ? { streamed: true as const } : {}),
     };
     await this.saveUpload(upload);
     return upload;
@@ -161,9 +164,22 @@ export class S3Store {
 
   /** Stores chunk `index` as part `index + 1` (a second copy replaces the first). Durable in the store on return. */
   async writePart(upload: S3UploadManifest, index: number, bytes: Uint8Array): Promise<void> {
-    const expected = chunkLengthOf(index, upload.size, upload.chunkSize);
-    if (!(index >= 0 && index < upload.chunks.length) || bytes.byteLength !== expected) {
-      throw new FerryError('EPROTO', `chunk ${index} of ${upload.name}: ${bytes.byteLength} bytes where ${expected} belong`);
+    if (upload.streamed) {
+      // From a stream, in order (the engine checks): whole chunks but the last, up to S3's part count.
+      if (index >= s3MaxParts) {
+        throw new FerryError(
+          'EQUOTA',
+          `${upload.name}: an upload from a stream to the S3 store holds at most ${s3MaxParts} chunks of ${upload.chunkSize} bytes (a larger --chunk-size takes larger files)`,
+        );
+      }
+      if (!(index >= 0) || bytes.byteLength === 0 || bytes.byteLength > upload.chunkSize) {
+        throw new FerryError('EPROTO', `chunk ${index} of ${upload.name}: ${bytes.byteLength} bytes, more than a chunk or none`);
+      }
+    } else {
+      const expected = chunkLengthOf(index, upload.size, upload.chunkSize);
+      if (!(index >= 0 && index < upload.chunks.length) || bytes.byteLength !== expected) {
+        throw new FerryError('EPROTO', `chunk ${index} of ${upload.name}: ${bytes.byteLength} bytes where ${expected} belong`);
+      }
     }
     await this.#call(`storing chunk ${index} of ${upload.name}`, () =>
       this.#client.send(

@@ -75,7 +75,10 @@ export interface ByteStore {
   readonly canReadBack: boolean;
   /** Whether each checkpoint's progress goes to the store with the bytes (`UploadProgress`): another server may take the upload up. */
   readonly keepsProgress: boolean;
-  createUpload(session: UploadSessionRecord, size: number): Promise<void>;
+  /** The largest file the store takes (S3: its part count at the chunk size), if it has a limit of its own. */
+  readonly maxFileBytes?: number;
+  /** Makes the place of a new upload's bytes; `size` undefined: an upload from a stream, of a size known only at its end. */
+  createUpload(session: UploadSessionRecord, size: number | undefined): Promise<void>;
   uploadExists(session: UploadSessionRecord): Promise<boolean>;
   removeUpload(session: UploadSessionRecord): Promise<void>;
   openUpload(session: UploadSessionRecord): Promise<UploadBytes>;
@@ -116,8 +119,9 @@ export class LocalByteStore implements ByteStore {
     this.#workers = workers;
   }
 
-  createUpload(session: UploadSessionRecord, size: number): Promise<void> {
-    return this.#layout.createPartial(session.id, size);
+  createUpload(session: UploadSessionRecord, size: number | undefined): Promise<void> {
+    // A stream's partial file grows as its chunks are written.
+    return this.#layout.createPartial(session.id, size ?? 0);
   }
 
   uploadExists(session: UploadSessionRecord): Promise<boolean> {

@@ -2,6 +2,7 @@ import { FerryError } from '../protocol/errors.js';
 import { xxh64FromHex, xxh64ToHex } from '../protocol/frames.js';
 import type { S3Store } from '../object-store/s3-store.js';
 import type { S3FileManifest, S3UploadManifest } from '../object-store/s3-manifests.js';
+import { s3MaxParts } from '../object-store/s3-limits.js';
 import type { StoredFile, UploadSessionRecord } from '../store/records.js';
 import type { ReadChunkResult, WriteChunkResult } from '../../workers/tasks.js';
 import type {
@@ -29,6 +30,8 @@ import type { RecentManifests } from './recent-manifests.js';
 export class S3ByteStore implements ByteStore {
   readonly canReadBack = false;
   readonly keepsProgress = true;
+  /** S3's part count bounds a file: at most 10,000 chunks of this server's size. */
+  readonly maxFileBytes: number;
   readonly s3: S3Store;
   readonly #workers: ChunkWorkers;
   /** The chunk size of this server: a whole small file is recorded as one chunk of it. */
@@ -42,14 +45,15 @@ export class S3ByteStore implements ByteStore {
     this.s3 = s3;
     this.#workers = workers;
     this.#chunkSize = chunkSize;
+    this.maxFileBytes = s3MaxParts * chunkSize;
     this.#recent = recent;
   }
 
-  async createUpload(session: UploadSessionRecord): Promise<void> {
+  async createUpload(session: UploadSessionRecord, size: number | undefined): Promise<void> {
     const upload = await this.s3.createUpload({
       id: session.id,
       name: session.name,
-      size: session.size,
+      size,
       chunkSize: session.chunkSize,
       fingerprint: session.fingerprint,
       ...(session.owner === undefined ? {} : { owner: session.owner }),
@@ -224,7 +228,9 @@ class S3UploadBytes implements UploadBytes {
     // Each part is durable in the store once written: what is left to keep is the progress.
     if (!progress) return;
     const upload = this.#upload;
-    upload.chunks = upload.chunks.map((_, index) => {
+    // From a stream, the chunks known grow as they come.
+    const length = Math.max(upload.chunks.length, ...[...progress.chunks.keys()].map((index) => index + 1));
+    upload.chunks = Array.from({ length }, (_, index) => {
       const xxh64 = progress.chunks.get(index);
       return xxh64 === undefined ? null : xxh64ToHex(xxh64);
     });
@@ -241,6 +247,11 @@ class S3UploadBytes implements UploadBytes {
   }
 
   async place(file: PlacedFile): Promise<PlacedTimes> {
+    if (this.#upload.streamed) {
+      // A stream's size is known now: the upload is of exactly the chunks that make it.
+      this.#upload.size = file.size;
+      this.#upload.chunks = file.chunkHashes.map(xxh64ToHex);
+    }
     const manifest = await this.#owner.s3.publish(this.#upload, {
       sha256: file.sha256,
       chunkHashes: file.chunkHashes,

@@ -233,14 +233,18 @@ export class UploadRegistry {
     findUpload: (name: string) => Promise<FoundUpload | undefined>,
   ): Promise<{ session: UploadSessionRecord; verified: Map<number, bigint>; hashState: SessionHashState }> {
     const { name, file } = request;
-    if (!file) throw new FerryError('ENOTYET', `${name}: uploads from a stream (standard input) to an S3 store are not built yet`);
     const { chunkSizeBytes, sessionTtlMs } = this.#config;
     const found = await findUpload(name);
     const local = this.#store.session(name);
     if (local && local.id !== found?.session.id) await this.dropSession(local);
     if (found) {
       const { session } = found;
-      const matches = session.size === file.size && session.fingerprint === file.fingerprint && session.chunkSize === chunkSizeBytes;
+      // An upload from a stream (`file` undefined) never resumes one: it starts anew.
+      const matches =
+        file !== undefined &&
+        session.size === file.size &&
+        session.fingerprint === file.fingerprint &&
+        session.chunkSize === chunkSizeBytes;
       if (matches && Date.now() - session.touched < sessionTtlMs) {
         const live = this.#hashStates.get(session.id);
         const savedNext = found.hash?.next ?? 0;
@@ -645,8 +649,7 @@ export class UploadRegistry {
       owner,
     };
     try {
-      // A stream's partial file grows as its chunks are written.
-      await this.#bytes.createUpload(session, file?.size ?? 0);
+      await this.#bytes.createUpload(session, file?.size);
     } catch (error) {
       // Whatever was made of it goes; if even that fails, the creation's failure is the one to report.
       await this.#bytes.removeUpload(session).catch(() => undefined);

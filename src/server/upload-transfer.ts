@@ -240,9 +240,9 @@ export class UploadTransfer implements ActiveUpload {
     }
     if (!this.verified.has(index) && !this.#unsynced.has(index) && !this.#writing.has(index)) {
       try {
-        const { maxFileSizeBytes } = this.#services.config;
-        if (this.streamed && header.offset + header.length > maxFileSizeBytes) {
-          throw new FerryError('EQUOTA', `${this.session.name}: more than this server's file size limit of ${maxFileSizeBytes} bytes`);
+        const limit = Math.min(this.#services.config.maxFileSizeBytes, this.#services.bytes.maxFileBytes ?? Infinity);
+        if (this.streamed && header.offset + header.length > limit) {
+          throw new FerryError('EQUOTA', `${this.session.name}: more than this server's file size limit of ${limit} bytes`);
         }
         this.#services.uploads.chargeReceived(this.session, this.#receivedBytes + header.length);
       } catch (error) {

@@ -11,13 +11,11 @@ import type { Handler } from './types.js';
 export const serverCapabilities: string[] = [...Object.values(capability), ...codecCapabilities()];
 
 /**
- * What a server on a shared S3 store can do: not yet uploads from a stream, compressed chunks
- * (it stores parts as they come) nor parallel streams for an upload (its running SHA-256 must be
- * fed in order: it cannot read back an unfinished upload); see docs/design.md, "The store interface".
+ * What a server on a shared S3 store can do: not yet compressed chunks (it stores parts as they
+ * come) nor parallel streams for an upload (its running SHA-256 must be fed in order: it cannot
+ * read back an unfinished upload); see docs/design.md, "The store interface".
  */
-const sharedStoreCapabilities = serverCapabilities.filter(
-  (offered) => offered !== capability.putUnsized && offered !== capability.putJoin && !offered.startsWith('compress:'),
-);
+const sharedStoreCapabilities = serverCapabilities.filter((offered) => offered !== capability.putJoin && !offered.startsWith('compress:'));
 
 /** The capabilities of the server these services make up. */
 export function capabilitiesOf(services: ServerServices): string[] {
