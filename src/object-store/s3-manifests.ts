@@ -49,8 +49,8 @@ export const s3UploadManifestSchema = z.strictObject({
   hashedChunks: count,
   sha256State: z.string().optional(),
   /**
-   * An upload from a stream: its size is known only at its end (`size` and `chunks` cover what
-   * came so far, and are fixed when it is published); it is never resumed (a stream cannot be
+   * An upload from a stream: its size is known only at its end (`size` is 0 and `chunks` lists
+   * what came so far, both fixed when it is published); it is never resumed (a stream cannot be
    * sent again), so no other `put` takes it up (its fingerprint is empty).
    */
   streamed: z.literal(true).optional(),
