@@ -228,6 +228,7 @@ export async function runS3(ctx: BenchContext): Promise<ScenarioReport> {
     notes: [
       `\`ferry upload\`/\`download\` (clear text) through \`ferry serve --store s3://...\` to the S3 endpoint, against @aws-sdk/client-s3 directly (multipart upload and ranged GETs of ${formatBytes(partBytes)}, ${partsAtOnce} at once) to the same endpoint. Medians of ${ctx.options.pairs} pairs, alternating which goes first.`,
       'CPU s: Ferry’s client and server; the SDK’s process. The store’s own CPU is in neither (it is the same work for both). Box CPU %: the whole machine meanwhile, store included, in percent of one core (200 = both cores of this machine busy).',
+      'Both write the downloaded file to the same disk; Ferry’s client makes it durable as it goes (fdatasync every 64 MiB and at the end, so a crashed client resumes from what it recorded), the SDK’s writes are not synced.',
       `Server peak RSS: ${result.serverPeakRssBytes === undefined ? '–' : formatBytes(result.serverPeakRssBytes)}.`,
       'Target (issue 17): Ferry ≥ 0.85× the SDK’s MiB/s both ways.',
     ],
