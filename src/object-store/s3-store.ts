@@ -104,7 +104,7 @@ export class S3Store {
   /** Starts an upload: a multipart upload of the file's key, and its manifest (which replaces any earlier one of the name). */
   async createUpload(request: S3UploadRequest): Promise<S3UploadManifest> {
     const streamed = request.size === undefined;
-    const chunks = streamed ? 0 : chunkCountOf(request.size!, request.chunkSize);
+    const chunks = request.size === undefined ? 0 : chunkCountOf(request.size, request.chunkSize);
     if (chunks > s3MaxParts) {
       throw new FerryError(
         'EQUOTA',

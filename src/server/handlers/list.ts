@@ -1,6 +1,6 @@
 import { FerryError } from '../../protocol/errors.js';
 import { maxListPageEntries } from '../../protocol/limits.js';
-import type { FileSummary, RequestOf } from '../../protocol/messages.js';
+import type { FileSummary } from '../../protocol/messages.js';
 import type { RequestScope } from '../request-context.js';
 import { maxNameBytes } from '../../protocol/names.js';
 import { accountOf } from '../account-view.js';
@@ -16,27 +16,36 @@ export const list: ScopedHandler<'list'> = (request, ctx) => {
     }
   }
   const account = accountOf(ctx);
-  const after = request.after === undefined ? undefined : account.storedPrefix(request.after);
-  const limit = Math.min(request.limit ?? maxListPageEntries, maxListPageEntries);
+  const page: ListPage = {
+    prefix: account.storedPrefix(request.prefix),
+    after: request.after === undefined ? undefined : account.storedPrefix(request.after),
+    limit: request.limit ?? maxListPageEntries,
+  };
   return withFreshRecords(
     ctx,
     // Only the page this request shows, from just after `after`: its `limit` files and one more
     // (whether there is a next page).
-    (catalog) => catalog.refreshPage(account.storedPrefix(request.prefix), after, limit + 1),
-    () => listNow(request, ctx),
+    (catalog) => catalog.refreshPage(page.prefix, page.after, page.limit + 1),
+    () => listNow(page, ctx),
   );
 };
 
-function listNow(request: RequestOf<'list'>, ctx: RequestScope): Handled<'list'> {
+/** A page of a listing, in stored names (under the account's root). */
+interface ListPage {
+  prefix: string;
+  after: string | undefined;
+  limit: number;
+}
+
+function listNow(page: ListPage, ctx: RequestScope): Handled<'list'> {
   const { store, config } = ctx.services;
   const account = accountOf(ctx);
-  const after = request.after === undefined ? undefined : account.storedPrefix(request.after);
   function* summaries(): Generator<FileSummary> {
-    for (const file of store.filesFrom({ prefix: account.storedPrefix(request.prefix), after })) {
+    for (const file of store.filesFrom({ prefix: page.prefix, after: page.after })) {
       yield { ...fileSummary(file), name: account.shown(file.name) };
     }
   }
-  const { taken: files, more } = takeWithin(summaries(), request.limit ?? maxListPageEntries, config.maxReplyBytes);
+  const { taken: files, more } = takeWithin(summaries(), page.limit, config.maxReplyBytes);
   const next = more ? files.at(-1)?.name : undefined;
   return { result: next === undefined ? { files } : { files, next } };
 }
