@@ -301,6 +301,9 @@ t.test('after hello, invalid requests get EPROTO replies and the same connection
     ['putEnd short sha256', { op: 'putEnd', stream: 1, sha256: 'a'.repeat(63) }],
     ['get fromChunk -1', { op: 'get', name: 'a', fromChunk: -1 }],
     ['get fromChunk 2^60', { op: 'get', name: 'a', fromChunk: 2 ** 60 }],
+    ['getDirect fromChunk -1', { op: 'getDirect', name: 'a', fromChunk: -1 }],
+    ['getDirectEnd result not a code', { op: 'getDirectEnd', name: 'a', sha256: sha, bytes: 1, durationMs: 1, result: 'fine' }],
+    ['getDirectEnd bytes -1', { op: 'getDirectEnd', name: 'a', sha256: sha, bytes: -1, durationMs: 1, result: 'ok' }],
     ['a second hello', { op: 'hello', protocol: 1, client: 'again', capabilities: [] }],
     ['hello client over 200 characters', { op: 'hello', protocol: 1, client: 'c'.repeat(201), capabilities: [] }],
     ['hello with 65 capabilities', { op: 'hello', protocol: 1, client: 'x', capabilities: Array.from({ length: 65 }, () => 'c') }],
@@ -319,6 +322,10 @@ t.test('after hello, invalid requests get EPROTO replies and the same connection
     await raw.write({ id: badId, op: 'info' });
     t.match(await raw.reply(badId), { ok: false, code: 'EPROTO' }, `id ${badId}: EPROTO reply`);
   }
+  // A server on its data directory offers no direct reads: asking for one, or reporting one (a log entry of the client's making), is ECONFIG.
+  t.match(await raw.call('getDirect', { name: 'a' }), { ok: false, code: 'ECONFIG' }, 'getDirect: ECONFIG');
+  const report = { name: 'a', sha256: sha, bytes: 1, durationMs: 1, result: 'ok' };
+  t.match(await raw.call('getDirectEnd', report), { ok: false, code: 'ECONFIG' }, 'getDirectEnd: ECONFIG');
   // Sizes no disk holds: refused up front by the file size limit, never a crash or EINTERNAL.
   for (const size of [2 ** 53 - 1, 2 ** 50]) {
     const reply = await raw.call('put', { name: `huge/${size}.bin`, size, fingerprint: 'hostile' });

@@ -43,7 +43,10 @@ interface Sample {
 export interface S3Result {
   fileBytes: number;
   ferryUp: Sample[];
+  /** Read from the store by the client itself (`--s3-direct-reads`, the server's default in this bench). */
   ferryDown: Sample[];
+  /** Through the server (`ferry download --no-direct`). */
+  ferryDownRelayed: Sample[];
   sdkUp: Sample[];
   sdkDown: Sample[];
   /** The SDK's download made durable as Ferry's client makes its own (a like-for-like row; the target is against `sdkDown`). */
@@ -152,7 +155,7 @@ async function sdkDownload(
 export async function runS3(ctx: BenchContext): Promise<ScenarioReport> {
   const fileBytes = ctx.options.sizeBytes;
   const { cores } = ctx.machine;
-  const result: S3Result = { fileBytes, ferryUp: [], ferryDown: [], sdkUp: [], sdkDown: [], sdkDownSynced: [] };
+  const result: S3Result = { fileBytes, ferryUp: [], ferryDown: [], ferryDownRelayed: [], sdkUp: [], sdkDown: [], sdkDownSynced: [] };
   const { S3_ENDPOINT: endpoint, S3_ACCESS_KEY: accessKeyId, S3_SECRET_KEY: secretAccessKey } = process.env;
   if (!endpoint || !accessKeyId || !secretAccessKey) {
     result.skipped =
@@ -178,6 +181,7 @@ export async function runS3(ctx: BenchContext): Promise<ScenarioReport> {
       `s3://${settings.bucket}/ferry`,
       '--s3-endpoint',
       endpoint,
+      '--s3-direct-reads',
     ]);
     try {
       /** One verified CLI transfer: its time, and the CPU of the command and of the server meanwhile. */
@@ -193,6 +197,8 @@ export async function runS3(ctx: BenchContext): Promise<ScenarioReport> {
         result.ferryUp.push(await withBoxCpu(cores, () => ferryTransfer(['upload', source.path, '--as', name])));
         const out = join(work, `down-${pair}.bin`);
         result.ferryDown.push(await withBoxCpu(cores, () => ferryTransfer(['download', name, '--out', out])));
+        await removeDir(out);
+        result.ferryDownRelayed.push(await withBoxCpu(cores, () => ferryTransfer(['download', name, '--out', out, '--no-direct'])));
         await removeDir(out);
         await runFerryCli(['delete', name, '--server', server.address], work);
       };
@@ -243,7 +249,8 @@ export async function runS3(ctx: BenchContext): Promise<ScenarioReport> {
   const rows = [
     row('upload', 'Ferry (verified)', result.ferryUp, result.sdkUp),
     row('upload', 'SDK multipart', result.sdkUp),
-    row('download', 'Ferry (verified)', result.ferryDown, result.sdkDown),
+    row('download', 'Ferry (verified), read from the store', result.ferryDown, result.sdkDown),
+    row('download', 'Ferry (verified), through the server', result.ferryDownRelayed, result.sdkDown),
     row('download', 'SDK ranged GETs', result.sdkDown),
     row('download', 'SDK ranged GETs, synced as Ferry', result.sdkDownSynced),
   ];
@@ -252,7 +259,8 @@ export async function runS3(ctx: BenchContext): Promise<ScenarioReport> {
     id: 's3',
     title: `A server on an S3 store: ${formatBytes(fileBytes)} up and down`,
     notes: [
-      `\`ferry upload\`/\`download\` (clear text) through \`ferry serve --store s3://...\` to the S3 endpoint, against @aws-sdk/client-s3 directly (multipart upload and ranged GETs of ${formatBytes(partBytes)}, ${partsAtOnce} at once) to the same endpoint. Medians of ${ctx.options.pairs} pairs, alternating which goes first.`,
+      `\`ferry upload\`/\`download\` (clear text) with \`ferry serve --store s3://... --s3-direct-reads\` on the S3 endpoint, against @aws-sdk/client-s3 directly (multipart upload and ranged GETs of ${formatBytes(partBytes)}, ${partsAtOnce} at once) to the same endpoint. Medians of ${ctx.options.pairs} pairs, alternating which goes first.`,
+      '*Read from the store*: the client reads the file from the store itself (ranged GETs of URLs the server signs, capability get-direct), checking each chunk’s xxh64 (from the server) and the SHA-256; *through the server*: `--no-direct`, the server reads the store and streams the chunks.',
       'CPU s: Ferry’s client and server; the SDK’s process. The store’s own CPU is in neither (it is the same work for both). Box CPU %: the whole machine meanwhile, store included, in percent of one core (200 = both cores of this machine busy).',
       'Both write the downloaded file to the same disk; Ferry’s client makes it durable before it says done (fdatasync in the background every 64 MiB, and at the end), the SDK’s writes are not synced. The row *synced as Ferry* is the SDK’s download made durable the same way, for a like-for-like comparison (the target stays against the unsynced row).',
       `Ferry ÷ the synced SDK download: ${durableRatio}.`,

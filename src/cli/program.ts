@@ -332,10 +332,14 @@ export function buildProgram(context: CliContext): Command {
     )
     .option('--force', 'overwrite an existing local file')
     .option(
+      '--no-direct',
+      'read through the server even where it offers reads straight from its object store (a server on S3 with --s3-direct-reads)',
+    )
+    .option(
       '-r, --recursive',
       "download a folder: PREFIX/x/y is written to DIR/x/y (--out DIR; default: the folder's name, here) with its mode and mtime; files already here unchanged are skipped",
     )
-    .action(async (names: string[], flags: TransferFlags & { out?: string; force?: boolean; recursive?: boolean }) => {
+    .action(async (names: string[], flags: TransferFlags & { out?: string; force?: boolean; recursive?: boolean; direct: boolean }) => {
       if (flags.recursive) {
         if (names.length !== 1) throw new FerryError('EUSAGE', 'download -r takes one folder name (and --out DIR)');
         if ((flags.streams ?? 1) > 1)
@@ -355,6 +359,7 @@ export function buildProgram(context: CliContext): Command {
             ...(out === undefined ? {} : { out }),
             ...(flags.streams === undefined ? {} : { streams: flags.streams }),
             force: flags.force ?? false,
+            direct: flags.direct,
             onNotice: (text) => display.notice(text),
             ...control,
           }),

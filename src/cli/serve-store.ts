@@ -6,6 +6,8 @@ export interface StoreFlags {
   store?: string;
   s3Endpoint?: string;
   s3Region?: string;
+  /** `--s3-direct-reads [url]`: clients may read files from the store themselves (at `url`, else the endpoint). */
+  s3DirectReads?: string | true;
   chunkSize?: number;
 }
 
@@ -16,7 +18,14 @@ export interface StoreFlags {
  */
 export async function s3StoreOf(flags: StoreFlags): Promise<S3Store | undefined> {
   if (flags.store === undefined) {
-    const stray = flags.s3Endpoint !== undefined ? '--s3-endpoint' : flags.s3Region !== undefined ? '--s3-region' : undefined;
+    const stray =
+      flags.s3Endpoint !== undefined
+        ? '--s3-endpoint'
+        : flags.s3Region !== undefined
+          ? '--s3-region'
+          : flags.s3DirectReads !== undefined
+            ? '--s3-direct-reads'
+            : undefined;
     if (stray) throw new FerryError('EUSAGE', `${stray} needs --store s3://BUCKET[/PREFIX]`);
     return undefined;
   }
@@ -27,7 +36,11 @@ export async function s3StoreOf(flags: StoreFlags): Promise<S3Store | undefined>
     import('../object-store/s3-store.js'),
     import('../object-store/s3-limits.js'),
   ]);
-  const settings = s3SettingsOf(parseS3Location(flags.store), { endpoint: flags.s3Endpoint, region: flags.s3Region });
+  const settings = s3SettingsOf(parseS3Location(flags.store), {
+    endpoint: flags.s3Endpoint,
+    region: flags.s3Region,
+    ...(flags.s3DirectReads === undefined ? {} : { directReads: flags.s3DirectReads }),
+  });
   if (flags.chunkSize !== undefined) checkS3ChunkSize(flags.chunkSize);
   return S3Store.connect(settings);
 }

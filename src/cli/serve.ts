@@ -158,6 +158,10 @@ export function addServeCommand(program: Command, output: Output): void {
     .option('--s3-endpoint <url>', "the S3 store's URL, for a store other than AWS (e.g. http://127.0.0.1:7480; path-style addressing)")
     .option('--s3-region <region>', "the S3 store's region (default: AWS_REGION, else us-east-1)")
     .option(
+      '--s3-direct-reads [url]',
+      "let clients read downloads from the S3 store themselves, by URLs signed for each file that lapse in 15 minutes, at the store's endpoint or at URL when clients reach it elsewhere (clients that cannot reach it read through this server)",
+    )
+    .option(
       '--tls-cert <file>',
       'serve this certificate (PEM), with --tls-key (default: <data>/tls/cert.pem, generated at the first start)',
     )
@@ -210,6 +214,7 @@ export function addServeCommand(program: Command, output: Output): void {
           store?: string;
           s3Endpoint?: string;
           s3Region?: string;
+          s3DirectReads?: string | true;
         },
       ) => {
         const s3Store = await s3StoreOf({ ...flags, chunkSize: flags['chunkSize'] as number | undefined });

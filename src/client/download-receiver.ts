@@ -117,8 +117,7 @@ export class DownloadReceiver implements StreamSink {
   #received = 0;
   #wireBytes = 0;
   #writing = 0;
-  #unsyncedBytes = 0;
-  #backgroundSync: Promise<void> | undefined;
+  readonly #sync: BackgroundSync;
   #current: { header: ChunkHeader; slot: ReceiveSlot; filled: number } | undefined;
   #failed = false;
   /** Where the file is complete up to: what the attempt reports as done. */
@@ -139,6 +138,7 @@ export class DownloadReceiver implements StreamSink {
     this.#codec = codec;
     this.#connection = connection;
     this.#writer = writer;
+    this.#sync = new BackgroundSync(writer);
     this.#sha256 = sha256;
     this.#xxh64 = xxh64;
     this.#options = options;
@@ -269,9 +269,8 @@ export class DownloadReceiver implements StreamSink {
   #written(slot: ReceiveSlot, offset: number, length: number): void {
     this.#writing -= 1;
     this.#slotDone(slot);
-    this.#unsyncedBytes += length;
     if (this.#failed) return; // this attempt has already reported its end
-    this.#syncInBackground();
+    this.#sync.wrote(length);
     this.#lastDone = offset + length;
     this.#progress();
     this.#finishIfDone();
@@ -316,19 +315,39 @@ export class DownloadReceiver implements StreamSink {
   #finishIfDone(): void {
     if (this.#failed || this.#nextOffset !== this.#end || this.#writing > 0 || this.#current) return;
     this.#connection.closeStream(this.#get.stream);
-    void (this.#backgroundSync ?? Promise.resolve()).then(
+    void this.#sync.settled().then(
       () => this.#settle.resolve({ bytesReceived: this.#received, wireBytes: this.#wireBytes }),
       (error: unknown) => this.fail(fromSystemError(error, `syncing ${this.#get.name}`)),
     );
   }
+}
 
-  /** Received bytes are synced now and then, so the sync that makes the finished file durable has little left to do. */
-  #syncInBackground(): void {
-    if (this.#backgroundSync || this.#unsyncedBytes < backgroundSyncBytes || !this.#writer.sync) return;
+/**
+ * Received bytes are synced now and then (every `backgroundSyncBytes` written), so the sync that
+ * makes the finished file durable has little left to do.
+ */
+export class BackgroundSync {
+  readonly #writer: ChunkWriter;
+  #unsyncedBytes = 0;
+  #syncing: Promise<void> | undefined;
+
+  constructor(writer: ChunkWriter) {
+    this.#writer = writer;
+  }
+
+  /** `bytes` more were written: a sync starts if enough are waiting for one and none is under way. */
+  wrote(bytes: number): void {
+    this.#unsyncedBytes += bytes;
+    if (this.#syncing || this.#unsyncedBytes < backgroundSyncBytes || !this.#writer.sync) return;
     this.#unsyncedBytes = 0;
-    this.#backgroundSync = this.#writer.sync().finally(() => {
-      this.#backgroundSync = undefined;
+    this.#syncing = this.#writer.sync().finally(() => {
+      this.#syncing = undefined;
     });
-    this.#backgroundSync.catch(() => undefined); // a failure shows again in the final sync
+    this.#syncing.catch(() => undefined); // a failure shows again in the final sync
+  }
+
+  /** Settles when no sync is under way (rejects if the one under way fails). */
+  settled(): Promise<void> {
+    return this.#syncing ?? Promise.resolve();
   }
 }

@@ -12,6 +12,7 @@ import type { ProgressListener, StartListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
 import { hashInOrder, receiveInParallel, streamsFor } from './parallel-download.js';
 import { type ChunkWriter, type Received, completeBytes, receiveChunks } from './download-receiver.js';
+import { offersDirect, receiveDirect } from './direct-download.js';
 import { formatBytes } from '../units.js';
 
 export interface DownloadOptions {
@@ -29,6 +30,8 @@ export interface DownloadOptions {
   streams?: number;
   /** Opens another connection to the same server as the same user: for `streams`. */
   openConnection?: () => Promise<ClientConnection>;
+  /** Read from the server's object store where it offers that (capability `get-direct`; default true); false: always through the server. */
+  direct?: boolean;
 }
 
 export interface DownloadResult {
@@ -188,7 +191,7 @@ export async function downloadFile(connection: ClientConnection, name: string, o
       await hashInOrder(handle, sha256, info, fromChunk);
     } else {
       const wanted = { name, sha256: info.sha256, fromChunk, pack };
-      received = await receiveChunks(connection, wanted, fileWriter(handle), sha256, xxh64, options);
+      received = await receiveFile(connection, wanted, fileWriter(handle), sha256, xxh64, options);
     }
     finished = true;
     return await finishDownload(handle, { ...target, withState: true }, info, sha256, { ...received, resumed: fromChunk > 0 }, options);
@@ -198,6 +201,55 @@ export async function downloadFile(connection: ClientConnection, name: string, o
       await handle.close();
     }
   }
+}
+
+/** What a download learns of its file from the server's first answer (`get`, or `getDirect`). */
+type FileBeingReceived = Omit<GetResult, 'stream'>;
+
+/**
+ * Receives chunks `wanted.fromChunk` onwards: from the server's object store where it offers that
+ * (`receiveDirect`), and through the server for what that did not bring (from the chunk it stopped
+ * at, with a notice why), or for all of it.
+ */
+async function receiveFile(
+  connection: ClientConnection,
+  wanted: { name: string; sha256?: string; fromChunk: number; pack: Packing | undefined },
+  writer: ChunkWriter,
+  sha256: RunningSha256 | ((file: FileBeingReceived) => RunningSha256),
+  xxh64: (bytes: Uint8Array) => bigint,
+  options: DownloadOptions,
+): Promise<Received> {
+  if (!offersDirect(connection, options.direct)) return receiveChunks(connection, wanted, writer, sha256, xxh64, options);
+  let hash = typeof sha256 === 'function' ? undefined : sha256;
+  const hashFor = (file: FileBeingReceived): RunningSha256 => (hash ??= (sha256 as (file: FileBeingReceived) => RunningSha256)(file));
+  const startedAt = Date.now();
+  let outcome: Awaited<ReturnType<typeof receiveDirect>>;
+  try {
+    outcome = await receiveDirect(connection, wanted, writer, hashFor, { ...options, secure: connection.fingerprint !== undefined });
+  } catch (error) {
+    // The server turned direct reads off since the handshake: all of it through the server.
+    if (error instanceof FerryError && error.code === 'ECONFIG') return receiveChunks(connection, wanted, writer, hashFor, xxh64, options);
+    throw error;
+  }
+  const { file, stopped } = outcome;
+  // The server saw none of these bytes: its transfer log has the client's word on them (a direct
+  // read that brought nothing before the server took over is not a transfer of its own).
+  if (!stopped || outcome.bytesReceived > 0) {
+    const report = { name: wanted.name, sha256: file.sha256, bytes: outcome.bytesReceived, durationMs: Date.now() - startedAt };
+    await connection.request('getDirectEnd', { ...report, result: stopped?.code ?? 'ok' }).catch(() => undefined);
+  }
+  if (!stopped) return outcome;
+  const what = outcome.bytesReceived > 0 ? `the rest from ${formatBytes(completeBytes(outcome.nextChunk, file))}` : 'it';
+  options.onNotice?.(`${wanted.name}: reading ${what} through the server (${stopped.message})`);
+  const rest = await receiveChunks(
+    connection,
+    { ...wanted, sha256: file.sha256, fromChunk: outcome.nextChunk },
+    writer,
+    hashFor(file),
+    xxh64,
+    options,
+  );
+  return { bytesReceived: outcome.bytesReceived + rest.bytesReceived, wireBytes: outcome.wireBytes + rest.wireBytes };
 }
 
 /** Where a download goes: the remote name, the destination, and the part and state files beside it. */
@@ -221,11 +273,11 @@ async function freshDownload(
   xxh64: (bytes: Uint8Array) => bigint,
 ): Promise<DownloadResult> {
   const { name } = target;
-  let file: { sha256: RunningSha256; info: GetResult } | undefined;
+  let file: { sha256: RunningSha256; info: FileBeingReceived } | undefined;
   let stateWritten: Promise<void> = Promise.resolve();
   let finished = false;
   try {
-    const hashFor = (get: GetResult): RunningSha256 => {
+    const hashFor = (get: FileBeingReceived): RunningSha256 => {
       file = { sha256: runningSha256(get.size), info: get };
       if (get.chunkCount > 1) stateWritten = writePartialState(target.state, get);
       // Handled where it is awaited, below; marked here, as chunk writes may fail first.
@@ -233,14 +285,7 @@ async function freshDownload(
       options.onStart?.({ name, from: 0, total: get.size });
       return file.sha256;
     };
-    const received = await receiveChunks(
-      connection,
-      { name, fromChunk: 0, pack: options.pack },
-      fileWriter(handle),
-      hashFor,
-      xxh64,
-      options,
-    );
+    const received = await receiveFile(connection, { name, fromChunk: 0, pack: options.pack }, fileWriter(handle), hashFor, xxh64, options);
     await stateWritten;
     finished = true;
     const withState = file!.info.chunkCount > 1;

@@ -11,6 +11,11 @@ export interface S3Settings extends S3Location {
   forcePathStyle: boolean;
   /** Explicit keys (embedding, tests); absent: the SDK's usual chain (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE, ...). */
   credentials?: { accessKeyId: string; secretAccessKey: string };
+  /**
+   * Clients may read files from the store themselves, by URLs signed for this endpoint (`ferry
+   * serve --s3-direct-reads [URL]`): the store's own, or the address clients reach it at.
+   */
+  directReadEndpoint?: string;
   /** Attempts per request, first included (the SDK backs off between them); default 4. */
   maxAttempts?: number;
   /** Milliseconds to connect, and to wait for a response once sent (defaults 5,000 and 60,000). */
@@ -21,29 +26,38 @@ export interface S3Settings extends S3Location {
 /** The settings from `--store`'s location and the `--s3-*` flags; the region falls back to AWS_REGION, then us-east-1. */
 export function s3SettingsOf(
   location: S3Location,
-  flags: { endpoint?: string; region?: string },
+  flags: { endpoint?: string; region?: string; directReads?: string | true },
   env: NodeJS.ProcessEnv = process.env,
 ): S3Settings {
-  let endpoint: string | undefined;
-  if (flags.endpoint !== undefined) {
-    let url: URL;
-    try {
-      url = new URL(flags.endpoint);
-    } catch {
-      throw new FerryError('EUSAGE', `not a URL: --s3-endpoint ${flags.endpoint} (e.g. http://127.0.0.1:7480)`);
-    }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new FerryError('EUSAGE', `--s3-endpoint must be an http:// or https:// URL, not ${flags.endpoint}`);
-    }
-    endpoint = url.origin;
-  }
+  const endpoint = flags.endpoint === undefined ? undefined : endpointOf('--s3-endpoint', flags.endpoint);
   const region = flags.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? 'us-east-1';
+  const directReadEndpoint =
+    flags.directReads === undefined
+      ? undefined
+      : flags.directReads === true
+        ? (endpoint ?? `https://s3.${region}.amazonaws.com`)
+        : endpointOf('--s3-direct-reads', flags.directReads);
   return {
     ...location,
     endpoint,
     region,
     forcePathStyle: endpoint !== undefined && !/\.amazonaws\.com$/u.test(new URL(endpoint).hostname),
+    ...(directReadEndpoint === undefined ? {} : { directReadEndpoint }),
   };
+}
+
+/** The origin of an http:// or https:// URL given to `flag`, or EUSAGE. */
+function endpointOf(flag: string, given: string): string {
+  let url: URL;
+  try {
+    url = new URL(given);
+  } catch {
+    throw new FerryError('EUSAGE', `not a URL: ${flag} ${given} (e.g. http://127.0.0.1:7480)`);
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new FerryError('EUSAGE', `${flag} must be an http:// or https:// URL, not ${given}`);
+  }
+  return url.origin;
 }
 
 /** An SDK client for the settings, with bounded timeouts and retries (with backoff) on what may pass. */

@@ -14,6 +14,7 @@ import {
   type S3Client,
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
+import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
 import { FerryError } from '../protocol/errors.js';
 import { xxh64ToHex } from '../protocol/frames.js';
 import { checkName } from '../protocol/names.js';
@@ -77,10 +78,15 @@ export interface S3ListedFile {
 export class S3Store {
   readonly settings: S3Settings;
   readonly #client: S3Client;
+  /** Signs the URLs clients read files by (`directReadEndpoint`): the store's client, or one for the address clients reach it at. */
+  readonly #signer: S3Client | undefined;
 
   constructor(settings: S3Settings, client: S3Client = makeS3Client(settings)) {
     this.settings = settings;
     this.#client = client;
+    const direct = settings.directReadEndpoint;
+    this.#signer =
+      direct === undefined ? undefined : direct === settings.endpoint ? client : makeS3Client({ ...settings, endpoint: direct });
   }
 
   /** A store whose bucket answers: an unreachable store, a missing bucket or refused credentials are one clear error. */
@@ -97,6 +103,18 @@ export class S3Store {
 
   close(): void {
     this.#client.destroy();
+    this.#signer?.destroy();
+  }
+
+  /**
+   * A URL that reads the published file `name`'s bytes (GET, with the reader's Range and If-Match)
+   * for `seconds`, signed with the server's keys for that object alone; undefined when direct
+   * reads are off. No request is made: anyone holding it may read that key until it lapses.
+   */
+  async signedReadUrl(name: string, seconds: number): Promise<string | undefined> {
+    if (!this.#signer) return undefined;
+    const command = new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.#key('files', name) });
+    return getSignedUrl(this.#signer, command, { expiresIn: seconds });
   }
 
   // ---- unfinished uploads ----------------------------------------------------------------------

@@ -20,4 +20,6 @@ export const capability = {
   putWhole: 'put-whole',
   /** `joinable` in `put`, and `putJoin`: one upload's chunks over several connections. */
   putJoin: 'put-join',
+  /** `getDirect`: the client reads the file from the server's object store itself, by signed ranged GETs. */
+  getDirect: 'get-direct',
 } as const;

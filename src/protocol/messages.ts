@@ -135,6 +135,24 @@ export const requestSchema = z.discriminatedUnion('op', [
     /** Send chunks compressed with `codec` (one of the server's `compress:` capabilities): every one that shrinks, or only while it pays (`auto`). */
     pack: z.strictObject({ codec: z.enum(codecNames), mode: z.enum(['auto', 'always']) }).optional(),
   }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('getDirect'),
+    name,
+    sha256: sha256Hex.optional(),
+    fromChunk: byteCount.optional(),
+  }),
+  z.strictObject({
+    id: requestId,
+    op: z.literal('getDirectEnd'),
+    name,
+    sha256: sha256Hex,
+    /** Bytes this client read from the store for the file, and how long it took. */
+    bytes: byteCount,
+    durationMs: byteCount,
+    /** 'ok', or the error code that ended the download. */
+    result: z.string().regex(/^(ok|E[A-Z]{2,20})$/u),
+  }),
 ]);
 
 export type Request = z.infer<typeof requestSchema>;
@@ -246,6 +264,8 @@ export interface LogEntry {
   durationMs: number;
   /** 'ok' or the error code that ended the transfer. */
   result: string;
+  /** A download the client read from the server's object store itself (`getDirect`), as the client reported it. */
+  direct?: true;
 }
 
 export interface HashesResult {
@@ -282,6 +302,21 @@ export interface GetResult {
   toChunk: number;
 }
 
+/**
+ * Where a client reads a file from the server's object store itself (capability `get-direct`):
+ * chunks `fromChunk` to `toChunk` of the file the other fields describe, by ranged GETs of `url`
+ * with `If-Match: etag`, each checked against its xxh64 in `hashes` (one per chunk from
+ * `fromChunk`). The URL is signed for that object only and lapses at `expiresAt`; a `getDirect`
+ * from the next chunk gives the next window of hashes and a fresh URL.
+ */
+export interface GetDirectResult extends Omit<GetResult, 'stream'> {
+  url: string;
+  etag: string;
+  /** Milliseconds since the epoch. */
+  expiresAt: number;
+  hashes: string[];
+}
+
 export interface ResultOf {
   hello: HelloResult;
   login: LoginResult;
@@ -300,6 +335,8 @@ export interface ResultOf {
   putEnd: FileInfo;
   putWhole: FileInfo;
   get: GetResult;
+  getDirect: GetDirectResult;
+  getDirectEnd: Record<string, never>;
 }
 
 export type Reply = { id: number; ok: true; result: unknown } | { id: number; ok: false; code: string; message: string };

@@ -17,6 +17,8 @@ const neededRole: Record<Op, Role | 'anyone'> = {
   log: 'read',
   hashes: 'read',
   get: 'read',
+  getDirect: 'read',
+  getDirectEnd: 'read',
   put: 'write',
   putJoin: 'write',
   putEnd: 'write',

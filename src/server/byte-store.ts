@@ -64,6 +64,21 @@ export interface FileBytes {
   close(): Promise<void>;
 }
 
+/** Where a client may read a stored file itself (capability `get-direct`): a signed URL of its bytes. */
+export interface DirectRead {
+  url: string;
+  /** The version of the object the record describes: the client reads with If-Match, so never another. */
+  etag: string;
+  /** Milliseconds since the epoch when the URL lapses. */
+  expiresAt: number;
+}
+
+/** A store whose clients may read files from it themselves (`ferry serve --s3-direct-reads`). */
+export interface DirectReads {
+  /** A signed URL of `file`'s bytes, the very version its record describes (ECHANGED if that is gone). */
+  locate(file: StoredFile): Promise<DirectRead>;
+}
+
 /**
  * Where the bytes of files and unfinished uploads live (docs/design.md, "The store interface"):
  * the data directory (`LocalByteStore`), or an S3-compatible object store shared by several
@@ -77,6 +92,8 @@ export interface ByteStore {
   readonly keepsProgress: boolean;
   /** The largest file the store takes (S3: its part count at the chunk size), if it has a limit of its own. */
   readonly maxFileBytes?: number;
+  /** Present when clients may read files from the store directly (an S3 store with direct reads on). */
+  readonly directReads?: DirectReads;
   /** Makes the place of a new upload's bytes; `size` undefined: an upload from a stream, of a size known only at its end. */
   createUpload(session: UploadSessionRecord, size: number | undefined): Promise<void>;
   uploadExists(session: UploadSessionRecord): Promise<boolean>;

@@ -9,6 +9,8 @@ import type {
   ByteStore,
   ChunkRead,
   ChunkWrite,
+  DirectRead,
+  DirectReads,
   FileBytes,
   FoundUpload,
   PlacedFile,
@@ -19,6 +21,12 @@ import type {
 } from './byte-store.js';
 import type { ChunkWorkers } from './chunk-workers.js';
 import type { RecentManifests } from './recent-manifests.js';
+
+/**
+ * How long a URL for a client's direct reads holds: a download that outlasts it asks for a fresh
+ * one (each window of chunk hashes comes with one).
+ */
+const directReadUrlSeconds = 15 * 60;
 
 /**
  * The bytes of files and unfinished uploads in an S3-compatible store (S3Store), shared by
@@ -40,6 +48,7 @@ export class S3ByteStore implements ByteStore {
   readonly #uploads = new Map<string, S3UploadManifest>();
   /** Manifests the shared catalog has just read (for the downloads that asked it to). */
   readonly #recent: RecentManifests;
+  readonly directReads?: DirectReads;
 
   constructor(s3: S3Store, workers: ChunkWorkers, chunkSize: number, recent: RecentManifests) {
     this.s3 = s3;
@@ -47,6 +56,27 @@ export class S3ByteStore implements ByteStore {
     this.#chunkSize = chunkSize;
     this.maxFileBytes = s3MaxParts * chunkSize;
     this.#recent = recent;
+    if (s3.settings.directReadEndpoint !== undefined) this.directReads = { locate: (file) => this.#locate(file) };
+  }
+
+  /** The manifest of `file` as its record describes it: the one the catalog has just read, else the store's; ECHANGED if neither is. */
+  async #manifestOf(file: StoredFile): Promise<S3FileManifest> {
+    const describes = (manifest: S3FileManifest | undefined): manifest is S3FileManifest =>
+      manifest !== undefined && manifest.sha256 === file.sha256 && manifest.size === file.size;
+    const recent = this.#recent.take(file.name);
+    const manifest = describes(recent) ? recent : await this.s3.stat(file.name);
+    if (!describes(manifest)) {
+      throw new FerryError('ECHANGED', `${file.name} was deleted or replaced in the shared store`);
+    }
+    return manifest;
+  }
+
+  async #locate(file: StoredFile): Promise<DirectRead> {
+    const manifest = await this.#manifestOf(file);
+    const signedAt = Date.now();
+    const url = await this.s3.signedReadUrl(file.name, directReadUrlSeconds);
+    if (url === undefined) throw new FerryError('ECONFIG', 'this server offers no direct reads from its store');
+    return { url, etag: manifest.etag, expiresAt: signedAt + directReadUrlSeconds * 1000 };
   }
 
   async createUpload(session: UploadSessionRecord, size: number | undefined): Promise<void> {
@@ -102,14 +132,7 @@ export class S3ByteStore implements ByteStore {
   }
 
   async openFile(file: StoredFile): Promise<FileBytes> {
-    const describes = (manifest: S3FileManifest | undefined): manifest is S3FileManifest =>
-      manifest !== undefined && manifest.sha256 === file.sha256 && manifest.size === file.size;
-    // The manifest the catalog read for this download, if it describes the record; else the store's.
-    const recent = this.#recent.take(file.name);
-    const manifest = describes(recent) ? recent : await this.s3.stat(file.name);
-    if (!describes(manifest)) {
-      throw new FerryError('ECHANGED', `${file.name} was deleted or replaced in the shared store`);
-    }
+    const manifest = await this.#manifestOf(file);
     const workers = this.#workers;
     const s3 = this.s3;
     return {

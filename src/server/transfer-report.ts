@@ -37,5 +37,6 @@ function transferLine(entry: TransferEntry, bytesPerSecond: number | undefined):
   const result = entry.result === 'ok' ? 'ok' : `failed: ${entry.result}`;
   if (entry.op === 'delete') return `delete ${oneLine(entry.name)}: ${formatBytes(entry.bytes)}, ${result}`;
   const rate = bytesPerSecond === undefined ? '' : ` (${formatBytes(bytesPerSecond)}/s)`;
-  return `${entry.op} ${oneLine(entry.name)}: ${formatBytes(entry.bytes)} in ${formatTransferTime(entry.durationMs)}${rate}, ${result}`;
+  const how = entry.direct ? ', read from the store by the client' : '';
+  return `${entry.op} ${oneLine(entry.name)}: ${formatBytes(entry.bytes)} in ${formatTransferTime(entry.durationMs)}${rate}${how}, ${result}`;
 }

@@ -1,7 +1,7 @@
 import { localCodecs } from '../../compression/codecs.js';
 import { codecAvailability } from '../../compression/negotiation.js';
 import { FerryError } from '../../protocol/errors.js';
-import { chunkCountOf } from '../../store/records.js';
+import { type StoredFile, chunkCountOf } from '../../store/records.js';
 import { accountOf } from '../account-view.js';
 import { storedFile } from './stat.js';
 import { withFreshRecords } from './fresh-records.js';
@@ -16,14 +16,20 @@ export const get: Handler<'get'> = (request, ctx) =>
     () => getNow(request, ctx),
   );
 
-function getNow(request: RequestOf<'get'>, ctx: RequestContext): Handled<'get'> {
-  const file = storedFile(ctx, request.name);
+/** The stored file `name` as a download may have it: not damaged, and the content `sha256` says if given. */
+export function servableFile(ctx: RequestContext, name: string, sha256: string | undefined): StoredFile {
+  const file = storedFile(ctx, name);
   if (file.damaged !== undefined) {
     throw new FerryError('ECORRUPT', `${file.name} is damaged and not served (${file.damaged}); delete it or upload it again with --force`);
   }
-  if (request.sha256 !== undefined && request.sha256 !== file.sha256) {
+  if (sha256 !== undefined && sha256 !== file.sha256) {
     throw new FerryError('ECHANGED', `${file.name} changed on the server since the download began`);
   }
+  return file;
+}
+
+function getNow(request: RequestOf<'get'>, ctx: RequestContext): Handled<'get'> {
+  const file = servableFile(ctx, request.name, request.sha256);
   const { buffers } = ctx.services;
   if (file.chunkSize > buffers.bufferBytes) {
     throw new FerryError(

@@ -8,7 +8,10 @@ import type { ServerServices } from '../services.js';
 import type { Handler } from './types.js';
 
 /** What this server can do; clients look here before using an optional feature. `compress:<codec>` for each codec it has. */
-export const serverCapabilities: string[] = [...Object.values(capability), ...codecCapabilities()];
+export const serverCapabilities: string[] = [
+  ...Object.values(capability).filter((offered) => offered !== capability.getDirect),
+  ...codecCapabilities(),
+];
 
 /**
  * What a server on a shared S3 store can do: not yet compressed chunks (it stores parts as they
@@ -19,7 +22,8 @@ const sharedStoreCapabilities = serverCapabilities.filter((offered) => offered !
 
 /** The capabilities of the server these services make up. */
 export function capabilitiesOf(services: ServerServices): string[] {
-  return services.catalog ? sharedStoreCapabilities : serverCapabilities;
+  if (!services.catalog) return serverCapabilities;
+  return services.bytes.directReads ? [...sharedStoreCapabilities, capability.getDirect] : sharedStoreCapabilities;
 }
 
 /**

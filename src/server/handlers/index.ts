@@ -2,6 +2,7 @@ import type { Op } from '../../protocol/messages.js';
 import type { RequestContext } from '../request-context.js';
 import { deleteFile } from './delete.js';
 import { get } from './get.js';
+import { getDirect, getDirectEnd } from './get-direct.js';
 import { hashes } from './hashes.js';
 import { hello } from './hello.js';
 import { info } from './info.js';
@@ -35,6 +36,8 @@ export const handlers: HandlerTable = {
   putEnd,
   putWhole,
   get,
+  getDirect,
+  getDirectEnd,
 };
 
 /** Runs the handler of `op` (call it as `handle(request.op, request, ctx)`). */
