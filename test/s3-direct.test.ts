@@ -44,7 +44,7 @@ function clientFor(t: Test, port: number): FerryClient {
 }
 
 /** Downloads `name` to a new local file; the notices the client printed come back with the result. */
-async function download(t: Test, client: FerryClient, name: string, options: { direct?: boolean } = {}) {
+async function download(t: Test, client: FerryClient, name: string, options: { direct?: boolean; streams?: number } = {}) {
   const notices: string[] = [];
   const out = join(tempDir(t), name);
   const result = await client.download(name, { out, onNotice: (text) => notices.push(text), ...options });
@@ -73,6 +73,9 @@ t.test('downloads read from the store by the client', { skip: s3Skip }, (t) => {
     const throughServer = serverLink.downstreamBytes - before;
     t.ok(throughServer < 64 * 1024, `the server read ${throughServer} bytes from the store for it (its record), not the file`);
     t.equal((await download(t, client, 'empty.bin')).localSha256, empty.sha256, 'an empty file too');
+    const wide = await download(t, client, 'big.bin', { streams: 8 });
+    t.equal(wide.localSha256, local.sha256, '--streams 8: eight reads at once, exact');
+    t.same(wide.notices, []);
 
     // What the client was given: a window of hashes from the chunk it asked for, a signed URL of the object, its version.
     const raw = await RawClient.connect(t, server.port);
@@ -82,17 +85,22 @@ t.test('downloads read from the store by the client', { skip: s3Skip }, (t) => {
       ok: true,
       result: { size: local.bytes.length, chunkCount: 4, fromChunk: 2, toChunk: 4, hashes: [/^[0-9a-f]{16}$/u, /^[0-9a-f]{16}$/u] },
     });
-    const where = window['result'] as { url: string; etag: string; expiresAt: number };
+    const where = window['result'] as { url: string; etag: string; expiresInSeconds: number };
     t.match(where.url, /^http:\/\/127\.0\.0\.1:\d+\/.*files\/big\.bin\?.*X-Amz-Signature=/u, 'a URL signed for the store, not the server');
-    t.ok(where.expiresAt > Date.now() + 10 * 60_000, 'good for minutes');
+    t.equal(where.expiresInSeconds, 15 * 60, 'good for 15 minutes');
     t.match(
       await raw.call('getDirect', { name: 'big.bin', sha256: empty.sha256 }),
       { ok: false, code: 'ECHANGED' },
       'only the content asked for',
     );
+    // A report of a direct download is taken only of the stored content, and of no more bytes than it has.
+    const report = { name: 'big.bin', sha256: local.sha256, bytes: local.bytes.length, durationMs: 5, result: 'ok' };
+    t.match(await raw.call('getDirectEnd', { ...report, sha256: empty.sha256 }), { ok: false, code: 'ECHANGED' });
+    t.match(await raw.call('getDirectEnd', { ...report, bytes: local.bytes.length + 1 }), { ok: false, code: 'EPROTO' });
+    t.match(await raw.call('getDirectEnd', { ...report, name: 'missing.bin' }), { ok: false, code: 'ENOENT' });
     raw.destroy();
 
-    const [emptyEntry, bigEntry] = downloadsIn(await client.log(10));
+    const [, emptyEntry, bigEntry] = downloadsIn(await client.log(10));
     t.match(bigEntry, { name: 'big.bin', bytes: local.bytes.length, result: 'ok', direct: true }, 'the log has it, marked direct');
     t.match(emptyEntry, { name: 'empty.bin', bytes: 0, result: 'ok', direct: true });
   });

@@ -119,7 +119,11 @@ export function transferCommand(program: Command, context: CliContext, spec: str
       defaultTransferRetries,
     )
     .option('--stall-timeout <duration>', stallTimeoutHelp, parseDuration)
-    .option('--streams <n>', `send or fetch one big file over N connections at once (1 to ${maxStreams}; default 1)`, parseStreams)
+    .option(
+      '--streams <n>',
+      `send or fetch one big file over N connections at once (1 to ${maxStreams}; default 1); reading from a server's object store, N ranged reads at once (at least 4)`,
+      parseStreams,
+    )
     .addOption(
       new Option(
         '--compress <how>',

@@ -187,7 +187,11 @@ export async function uploadFolder(
 }
 
 /** `download -r PREFIX [--out DIR]`: every file under PREFIX/ into DIR (default: PREFIX's last segment, here). */
-export async function downloadFolder(context: CliContext, given: string, flags: TreeFlags & { out?: string }): Promise<void> {
+export async function downloadFolder(
+  context: CliContext,
+  given: string,
+  flags: TreeFlags & { out?: string; direct?: boolean },
+): Promise<void> {
   const prefix = folderName(given);
   if (prefix === '' && flags.out === undefined) throw new FerryError('EUSAGE', 'download -r of the whole store needs --out DIR');
   const out = flags.out ?? prefix.split('/').at(-1)!;
@@ -195,7 +199,7 @@ export async function downloadFolder(context: CliContext, given: string, flags: 
     withClient(context, flags, async (client) => {
       // On a terminal, a first pass over the listing (a page at a time) gives the progress line its totals.
       if (process.stderr.isTTY) progress.plan(await totalsOf(client.listEach(listingPrefix(prefix))));
-      return downloadTree(client, prefix, out, hooks);
+      return downloadTree(client, prefix, out, { ...hooks, ...(flags.direct === undefined ? {} : { direct: flags.direct }) });
     }),
   );
 }

@@ -11,10 +11,14 @@ import type { ClientConnection } from './connection.js';
 import { type ChunkWriter, type ReceiverOptions, type Received, BackgroundSync, completeBytes } from './download-receiver.js';
 import { readRange } from './ranged-get.js';
 
-/** Ranged GETs one direct download keeps in flight (the S3 SDK's own default for a download is 4 too). */
-const readsAtOnce = 4;
+/** Ranged GETs one direct download keeps in flight unless told more (`--streams`); 4, as the bench's SDK reference does. */
+const defaultReadsAtOnce = 4;
+/** The most it keeps in flight whatever it is told: each holds a chunk buffer. */
+const maxReadsAtOnce = 16;
 /** Chunks one direct download hashes and writes at once, as the receiver of a stream through the server does. */
 const writesAtOnce = 3;
+/** How often a direct download pings the server (whose idle timeout is 5 minutes by default). */
+const keepAliveMs = 60_000;
 /** A URL this close to lapsing is renewed before the next read. */
 const renewBeforeMs = 60_000;
 
@@ -33,6 +37,13 @@ export interface DirectOutcome extends Received {
  */
 export function offersDirect(connection: ClientConnection, wanted: boolean | undefined): boolean {
   return wanted !== false && connection.hello.capabilities.includes(capability.getDirect);
+}
+
+interface DirectOptions extends ReceiverOptions {
+  /** The connection to the server is encrypted: only an https:// URL is read. */
+  secure: boolean;
+  /** Ranged GETs in flight at once (default 4, at most 16). */
+  readsAtOnce?: number | undefined;
 }
 
 interface Slot {
@@ -55,16 +66,17 @@ export async function receiveDirect(
   wanted: { name: string; sha256?: string; fromChunk: number },
   writer: ChunkWriter,
   sha256: RunningSha256 | ((file: GetDirectResult) => RunningSha256),
-  options: ReceiverOptions & { secure: boolean },
+  options: DirectOptions,
 ): Promise<DirectOutcome & { file: GetDirectResult }> {
   const xxhash = await loadXxhash();
+  const askedAt = Date.now();
   const first = await connection.request('getDirect', {
     name: wanted.name,
     fromChunk: wanted.fromChunk,
     ...(wanted.sha256 === undefined ? {} : { sha256: wanted.sha256 }),
   });
   const hash = typeof sha256 === 'function' ? sha256(first) : sha256;
-  const outcome = await new DirectReceiver(connection, first, writer, hash, xxhash, options).run();
+  const outcome = await new DirectReceiver(connection, first, writer, hash, xxhash, options, askedAt).run();
   return { ...outcome, file: first };
 }
 
@@ -75,12 +87,15 @@ class DirectReceiver {
   readonly #sha256: RunningSha256;
   /** Each chunk is hashed piece by piece as it arrives. */
   readonly #xxhash: XXHashAPI;
-  readonly #options: ReceiverOptions & { secure: boolean };
+  readonly #options: DirectOptions;
+  readonly #readsAtOnce: number;
   /** Each read under way, by chunk index: what calls it off. */
   readonly #reading = new Map<number, AbortController>();
   readonly #sync: BackgroundSync;
   /** The window of chunk hashes and the URL that reads go by now. */
   #window: GetDirectResult;
+  /** When each window's URL lapses, on this machine's clock (from its lifetime, as the reply came). */
+  readonly #deadlines = new WeakMap<GetDirectResult, number>();
   /** A request for the next window, while one is under way. */
   #renewing: Promise<GetDirectResult> | undefined;
   #received = 0;
@@ -95,14 +110,17 @@ class DirectReceiver {
     writer: ChunkWriter,
     sha256: RunningSha256,
     xxhash: XXHashAPI,
-    options: ReceiverOptions & { secure: boolean },
+    options: DirectOptions,
+    receivedAt: number,
   ) {
     this.#connection = connection;
     this.#file = this.#window = file;
+    this.#deadlines.set(file, receivedAt + file.expiresInSeconds * 1000);
     this.#writer = writer;
     this.#sha256 = sha256;
     this.#xxhash = xxhash;
     this.#options = options;
+    this.#readsAtOnce = Math.min(maxReadsAtOnce, Math.max(defaultReadsAtOnce, options.readsAtOnce ?? 1));
     this.#sync = new BackgroundSync(writer);
     this.#done = completeBytes(file.fromChunk, file);
   }
@@ -116,9 +134,12 @@ class DirectReceiver {
     // The connection to the server gone (lost, or closed by a cancel): the reads are called off too.
     const onClose = (): void => this.#stop(this.#connection.lost ?? new FerryError('ECONNLOST', 'connection to the server lost'));
     this.#connection.socket.once('close', onClose);
+    // Nothing else crosses the connection while the store is read: a ping now and then keeps the server from closing it as idle.
+    const keepAlive = setInterval(() => void this.#connection.request('ping', {}).catch(() => undefined), keepAliveMs);
+    keepAlive.unref();
     try {
       while (nextChunk < chunkCount) {
-        while (!this.#stopped && started < chunkCount && started < nextChunk + readsAtOnce) {
+        while (!this.#stopped && started < chunkCount && started < nextChunk + this.#readsAtOnce) {
           reads.set(started, this.#read(started));
           started += 1;
         }
@@ -133,8 +154,11 @@ class DirectReceiver {
         if (writes.length >= writesAtOnce) await writes.shift();
       }
       await Promise.all(writes);
-      await this.#sync.settled();
+      await this.#sync.settled().catch((error: unknown) => {
+        throw fromSystemError(error, `syncing ${this.#file.name}`);
+      });
     } finally {
+      clearInterval(keepAlive);
       this.#connection.socket.off('close', onClose);
       this.#stop(new FerryError('ECANCELED', 'the download stopped'));
       // Nothing is left writing into a buffer, or into the file, once this returns.
@@ -156,6 +180,7 @@ class DirectReceiver {
     try {
       const window = await this.#windowFor(index);
       const url = new URL(window.url);
+      if (url.username !== '' || url.password !== '') throw new FerryError('EPROTO', 'the store URL the server gave carries credentials');
       if (url.protocol !== 'https:' && (url.protocol !== 'http:' || this.#options.secure)) {
         throw new FerryError('ECONFIG', `the store's URL is ${url.protocol}//, and this connection to the server is encrypted`);
       }
@@ -189,7 +214,7 @@ class DirectReceiver {
   /** The window with chunk `index`'s hash and a URL good for a while: the current one, or a fresh one from the server. */
   async #windowFor(index: number): Promise<GetDirectResult> {
     const usable = (window: GetDirectResult): boolean =>
-      index >= window.fromChunk && index < window.toChunk && window.expiresAt - Date.now() > renewBeforeMs;
+      index >= window.fromChunk && index < window.toChunk && this.#deadlines.get(window)! - Date.now() > renewBeforeMs;
     if (usable(this.#window)) return this.#window;
     // Reads started together at a window's end share one request for the next.
     const asked = this.#renewing;
@@ -197,11 +222,16 @@ class DirectReceiver {
       const window = await asked;
       if (usable(window)) return window;
     }
+    const askedAt = Date.now();
     const renewing = this.#connection.request('getDirect', { name: this.#file.name, sha256: this.#file.sha256, fromChunk: index });
     this.#renewing = renewing;
     try {
       const next = await renewing;
       if (next.etag !== this.#file.etag) throw new FerryError('ECHANGED', `${this.#file.name} changed on the server during the download`);
+      if (new URL(next.url).origin !== new URL(this.#file.url).origin) {
+        throw new FerryError('EPROTO', `the server moved ${this.#file.name} to another store during the download`);
+      }
+      this.#deadlines.set(next, askedAt + next.expiresInSeconds * 1000);
       this.#window = next;
       return next;
     } finally {
@@ -213,13 +243,14 @@ class DirectReceiver {
     const { chunkSize, size } = this.#file;
     const offset = index * chunkSize;
     const length = Math.min(chunkSize, size - offset);
-    try {
-      await Promise.all([this.#sha256.update(slot.shared, length), this.#writer.write(slot.buffer.subarray(0, length), offset)]);
-    } catch (error) {
-      throw fromSystemError(error, `writing ${this.#file.name}`);
-    } finally {
-      this.#release(slot);
-    }
+    // Both settle before the buffer goes back: the hashing thread or the write may still read it when the other fails.
+    const [hashed, written] = await Promise.allSettled([
+      this.#sha256.update(slot.shared, length),
+      this.#writer.write(slot.buffer.subarray(0, length), offset),
+    ]);
+    this.#release(slot);
+    for (const settled of [written, hashed])
+      if (settled.status === 'rejected') throw fromSystemError(settled.reason, `writing ${this.#file.name}`);
     this.#received += length;
     this.#sync.wrote(length);
     this.#done = Math.max(this.#done, completeBytes(index + 1, this.#file));

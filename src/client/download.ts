@@ -149,7 +149,8 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
   const paths = partialPathsFor(dest);
   const target = { name, dest, ...paths };
-  const parallel = options.openConnection !== undefined && (options.streams ?? 1) > 1;
+  // Read from the object store itself, --streams becomes how many ranged reads run at once; else it is connections to the server.
+  const parallel = options.openConnection !== undefined && (options.streams ?? 1) > 1 && !offersDirect(connection, options.direct);
   // Usually nothing is left of an earlier attempt: the part is made at once, exclusively (one
   // that is there already is an earlier attempt's, to resume).
   const freshPart = parallel ? undefined : await createPart(paths.part);
@@ -225,7 +226,8 @@ async function receiveFile(
   const startedAt = Date.now();
   let outcome: Awaited<ReturnType<typeof receiveDirect>>;
   try {
-    outcome = await receiveDirect(connection, wanted, writer, hashFor, { ...options, secure: connection.fingerprint !== undefined });
+    const secure = connection.fingerprint !== undefined;
+    outcome = await receiveDirect(connection, wanted, writer, hashFor, { ...options, secure, readsAtOnce: options.streams });
   } catch (error) {
     // The server turned direct reads off since the handshake: all of it through the server.
     if (error instanceof FerryError && error.code === 'ECONFIG') return receiveChunks(connection, wanted, writer, hashFor, xxh64, options);

@@ -9,6 +9,8 @@ const agents = {
   'https:': new HttpsAgent({ keepAlive: true, maxSockets: 16 }),
 };
 
+/** A store not connected to in this long is given up (ETIMEDOUT): one that drops packets costs each download only this. */
+const connectTimeoutMs = 5_000;
 /** A read that has heard nothing from the store for this long is given up (ETIMEDOUT). */
 const idleTimeoutMs = 30_000;
 
@@ -42,10 +44,17 @@ export function readRange(
     const request = send(url, {
       agent,
       signal,
+      // Also bounds connecting (setTimeout below starts only once connected): a store that drops packets fails as fast.
+      timeout: connectTimeoutMs,
       headers: { Range: `bytes=${offset}-${offset + length - 1}`, 'If-Match': etag },
     });
     request.setTimeout(idleTimeoutMs, () =>
-      fail(new FerryError('ETIMEDOUT', `${where}: the store sent nothing for ${idleTimeoutMs / 1000} s`)),
+      fail(
+        new FerryError(
+          'ETIMEDOUT',
+          `${where}: no answer from the store in time (${connectTimeoutMs / 1000} s to connect, ${idleTimeoutMs / 1000} s between bytes)`,
+        ),
+      ),
     );
     request.on('response', (response: IncomingMessage) => {
       const status = response.statusCode ?? 0;

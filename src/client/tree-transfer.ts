@@ -297,7 +297,7 @@ export async function downloadTree(
   client: FerryClient,
   prefix: string,
   out: string,
-  options: TreeHooks & { cache: HashCache },
+  options: TreeHooks & { cache: HashCache; direct?: boolean },
 ): Promise<TreeSummary> {
   const tally = new TreeTally(options);
   const base = resolve(out);
@@ -337,6 +337,7 @@ export async function downloadTree(
           force: true,
           ...fileControl(options),
           ...(options.onNotice ? { onNotice: options.onNotice } : {}),
+          ...(options.direct === undefined ? {} : { direct: options.direct }),
         });
         await restoreAttributes(path, file, undefined, options.cache, result.sha256);
         tally.moved(file.name, path, file.size, result.bytesReceived);

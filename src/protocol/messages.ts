@@ -306,14 +306,14 @@ export interface GetResult {
  * Where a client reads a file from the server's object store itself (capability `get-direct`):
  * chunks `fromChunk` to `toChunk` of the file the other fields describe, by ranged GETs of `url`
  * with `If-Match: etag`, each checked against its xxh64 in `hashes` (one per chunk from
- * `fromChunk`). The URL is signed for that object only and lapses at `expiresAt`; a `getDirect`
+ * `fromChunk`). The URL is signed for that object only and lapses `expiresInSeconds` after the reply; a `getDirect`
  * from the next chunk gives the next window of hashes and a fresh URL.
  */
 export interface GetDirectResult extends Omit<GetResult, 'stream'> {
   url: string;
   etag: string;
-  /** Milliseconds since the epoch. */
-  expiresAt: number;
+  /** Seconds from the reply until `url` lapses. */
+  expiresInSeconds: number;
   hashes: string[];
 }
 

@@ -69,8 +69,8 @@ export interface DirectRead {
   url: string;
   /** The version of the object the record describes: the client reads with If-Match, so never another. */
   etag: string;
-  /** Milliseconds since the epoch when the URL lapses. */
-  expiresAt: number;
+  /** Seconds from now until the URL lapses (a lifetime, not a time: the client's clock need not agree with the server's). */
+  expiresInSeconds: number;
 }
 
 /** A store whose clients may read files from it themselves (`ferry serve --s3-direct-reads`). */

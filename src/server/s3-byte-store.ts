@@ -73,10 +73,9 @@ export class S3ByteStore implements ByteStore {
 
   async #locate(file: StoredFile): Promise<DirectRead> {
     const manifest = await this.#manifestOf(file);
-    const signedAt = Date.now();
     const url = await this.s3.signedReadUrl(file.name, directReadUrlSeconds);
     if (url === undefined) throw new FerryError('ECONFIG', 'this server offers no direct reads from its store');
-    return { url, etag: manifest.etag, expiresAt: signedAt + directReadUrlSeconds * 1000 };
+    return { url, etag: manifest.etag, expiresInSeconds: directReadUrlSeconds };
   }
 
   async createUpload(session: UploadSessionRecord, size: number | undefined): Promise<void> {

@@ -15,7 +15,15 @@ export function whoOf(clientAddress: string, account: { readonly name: string } 
 export function reportTransfer(log: Logger, entry: TransferEntry): void {
   const bytesPerSecond = entry.durationMs > 0 ? Math.round((entry.bytes * 1000) / entry.durationMs) : undefined;
   log.info(
-    { op: entry.op, file: entry.name, bytes: entry.bytes, durationMs: entry.durationMs, bytesPerSecond, result: entry.result },
+    {
+      op: entry.op,
+      file: entry.name,
+      bytes: entry.bytes,
+      durationMs: entry.durationMs,
+      bytesPerSecond,
+      result: entry.result,
+      ...(entry.direct ? { direct: true } : {}),
+    },
     transferLine(entry, bytesPerSecond),
   );
 }

@@ -5,6 +5,7 @@ import { chunkCountOf, hashAt } from '../../store/records.js';
 import { accountOf } from '../account-view.js';
 import { withFreshRecords } from './fresh-records.js';
 import { servableFile } from './get.js';
+import { storedFile } from './stat.js';
 import type { Handler } from './types.js';
 
 /**
@@ -40,8 +41,15 @@ export const getDirect: Handler<'getDirect'> = async (request, ctx) => {
  */
 export const getDirectEnd: Handler<'getDirectEnd'> = async (request, ctx) => {
   if (!ctx.services.bytes.directReads) throw new FerryError('ECONFIG', 'this server offers no direct reads from its store');
-  const name = accountOf(ctx).stored(request.name);
+  // Only of the content stored now, and never more bytes than it has: the log holds no download of a file that is not there.
+  const file = await withFreshRecords(
+    ctx,
+    (catalog) => catalog.refreshOne(accountOf(ctx).stored(request.name)),
+    () => storedFile(ctx, request.name),
+  );
+  if (file.sha256 !== request.sha256) throw new FerryError('ECHANGED', `${file.name} is no longer the content reported on`);
+  if (request.bytes > file.size) throw new FerryError('EPROTO', `${request.bytes} bytes reported of a file of ${file.size}`);
   const { bytes, durationMs, result } = request;
-  await ctx.logTransfer({ time: Date.now(), op: 'download', name, bytes, durationMs, result, direct: true });
+  await ctx.logTransfer({ time: Date.now(), op: 'download', name: file.name, bytes, durationMs, result, direct: true });
   return { result: {} };
 };
