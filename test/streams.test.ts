@@ -90,8 +90,8 @@ t.test('download --streams 3: a connection cut mid-file has its chunks fetched b
   t.ok(cut, 'the second connection was cut');
   t.equal(result.sha256, local.sha256, 'verified end to end, in the same run (no retries)');
   t.equal(proxy.connections, 3, 'no reconnect: the others fetched what it had not');
-  t.ok(result.bytesReceived >= local.bytes.length, 'every byte came (what the cut one landed counts)');
-  t.ok(result.bytesReceived <= local.bytes.length + 256 * KiB, `at most about one chunk twice (${result.bytesReceived} bytes)`);
+  // The chunk it was receiving when cut is fetched again; the ones it landed (written, even after the cut) are not.
+  t.equal(result.bytesReceived, local.bytes.length, 'every byte came once (what the cut one landed counts)');
   t.ok((await readFile(out)).equals(local.bytes), 'the same bytes');
 });
 

@@ -122,7 +122,9 @@ export class DownloadReceiver implements StreamSink {
   #failed = false;
   /** Where the file is complete up to: what the attempt reports as done. */
   #lastDone: number;
-  /** Writes issued and not yet settled. */
+  /** Chunks written past `#lastDone` (writes may settle out of order), by offset: their lengths. */
+  readonly #landedAhead = new Map<number, number>();
+  /** Chunks handed to the hash and the writer, until both are done with them (and `#written` has counted them). */
   readonly #writes = new Set<Promise<unknown>>();
 
   constructor(
@@ -225,20 +227,17 @@ export class DownloadReceiver implements StreamSink {
     this.#received += length;
     const hashed = this.#sha256.update(slot.shared, length);
     const written = this.#writer.write(bytes, offset);
-    const settled = written.then(
-      () => {},
-      () => {},
+    const settled = Promise.all([hashed, written]).then(
+      () => this.#written(slot, offset, length),
+      async (error: unknown) => {
+        this.fail(fromSystemError(error, `writing ${this.#get.name}`));
+        // Given back once neither the hashing thread nor the write uses it any more.
+        await Promise.allSettled([hashed, written]);
+        this.#slotDone(slot);
+      },
     );
     this.#writes.add(settled);
     void settled.then(() => this.#writes.delete(settled));
-    Promise.all([hashed, written]).then(
-      () => this.#written(slot, offset, length),
-      (error: unknown) => {
-        this.fail(fromSystemError(error, `writing ${this.#get.name}`));
-        // Given back once neither the hashing thread nor the write uses it any more.
-        void Promise.allSettled([hashed, written]).then(() => this.#slotDone(slot));
-      },
-    );
   }
 
   /**
@@ -269,9 +268,14 @@ export class DownloadReceiver implements StreamSink {
   #written(slot: ReceiveSlot, offset: number, length: number): void {
     this.#writing -= 1;
     this.#slotDone(slot);
+    // A chunk written after a failure has landed too: where the file is complete counts it.
+    this.#landedAhead.set(offset, length);
+    for (let next = this.#landedAhead.get(this.#lastDone); next !== undefined; next = this.#landedAhead.get(this.#lastDone)) {
+      this.#landedAhead.delete(this.#lastDone);
+      this.#lastDone += next;
+    }
     if (this.#failed) return; // this attempt has already reported its end
     this.#sync.wrote(length);
-    this.#lastDone = offset + length;
     this.#progress();
     this.#finishIfDone();
   }
