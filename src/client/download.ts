@@ -221,8 +221,9 @@ async function receiveFile(
   options: DownloadOptions,
 ): Promise<Received> {
   if (!offersDirect(connection, options.direct)) return receiveChunks(connection, wanted, writer, sha256, xxh64, options);
-  let hash = typeof sha256 === 'function' ? undefined : sha256;
-  const hashFor = (file: FileBeingReceived): RunningSha256 => (hash ??= (sha256 as (file: FileBeingReceived) => RunningSha256)(file));
+  // Made once, whichever path asks first: the rest through the server goes on with the same hash.
+  let made: RunningSha256 | undefined;
+  const hashFor = (file: FileBeingReceived): RunningSha256 => (made ??= typeof sha256 === 'function' ? sha256(file) : sha256);
   const startedAt = Date.now();
   let outcome: Awaited<ReturnType<typeof receiveDirect>>;
   try {

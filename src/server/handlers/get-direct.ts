@@ -1,10 +1,10 @@
 import { FerryError } from '../../protocol/errors.js';
 import { maxHashesPageEntries } from '../../protocol/limits.js';
-import { xxh64ToHex } from '../../protocol/frames.js';
-import { chunkCountOf, hashAt } from '../../store/records.js';
+import { chunkCountOf } from '../../store/records.js';
 import { accountOf } from '../account-view.js';
 import { withFreshRecords } from './fresh-records.js';
 import { servableFile } from './get.js';
+import { chunkHashesOf } from './hashes.js';
 import { storedFile } from './stat.js';
 import type { Handler } from './types.js';
 
@@ -26,8 +26,7 @@ export const getDirect: Handler<'getDirect'> = async (request, ctx) => {
   const fromChunk = request.fromChunk ?? 0;
   if (fromChunk > chunkCount) throw new FerryError('EPROTO', `fromChunk ${fromChunk} is past the last chunk (${chunkCount})`);
   const toChunk = Math.min(chunkCount, fromChunk + maxHashesPageEntries);
-  const hashes: string[] = [];
-  for (let index = fromChunk; index < toChunk; index += 1) hashes.push(xxh64ToHex(hashAt(file.hashes, index)));
+  const hashes = chunkHashesOf(file, fromChunk, toChunk);
   const where = await directReads.locate(file);
   const { size, sha256, chunkSize } = file;
   const name = accountOf(ctx).shown(file.name);

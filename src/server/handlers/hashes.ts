@@ -1,10 +1,17 @@
 import { FerryError } from '../../protocol/errors.js';
 import { xxh64ToHex } from '../../protocol/frames.js';
-import { chunkCountOf, hashAt } from '../../store/records.js';
+import { type StoredFile, chunkCountOf, hashAt } from '../../store/records.js';
 import { accountOf } from '../account-view.js';
 import { withFreshRecords } from './fresh-records.js';
 import { storedFile } from './stat.js';
 import type { Handler } from './types.js';
+
+/** The recorded xxh64 (hex) of a stored file's chunks [from, end). */
+export function chunkHashesOf(file: StoredFile, from: number, end: number): string[] {
+  const page: string[] = [];
+  for (let index = from; index < end; index += 1) page.push(xxh64ToHex(hashAt(file.hashes, index)));
+  return page;
+}
 
 /** A page of chunk hashes: of a stored file (by name) or of this connection's upload (by stream). */
 export const hashes: Handler<'hashes'> = (request, ctx) => {
@@ -19,10 +26,7 @@ export const hashes: Handler<'hashes'> = (request, ctx) => {
       (catalog) => catalog.refreshOne(accountOf(ctx).stored(name)),
       () => {
         const file = storedFile(ctx, name);
-        const end = Math.min(from + count, chunkCountOf(file.size, file.chunkSize));
-        const page: string[] = [];
-        for (let index = from; index < end; index += 1) page.push(xxh64ToHex(hashAt(file.hashes, index)));
-        return { result: { from, hashes: page } };
+        return { result: { from, hashes: chunkHashesOf(file, from, Math.min(from + count, chunkCountOf(file.size, file.chunkSize))) } };
       },
     );
   }
