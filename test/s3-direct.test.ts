@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import t, { type Test } from 'tap';
 import { FerryClient } from '../src/client/client.js';
+import { formatLog } from '../src/cli/output.js';
 import type { S3Settings } from '../src/object-store/s3-client.js';
 import { S3Store } from '../src/object-store/s3-store.js';
 import type { LogEntry } from '../src/protocol/messages.js';
@@ -103,6 +104,7 @@ t.test('downloads read from the store by the client', { skip: s3Skip }, (t) => {
     const [, emptyEntry, bigEntry] = downloadsIn(await client.log(10));
     t.match(bigEntry, { name: 'big.bin', bytes: local.bytes.length, result: 'ok', direct: true }, 'the log has it, marked direct');
     t.match(emptyEntry, { name: 'empty.bin', bytes: 0, result: 'ok', direct: true });
+    t.match(formatLog([bigEntry!]), / {2}big\.bin {2}\(direct\)$/u, '`ferry log` says so at the end of its line');
   });
 
   t.test('a store that breaks off a read: the rest comes through the server, from the first chunk not read', async (t) => {

@@ -73,7 +73,7 @@ export function formatLog(entries: LogEntry[]): string {
   return entries
     .map(
       (entry) =>
-        `${formatLocalTime(entry.time)}  ${entry.op.padEnd(8)}  ${entry.result.padEnd(11)}  ${formatBytes(entry.bytes).padStart(10)}  ${formatTransferTime(entry.durationMs).padStart(8)}  ${entry.user === undefined ? '' : `${entry.user}@`}${entry.client}  ${entry.name}${entry.direct ? '  (read from the store by the client)' : ''}`,
+        `${formatLocalTime(entry.time)}  ${entry.op.padEnd(8)}  ${entry.result.padEnd(11)}  ${formatBytes(entry.bytes).padStart(10)}  ${formatTransferTime(entry.durationMs).padStart(8)}  ${entry.user === undefined ? '' : `${entry.user}@`}${entry.client}  ${entry.name}${entry.direct ? '  (direct)' : ''}`,
     )
     .join('\n');
 }

@@ -1,18 +1,22 @@
-import { Agent as HttpAgent, type IncomingMessage, request as httpRequest } from 'node:http';
+import { type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { type Socket, connect as netConnect } from 'node:net';
 import { FerryError } from '../protocol/errors.js';
+import { RangeResponseParser } from './range-response.js';
 import { copyIntoShared } from './shared-copy.js';
 
-/** Connections kept open to an object store between ranged GETs (idle ones do not keep the process alive). */
-const agents = {
-  'http:': new HttpAgent({ keepAlive: true, maxSockets: 16 }),
-  'https:': new HttpsAgent({ keepAlive: true, maxSockets: 16 }),
-};
+/** Connections kept open to an object store over https between ranged GETs (idle ones do not keep the process alive). */
+const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 16 });
 
 /** A store not connected to in this long is given up (ETIMEDOUT): one that drops packets costs each download only this. */
 const connectTimeoutMs = 5_000;
 /** A read that has heard nothing from the store for this long is given up (ETIMEDOUT). */
 const idleTimeoutMs = 30_000;
+/** Clear-text connections kept open to one store between reads, at most; each for this long. */
+const idleConnectionsPerStore = 16;
+const keepIdleMs = 15_000;
+/** What each clear-text connection to a store reads into, reused: as the connections to a Ferry server do. */
+const readBufferBytes = 256 * 1024;
 
 /**
  * Reads bytes [offset, offset + length) of the object at `url` (a signed URL: nothing is added to
@@ -21,8 +25,12 @@ const idleTimeoutMs = 30_000;
  * unreachable, refusing the URL, sending too few bytes or too many) is EIO or ETIMEDOUT, with the
  * store's own word in the message. Settles only once nothing writes into `target` any more.
  * `onPiece` sees each piece as it lands, while it is still in the cache (to hash it).
+ *
+ * Over http, the connection reads into one buffer of its own, reused (as a Ferry connection
+ * does; Node's HTTP client allocates 64 KiB per socket read and half the CPU of a direct download
+ * went to it, its parser and the garbage: docs/perf-notes.md); over https, Node's client.
  */
-export function readRange(
+export async function readRange(
   url: URL,
   etag: string,
   offset: number,
@@ -31,7 +39,194 @@ export function readRange(
   signal: AbortSignal,
   onPiece?: (piece: Uint8Array) => void,
 ): Promise<void> {
-  const where = `${url.host}${url.pathname}`;
+  // Sent as a header line as it is: nothing that could end the line or the head.
+  if (!/^[\x21-\x7e]+$/u.test(etag))
+    throw new FerryError('EPROTO', `the object's ETag the server gave is not a header value: ${JSON.stringify(etag)}`);
+  if (length === 0) return;
+  const read: RangeRead = { url, etag, offset, length, target, signal, onPiece, where: `${url.host}${url.pathname}` };
+  if (url.protocol === 'https:') return readOverHttps(read);
+  const pooled = idleConnectionTo(url.host);
+  if (pooled) {
+    try {
+      return await readOn(pooled, read);
+    } catch (error) {
+      if (!(error instanceof StaleConnection)) throw error;
+      // The store closed it while it sat idle, before reading the request: a new one reads it.
+    }
+  }
+  return readOn(new StoreConnection(url), read);
+}
+
+interface RangeRead {
+  url: URL;
+  etag: string;
+  offset: number;
+  length: number;
+  target: Buffer;
+  signal: AbortSignal;
+  onPiece: ((piece: Uint8Array) => void) | undefined;
+  /** The object, for messages. */
+  where: string;
+}
+
+/** The error of a status that is not the range asked for; undefined for the range. */
+function statusFailure(status: number, { offset, where }: RangeRead): FerryError | undefined {
+  if (status === 412 || status === 404)
+    return new FerryError('ECHANGED', `${where}: the object was replaced or deleted in the store (HTTP ${status})`);
+  if (status !== 206 && !(status === 200 && offset === 0))
+    return new FerryError('EIO', `${where}: the store answered HTTP ${status} to a ranged read`);
+  return undefined;
+}
+
+function timedOut({ where }: RangeRead): FerryError {
+  return new FerryError(
+    'ETIMEDOUT',
+    `${where}: no answer from the store in time (${connectTimeoutMs / 1000} s to connect, ${idleTimeoutMs / 1000} s between bytes)`,
+  );
+}
+
+/** A kept-alive connection failed before the store answered anything: it had closed it meanwhile. */
+class StaleConnection extends Error {}
+
+/** What reads the response on a connection now. */
+interface ResponseReader {
+  bytes(piece: Uint8Array): void;
+  closed(error: NodeJS.ErrnoException | undefined): void;
+  timedOut(): void;
+}
+
+/** Idle clear-text connections, by the store's host:port. */
+const idleConnections = new Map<string, StoreConnection[]>();
+
+function idleConnectionTo(host: string): StoreConnection | undefined {
+  const idle = idleConnections.get(host);
+  for (let connection = idle?.pop(); connection; connection = idle?.pop()) {
+    if (connection.socket.destroyed) continue;
+    connection.socket.ref();
+    connection.socket.setTimeout(idleTimeoutMs);
+    return connection;
+  }
+  return undefined;
+}
+
+/** A clear-text connection to a store, reading into a buffer of its own for whichever response it carries now. */
+class StoreConnection {
+  readonly socket: Socket;
+  readonly host: string;
+  reader: ResponseReader | undefined;
+  /** It carried a response before (so the store may have closed it since). */
+  reused = false;
+  #error: NodeJS.ErrnoException | undefined;
+
+  constructor(url: URL) {
+    this.host = url.host;
+    this.socket = netConnect({
+      host: url.hostname.replace(/^\[(.*)\]$/u, '$1'),
+      port: Number(url.port || 80),
+      noDelay: true,
+      onread: {
+        buffer: Buffer.allocUnsafe(readBufferBytes),
+        callback: (bytes: number, buffer: Uint8Array) => {
+          this.reader?.bytes(buffer.subarray(0, bytes));
+          return true;
+        },
+      },
+    });
+    this.socket.setTimeout(connectTimeoutMs);
+    this.socket.once('connect', () => this.socket.setTimeout(idleTimeoutMs));
+    this.socket.on('error', (error: NodeJS.ErrnoException) => (this.#error ??= error));
+    this.socket.on('timeout', () => (this.reader ? this.reader.timedOut() : this.socket.destroy()));
+    this.socket.on('close', () => {
+      this.reader?.closed(this.#error);
+      const idle = idleConnections.get(this.host);
+      if (idle?.includes(this)) idle.splice(idle.indexOf(this), 1);
+    });
+  }
+
+  /** Done with a response it read whole: kept for the next read, if it may carry one. */
+  release(keepAlive: boolean): void {
+    this.reader = undefined;
+    const idle = idleConnections.get(this.host) ?? [];
+    if (!keepAlive || idle.length >= idleConnectionsPerStore) {
+      this.socket.destroy();
+      return;
+    }
+    this.reused = true;
+    this.socket.setTimeout(keepIdleMs);
+    this.socket.unref();
+    idle.push(this);
+    idleConnections.set(this.host, idle);
+  }
+}
+
+/** Sends the ranged GET on `connection` and reads its response into the target. */
+function readOn(connection: StoreConnection, read: RangeRead): Promise<void> {
+  const { url, etag, offset, length, target, signal, onPiece, where } = read;
+  return new Promise<void>((resolve, reject) => {
+    let filled = 0;
+    let keepAlive = false;
+    let settled = false;
+    const finish = (failure?: Error): void => {
+      if (settled) return;
+      settled = true;
+      connection.reader = undefined; // from here on, nothing writes into `target`
+      signal.removeEventListener('abort', onAbort);
+      if (failure) {
+        connection.socket.destroy();
+        reject(failure);
+      } else {
+        connection.release(keepAlive);
+        resolve();
+      }
+    };
+    const onAbort = (): void => finish(new FerryError('ECANCELED', 'the read was called off'));
+    const response = new RangeResponseParser(
+      (head) => {
+        const failure = statusFailure(head.status, read);
+        if (failure) throw failure;
+        if (head.bodyBytes !== length) {
+          throw new FerryError(
+            'EIO',
+            `${where}: the store is sending ${head.bodyBytes ?? 'an unsaid number of'} bytes for the ${length} asked for`,
+          );
+        }
+        keepAlive = head.keepAlive;
+        return length;
+      },
+      (piece) => {
+        copyIntoShared(target, piece, filled);
+        filled += piece.byteLength;
+        onPiece?.(piece);
+      },
+    );
+    connection.reader = {
+      bytes(piece) {
+        try {
+          response.push(piece);
+        } catch (error) {
+          finish(error instanceof FerryError ? error : new FerryError('EIO', `${where}: ${String(error)}`));
+          return;
+        }
+        if (response.complete) finish();
+      },
+      closed(error) {
+        if (connection.reused && !response.started) return finish(new StaleConnection());
+        const why = error?.code ?? error?.message;
+        finish(new FerryError('EIO', `${where}: ${why ?? `the read ended early (${filled} of ${length} bytes)`}`, { cause: error }));
+      },
+      timedOut: () => finish(timedOut(read)),
+    };
+    if (signal.aborted) return onAbort();
+    signal.addEventListener('abort', onAbort, { once: true });
+    connection.socket.write(
+      `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nRange: bytes=${offset}-${offset + length - 1}\r\nIf-Match: ${etag}\r\n\r\n`,
+    );
+  });
+}
+
+/** The same read over https, with Node's client. */
+function readOverHttps(read: RangeRead): Promise<void> {
+  const { url, etag, offset, length, target, signal, onPiece, where } = read;
   return new Promise<void>((resolve, reject) => {
     let filled = 0;
     let failure: FerryError | undefined;
@@ -39,39 +234,21 @@ export function readRange(
       failure ??= error;
       request.destroy();
     };
-    const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
-    const agent = url.protocol === 'https:' ? agents['https:'] : agents['http:'];
-    const request = send(url, {
-      agent,
+    const request = httpsRequest(url, {
+      agent: httpsAgent,
       signal,
       // Also bounds connecting (setTimeout below starts only once connected): a store that drops packets fails as fast.
       timeout: connectTimeoutMs,
       headers: { Range: `bytes=${offset}-${offset + length - 1}`, 'If-Match': etag },
     });
-    request.setTimeout(idleTimeoutMs, () =>
-      fail(
-        new FerryError(
-          'ETIMEDOUT',
-          `${where}: no answer from the store in time (${connectTimeoutMs / 1000} s to connect, ${idleTimeoutMs / 1000} s between bytes)`,
-        ),
-      ),
-    );
+    request.setTimeout(idleTimeoutMs, () => fail(timedOut(read)));
     request.on('response', (response: IncomingMessage) => {
-      const status = response.statusCode ?? 0;
-      if (status === 412 || status === 404) {
-        fail(new FerryError('ECHANGED', `${where}: the object was replaced or deleted in the store (HTTP ${status})`));
-        return;
-      }
-      if (status !== 206 && !(status === 200 && offset === 0)) {
-        fail(new FerryError('EIO', `${where}: the store answered HTTP ${status} to a ranged read`));
-        return;
-      }
+      const refused = statusFailure(response.statusCode ?? 0, read);
+      if (refused) return fail(refused);
       response.on('data', (piece: Buffer) => {
         if (failure) return;
-        if (filled + piece.byteLength > length) {
-          fail(new FerryError('EIO', `${where}: the store sent more than the ${length} bytes asked for`));
-          return;
-        }
+        if (filled + piece.byteLength > length)
+          return fail(new FerryError('EIO', `${where}: the store sent more than the ${length} bytes asked for`));
         copyIntoShared(target, piece, filled);
         filled += piece.byteLength;
         onPiece?.(piece);
