@@ -12,6 +12,8 @@ import {
   hashDigest,
   hashDrop,
   hashFile,
+  hashSave,
+  hashStartResumable,
   hashUpdate,
   readChunk as workerReadChunk,
   writeChunk as workerWriteChunk,
@@ -113,4 +115,26 @@ t.test('running SHA-256s by key, as the hashing thread keeps them', (t) => {
   hashDrop({ key: 'gone' });
   t.equal(hashDigest({ key: 'gone' }), createHash('sha256').digest('hex'), 'a dropped hash starts over');
   t.end();
+});
+
+t.test("a resumable SHA-256: its state saved on one key is taken up on another, and the digest is the whole file's", async (t) => {
+  const bytes = randomBytes(3 * 4096 + 5);
+  const shared = new SharedArrayBuffer(bytes.length);
+  new Uint8Array(shared).set(bytes);
+  await hashStartResumable({ key: 'first' });
+  hashUpdate({ key: 'first', buffer: ownBuffer(bytes.subarray(0, 8192)), length: 8192 });
+  const state = hashSave({ key: 'first' });
+  t.match(state, /^[A-Za-z0-9+/]+=*$/u, 'the state is base64');
+  hashDrop({ key: 'first' });
+  await hashStartResumable({ key: 'second', state });
+  hashUpdate({ key: 'second', buffer: ownBuffer(bytes.subarray(8192)), length: bytes.length - 8192 });
+  t.equal(hashDigest({ key: 'second' }), createHash('sha256').update(bytes).digest('hex'), 'taken up where it stopped');
+  t.throws(() => hashSave({ key: 'second' }), /no resumable SHA-256/u, 'a digested hash has no state left');
+  hashUpdate({ key: 'plain', buffer: shared, length: 10 });
+  t.throws(() => hashSave({ key: 'plain' }), /no resumable SHA-256/u, "Node's hash has no state to save");
+  hashDrop({ key: 'plain' });
+  await t.rejects(
+    hashStartResumable({ key: 'bad', state: Buffer.from('not a state').toString('base64') }),
+    'a state that is not one is refused',
+  );
 });

@@ -5,6 +5,7 @@
  * time, and a blocking call spares the libuv thread-pool hop.
  */
 import { type Hash, createHash } from 'node:crypto';
+import { type IHasher, createSHA256 } from 'hash-wasm';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import xxhash from 'xxhash-wasm';
 import { localCodecs, timedPack, unpackInPlace } from '../src/compression/codecs.js';
@@ -18,6 +19,8 @@ import {
   type UnpackChunkTask,
   type HashDigestTask,
   type HashDropTask,
+  type HashSaveTask,
+  type HashStartResumableTask,
   type HashFileResult,
   type HashFileTask,
   type HashUpdateResult,
@@ -87,9 +90,10 @@ export function hashFile(task: HashFileTask): HashFileResult {
 
 // ---- running SHA-256s (the single hashing thread only: they keep state between tasks) ----
 
-const runningHashes = new Map<string, Hash>();
+/** Running hashes by key: Node's (the fastest here), or hash-wasm's where the state must be saved. */
+const runningHashes = new Map<string, Hash | IHasher>();
 
-function runningHash(key: string): Hash {
+function runningHash(key: string): Hash | IHasher {
   let hash = runningHashes.get(key);
   if (!hash) {
     hash = createHash('sha256');
@@ -98,13 +102,27 @@ function runningHash(key: string): Hash {
   return hash;
 }
 
+export async function hashStartResumable(task: HashStartResumableTask): Promise<void> {
+  const hash = await createSHA256();
+  if (task.state === undefined) hash.init();
+  else hash.load(Buffer.from(task.state, 'base64'));
+  runningHashes.set(task.key, hash);
+}
+
+export function hashSave(task: HashSaveTask): string {
+  const hash = runningHashes.get(task.key);
+  if (!hash || !('save' in hash)) throw new Error(`no resumable SHA-256 under ${task.key}`);
+  return Buffer.from(hash.save()).toString('base64');
+}
+
 export function hashUpdate(task: HashUpdateTask): HashUpdateResult {
   runningHash(task.key).update(new Uint8Array(task.buffer, 0, task.length));
   return withBuffer({ buffer: task.buffer });
 }
 
 export function hashDigest(task: HashDigestTask): string {
-  const digest = runningHash(task.key).digest('hex');
+  const hash = runningHash(task.key);
+  const digest = 'save' in hash ? hash.digest('hex') : hash.digest('hex');
   runningHashes.delete(task.key);
   return digest;
 }

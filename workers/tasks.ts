@@ -116,6 +116,8 @@ export const taskNames = {
   hashUpdate: 'hashUpdate',
   hashDigest: 'hashDigest',
   hashDrop: 'hashDrop',
+  hashStartResumable: 'hashStartResumable',
+  hashSave: 'hashSave',
   ready: 'ready',
 } as const;
 
@@ -141,5 +143,20 @@ export interface HashDigestTask {
 
 /** Forget the SHA-256 named `key`. */
 export interface HashDropTask {
+  key: string;
+}
+
+/**
+ * Start the SHA-256 named `key` as one whose state can be saved (`hashSave`) and taken up again
+ * elsewhere (hash-wasm's): from `state` (a saved one, base64), or from nothing. Without this task,
+ * a key's hash is Node's, which cannot save its state.
+ */
+export interface HashStartResumableTask {
+  key: string;
+  state?: string | undefined;
+}
+
+/** The state of the resumable SHA-256 named `key` after everything fed so far, as base64 (about 150 characters). */
+export interface HashSaveTask {
   key: string;
 }

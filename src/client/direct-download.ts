@@ -36,7 +36,29 @@ export interface DirectOutcome extends Received {
  * server is encrypted (the signed URL's scheme decides that per read, in `receiveDirect`).
  */
 export function offersDirect(connection: ClientConnection, wanted: boolean | undefined): boolean {
-  return wanted !== false && connection.hello.capabilities.includes(capability.getDirect);
+  return wanted !== false && connection.hello.capabilities.includes(capability.getDirect) && !unreadableStores.has(connection);
+}
+
+/** Connections whose store a direct read failed to read: their next downloads go through the server without trying it. */
+const unreadableStores = new WeakMap<ClientConnection, FerryError>();
+
+/**
+ * Failures of a direct read that say nothing of the store's reach: one object changed or damaged
+ * (the server's rules decide it next), the download stopped, the connection to the server lost.
+ */
+const failuresOfOneRead = new Set(['ECHANGED', 'ECHECKSUM', 'ENOENT', 'ECANCELED', 'ECONNLOST']);
+
+/**
+ * Remembers, for the rest of `connection`'s life, the failure of a direct read that brought
+ * nothing, when it says the store cannot be read from here (unreachable, silent, refusing the
+ * URLs, not in clear text over TLS):
+ * a folder of files on a store this client cannot reach tries it once, not once per file (up to 5
+ * s each). Whether it did.
+ */
+export function rememberUnreadable(connection: ClientConnection, why: FerryError): boolean {
+  if (failuresOfOneRead.has(why.code)) return false;
+  unreadableStores.set(connection, why);
+  return true;
 }
 
 interface DirectOptions extends ReceiverOptions {

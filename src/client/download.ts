@@ -12,7 +12,7 @@ import type { ProgressListener, StartListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
 import { hashInOrder, receiveInParallel, streamsFor } from './parallel-download.js';
 import { type ChunkWriter, type Received, completeBytes, receiveChunks } from './download-receiver.js';
-import { offersDirect, receiveDirect } from './direct-download.js';
+import { offersDirect, receiveDirect, rememberUnreadable } from './direct-download.js';
 import { formatBytes } from '../units.js';
 
 export interface DownloadOptions {
@@ -231,7 +231,10 @@ async function receiveFile(
     outcome = await receiveDirect(connection, wanted, writer, hashFor, { ...options, secure, readsAtOnce: options.streams });
   } catch (error) {
     // The server turned direct reads off since the handshake: all of it through the server.
-    if (error instanceof FerryError && error.code === 'ECONFIG') return receiveChunks(connection, wanted, writer, hashFor, xxh64, options);
+    if (error instanceof FerryError && error.code === 'ECONFIG') {
+      rememberUnreadable(connection, error);
+      return receiveChunks(connection, wanted, writer, hashFor, xxh64, options);
+    }
     throw error;
   }
   const { file, stopped } = outcome;
@@ -243,7 +246,9 @@ async function receiveFile(
   }
   if (!stopped) return outcome;
   const what = outcome.bytesReceived > 0 ? `the rest from ${formatBytes(completeBytes(outcome.nextChunk, file))}` : 'it';
-  options.onNotice?.(`${wanted.name}: reading ${what} through the server (${stopped.message})`);
+  // A store that gave nothing is taken for one this client cannot read (one that did and then failed, for a blip).
+  const later = outcome.bytesReceived === 0 && rememberUnreadable(connection, stopped) ? '; the next downloads too' : '';
+  options.onNotice?.(`${wanted.name}: reading ${what} through the server (${stopped.message})${later}`);
   const rest = await receiveChunks(
     connection,
     { ...wanted, sha256: file.sha256, fromChunk: outcome.nextChunk },

@@ -1,33 +1,29 @@
-import { createSHA256 } from 'hash-wasm';
-import { type RunningSha256, onThisThread } from './running-sha256.js';
+import { randomUUID } from 'node:crypto';
+import type { RunningSha256 } from './running-sha256.js';
+import type { Sha256Thread } from './sha256-thread.js';
 
 /**
  * A running SHA-256 whose state can be saved and taken up again elsewhere (hash-wasm's save and
  * load): what an upload to a shared object store keeps with its verified chunks, so another
  * server, or this one after a restart, goes on hashing where it stopped without reading back
- * what the store holds (an unfinished S3 multipart upload cannot be read). It runs on the
- * calling thread (about 350 MiB/s here, against about 1.5 GiB/s for Node's own SHA-256, which
- * cannot save its state): fast enough for an object store's speeds.
+ * what the store holds (an unfinished S3 multipart upload cannot be read). It runs on the hashing
+ * thread, as every running SHA-256 of a transfer does: hash-wasm's SHA-256 takes about 4 CPU-seconds
+ * per GiB here (Node's, which cannot save its state, about 1), and on the I/O thread it held up
+ * everything else an upload to the store does (docs/perf-notes.md).
  */
 export interface ResumableSha256 extends RunningSha256 {
-  /** The state after everything fed so far, as base64 (about 150 characters). */
-  save(): string;
+  /** The state after every update given so far, as base64 (about 150 characters). */
+  save(): Promise<string>;
 }
 
-/** A new hash, or one taken up from a saved `state`. */
-export async function resumableSha256(state?: string): Promise<ResumableSha256> {
-  const hash = await createSHA256();
-  if (state === undefined) hash.init();
-  else hash.load(Buffer.from(state, 'base64'));
-  let dropped = false;
+/** A new hash on `thread`, or one taken up from a saved `state` (rejected if it is not one). */
+export async function resumableSha256(thread: Sha256Thread, state?: string): Promise<ResumableSha256> {
+  const key = randomUUID();
+  await thread.startResumable(key, state);
   return {
-    ...onThisThread(hash),
-    drop() {
-      dropped = true;
-    },
-    save() {
-      if (dropped) throw new Error('a dropped hash has no state to save');
-      return Buffer.from(hash.save()).toString('base64');
-    },
+    update: (buffer, length) => thread.update(key, buffer, length),
+    digest: () => thread.digest(key),
+    drop: () => thread.drop(key),
+    save: () => thread.save(key),
   };
 }

@@ -35,6 +35,20 @@ export class Sha256Thread {
     return result.buffer as B;
   }
 
+  /**
+   * Makes the hash under `key` one whose state can be saved (`save`): from a saved `state`, or
+   * from nothing. Before any update of that key (in turn as the others); a state that is not one
+   * rejects.
+   */
+  startResumable(key: string, state: string | undefined): Promise<void> {
+    return this.#inTurn(key, () => this.#pool.run({ key, state }, { name: taskNames.hashStartResumable }));
+  }
+
+  /** The state of the resumable hash under `key` after every update given so far (base64). */
+  save(key: string): Promise<string> {
+    return this.#inTurn(key, () => this.#pool.run({ key }, { name: taskNames.hashSave }));
+  }
+
   /** The hex digest of everything fed under `key`; the hash is forgotten. */
   digest(key: string): Promise<string> {
     return this.#inTurn(key, () => this.#pool.run({ key }, { name: taskNames.hashDigest }));

@@ -72,11 +72,15 @@ export class InOrderHasher {
     this.#held.clear();
   }
 
-  /** The running hash's state over chunks [0, next), where it can be saved and is whole; else undefined. */
-  saved(): { next: number; state: string } | undefined {
+  /**
+   * The running hash's state over chunks [0, next), where it can be saved and is whole; else
+   * undefined. `next` is the hash's now; the state comes from the hashing thread once it has
+   * hashed them (undefined if the thread lost it).
+   */
+  saved(): { next: number; state: Promise<string | undefined> } | undefined {
     const { sha256, broken, next } = this.state;
     if (broken || !('save' in sha256)) return undefined;
-    return { next, state: sha256.save() };
+    return { next, state: sha256.save().catch(() => undefined) };
   }
 
   /** The whole file's SHA-256 if every one of its `chunkCount` chunks was fed in order, else undefined. */

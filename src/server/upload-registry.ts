@@ -254,7 +254,7 @@ export class UploadRegistry {
           hashState = live;
         } else {
           this.#forgetHash(session.id);
-          hashState = { next: savedNext, broken: false, sha256: await resumableSha256(found.hash?.state) };
+          hashState = { next: savedNext, broken: false, sha256: await resumableSha256(this.#sha256, found.hash?.state) };
           this.#hashStates.set(session.id, hashState);
         }
         const verified = new Map([...found.chunks].filter(([index]) => index < hashState.next));
@@ -274,7 +274,7 @@ export class UploadRegistry {
       await this.#bytes.removeUpload(found.session);
     }
     const session = await this.#findOrStartSession(request);
-    const hashState: SessionHashState = { next: 0, broken: false, sha256: await resumableSha256() };
+    const hashState: SessionHashState = { next: 0, broken: false, sha256: await resumableSha256(this.#sha256) };
     this.#hashStates.set(session.id, hashState);
     return { session, verified: new Map(), hashState };
   }

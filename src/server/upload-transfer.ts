@@ -496,12 +496,20 @@ export class UploadTransfer implements ActiveUpload {
     return this.#checkpoint;
   }
 
-  /** For a store that keeps an upload's progress with its bytes: the chunks it will hold once synced, and the running hash's state. */
-  #progressToKeep(batch: [number, bigint][]): UploadProgress | undefined {
+  /**
+   * For a store that keeps an upload's progress with its bytes: the chunks it will hold once
+   * synced, and the running hash's state (which the hashing thread gives once it has them all).
+   */
+  #progressToKeep(batch: [number, bigint][]): { chunks: Map<number, bigint>; hash: ReturnType<InOrderHasher['saved']> } | undefined {
     if (!this.#services.bytes.keepsProgress || this.streamed) return undefined;
     const chunks = new Map(this.verified);
     for (const [index, xxh64] of batch) chunks.set(index, xxh64);
     return { chunks, hash: this.#hasher.saved() };
+  }
+
+  static async progressOf(taken: { chunks: Map<number, bigint>; hash: ReturnType<InOrderHasher['saved']> }): Promise<UploadProgress> {
+    const state = await taken.hash?.state;
+    return { chunks: taken.chunks, hash: state === undefined ? undefined : { next: taken.hash!.next, state } };
   }
 
   // Durability order: the bytes are written (by the worker), then synced here, then recorded in
@@ -511,12 +519,12 @@ export class UploadTransfer implements ActiveUpload {
     if (this.#unsynced.size === 0) return;
     const batch = [...this.#unsynced];
     // Taken in the same tick as the batch: every chunk the running hash has had is in one or the other.
-    const progress = this.#progressToKeep(batch);
+    const taken = this.#progressToKeep(batch);
     this.#unsynced.clear();
     this.#checkpointingBytes = this.#unsyncedBytes;
     this.#unsyncedBytes = 0;
     try {
-      await this.#bytes.sync(progress);
+      await this.#bytes.sync(taken && (await UploadTransfer.progressOf(taken)));
       // A streamed session is never saved: its chunks are not recorded (nothing could resume them).
       if (record && !this.streamed) await this.#services.store.recordChunks(this.session, batch);
       else if (!this.streamed) this.#syncedUnrecorded.push(...batch);
