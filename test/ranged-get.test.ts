@@ -3,8 +3,8 @@ import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, type Socket, createServer as createNetServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { readRange } from '../src/client/ranged-get.js';
-import { RangeResponseParser, maxResponseHeadBytes, type ResponseHead } from '../src/client/range-response.js';
+import { readRange } from '../src/object-store/ranged-get.js';
+import { RangeResponseParser, maxResponseHeadBytes, type ResponseHead } from '../src/object-store/range-response.js';
 
 // The ranged GETs of a direct read (a client reading a file from the server's object store), over
 // clear-text HTTP, against real sockets: an HTTP server that serves an object by range, and raw

@@ -204,6 +204,20 @@ t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
     t.equal(await sha256Of(out), local.sha256, 'stored exactly despite the cut');
   });
 
+  t.test('the store cut off mid-download: the read is tried again and the download completes', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const s3Link = await startCutProxy(t, Number(new URL(s3Endpoint!.endpoint).port));
+    const server = await serverOn(t, settings, `http://127.0.0.1:${s3Link.port}`);
+    const local = await makeFile(tempDir(t), 'flaky.bin', 3 * chunkSize + 77);
+    await clientFor(t, server.port).upload(local.path, { name: 'flaky.bin' });
+    const cut = s3Link.cutAfter(chunkSize + 1000, 'down');
+    const out = join(tempDir(t), 'flaky.bin');
+    const result = await clientFor(t, server.port).download('flaky.bin', { out });
+    await cut;
+    t.equal(result.resumed, false, 'in one attempt of the client: the server read the chunk again');
+    t.equal(await sha256Of(out), local.sha256, 'exact despite the cut');
+  });
+
   t.test('bytes that no longer match their record are caught on download, and the file is flagged damaged', async (t) => {
     const settings = await freshS3Bucket(t);
     const server = await serverOn(t, settings);

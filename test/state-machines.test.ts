@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import t from 'tap';
 import { LocalFileReading } from '../src/client/local-file-reading.js';
-import { copyIntoShared } from '../src/client/shared-copy.js';
+import { copyIntoShared } from '../src/shared-copy.js';
 import { runningSha256 } from '../src/hashing/running-sha256.js';
 import { addressPrefix } from '../src/server/address-prefix.js';
 import { Allowance } from '../src/server/allowance.js';

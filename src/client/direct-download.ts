@@ -9,7 +9,7 @@ import { fromSystemError } from '../system-errors.js';
 import { downloadChunkBudget } from './chunk-budget.js';
 import type { ClientConnection } from './connection.js';
 import { type ChunkWriter, type ReceiverOptions, type Received, BackgroundSync, completeBytes } from './download-receiver.js';
-import { readRange } from './ranged-get.js';
+import { readRange } from '../object-store/ranged-get.js';
 
 /** Ranged GETs one direct download keeps in flight unless told more (`--streams`); 4, as the bench's SDK reference does. */
 const defaultReadsAtOnce = 4;

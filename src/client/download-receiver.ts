@@ -7,7 +7,7 @@ import type { GetResult } from '../protocol/messages.js';
 import { fromSystemError } from '../system-errors.js';
 import type { ClientConnection, StreamSink } from './connection.js';
 import type { ProgressListener } from './progress.js';
-import { copyIntoShared } from './shared-copy.js';
+import { copyIntoShared } from '../shared-copy.js';
 import { downloadChunkBudget } from './chunk-budget.js';
 
 /**

@@ -15,13 +15,20 @@ import {
   UploadPartCommand,
 } from '@aws-sdk/client-s3';
 import { getSignedUrl } from '@aws-sdk/s3-request-presigner';
+import { setTimeout } from 'node:timers/promises';
 import { FerryError } from '../protocol/errors.js';
 import { xxh64ToHex } from '../protocol/frames.js';
 import { checkName } from '../protocol/names.js';
 import { chunkCountOf, chunkLengthOf } from '../store/records.js';
+import { readRange } from './ranged-get.js';
 import { type S3Settings, makeS3Client, s3CodeOf, s3Failure, s3StatusOf } from './s3-client.js';
 import { s3MaxParts } from './s3-limits.js';
 import { type S3FileManifest, type S3UploadManifest, parseManifest, s3FileManifestSchema, s3UploadManifestSchema } from './s3-manifests.js';
+
+/** How long a URL the server signs for its own reads holds (it is used for a minute less). */
+const readUrlSeconds = 5 * 60;
+/** The server's reads are never called off: a download that stops waits for the chunk being read. */
+const neverCalledOff = new AbortController().signal;
 
 /** What a new upload in the store is for. */
 export interface S3UploadRequest {
@@ -80,6 +87,8 @@ export class S3Store {
   readonly #client: S3Client;
   /** Signs the URLs clients read files by (`directReadEndpoint`): the store's client, or one for the address clients reach it at. */
   readonly #signer: S3Client | undefined;
+  /** URLs this server signed for its own reads, by name, and until when it uses them. */
+  readonly #readUrls = new Map<string, { url: URL; until: number }>();
 
   constructor(settings: S3Settings, client: S3Client = makeS3Client(settings)) {
     this.settings = settings;
@@ -391,38 +400,43 @@ export class S3Store {
 
   /**
    * Reads `length` bytes of the file at `offset` into `target` (from its start): the very object
-   * the manifest describes, or ECHANGED if it was replaced or deleted since.
+   * the manifest describes, or ECHANGED if it was replaced or deleted since. By a ranged GET of a
+   * URL signed for the object (`readRange`: a socket reading into a buffer of its own, where the
+   * SDK's stream allocated 64 KiB a read), tried again with backoff as the SDK's calls are.
    */
   async readRange(file: S3FileManifest, offset: number, length: number, target: Uint8Array): Promise<void> {
     if (length === 0) return;
-    const response = await this.#call(`reading ${file.name}`, () =>
-      this.#client.send(
-        new GetObjectCommand({
-          Bucket: this.settings.bucket,
-          Key: this.#key('files', file.name),
-          Range: `bytes=${offset}-${offset + length - 1}`,
-          IfMatch: file.etag,
-        }),
-      ),
-    ).catch((error: unknown) => {
-      const cause = (error as FerryError).cause;
-      if (s3StatusOf(cause) === 412 || s3CodeOf(cause) === 'NoSuchKey') {
-        throw new FerryError('ECHANGED', `${file.name} was replaced or deleted in the S3 store while it was being read`);
+    const into = Buffer.from(target.buffer, target.byteOffset, target.byteLength);
+    const attempts = this.settings.maxAttempts ?? 4;
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const url = await this.#readUrl(file.name);
+        await readRange(url, file.etag, offset, length, into, neverCalledOff);
+        return;
+      } catch (error) {
+        if (error instanceof FerryError && error.code === 'ECHANGED') {
+          throw new FerryError('ECHANGED', `${file.name} was replaced or deleted in the S3 store while it was being read`, {
+            cause: error,
+          });
+        }
+        const failure = error instanceof FerryError ? error : this.#failure(`reading ${file.name}`, error);
+        if (attempt >= attempts) throw new FerryError(failure.code, `reading ${file.name}: ${failure.message}`, { cause: error });
+        await setTimeout(Math.min(2000, 100 * 2 ** (attempt - 1) * (0.5 + Math.random())));
       }
-      throw error;
-    });
-    let filled = 0;
-    try {
-      for await (const piece of response.Body as AsyncIterable<Uint8Array>) {
-        if (filled + piece.byteLength > length)
-          throw new FerryError('EIO', `the S3 store sent more than the ${length} bytes asked of ${file.name}`);
-        target.set(piece, filled);
-        filled += piece.byteLength;
-      }
-    } catch (error) {
-      throw s3Failure(this.settings, `reading ${file.name}`, error);
     }
-    if (filled !== length) throw new FerryError('EIO', `the S3 store sent ${filled} of the ${length} bytes asked of ${file.name}`);
+  }
+
+  /** A URL signed for GETs of `name`'s object, made once a minute at most per name (a file's chunks share it). */
+  async #readUrl(name: string): Promise<URL> {
+    const now = Date.now();
+    const known = this.#readUrls.get(name);
+    if (known && known.until > now) return known.url;
+    const command = new GetObjectCommand({ Bucket: this.settings.bucket, Key: this.#key('files', name) });
+    const url = new URL(await getSignedUrl(this.#client, command, { expiresIn: readUrlSeconds }));
+    // Few names are read at once; the map is emptied now and then rather than kept in order.
+    if (this.#readUrls.size >= 1024) this.#readUrls.clear();
+    this.#readUrls.set(name, { url, until: now + (readUrlSeconds - 60) * 1000 });
+    return url;
   }
 
   /** Deletes a published file (its manifest first: from then on no server lists it); false if there was none. */

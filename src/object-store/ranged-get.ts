@@ -3,7 +3,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { type Socket, connect as netConnect } from 'node:net';
 import { FerryError } from '../protocol/errors.js';
 import { RangeResponseParser } from './range-response.js';
-import { copyIntoShared } from './shared-copy.js';
+import { copyIntoShared } from '../shared-copy.js';
 
 /** Connections kept open to an object store over https between ranged GETs (idle ones do not keep the process alive). */
 const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 16 });
