@@ -48,7 +48,7 @@ export const usage = `usage: npm run bench -- [options]
                           with 64 KiB and 8 MiB files, one run each, short micro-benchmarks
   --scenario LIST         comma-separated: ${scenarioIds.join(',')} (default: all)
   --size SIZE             file size for bulk, refs, resume and s3 (default 1GiB; quick 128MiB)
-  --link-size SIZE        file size over the emulated long, lossy link (default 256MiB; quick 32MiB)
+  --link-size SIZE        file size over the emulated long, lossy link (default 1GiB, as issue 16 says; quick 32MiB)
   --clients LIST          client counts for the concurrency sweep (default 1,4,16,64,256)
   --sizes LIST            file sizes for the sweep (default 64KiB,16MiB; quick 64KiB,8MiB)
   --refs LIST             references to run: socat,nc,rsync,rsync-sha1,cp,scp,sftp,rsync-ssh (default all; quick socat,rsync)
@@ -114,7 +114,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     references,
     scenarios,
     sizeBytes: values.size === undefined ? (quick ? 128 * 1024 ** 2 : 1024 ** 3) : parseSize(values.size),
-    linkSizeBytes: values['link-size'] === undefined ? (quick ? 32 * 1024 ** 2 : 256 * 1024 ** 2) : parseSize(values['link-size']),
+    linkSizeBytes: values['link-size'] === undefined ? (quick ? 32 * 1024 ** 2 : 1024 ** 3) : parseSize(values['link-size']),
     clients,
     fileSizes,
     targetCase: !quick && values.clients === undefined && values.sizes === undefined,
