@@ -133,6 +133,12 @@ t.test("a resumable SHA-256: its state saved on one key is taken up on another, 
   hashUpdate({ key: 'plain', buffer: shared, length: 10 });
   t.throws(() => hashSave({ key: 'plain' }), /no resumable SHA-256/u, "Node's hash has no state to save");
   hashDrop({ key: 'plain' });
+  t.throws(
+    () => hashUpdate({ key: 'lost', buffer: shared, length: 10, resumable: true }),
+    /is gone/u,
+    'a resumable hash this thread does not have is not made anew (it was lost with a thread before)',
+  );
+  t.throws(() => hashDigest({ key: 'lost', resumable: true }), /is gone/u);
   await t.rejects(
     hashStartResumable({ key: 'bad', state: Buffer.from('not a state').toString('base64') }),
     'a state that is not one is refused',

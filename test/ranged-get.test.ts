@@ -61,7 +61,15 @@ async function rawServer(t: Test, answer: (socket: Socket, request: string, conn
     for (const socket of sockets) socket.destroy();
     server.close();
   });
-  return { url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/o`), connections: () => connections };
+  return {
+    url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/o`),
+    connections: () => connections,
+    /** Stops listening (its port then refuses connections). */
+    close: async () => {
+      server.close();
+      await once(server, 'close');
+    },
+  };
 }
 
 const read = (url: URL, offset: number, length: number, options: { tag?: string; signal?: AbortSignal } = {}) => {
@@ -97,12 +105,12 @@ t.test('reads the range asked for, exact, over one kept-alive connection', async
   t.equal(store.served.connections, 2);
 });
 
-t.test("the store's refusals: a replaced object is ECHANGED, a refused URL EIO with the status", async (t) => {
+t.test("the store's refusals: a replaced object is ECHANGED, a refused URL ECONFIG with the status", async (t) => {
   const store = await objectServer(t);
   await t.rejects(read(store.url, 0, 100, { tag: '"v0"' }), { code: 'ECHANGED', message: /HTTP 412/u });
   const unsigned = new URL(store.url);
   unsigned.search = '';
-  await t.rejects(read(unsigned, 0, 100), { code: 'EIO', message: /answered HTTP 403 to a ranged read/u });
+  await t.rejects(read(unsigned, 0, 100), { code: 'ECONFIG', reached: true, message: /refused the signed URL \(HTTP 403/u });
   await t.rejects(
     read(store.url, 0, 100, { tag: '"v1"\r\nX-Evil: 1' }),
     { code: 'EPROTO' },
@@ -124,6 +132,17 @@ t.test('a store that sends other than the range: EIO, and nothing written into t
   await t.rejects(read(store.url, 200, 100), { code: 'EIO', message: /an unsaid number of bytes/u });
   await t.rejects(read(store.url, 300, 100), { code: 'EIO', message: /something else than HTTP/u });
   await t.rejects(read(store.url, 400, 100), { code: 'EIO', message: /response head over/u });
+});
+
+t.test('a store not connected to is told apart from one that failed once reached', async (t) => {
+  const closed = await rawServer(t, () => undefined);
+  const port = closed.url.port;
+  await closed.close();
+  await t.rejects(read(new URL(`http://127.0.0.1:${port}/o`), 0, 64), { code: 'EIO', reached: false, message: /ECONNREFUSED/u });
+  const cutting = await rawServer(t, (socket) => socket.end('HTTP/1.1 206 Partial Content\r\nContent-Length: 64\r\n\r\nabc'));
+  await t.rejects(read(cutting.url, 0, 64), { code: 'EIO', reached: true }, 'reached, then cut');
+  const erring = await rawServer(t, (socket) => socket.end('HTTP/1.1 503 Slow Down\r\nContent-Length: 0\r\n\r\n'));
+  await t.rejects(read(erring.url, 0, 64), { code: 'EIO', reached: true, message: /HTTP 503/u }, "reached: the store's own error");
 });
 
 t.test('a kept-alive connection the store closed meanwhile: the read goes again on a new one', async (t) => {

@@ -93,8 +93,10 @@ export function hashFile(task: HashFileTask): HashFileResult {
 /** Running hashes by key: Node's (the fastest here), or hash-wasm's where the state must be saved. */
 const runningHashes = new Map<string, Hash | IHasher>();
 
-function runningHash(key: string): Hash | IHasher {
+function runningHash(key: string, resumable = false): Hash | IHasher {
   let hash = runningHashes.get(key);
+  // A resumable hash is never made here: one this thread does not have was lost with the thread before it.
+  if (!hash && resumable) throw new Error(`the resumable SHA-256 under ${key} is gone (the hashing thread restarted)`);
   if (!hash) {
     hash = createHash('sha256');
     runningHashes.set(key, hash);
@@ -116,12 +118,12 @@ export function hashSave(task: HashSaveTask): string {
 }
 
 export function hashUpdate(task: HashUpdateTask): HashUpdateResult {
-  runningHash(task.key).update(new Uint8Array(task.buffer, 0, task.length));
+  runningHash(task.key, task.resumable).update(new Uint8Array(task.buffer, 0, task.length));
   return withBuffer({ buffer: task.buffer });
 }
 
 export function hashDigest(task: HashDigestTask): string {
-  const hash = runningHash(task.key);
+  const hash = runningHash(task.key, task.resumable);
   const digest = 'save' in hash ? hash.digest('hex') : hash.digest('hex');
   runningHashes.delete(task.key);
   return digest;

@@ -130,6 +130,8 @@ export interface HashUpdateTask {
   key: string;
   buffer: ArrayBuffer | SharedArrayBuffer;
   length: number;
+  /** The hash was started with `hashStartResumable`: if the thread no longer has it (it restarted), the task fails. */
+  resumable?: boolean;
 }
 
 export interface HashUpdateResult {
@@ -139,6 +141,8 @@ export interface HashUpdateResult {
 /** Finish the SHA-256 named `key` (of nothing, if it was never fed) and forget it. */
 export interface HashDigestTask {
   key: string;
+  /** As for HashUpdateTask. */
+  resumable?: boolean;
 }
 
 /** Forget the SHA-256 named `key`. */

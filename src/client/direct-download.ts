@@ -9,7 +9,7 @@ import { fromSystemError } from '../system-errors.js';
 import { downloadChunkBudget } from './chunk-budget.js';
 import type { ClientConnection } from './connection.js';
 import { type ChunkWriter, type ReceiverOptions, type Received, BackgroundSync, completeBytes } from './download-receiver.js';
-import { readRange } from '../object-store/ranged-get.js';
+import { StoreReadError, readRange } from '../object-store/ranged-get.js';
 
 /** Ranged GETs one direct download keeps in flight unless told more (`--streams`); 4, as the bench's SDK reference does. */
 const defaultReadsAtOnce = 4;
@@ -43,22 +43,17 @@ export function offersDirect(connection: ClientConnection, wanted: boolean | und
 const unreadableStores = new WeakMap<ClientConnection, FerryError>();
 
 /**
- * Failures of a direct read that say nothing of the store's reach: one object changed or damaged
- * (the server's rules decide it next), the download stopped, the connection to the server lost.
- */
-const failuresOfOneRead = new Set(['ECHANGED', 'ECHECKSUM', 'ENOENT', 'ECANCELED', 'ECONNLOST']);
-
-/**
  * Remembers, for the rest of `connection`'s life, the failure of a direct read that brought
- * nothing, when it says the store cannot be read from here (unreachable, silent, refusing the
- * URLs, not in clear text over TLS):
- * a folder of files on a store this client cannot reach tries it once, not once per file (up to 5
- * s each). Whether it did.
+ * nothing, when it says this client cannot read the store: not connected to at all (refused,
+ * unresolved, unreachable, or no answer in 5 s), refusing the signed URLs, or not to be read in
+ * clear text over TLS. So a folder of files on such a store tries it once, not once per file (up
+ * to 5 s each). A store that was reached and then failed (a cut, a stall, an error of its own,
+ * one object changed or damaged) is tried again for the next file. Whether it remembered.
  */
 export function rememberUnreadable(connection: ClientConnection, why: FerryError): boolean {
-  if (failuresOfOneRead.has(why.code)) return false;
-  unreadableStores.set(connection, why);
-  return true;
+  const unreadable = why.code === 'ECONFIG' || why.code === 'EPROTO' || (why instanceof StoreReadError && !why.reached);
+  if (unreadable) unreadableStores.set(connection, why);
+  return unreadable;
 }
 
 interface DirectOptions extends ReceiverOptions {

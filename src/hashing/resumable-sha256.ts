@@ -21,8 +21,8 @@ export async function resumableSha256(thread: Sha256Thread, state?: string): Pro
   const key = randomUUID();
   await thread.startResumable(key, state);
   return {
-    update: (buffer, length) => thread.update(key, buffer, length),
-    digest: () => thread.digest(key),
+    update: (buffer, length) => thread.update(key, buffer, length, true),
+    digest: () => thread.digest(key, true),
     drop: () => thread.drop(key),
     save: () => thread.save(key),
   };

@@ -27,10 +27,11 @@ export class Sha256Thread {
     return allThreadsStarted(this.#pool, 1);
   }
 
-  async update<B extends ArrayBuffer | SharedArrayBuffer>(key: string, buffer: B, length: number): Promise<B> {
+  /** `resumable`: the key was started with `startResumable` (the task fails if the thread lost it). */
+  async update<B extends ArrayBuffer | SharedArrayBuffer>(key: string, buffer: B, length: number, resumable = false): Promise<B> {
     const transferList = buffer instanceof ArrayBuffer ? [buffer] : [];
     const result = await this.#inTurn<HashUpdateResult>(key, () =>
-      this.#pool.run({ key, buffer, length }, { name: taskNames.hashUpdate, transferList }),
+      this.#pool.run({ key, buffer, length, resumable }, { name: taskNames.hashUpdate, transferList }),
     );
     return result.buffer as B;
   }
@@ -50,8 +51,8 @@ export class Sha256Thread {
   }
 
   /** The hex digest of everything fed under `key`; the hash is forgotten. */
-  digest(key: string): Promise<string> {
-    return this.#inTurn(key, () => this.#pool.run({ key }, { name: taskNames.hashDigest }));
+  digest(key: string, resumable = false): Promise<string> {
+    return this.#inTurn(key, () => this.#pool.run({ key, resumable }, { name: taskNames.hashDigest }));
   }
 
   drop(key: string): void {

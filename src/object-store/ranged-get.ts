@@ -5,8 +5,8 @@ import { FerryError } from '../protocol/errors.js';
 import { RangeResponseParser } from './range-response.js';
 import { copyIntoShared } from '../shared-copy.js';
 
-/** Connections kept open to an object store over https between ranged GETs (idle ones do not keep the process alive). */
-const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 16 });
+/** Connections kept open to an object store over https between ranged GETs (idle ones do not keep the process alive); at most 64 at once, as the SDK client of a server on the store. */
+const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
 
 /** A store not connected to in this long is given up (ETIMEDOUT): one that drops packets costs each download only this. */
 const connectTimeoutMs = 5_000;
@@ -36,7 +36,7 @@ export async function readRange(
   offset: number,
   length: number,
   target: Buffer,
-  signal: AbortSignal,
+  signal?: AbortSignal,
   onPiece?: (piece: Uint8Array) => void,
 ): Promise<void> {
   // Sent as a header line as it is: nothing that could end the line or the head.
@@ -63,26 +63,50 @@ interface RangeRead {
   offset: number;
   length: number;
   target: Buffer;
-  signal: AbortSignal;
+  /** What calls the read off, if anything may. */
+  signal: AbortSignal | undefined;
   onPiece: ((piece: Uint8Array) => void) | undefined;
   /** The object, for messages. */
   where: string;
 }
 
-/** The error of a status that is not the range asked for; undefined for the range. */
+/**
+ * A ranged read that failed, saying whether the store was reached at all (connected to): one
+ * that was not is unreachable from here, which a caller may remember; one that was failed this
+ * read (a cut, a stall, an error of the store's), which another try may not.
+ */
+export class StoreReadError extends FerryError {
+  readonly reached: boolean;
+
+  constructor(code: ConstructorParameters<typeof FerryError>[0], message: string, reached: boolean, options?: ErrorOptions) {
+    super(code, message, options);
+    this.reached = reached;
+  }
+}
+
+/**
+ * The error of a status that is not the range asked for; undefined for the range. A refused URL
+ * (401, 403) is ECONFIG: the signature, the clock or the credentials, none of which another try mends.
+ */
 function statusFailure(status: number, { offset, where }: RangeRead): FerryError | undefined {
   if (status === 412 || status === 404)
-    return new FerryError('ECHANGED', `${where}: the object was replaced or deleted in the store (HTTP ${status})`);
+    return new StoreReadError('ECHANGED', `${where}: the object was replaced or deleted in the store (HTTP ${status})`, true);
+  if (status === 401 || status === 403) {
+    return new StoreReadError(
+      'ECONFIG',
+      `${where}: the store refused the signed URL (HTTP ${status}: a clock out of step, or credentials it does not take)`,
+      true,
+    );
+  }
   if (status !== 206 && !(status === 200 && offset === 0))
-    return new FerryError('EIO', `${where}: the store answered HTTP ${status} to a ranged read`);
+    return new StoreReadError('EIO', `${where}: the store answered HTTP ${status} to a ranged read`, true);
   return undefined;
 }
 
-function timedOut({ where }: RangeRead): FerryError {
-  return new FerryError(
-    'ETIMEDOUT',
-    `${where}: no answer from the store in time (${connectTimeoutMs / 1000} s to connect, ${idleTimeoutMs / 1000} s between bytes)`,
-  );
+function timedOut({ where }: RangeRead, connected: boolean): FerryError {
+  return connected
+    ? new StoreReadError('ETIMEDOUT', `${where}: the store sent nothing for ${idleTimeoutMs / 1000} s`, true)
+    : new StoreReadError('ETIMEDOUT', `${where}: the store could not be connected to in ${connectTimeoutMs / 1000} s`, false);
 }
 
 /** A kept-alive connection failed before the store answered anything: it had closed it meanwhile. */
@@ -92,7 +116,7 @@ class StaleConnection extends Error {}
 interface ResponseReader {
   bytes(piece: Uint8Array): void;
   closed(error: NodeJS.ErrnoException | undefined): void;
-  timedOut(): void;
+  timedOut(connected: boolean): void;
 }
 
 /** Idle clear-text connections, by the store's host:port. */
@@ -116,6 +140,8 @@ class StoreConnection {
   reader: ResponseReader | undefined;
   /** It carried a response before (so the store may have closed it since). */
   reused = false;
+  /** The TCP connection is up. */
+  connected = false;
   #error: NodeJS.ErrnoException | undefined;
 
   constructor(url: URL) {
@@ -133,9 +159,12 @@ class StoreConnection {
       },
     });
     this.socket.setTimeout(connectTimeoutMs);
-    this.socket.once('connect', () => this.socket.setTimeout(idleTimeoutMs));
+    this.socket.once('connect', () => {
+      this.connected = true;
+      this.socket.setTimeout(idleTimeoutMs);
+    });
     this.socket.on('error', (error: NodeJS.ErrnoException) => (this.#error ??= error));
-    this.socket.on('timeout', () => (this.reader ? this.reader.timedOut() : this.socket.destroy()));
+    this.socket.on('timeout', () => (this.reader ? this.reader.timedOut(this.connected) : this.socket.destroy()));
     this.socket.on('close', () => {
       this.reader?.closed(this.#error);
       const idle = idleConnections.get(this.host);
@@ -170,7 +199,7 @@ function readOn(connection: StoreConnection, read: RangeRead): Promise<void> {
       if (settled) return;
       settled = true;
       connection.reader = undefined; // from here on, nothing writes into `target`
-      signal.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       if (failure) {
         connection.socket.destroy();
         reject(failure);
@@ -185,9 +214,10 @@ function readOn(connection: StoreConnection, read: RangeRead): Promise<void> {
         const failure = statusFailure(head.status, read);
         if (failure) throw failure;
         if (head.bodyBytes !== length) {
-          throw new FerryError(
+          throw new StoreReadError(
             'EIO',
             `${where}: the store is sending ${head.bodyBytes ?? 'an unsaid number of'} bytes for the ${length} asked for`,
+            true,
           );
         }
         keepAlive = head.keepAlive;
@@ -204,7 +234,7 @@ function readOn(connection: StoreConnection, read: RangeRead): Promise<void> {
         try {
           response.push(piece);
         } catch (error) {
-          finish(error instanceof FerryError ? error : new FerryError('EIO', `${where}: ${String(error)}`));
+          finish(error instanceof FerryError ? error : new StoreReadError('EIO', `${where}: ${String(error)}`, true));
           return;
         }
         if (response.complete) finish();
@@ -212,12 +242,16 @@ function readOn(connection: StoreConnection, read: RangeRead): Promise<void> {
       closed(error) {
         if (connection.reused && !response.started) return finish(new StaleConnection());
         const why = error?.code ?? error?.message;
-        finish(new FerryError('EIO', `${where}: ${why ?? `the read ended early (${filled} of ${length} bytes)`}`, { cause: error }));
+        finish(
+          new StoreReadError('EIO', `${where}: ${why ?? `the read ended early (${filled} of ${length} bytes)`}`, connection.connected, {
+            cause: error,
+          }),
+        );
       },
-      timedOut: () => finish(timedOut(read)),
+      timedOut: (connected) => finish(timedOut(read, connected)),
     };
-    if (signal.aborted) return onAbort();
-    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
     connection.socket.write(
       `GET ${url.pathname}${url.search} HTTP/1.1\r\nHost: ${url.host}\r\nRange: bytes=${offset}-${offset + length - 1}\r\nIf-Match: ${etag}\r\n\r\n`,
     );
@@ -230,6 +264,8 @@ function readOverHttps(read: RangeRead): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     let filled = 0;
     let failure: FerryError | undefined;
+    /** Connected to the store (a kept-alive socket is, from the start). */
+    let connected = false;
     const fail = (error: FerryError): void => {
       failure ??= error;
       request.destroy();
@@ -241,32 +277,36 @@ function readOverHttps(read: RangeRead): Promise<void> {
       timeout: connectTimeoutMs,
       headers: { Range: `bytes=${offset}-${offset + length - 1}`, 'If-Match': etag },
     });
-    request.setTimeout(idleTimeoutMs, () => fail(timedOut(read)));
+    request.on('socket', (socket) => {
+      if (!socket.connecting) connected = true;
+      else socket.once('connect', () => (connected = true));
+    });
+    request.setTimeout(idleTimeoutMs, () => fail(timedOut(read, connected)));
     request.on('response', (response: IncomingMessage) => {
       const refused = statusFailure(response.statusCode ?? 0, read);
       if (refused) return fail(refused);
       response.on('data', (piece: Buffer) => {
         if (failure) return;
         if (filled + piece.byteLength > length)
-          return fail(new FerryError('EIO', `${where}: the store sent more than the ${length} bytes asked for`));
+          return fail(new StoreReadError('EIO', `${where}: the store sent more than the ${length} bytes asked for`, true));
         copyIntoShared(target, piece, filled);
         filled += piece.byteLength;
         onPiece?.(piece);
       });
       response.on('end', () => {
         if (!failure && filled !== length)
-          failure = new FerryError('EIO', `${where}: the store sent ${filled} of the ${length} bytes asked for`);
+          failure = new StoreReadError('EIO', `${where}: the store sent ${filled} of the ${length} bytes asked for`, true);
       });
     });
     request.on('error', (error: NodeJS.ErrnoException) => {
-      const reason = signal.aborted ? new FerryError('ECANCELED', 'the read was called off') : undefined;
-      failure ??= reason ?? new FerryError('EIO', `${where}: ${error.code ?? error.message}`, { cause: error });
+      const reason = signal?.aborted ? new FerryError('ECANCELED', 'the read was called off') : undefined;
+      failure ??= reason ?? new StoreReadError('EIO', `${where}: ${error.code ?? error.message}`, connected, { cause: error });
     });
     request.end();
     // 'close' comes last, whatever happened: from then on nothing writes into `target`.
     request.on('close', () => {
       const response = (request as unknown as { res?: IncomingMessage }).res;
-      if (!failure && (!response || !response.complete)) failure = new FerryError('EIO', `${where}: the read ended early`);
+      if (!failure && (!response || !response.complete)) failure = new StoreReadError('EIO', `${where}: the read ended early`, connected);
       if (failure) reject(failure);
       else resolve();
     });

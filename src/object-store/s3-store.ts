@@ -27,8 +27,6 @@ import { type S3FileManifest, type S3UploadManifest, parseManifest, s3FileManife
 
 /** How long a URL the server signs for its own reads holds (it is used for a minute less). */
 const readUrlSeconds = 5 * 60;
-/** The server's reads are never called off: a download that stops waits for the chunk being read. */
-const neverCalledOff = new AbortController().signal;
 
 /** What a new upload in the store is for. */
 export interface S3UploadRequest {
@@ -410,17 +408,21 @@ export class S3Store {
     const attempts = this.settings.maxAttempts ?? 4;
     for (let attempt = 1; ; attempt += 1) {
       try {
-        const url = await this.#readUrl(file.name);
-        await readRange(url, file.etag, offset, length, into, neverCalledOff);
+        await readRange(await this.#readUrl(file.name), file.etag, offset, length, into);
         return;
       } catch (error) {
+        // The next try signs afresh: a URL the store refused, or one of a name read no more, is not kept.
+        this.#readUrls.delete(file.name);
         if (error instanceof FerryError && error.code === 'ECHANGED') {
           throw new FerryError('ECHANGED', `${file.name} was replaced or deleted in the S3 store while it was being read`, {
             cause: error,
           });
         }
         const failure = error instanceof FerryError ? error : this.#failure(`reading ${file.name}`, error);
-        if (attempt >= attempts) throw new FerryError(failure.code, `reading ${file.name}: ${failure.message}`, { cause: error });
+        // A cut, a stall or an error of the store's may pass; a refused URL or a store that breaks the protocol will not.
+        const passing = failure.code === 'EIO' || failure.code === 'ETIMEDOUT';
+        if (!passing || attempt >= attempts)
+          throw new FerryError(failure.code, `reading ${file.name}: ${failure.message}`, { cause: error });
         await setTimeout(Math.min(2000, 100 * 2 ** (attempt - 1) * (0.5 + Math.random())));
       }
     }

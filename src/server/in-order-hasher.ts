@@ -80,7 +80,12 @@ export class InOrderHasher {
   saved(): { next: number; state: Promise<string | undefined> } | undefined {
     const { sha256, broken, next } = this.state;
     if (broken || !('save' in sha256)) return undefined;
-    return { next, state: sha256.save().catch(() => undefined) };
+    // An update that failed breaks the hash (see #feed) before the save queued after it answers: that state is not kept.
+    const state = sha256.save().then(
+      (saved) => (this.state.broken ? undefined : saved),
+      () => undefined,
+    );
+    return { next, state };
   }
 
   /** The whole file's SHA-256 if every one of its `chunkCount` chunks was fed in order, else undefined. */
