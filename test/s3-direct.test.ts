@@ -107,6 +107,32 @@ t.test('downloads read from the store by the client', { skip: s3Skip }, (t) => {
     t.match(formatLog([bigEntry!]), / {2}big\.bin {2}\(direct\)$/u, '`ferry log` says so at the end of its line');
   });
 
+  t.test('URLs that lapse within the minute the client keeps in hand: a fresh window before each read, the file exact', async (t) => {
+    const settings = await freshS3Bucket(t);
+    /** The store of the server, counting the URLs it signs for clients. */
+    class CountingStore extends S3Store {
+      signed = 0;
+      override signedReadUrl(name: string, seconds: number): Promise<string | undefined> {
+        this.signed += 1;
+        return super.signedReadUrl(name, seconds);
+      }
+    }
+    const store = new CountingStore({
+      ...settings,
+      endpoint: s3Endpoint!.endpoint,
+      directReadEndpoint: s3Endpoint!.endpoint,
+      directReadSeconds: 30,
+    });
+    const server = await startServer(t, { chunkSizeBytes: chunkSize, tls: false }, { s3Store: store });
+    const client = clientFor(t, server.port);
+    const local = await makeFile(tempDir(t), 'short.bin', 4 * chunkSize + 3);
+    await client.upload(local.path, { name: 'short.bin' });
+    const back = await download(t, client, 'short.bin');
+    t.equal(back.localSha256, local.sha256, 'exact');
+    t.same(back.notices, [], 'all of it read from the store');
+    t.ok(store.signed > 1, `the window was asked for again (${store.signed} URLs signed for one download)`);
+  });
+
   t.test('a store that breaks off a read: the rest comes through the server, from the first chunk not read', async (t) => {
     const settings = await freshS3Bucket(t);
     // Clients reach the store through a proxy that cuts the third connection made to it (the third chunk's read).

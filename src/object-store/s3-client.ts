@@ -16,6 +16,8 @@ export interface S3Settings extends S3Location {
    * serve --s3-direct-reads [URL]`): the store's own, or the address clients reach it at.
    */
   directReadEndpoint?: string;
+  /** How long a URL signed for a client's direct reads holds, in seconds (default 900: a download that outlasts it asks for another). */
+  directReadSeconds?: number;
   /** Attempts per request, first included (the SDK backs off between them); default 4. */
   maxAttempts?: number;
   /** Milliseconds to connect, and to wait for a response once sent (defaults 5,000 and 60,000). */

@@ -23,8 +23,8 @@ import type { ChunkWorkers } from './chunk-workers.js';
 import type { RecentManifests } from './recent-manifests.js';
 
 /**
- * How long a URL for a client's direct reads holds: a download that outlasts it asks for a fresh
- * one (each window of chunk hashes comes with one).
+ * How long a URL for a client's direct reads holds unless the settings say (`directReadSeconds`):
+ * a download that outlasts it asks for a fresh one (each window of chunk hashes comes with one).
  */
 const directReadUrlSeconds = 15 * 60;
 
@@ -73,9 +73,10 @@ export class S3ByteStore implements ByteStore {
 
   async #locate(file: StoredFile): Promise<DirectRead> {
     const manifest = await this.#manifestOf(file);
-    const url = await this.s3.signedReadUrl(file.name, directReadUrlSeconds);
+    const seconds = this.s3.settings.directReadSeconds ?? directReadUrlSeconds;
+    const url = await this.s3.signedReadUrl(file.name, seconds);
     if (url === undefined) throw new FerryError('ECONFIG', 'this server offers no direct reads from its store');
-    return { url, etag: manifest.etag, expiresInSeconds: directReadUrlSeconds };
+    return { url, etag: manifest.etag, expiresInSeconds: seconds };
   }
 
   async createUpload(session: UploadSessionRecord, size: number | undefined): Promise<void> {
