@@ -10,7 +10,8 @@ let bounce = Buffer.alloc(0);
  */
 export function copyIntoShared(target: Buffer, source: Uint8Array, at: number): void {
   const misalignment = (source.byteOffset - at) & 7;
-  if (misalignment === 0) {
+  // Into ordinary memory (the server's chunk buffers) a plain copy is fast at any alignment.
+  if (misalignment === 0 || !(target.buffer instanceof SharedArrayBuffer)) {
     target.set(source, at);
     return;
   }
