@@ -124,7 +124,7 @@ t.test("a resumable SHA-256: its state saved on one key is taken up on another, 
   await hashStartResumable({ key: 'first' });
   hashUpdate({ key: 'first', buffer: ownBuffer(bytes.subarray(0, 8192)), length: 8192 });
   const state = hashSave({ key: 'first' });
-  t.match(state, /^[A-Za-z0-9+/]+=*$/u, 'the state is base64');
+  t.match(state, /^sha256\.v1\.[A-Za-z0-9+/]+=*$/u, "the state is in Ferry's text form");
   hashDrop({ key: 'first' });
   await hashStartResumable({ key: 'second', state });
   hashUpdate({ key: 'second', buffer: ownBuffer(bytes.subarray(8192)), length: bytes.length - 8192 });

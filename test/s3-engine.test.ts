@@ -189,6 +189,32 @@ t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
     t.equal(await store.findUpload('cut.bin'), undefined, 'and the upload is gone from the store');
   });
 
+  t.test('a saved hash state a server cannot take up: the upload starts over through it instead of failing', async (t) => {
+    const settings = await freshS3Bucket(t);
+    const store = new S3Store(settings);
+    t.teardown(() => store.close());
+    const a = await startServer(t, { chunkSizeBytes: chunkSize }, { s3Store: new S3Store(settings) });
+    const size = 4 * chunkSize;
+    const local = await makeFile(tempDir(t), 'state.bin', size);
+    const link = await startCutProxy(t, a.port);
+    void link.cutAfter(2.5 * chunkSize, 'up');
+    await t.rejects(clientFor(t, link.port).upload(local.path, { name: 'state.bin' }), { code: 'ECONNLOST' });
+    await a.server.close();
+    const left = await store.findUpload('state.bin');
+    t.ok(left && left.hashedChunks >= 1 && left.sha256State, `A left the upload with ${left?.hashedChunks} chunks hashed and its state`);
+    // As a server of a later Ferry that wrote a form this one does not read would leave it.
+    await store.saveUpload({ ...left!, sha256State: 'sha256.v9.AAAA' });
+
+    const b = await serverOn(t, settings);
+    const result = await clientFor(t, b.port).upload(local.path, { name: 'state.bin' });
+    t.equal(result.resumed, false, 'B starts the upload over (the chunks in the store cannot be read back to be hashed)');
+    t.equal(result.bytesSent, size);
+    t.equal(result.sha256, local.sha256);
+    const out = join(tempDir(t), 'state.bin');
+    await clientFor(t, b.port).download('state.bin', { out });
+    t.equal(await sha256Of(out), local.sha256, 'the file B published is exact');
+  });
+
   t.test('the store cut off mid-upload: parts are retried and the upload completes', async (t) => {
     const settings = await freshS3Bucket(t);
     const s3Port = Number(new URL(s3Endpoint!.endpoint).port);

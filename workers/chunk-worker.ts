@@ -5,11 +5,12 @@
  * time, and a blocking call spares the libuv thread-pool hop.
  */
 import { type Hash, createHash } from 'node:crypto';
-import { type IHasher, createSHA256 } from 'hash-wasm';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import xxhash from 'xxhash-wasm';
 import { localCodecs, timedPack, unpackInPlace } from '../src/compression/codecs.js';
 import { hashFileSync } from '../src/hashing/file-hashes.js';
+import { type SaveableSha256, saveableSha256Source } from '../src/hashing/saveable-sha256.js';
+import { decodeSha256State, encodeSha256State } from '../src/hashing/sha256-state.js';
 import { blockingIo, readChunk as readChunkWith, writeChunk as writeChunkWith } from './chunk-io.js';
 import {
   type PackChunkResult,
@@ -90,10 +91,10 @@ export function hashFile(task: HashFileTask): HashFileResult {
 
 // ---- running SHA-256s (the single hashing thread only: they keep state between tasks) ----
 
-/** Running hashes by key: Node's (the fastest here), or hash-wasm's where the state must be saved. */
-const runningHashes = new Map<string, Hash | IHasher>();
+/** Running hashes by key: Node's (the fastest here), or one whose state can be saved (see saveable-sha256.ts). */
+const runningHashes = new Map<string, Hash | SaveableSha256>();
 
-function runningHash(key: string, resumable = false): Hash | IHasher {
+function runningHash(key: string, resumable = false): Hash | SaveableSha256 {
   let hash = runningHashes.get(key);
   // A resumable hash is never made here: one this thread does not have was lost with the thread before it.
   if (!hash && resumable) throw new Error(`the resumable SHA-256 under ${key} is gone (the hashing thread restarted)`);
@@ -105,16 +106,14 @@ function runningHash(key: string, resumable = false): Hash | IHasher {
 }
 
 export async function hashStartResumable(task: HashStartResumableTask): Promise<void> {
-  const hash = await createSHA256();
-  if (task.state === undefined) hash.init();
-  else hash.load(Buffer.from(task.state, 'base64'));
-  runningHashes.set(task.key, hash);
+  const state = task.state === undefined ? undefined : decodeSha256State(task.state);
+  runningHashes.set(task.key, await saveableSha256Source().make(state));
 }
 
 export function hashSave(task: HashSaveTask): string {
   const hash = runningHashes.get(task.key);
-  if (!hash || !('save' in hash)) throw new Error(`no resumable SHA-256 under ${task.key}`);
-  return Buffer.from(hash.save()).toString('base64');
+  if (!hash || !('state' in hash)) throw new Error(`no resumable SHA-256 under ${task.key}`);
+  return encodeSha256State(hash.state());
 }
 
 export function hashUpdate(task: HashUpdateTask): HashUpdateResult {
@@ -124,7 +123,7 @@ export function hashUpdate(task: HashUpdateTask): HashUpdateResult {
 
 export function hashDigest(task: HashDigestTask): string {
   const hash = runningHash(task.key, task.resumable);
-  const digest = 'save' in hash ? hash.digest('hex') : hash.digest('hex');
+  const digest = 'state' in hash ? hash.digestHex() : hash.digest('hex');
   runningHashes.delete(task.key);
   return digest;
 }

@@ -152,7 +152,7 @@ export interface HashDropTask {
 
 /**
  * Start the SHA-256 named `key` as one whose state can be saved (`hashSave`) and taken up again
- * elsewhere (hash-wasm's): from `state` (a saved one, base64), or from nothing. Without this task,
+ * elsewhere (saveable-sha256.ts): from `state` (a saved one, sha256-state.ts's text), or from nothing. Without this task,
  * a key's hash is Node's, which cannot save its state.
  */
 export interface HashStartResumableTask {
@@ -160,7 +160,7 @@ export interface HashStartResumableTask {
   state?: string | undefined;
 }
 
-/** The state of the resumable SHA-256 named `key` after everything fed so far, as base64 (about 150 characters). */
+/** The state of the resumable SHA-256 named `key` after everything fed so far, as sha256-state.ts's text (at most about 150 characters). */
 export interface HashSaveTask {
   key: string;
 }

@@ -3,16 +3,15 @@ import type { RunningSha256 } from './running-sha256.js';
 import type { Sha256Thread } from './sha256-thread.js';
 
 /**
- * A running SHA-256 whose state can be saved and taken up again elsewhere (hash-wasm's save and
- * load): what an upload to a shared object store keeps with its verified chunks, so another
- * server, or this one after a restart, goes on hashing where it stopped without reading back
- * what the store holds (an unfinished S3 multipart upload cannot be read). It runs on the hashing
- * thread, as every running SHA-256 of a transfer does: hash-wasm's SHA-256 takes about 4 CPU-seconds
- * per GiB here (Node's, which cannot save its state, about 1), and on the I/O thread it held up
- * everything else an upload to the store does (docs/perf-notes.md).
+ * A running SHA-256 whose state can be saved and taken up again elsewhere (saveable-sha256.ts:
+ * OpenSSL's through a small addon, or hash-wasm's where the addon is not built): what an upload
+ * to a shared object store keeps with its verified chunks, so another server, or this one after a
+ * restart, goes on hashing where it stopped without reading back what the store holds (an
+ * unfinished S3 multipart upload cannot be read). It runs on the hashing thread, as every running
+ * SHA-256 of a transfer does.
  */
 export interface ResumableSha256 extends RunningSha256 {
-  /** The state after every update given so far, as base64 (about 150 characters). */
+  /** The state after every update given so far, in sha256-state.ts's text form (at most about 150 characters). */
   save(): Promise<string>;
 }
 

@@ -45,7 +45,7 @@ export class Sha256Thread {
     return this.#inTurn(key, () => this.#pool.run({ key, state }, { name: taskNames.hashStartResumable }));
   }
 
-  /** The state of the resumable hash under `key` after every update given so far (base64). */
+  /** The state of the resumable hash under `key` after every update given so far (sha256-state.ts's text). */
   save(key: string): Promise<string> {
     return this.#inTurn(key, () => this.#pool.run({ key }, { name: taskNames.hashSave }));
   }

@@ -45,7 +45,7 @@ export const s3UploadManifestSchema = z.strictObject({
   touched: z.number(),
   /** Per chunk: its xxh64 once the chunk is in the store, else null. */
   chunks: z.array(hex64.nullable()),
-  /** Chunks [0, hashedChunks) were fed to the running SHA-256 whose state is `sha256State` (base64). */
+  /** Chunks [0, hashedChunks) were fed to the running SHA-256 whose state is `sha256State` (sha256-state.ts's text; hash-wasm's base64 before). */
   hashedChunks: count,
   sha256State: z.string().optional(),
   /**

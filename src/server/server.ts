@@ -4,6 +4,7 @@ import { TLSSocket } from 'node:tls';
 import { type Logger, pino } from 'pino';
 import { Accounts, tokenIdleMs } from '../accounts/accounts.js';
 import { type HttpSide, createHttpSide } from '../http/http-side.js';
+import { saveableSha256Source } from '../hashing/saveable-sha256.js';
 import { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
 import { wholePutMaxBytes } from '../protocol/limits.js';
@@ -94,6 +95,12 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
   }
   if (config.caseInsensitiveNames)
     logger.info('the data directory ignores case: names that differ only by case are one file, and are refused as such');
+  const { whyNotNative } = saveableSha256Source();
+  if (s3 && whyNotNative) {
+    logger.warn(
+      `uploads to the store save their SHA-256 state with hash-wasm, about 2 CPU-seconds per GiB more than native: ${whyNotNative}`,
+    );
+  }
   const maxBuffers = Math.floor(config.inflightBudgetBytes / config.chunkSizeBytes);
   /** Whole puts received or being written at once, server-wide (8 MiB at most, beside the chunk budget). */
   const wholePutBufferCount = 32;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { resumableSha256 } from '../hashing/resumable-sha256.js';
+import { type ResumableSha256, resumableSha256 } from '../hashing/resumable-sha256.js';
 import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
 import type { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
@@ -245,18 +245,8 @@ export class UploadRegistry {
         session.size === file.size &&
         session.fingerprint === file.fingerprint &&
         session.chunkSize === chunkSizeBytes;
-      if (matches && Date.now() - session.touched < sessionTtlMs) {
-        const live = this.#hashStates.get(session.id);
-        const savedNext = found.hash?.next ?? 0;
-        let hashState: SessionHashState;
-        if (live && !live.broken && live.next === savedNext) {
-          this.#detachedHashes.delete(session.id);
-          hashState = live;
-        } else {
-          this.#forgetHash(session.id);
-          hashState = { next: savedNext, broken: false, sha256: await resumableSha256(this.#sha256, found.hash?.state) };
-          this.#hashStates.set(session.id, hashState);
-        }
+      const hashState = matches && Date.now() - session.touched < sessionTtlMs ? await this.#takeUpHash(found) : undefined;
+      if (hashState) {
         const verified = new Map([...found.chunks].filter(([index]) => index < hashState.next));
         if (local) await this.#store.dropSession(local);
         await this.#store.saveSession(session);
@@ -267,7 +257,7 @@ export class UploadRegistry {
         return { session, verified, hashState };
       }
       // Another server's upload of another file, touched a moment ago: most likely still going there.
-      const othersLive = local?.id !== session.id && Date.now() - session.touched < sharedUploadLiveMs;
+      const othersLive = !matches && local?.id !== session.id && Date.now() - session.touched < sharedUploadLiveMs;
       if (othersLive) throw new FerryError('EBUSY', `${name} is being uploaded through another server; try again later`);
       this.#forgetHash(found.session.id);
       this.#removeCharge(found.session);
@@ -277,6 +267,31 @@ export class UploadRegistry {
     const hashState: SessionHashState = { next: 0, broken: false, sha256: await resumableSha256(this.#sha256) };
     this.#hashStates.set(session.id, hashState);
     return { session, verified: new Map(), hashState };
+  }
+
+  /**
+   * The running hash of a found upload: this server's own if it is at the saved state's point,
+   * else one begun from the saved state; undefined if that state cannot be taken up (a form this
+   * server does not read): then the upload starts over, as its chunks cannot be read back.
+   */
+  async #takeUpHash(found: FoundUpload): Promise<SessionHashState | undefined> {
+    const { session } = found;
+    const live = this.#hashStates.get(session.id);
+    const savedNext = found.hash?.next ?? 0;
+    if (live && !live.broken && live.next === savedNext) {
+      this.#detachedHashes.delete(session.id);
+      return live;
+    }
+    this.#forgetHash(session.id);
+    let sha256: ResumableSha256;
+    try {
+      sha256 = await resumableSha256(this.#sha256, found.hash?.state);
+    } catch {
+      return undefined;
+    }
+    const hashState: SessionHashState = { next: savedNext, broken: false, sha256 };
+    this.#hashStates.set(session.id, hashState);
+    return hashState;
   }
 
   /**
