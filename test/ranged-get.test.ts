@@ -3,7 +3,7 @@ import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, type Socket, createServer as createNetServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import t, { type Test } from 'tap';
-import { readRange } from '../src/object-store/ranged-get.js';
+import { connectionsPerStore, readRange } from '../src/object-store/ranged-get.js';
 import { RangeResponseParser, maxResponseHeadBytes, type ResponseHead } from '../src/object-store/range-response.js';
 
 // The ranged GETs of a direct read (a client reading a file from the server's object store), over
@@ -64,6 +64,7 @@ async function rawServer(t: Test, answer: (socket: Socket, request: string, conn
   return {
     url: new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/o`),
     connections: () => connections,
+    onConnection: (listener: (socket: Socket) => void) => server.on('connection', listener),
     /** Stops listening (its port then refuses connections). */
     close: async () => {
       server.close();
@@ -173,6 +174,47 @@ t.test('a read called off mid-body settles at once, ECANCELED', async (t) => {
     { code: 'ECANCELED' },
   );
 });
+
+t.test(
+  `at most ${connectionsPerStore} connections to one store at once: more reads wait for one, and may be called off meanwhile`,
+  async (t) => {
+    const reads = connectionsPerStore + 6;
+    let open = 0;
+    let mostOpen = 0;
+    const held: (() => void)[] = [];
+    const answer = (socket: Socket): void => {
+      socket.write('HTTP/1.1 206 Partial Content\r\nContent-Length: 4\r\nConnection: keep-alive\r\n\r\nabcd');
+    };
+    let answering = false;
+    const store = await rawServer(t, (socket) => {
+      if (answering) return answer(socket);
+      held.push(() => answer(socket));
+      // Every connection allowed holds a request: answer them all, and from then on at once.
+      if (held.length === connectionsPerStore) {
+        answering = true;
+        for (const release of held) release();
+      }
+    });
+    store.onConnection((socket) => {
+      open += 1;
+      mostOpen = Math.max(mostOpen, open);
+      socket.on('close', () => (open -= 1));
+    });
+    const waiting = new AbortController();
+    const all = Array.from({ length: reads }, (_, index) =>
+      read(store.url, 0, 4, index === reads - 1 ? { signal: waiting.signal } : {}).then(({ bytes }) => bytes.toString()),
+    );
+    waiting.abort();
+    const last = all.pop()!;
+    await t.rejects(last, { code: 'ECANCELED' }, 'a read waiting for a connection is called off at once');
+    t.same(
+      await Promise.all(all),
+      Array.from({ length: reads - 1 }, () => 'abcd'),
+      'every other read is served',
+    );
+    t.equal(mostOpen, connectionsPerStore, `never more than ${connectionsPerStore} connections open to the store`);
+  },
+);
 
 t.test('the response parser: the same head and body however the bytes are split', (t) => {
   const body = Buffer.from('0123456789abcdef');

@@ -4,6 +4,7 @@ import { type Socket, connect as netConnect } from 'node:net';
 import { FerryError } from '../protocol/errors.js';
 import { RangeResponseParser } from './range-response.js';
 import { copyIntoShared } from '../shared-copy.js';
+import { WaitQueue } from '../wait-queue.js';
 
 /** Connections kept open to an object store over https between ranged GETs (idle ones do not keep the process alive); at most 64 at once, as the SDK client of a server on the store. */
 const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
@@ -12,6 +13,8 @@ const httpsAgent = new HttpsAgent({ keepAlive: true, maxSockets: 64 });
 const connectTimeoutMs = 5_000;
 /** A read that has heard nothing from the store for this long is given up (ETIMEDOUT). */
 const idleTimeoutMs = 30_000;
+/** Clear-text connections in use to one store at once, at most (as the https agent's sockets): more reads wait their turn. */
+export const connectionsPerStore = 64;
 /** Clear-text connections kept open to one store between reads, at most; each for this long. */
 const idleConnectionsPerStore = 16;
 const keepIdleMs = 15_000;
@@ -45,16 +48,61 @@ export async function readRange(
   if (length === 0) return;
   const read: RangeRead = { url, etag, offset, length, target, signal, onPiece, where: `${url.host}${url.pathname}` };
   if (url.protocol === 'https:') return readOverHttps(read);
-  const pooled = idleConnectionTo(url.host);
-  if (pooled) {
-    try {
-      return await readOn(pooled, read);
-    } catch (error) {
-      if (!(error instanceof StaleConnection)) throw error;
-      // The store closed it while it sat idle, before reading the request: a new one reads it.
+  const slots = await connectionSlotAt(url.host, signal);
+  try {
+    const pooled = idleConnectionTo(url.host);
+    if (pooled) {
+      try {
+        return await readOn(pooled, read);
+      } catch (error) {
+        if (!(error instanceof StaleConnection)) throw error;
+        // The store closed it while it sat idle, before reading the request: a new one reads it.
+      }
     }
+    return await readOn(new StoreConnection(url), read);
+  } finally {
+    slots.release();
   }
-  return readOn(new StoreConnection(url), read);
+}
+
+/** Per store: clear-text connections in use, and the reads waiting for one. */
+const connectionSlots = new Map<string, { inUse: number; waiting: WaitQueue<void>; release(): void }>();
+
+/** A place among the `connectionsPerStore` connections to `host`, once one is free (ECANCELED if `signal` calls it off first). */
+async function connectionSlotAt(host: string, signal: AbortSignal | undefined): Promise<{ release(): void }> {
+  let slots = connectionSlots.get(host);
+  if (!slots) {
+    const made = {
+      inUse: 0,
+      waiting: new WaitQueue<void>(),
+      // Handed straight to the longest waiter, if any.
+      release: () => {
+        if (made.waiting.serve()) return;
+        made.inUse -= 1;
+        if (made.inUse === 0) connectionSlots.delete(host);
+      },
+    };
+    slots = made;
+    connectionSlots.set(host, slots);
+  }
+  if (slots.inUse < connectionsPerStore) {
+    slots.inUse += 1;
+    return slots;
+  }
+  const { waiting } = slots;
+  await new Promise<void>((resolve, reject) => {
+    const onAbort = (): void => {
+      cancel();
+      reject(new FerryError('ECANCELED', 'the read was called off'));
+    };
+    const cancel = waiting.wait(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    });
+    if (signal?.aborted) return onAbort();
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
+  return slots;
 }
 
 interface RangeRead {
