@@ -1,14 +1,17 @@
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { readFile, writeFile } from 'node:fs/promises';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import t, { type Test } from 'tap';
 import { FerryClient } from '../src/client/client.js';
 import type { S3Settings } from '../src/object-store/s3-client.js';
 import { S3Store } from '../src/object-store/s3-store.js';
+import { loadXxh64 } from '../src/hashing/xxh64.js';
+import { encodeChunkHead } from '../src/protocol/encoder.js';
 import { loginAt } from './helpers/accounts.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { makeFile, sha256Of } from './helpers/files.js';
-import { RawClient } from './helpers/raw-client.js';
+import { RawClient, referenceFingerprint } from './helpers/raw-client.js';
 import { freshS3Bucket, rawS3Client, s3Endpoint, s3ServerEnv, s3Skip } from './helpers/s3.js';
 import { type ServerProcess, spawnServer } from './helpers/server-process.js';
 import { startServer } from './helpers/server.js';
@@ -340,18 +343,47 @@ t.test('against a real S3 engine', { skip: s3Skip }, (t) => {
     );
   });
 
-  t.test('what a server on the store does not offer yet is refused clearly', async (t) => {
-    const settings = await freshS3Bucket(t);
-    const server = await serverOn(t, settings);
-    const client = clientFor(t, server.port);
-    const info = await client.info();
-    t.ok(info.capabilities.includes('put-whole'), 'whole small puts are offered');
-    t.ok(info.capabilities.includes('put-unsized'), 'uploads from a stream are offered');
-    t.notOk(info.capabilities.includes('put-join'), 'no parallel streams for an upload (its running SHA-256 is fed in order)');
-    t.notOk(
-      info.capabilities.some((capability) => capability.startsWith('compress:')),
-      'no compression',
-    );
-  });
+  t.test(
+    'compressed chunks both ways: fewer bytes on the wire, the raw file in the store; one that does not unpack is refused',
+    async (t) => {
+      const settings = await freshS3Bucket(t);
+      const server = await serverOn(t, settings);
+      const client = clientFor(t, server.port);
+      const info = await client.info();
+      t.ok(info.capabilities.includes('compress:brotli'), 'the codecs are offered');
+      t.notOk(info.capabilities.includes('put-join'), 'no parallel streams for an upload (its running SHA-256 is fed in order)');
+      const lines = Array.from({ length: 400_000 }, (_, line) => `${line} chunk ${(line * 2654435761) % 100_000} verified\n`);
+      const text = Buffer.from(lines.join('')).subarray(0, 2 * chunkSize + 4321);
+      const path = join(tempDir(t), 'log.txt');
+      await writeFile(path, text);
+
+      const up = await client.upload(path, { name: 'log.txt', compress: 'brotli' });
+      t.ok(up.wireBytes < text.length / 3, `upload: ${up.wireBytes} bytes on the wire for ${text.length}`);
+      const object = await rawS3Client(t, settings).send(new GetObjectCommand({ Bucket: settings.bucket, Key: 'files/log.txt' }));
+      t.ok(Buffer.from(await object.Body!.transformToByteArray()).equals(text), 'the object in the store is the raw file');
+
+      const out = join(tempDir(t), 'log.txt');
+      const down = await client.download('log.txt', { out, compress: 'brotli' });
+      t.ok(down.wireBytes < text.length / 3, `download: ${down.wireBytes} bytes on the wire`);
+      t.ok((await readFile(out)).equals(text), 'the same bytes back');
+
+      const raw = await RawClient.connect(t, server.port);
+      await raw.hello();
+      const put = await raw.call('put', { name: 'bad.txt', size: text.length, fingerprint: await referenceFingerprint(text) });
+      const stream = (put['result'] as { stream: number }).stream;
+      const garbage = Buffer.alloc(1000, 0x5a);
+      const first = text.subarray(0, chunkSize);
+      const packed = { codec: 'brotli', rawLength: first.length } as const;
+      const xxh64 = await loadXxh64();
+      await raw.write(
+        Buffer.concat([encodeChunkHead({ stream, offset: 0, xxh64: xxh64(first), length: garbage.length, packed }), garbage]),
+      );
+      t.match(
+        await raw.event('abort', stream),
+        { code: 'ECHECKSUM', message: /brotli data does not unpack/u },
+        'a chunk that does not unpack: ECHECKSUM',
+      );
+    },
+  );
   t.end();
 });

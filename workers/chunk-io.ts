@@ -32,7 +32,8 @@ export const libuvIo: PositionalIo = {
 
 /**
  * Unpacks a packed chunk first; verifies `xxh64` over buffer[0, length) (or computes it, for a
- * chunk that came without one), then writes those bytes at `offset` of the file.
+ * chunk that came without one), then writes those bytes at `offset` of the file (without a file:
+ * the caller's store writes them).
  */
 export async function writeChunk(task: WriteChunkTask, io: PositionalIo, xxh64: (bytes: Uint8Array) => bigint): Promise<WriteChunkResult> {
   if (task.packed) {
@@ -44,8 +45,10 @@ export async function writeChunk(task: WriteChunkTask, io: PositionalIo, xxh64: 
   if (task.xxh64 !== undefined && computed !== task.xxh64) {
     return { ok: false, code: 'ECHECKSUM', message: `chunk at offset ${task.offset}: xxh64 mismatch`, buffer: task.buffer };
   }
+  const { fd } = task;
+  if (fd === undefined) return { ok: true, xxh64: computed, buffer: task.buffer };
   try {
-    for (let done = 0; done < task.length;) done += await io.write(task.fd, bytes, done, task.length - done, task.offset + done);
+    for (let done = 0; done < task.length;) done += await io.write(fd, bytes, done, task.length - done, task.offset + done);
     return { ok: true, xxh64: computed, buffer: task.buffer };
   } catch (error) {
     return { ...taskFailure(error, `write at offset ${task.offset}`), buffer: task.buffer };
@@ -53,15 +56,17 @@ export async function writeChunk(task: WriteChunkTask, io: PositionalIo, xxh64: 
 }
 
 /**
- * Reads `length` bytes at `offset` of the file into the buffer and checks them against `xxh64`;
- * then, if asked and if it pays, compresses them into the same buffer.
+ * Reads `length` bytes at `offset` of the file into the buffer (without a file: they are there
+ * already) and checks them against `xxh64`; then, if asked and if it pays, compresses them into
+ * the same buffer.
  */
 export async function readChunk(task: ReadChunkTask, io: PositionalIo, xxh64: (bytes: Uint8Array) => bigint): Promise<ReadChunkResult> {
   const bytes = new Uint8Array(task.buffer, 0, task.length);
+  const { fd } = task;
   try {
-    let done = 0;
-    for (let got = -1; done < task.length && got !== 0; done += got)
-      got = await io.read(task.fd, bytes, done, task.length - done, task.offset + done);
+    let done = fd === undefined ? task.length : 0;
+    for (let got = -1; fd !== undefined && done < task.length && got !== 0; done += got)
+      got = await io.read(fd, bytes, done, task.length - done, task.offset + done);
     if (done !== task.length || xxh64(bytes) !== task.xxh64) {
       return {
         ok: false,

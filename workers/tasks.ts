@@ -23,8 +23,11 @@ export function taskFailure(error: unknown, what: string): TaskFailure {
 
 /** Verify `xxh64` over buffer[0, length), then write those bytes at `offset` of the open file `fd`. */
 export interface WriteChunkTask {
-  /** A descriptor the main thread opened (descriptors belong to the process: a worker may use it). */
-  fd: number;
+  /**
+   * A descriptor the main thread opened (descriptors belong to the process: a worker may use it);
+   * undefined for a store that writes the chunk itself (S3): it is only unpacked and checked here.
+   */
+  fd: number | undefined;
   offset: number;
   length: number;
   /** The sender's xxh64 of the bytes, checked before they are written; undefined: the sender gave none (a tus body), so the writer computes it. */
@@ -39,7 +42,8 @@ export interface WriteChunkTask {
 
 /** Read `length` bytes at `offset` of the open file `fd` into `buffer` and check them against `xxh64`. */
 export interface ReadChunkTask {
-  fd: number;
+  /** Where to read it from; undefined: it is in the buffer already (read from an object store), to be checked (and packed) here. */
+  fd: number | undefined;
   offset: number;
   length: number;
   xxh64: bigint;

@@ -32,8 +32,8 @@ const directReadUrlSeconds = 15 * 60;
  * The bytes of files and unfinished uploads in an S3-compatible store (S3Store), shared by
  * several servers. A chunk is checked (its xxh64) on this thread, then stored as its upload's
  * multipart part; each checkpoint saves the upload's chunk hashes and running SHA-256 state in
- * the store, so any server takes the upload up from there. Packed (compressed) chunks are not
- * taken: a server on this store offers no codec.
+ * the store, so any server takes the upload up from there. Packed (compressed) chunks are
+ * unpacked on a chunk thread first: parts hold the raw bytes, as files on disk do.
  */
 export class S3ByteStore implements ByteStore {
   readonly canReadBack = false;
@@ -141,6 +141,8 @@ export class S3ByteStore implements ByteStore {
         try {
           const bytes = new Uint8Array(buffer, 0, task.length);
           await s3.readRange(manifest, task.offset, task.length, bytes);
+          // To be packed (or sampled for packing): checked and packed on a chunk thread.
+          if (task.pack !== undefined || task.probe !== undefined) return await workers.readChunk({ ...task, fd: undefined });
           const xxh64 = workers.xxh64(bytes);
           if (xxh64 !== task.xxh64) {
             const index = task.offset / manifest.chunkSize;
@@ -225,26 +227,30 @@ class S3UploadBytes implements UploadBytes {
   async writeChunk(task: ChunkWrite): Promise<WriteChunkResult> {
     const { buffer, offset, length } = task;
     const upload = this.#upload;
+    let checked: WriteChunkResult;
     if (task.packed) {
-      return { ok: false, code: 'EIO', message: 'compressed chunks are not taken by a server on an S3 store', buffer };
-    }
-    const bytes = new Uint8Array(buffer, 0, length);
-    const xxh64 = this.#workers.xxh64(bytes);
-    if (task.xxh64 !== undefined && xxh64 !== task.xxh64) {
-      return {
-        ok: false,
-        code: 'ECHECKSUM',
-        message: `chunk at offset ${offset} has xxh64 ${xxh64ToHex(xxh64)}, its frame said ${xxh64ToHex(task.xxh64)}`,
-        buffer,
-      };
+      // Unpacked (into its own buffer) and checked on a chunk thread: the part holds the raw bytes.
+      checked = await this.#workers.writeChunk({ ...task, fd: undefined });
+      if (!checked.ok) return checked;
+    } else {
+      const xxh64 = this.#workers.xxh64(new Uint8Array(buffer, 0, length));
+      if (task.xxh64 !== undefined && xxh64 !== task.xxh64) {
+        return {
+          ok: false,
+          code: 'ECHECKSUM',
+          message: `chunk at offset ${offset} has xxh64 ${xxh64ToHex(xxh64)}, its frame said ${xxh64ToHex(task.xxh64)}`,
+          buffer,
+        };
+      }
+      checked = { ok: true, xxh64, buffer };
     }
     try {
       // Its index and length were checked against the upload as its header came (and writePart checks them again).
-      await this.#owner.s3.writePart(upload, offset / upload.chunkSize, bytes);
+      await this.#owner.s3.writePart(upload, offset / upload.chunkSize, new Uint8Array(checked.buffer, 0, length));
     } catch (error) {
-      return { ok: false, code: 'EIO', message: error instanceof Error ? error.message : String(error), buffer };
+      return { ok: false, code: 'EIO', message: error instanceof Error ? error.message : String(error), buffer: checked.buffer };
     }
-    return { ok: true, xxh64, buffer };
+    return checked;
   }
 
   async sync(progress: UploadProgress | undefined): Promise<void> {

@@ -42,9 +42,6 @@ function getNow(request: RequestOf<'get'>, ctx: RequestContext): Handled<'get'> 
   if (fromChunk > chunkCount) throw new FerryError('EPROTO', `fromChunk ${fromChunk} is past the last chunk (${chunkCount})`);
   const toChunk = Math.min(request.toChunk ?? chunkCount, chunkCount);
   if (toChunk < fromChunk) throw new FerryError('EPROTO', `toChunk ${toChunk} is before fromChunk ${fromChunk}`);
-  if (request.pack && ctx.services.catalog) {
-    throw new FerryError('ECONFIG', 'this server, on an S3 store, offers no codec: ask for the chunks raw');
-  }
   if (request.pack && !localCodecs().has(request.pack.codec)) {
     throw new FerryError('ECONFIG', `this server has no ${request.pack.codec} codec (${codecAvailability(request.pack.codec)})`);
   }

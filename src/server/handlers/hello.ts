@@ -14,11 +14,11 @@ export const serverCapabilities: string[] = [
 ];
 
 /**
- * What a server on a shared S3 store can do: not yet compressed chunks (it stores parts as they
- * come) nor parallel streams for an upload (its running SHA-256 must be fed in order: it cannot
- * read back an unfinished upload); see docs/design.md, "The store interface".
+ * What a server on a shared S3 store can do: not parallel streams for an upload (its running
+ * SHA-256 must be fed in order: it cannot read back an unfinished upload); see docs/design.md,
+ * "The store interface".
  */
-const sharedStoreCapabilities = serverCapabilities.filter((offered) => offered !== capability.putJoin && !offered.startsWith('compress:'));
+const sharedStoreCapabilities = serverCapabilities.filter((offered) => offered !== capability.putJoin);
 
 /** The capabilities of the server these services make up. */
 export function capabilitiesOf(services: ServerServices): string[] {
