@@ -1,4 +1,8 @@
 import { createHash, randomFillSync } from 'node:crypto';
+import { closeSync, lstatSync, mkdtempSync, openSync, rmSync, writeFileSync } from 'node:fs';
+import { lstat, open } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { loadXxh64 } from '../../src/hashing/xxh64.js';
 import { FrameDecoder, type FrameSink } from '../../src/protocol/decoder.js';
@@ -126,6 +130,62 @@ function controlMessages(count: number): object[] {
   );
 }
 
+/** CPU per call of a small file-system call: microseconds of this process (all its threads), median of the samples. */
+export interface MetadataCallResult {
+  name: string;
+  cpuMicrosecondsPerCall: number;
+  wallMicrosecondsPerCall: number;
+}
+
+/**
+ * Runs `call` `calls` times, 16 at once (as concurrent transfers do), `samples` times after a
+ * warm-up: the CPU it took per call, the thread pool's threads included (process.cpuUsage).
+ */
+async function metadataCall(name: string, calls: number, call: () => unknown): Promise<MetadataCallResult> {
+  const runOnce = async (): Promise<{ cpu: number; wall: number }> => {
+    const cpuBefore = process.cpuUsage();
+    const started = performance.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (next++ < calls) await call();
+      }),
+    );
+    const cpu = process.cpuUsage(cpuBefore);
+    return { cpu: (cpu.user + cpu.system) / calls, wall: ((performance.now() - started) * 1000) / calls };
+  };
+  await runOnce();
+  const taken: { cpu: number; wall: number }[] = [];
+  for (let sample = 0; sample < samples; sample += 1) taken.push(await runOnce());
+  const result = {
+    name,
+    cpuMicrosecondsPerCall: median(taken.map((each) => each.cpu)),
+    wallMicrosecondsPerCall: median(taken.map((each) => each.wall)),
+  };
+  log(`micro ${name}: ${result.cpuMicrosecondsPerCall.toFixed(1)} µs of CPU per call`);
+  return result;
+}
+
+/** The metadata calls a small upload or download makes, blocking and through libuv's thread pool (docs/perf-notes.md, "Small metadata calls"). */
+async function metadataCalls(): Promise<MetadataCallResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'ferry-micro-'));
+  try {
+    const file = join(dir, 'file');
+    writeFileSync(file, 'x');
+    const calls = 4000;
+    return [
+      await metadataCall('lstat of a folder, blocking (lstatSync)', calls, () => lstatSync(dir)),
+      await metadataCall('lstat of a folder, on the thread pool (fs/promises)', calls, () => lstat(dir)),
+      await metadataCall('open + close of a file for reading, blocking', calls, () => closeSync(openSync(file, 'r'))),
+      await metadataCall('open + close of a file for reading, FileHandle on the thread pool', calls, async () =>
+        (await open(file, 'r')).close(),
+      ),
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 export async function runMicro(ctx: BenchContext): Promise<ScenarioReport> {
   const seconds = ctx.options.microSeconds;
   const results: MicroResult[] = [];
@@ -167,12 +227,15 @@ export async function runMicro(ctx: BenchContext): Promise<ScenarioReport> {
     }),
   );
 
+  const metadata = await metadataCalls();
+
   return {
     id: 'micro',
-    title: 'Micro-benchmarks: codec and hashes, one thread of the bench process',
+    title: 'Micro-benchmarks: codec and hashes, one thread of the bench process; small file-system calls',
     notes: [
       `Medians of ${samples} samples of ${seconds} s each after a warm-up. MiB/s counts payload bytes (for control frames: whole frames); MB/s is the same rate in 10^6 bytes.`,
       'The decoder gets the byte stream in 64 KiB pieces, as a socket delivers it; "ops/s" is frames/s for the codec rows and calls/s for the hash rows.',
+      "Small file-system calls: 4,000 calls, 16 at once, on a folder and a file in the OS temp directory (cached); CPU is the whole process's per call, libuv's threads included. A call through the thread pool pays a hand-off and a wake-up each way, which on these VMs costs several times the call itself: the server makes the checks of a stored file's folders and the opening of a file to read it blocking for that reason.",
     ],
     tables: [
       {
@@ -185,7 +248,12 @@ export async function runMicro(ctx: BenchContext): Promise<ScenarioReport> {
           formatNumber(r.bytesPerSecond / 1e6),
         ]),
       },
+      {
+        headers: ['small file-system call', 'CPU µs per call', 'wall µs per call'],
+        numeric: [1, 2],
+        rows: metadata.map((m) => [m.name, m.cpuMicrosecondsPerCall.toFixed(1), m.wallMicrosecondsPerCall.toFixed(1)]),
+      },
     ],
-    data: { results },
+    data: { results, metadata },
   };
 }

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { closeSync } from 'node:fs';
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { HashFileResult, ReadChunkResult, ReadChunkTask, WriteChunkResult, WriteChunkTask } from '../../workers/tasks.js';
@@ -155,13 +156,22 @@ export class LocalByteStore implements ByteStore {
     return new LocalUploadBytes(this.#layout, this.#workers, path, file);
   }
 
-  async openFile(stored: StoredFile): Promise<FileBytes> {
-    const file = await this.#layout.openStoredFile(stored.name);
-    const workers = this.#workers;
-    return {
-      readChunk: (task) => workers.readChunk({ ...task, fd: file.fd }),
-      close: () => file.close(),
-    };
+  openFile(stored: StoredFile): Promise<FileBytes> {
+    // Opened blocking (see openStoredFile); a failure still rejects, as an open on the pool did.
+    return new Promise((resolve) => {
+      const fd = this.#layout.openStoredFile(stored.name);
+      const workers = this.#workers;
+      let closed = false;
+      resolve({
+        readChunk: (task) => workers.readChunk({ ...task, fd }),
+        close: () => {
+          // Once only: the descriptor's number may be another file's after.
+          if (!closed) closeSync(fd);
+          closed = true;
+          return Promise.resolve();
+        },
+      });
+    });
   }
 
   /**
@@ -190,7 +200,7 @@ export class LocalByteStore implements ByteStore {
   }
 
   async removeFile(name: string): Promise<void> {
-    const path = await this.#layout.safeFilePath(name);
+    const path = this.#layout.safeFilePath(name);
     await rm(path, { force: true });
     await this.#layout.pruneEmptyFolders(name);
   }
@@ -236,7 +246,7 @@ class LocalUploadBytes implements UploadBytes {
  * folder made for it, are durable on return (docs/design.md, "Durability").
  */
 export async function placeLocalFile(layout: DataLayout, from: string, name: string): Promise<void> {
-  const finalPath = await layout.safeFilePath(name);
+  const finalPath = layout.safeFilePath(name);
   const folder = dirname(finalPath);
   /** The first folder this publish had to make, if it made any. */
   let madeFolder: string | undefined;

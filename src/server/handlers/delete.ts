@@ -13,7 +13,7 @@ export const deleteFile: ScopedHandler<'delete'> = async (request, ctx) => {
   const removed = await uploads.exclusive(name, async () => {
     await catalog?.refreshOne(name);
     // On disk, a symbolic link on the way to the file is refused before anything is removed.
-    if (!catalog) await layout.safeFilePath(name);
+    if (!catalog) layout.safeFilePath(name);
     const record = await store.deleteFile(name);
     if (!record) throw new FerryError('ENOENT', `${request.name}: not found on the server`);
     uploads.storedChanged(name, record.size, 0);
