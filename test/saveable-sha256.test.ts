@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createSHA256 } from 'hash-wasm';
 import t from 'tap';
 import { hashWasmSha256Source, saveableSha256Source } from '../src/hashing/saveable-sha256.js';
-import { decodeSha256State, emptySha256State, encodeSha256State } from '../src/hashing/sha256-state.js';
+import { decodeSha256State, emptySha256State, encodeSha256State, isSha256State } from '../src/hashing/sha256-state.js';
 
 const native = saveableSha256Source();
 const sources = [native, hashWasmSha256Source()];
@@ -65,8 +65,10 @@ t.test('the text form: what goes in comes out; anything else is refused', async 
   t.match(text, /^sha256\.v1\.[A-Za-z0-9+/=]+$/u);
   t.same(decodeSha256State(text), state);
   t.same(decodeSha256State(encodeSha256State(emptySha256State)), emptySha256State);
+  t.ok(isSha256State(text));
   for (const bad of ['', 'sha256.v1.', 'sha256.v1.AAAA', 'not base64 at all', Buffer.alloc(116).toString('base64')]) {
     t.throws(() => decodeSha256State(bad), /not a SHA-256 state/u, JSON.stringify(bad.slice(0, 20)));
+    t.notOk(isSha256State(bad));
   }
   const short = Buffer.from(text.slice('sha256.v1.'.length), 'base64').subarray(0, 41);
   t.throws(() => decodeSha256State(`sha256.v1.${short.toString('base64')}`), /not a SHA-256 state/u, 'a pending block cut short');

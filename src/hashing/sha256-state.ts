@@ -59,6 +59,16 @@ export function decodeSha256State(text: string): Sha256State {
   return checkSha256State({ words, length, pending: new Uint8Array(bytes.subarray(headerBytes)) });
 }
 
+/** Whether `text` is a state `decodeSha256State` takes. */
+export function isSha256State(text: string): boolean {
+  try {
+    decodeSha256State(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /**
  * hash-wasm 4's saved SHA-256 (`save()`): 4 bytes naming its WebAssembly, then its context: the
  * unfinished block (64 bytes), the length in bytes (64-bit little-endian), the chaining words

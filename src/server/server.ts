@@ -95,8 +95,9 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
   }
   if (config.caseInsensitiveNames)
     logger.info('the data directory ignores case: names that differ only by case are one file, and are refused as such');
-  const { whyNotNative } = saveableSha256Source();
-  if (s3 && whyNotNative) {
+  // Only uploads to a store save their hash's state: no other server loads the addon on this thread.
+  const whyNotNative = s3 && saveableSha256Source().whyNotNative;
+  if (whyNotNative) {
     logger.warn(
       `uploads to the store save their SHA-256 state with hash-wasm, about 2 CPU-seconds per GiB more than native: ${whyNotNative}`,
     );

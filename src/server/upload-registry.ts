@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
-import { type ResumableSha256, resumableSha256 } from '../hashing/resumable-sha256.js';
+import { resumableSha256 } from '../hashing/resumable-sha256.js';
+import { isSha256State } from '../hashing/sha256-state.js';
 import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js';
 import type { Sha256Thread } from '../hashing/sha256-thread.js';
 import { FerryError } from '../protocol/errors.js';
@@ -283,12 +284,10 @@ export class UploadRegistry {
       return live;
     }
     this.#forgetHash(session.id);
-    let sha256: ResumableSha256;
-    try {
-      sha256 = await resumableSha256(this.#sha256, found.hash?.state);
-    } catch {
-      return undefined;
-    }
+    const state = found.hash?.state;
+    if (state !== undefined && !isSha256State(state)) return undefined;
+    // Any other failure (the hashing thread's) fails the put: the upload stays for a later one.
+    const sha256 = await resumableSha256(this.#sha256, state);
     const hashState: SessionHashState = { next: savedNext, broken: false, sha256 };
     this.#hashStates.set(session.id, hashState);
     return hashState;
