@@ -1,4 +1,5 @@
-import { type FileHandle, open, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { type Stats, renameSync, statSync, unlinkSync } from 'node:fs';
+import { readFile, writeFile } from 'node:fs/promises';
 import { basename, dirname, resolve, sep } from 'node:path';
 import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
@@ -14,6 +15,7 @@ import { hashInOrder, receiveInParallel, streamsFor } from './parallel-download.
 import { type ChunkWriter, type Received, completeBytes, receiveChunks } from './download-receiver.js';
 import { offersDirect, receiveDirect, rememberUnreadable } from './direct-download.js';
 import { formatBytes } from '../units.js';
+import { PartFile } from './part-file.js';
 
 export interface DownloadOptions {
   /** Local destination; defaults to the remote name's last segment in the current directory. */
@@ -60,12 +62,17 @@ export function partialPathsFor(dest: string): { part: string; state: string } {
   return { part: dest + partSuffix, state: dest + stateSuffix };
 }
 
-async function exists(path: string): Promise<boolean> {
+/** Whether there is something (readable) at `path`. Blocks: a stat costs microseconds that way (see part-file.ts). */
+function exists(path: string): boolean {
+  return statIfThere(path) !== undefined;
+}
+
+/** What is at `path`, if anything readable is (a blocking stat, as `exists`). */
+function statIfThere(path: string): Stats | undefined {
   try {
-    await stat(path);
-    return true;
+    return statSync(path, { throwIfNoEntry: false });
   } catch {
-    return false; // nothing (readable) there
+    return undefined;
   }
 }
 
@@ -74,18 +81,18 @@ async function exists(path: string): Promise<boolean> {
  * (or ending in `/`) means inside it, under the name's last segment; anything else is the file's
  * own path. A directory that does not exist is named in the error (never the `.ferry-part` path).
  */
-export async function destinationFor(name: string, out: string | undefined): Promise<string> {
+export function destinationFor(name: string, out: string | undefined): string {
   const ownName = basename(name);
   if (out === undefined) return resolve(ownName);
   const meansDirectory = out.endsWith('/') || out.endsWith(sep);
   // Without the trailing separator: stat("file/") fails as ENOTDIR, and this wants to tell "a file" from "nothing".
-  const outStat = await stat(meansDirectory ? out.slice(0, -1) || out : out).catch(() => undefined);
+  const outStat = statIfThere(meansDirectory ? out.slice(0, -1) || out : out);
   if (outStat?.isDirectory()) return resolve(out, ownName);
   if (meansDirectory) {
     throw new FerryError('ENOENT', `${out}: no such local directory (${outStat ? 'it is a file' : 'create it first'})`);
   }
   const dest = resolve(out);
-  const folderStat = await stat(dirname(dest)).catch(() => undefined);
+  const folderStat = statIfThere(dirname(dest));
   if (!folderStat) throw new FerryError('ENOENT', `${dirname(dest)}: no such local directory (create it first)`);
   if (!folderStat.isDirectory()) throw new FerryError('ENOENT', `${dirname(dest)}: not a directory`);
   return dest;
@@ -106,12 +113,12 @@ async function readState(path: string): Promise<PartialState | undefined> {
  */
 async function verifiedPrefix(
   connection: ClientConnection,
-  handle: FileHandle,
+  handle: PartFile,
   info: FileInfo,
   sha256: RunningSha256,
   xxh64: (bytes: Uint8Array) => bigint,
 ): Promise<number> {
-  const { size: partSize } = await handle.stat();
+  const partSize = handle.size();
   const shared = new SharedArrayBuffer(Math.max(1, Math.min(info.chunkSize, info.size)));
   const buffer = Buffer.from(shared);
   let good = 0;
@@ -145,29 +152,29 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   const xxh64 = await loadXxh64();
   // Settled before anything is made: a codec the server lacks fails the download here, leaving nothing behind.
   const pack = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
-  const dest = await destinationFor(name, options.out);
-  if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
+  const dest = destinationFor(name, options.out);
+  if (!options.force && exists(dest)) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
   const paths = partialPathsFor(dest);
   const target = { name, dest, ...paths };
   // Read from the object store itself, --streams becomes how many ranged reads run at once; else it is connections to the server.
   const parallel = options.openConnection !== undefined && (options.streams ?? 1) > 1 && !offersDirect(connection, options.direct);
   // Usually nothing is left of an earlier attempt: the part is made at once, exclusively (one
   // that is there already is an earlier attempt's, to resume).
-  const freshPart = parallel ? undefined : await createPart(paths.part);
+  const freshPart = parallel ? undefined : createPart(paths.part);
   if (freshPart) return freshDownload(connection, target, freshPart, { ...options, pack }, xxh64);
   const previous = await readState(paths.state);
-  const partExists = parallel ? await exists(paths.part) : true;
+  const partExists = parallel ? exists(paths.part) : true;
   const info = await connection.request('stat', { name });
   const sameContent = previous?.sha256 === info.sha256 && previous.chunkSize === info.chunkSize && previous.size === info.size;
   if (previous && !sameContent && partExists)
     options.onNotice?.(`discarding the partial download of ${name} in ${paths.part}: the server's ${name} has changed since`);
-  const handle = await openPart(paths.part, sameContent && partExists ? 'r+' : 'w+');
+  const handle = openPart(paths.part, sameContent && partExists ? 'r+' : 'w+');
   const sha256 = runningSha256(info.size);
   let finished = false;
   try {
     if (!sameContent) await writePartialState(paths.state, info);
     const fromChunk = sameContent ? await verifiedPrefix(connection, handle, info, sha256, xxh64) : 0;
-    const partBytes = (await handle.stat()).size;
+    const partBytes = handle.size();
     if (partBytes > completeBytes(fromChunk, info))
       options.onNotice?.(
         `${paths.part}: kept the ${formatBytes(completeBytes(fromChunk, info))} that match the server's ${name}, discarded ${formatBytes(partBytes - completeBytes(fromChunk, info))}`,
@@ -199,7 +206,7 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   } finally {
     if (!finished) {
       sha256.drop();
-      await handle.close();
+      handle.close();
     }
   }
 }
@@ -276,7 +283,7 @@ interface DownloadTarget {
 async function freshDownload(
   connection: ClientConnection,
   target: DownloadTarget,
-  handle: FileHandle,
+  handle: PartFile,
   options: DownloadOptions & { pack: Packing | undefined },
   xxh64: (bytes: Uint8Array) => bigint,
 ): Promise<DownloadResult> {
@@ -301,35 +308,34 @@ async function freshDownload(
   } finally {
     if (!finished) {
       file?.sha256.drop();
-      await handle.close();
+      handle.close();
       // Nothing a rerun could resume (the get was refused, or a one-chunk file was cut): no part is left.
-      if (!file || file.info.chunkCount <= 1) await removeIfThere(target.part);
+      if (!file || file.info.chunkCount <= 1) removeIfThere(target.part);
     }
   }
 }
 
-async function openPart(part: string, flags: 'r+' | 'w+'): Promise<FileHandle> {
+function openPart(part: string, flags: 'r+' | 'w+'): PartFile {
   try {
-    return await open(part, flags);
+    return PartFile.open(part, flags);
   } catch (error) {
     throw fromSystemError(error, part);
   }
 }
 
 /** Makes the part file, unless there is one already (undefined then). */
-async function createPart(part: string): Promise<FileHandle | undefined> {
+function createPart(part: string): PartFile | undefined {
   try {
-    return await open(part, 'wx+');
+    return PartFile.create(part);
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
     throw fromSystemError(error, part);
   }
 }
 
-/** Removes a file if it is there (one unlink, where `rm` would stat first). */
-async function removeIfThere(path: string): Promise<void> {
+/** Removes a file if it is there (one unlink, where `rm` would stat first; blocking, as `exists`). */
+function removeIfThere(path: string): void {
   try {
-    await unlink(path);
+    unlinkSync(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw fromSystemError(error, path);
   }
@@ -350,7 +356,7 @@ async function writePartialState(path: string, file: { sha256: string; size: num
  * whatever happens.
  */
 async function finishDownload(
-  handle: FileHandle,
+  handle: PartFile,
   target: DownloadTarget & { withState: boolean },
   info: { size: number; sha256: string },
   sha256: RunningSha256,
@@ -362,25 +368,25 @@ async function finishDownload(
   try {
     const digest = await sha256.digest();
     if (digest !== info.sha256) {
-      await handle.close();
+      handle.close();
       closed = true;
-      await removeIfThere(part);
-      if (withState) await removeIfThere(state);
+      removeIfThere(part);
+      if (withState) removeIfThere(state);
       throw new FerryError('ECHECKSUM', `${name}: sha256 of the received file is ${digest}, the server lists ${info.sha256}`);
     }
     await handle.datasync();
-    await handle.close();
+    handle.close();
     closed = true;
-    if (!options.force && (await exists(dest))) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
-    await rename(part, dest);
-    if (withState) await removeIfThere(state);
+    if (!options.force && exists(dest)) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
+    renameSync(part, dest);
+    if (withState) removeIfThere(state);
     const { bytesReceived, wireBytes, resumed } = received;
     return { name, path: dest, size: info.size, sha256: digest, bytesReceived, wireBytes, resumed };
   } finally {
-    if (!closed) await handle.close();
+    if (!closed) handle.close();
   }
 }
 
-function fileWriter(handle: FileHandle): ChunkWriter {
-  return { write: (bytes, offset) => handle.write(bytes, 0, bytes.length, offset), sync: () => handle.datasync() };
+function fileWriter(handle: PartFile): ChunkWriter {
+  return { write: (bytes, offset) => handle.write(bytes, offset), sync: () => handle.datasync() };
 }

@@ -1,5 +1,4 @@
 import { capability } from '../protocol/capabilities.js';
-import type { FileHandle } from 'node:fs/promises';
 import type { RunningSha256 } from '../hashing/running-sha256.js';
 import type { Packing } from '../compression/negotiation.js';
 import { FerryError } from '../protocol/errors.js';
@@ -15,6 +14,7 @@ import {
 } from './download-receiver.js';
 import { isRetryable } from './retry.js';
 import { openMoreConnections } from './more-connections.js';
+import type { PartFile } from './part-file.js';
 
 /** Fewer chunks than this per stream and parallel streams are not worth their connections. */
 const minChunksPerStream = 2;
@@ -204,7 +204,7 @@ export function splitChunks(from: number, to: number, streams: number): { from: 
  * Feeds `sha256` the file's bytes from chunk `fromChunk` to its end, read back from `handle` in
  * order (what parallel streams wrote out of order); the chunks before were fed as they were verified.
  */
-export async function hashInOrder(handle: FileHandle, sha256: RunningSha256, info: FileInfo, fromChunk: number): Promise<void> {
+export async function hashInOrder(handle: PartFile, sha256: RunningSha256, info: FileInfo, fromChunk: number): Promise<void> {
   const shared = new SharedArrayBuffer(Math.max(1, Math.min(info.chunkSize, info.size)));
   const buffer = Buffer.from(shared);
   for (let offset = fromChunk * info.chunkSize; offset < info.size; offset += info.chunkSize) {

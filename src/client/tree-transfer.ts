@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events';
-import { chmod, lstat, mkdir, stat, utimes } from 'node:fs/promises';
-import type { Stats } from 'node:fs';
+import { type Stats, chmodSync, lstatSync, mkdirSync, statSync, utimesSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import type { FileInfo, FileSummary } from '../protocol/messages.js';
@@ -317,20 +317,17 @@ export async function downloadTree(
       try {
         if (outside) throw outside;
         if (file.damaged !== undefined) throw new FerryError('ECORRUPT', `${file.name} is damaged on the server: ${file.damaged}`);
-        const local = await lstat(path).catch((error: unknown) => {
-          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-          throw fromSystemError(error, `local file ${path}`);
-        });
+        // The local calls of each file block, on purpose: microseconds each that way, against tens
+        // through libuv's thread pool (docs/perf-notes.md, "Local calls of the client on small files").
+        const local = localFileAt(path);
         if (local && !local.isFile())
           throw new FerryError('EEXIST', `${path} is in the way: a ${local.isDirectory() ? 'folder' : 'link or special file'}, not a file`);
         if (local && local.size === file.size && (await options.cache.sha256Of(path, local)) === file.sha256) {
-          await restoreAttributes(path, file, local, options.cache);
+          restoreAttributes(path, file, local, options.cache);
           tally.unchanged(file.name, path, file.size);
           return true;
         }
-        await mkdir(dirname(path), { recursive: true }).catch((error: unknown) => {
-          throw fromSystemError(error, `local folder ${dirname(path)}`);
-        });
+        makeFolder(dirname(path));
         options.onFile?.({ name: file.name, path, size: file.size });
         const result = await client.download(file.name, {
           out: path,
@@ -339,7 +336,7 @@ export async function downloadTree(
           ...(options.onNotice ? { onNotice: options.onNotice } : {}),
           ...(options.direct === undefined ? {} : { direct: options.direct }),
         });
-        await restoreAttributes(path, file, undefined, options.cache, result.sha256);
+        restoreAttributes(path, file, undefined, options.cache, result.sha256);
         tally.moved(file.name, path, file.size, result.bytesReceived);
         return true;
       } catch (error) {
@@ -350,6 +347,24 @@ export async function downloadTree(
   if (tally.summary.files === 0 && tally.summary.folders === 0 && tally.summary.failed.length === 0 && !tally.summary.stopped)
     throw new FerryError('ENOENT', `no stored files under ${prefix === '' ? 'the store' : `${prefix}/`}`);
   return tally.summary;
+}
+
+/** What is at `path` locally (lstat: a link is not followed), or undefined for nothing. */
+function localFileAt(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch (error) {
+    throw fromSystemError(error, `local file ${path}`);
+  }
+}
+
+/** Makes a local folder and those above it, as needed. */
+function makeFolder(path: string): void {
+  try {
+    mkdirSync(path, { recursive: true });
+  } catch (error) {
+    throw fromSystemError(error, `local folder ${path}`);
+  }
 }
 
 /** Makes the folder an empty-folder marker stands for (`marker`: its stored name). */
@@ -367,20 +382,14 @@ async function makeEmptyFolder(path: string, marker: string, tally: TreeTally): 
  * Gives a downloaded (or already matching) local file the mode and mtime its uploader kept, and
  * remembers its SHA-256 in the cache as the file now is.
  */
-async function restoreAttributes(
-  path: string,
-  file: FileSummary,
-  before: Stats | undefined,
-  cache: HashCache,
-  sha256 = file.sha256,
-): Promise<void> {
+function restoreAttributes(path: string, file: FileSummary, before: Stats | undefined, cache: HashCache, sha256 = file.sha256): void {
   try {
-    if (file.mode !== undefined && (before === undefined || (before.mode & 0o7777) !== file.mode)) await chmod(path, file.mode);
+    if (file.mode !== undefined && (before === undefined || (before.mode & 0o7777) !== file.mode)) chmodSync(path, file.mode);
     if (file.mtime !== undefined) {
       const mtime = new Date(file.mtime);
-      if (before === undefined || Math.round(before.mtimeMs) !== mtime.getTime()) await utimes(path, new Date(), mtime);
+      if (before === undefined || Math.round(before.mtimeMs) !== mtime.getTime()) utimesSync(path, new Date(), mtime);
     }
-    cache.set(path, await stat(path), sha256);
+    cache.set(path, statSync(path), sha256);
   } catch (error) {
     throw fromSystemError(error, `local file ${path}`);
   }
