@@ -32,6 +32,8 @@ export interface BenchOptions {
   /** A sweep step repeats rounds until it has at least this many operations, or this many bytes, per direction. */
   minOpsPerStep: number;
   minBytesPerStep: number;
+  /** Operations each way a sweep step's fresh server serves, untimed, before it is timed (0: timed cold). */
+  warmupOps: number;
   /** Reference tools to compare with, by name. */
   references: readonly string[];
   /** Ferry/reference pairs per reference (A B A B ...). */
@@ -52,6 +54,9 @@ export const usage = `usage: npm run bench -- [options]
   --clients LIST          client counts for the concurrency sweep (default 1,4,16,64,256)
   --sizes LIST            file sizes for the sweep (default 64KiB,16MiB; quick 64KiB,8MiB)
   --refs LIST             references to run: socat,nc,rsync,rsync-sha1,cp,scp,sftp,rsync-ssh (default all; quick socat,rsync)
+  --warmup N              uploads and downloads a sweep step's fresh server serves untimed before
+                          it is timed, as a server that has been running would have (default 2048;
+                          quick 256; 0 times a cold server)
   --pairs N               Ferry/reference pairs per reference, median reported (default 3)
   --runs N                repetitions of bulk and resume runs (default 3; quick 1)
   --help                  this text
@@ -59,6 +64,11 @@ export const usage = `usage: npm run bench -- [options]
 
 function positiveInt(name: string, text: string): number {
   if (!/^\d+$/u.test(text) || Number(text) < 1) throw new Error(`--${name}: not a positive whole number: ${text}`);
+  return Number(text);
+}
+
+function wholeNumber(name: string, text: string): number {
+  if (!/^\d+$/u.test(text)) throw new Error(`--${name}: not a whole number: ${text}`);
   return Number(text);
 }
 
@@ -82,6 +92,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
       sizes: { type: 'string' },
       refs: { type: 'string' },
       pairs: { type: 'string' },
+      warmup: { type: 'string' },
       runs: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -120,6 +131,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     targetCase: !quick && values.clients === undefined && values.sizes === undefined,
     minOpsPerStep: quick ? 24 : 1024,
     minBytesPerStep: quick ? 16 * 1024 ** 2 : 256 * 1024 ** 2,
+    warmupOps: values.warmup === undefined ? (quick ? 256 : 2048) : wholeNumber('warmup', values.warmup),
     pairs: values.pairs === undefined ? 3 : positiveInt('pairs', values.pairs),
     runs: values.runs === undefined ? (quick ? 1 : 3) : positiveInt('runs', values.runs),
     microSeconds: quick ? 0.1 : 1,

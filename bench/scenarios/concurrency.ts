@@ -30,6 +30,8 @@ export interface SweepStep {
   clients: number;
   /** Files each client uploads (then downloads) in a step, so every step does enough work to time. */
   rounds: number;
+  /** Files each client uploaded and downloaded untimed first, to warm the fresh server up (see warmupRounds). */
+  warmupRounds: number;
   upload: PhaseResult;
   download: PhaseResult;
   errors: number;
@@ -47,6 +49,20 @@ export interface SweepStep {
   target?: boolean;
   /** Small files only: files/s the disk allows for the same stores with nothing else (see durableStoreFloor). */
   storeFloorPerSecond?: number;
+}
+
+/** At most this many bytes each way go to a step's warm-up, whatever its file size. */
+const warmupMaxBytes = 64 * MiB;
+
+/**
+ * Rounds each client runs untimed before a step is timed: enough that the fresh server has served
+ * about `warmupOps` uploads and downloads (its JavaScript compiled by then, as a server that has
+ * been running would have it), no more rounds than the step itself, and at most `warmupMaxBytes`.
+ */
+function warmupRounds(warmupOps: number, clients: number, fileBytes: number, rounds: number): number {
+  if (warmupOps === 0) return 0;
+  const byBytes = Math.max(1, Math.floor(warmupMaxBytes / (clients * Math.max(1, fileBytes))));
+  return Math.min(rounds, Math.ceil(warmupOps / clients), byBytes);
 }
 
 /** Steps with files up to this size also measure the disk's floor for storing them. */
@@ -82,6 +98,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
   const { minOpsPerStep, minBytesPerStep } = ctx.options;
   // Enough work to time: either enough operations or enough bytes, whichever comes first.
   const rounds = Math.max(1, Math.min(Math.ceil(minOpsPerStep / clients), Math.ceil(minBytesPerStep / (clients * source.size))));
+  const warmup = warmupRounds(ctx.options.warmupOps, clients, source.size, rounds);
   const dataDir = await makeTempDir('disk', 'sweep-data');
   const outDir = await makeTempDir('disk', 'sweep-out');
   // In clear text, as every sweep before TLS was: the rows stay comparable (bulk and refs measure TLS).
@@ -106,6 +123,16 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
   };
   try {
     await Promise.all(ferryClients.map((client) => client.connection()));
+    await Promise.all(
+      ferryClients.map(async (client, c) => {
+        const out = join(outDir, `warm-${c}.bin`);
+        for (let round = 0; round < warmup; round += 1) {
+          await client.upload(source.path, { name: `warm/c${c}/r${round}.bin` });
+          await client.download(`warm/c${c}/r${round}.bin`, { out, force: true });
+        }
+        await rm(out, { force: true });
+      }),
+    );
     const cpuBefore = server.cpuSeconds();
     const clientCpuBefore = process.cpuUsage();
     const stopMeter = boxCpuMeter(ctx.machine.cores);
@@ -167,6 +194,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
       fileBytes: source.size,
       clients,
       rounds,
+      warmupRounds: warmup,
       upload,
       download,
       errors: upload.errors + download.errors,
@@ -212,6 +240,9 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
   const notes = [
     'Clients are FerryClient objects in the bench process (one connection each, connected before timing); the server is `ferry serve` in its own process. Client and server share the cores.',
     "clients peak RSS (up): the bench process's peak resident memory during the upload phase (its peak reset just before, through /proc/self/clear_refs): what the client library holds with that many uploads at once, plus the bench's own baseline.",
+    ctx.options.warmupOps > 0
+      ? `Warm-up: each step's fresh server first serves about ${formatNumber(ctx.options.warmupOps)} uploads and as many downloads of the step's file (at most ${formatBytes(warmupMaxBytes)} each way, no more rounds than the step), untimed, as a server that has been running would have; without it the first thousand small uploads run at about half the speed of later ones, while its JavaScript is compiled (\`--warmup 0\` times a cold server).`
+      : 'No warm-up (`--warmup 0`): each step times a cold server, its JavaScript compiled as the step runs.',
     'Each step: a fresh server; every client uploads its rounds of files one after another, all clients at once; when all uploads are done, every client downloads its files back (to its own path, deleted after each). MiB/s and ops/s are aggregates over the phase; latency is per operation (one upload or one download, request to verified result).',
     `rounds: files per client in a step, so that every step does enough work to time (at least ${ctx.options.minOpsPerStep} operations or ${formatBytes(ctx.options.minBytesPerStep)} per direction).`,
     `CPU the rest of the machine used during the steps (box minus server and bench process), median: ${formatNumber(median(steps.map((s) => s.othersPercent)))}% of a core; per step in the JSON.`,
