@@ -206,7 +206,7 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   } finally {
     if (!finished) {
       sha256.drop();
-      handle.close();
+      await handle.close();
     }
   }
 }
@@ -308,7 +308,7 @@ async function freshDownload(
   } finally {
     if (!finished) {
       file?.sha256.drop();
-      handle.close();
+      await handle.close();
       // Nothing a rerun could resume (the get was refused, or a one-chunk file was cut): no part is left.
       if (!file || file.info.chunkCount <= 1) removeIfThere(target.part);
     }
@@ -368,14 +368,14 @@ async function finishDownload(
   try {
     const digest = await sha256.digest();
     if (digest !== info.sha256) {
-      handle.close();
+      await handle.close();
       closed = true;
       removeIfThere(part);
       if (withState) removeIfThere(state);
       throw new FerryError('ECHECKSUM', `${name}: sha256 of the received file is ${digest}, the server lists ${info.sha256}`);
     }
     await handle.datasync();
-    handle.close();
+    await handle.close();
     closed = true;
     if (!options.force && exists(dest)) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
     renameSync(part, dest);
@@ -383,7 +383,7 @@ async function finishDownload(
     const { bytesReceived, wireBytes, resumed } = received;
     return { name, path: dest, size: info.size, sha256: digest, bytesReceived, wireBytes, resumed };
   } finally {
-    if (!closed) handle.close();
+    if (!closed) await handle.close();
   }
 }
 

@@ -17,10 +17,13 @@ const blockingWriteBytes = 256 * 1024;
 /**
  * A download's part file, open for reading and writing. Opening, closing and small writes block
  * (they do not wait on the disk); syncs, reads and large writes go through libuv's thread pool.
+ * As a `FileHandle` does, `close` waits for the calls still under way on the descriptor: closed
+ * under them, its number could be reused by the next file opened, and they would act on that one.
  */
 export class PartFile {
   readonly #fd: number;
-  #closed = false;
+  readonly #pending = new Set<Promise<unknown>>();
+  #closing: Promise<void> | undefined;
 
   private constructor(fd: number) {
     this.#fd = fd;
@@ -48,32 +51,43 @@ export class PartFile {
       const length = bytes.byteLength - written;
       written +=
         length <= blockingWriteBytes
-          ? writeSync(this.#fd, bytes, written, length, position + written)
-          : (await writeAt(this.#fd, bytes, written, length, position + written)).bytesWritten;
+          ? writeSync(this.#openFd(), bytes, written, length, position + written)
+          : (await this.#tracked(writeAt(this.#openFd(), bytes, written, length, position + written))).bytesWritten;
     }
   }
 
   async read(buffer: Uint8Array, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
-    const { bytesRead } = await readAt(this.#fd, buffer, offset, length, position);
+    const { bytesRead } = await this.#tracked(readAt(this.#openFd(), buffer, offset, length, position));
     return { bytesRead };
   }
 
   size(): number {
-    return fstatSync(this.#fd).size;
+    return fstatSync(this.#openFd()).size;
   }
 
   truncate(length: number): Promise<void> {
-    return truncateTo(this.#fd, length);
+    return this.#tracked(truncateTo(this.#openFd(), length));
   }
 
   datasync(): Promise<void> {
-    return datasyncOf(this.#fd);
+    return this.#tracked(datasyncOf(this.#openFd()));
   }
 
-  /** Closes it (once; later calls do nothing). */
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    closeSync(this.#fd);
+  /** Closes it once the calls under way have ended (once; later calls get the same promise). */
+  close(): Promise<void> {
+    this.#closing ??= Promise.allSettled([...this.#pending]).then(() => closeSync(this.#fd));
+    return this.#closing;
+  }
+
+  #openFd(): number {
+    if (this.#closing) throw Object.assign(new Error('the part file is closed'), { code: 'EBADF' });
+    return this.#fd;
+  }
+
+  #tracked<T>(call: Promise<T>): Promise<T> {
+    this.#pending.add(call);
+    const settled = (): void => void this.#pending.delete(call);
+    call.then(settled, settled);
+    return call;
   }
 }
