@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { makeFile, sha256Of } from './helpers/files.js';
@@ -100,5 +101,34 @@ t.test(
     t.equal(resumed.sha256, big.sha256, 'with room again, the same upload completes exact');
     t.equal(resumed.resumed, true, 'it resumed the session the full disk interrupted');
     t.ok(resumed.bytesSent < big.bytes.length, `and sent only what was missing (${resumed.bytesSent} of ${big.bytes.length} bytes)`);
+  },
+);
+
+t.test(
+  'a full disk under small files sent whole: ENOSPC for the file that does not fit, nothing half-stored, the rest intact',
+  async (t) => {
+    const work = tempDir(t);
+    const running = await serverOnSmallFs(t, {});
+    if (!running) return;
+    const client = running.client();
+    // 100 KiB files, each sent in one request (putWhole): the 8 MiB disk fills part-way through.
+    const small = await makeFile(work, 'small.bin', 100 * KiB);
+    const stored: string[] = [];
+    let refusal: unknown;
+    for (let index = 0; index < 120 && refusal === undefined; index += 1) {
+      try {
+        await client.upload(small.path, { name: `s${index}.bin` });
+        stored.push(`s${index}.bin`);
+      } catch (error) {
+        refusal = error;
+      }
+    }
+    t.match(refusal, { code: 'ENOSPC' }, `the file that does not fit is refused with ENOSPC (after ${stored.length} stored)`);
+    t.ok(stored.length > 0, 'some files fit before the disk filled');
+    t.same((await client.list()).map((file) => file.name).sort(), [...stored].sort(), 'the server lists exactly the files it acknowledged');
+    t.same(await readdir(join(running.mountPoint, 'data', 'partial')), [], 'nothing of the refused file is left in partial/');
+    const out = join(work, 'last.out');
+    await client.download(stored.at(-1)!, { out });
+    t.equal(await sha256Of(out), small.sha256, 'the last file stored before the disk filled is exact');
   },
 );

@@ -74,6 +74,18 @@ t.test('listFiles pages by name and prefix', async (t) => {
   );
 });
 
+t.test('holdsFilesUnder tells whether any stored name starts with a prefix', async (t) => {
+  const store = new MetaStore({ path: tempDir(t) });
+  t.teardown(() => store.close());
+  for (const name of ['a', 'b/1', 'b0', 'c/d/e']) await store.commitFile(file(name, 1));
+  t.ok(store.holdsFilesUnder('b/'), 'b/1 is under b/');
+  t.ok(store.holdsFilesUnder('c/'), 'deeper names count');
+  t.ok(store.holdsFilesUnder('c/d/'));
+  t.notOk(store.holdsFilesUnder('a/'), 'a is a file, not a folder: the next name (b/1) is not under it');
+  t.notOk(store.holdsFilesUnder('b0/'), 'a name that only starts the same (b0) is not a folder');
+  t.notOk(store.holdsFilesUnder('z/'), 'past the last name');
+});
+
 t.test('the transfer log keeps what is younger than its retention, newest first, and at most its cap', async (t) => {
   const minute = 60_000;
   const now = Date.now();

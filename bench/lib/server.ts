@@ -87,17 +87,19 @@ export class FerryServer {
 
   /**
    * Starts `ferry serve` on a fresh data directory: over TLS (its default), or with `--no-tls` in
-   * `extraArgs`; on 127.0.0.1, or on `at.host` inside the network namespace `at.netns`.
+   * `extraArgs`; on 127.0.0.1, or on `at.host` inside the network namespace `at.netns`; this
+   * checkout's `bin/ferry.js`, or another build's (`bin`).
    */
   static async start(
     dataDir: string,
     extraArgs: readonly string[] = [],
     at: { host: string; netns: string } | undefined = undefined,
+    bin: string = ferryBin,
   ): Promise<FerryServer> {
     const host = at?.host ?? '127.0.0.1';
     const args = [
       ...nodeArgsFrom('FERRY_BENCH_SERVER_NODE_ARGS'),
-      ferryBin,
+      bin,
       'serve',
       '--host',
       host,

@@ -1,18 +1,21 @@
-import { type FileHandle, open } from 'node:fs/promises';
+import { closeSync, fsync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
+import { promisify } from 'node:util';
 
-/** Opens `path`, runs `sync` on it, closes it. On libuv's thread pool: it waits on the disk, not the CPU. */
-async function syncOpened(path: string, flags: string, sync: (handle: FileHandle) => Promise<void>): Promise<void> {
-  const handle = await open(path, flags);
+const fsyncOf = promisify(fsync);
+
+/**
+ * fsyncs a directory. Only the fsync goes through libuv's pool (it waits on the disk); the open
+ * and close block, as the server's other path lookups do: a hop through the pool costs more than
+ * either call (docs/perf-notes.md, "Small metadata calls").
+ */
+async function fsyncDirectory(path: string): Promise<void> {
+  const fd = openSync(path, 'r');
   try {
-    await sync(handle);
+    await fsyncOf(fd);
   } finally {
-    await handle.close();
+    closeSync(fd);
   }
-}
-
-function fsyncDirectory(path: string): Promise<void> {
-  return syncOpened(path, 'r', (handle) => handle.sync());
 }
 
 /** Per directory: the fsync running now, and the one every later caller shares. */

@@ -510,7 +510,7 @@ export class UploadRegistry {
       const folder = segments.slice(0, depth).join('/');
       if (store.fileRecord(folder)) throw new FerryError('EEXIST', `${name}: ${folder} is a file, not a folder`);
     }
-    if (store.listFiles({ prefix: name + '/', limit: 1 }).length > 0) throw new FerryError('EEXIST', `${name} is a folder of stored files`);
+    if (store.holdsFilesUnder(name + '/')) throw new FerryError('EEXIST', `${name} is a folder of stored files`);
   }
 
   /**

@@ -168,6 +168,12 @@ export class MetaStore {
     return names;
   }
 
+  /** Whether a stored name starts with `prefix`: one key looked at, no record read. */
+  holdsFilesUnder(prefix: string): boolean {
+    for (const key of this.#files.getKeys({ start: prefix, limit: 1 })) return key.startsWith(prefix);
+    return false;
+  }
+
   /** Files in name order, from just after `after`, those starting with `prefix`. */
   listFiles(options: { prefix?: string; after?: string; limit: number }): FileRecord[] {
     const files: FileRecord[] = [];
