@@ -1,6 +1,5 @@
 import { setMaxListeners } from 'node:events';
 import { type Stats, chmodSync, lstatSync, mkdirSync, statSync, utimesSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import { dirname, join, resolve, sep } from 'node:path';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import type { FileInfo, FileSummary } from '../protocol/messages.js';
@@ -368,13 +367,13 @@ function makeFolder(path: string): void {
 }
 
 /** Makes the folder an empty-folder marker stands for (`marker`: its stored name). */
-async function makeEmptyFolder(path: string, marker: string, tally: TreeTally): Promise<boolean> {
+function makeEmptyFolder(path: string, marker: string, tally: TreeTally): boolean {
   try {
-    await mkdir(path, { recursive: true });
+    makeFolder(path);
     tally.summary.folders += 1;
     return true;
   } catch (error) {
-    return tally.failed(marker, fromSystemError(error, `local folder ${path}`));
+    return tally.failed(marker, error);
   }
 }
 
