@@ -6,7 +6,7 @@
  */
 import { read, readSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { localCodecs, probe, timedPack, unpackInPlace } from '../src/compression/codecs.js';
+import { localCodec, probe, timedPack, unpackInPlace } from '../src/compression/codecs.js';
 import { type ReadChunkResult, type ReadChunkTask, type WriteChunkResult, type WriteChunkTask, taskFailure } from './tasks.js';
 
 /** Positional reads and writes on an open file descriptor: how many bytes each call moved. */
@@ -76,7 +76,7 @@ export async function readChunk(task: ReadChunkTask, io: PositionalIo, xxh64: (b
       };
     }
     const asked = task.pack ?? task.probe;
-    const codec = asked === undefined ? undefined : localCodecs().get(asked);
+    const codec = asked === undefined ? undefined : localCodec(asked);
     if (!codec) return { ok: true, buffer: task.buffer };
     if (task.pack === undefined) return { ok: true, buffer: task.buffer, measured: probe(codec, bytes) };
     const { packed, measure } = timedPack(codec, bytes);

@@ -7,7 +7,7 @@
 import { type Hash, createHash } from 'node:crypto';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
 import xxhash from 'xxhash-wasm';
-import { localCodecs, timedPack, unpackInPlace } from '../src/compression/codecs.js';
+import { localCodec, timedPack, unpackInPlace } from '../src/compression/codecs.js';
 import { hashFileSync } from '../src/hashing/file-hashes.js';
 import { type SaveableSha256, saveableSha256Source } from '../src/hashing/saveable-sha256.js';
 import { decodeSha256State, encodeSha256State } from '../src/hashing/sha256-state.js';
@@ -68,7 +68,7 @@ export async function readChunk(task: ReadChunkTask): Promise<ReadChunkResult> {
 /** A client's chunk compressed (the bytes are the client's ring slot, read in place), or nothing if that does not pay. */
 export function packChunk(task: PackChunkTask): PackChunkResult {
   const raw = new Uint8Array(task.buffer, 0, task.length);
-  const codec = localCodecs().get(task.codec);
+  const codec = localCodec(task.codec);
   if (!codec) return { packed: undefined, measure: { rawBytes: raw.byteLength, packedBytes: undefined, ms: 0 } };
   const { packed, measure } = timedPack(codec, raw);
   if (!packed) return { packed: undefined, measure };

@@ -14,7 +14,7 @@ import { isRetryable } from './retry.js';
 import type { ProgressListener, StartListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
 import { sharedCodecThreads } from '../compression/codec-threads.js';
-import { localCodecs, probe } from '../compression/codecs.js';
+import { localCodec, probe } from '../compression/codecs.js';
 import { type CompressChoice, type Packing, packingFor } from '../compression/negotiation.js';
 import { PackingPolicy } from '../compression/packing-policy.js';
 import type { ChunkHeader, CodecName } from '../protocol/frames.js';
@@ -401,7 +401,7 @@ class UploadAttempt {
     const way = policy.packNext(length);
     if (way === 'probe') {
       // A sample packed here, at once: no codec thread is started unless packing pays.
-      policy.packed(probe(localCodecs().get(codec)!, slot.buffer.subarray(0, length)));
+      policy.packed(probe(localCodec(codec)!, slot.buffer.subarray(0, length)));
     }
     const packed =
       way === 'pack'

@@ -1,8 +1,7 @@
-import type { Piscina } from 'piscina';
 import { availableParallelism } from 'node:os';
 import { type PackChunkResult, type UnpackChunkResult, taskNames } from '../../workers/tasks.js';
 import type { CodecName } from '../protocol/frames.js';
-import { workerPool } from '../worker-pool.js';
+import { type LoadedPool, loadWorkerPool } from '../worker-pool-loader.js';
 
 /**
  * The threads a client packs its upload chunks on and unpacks its download chunks on (a server
@@ -10,15 +9,15 @@ import { workerPool } from '../worker-pool.js';
  * starts them; idle, they do not keep the process alive.
  */
 export class CodecThreads {
-  readonly #pool: Piscina;
+  readonly #pool: LoadedPool;
 
   constructor(threads = Math.min(2, availableParallelism()), onError: (error: Error) => void = (error) => process.emitWarning(error)) {
-    this.#pool = workerPool({ threads, idleTimeout: 30_000, onError });
+    this.#pool = loadWorkerPool({ threads, idleTimeout: 30_000, onError });
   }
 
   /** The first `length` bytes of `buffer` compressed with `codec` (undefined when that does not shrink them enough), and how long that took. */
-  async pack(codec: CodecName, buffer: SharedArrayBuffer, length: number): Promise<PackChunkResult> {
-    return (await this.#pool.run({ codec, buffer, length }, { name: taskNames.packChunk })) as PackChunkResult;
+  pack(codec: CodecName, buffer: SharedArrayBuffer, length: number): Promise<PackChunkResult> {
+    return this.#pool.run({ codec, buffer, length }, { name: taskNames.packChunk });
   }
 
   /** Unpacks the first `bytes` of `buffer` into `buffer` itself; undefined when it did, else why not. */

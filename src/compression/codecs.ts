@@ -5,7 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import * as zlib from 'node:zlib';
-import type { CodecName } from '../protocol/frames.js';
+import { type CodecName, codecNames } from '../protocol/frames.js';
 
 export interface Codec {
   readonly name: CodecName;
@@ -81,12 +81,23 @@ function lz4Codec(): Codec | undefined {
   };
 }
 
-let loaded: ReadonlyMap<CodecName, Codec> | undefined;
+const codecLoaders: Record<CodecName, () => Codec | undefined> = { lz4: lz4Codec, zstd: zstdCodec, brotli: () => brotli };
+const loadedCodecs = new Map<CodecName, Codec | undefined>();
 
-/** This process's codecs, in the protocol's order (lz4, zstd, brotli), loaded once. */
+/**
+ * This process's `name` codec, or undefined if it lacks it; loaded on first use (lz4-napi is a
+ * native module: loading it took about 13 ms of a `ferry upload`'s start, which `auto` seldom
+ * needs, as it prefers zstd and brotli).
+ */
+export function localCodec(name: CodecName): Codec | undefined {
+  if (!loadedCodecs.has(name)) loadedCodecs.set(name, codecLoaders[name]());
+  return loadedCodecs.get(name);
+}
+
+/** All of this process's codecs, in the protocol's order (lz4, zstd, brotli). */
 export function localCodecs(): ReadonlyMap<CodecName, Codec> {
-  loaded ??= new Map([lz4Codec(), zstdCodec(), brotli].filter((codec) => codec !== undefined).map((codec) => [codec.name, codec]));
-  return loaded;
+  const codecs = codecNames.map(localCodec).filter((codec) => codec !== undefined);
+  return new Map(codecs.map((codec) => [codec.name, codec]));
 }
 
 /**
@@ -130,7 +141,7 @@ export function unpackInPlace(
   bytes: number,
   rawLength: number,
 ): string | undefined {
-  const unpacker = localCodecs().get(codec);
+  const unpacker = localCodec(codec);
   if (!unpacker) return `no ${codec} codec here`;
   if (rawLength > buffer.byteLength) return `${rawLength} bytes do not fit a ${buffer.byteLength}-byte chunk buffer`;
   try {

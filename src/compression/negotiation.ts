@@ -1,7 +1,7 @@
 import { FerryError } from '../protocol/errors.js';
 import { type CodecName, codecNames } from '../protocol/frames.js';
 import type { CompressChoice } from './choices.js';
-import { localCodecs } from './codecs.js';
+import { localCodec, localCodecs } from './codecs.js';
 import type { CompressMode } from './packing-policy.js';
 
 export { type CompressChoice, compressChoices } from './choices.js';
@@ -36,12 +36,12 @@ export interface Packing {
 export function packingFor(choice: CompressChoice, serverCapabilities: readonly string[]): Packing | undefined {
   if (choice === 'off') return undefined;
   const offered = offeredCodecs(serverCapabilities);
-  const local = localCodecs();
   if (choice === 'auto') {
-    const codec = autoPreference.find((each) => offered.includes(each) && local.has(each));
+    // In order, so that a codec after the first both sides have is not even loaded.
+    const codec = autoPreference.find((each) => offered.includes(each) && localCodec(each) !== undefined);
     return codec && { codec, mode: 'auto' };
   }
-  if (!local.has(choice)) throw new FerryError('ECONFIG', `this client has no ${choice} codec (${codecAvailability(choice)})`);
+  if (!localCodec(choice)) throw new FerryError('ECONFIG', `this client has no ${choice} codec (${codecAvailability(choice)})`);
   if (!offered.includes(choice)) {
     const others = offered.length > 0 ? `it offers ${offered.join(', ')}` : 'it offers none';
     throw new FerryError('ECONFIG', `the server does not take ${choice}-compressed chunks (${others})`);

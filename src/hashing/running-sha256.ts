@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { type Sha256Thread, sharedSha256Thread } from './sha256-thread.js';
+import { type Sha256Thread, sharedSha256Thread, sharedSha256ThreadIfMade } from './sha256-thread.js';
 
 /** The SHA-256 of one file, fed in order, chunk by chunk: on the calling thread, or on the hashing thread. */
 export interface RunningSha256 {
@@ -23,11 +23,24 @@ export interface RunningSha256 {
 export const inlineSha256MaxBytes = 1024 * 1024;
 
 /**
+ * Files up to this size are hashed on the calling thread too when the process has no hashing
+ * thread yet: starting one costs about 75 ms of CPU for a bare Worker on these VMs (170 ms with
+ * the modules of workers/chunk-worker.ts), as much as hashing 100-250 MiB, and about as much wall
+ * time as hashing this much. A `ferry upload` of a 32 MiB file paid it in every process.
+ */
+export const threadStartPaysFromBytes = 64 * 1024 * 1024;
+
+/**
  * A running SHA-256 for a file of `totalBytes`: on this thread when small, on the hashing thread
  * otherwise. The one place that makes that choice, for the client and the server alike.
+ * `thread`: the caller's own running hashing thread (the server's); without one, the process's
+ * shared thread, made only for a file large enough to pay for starting it.
  */
-export function runningSha256(totalBytes: number, thread: Sha256Thread = sharedSha256Thread()): RunningSha256 {
-  return totalBytes <= inlineSha256MaxBytes ? inlineSha256() : threadSha256(thread);
+export function runningSha256(totalBytes: number, thread?: Sha256Thread): RunningSha256 {
+  if (totalBytes <= inlineSha256MaxBytes) return inlineSha256();
+  const running = thread ?? sharedSha256ThreadIfMade();
+  if (running) return threadSha256(running);
+  return totalBytes <= threadStartPaysFromBytes ? inlineSha256() : threadSha256(sharedSha256Thread());
 }
 
 function inlineSha256(): RunningSha256 {

@@ -1,6 +1,5 @@
-import type { Piscina } from 'piscina';
 import { type HashUpdateResult, taskNames } from '../../workers/tasks.js';
-import { allThreadsStarted, workerPool } from '../worker-pool.js';
+import { type LoadedPool, loadWorkerPool } from '../worker-pool-loader.js';
 
 /**
  * Running SHA-256s on one thread of their own, so whole-file hashing overlaps the transfer
@@ -13,18 +12,18 @@ import { allThreadsStarted, workerPool } from '../worker-pool.js';
  * resolves with it).
  */
 export class Sha256Thread {
-  readonly #pool: Piscina;
+  readonly #pool: LoadedPool;
   /** Per key, the last task submitted: the next one starts when it has settled. */
   readonly #tails = new Map<string, Promise<unknown>>();
 
   /** `onError`: the thread's failures no task was waiting on (see WorkerPoolOptions); by default a process warning. */
   constructor(onError: (error: Error) => void = (error) => process.emitWarning(error)) {
-    this.#pool = workerPool({ threads: 1, idleTimeout: 30_000, onError });
+    this.#pool = loadWorkerPool({ threads: 1, idleTimeout: 30_000, onError });
   }
 
   /** Resolves once the thread has started and loaded its modules. */
   started(): Promise<void> {
-    return allThreadsStarted(this.#pool, 1);
+    return this.#pool.allStarted();
   }
 
   /** `resumable`: the key was started with `startResumable` (the task fails if the thread lost it). */
@@ -81,5 +80,10 @@ let shared: Sha256Thread | undefined;
 /** The hashing thread clients in this process share: made on first use; idle, it does not keep the process alive. */
 export function sharedSha256Thread(): Sha256Thread {
   shared ??= new Sha256Thread();
+  return shared;
+}
+
+/** The shared hashing thread if this process has made it, without making it. */
+export function sharedSha256ThreadIfMade(): Sha256Thread | undefined {
   return shared;
 }

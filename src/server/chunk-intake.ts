@@ -1,5 +1,5 @@
 import { FerryError } from '../protocol/errors.js';
-import { localCodecs } from '../compression/codecs.js';
+import { localCodec } from '../compression/codecs.js';
 import { type ChunkHeader, rawLengthOf } from '../protocol/frames.js';
 import type { ChunkBuffers } from './chunk-buffers.js';
 import type { UploadTransfer } from './upload-transfer.js';
@@ -59,7 +59,7 @@ export class ChunkIntake {
       this.#incoming = { header, upload: undefined, index: -1, buffer: undefined, filled: 0, heldSince: 0 };
       return;
     }
-    if (header.packed && !localCodecs().has(header.packed.codec)) {
+    if (header.packed && !localCodec(header.packed.codec)) {
       return this.#host.protocolError(new FerryError('EPROTO', `this server does not take ${header.packed.codec}-compressed chunks`));
     }
     let index: number;

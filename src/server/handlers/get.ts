@@ -1,4 +1,4 @@
-import { localCodecs } from '../../compression/codecs.js';
+import { localCodec } from '../../compression/codecs.js';
 import { codecAvailability } from '../../compression/negotiation.js';
 import { FerryError } from '../../protocol/errors.js';
 import { type StoredFile, chunkCountOf } from '../../store/records.js';
@@ -42,7 +42,7 @@ function getNow(request: RequestOf<'get'>, ctx: RequestContext): Handled<'get'> 
   if (fromChunk > chunkCount) throw new FerryError('EPROTO', `fromChunk ${fromChunk} is past the last chunk (${chunkCount})`);
   const toChunk = Math.min(request.toChunk ?? chunkCount, chunkCount);
   if (toChunk < fromChunk) throw new FerryError('EPROTO', `toChunk ${toChunk} is before fromChunk ${fromChunk}`);
-  if (request.pack && !localCodecs().has(request.pack.codec)) {
+  if (request.pack && !localCodec(request.pack.codec)) {
     throw new FerryError('ECONFIG', `this server has no ${request.pack.codec} codec (${codecAvailability(request.pack.codec)})`);
   }
   const download = ctx.openDownload(file, { from: fromChunk, to: toChunk }, request.pack, (ended, error) => {
