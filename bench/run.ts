@@ -140,7 +140,7 @@ async function main(): Promise<number> {
       reports.push(report);
       process.stdout.write(scenarioMarkdown(report) + '\n');
       if (id === 'bulk') {
-        const fixed = (report.data as { cliFixedCost?: { seconds: number; cpuSeconds: number } }).cliFixedCost;
+        const fixed = (report.data as { cliFixedCost?: Measured['cliFixedCost'] }).cliFixedCost;
         if (fixed) measured.cliFixedCost = fixed;
       }
       if (id === 'refs') measured.refs = (report.data as { results: RefResult[] }).results;

@@ -1,6 +1,8 @@
 import { join } from 'node:path';
 import { type BenchContext, log } from '../lib/context.js';
+import { expectSuccess, runCommand } from '../lib/children.js';
 import { runFerryCli } from '../lib/ferry-cli.js';
+import { ferryBin } from '../lib/paths.js';
 import { type TransferSample, ferryDownload, ferryUpload } from '../lib/ferry-transfer.js';
 import { type Medium, makeTempDir, removeDir, tmpfsAvailable } from '../lib/files.js';
 import type { ScenarioReport } from '../lib/report.js';
@@ -77,18 +79,38 @@ async function bulkRun(
 }
 
 export interface CliFixedCost {
+  /** `ferry info`: wall and CPU seconds. */
   seconds: number;
   cpuSeconds: number;
+  /** `ferry --version`, wall seconds. */
+  versionSeconds: number;
+  /** `node -e 0` in the same environment, wall seconds: Node's own start, the floor of both. */
+  nodeSeconds: number;
+  /** Whether NODE_EXTRA_CA_CERTS is set: Node 20 reads those certificates at every start. */
+  extraCaCerts: boolean;
 }
 
 /**
  * What every CLI run pays around its transfer: `ferry info` (start-up, imports, connect, one
- * request, exit) against `server`. Median of `samples`.
+ * request, exit) against `server`, `ferry --version`, and bare Node's start beside them, the three
+ * interleaved. Medians of `samples`.
  */
 async function cliFixedCost(ctx: BenchContext, server: FerryServer, samples: number): Promise<CliFixedCost> {
-  const runs = [];
-  for (let index = 0; index < samples; index += 1) runs.push(await runFerryCli(['info', '--server', server.address], ctx.workDir));
-  return { seconds: median(runs.map((run) => run.seconds)), cpuSeconds: median(runs.map((run) => run.cpuSeconds)) };
+  const info = [];
+  const version = [];
+  const node = [];
+  for (let index = 0; index < samples; index += 1) {
+    info.push(await runFerryCli(['info', '--server', server.address], ctx.workDir));
+    version.push(expectSuccess('ferry --version', await runCommand(process.execPath, [ferryBin, '--version'])).seconds);
+    node.push(expectSuccess('node -e 0', await runCommand(process.execPath, ['-e', '0'])).seconds);
+  }
+  return {
+    seconds: median(info.map((run) => run.seconds)),
+    cpuSeconds: median(info.map((run) => run.cpuSeconds)),
+    versionSeconds: median(version),
+    nodeSeconds: median(node),
+    extraCaCerts: Boolean(process.env.NODE_EXTRA_CA_CERTS),
+  };
 }
 
 function summarize(all: readonly BulkRun[], medium: Medium, transport: Transport, direction: 'upload' | 'download'): BulkSummary {
@@ -130,7 +152,10 @@ export async function runBulk(ctx: BenchContext): Promise<ScenarioReport> {
   const fixed = runs[0]!.fixedCost!;
   notes.push(
     `${size} of random bytes; medians of ${ctx.options.runs} run(s), each against a fresh \`ferry serve\` and data dir. Time is the CLI process's wall time, Node start-up included.`,
-    `Included in every CLI time: the CLI's fixed cost, measured as \`ferry info\` (Node start-up, imports, connect, one request, exit): ${formatNumber(fixed.seconds)} s wall, ${formatNumber(fixed.cpuSeconds)} s CPU.`,
+    `Included in every CLI time: the CLI's fixed cost, measured as \`ferry info\` (Node start-up, imports, connect, one request, exit): ${formatNumber(fixed.seconds)} s wall, ${formatNumber(fixed.cpuSeconds)} s CPU; \`ferry --version\` ${formatNumber(fixed.versionSeconds)} s; Node's own start in the same environment (\`node -e 0\`) ${formatNumber(fixed.nodeSeconds)} s.` +
+      (fixed.extraCaCerts
+        ? ' NODE_EXTRA_CA_CERTS is set in this environment: Node 20 reads and parses those certificates at every start of every Node process, before any of Ferry runs (about 50 ms here for the Debian bundle; Node 24 reads them only when TLS needs them).'
+        : ''),
     "Verified: the SHA-256 the server (upload) or client (download) reports equals the source's, and the downloaded file is hashed again afterwards (untimed).",
     `CPU % of a core: (client CPU + server CPU) / seconds; ${100 * ctx.machine.cores}% would be every core of this machine busy. others: CPU the rest of the machine used meanwhile, same unit (near 0 on a quiet machine; more means Ferry competed for the cores). iowait: the machine's time waiting on the disk, same unit; near 0 means the disk held nothing up.`,
     "tmpfs: the server's data dir and the download destination on /dev/shm; the source file is read from the page cache in both cases.",
