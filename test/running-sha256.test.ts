@@ -1,7 +1,7 @@
 // Where a file's SHA-256 runs: this file needs a process of its own (tap gives each file one),
 // since whether the shared hashing thread has been made is the process's state.
 import { createHash, randomBytes } from 'node:crypto';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { inlineSha256MaxBytes, runningSha256, threadStartPaysFromBytes } from '../src/hashing/running-sha256.js';
 import { sharedSha256ThreadIfMade } from '../src/hashing/sha256-thread.js';
 
@@ -10,7 +10,7 @@ import { sharedSha256ThreadIfMade } from '../src/hashing/sha256-thread.js';
  * whether the ArrayBuffer given to `update` went to the hashing thread (moved there and back: what
  * comes back is another ArrayBuffer, the one given is detached; hashed here, it is the same one).
  */
-async function hashOnce(declaredBytes: number, bytes: Buffer): Promise<{ digest: string; movedToThread: boolean }> {
+async function hashOnce(t: Test, declaredBytes: number, bytes: Buffer): Promise<{ digest: string; movedToThread: boolean }> {
   const sha256 = runningSha256(declaredBytes);
   const buffer = new ArrayBuffer(bytes.length);
   new Uint8Array(buffer).set(bytes);
@@ -19,28 +19,41 @@ async function hashOnce(declaredBytes: number, bytes: Buffer): Promise<{ digest:
   return { digest: await sha256.digest(), movedToThread: back !== buffer && buffer.byteLength === 0 };
 }
 
-t.test('a process hashes files on its own thread until one is large enough to pay for starting the hashing thread', async (t) => {
+t.test('a process hashes files on its own thread until it has more to hash than pays for starting the hashing thread', async (t) => {
   const bytes = randomBytes(100_000);
   const expected = createHash('sha256').update(bytes).digest('hex');
   t.equal(sharedSha256ThreadIfMade(), undefined, 'a fresh process has no hashing thread');
 
-  for (const declared of [inlineSha256MaxBytes, inlineSha256MaxBytes + 1, threadStartPaysFromBytes]) {
-    const { digest, movedToThread } = await hashOnce(declared, bytes);
+  const half = threadStartPaysFromBytes / 2;
+  for (const declared of [inlineSha256MaxBytes, inlineSha256MaxBytes + 1, half - inlineSha256MaxBytes - 1, half]) {
+    const { digest, movedToThread } = await hashOnce(t, declared, bytes);
     t.equal(digest, expected, `${declared} bytes: the digest`);
     t.notOk(movedToThread, `${declared} bytes: hashed on this thread`);
   }
-  t.equal(sharedSha256ThreadIfMade(), undefined, 'files up to threadStartPaysFromBytes start no thread');
+  t.equal(sharedSha256ThreadIfMade(), undefined, 'files adding up to threadStartPaysFromBytes start no thread');
 
-  const large = await hashOnce(threadStartPaysFromBytes + 1, bytes);
-  t.equal(large.digest, expected, 'a larger file: the digest');
-  t.ok(large.movedToThread, 'a larger file is hashed on the hashing thread');
+  const next = await hashOnce(t, inlineSha256MaxBytes + 1, bytes);
+  t.equal(next.digest, expected, 'the next file above inlineSha256MaxBytes: the digest');
+  t.ok(next.movedToThread, 'it is hashed on the hashing thread');
   const thread = sharedSha256ThreadIfMade();
   t.ok(thread, 'which is made for it');
 
-  const mid = await hashOnce(inlineSha256MaxBytes + 1, bytes);
-  t.equal(mid.digest, expected, 'then a 1 MiB + 1 file: the digest');
-  t.ok(mid.movedToThread, 'once the thread runs, files above inlineSha256MaxBytes use it');
-  const small = await hashOnce(inlineSha256MaxBytes, bytes);
-  t.notOk(small.movedToThread, 'and files up to inlineSha256MaxBytes still do not');
+  const small = await hashOnce(t, inlineSha256MaxBytes, bytes);
+  t.notOk(small.movedToThread, 'files up to inlineSha256MaxBytes are still hashed here');
   await thread!.close();
+});
+
+t.test('a process whose first file is larger than threadStartPaysFromBytes starts the thread for it', async (t) => {
+  // In a child process: this one has made the thread in the test above.
+  const { execFileSync } = await import('node:child_process');
+  const script = `
+    import { runningSha256, threadStartPaysFromBytes } from ${JSON.stringify(new URL('../src/hashing/running-sha256.ts', import.meta.url).href)};
+    import { sharedSha256ThreadIfMade } from ${JSON.stringify(new URL('../src/hashing/sha256-thread.ts', import.meta.url).href)};
+    runningSha256(threadStartPaysFromBytes + 1).drop();
+    const made = sharedSha256ThreadIfMade() !== undefined;
+    await sharedSha256ThreadIfMade()?.close();
+    process.stdout.write(String(made));
+  `;
+  const out = execFileSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8' });
+  t.equal(out, 'true');
 });

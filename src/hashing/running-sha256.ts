@@ -23,24 +23,33 @@ export interface RunningSha256 {
 export const inlineSha256MaxBytes = 1024 * 1024;
 
 /**
- * Files up to this size are hashed on the calling thread too when the process has no hashing
- * thread yet: starting one costs about 75 ms of CPU for a bare Worker on these VMs (170 ms with
- * the modules of workers/chunk-worker.ts), as much as hashing 100-250 MiB, and about as much wall
- * time as hashing this much. A `ferry upload` of a 32 MiB file paid it in every process.
+ * Until a process has hashed this much of files above `inlineSha256MaxBytes` (as declared when
+ * each began), it does so on the calling thread too, rather than start the hashing thread:
+ * starting one costs about 75 ms of CPU for a bare Worker on these VMs (170 ms with the modules
+ * of workers/chunk-worker.ts), as much as hashing 100-250 MiB, and about as much wall time as
+ * hashing this much. So a `ferry upload` of a 32 MiB file starts no thread (it paid for one in
+ * every process), and a process that goes on to hash more (a library client, a tree) starts it.
  */
 export const threadStartPaysFromBytes = 64 * 1024 * 1024;
+
+/** Bytes of files above `inlineSha256MaxBytes` this process chose to hash on its calling thread. */
+let hashedInlineInsteadBytes = 0;
 
 /**
  * A running SHA-256 for a file of `totalBytes`: on this thread when small, on the hashing thread
  * otherwise. The one place that makes that choice, for the client and the server alike.
  * `thread`: the caller's own running hashing thread (the server's); without one, the process's
- * shared thread, made only for a file large enough to pay for starting it.
+ * shared thread, made once the process has more to hash than pays for starting it.
  */
 export function runningSha256(totalBytes: number, thread?: Sha256Thread): RunningSha256 {
   if (totalBytes <= inlineSha256MaxBytes) return inlineSha256();
   const running = thread ?? sharedSha256ThreadIfMade();
   if (running) return threadSha256(running);
-  return totalBytes <= threadStartPaysFromBytes ? inlineSha256() : threadSha256(sharedSha256Thread());
+  if (hashedInlineInsteadBytes + totalBytes <= threadStartPaysFromBytes) {
+    hashedInlineInsteadBytes += totalBytes;
+    return inlineSha256();
+  }
+  return threadSha256(sharedSha256Thread());
 }
 
 function inlineSha256(): RunningSha256 {
