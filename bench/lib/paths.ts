@@ -17,6 +17,8 @@ export const repoRoot = findRepoRoot();
 export const ferryBin = join(repoRoot, 'bin', 'ferry.js');
 export const resultsDir = join(repoRoot, 'bench', 'results');
 /** The compiled CPU-report hook, next to this module's compiled tree (dist/bench/hooks/). */
+/** The child that measures the client library's memory under many uploads (bench/hooks/upload-memory.ts). */
+export const uploadMemoryScript = fileURLToPath(new URL('../hooks/upload-memory.js', import.meta.url));
 export const cpuReportHook = pathToFileURL(fileURLToPath(new URL('../hooks/cpu-report.js', import.meta.url))).href;
 
 /**

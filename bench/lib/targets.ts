@@ -134,16 +134,26 @@ export function checkTargets(m: Measured): TargetCheck[] {
       measured: at256.map((s) => `${formatNumber(s.serverPeakRssBytes / MiB)} MiB at ${formatBytes(s.fileBytes)}`).join(', '),
       met: peak <= rssLimitBytes,
     });
-    const clientPeaks = at256.filter((s) => !Number.isNaN(s.clientUploadPeakRssBytes));
+    // Judged on the uploads alone in a process of their own where the step measured them; else the bench process's own peak.
+    const clientPeaks = at256
+      .map((s) => ({
+        file: s.fileBytes,
+        bytes: s.uploadMemory?.peakRssBytes ?? s.clientUploadPeakRssBytes,
+        alone: s.uploadMemory !== undefined,
+      }))
+      .filter((peak) => !Number.isNaN(peak.bytes));
     checks.push(
       clientPeaks.length === 0
         ? notMeasured('256 concurrent uploads in one client process: ≤ 512 MiB RSS', 'the peak could not be read apart')
         : {
             target: '256 concurrent uploads in one client process: ≤ 512 MiB RSS',
             measured: clientPeaks
-              .map((s) => `${formatNumber(s.clientUploadPeakRssBytes / MiB)} MiB at ${formatBytes(s.fileBytes)}`)
+              .map(
+                (peak) =>
+                  `${formatNumber(peak.bytes / MiB)} MiB at ${formatBytes(peak.file)}${peak.alone ? '' : ' (in the bench process)'}`,
+              )
               .join(', '),
-            met: Math.max(...clientPeaks.map((s) => s.clientUploadPeakRssBytes)) <= 512 * MiB,
+            met: Math.max(...clientPeaks.map((peak) => peak.bytes)) <= 512 * MiB,
           },
     );
   }

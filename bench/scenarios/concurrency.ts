@@ -2,6 +2,8 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { FerryClient } from '../../src/client/client.js';
+import type { UploadMemoryJob, UploadMemoryReport } from '../hooks/upload-memory.js';
+import { expectSuccess, runCommand } from '../lib/children.js';
 import { type BenchContext, log } from '../lib/context.js';
 import { type SourceFile, makeTempDir, removeDir } from '../lib/files.js';
 import type { ScenarioReport } from '../lib/report.js';
@@ -9,6 +11,7 @@ import { FerryServer, loginAt, roomForClients } from '../lib/server.js';
 import { median, percentile } from '../lib/stats.js';
 import { boxCpuMeter, processPeakRssBytes, resetOwnPeakRss } from '../lib/proc.js';
 import { durableStoreFloor } from '../lib/store-floor.js';
+import { uploadMemoryScript } from '../lib/paths.js';
 import { MiB, formatNumber, formatBytes, mibPerSecond } from '../lib/units.js';
 
 type Direction = 'upload' | 'download';
@@ -49,6 +52,25 @@ export interface SweepStep {
   target?: boolean;
   /** Small files only: files/s the disk allows for the same stores with nothing else (see durableStoreFloor). */
   storeFloorPerSecond?: number;
+  /** Steps of `uploadMemoryMinClients` clients or more: the same uploads from a process of their own (see bench/hooks/upload-memory.ts). */
+  uploadMemory?: UploadMemoryReport;
+}
+
+/** Steps with this many clients or more also measure the client library's memory in a process of its own (the target's 256). */
+const uploadMemoryMinClients = 256;
+
+/**
+ * Every client of a step uploads the step's file once more, from a child process that does only
+ * that (untimed): what the library holds with that many uploads at once, apart from what the
+ * bench's own process holds (the other scenarios', and this step's downloads' buffers).
+ */
+async function uploadMemoryApart(server: FerryServer, source: SourceFile, clients: number): Promise<UploadMemoryReport> {
+  const job: UploadMemoryJob = { port: server.port, token: server.token, source: source.path, clients, prefix: 'memory/' };
+  const run = expectSuccess(
+    'upload-memory',
+    await runCommand(process.execPath, [uploadMemoryScript], { env: { ...process.env, FERRY_BENCH_UPLOAD_MEMORY: JSON.stringify(job) } }),
+  );
+  return JSON.parse(run.stdout) as UploadMemoryReport;
 }
 
 /** At most this many bytes each way go to a step's warm-up, whatever its file size. */
@@ -186,6 +208,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
     const clientCpuSeconds = (clientCpu.user + clientCpu.system) / 1e6;
     const othersPercent = Math.max(0, box.busyPercent - (100 * (serverCpuSeconds + clientCpuSeconds)) / (upSeconds + downSeconds));
     await Promise.all(ferryClients.map((client) => client.close()));
+    const uploadMemory = clients >= uploadMemoryMinClients ? await uploadMemoryApart(server, source, clients) : undefined;
     const stats = await server.stop();
     const upload = phase('upload', upOps, upSeconds, source.size);
     const download = phase('download', downOps, downSeconds, source.size);
@@ -206,6 +229,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
       othersPercent,
       ...(target ? { target } : {}),
       ...(storeFloorPerSecond === undefined ? {} : { storeFloorPerSecond }),
+      ...(uploadMemory ? { uploadMemory } : {}),
     };
   } finally {
     await Promise.all(ferryClients.map((client) => client.close().catch(() => undefined)));
@@ -239,7 +263,8 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
   const totalErrors = steps.reduce((total, step) => total + step.errors, 0);
   const notes = [
     'Clients are FerryClient objects in the bench process (one connection each, connected before timing); the server is `ferry serve` in its own process. Client and server share the cores.',
-    "clients peak RSS (up): the bench process's peak resident memory during the upload phase (its peak reset just before, through /proc/self/clear_refs): what the client library holds with that many uploads at once, plus the bench's own baseline.",
+    "clients peak RSS (up): the bench process's peak resident memory during the upload phase (its peak reset just before, through /proc/self/clear_refs): what the client library holds with that many uploads at once, plus the bench's own baseline (what the other scenarios left, and the buffers of the step's warm-up downloads, which the library keeps for reuse: 128 MiB).",
+    `uploads alone (steps of ${uploadMemoryMinClients} clients or more): after the timed phases, the same clients upload the step's file once more from a child process that does nothing else (bench/hooks/upload-memory.ts), untimed; its peak RSS, Node's start included. The target (issue 15) is judged on it.`,
     ctx.options.warmupOps > 0
       ? `Warm-up: each step's fresh server first serves about ${formatNumber(ctx.options.warmupOps)} uploads and as many downloads of the step's file (at most ${formatBytes(warmupMaxBytes)} each way, no more rounds than the step), untimed, as a server that has been running would have; without it the first thousand small uploads run at about half the speed of later ones, while its JavaScript is compiled (\`--warmup 0\` times a cold server).`
       : 'No warm-up (`--warmup 0`): each step times a cold server, its JavaScript compiled as the step runs.',
@@ -276,9 +301,10 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
           'server CPU s',
           'server peak RSS MiB',
           'clients peak RSS MiB (up)',
+          'uploads alone: peak RSS MiB',
           'disk floor files/s',
         ],
-        numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13],
+        numeric: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14],
         rows: steps.map((s) => [
           formatBytes(s.fileBytes) + (s.target ? ' (target case)' : ''),
           String(s.clients),
@@ -293,6 +319,7 @@ export async function runConcurrency(ctx: BenchContext): Promise<ScenarioReport>
           formatNumber(s.serverCpuSeconds),
           formatNumber(s.serverPeakRssBytes / MiB),
           Number.isNaN(s.clientUploadPeakRssBytes) ? '–' : formatNumber(s.clientUploadPeakRssBytes / MiB),
+          s.uploadMemory ? formatNumber(s.uploadMemory.peakRssBytes / MiB) : '–',
           s.storeFloorPerSecond === undefined ? '–' : formatNumber(s.storeFloorPerSecond),
         ]),
       },
