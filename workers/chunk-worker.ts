@@ -9,6 +9,7 @@ import { move, transferableSymbol, valueSymbol } from 'piscina';
 import xxhash from 'xxhash-wasm';
 import { localCodec, timedPack, unpackInPlace } from '../src/compression/codecs.js';
 import { hashFileSync } from '../src/hashing/file-hashes.js';
+import { loadXxh64 } from '../src/hashing/xxh64.js';
 import { type SaveableSha256, saveableSha256Source } from '../src/hashing/saveable-sha256.js';
 import { decodeSha256State, encodeSha256State } from '../src/hashing/sha256-state.js';
 import { blockingIo, readChunk as readChunkWith, writeChunk as writeChunkWith } from './chunk-io.js';
@@ -33,7 +34,7 @@ import {
 } from './tasks.js';
 
 const xxhashApi = await xxhash();
-const xxh64 = (bytes: Uint8Array): bigint => xxhashApi.h64Raw(bytes);
+const xxh64 = await loadXxh64();
 
 /** Returns `result` with `buffers` moved to the main thread instead of cloned. */
 function moving<R extends object>(result: R, buffers: ArrayBuffer[]): R {

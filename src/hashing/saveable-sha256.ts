@@ -1,9 +1,6 @@
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { endianness } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadNativeAddon } from './native-addon.js';
 import { type Sha256State, emptySha256State, hashWasm4SavedOf, sha256BlockBytes, sha256StateOfHashWasm4 } from './sha256-state.js';
 
 /** A SHA-256 whose state can be taken out (`state`) and another begun from it (synchronous: the hashing thread's). */
@@ -30,21 +27,6 @@ interface Sha256Addon {
 }
 
 export const nativeSha256FileName = 'sha256-state.node';
-
-/**
- * Where native/build.js puts the addon: dist/native/, found from this module in dist/src/hashing/
- * (the build), in dist/cli/ (the bundled CLI) or in src/hashing/ (tests run from the sources).
- */
-function addonPath(): string | undefined {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (let up = 0; up < 4; up += 1) {
-    for (const candidate of [join(dir, 'native', nativeSha256FileName), join(dir, 'dist', 'native', nativeSha256FileName)]) {
-      if (existsSync(candidate)) return candidate;
-    }
-    dir = dirname(dir);
-  }
-  return undefined;
-}
 
 /** OpenSSL's SHA256_CTX: h[8], Nl, Nh (the length in bits), data[16] (the unfinished block), num, md_len; native byte order. */
 const openssl = { contextBytes: 112, bitsLowAt: 32, bitsHighAt: 36, blockAt: 40, pendingAt: 104, digestSizeAt: 108 } as const;
@@ -113,14 +95,9 @@ function agreesWithNode(addon: Sha256Addon): boolean {
 
 function loadAddon(): { addon: Sha256Addon } | { whyNot: string } {
   if (endianness() !== 'LE') return { whyNot: 'this machine is big-endian' };
-  const path = addonPath();
-  if (!path) return { whyNot: `${nativeSha256FileName} was not built (npm run build:native says why)` };
-  try {
-    const addon = createRequire(import.meta.url)(path) as Sha256Addon;
-    return agreesWithNode(addon) ? { addon } : { whyNot: `${path} does not hash as Node does` };
-  } catch (error) {
-    return { whyNot: `${path} does not load: ${(error as Error).message.split('\n')[0]}` };
-  }
+  const loaded = loadNativeAddon<Sha256Addon>(nativeSha256FileName);
+  if ('whyNot' in loaded) return loaded;
+  return agreesWithNode(loaded.addon) ? loaded : { whyNot: `${nativeSha256FileName} does not hash as Node does` };
 }
 
 let source: SaveableSha256Source | undefined;
