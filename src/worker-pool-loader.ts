@@ -13,8 +13,8 @@ export interface LoadedPool {
 /**
  * A pool of `workerPool`'s threads whose module, and piscina with it, is imported only now:
  * importing piscina costs about 45 ms of CPU on these VMs, which a `ferry` command that starts no
- * thread (a file of up to 64 MiB, no compression) need not pay. The server, which starts its
- * threads at once, uses `workerPool` directly.
+ * thread (a file of up to 64 MiB, no compression) need not pay. The server's chunk workers, on
+ * every request's path from the start, use `workerPool` directly.
  */
 export function loadWorkerPool(options: WorkerPoolOptions): LoadedPool {
   const loading = import('./worker-pool.js').then((module) => ({ module, pool: module.workerPool(options) }));

@@ -32,3 +32,33 @@ t.test('a buffer of another size is dropped to make room; one larger than the bu
   await waiting;
   t.equal(second?.byteLength, 1024);
 });
+
+t.test('a budget with nothing in use drops its free buffers once idle for a while; one used meanwhile keeps them', async (t) => {
+  const checks: (() => void)[] = [];
+  const budget = new ChunkBudget(4096, (callback) => checks.push(callback));
+  const first = await budget.acquire(1024);
+  const second = await budget.acquire(1024);
+  budget.release(first);
+  t.equal(checks.length, 0, 'no idle check while a buffer is out');
+  budget.release(second);
+  t.equal(checks.length, 1, 'all back: an idle check is armed');
+
+  const again = await budget.acquire(1024);
+  t.ok(again === first || again === second, 'a free buffer is reused before the check');
+  checks.shift()!();
+  t.equal(budget.heldBytes, 2048, 'used since the check was armed: nothing dropped');
+  t.equal(checks.length, 0, 'and, with a buffer out, no new check yet');
+  budget.release(again);
+  t.equal(checks.length, 1, 'all back again: a new check');
+  const used = await budget.acquire(1024);
+  budget.release(used);
+  t.equal(checks.length, 1, 'one check at a time');
+  checks.shift()!();
+  t.equal(budget.heldBytes, 2048, 'used meanwhile, though idle now: kept');
+  t.equal(checks.length, 1, 'looked at again later');
+  checks.shift()!();
+  t.equal(budget.heldBytes, 0, 'idle the whole time: the free buffers are dropped');
+  const fresh = await budget.acquire(1024);
+  t.ok(fresh !== first && fresh !== second, 'the next acquire makes a new buffer');
+  t.equal(budget.heldBytes, 1024);
+});

@@ -80,7 +80,17 @@ t.test('the rate follows the last few seconds, not the whole run', (t) => {
   meter.add(0, 0);
   meter.add(100 * MiB, 10_000); // 10 MiB/s for 10 s
   meter.add(101 * MiB, 20_000); // then 0.1 MiB/s for 10 s
-  t.ok(meter.rate()! < 1 * MiB, `recent: ${meter.rate()}`);
+  t.ok(meter.rate(20_000)! < 1 * MiB, `recent: ${meter.rate(20_000)}`);
+
+  const stalled = new RateMeter();
+  stalled.add(0, 0);
+  stalled.add(9 * MiB, 100); // the socket buffers filled at once, then nothing moves
+  t.equal(stalled.rate(150), undefined, 'unknown for the first 200 ms');
+  t.equal(stalled.rate(1000), 9 * MiB, 'then known, with no further sample: 9 MiB over 1 s');
+  t.ok(stalled.rate(4000)! < 3 * MiB, `falling as the stall goes on: ${stalled.rate(4000)}`);
+  t.equal(stalled.rate(5200), 0, 'and 0 once the burst is older than the window');
+  stalled.add(10 * MiB, 6000);
+  t.equal(stalled.rate(6000), (1 * MiB * 1000) / (6000 - 100), 'moving again: measured from the last sample before the window');
   t.end();
 });
 

@@ -20,21 +20,32 @@ export function showCursor(stream: Stream = process.stderr): void {
 /** The rate is measured over this much recent time, so it follows the link rather than the run's average. */
 const rateWindowMs = 5000;
 
-/** Bytes per second over the last few seconds, from samples of a growing byte count. */
+/**
+ * Bytes per second over the last few seconds, from samples of a growing byte count, as of now: a
+ * transfer that stalls shows its rate falling to 0 as time passes, even though no sample comes
+ * (a rate measured only between samples stayed at its last value, or unknown for good when the
+ * first burst filled the socket buffers within 200 ms).
+ */
 export class RateMeter {
   readonly #samples: { at: number; bytes: number }[] = [];
 
   add(bytes: number, at = Date.now()): void {
     this.#samples.push({ at, bytes });
-    while (this.#samples.length > 2 && at - this.#samples[1]!.at >= rateWindowMs) this.#samples.shift();
+    this.#forget(at);
   }
 
-  /** Undefined until two samples at least 200 ms apart. */
-  rate(): number | undefined {
+  /** Forgets samples that ended before the window: the last one before it stays, as its start. */
+  #forget(now: number): void {
+    while (this.#samples.length > 1 && now - this.#samples[1]!.at >= rateWindowMs) this.#samples.shift();
+  }
+
+  /** Undefined until 200 ms after the first sample. */
+  rate(now = Date.now()): number | undefined {
+    this.#forget(now);
     const first = this.#samples[0];
     const last = this.#samples.at(-1);
-    if (!first || !last || last.at - first.at < 200) return undefined;
-    return ((last.bytes - first.bytes) * 1000) / (last.at - first.at);
+    if (!first || !last || now - first.at < 200) return undefined;
+    return ((last.bytes - first.bytes) * 1000) / (now - first.at);
   }
 }
 
