@@ -55,7 +55,7 @@ export const usage = `usage: npm run bench -- [options]
   --sizes LIST            file sizes for the sweep (default 64KiB,16MiB; quick 64KiB,8MiB)
   --refs LIST             references to run: socat,nc,rsync,rsync-sha1,cp,scp,sftp,rsync-ssh (default all; quick socat,rsync)
   --warmup N              uploads and downloads a sweep step's fresh server serves untimed before
-                          it is timed, as a server that has been running would have (default 2048;
+                          it is timed, as a server that has been running would have (default 4096;
                           quick 256; 0 times a cold server)
   --pairs N               Ferry/reference pairs per reference, median reported (default 3)
   --runs N                repetitions of bulk and resume runs (default 3; quick 1)
@@ -131,7 +131,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     targetCase: !quick && values.clients === undefined && values.sizes === undefined,
     minOpsPerStep: quick ? 24 : 1024,
     minBytesPerStep: quick ? 16 * 1024 ** 2 : 256 * 1024 ** 2,
-    warmupOps: values.warmup === undefined ? (quick ? 256 : 2048) : wholeNumber('warmup', values.warmup),
+    warmupOps: values.warmup === undefined ? (quick ? 256 : 4096) : wholeNumber('warmup', values.warmup),
     pairs: values.pairs === undefined ? 3 : positiveInt('pairs', values.pairs),
     runs: values.runs === undefined ? (quick ? 1 : 3) : positiveInt('runs', values.runs),
     microSeconds: quick ? 0.1 : 1,

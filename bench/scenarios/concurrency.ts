@@ -74,17 +74,19 @@ async function uploadMemoryApart(server: FerryServer, source: SourceFile, client
 }
 
 /** At most this many bytes each way go to a step's warm-up, whatever its file size. */
-const warmupMaxBytes = 64 * MiB;
+const warmupMaxBytes = 256 * MiB;
 
 /**
  * Rounds each client runs untimed before a step is timed: enough that the fresh server has served
- * about `warmupOps` uploads and downloads (its JavaScript compiled by then, as a server that has
- * been running would have it), no more rounds than the step itself, and at most `warmupMaxBytes`.
+ * about `warmupOps` uploads and downloads (as a server that has been running would have: its
+ * JavaScript compiled, its heap and metadata store grown), at most `warmupMaxBytes` each way. Not
+ * capped by the step's own rounds: a step of 64 clients × 16 rounds warmed by 1,024 uploads timed
+ * a server still at about 75% of its later speed (bench/README.md, the sweep's warm-up).
  */
-function warmupRounds(warmupOps: number, clients: number, fileBytes: number, rounds: number): number {
+function warmupRounds(warmupOps: number, clients: number, fileBytes: number): number {
   if (warmupOps === 0) return 0;
   const byBytes = Math.max(1, Math.floor(warmupMaxBytes / (clients * Math.max(1, fileBytes))));
-  return Math.min(rounds, Math.ceil(warmupOps / clients), byBytes);
+  return Math.min(Math.ceil(warmupOps / clients), byBytes);
 }
 
 /** Steps with files up to this size also measure the disk's floor for storing them. */
@@ -120,7 +122,7 @@ async function sweepStep(ctx: BenchContext, source: SourceFile, clients: number,
   const { minOpsPerStep, minBytesPerStep } = ctx.options;
   // Enough work to time: either enough operations or enough bytes, whichever comes first.
   const rounds = Math.max(1, Math.min(Math.ceil(minOpsPerStep / clients), Math.ceil(minBytesPerStep / (clients * source.size))));
-  const warmup = warmupRounds(ctx.options.warmupOps, clients, source.size, rounds);
+  const warmup = warmupRounds(ctx.options.warmupOps, clients, source.size);
   const dataDir = await makeTempDir('disk', 'sweep-data');
   const outDir = await makeTempDir('disk', 'sweep-out');
   // In clear text, as every sweep before TLS was: the rows stay comparable (bulk and refs measure TLS).
