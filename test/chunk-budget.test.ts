@@ -62,3 +62,21 @@ t.test('a budget with nothing in use drops its free buffers once idle for a whil
   t.ok(fresh !== first && fresh !== second, 'the next acquire makes a new buffer');
   t.equal(budget.heldBytes, 1024);
 });
+
+t.test('a discarded buffer gives its room back and is never handed out again', async (t) => {
+  const budget = new ChunkBudget(2 * 1024);
+  const [kept, discarded] = await Promise.all([budget.acquire(1024), budget.acquire(1024)]);
+  let waiterGot: SharedArrayBuffer | undefined;
+  const waiter = budget.acquire(1024).then((buffer) => (waiterGot = buffer));
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(waiterGot, undefined, 'a third waits while two are out');
+  budget.discard(discarded);
+  await waiter;
+  t.not(waiterGot, discarded, 'the waiter gets a new buffer in its room');
+  t.equal(budget.inUseBytes, 2048, 'the discarded one no longer counts');
+  budget.release(kept);
+  budget.release(waiterGot!);
+  const again = await Promise.all([budget.acquire(1024), budget.acquire(1024)]);
+  t.notOk(again.includes(discarded), 'the discarded buffer is not among the ones reused');
+  t.equal(budget.heldBytes, 2048, 'the budget holds no more than its room');
+});

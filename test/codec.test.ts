@@ -803,6 +803,34 @@ function cutsFor(length: number, raw: readonly number[]): number[] {
   return [...new Set(raw.map((value) => value % (length + 1)))].sort((a, b) => a - b);
 }
 
+t.test('payloadBytesAhead: what of a chunk payload the next bytes pushed may be read straight into', (t) => {
+  const { decoder, rec } = decoderWith();
+  const payload = bytesOf(100, 3);
+  const chunk = handChunk(1, 0n, 1n, payload);
+  const control = handControl('{"n":1}');
+  t.equal(decoder.payloadBytesAhead, 0, 'nothing before a frame');
+  decoder.push(chunk.subarray(0, 10));
+  t.equal(decoder.payloadBytesAhead, 0, 'nothing in the middle of a head');
+  decoder.push(chunk.subarray(10, 25));
+  t.equal(decoder.payloadBytesAhead, 100, 'the whole payload once the head is in');
+  decoder.push(chunk.subarray(25, 65));
+  t.equal(decoder.payloadBytesAhead, 60, 'what is left of it as it comes');
+  decoder.pause();
+  t.equal(decoder.payloadBytesAhead, 0, 'nothing while paused');
+  decoder.push(chunk.subarray(65, 70));
+  decoder.resume();
+  t.equal(decoder.payloadBytesAhead, 55, 'after resume, what is left');
+  rec.onChunkStart = () => decoder.pause();
+  decoder.push(Buffer.concat([chunk.subarray(70), control, handChunk(1, 100n, 2n, payload)]));
+  t.equal(decoder.payloadBytesAhead, 0, 'nothing while paused at the next chunk with its payload waiting unparsed');
+  rec.onChunkStart = undefined;
+  decoder.resume();
+  t.equal(decoder.payloadBytesAhead, 0, 'nothing between frames');
+  decoder.push(control.subarray(0, 7));
+  t.equal(decoder.payloadBytesAhead, 0, 'nothing in a CONTROL body');
+  t.end();
+});
+
 t.test('property: valid frames survive any split', (t) => {
   t.doesNotThrow(() =>
     fc.assert(

@@ -66,6 +66,16 @@ export class ChunkBudget {
     if (this.inUseBytes === 0) this.#armIdleCheck();
   }
 
+  /**
+   * Gives back a buffer that must not be reused (a socket may still read into it once): its room
+   * returns to the budget, its memory to the garbage collector.
+   */
+  discard(buffer: SharedArrayBuffer): void {
+    this.#madeBytes -= buffer.byteLength;
+    while (this.#waiting.serve(undefined));
+    if (this.inUseBytes === 0) this.#armIdleCheck();
+  }
+
   /** Once nothing is in use: drops the free buffers if nothing is acquired for `idleDropMs`. */
   #armIdleCheck(): void {
     if (this.#idleCheckArmed) return;

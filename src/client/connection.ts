@@ -50,6 +50,12 @@ export interface StreamSink {
   chunkEnd(): void;
   /** The stream ended with an error: an `abort` from the server, or the connection was lost. */
   fail(error: FerryError): void;
+  /**
+   * Where the next `bytes` of the current chunk's payload may be read straight into, if the sink
+   * offers that: they then come to `chunkData` as a view of that memory. The socket may read into
+   * it once more after the chunk ends or the stream fails: the sink must not give it to anyone else.
+   */
+  payloadTarget?(bytes: number): Uint8Array | undefined;
 }
 
 interface Pending {
@@ -83,6 +89,8 @@ export class ClientConnection implements FrameSink {
   readonly #pending = new Map<number, Pending>();
   readonly #streams = new Map<number, StreamSink>();
   #currentStream: StreamSink | undefined;
+  /** Whether the last read landed in a chunk's payload memory (`nextRead`). */
+  #readInPlace = false;
   #nextId = 1;
   #lost: FerryError | undefined;
   readonly #stallTimeoutMs: number;
@@ -118,7 +126,11 @@ export class ClientConnection implements FrameSink {
 
   static async connect(options: ConnectOptions): Promise<ClientConnection> {
     let connection: ClientConnection | undefined;
-    const socket = openSocket(options, (bytes) => connection?.received(bytes));
+    const socket = openSocket(
+      options,
+      (bytes) => connection?.received(bytes),
+      (own) => connection?.nextRead(own) ?? own,
+    );
     const timeoutMs = options.connectTimeoutMs ?? 10_000;
     const address = hostPort(options.host, options.port);
     const giveUp = (reason: FerryError): void => {
@@ -201,6 +213,25 @@ export class ClientConnection implements FrameSink {
       }
     }
     this.#decoder.push(bytes, true);
+  }
+
+  /**
+   * Where the next read lands, given the socket's own buffer: straight in the memory the current
+   * chunk's payload goes to, when the next bytes are that payload's and its stream offers it (one
+   * copy fewer); right after such a payload, a short read of `own` (the next frame is most likely
+   * the stream's next chunk: its head comes alone, and its payload is read in place from its first
+   * bytes, not from the end of a full buffer); else `own`.
+   */
+  nextRead(own: Buffer): Uint8Array {
+    const ahead = this.#decoder.payloadBytesAhead;
+    const target = ahead > 0 ? this.#currentStream?.payloadTarget?.(ahead) : undefined;
+    if (target) {
+      this.#readInPlace = true;
+      return target;
+    }
+    if (!this.#readInPlace) return own;
+    this.#readInPlace = false;
+    return own.subarray(0, readAfterPayloadBytes);
   }
 
   get lost(): FerryError | undefined {
@@ -373,12 +404,16 @@ export class ClientConnection implements FrameSink {
 /** Size of the buffer each clear-text connection reads into. */
 const readBufferBytes = 256 * 1024;
 
+/** The read after a payload read in place: a chunk's head (25 or 30 bytes) or a reply, and a little more. */
+const readAfterPayloadBytes = 4096;
+
 /**
  * Opens the socket: over TLS (its bytes come as 'data' events), or in clear text reading into one
  * buffer per connection, reused (`onread`), instead of a fresh 64 KiB Buffer per read: at
- * hundreds of MiB/s those allocations cost more in garbage collection than the copy.
+ * hundreds of MiB/s those allocations cost more in garbage collection than the copy. Where each
+ * read lands is `nextRead`'s choice: that buffer, part of it, or a download's chunk buffer.
  */
-function openSocket(options: ConnectOptions, onBytes: (bytes: Uint8Array) => void): Socket {
+function openSocket(options: ConnectOptions, onBytes: (bytes: Uint8Array) => void, nextRead: (own: Buffer) => Uint8Array): Socket {
   if (options.tls) {
     const socket = tlsConnect({
       host: options.host,
@@ -400,7 +435,8 @@ function openSocket(options: ConnectOptions, onBytes: (bytes: Uint8Array) => voi
     port: options.port,
     noDelay: true,
     onread: {
-      buffer: readBuffer,
+      // Asked again after every read (Node 20 and 24), before the next one.
+      buffer: () => nextRead(readBuffer),
       callback: (bytes: number, buffer: Uint8Array) => {
         onBytes(buffer.subarray(0, bytes));
         return true;

@@ -116,9 +116,11 @@ export class DownloadReceiver implements StreamSink {
   readonly #end: number;
   #received = 0;
   #wireBytes = 0;
+  #readInPlace = 0;
   #writing = 0;
   readonly #sync: BackgroundSync;
-  #current: { header: ChunkHeader; slot: ReceiveSlot; filled: number } | undefined;
+  /** The chunk being received; `lent` once the socket was given its buffer to read into (`payloadTarget`). */
+  #current: { header: ChunkHeader; slot: ReceiveSlot; filled: number; lent: boolean } | undefined;
   #failed = false;
   /** Where the file is complete up to: what the attempt reports as done. */
   #lastDone: number;
@@ -169,20 +171,37 @@ export class DownloadReceiver implements StreamSink {
       rawLengthOf(header) !== Math.min(chunkSize, size - this.#nextOffset) ||
       !slot
     ) {
+      if (slot) this.#free.push(slot); // goes back to the budget with the other free ones
       return this.fail(new FerryError('EPROTO', `unexpected chunk at offset ${header.offset} (expected ${this.#nextOffset})`));
     }
     if (header.packed && header.packed.codec !== this.#codec) {
+      this.#free.push(slot);
       return this.fail(
         new FerryError('EPROTO', `chunk at offset ${header.offset} came ${header.packed.codec}-compressed, which was not asked for`),
       );
     }
-    this.#current = { header, slot, filled: 0 };
+    this.#current = { header, slot, filled: 0, lent: false };
+  }
+
+  /** Payload bytes the socket read straight into their chunk buffer (`payloadTarget`), not copied there. */
+  get bytesReadInPlace(): number {
+    return this.#readInPlace;
+  }
+
+  payloadTarget(bytes: number): Uint8Array | undefined {
+    const current = this.#current;
+    if (!current || this.#failed) return undefined;
+    current.lent = true;
+    return current.slot.buffer.subarray(current.filled, current.filled + bytes);
   }
 
   chunkData(piece: Uint8Array): void {
     const current = this.#current;
     if (!current) return;
-    copyIntoShared(current.slot.buffer, piece, current.filled);
+    // Read straight into the slot (`payloadTarget`), the bytes are where they go already.
+    const inPlace = piece.buffer === current.slot.shared && piece.byteOffset === current.slot.buffer.byteOffset + current.filled;
+    if (inPlace) this.#readInPlace += piece.byteLength;
+    else copyIntoShared(current.slot.buffer, piece, current.filled);
     current.filled += piece.byteLength;
   }
 
@@ -255,8 +274,10 @@ export class DownloadReceiver implements StreamSink {
     if (this.#failed) return;
     this.#failed = true;
     this.#connection.closeStream(this.#get.stream);
-    // The chunk being filled gets no more bytes; the free buffers go back to the budget, and reading goes on.
-    if (this.#current) this.#slotDone(this.#current.slot);
+    // The chunk being filled gets no more bytes; the free buffers go back to the budget, and reading
+    // goes on. One the socket was reading into is not reused: its next read may still land there.
+    if (this.#current?.lent) this.#discard(this.#current.slot);
+    else if (this.#current) this.#slotDone(this.#current.slot);
     this.#current = undefined;
     this.#readWhenRoom();
     // The attempt's last word on what it received: every verified chunk counts, also one whose
@@ -290,6 +311,11 @@ export class DownloadReceiver implements StreamSink {
   #giveBack(slot: ReceiveSlot): void {
     this.#slotsHeld -= 1;
     downloadChunkBudget.release(slot.shared);
+  }
+
+  #discard(slot: ReceiveSlot): void {
+    this.#slotsHeld -= 1;
+    downloadChunkBudget.discard(slot.shared);
   }
 
   /**

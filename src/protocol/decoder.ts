@@ -84,6 +84,16 @@ export class FrameDecoder {
     return this.#state === 'controlBody' || this.#state === 'chunkFields' || (this.#state === 'head' && this.#headFilled > 0);
   }
 
+  /**
+   * Bytes left of the current chunk's payload when the next byte pushed is one of them, else 0 (in
+   * a frame's head or a CONTROL body, while paused, or while pushed bytes wait unparsed): how much
+   * a reader may read straight to where the payload goes (`FrameSink.chunkData` then gets a view
+   * of those bytes where they were read).
+   */
+  get payloadBytesAhead(): number {
+    return this.#state === 'chunkPayload' && !this.#paused && this.#pending.length === 0 ? this.#payloadLeft : 0;
+  }
+
   /** True when the stream stopped in the middle of a frame (a truncated frame at end of input). */
   get midFrame(): boolean {
     return this.#state !== 'head' || this.#headFilled > 0 || this.#pending.length > 0;
