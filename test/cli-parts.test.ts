@@ -110,7 +110,11 @@ t.test('server options: unknown keys, out-of-range values and a budget smaller t
 t.test('a socket that has no handle to move is used as it is', (t) => {
   const socket = new Socket();
   t.equal(
-    readIntoFixedBuffer(socket, () => {}),
+    readIntoFixedBuffer(
+      socket,
+      () => {},
+      (own) => own,
+    ),
     socket,
   );
   socket.destroy();

@@ -831,6 +831,32 @@ t.test('payloadBytesAhead: what of a chunk payload the next bytes pushed may be 
   t.end();
 });
 
+t.test('a sink that moves the pushed memory away at the chunk end (read in place, then sent to a worker)', (t) => {
+  const payload = bytesOf(64, 5);
+  const frame = handChunk(1, 0n, 1n, payload);
+  const rec = new Recorder();
+  const decoder = new FrameDecoder(roomyLimits, rec);
+  decoder.push(frame.subarray(0, 25));
+  // The payload alone, in memory of its own, pushed as a socket reading in place would.
+  const memory = new Uint8Array(new ArrayBuffer(payload.length));
+  memory.set(payload);
+  const endChunk = rec.chunkEnd.bind(rec);
+  rec.chunkEnd = () => {
+    structuredClone(memory.buffer, { transfer: [memory.buffer] });
+    endChunk();
+  };
+  decoder.push(memory, true);
+  t.equal(memory.byteLength, 0, 'the memory was moved away');
+  t.strictSame(
+    rec.kinds,
+    ['chunkStart', 'chunkData', 'chunkEnd'],
+    'the chunk came whole, and the decoder did not touch the moved memory again',
+  );
+  decoder.push(handControl('{"n":2}'));
+  t.strictSame(rec.kinds.at(-1), 'control', 'the next frame decodes');
+  t.end();
+});
+
 t.test('property: valid frames survive any split', (t) => {
   t.doesNotThrow(() =>
     fc.assert(

@@ -1,8 +1,8 @@
-// In clear text, a download's socket reads each chunk's payload straight into the chunk buffer it
-// goes to (no copy from the socket's own buffer). The bytes still come whole and verified, several
-// streams at once on one connection, packed or not; a download that fails while the socket reads
-// into its buffer gives its room back without the buffer being reused, and the connection's next
-// download comes whole.
+// In clear text, a socket reads each chunk's payload straight into the chunk buffer it goes to (no
+// copy from the socket's own buffer): the client's for a download, the server's for an upload. The
+// bytes still come whole and verified, several streams at once on one connection, packed or not; a
+// download that fails while the socket reads into its buffer gives its room back without the
+// buffer being reused, and the connection's next download comes whole.
 import { createHash } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -41,8 +41,13 @@ t.test('files of every shape come whole, several at once on one connection, pack
   const text = Buffer.from('a line of a log that packs well\n'.repeat(Math.ceil((3 * chunkSize) / 32)));
   await writeFile(join(dir, 'log.txt'), text);
   const client = running.client();
-  await Promise.all(files.map((file, index) => client.upload(file.path, { name: `f${index}.bin` })));
-  await client.upload(join(dir, 'log.txt'), { name: 'log.txt' });
+  const uploaded = await Promise.all(files.map((file, index) => client.upload(file.path, { name: `f${index}.bin` })));
+  for (const [index, file] of files.entries()) {
+    t.equal(uploaded[index]!.sha256, file.sha256, `${sizes[index]} bytes up: the server's SHA-256`);
+    t.same(await readFile(join(running.dataDir, 'files', `f${index}.bin`)), file.bytes, `${sizes[index]} bytes up: the stored bytes`);
+  }
+  await client.upload(join(dir, 'log.txt'), { name: 'log.txt', compress: 'brotli' });
+  t.same(await readFile(join(running.dataDir, 'files', 'log.txt')), text, 'the packed upload stored the same bytes');
 
   const results = await Promise.all(files.map((_, index) => client.download(`f${index}.bin`, { out: join(dir, `out-${index}.bin`) })));
   for (const [index, file] of files.entries()) {
@@ -52,6 +57,21 @@ t.test('files of every shape come whole, several at once on one connection, pack
   const packed = await client.download('log.txt', { out: join(dir, 'log-out.txt'), compress: 'brotli' });
   t.ok(packed.wireBytes < text.length / 4, 'the text came packed');
   t.same(await readFile(join(dir, 'log-out.txt')), text, 'the packed chunks unpacked to the same bytes');
+});
+
+t.test('uploads of chunks over 256 KiB (read in place, then moved to a chunk worker) are stored whole', async (t) => {
+  const bigChunk = 512 * KiB;
+  const running = await startServer(t, { chunkSizeBytes: bigChunk, tls: false });
+  const dir = tempDir(t);
+  const files = await Promise.all([3 * bigChunk + 777, bigChunk, 2 * bigChunk].map((size, index) => makeFile(dir, `b${index}.bin`, size)));
+  const client = running.client();
+  const results = await Promise.all(files.map((file, index) => client.upload(file.path, { name: `b${index}.bin` })));
+  for (const [index, file] of files.entries()) {
+    t.equal(results[index]!.sha256, file.sha256, `${file.bytes.length} bytes: the server's SHA-256`);
+    t.same(await readFile(join(running.dataDir, 'files', `b${index}.bin`)), file.bytes, `${file.bytes.length} bytes: the stored bytes`);
+    const back = await client.download(`b${index}.bin`, { out: join(dir, `back-${index}.bin`) });
+    t.equal(back.sha256, file.sha256, `${file.bytes.length} bytes: and back`);
+  }
 });
 
 t.test('the payload is read in place in clear text', async (t) => {

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { type Socket, connect as netConnect, isIP } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
+import { ReadPlacement } from '../protocol/read-placement.js';
 import { encodeChunkHead, encodeControl } from '../protocol/encoder.js';
 import { FerryError, isErrorCode } from '../protocol/errors.js';
 import { type ChunkHeader, maxChunkBytesCeiling, protocolVersion } from '../protocol/frames.js';
@@ -89,8 +90,8 @@ export class ClientConnection implements FrameSink {
   readonly #pending = new Map<number, Pending>();
   readonly #streams = new Map<number, StreamSink>();
   #currentStream: StreamSink | undefined;
-  /** Whether the last read landed in a chunk's payload memory (`nextRead`). */
-  #readInPlace = false;
+  readonly #readPlacement = new ReadPlacement();
+  readonly #payloadTarget = (bytes: number): Uint8Array | undefined => this.#currentStream?.payloadTarget?.(bytes);
   #nextId = 1;
   #lost: FerryError | undefined;
   readonly #stallTimeoutMs: number;
@@ -215,23 +216,9 @@ export class ClientConnection implements FrameSink {
     this.#decoder.push(bytes, true);
   }
 
-  /**
-   * Where the next read lands, given the socket's own buffer: straight in the memory the current
-   * chunk's payload goes to, when the next bytes are that payload's and its stream offers it (one
-   * copy fewer); right after such a payload, a short read of `own` (the next frame is most likely
-   * the stream's next chunk: its head comes alone, and its payload is read in place from its first
-   * bytes, not from the end of a full buffer); else `own`.
-   */
+  /** Where the next read lands, given the socket's own buffer (see ReadPlacement). */
   nextRead(own: Buffer): Uint8Array {
-    const ahead = this.#decoder.payloadBytesAhead;
-    const target = ahead > 0 ? this.#currentStream?.payloadTarget?.(ahead) : undefined;
-    if (target) {
-      this.#readInPlace = true;
-      return target;
-    }
-    if (!this.#readInPlace) return own;
-    this.#readInPlace = false;
-    return own.subarray(0, readAfterPayloadBytes);
+    return this.#readPlacement.next(own, this.#decoder.payloadBytesAhead, this.#payloadTarget);
   }
 
   get lost(): FerryError | undefined {
@@ -403,9 +390,6 @@ export class ClientConnection implements FrameSink {
 
 /** Size of the buffer each clear-text connection reads into. */
 const readBufferBytes = 256 * 1024;
-
-/** The read after a payload read in place: a chunk's head (25 or 30 bytes) or a reply, and a little more. */
-const readAfterPayloadBytes = 4096;
 
 /**
  * Opens the socket: over TLS (its bytes come as 'data' events), or in clear text reading into one

@@ -105,9 +105,12 @@ export class FrameDecoder {
     try {
       while (!this.#paused && this.#state !== 'failed' && this.#pending.length > 0) {
         const piece = this.#pending[0]!;
+        // Read before it is consumed: a chunk's end may move the memory it lies in to a worker
+        // (read in place), which leaves the view empty.
+        const length = piece.byteLength;
         const used = this.#consume(piece);
         if ((this.#state as State) === 'failed') this.#pending.length = 0;
-        else if (used === piece.byteLength) this.#pending.shift();
+        else if (used === length) this.#pending.shift();
         else this.#pending[0] = piece.subarray(used);
       }
     } finally {

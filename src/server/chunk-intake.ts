@@ -72,10 +72,24 @@ export class ChunkIntake {
     this.#claimBuffer();
   }
 
+  /**
+   * Where the socket may read the next `bytes` of the payload straight into: the chunk's buffer,
+   * from where it is filled. The buffer is given up only at the chunk's end (after that read) or
+   * once the socket has closed, so no later read of this socket lands in a buffer reused elsewhere.
+   */
+  payloadTarget(bytes: number): Uint8Array | undefined {
+    const incoming = this.#incoming;
+    if (!incoming?.buffer) return undefined;
+    return new Uint8Array(incoming.buffer, incoming.filled, Math.min(bytes, incoming.buffer.byteLength - incoming.filled));
+  }
+
   chunkData(piece: Uint8Array): void {
     const incoming = this.#incoming;
     if (!incoming?.buffer) return;
-    new Uint8Array(incoming.buffer, incoming.filled, piece.byteLength).set(piece);
+    // Read in place (`payloadTarget`), the bytes are where they go already.
+    if (piece.buffer !== incoming.buffer || piece.byteOffset !== incoming.filled) {
+      new Uint8Array(incoming.buffer, incoming.filled, piece.byteLength).set(piece);
+    }
     incoming.filled += piece.byteLength;
   }
 

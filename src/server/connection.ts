@@ -6,6 +6,7 @@ import { FerryError, errorFields } from '../protocol/errors.js';
 import type { ChunkHeader, PackedAs } from '../protocol/frames.js';
 import type { Packing } from '../compression/negotiation.js';
 import { type Request, type ServerEvent, parseRequest } from '../protocol/messages.js';
+import { ReadPlacement } from '../protocol/read-placement.js';
 import { type StoredFile, type TransferLogRecord, type UserRecord, hashAt } from '../store/records.js';
 import { AccountView, checkAccess } from './account-view.js';
 import { addressPrefix } from './address-prefix.js';
@@ -50,6 +51,10 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   readonly #deadStreams = new Set<number>();
   readonly #decoder: FrameDecoder;
   readonly #intake: ChunkIntake;
+  readonly #readPlacement = new ReadPlacement();
+  /** An upload chunk's payload may be read in place; a whole put's goes through its own intake. */
+  readonly #payloadTarget = (bytes: number): Uint8Array | undefined =>
+    this.#receivingWhole ? undefined : this.#intake.payloadTarget(bytes);
   readonly #wholePuts: WholePutIntake;
   /** Data of `putWhole` requests being handled, by request id, until their handlers take it. */
   readonly #wholePutData = new Map<number, WholePutData>();
@@ -124,6 +129,11 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
       handshakeTimeoutMs,
     );
     this.closed = new Promise((resolve) => socket.once('close', () => void this.#cleanup().finally(resolve)));
+  }
+
+  /** Where the next read from a clear-text socket lands, given its own buffer (see ReadPlacement). */
+  nextRead(own: Buffer): Uint8Array {
+    return this.#readPlacement.next(own, this.#decoder.payloadBytesAhead, this.#payloadTarget);
   }
 
   /** Bytes read from the socket, valid only during the call. */

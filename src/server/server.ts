@@ -147,7 +147,11 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
     // Over TLS, bytes come as the TLS socket's 'data' events; in clear text, read into a fixed buffer.
     const socket = tls
       ? new TLSSocket(accepted, { isServer: true, secureContext: tls.context })
-      : readIntoFixedBuffer(accepted, (bytes) => connection?.received(bytes));
+      : readIntoFixedBuffer(
+          accepted,
+          (bytes) => connection?.received(bytes),
+          (own) => connection?.nextRead(own) ?? own,
+        );
     connection = connections.admit(socket, () => new Connection(services, socket));
     connection?.log.debug('connected');
   });
