@@ -53,8 +53,9 @@ export interface StreamSink {
   fail(error: FerryError): void;
   /**
    * Where the next `bytes` of the current chunk's payload may be read straight into, if the sink
-   * offers that: they then come to `chunkData` as a view of that memory. The socket may read into
-   * it once more after the chunk ends or the stream fails: the sink must not give it to anyone else.
+   * offers that: they then come to `chunkData` as a view of that memory. A stream that fails in the
+   * middle of that chunk must not give the memory to anyone else: the socket may still read into
+   * it once (after the chunk's end it does not: where the next read lands is asked after each read).
    */
   payloadTarget?(bytes: number): Uint8Array | undefined;
 }
