@@ -389,16 +389,27 @@ export class ClientConnection implements FrameSink {
   }
 }
 
-/** Size of the buffer each clear-text connection reads into. */
+/** Size of the buffer each connection reads into. */
 const readBufferBytes = 256 * 1024;
 
 /**
- * Opens the socket: over TLS (its bytes come as 'data' events), or in clear text reading into one
- * buffer per connection, reused (`onread`), instead of a fresh 64 KiB Buffer per read: at
- * hundreds of MiB/s those allocations cost more in garbage collection than the copy. Where each
- * read lands is `nextRead`'s choice: that buffer, part of it, or a download's chunk buffer.
+ * Opens the socket, over TLS or in clear text, reading into one buffer per connection, reused
+ * (`onread`), instead of a fresh Buffer per read: at hundreds of MiB/s those allocations cost more
+ * in garbage collection than the copy. Where each read lands is `nextRead`'s choice: that buffer,
+ * part of it, or a download's chunk buffer. Over TLS, a read is one record's decrypted bytes (at
+ * most 16 KiB), copied by Node's TLS layer into the memory `nextRead` gives, in as many reads as
+ * that memory takes.
  */
 function openSocket(options: ConnectOptions, onBytes: (bytes: Uint8Array) => void, nextRead: (own: Buffer) => Uint8Array): Socket {
+  const readBuffer = Buffer.allocUnsafe(readBufferBytes);
+  const onread = {
+    // Asked again after every read (Node 20 and 24, clear text and TLS), before the next one.
+    buffer: () => nextRead(readBuffer),
+    callback: (bytes: number, buffer: Uint8Array) => {
+      onBytes(buffer.subarray(0, bytes));
+      return true;
+    },
+  };
   if (options.tls) {
     const socket = tlsConnect({
       host: options.host,
@@ -409,25 +420,13 @@ function openSocket(options: ConnectOptions, onBytes: (bytes: Uint8Array) => voi
       // With a CA, the handshake verifies the chain; otherwise checkServerCertificate pins the
       // certificate itself before anything is sent (a self-signed one has no chain to verify).
       ...(options.tls.ca === undefined ? { rejectUnauthorized: false } : { ca: options.tls.ca, rejectUnauthorized: true }),
+      // Not in @types/node's TLS options, but tls.connect passes it on to the socket it makes.
+      ...({ onread } as object),
     });
     socket.setNoDelay(true);
-    socket.on('data', onBytes);
     return socket;
   }
-  const readBuffer = Buffer.allocUnsafe(readBufferBytes);
-  return netConnect({
-    host: options.host,
-    port: options.port,
-    noDelay: true,
-    onread: {
-      // Asked again after every read (Node 20 and 24), before the next one.
-      buffer: () => nextRead(readBuffer),
-      callback: (bytes: number, buffer: Uint8Array) => {
-        onBytes(buffer.subarray(0, bytes));
-        return true;
-      },
-    },
-  });
+  return netConnect({ host: options.host, port: options.port, noDelay: true, onread });
 }
 
 /** Waits for the connection (and, over TLS, the handshake and the certificate check); resolves with the certificate's fingerprint. */

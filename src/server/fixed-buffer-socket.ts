@@ -1,7 +1,14 @@
 import { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 
 /** Size of the buffer each server connection reads into. */
 const readBufferBytes = 64 * 1024;
+
+/** Where each read lands, given the connection's own buffer: the whole of it, part of it, or other memory. */
+export type NextRead = (own: Buffer) => Uint8Array;
+
+/** Called with the bytes of each read: a view valid only during the call. */
+export type OnData = (bytes: Uint8Array) => void;
 
 /**
  * Re-wraps a socket accepted with `pauseOnConnect` (not yet reading) so that it reads into one
@@ -12,7 +19,7 @@ const readBufferBytes = 64 * 1024;
  * `onData` gets a view that is valid only during the call. Where each read lands is `nextRead`'s
  * choice: the fixed buffer, part of it, or the buffer of the upload chunk being received.
  */
-export function readIntoFixedBuffer(accepted: Socket, onData: (bytes: Uint8Array) => void, nextRead: (own: Buffer) => Uint8Array): Socket {
+export function readIntoFixedBuffer(accepted: Socket, onData: OnData, nextRead: NextRead): Socket {
   const internals = accepted as unknown as { _handle: object | null };
   const handle = internals._handle;
   if (!handle) return accepted;
@@ -34,4 +41,36 @@ export function readIntoFixedBuffer(accepted: Socket, onData: (bytes: Uint8Array
   internals._handle = null;
   accepted.destroy(); // releases the server's count of it; the handle lives on in `socket`
   return socket;
+}
+
+/**
+ * Makes a server's TLS socket, just made over an accepted one and not yet reading, read its
+ * decrypted bytes as `readIntoFixedBuffer` does: into memory of `nextRead`'s choice, to `onData`,
+ * instead of a fresh Buffer per TLS record (at most 16 KiB) through the stream's 'data' events.
+ * Node offers `onread` only to a TLS socket it makes over no socket (`tls.connect`); a server's
+ * is made over the accepted one, so this sets on it what `onread` would have set (the three
+ * fields Node's socket keeps for it, found by their names, and the handle's user buffer), as
+ * Node 20 and 24 do. It must run before the socket's first read (Node starts reading on the next
+ * tick). Returns false, changing nothing, where this Node keeps them otherwise: the socket then
+ * emits 'data' events as before.
+ */
+export function readTlsIntoChosenMemory(socket: TLSSocket, onData: OnData, nextRead: NextRead): boolean {
+  const fields = new Map(Object.getOwnPropertySymbols(socket).map((symbol) => [symbol.description, symbol]));
+  const userBuffer = fields.get('kBuffer');
+  const bufferSource = fields.get('kBufferGen');
+  const bufferCallback = fields.get('kBufferCb');
+  const handle = (socket as unknown as { _handle: { useUserBuffer?: (buffer: Uint8Array) => void } | null })._handle;
+  if (!userBuffer || !bufferSource || !bufferCallback || typeof handle?.useUserBuffer !== 'function') return false;
+  const record = socket as unknown as Record<symbol, unknown>;
+  if (record[userBuffer] !== null || record[bufferSource] !== null || record[bufferCallback] !== null) return false;
+  const readBuffer = Buffer.allocUnsafe(readBufferBytes);
+  const first = nextRead(readBuffer);
+  record[userBuffer] = first;
+  record[bufferSource] = () => nextRead(readBuffer);
+  record[bufferCallback] = (bytes: number, buffer: Uint8Array) => {
+    onData(buffer.subarray(0, bytes));
+    return true;
+  };
+  handle.useUserBuffer(first);
+  return true;
 }

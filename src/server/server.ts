@@ -1,5 +1,5 @@
 import { once } from 'node:events';
-import { type AddressInfo, type Server, createServer as createNetServer } from 'node:net';
+import { type AddressInfo, type Server, type Socket, createServer as createNetServer } from 'node:net';
 import { TLSSocket } from 'node:tls';
 import { type Logger, pino } from 'pino';
 import { Accounts, tokenIdleMs } from '../accounts/accounts.js';
@@ -24,7 +24,7 @@ import { DataDirLock } from './data-dir-lock.js';
 import { DataLayout } from './data-layout.js';
 import { LocalByteStore } from './byte-store.js';
 import { DescriptorBudget, openFileLimit, reservedDescriptors } from './descriptor-budget.js';
-import { readIntoFixedBuffer } from './fixed-buffer-socket.js';
+import { readIntoFixedBuffer, readTlsIntoChosenMemory } from './fixed-buffer-socket.js';
 import { LoginThrottle } from './login-throttle.js';
 import { reconcile } from './reconcile.js';
 import type { ServerServices } from './services.js';
@@ -144,14 +144,16 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
   let tls: TlsIdentity | undefined;
   const listener: Server = createNetServer({ allowHalfOpen: false, noDelay: true, pauseOnConnect: true }, (accepted) => {
     let connection: Connection | undefined;
-    // Over TLS, bytes come as the TLS socket's 'data' events; in clear text, read into a fixed buffer.
-    const socket = tls
-      ? new TLSSocket(accepted, { isServer: true, secureContext: tls.context })
-      : readIntoFixedBuffer(
-          accepted,
-          (bytes) => connection?.received(bytes),
-          (own) => connection?.nextRead(own) ?? own,
-        );
+    // Reads land in a fixed buffer, or in the memory of the chunk being received (nextRead).
+    const onData = (bytes: Uint8Array): void => connection?.received(bytes);
+    const nextRead = (own: Buffer): Uint8Array => connection?.nextRead(own) ?? own;
+    let socket: Socket;
+    if (tls) {
+      const secure = new TLSSocket(accepted, { isServer: true, secureContext: tls.context });
+      // Where this Node keeps its read fields otherwise, bytes come as 'data' events (as before).
+      readTlsIntoChosenMemory(secure, onData, nextRead);
+      socket = secure;
+    } else socket = readIntoFixedBuffer(accepted, onData, nextRead);
     connection = connections.admit(socket, () => new Connection(services, socket));
     connection?.log.debug('connected');
   });
