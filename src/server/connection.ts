@@ -131,7 +131,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     this.closed = new Promise((resolve) => socket.once('close', () => void this.#cleanup().finally(resolve)));
   }
 
-  /** Where the next read from a clear-text socket lands, given its own buffer (see ReadPlacement). */
+  /** Where the next read from the socket lands (clear text or TLS), given its own buffer (see ReadPlacement). */
   nextRead(own: Buffer): Uint8Array {
     return this.#readPlacement.next(own, this.#decoder.payloadBytesAhead, this.#payloadTarget);
   }
