@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { type Socket, connect as netConnect, isIP } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
-import { ReadPlacement } from '../protocol/read-placement.js';
+import { ReadPlacement, placedReads } from '../protocol/read-placement.js';
 import { encodeChunkHead, encodeControl } from '../protocol/encoder.js';
 import { FerryError, isErrorCode } from '../protocol/errors.js';
 import { type ChunkHeader, maxChunkBytesCeiling, protocolVersion } from '../protocol/frames.js';
@@ -401,15 +401,7 @@ const readBufferBytes = 256 * 1024;
  * that memory takes.
  */
 function openSocket(options: ConnectOptions, onBytes: (bytes: Uint8Array) => void, nextRead: (own: Buffer) => Uint8Array): Socket {
-  const readBuffer = Buffer.allocUnsafe(readBufferBytes);
-  const onread = {
-    // Asked again after every read (Node 20 and 24, clear text and TLS), before the next one.
-    buffer: () => nextRead(readBuffer),
-    callback: (bytes: number, buffer: Uint8Array) => {
-      onBytes(buffer.subarray(0, bytes));
-      return true;
-    },
-  };
+  const onread = placedReads(readBufferBytes, nextRead, onBytes);
   if (options.tls) {
     const socket = tlsConnect({
       host: options.host,

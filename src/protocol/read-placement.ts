@@ -27,3 +27,26 @@ export class ReadPlacement {
     return own.subarray(0, readAfterPayloadBytes);
   }
 }
+
+/** Node's `onread` option: where each read lands, and what takes its bytes. */
+export interface PlacedReads {
+  buffer: () => Uint8Array;
+  callback: (bytes: number, buffer: Uint8Array) => boolean;
+}
+
+/**
+ * The `onread` of a socket whose reads land where `nextRead` says, given the socket's own buffer
+ * (`ownBytes` long, made here and reused), each read's bytes handed to `onData` as a view valid
+ * only during the call.
+ */
+export function placedReads(ownBytes: number, nextRead: (own: Buffer) => Uint8Array, onData: (bytes: Uint8Array) => void): PlacedReads {
+  const own = Buffer.allocUnsafe(ownBytes);
+  return {
+    // Asked again after every read (Node 20 and 24, clear text and TLS), before the next one.
+    buffer: () => nextRead(own),
+    callback: (bytes, buffer) => {
+      onData(buffer.subarray(0, bytes));
+      return true;
+    },
+  };
+}

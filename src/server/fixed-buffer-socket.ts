@@ -1,5 +1,6 @@
 import { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
+import { placedReads } from '../protocol/read-placement.js';
 
 /** Size of the buffer each server connection reads into. */
 const readBufferBytes = 64 * 1024;
@@ -23,20 +24,12 @@ export function readIntoFixedBuffer(accepted: Socket, onData: OnData, nextRead: 
   const internals = accepted as unknown as { _handle: object | null };
   const handle = internals._handle;
   if (!handle) return accepted;
-  const readBuffer = Buffer.allocUnsafe(readBufferBytes);
   const socket = new Socket({
     handle,
     allowHalfOpen: false,
     readable: true,
     writable: true,
-    onread: {
-      // Asked again after every read (Node 20 and 24), before the next one.
-      buffer: () => nextRead(readBuffer),
-      callback: (bytes: number, buffer: Uint8Array) => {
-        onData(buffer.subarray(0, bytes));
-        return true;
-      },
-    },
+    onread: placedReads(readBufferBytes, nextRead, onData),
   } as ConstructorParameters<typeof Socket>[0]);
   internals._handle = null;
   accepted.destroy(); // releases the server's count of it; the handle lives on in `socket`
@@ -63,14 +56,11 @@ export function readTlsIntoChosenMemory(socket: TLSSocket, onData: OnData, nextR
   if (!userBuffer || !bufferSource || !bufferCallback || typeof handle?.useUserBuffer !== 'function') return false;
   const record = socket as unknown as Record<symbol, unknown>;
   if (record[userBuffer] !== null || record[bufferSource] !== null || record[bufferCallback] !== null) return false;
-  const readBuffer = Buffer.allocUnsafe(readBufferBytes);
-  const first = nextRead(readBuffer);
+  const reads = placedReads(readBufferBytes, nextRead, onData);
+  const first = reads.buffer();
   record[userBuffer] = first;
-  record[bufferSource] = () => nextRead(readBuffer);
-  record[bufferCallback] = (bytes: number, buffer: Uint8Array) => {
-    onData(buffer.subarray(0, bytes));
-    return true;
-  };
+  record[bufferSource] = reads.buffer;
+  record[bufferCallback] = reads.callback;
   handle.useUserBuffer(first);
   return true;
 }
