@@ -1,6 +1,6 @@
 // A socket reads each chunk's payload straight into the chunk buffer it goes to (no copy from the
-// socket's own buffer): the client's for a download (in clear text and over TLS), the server's for
-// an upload (in clear text). The bytes still come whole and verified, several streams at once on
+// socket's own buffer), in clear text and over TLS: the client's for a download, the server's for
+// an upload. The bytes still come whole and verified, several streams at once on
 // one connection, packed or not; a download that fails while the socket reads into its buffer
 // gives its room back without the buffer being reused, and the connection's next download comes
 // whole.

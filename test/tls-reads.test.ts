@@ -4,9 +4,9 @@
 import { type AddressInfo, type Socket, createServer } from 'node:net';
 import { createHash, randomBytes } from 'node:crypto';
 import { TLSSocket, connect, createSecureContext } from 'node:tls';
-import { generate } from 'selfsigned';
 import t, { type Test } from 'tap';
 import { readTlsIntoChosenMemory } from '../src/server/fixed-buffer-socket.js';
+import { certificatePair } from './helpers/certificates.js';
 
 const KiB = 1024;
 
@@ -29,8 +29,7 @@ async function sendThroughTls(
   choose: (own: Buffer) => Uint8Array,
   afterRead: (socket: TLSSocket, received: Received) => void = () => {},
 ): Promise<{ received: Received; wired: boolean }> {
-  const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keyType: 'ec', curve: 'P-256', algorithm: 'sha256' });
-  const secureContext = createSecureContext({ key: pems.private, cert: pems.cert });
+  const secureContext = createSecureContext(await certificatePair());
   const received: Received = { bytes: [], readsInChosenMemory: 0, reads: 0 };
   let total = 0;
   let wired = false;
@@ -39,20 +38,24 @@ async function sendThroughTls(
   const done = new Promise<void>((resolve) => {
     const server = createServer({ pauseOnConnect: true }, (accepted: Socket) => {
       const socket = new TLSSocket(accepted, { isServer: true, secureContext });
+      /** One read's bytes, valid only during the call: kept (copied), and the end seen. */
+      const take = (bytes: Uint8Array): void => {
+        received.reads += 1;
+        received.bytes.push(Buffer.from(bytes));
+        total += bytes.byteLength;
+        afterRead(socket, received);
+        if (total === payload.length) {
+          socket.end();
+          server.close();
+          resolve();
+        }
+      };
       wired = readTlsIntoChosenMemory(
         socket,
         (bytes) => {
-          received.reads += 1;
           if (chosen && bytes.buffer === chosen.buffer && bytes.byteOffset === chosen.byteOffset && chosen.buffer !== own?.buffer)
             received.readsInChosenMemory += 1;
-          received.bytes.push(Buffer.from(bytes));
-          total += bytes.byteLength;
-          afterRead(socket, received);
-          if (total === payload.length) {
-            socket.end();
-            server.close();
-            resolve();
-          }
+          take(bytes);
         },
         (given) => {
           own = given;
@@ -60,16 +63,8 @@ async function sendThroughTls(
           return chosen;
         },
       );
-      socket.on('data', (data: Buffer) => {
-        received.reads += 1;
-        received.bytes.push(data);
-        total += data.length;
-        if (total === payload.length) {
-          socket.end();
-          server.close();
-          resolve();
-        }
-      });
+      // Where this Node's socket could not be set up so, its bytes come as 'data' events.
+      socket.on('data', take);
     });
     server.listen(0, '127.0.0.1', () => {
       const client = connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, rejectUnauthorized: false });

@@ -12,6 +12,7 @@ import { generate } from 'selfsigned';
 import t, { type Test } from 'tap';
 import { FerryClient } from '../src/client/client.js';
 import { fingerprintOfPem } from '../src/tls/fingerprint.js';
+import { certificatePair } from './helpers/certificates.js';
 import { assertFailed, ferry, type RunResult } from './helpers/cli.js';
 import { tokenFor } from './helpers/accounts.js';
 import { startServer } from './helpers/server.js';
@@ -25,12 +26,6 @@ function run(args: string[], config: string, token?: string, input?: string): Pr
     env: { XDG_CONFIG_HOME: config, ...(token === undefined ? {} : { FERRY_TOKEN: token }) },
     ...(input === undefined ? {} : { input: Buffer.from(input) }),
   });
-}
-
-/** A self-signed pair, for a server that is not the one a client met before. */
-async function certificatePair(): Promise<{ cert: string; key: string }> {
-  const pems = await generate([{ name: 'commonName', value: 'localhost' }], { keyType: 'ec', curve: 'P-256', algorithm: 'sha256' });
-  return { cert: pems.cert, key: pems.private };
 }
 
 /**
