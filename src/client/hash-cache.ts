@@ -28,6 +28,16 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
 }
 
 /**
+ * Entries a cache gathers before one commit writes them all, and the longest an entry waits for
+ * it: a tree of small files remembers hundreds of hashes a second, and a commit each (an LMDB
+ * transaction and its fdatasync) cost the client about a quarter of its CPU in a tree upload
+ * (docs/perf-notes.md, "The hash cache's commits"). An entry not yet written when the process
+ * dies is only a file read again next time.
+ */
+const entriesPerCommit = 1024;
+const commitAfterMs = 500;
+
+/**
  * The SHA-256 of local files, remembered by (path, device, inode, size, mtime), so that a folder
  * sent or fetched again is not read again where nothing changed (as rsync's quick check). An
  * entry is used only while all five agree with the file; any difference discards it. Kept in LMDB
@@ -36,6 +46,11 @@ export function cacheDir(env: NodeJS.ProcessEnv = process.env): string {
  */
 export class HashCache {
   readonly #db: RootDatabase<CachedHash, string>;
+  /** Entries remembered since the last commit, by key: read before the database. */
+  #pending = new Map<string, CachedHash>();
+  /** Entries being committed, read before the database until their commit is done. */
+  readonly #writing = new Set<Map<string, CachedHash>>();
+  #commitTimer: NodeJS.Timeout | undefined;
 
   private constructor(db: RootDatabase<CachedHash, string>) {
     this.#db = db;
@@ -54,17 +69,46 @@ export class HashCache {
   /** The file's SHA-256 if the cache has it for the file as `stats` describe it. */
   get(path: string, stats: Stats): string | undefined {
     const key = resolve(path);
-    const cached = this.#db.get(key);
+    const cached = this.#unwritten(key) ?? this.#db.get(key);
     if (!cached) return undefined;
     if (sameFile(cached, stats)) return cached.sha256;
-    void this.#db.remove(key);
+    this.#pending.delete(key);
+    for (const entries of this.#writing) entries.delete(key);
+    void this.#db.remove(key).catch(() => false);
     return undefined;
+  }
+
+  /** The entry of `key` remembered but not yet in the database, the latest if several. */
+  #unwritten(key: string): CachedHash | undefined {
+    const pending = this.#pending.get(key);
+    if (pending) return pending;
+    let latest: CachedHash | undefined;
+    for (const entries of this.#writing) latest = entries.get(key) ?? latest;
+    return latest;
   }
 
   /** Remembers the SHA-256 of the file as `stats` describe it (taken before it was read). */
   set(path: string, stats: Stats, sha256: string): void {
     const { dev, ino, size, mtimeMs } = stats;
-    void this.#db.put(resolve(path), { dev, ino, size, mtimeMs, sha256 });
+    this.#pending.set(resolve(path), { dev, ino, size, mtimeMs, sha256 });
+    if (this.#pending.size >= entriesPerCommit) this.#commit();
+    else this.#commitTimer ??= setTimeout(() => this.#commit(), commitAfterMs).unref();
+  }
+
+  /**
+   * Writes the pending entries: put in one turn of the event loop, they go in one LMDB commit (or
+   * a few). They stay readable from memory until it is done (a failure loses them: only a cache).
+   */
+  #commit(): void {
+    clearTimeout(this.#commitTimer);
+    this.#commitTimer = undefined;
+    if (this.#pending.size === 0) return;
+    const entries = this.#pending;
+    this.#pending = new Map();
+    this.#writing.add(entries);
+    let written: Promise<unknown> = Promise.resolve();
+    for (const [key, entry] of entries) written = this.#db.put(key, entry);
+    void written.catch(() => undefined).finally(() => this.#writing.delete(entries));
   }
 
   /** The file's SHA-256: from the cache, else read (and remembered). */
@@ -84,7 +128,9 @@ export class HashCache {
     return sha256;
   }
 
+  /** Writes what is pending and closes the database (after its last commit). */
   async close(): Promise<void> {
+    this.#commit();
     await this.#db.close();
   }
 }
