@@ -90,6 +90,8 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   #downloadProgressAt = performance.now();
   #queuedAtProgress = 0;
   #closed = false;
+  /** The socket is corked until the end of this tick (`#gatherOutputOfThisTick`). */
+  #outputHeld = false;
 
   constructor(services: ServerServices, socket: Socket) {
     this.services = services;
@@ -371,6 +373,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   sendChunk(download: DownloadTransfer, index: number, payload: Buffer, flushed: () => void, packed?: PackedAs): boolean {
     const { socket } = this;
     const { chunkSize, hashes } = download.file;
+    this.#gatherOutputOfThisTick();
     socket.cork();
     socket.write(
       encodeChunkHead({ stream: download.stream, offset: index * chunkSize, xxh64: hashAt(hashes, index), length: payload.length, packed }),
@@ -482,11 +485,29 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
 
   #send(message: object): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
+    this.#gatherOutputOfThisTick();
     if (this.socket.write(encodeControl(message))) return;
     // The client is not taking what it is sent: read nothing more from it until it does, and let
     // the stall timeout close it if it never does.
     this.#pause('drain');
     this.#refreshTimeout();
+  }
+
+  /**
+   * Holds what this connection sends until the current tick's promise jobs have run (`cork`, then
+   * `uncork` on the next tick, as Node's docs suggest): replies that one LMDB commit lets go
+   * together (several small files' puts) and a small file's reply with its chunk leave in one
+   * write, not one system call and one wake-up of the client each (docs/perf-notes.md, "Replies
+   * of one tick in one write").
+   */
+  #gatherOutputOfThisTick(): void {
+    if (this.#outputHeld) return;
+    this.#outputHeld = true;
+    this.socket.cork();
+    process.nextTick(() => {
+      this.#outputHeld = false;
+      this.socket.uncork();
+    });
   }
 
   /** A transfer stream failed after its request was answered: tell the client, skip its late chunks. */
