@@ -3,6 +3,7 @@ import { type Socket, connect as netConnect, isIP } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
 import { ReadPlacement, placedReads } from '../protocol/read-placement.js';
+import { TickWrites } from '../tick-writes.js';
 import { encodeChunkHead, encodeControl } from '../protocol/encoder.js';
 import { FerryError, isErrorCode } from '../protocol/errors.js';
 import { type ChunkHeader, maxChunkBytesCeiling, protocolVersion } from '../protocol/frames.js';
@@ -108,9 +109,12 @@ export class ClientConnection implements FrameSink {
   readonly #address: string;
   /** Whether any byte has come from the server yet: the first ones tell a foreign protocol. */
   #heardFrom = false;
+  /** Gathers the frames sent in one tick into one write. */
+  readonly #tickWrites: TickWrites;
 
   private constructor(socket: Socket, stallTimeoutMs: number, address: string) {
     this.socket = socket;
+    this.#tickWrites = new TickWrites(socket);
     this.#address = address;
     this.#stallTimeoutMs = stallTimeoutMs;
     this.#decoder = new FrameDecoder({ maxControlBytes: maxServerControlBytes, maxChunkBytes: maxChunkBytesCeiling }, this);
@@ -240,6 +244,7 @@ export class ClientConnection implements FrameSink {
       this.#pending.set(id, pending);
       if (pending.watched) this.#watchedRequests += 1;
       this.#refreshWatchdog();
+      this.#tickWrites.gather();
       this.socket.write(encodeControl({ id, op, ...args }));
     });
   }
@@ -250,6 +255,7 @@ export class ClientConnection implements FrameSink {
       done();
       return true;
     }
+    this.#tickWrites.gather();
     this.socket.cork();
     this.socket.write(encodeChunkHead(header));
     const room = this.socket.write(payload, () => done());

@@ -7,6 +7,7 @@ import type { ChunkHeader, PackedAs } from '../protocol/frames.js';
 import type { Packing } from '../compression/negotiation.js';
 import { type Request, type ServerEvent, parseRequest } from '../protocol/messages.js';
 import { ReadPlacement } from '../protocol/read-placement.js';
+import { TickWrites } from '../tick-writes.js';
 import { type StoredFile, type TransferLogRecord, type UserRecord, hashAt } from '../store/records.js';
 import { AccountView, checkAccess } from './account-view.js';
 import { addressPrefix } from './address-prefix.js';
@@ -90,12 +91,13 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   #downloadProgressAt = performance.now();
   #queuedAtProgress = 0;
   #closed = false;
-  /** The socket is corked until the end of this tick (`#gatherOutputOfThisTick`). */
-  #outputHeld = false;
+  /** Gathers the frames sent in one tick into one write. */
+  readonly #tickWrites: TickWrites;
 
   constructor(services: ServerServices, socket: Socket) {
     this.services = services;
     this.socket = socket;
+    this.#tickWrites = new TickWrites(socket);
     this.clientAddress = `${socket.remoteAddress ?? '?'}:${socket.remotePort ?? 0}`;
     this.clientNetwork = addressPrefix(socket.remoteAddress ?? '?');
     this.log = services.logger.child({ client: this.clientAddress });
@@ -373,7 +375,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   sendChunk(download: DownloadTransfer, index: number, payload: Buffer, flushed: () => void, packed?: PackedAs): boolean {
     const { socket } = this;
     const { chunkSize, hashes } = download.file;
-    this.#gatherOutputOfThisTick();
+    this.#tickWrites.gather();
     socket.cork();
     socket.write(
       encodeChunkHead({ stream: download.stream, offset: index * chunkSize, xxh64: hashAt(hashes, index), length: payload.length, packed }),
@@ -485,29 +487,12 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
 
   #send(message: object): void {
     if (this.socket.destroyed || this.socket.writableEnded) return;
-    this.#gatherOutputOfThisTick();
+    this.#tickWrites.gather();
     if (this.socket.write(encodeControl(message))) return;
     // The client is not taking what it is sent: read nothing more from it until it does, and let
     // the stall timeout close it if it never does.
     this.#pause('drain');
     this.#refreshTimeout();
-  }
-
-  /**
-   * Holds what this connection sends until the current tick's promise jobs have run (`cork`, then
-   * `uncork` on the next tick, as Node's docs suggest): replies that one LMDB commit lets go
-   * together (several small files' puts) and a small file's reply with its chunk leave in one
-   * write, not one system call and one wake-up of the client each (docs/perf-notes.md, "Replies
-   * of one tick in one write").
-   */
-  #gatherOutputOfThisTick(): void {
-    if (this.#outputHeld) return;
-    this.#outputHeld = true;
-    this.socket.cork();
-    process.nextTick(() => {
-      this.#outputHeld = false;
-      this.socket.uncork();
-    });
   }
 
   /** A transfer stream failed after its request was answered: tell the client, skip its late chunks. */
