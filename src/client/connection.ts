@@ -3,12 +3,12 @@ import { type Socket, connect as netConnect, isIP } from 'node:net';
 import { type TLSSocket, connect as tlsConnect } from 'node:tls';
 import { FrameDecoder, type FrameSink } from '../protocol/decoder.js';
 import { ReadPlacement, placedReads } from '../protocol/read-placement.js';
-import { TickWrites } from '../tick-writes.js';
 import { encodeChunkHead, encodeControl } from '../protocol/encoder.js';
 import { FerryError, isErrorCode } from '../protocol/errors.js';
 import { type ChunkHeader, maxChunkBytesCeiling, protocolVersion } from '../protocol/frames.js';
 import { maxServerControlBytes } from '../protocol/limits.js';
 import type { HelloResult, Op, RequestOf, ResultOf } from '../protocol/messages.js';
+import { TickWrites } from '../tick-writes.js';
 import { ferryVersion } from '../version.js';
 import { formatDuration, hostPort } from '../units.js';
 import { type ClientTls, checkServerCertificate, tlsHandshakeError } from './server-trust.js';
@@ -255,12 +255,10 @@ export class ClientConnection implements FrameSink {
       done();
       return true;
     }
+    // The head and the payload leave together: the socket is corked for the tick.
     this.#tickWrites.gather();
-    this.socket.cork();
     this.socket.write(encodeChunkHead(header));
-    const room = this.socket.write(payload, () => done());
-    this.socket.uncork();
-    return room;
+    return this.socket.write(payload, () => done());
   }
 
   async drained(): Promise<void> {

@@ -375,14 +375,12 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   sendChunk(download: DownloadTransfer, index: number, payload: Buffer, flushed: () => void, packed?: PackedAs): boolean {
     const { socket } = this;
     const { chunkSize, hashes } = download.file;
+    // The head and the payload leave together: the socket is corked for the tick.
     this.#tickWrites.gather();
-    socket.cork();
     socket.write(
       encodeChunkHead({ stream: download.stream, offset: index * chunkSize, xxh64: hashAt(hashes, index), length: payload.length, packed }),
     );
-    const room = socket.write(payload, flushed);
-    socket.uncork();
-    return room;
+    return socket.write(payload, flushed);
   }
 
   whenDrained(callback: () => void): void {
