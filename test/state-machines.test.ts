@@ -59,40 +59,35 @@ t.test('Allowance: at most its limit at once; the rest wait in order; a cancelle
   t.end();
 });
 
-t.test('ChunkBuffers: a fixed budget; waiters get released buffers in order; a lost buffer is replaced', (t) => {
+t.test('ChunkBuffers: a fixed budget of shared buffers; waiters get released buffers in order', (t) => {
   const buffers = new ChunkBuffers(16, 2);
   const a = buffers.tryAcquire()!;
   const b = buffers.tryAcquire()!;
   t.equal(buffers.tryAcquire(), undefined, 'the budget is two buffers');
-  const got: ArrayBuffer[] = [];
+  t.ok(a instanceof SharedArrayBuffer, 'shared memory, which a worker reads and writes in place');
+  const got: SharedArrayBuffer[] = [];
   const cancel = buffers.acquire((buffer) => got.push(buffer));
   buffers.acquire((buffer) => got.push(buffer));
   cancel();
   buffers.release(a);
   t.same(got, [a], 'the waiter still waiting got it');
-  buffers.replaceLost();
-  t.equal(buffers.tryAcquire()?.byteLength, 16, 'a replacement for a lost buffer keeps the budget whole');
-  t.throws(() => buffers.release(new ArrayBuffer(8)), /not from this pool/u);
+  t.throws(() => buffers.release(new SharedArrayBuffer(8)), /not from this pool/u);
   buffers.release(b);
   t.end();
 });
 
 /** A buffer budget that records what is given back. */
-function recordingBuffers(): { released: ArrayBuffer[]; lost: number; release(buffer: ArrayBuffer): void; replaceLost(): void } {
+function recordingBuffers(): { released: SharedArrayBuffer[]; release(buffer: SharedArrayBuffer): void } {
   return {
     released: [],
-    lost: 0,
     release(buffer) {
       this.released.push(buffer);
-    },
-    replaceLost() {
-      this.lost += 1;
     },
   };
 }
 
-function chunkBuffer(bytes: Uint8Array): ArrayBuffer {
-  const buffer = new ArrayBuffer(bytes.length);
+function chunkBuffer(bytes: Uint8Array): SharedArrayBuffer {
+  const buffer = new SharedArrayBuffer(bytes.length);
   new Uint8Array(buffer).set(bytes);
   return buffer;
 }
@@ -103,7 +98,7 @@ t.test('InOrderHasher: chunks fed in order give the whole SHA-256; one written a
   const writing = new Set([0, 1, 2]);
   const buffers = recordingBuffers();
   const hasher = new InOrderHasher(state, (index) => writing.has(index), buffers);
-  const [b0, b1, b2] = chunks.map(chunkBuffer) as [ArrayBuffer, ArrayBuffer, ArrayBuffer];
+  const [b0, b1, b2] = chunks.map(chunkBuffer) as [SharedArrayBuffer, SharedArrayBuffer, SharedArrayBuffer];
   writing.delete(2);
   hasher.add(2, b2, 5);
   t.equal(state.next, 0, 'chunk 2 waits: 0 and 1 are being written');
@@ -119,20 +114,20 @@ t.test('InOrderHasher: chunks fed in order give the whole SHA-256; one written a
 
 t.test('InOrderHasher: a gap nobody is writing, a chunk fed twice, or a copy of a held chunk breaks the hash', async (t) => {
   for (const [what, feed] of [
-    ['a gap nobody is writing', (hasher: InOrderHasher) => hasher.add(1, new ArrayBuffer(10), 10)],
+    ['a gap nobody is writing', (hasher: InOrderHasher) => hasher.add(1, new SharedArrayBuffer(10), 10)],
     [
       'a chunk fed twice',
       (hasher: InOrderHasher) => {
-        hasher.add(0, new ArrayBuffer(10), 10);
-        hasher.add(0, new ArrayBuffer(10), 10);
+        hasher.add(0, new SharedArrayBuffer(10), 10);
+        hasher.add(0, new SharedArrayBuffer(10), 10);
       },
     ],
     [
       'a second copy of a chunk held for its turn',
       (hasher: InOrderHasher, writing: Set<number>) => {
         writing.add(0);
-        hasher.add(1, new ArrayBuffer(10), 10);
-        hasher.add(1, new ArrayBuffer(10), 10);
+        hasher.add(1, new SharedArrayBuffer(10), 10);
+        hasher.add(1, new SharedArrayBuffer(10), 10);
       },
     ],
   ] as const) {
@@ -149,7 +144,7 @@ t.test('InOrderHasher: a gap nobody is writing, a chunk fed twice, or a copy of 
   const writing = new Set([0]);
   const buffers = recordingBuffers();
   const hasher = new InOrderHasher(state, (index) => writing.has(index), buffers);
-  hasher.add(1, new ArrayBuffer(10), 10);
+  hasher.add(1, new SharedArrayBuffer(10), 10);
   hasher.stopWaiting();
   t.equal(state.broken, true, 'the upload stopped waiting with a chunk held: broken');
   t.equal(buffers.released.length, 1, 'and the held buffer came back');

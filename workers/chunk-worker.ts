@@ -58,12 +58,12 @@ export function ready(): true {
   return true;
 }
 
-export async function writeChunk(task: WriteChunkTask): Promise<WriteChunkResult> {
-  return withBuffer(await writeChunkWith(task, blockingIo, xxh64));
+export function writeChunk(task: WriteChunkTask): Promise<WriteChunkResult> {
+  return writeChunkWith(task, blockingIo, xxh64);
 }
 
-export async function readChunk(task: ReadChunkTask): Promise<ReadChunkResult> {
-  return withBuffer(await readChunkWith(task, blockingIo, xxh64));
+export function readChunk(task: ReadChunkTask): Promise<ReadChunkResult> {
+  return readChunkWith(task, blockingIo, xxh64);
 }
 
 /** A client's chunk compressed (the bytes are the client's ring slot, read in place), or nothing if that does not pay. */

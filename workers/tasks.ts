@@ -1,7 +1,8 @@
 /**
  * The messages between the main thread and the chunk workers: one typed place for both sides.
- * Buffers travel as whole ArrayBuffers (moved, not copied) and come back in the result so the
- * main thread can reuse them.
+ * A chunk's buffer is shared memory (the server's budget, the client's ring): a task carries a
+ * reference, the worker reads or writes it in place, and the caller must not touch it until the
+ * task settles.
  */
 import type { PackMeasure } from '../src/compression/codecs.js';
 import type { CodecName } from '../src/protocol/frames.js';
@@ -32,7 +33,7 @@ export interface WriteChunkTask {
   length: number;
   /** The sender's xxh64 of the bytes, checked before they are written; undefined: the sender gave none (a tus body), so the writer computes it. */
   xxh64: bigint | undefined;
-  buffer: ArrayBuffer;
+  buffer: SharedArrayBuffer;
   /**
    * Set when the buffer holds the chunk compressed (`bytes` of it, with `codec`): it is unpacked
    * into the same buffer first, and `length` is then its raw length.
@@ -47,22 +48,19 @@ export interface ReadChunkTask {
   offset: number;
   length: number;
   xxh64: bigint;
-  buffer: ArrayBuffer;
+  buffer: SharedArrayBuffer;
   /** Compress the chunk with this codec once it is checked, if that shrinks it enough (`packIfSmaller`); `measured` says what it took. */
   pack?: CodecName | undefined;
   /** Pack a sample of the chunk with this codec to see how it does (`probe` in codecs.ts); the chunk stays raw. */
   probe?: CodecName | undefined;
 }
 
-/** Result of a task that carried a buffer: the buffer always comes back, success or not. */
-export type BufferTaskResult = ({ ok: true } | TaskFailure) & { buffer: ArrayBuffer };
-
 /**
  * A chunk read and checked: when it was packed, the buffer holds `packed.bytes` of it compressed.
  * `measured`: what packing it (or a probe's sample of it) took, when either was asked.
  */
 export type ReadChunkResult = ({ ok: true; packed?: PackedBytes; measured?: PackMeasure } | TaskFailure) & {
-  buffer: ArrayBuffer;
+  buffer: SharedArrayBuffer;
 };
 
 /** A buffer's first `bytes` are a chunk compressed with `codec`. */
@@ -99,7 +97,7 @@ export interface UnpackChunkTask {
 export type UnpackChunkResult = string | undefined;
 
 /** A written chunk's xxh64: the one checked, or the one computed for a chunk that came without one. */
-export type WriteChunkResult = ({ ok: true; xxh64: bigint } | TaskFailure) & { buffer: ArrayBuffer };
+export type WriteChunkResult = ({ ok: true; xxh64: bigint } | TaskFailure) & { buffer: SharedArrayBuffer };
 
 /** SHA-256 of the first `size` bytes of `path` (lowercase hex), and the xxh64 of each `chunkSize` chunk. */
 export interface HashFileTask {

@@ -138,7 +138,7 @@ class ResponsePort implements DownloadPort {
   readonly #bytes: ByteRange;
   readonly #allowance: Allowance;
   /** Buffers written to the response whose bytes have not been flushed yet, with their release. */
-  readonly #unflushed = new Map<ArrayBuffer, () => void>();
+  readonly #unflushed = new Map<SharedArrayBuffer, () => void>();
   #drainWaiters: (() => void)[] = [];
   #waitingForBuffers = 0;
 
@@ -151,7 +151,7 @@ class ResponsePort implements DownloadPort {
     response.on('drain', () => this.#drained());
   }
 
-  acquireDownloadBuffer(take: (buffer: ArrayBuffer) => void): () => void {
+  acquireDownloadBuffer(take: (buffer: SharedArrayBuffer) => void): () => void {
     let stage: 'allowance' | 'buffer' | 'held' = 'allowance';
     let cancelBufferWait = (): void => {};
     const cancelAllowanceWait = this.#allowance.acquire(() => {
@@ -184,12 +184,8 @@ class ResponsePort implements DownloadPort {
     if (change < 0 && this.#waitingForBuffers === 0) socket.setTimeout(this.#scope.services.config.stallTimeoutMs);
   }
 
-  releaseDownloadBuffer(buffer: ArrayBuffer): void {
+  releaseDownloadBuffer(buffer: SharedArrayBuffer): void {
     this.#scope.services.buffers.release(buffer);
-    this.#allowance.release();
-  }
-
-  releaseDownloadAllowance(): void {
     this.#allowance.release();
   }
 
@@ -197,7 +193,7 @@ class ResponsePort implements DownloadPort {
     const chunkStart = index * this.#chunkSize;
     const from = Math.max(0, this.#bytes.start - chunkStart);
     const to = Math.min(payload.length, this.#bytes.end + 1 - chunkStart);
-    const buffer = payload.buffer as ArrayBuffer;
+    const buffer = payload.buffer as SharedArrayBuffer;
     let released = false;
     const release = (): void => {
       if (released) return;

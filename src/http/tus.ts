@@ -37,7 +37,7 @@ function termsOf(session: UploadSessionRecord): TusTerms | undefined {
 /** A chunk being filled from PATCH bodies: whole chunks go to the engine, the last part of one waits for the next PATCH. */
 interface OpenChunk {
   index: number;
-  buffer: ArrayBuffer;
+  buffer: SharedArrayBuffer;
   filled: number;
 }
 
@@ -212,7 +212,7 @@ export class TusUploads {
     const { size, chunkSize, id } = transfer.session;
     const { buffers } = this.#services;
     const writes = new Set<Promise<void>>();
-    const openChunk = (buffer: ArrayBuffer): OpenChunk => {
+    const openChunk = (buffer: SharedArrayBuffer): OpenChunk => {
       const index = Math.floor(attached.offset / chunkSize);
       return { index, buffer, filled: attached.offset - index * chunkSize };
     };
@@ -285,11 +285,11 @@ export class TusUploads {
   }
 
   /** Waits for a chunk buffer from the budget: the server is the one holding the PATCH up, so its stall timeout does not run meanwhile. */
-  async #waitForBuffer(request: IncomingMessage): Promise<ArrayBuffer> {
+  async #waitForBuffer(request: IncomingMessage): Promise<SharedArrayBuffer> {
     const { socket } = request;
     socket.setTimeout(0);
     try {
-      return await new Promise<ArrayBuffer>((resolve) => this.#services.buffers.acquire(resolve));
+      return await new Promise<SharedArrayBuffer>((resolve) => this.#services.buffers.acquire(resolve));
     } finally {
       if (!socket.destroyed) socket.setTimeout(this.#services.config.stallTimeoutMs);
     }

@@ -22,7 +22,7 @@ interface IncomingChunk {
   /** Undefined when the chunk belongs to an upload that already failed: its payload is skipped. */
   upload: UploadTransfer | undefined;
   index: number;
-  buffer: ArrayBuffer | undefined;
+  buffer: SharedArrayBuffer | undefined;
   filled: number;
   /** When the buffer was handed to this chunk (performance.now()). */
   heldSince: number;

@@ -58,13 +58,13 @@ export class ChunkWorkers {
    */
   writeChunk(task: WriteChunkTask): Promise<WriteChunkResult> {
     if (task.length <= inlineChunkMaxBytes && !task.packed) return writeChunk(task, libuvIo, this.#hash());
-    return this.#pool.run(task, { name: taskNames.writeChunk, transferList: [task.buffer] });
+    return this.#pool.run(task, { name: taskNames.writeChunk });
   }
 
   /** Reads a chunk and checks its xxh64, and packs it if asked: in the pool, or here if it is small and not to be packed. */
   readChunk(task: ReadChunkTask): Promise<ReadChunkResult> {
     if (task.length <= inlineChunkMaxBytes && !task.pack) return readChunk(task, libuvIo, this.#hash());
-    return this.#pool.run(task, { name: taskNames.readChunk, transferList: [task.buffer] });
+    return this.#pool.run(task, { name: taskNames.readChunk });
   }
 
   /** One pass over a file: its SHA-256 and the xxh64 of each chunk. */

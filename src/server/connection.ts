@@ -335,7 +335,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
    * connection's allowance (so a client that reads nothing cannot hold the whole budget), then a
    * buffer from the global budget. Returns a function that cancels the wait.
    */
-  acquireDownloadBuffer(take: (buffer: ArrayBuffer) => void): () => void {
+  acquireDownloadBuffer(take: (buffer: SharedArrayBuffer) => void): () => void {
     let stage: 'allowance' | 'buffer' | 'held' = 'allowance';
     let cancelBufferWait = (): void => {};
     const cancelAllowanceWait = this.#downloadAllowance.acquire(() => {
@@ -361,12 +361,8 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     };
   }
 
-  releaseDownloadBuffer(buffer: ArrayBuffer): void {
+  releaseDownloadBuffer(buffer: SharedArrayBuffer): void {
     this.services.buffers.release(buffer);
-    this.releaseDownloadAllowance();
-  }
-
-  releaseDownloadAllowance(): void {
     this.#downloadBuffersHeld -= 1;
     this.#noteDownloadProgress();
     this.#downloadAllowance.release();

@@ -13,10 +13,8 @@ import type { PackedBytes } from '../../workers/tasks.js';
  * within that client's share, a way to send a chunk, and 'drain'.
  */
 export interface DownloadPort {
-  acquireDownloadBuffer(take: (buffer: ArrayBuffer) => void): () => void;
-  releaseDownloadBuffer(buffer: ArrayBuffer): void;
-  /** Gives back the allowance place of a buffer that was lost (the budget replaced it already). */
-  releaseDownloadAllowance(): void;
+  acquireDownloadBuffer(take: (buffer: SharedArrayBuffer) => void): () => void;
+  releaseDownloadBuffer(buffer: SharedArrayBuffer): void;
   /**
    * Sends chunk `index` (its bytes, checked against its recorded xxh64: `payload`, compressed if
    * `packed` says so); `flushed` runs once they have left (the buffer is free again then). False
@@ -54,7 +52,7 @@ export class DownloadTransfer {
   #nextSend: number;
   #reading = 0;
   /** Chunks read and checked, waiting for their turn to be sent: their buffer, and how it holds them. */
-  readonly #ready = new Map<number, { buffer: ArrayBuffer; packed: PackedBytes | undefined }>();
+  readonly #ready = new Map<number, { buffer: SharedArrayBuffer; packed: PackedBytes | undefined }>();
   /** When the client asked for compressed chunks: the codec, and whether to pack the next one. */
   readonly #packing: { codec: Packing['codec']; policy: PackingPolicy } | undefined;
   #waitingForDrain = false;
@@ -169,8 +167,7 @@ export class DownloadTransfer {
     return true;
   }
 
-  #read(index: number, buffer: ArrayBuffer): void {
-    const { buffers } = this.#services;
+  #read(index: number, buffer: SharedArrayBuffer): void {
     const port = this.#port;
     const { size, chunkSize, hashes } = this.file;
     const offset = index * chunkSize;
@@ -198,8 +195,7 @@ export class DownloadTransfer {
       },
       (error: unknown) => {
         this.#reading -= 1;
-        buffers.replaceLost(); // the worker died with the buffer
-        port.releaseDownloadAllowance();
+        port.releaseDownloadBuffer(buffer); // the worker failed: nobody uses the buffer any more
         this.stop(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
         this.#closeWhenIdle();
       },

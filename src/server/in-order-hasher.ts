@@ -21,26 +21,19 @@ export class InOrderHasher {
   readonly state: SessionHashState;
   /** Whether chunk `index` of this upload is being written now. */
   readonly #beingWritten: (index: number) => boolean;
-  readonly #release: (buffer: ArrayBuffer) => void;
-  /** Called instead of `release` for a buffer the hashing thread lost (it died with it). */
-  readonly #lost: () => void;
-  readonly #held = new Map<number, { buffer: ArrayBuffer; length: number }>();
+  readonly #release: (buffer: SharedArrayBuffer) => void;
+  readonly #held = new Map<number, { buffer: SharedArrayBuffer; length: number }>();
   /** Settles when the last update submitted has been applied (they are applied in order). */
   #lastUpdate: Promise<unknown> = Promise.resolve();
 
-  constructor(
-    state: SessionHashState,
-    beingWritten: (index: number) => boolean,
-    buffers: { release(buffer: ArrayBuffer): void; replaceLost(): void },
-  ) {
+  constructor(state: SessionHashState, beingWritten: (index: number) => boolean, buffers: { release(buffer: SharedArrayBuffer): void }) {
     this.state = state;
     this.#beingWritten = beingWritten;
     this.#release = (buffer) => buffers.release(buffer);
-    this.#lost = () => buffers.replaceLost();
   }
 
   /** Takes a written chunk's buffer; hands it to `release` once it is hashed or not needed. */
-  add(index: number, buffer: ArrayBuffer, length: number): void {
+  add(index: number, buffer: SharedArrayBuffer, length: number): void {
     if (this.state.broken || index < this.state.next || this.#held.has(index) || !this.#gapIsBeingWritten(index)) {
       this.#release(buffer);
       return this.#break();
@@ -98,11 +91,11 @@ export class InOrderHasher {
     return this.state.sha256.digest();
   }
 
-  #feed(buffer: ArrayBuffer, length: number): void {
+  #feed(buffer: SharedArrayBuffer, length: number): void {
     this.#lastUpdate = this.state.sha256.update(buffer, length).then(
-      (returned) => this.#release(returned),
+      () => this.#release(buffer),
       () => {
-        this.#lost();
+        this.#release(buffer);
         this.#break();
       },
     );

@@ -232,7 +232,7 @@ export class UploadTransfer implements ActiveUpload {
    * written one after the other, in the order they arrived, so the last one sent is the one on
    * disk and in the records. The xxh64 recorded is the one the writer checked (or computed).
    */
-  write(index: number, header: ChunkToWrite, buffer: ArrayBuffer): Promise<void> {
+  write(index: number, header: ChunkToWrite, buffer: SharedArrayBuffer): Promise<void> {
     if (!this.accepting) {
       // A joined connection's chunk that came after the upload stopped taking any: dropped.
       this.#services.buffers.release(buffer);
@@ -264,7 +264,7 @@ export class UploadTransfer implements ActiveUpload {
     });
   }
 
-  #writeNow(index: number, header: ChunkToWrite, buffer: ArrayBuffer): Promise<void> {
+  #writeNow(index: number, header: ChunkToWrite, buffer: SharedArrayBuffer): Promise<void> {
     const { buffers } = this.#services;
     const task = { offset: header.offset, length: header.length, xxh64: header.xxh64, packed: header.packed, buffer };
     return this.#bytes.writeChunk(task).then(
@@ -281,8 +281,8 @@ export class UploadTransfer implements ActiveUpload {
         this.#maybeCheckpoint();
       },
       (error: unknown) => {
-        // The worker itself failed (not the task): the buffer was lost with it.
-        buffers.replaceLost();
+        // The worker itself failed (not the task): nobody uses the buffer any more.
+        buffers.release(buffer);
         this.#fail(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
       },
     );

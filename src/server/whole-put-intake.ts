@@ -29,7 +29,7 @@ interface Awaited {
   /** Why it is refused, if it was before its data came: the data is read and dropped, and the request answered with this. */
   refusal: FerryError | undefined;
   header: ChunkHeader | undefined;
-  buffer: ArrayBuffer | undefined;
+  buffer: SharedArrayBuffer | undefined;
   filled: number;
 }
 
