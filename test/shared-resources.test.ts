@@ -202,7 +202,7 @@ t.test('frames sent a byte at a time: a deadline, and memory follows what arrive
   const barrier = await RawClient.connect(t, running.port, '127.0.9.1');
   await barrier.hello();
   await barrier.call('ping');
-  // Each connection has its 64 KiB read buffer (16 MiB for 256); the frames' declared bodies would add 64 MiB.
+  // Each connection has its 16 KiB read buffer (4 MiB for 256); the frames' declared bodies would add 64 MiB.
   const grown = process.memoryUsage().arrayBuffers - before;
   t.ok(grown < 32 * MiB, `256 connections with half-sent 256 KiB control frames hold ${(grown / MiB).toFixed(1)} MiB`);
   for (const holder of holders) holder.destroy();

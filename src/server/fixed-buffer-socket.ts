@@ -2,8 +2,13 @@ import { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { placedReads } from '../protocol/read-placement.js';
 
-/** Size of the buffer each server connection reads into. */
-const readBufferBytes = 64 * 1024;
+/**
+ * Size of the buffer each server connection reads into: frame heads, control frames, and what a
+ * chunk's payload brings before its chunk buffer is there (payloads are read in place). A TLS
+ * record (at most 16 KiB) fits whole. 64 KiB before payloads were read in place; at 16 KiB, 256
+ * connections hold 12 MiB less (docs/perf-notes.md).
+ */
+const readBufferBytes = 16 * 1024;
 
 /** Where each read lands, given the connection's own buffer: the whole of it, part of it, or other memory. */
 export type NextRead = (own: Buffer) => Uint8Array;
