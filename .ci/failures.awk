@@ -11,7 +11,7 @@ function indent(s) { match(s, /^[[:space:]]*/); return RLENGTH }
 opening { opening = 0; if ($0 ~ /^[[:space:]]*---$/) { inblock = 1; next } }
 inblock {
   if ($0 ~ /^[[:space:]]*\.\.\.$/) { inblock = 0; next }
-  if (skip >= 0 && indent($0) > skip) next
+  if (skip >= 0 && ($0 ~ /^[[:space:]]*$/ || indent($0) > skip)) next
   skip = -1
   if ($0 ~ /^[[:space:]]*(source|args):/) { skip = indent($0); next }
   if (kept++ < 25) print

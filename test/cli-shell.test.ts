@@ -190,7 +190,7 @@ t.test('ferry shell', async (t) => {
   // Commands written before the shell has even started, with EOF right after, as
   // `printf 'stat nope\ninfo\n' | ferry shell` does. Started first so that its time limit runs
   // alongside the other shell tests; checked in the last one.
-  const piped = startShell(t, ['--server', address], { timeoutMs: 8000 });
+  const piped = startShell(t, ['--server', address], { timeoutMs: 60_000 });
   piped.child.stdin!.end('stat nope\ninfo\n');
 
   t.test("piped in, it runs every command, reports errors and goes on, and exits with the last failure's status", async (t) => {

@@ -76,7 +76,7 @@ t.test(
         numRuns,
         ...(replayPath ? { path: replayPath } : {}),
         includeErrorInReport: true,
-        // Bounds for the worst case: tap gives the file 120 s, and 200 runs take 5-10 s here.
+        // Bounds for the worst case: tap gives the file 300 s, and 200 runs take 5-10 s here.
         // Shrinking can take longer (a replay of a burst costs the present server 1-3 s), so it is
         // cut at 60 s with the smallest counterexample found so far. An interrupted fuzz fails
         // rather than passing with fewer runs than asked for.

@@ -36,11 +36,11 @@ async function logIn(page: Page, base: string, user: string, password: string): 
   await page.locator('#files-view').waitFor({ state: 'visible' });
 }
 
-/** Whether `selector` is shown within 10 s: the file list is drawn once its request has come back, after the view appears. */
+/** Whether `selector` is shown within 30 s: the file list is drawn once its request has come back, after the view appears. */
 function becomesVisible(page: Page, selector: string): Promise<boolean> {
   return page
     .locator(selector)
-    .waitFor({ state: 'visible', timeout: 10_000 })
+    .waitFor({ state: 'visible', timeout: 30_000 })
     .then(
       () => true,
       () => false,

@@ -2,6 +2,7 @@
 // delete (or a replacement) during a download, a delete while an upload of the name is under way.
 // The rule each time: one clear outcome per client, and never a mix of two contents. Every race
 // runs on a data directory and again on an S3 store (a real Ceph RGW, where the tests have one).
+import { setTimeout as sleep } from 'node:timers/promises';
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { join } from 'node:path';
@@ -19,6 +20,12 @@ import { tempDir } from './helpers/temp-dir.js';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
+/**
+ * How long a raw request waits for its reply where the store does the work: on S3 a put, a delete
+ * or a publish (its parts, the multipart's completion, the manifest) may take seconds on a loaded
+ * machine, beyond the raw client's 5 s default.
+ */
+const storeWaitMs = 60_000;
 
 /** A server the races run against, and the SHA-256 of the bytes its store holds under a name. */
 interface RaceServer extends RunningServer {
@@ -179,7 +186,7 @@ function races(t: Test, store: RaceStore): void {
     const size = 600 * KiB;
     // All four puts are on the wire before any is answered.
     const ids = racers.map((raw, index) => raw.send('put', { name: `quota/${index}.bin`, size, fingerprint: `f${index}` }));
-    const replies = await Promise.all(racers.map((raw, index) => raw.reply(ids[index]!)));
+    const replies = await Promise.all(racers.map((raw, index) => raw.reply(ids[index]!, storeWaitMs)));
     const outcomes = replies.map((reply) => (reply['ok'] === true ? 'ok' : reply['code'])).sort();
     t.same(outcomes, ['EQUOTA', 'EQUOTA', 'EQUOTA', 'ok'], 'one put reserves the space; the others get EQUOTA');
   });
@@ -223,7 +230,7 @@ function races(t: Test, store: RaceStore): void {
     await uploader.hello();
     const fingerprint = await referenceFingerprint(fresh.bytes);
     for (const name of ['busy.bin', 'only-uploading.bin']) {
-      const put = await uploader.call('put', { name, size: fresh.bytes.length, fingerprint, force: true });
+      const put = await uploader.call('put', { name, size: fresh.bytes.length, fingerprint, force: true }, storeWaitMs);
       t.equal(put['ok'], true, `the upload of ${name} is under way`);
     }
     await running.client().delete('busy.bin');
@@ -247,7 +254,7 @@ function races(t: Test, store: RaceStore): void {
     const raw = await RawClient.connect(t, running.port);
     await raw.hello();
     const ids = [raw.send('delete', { name: 'twice.bin' }), raw.send('delete', { name: 'twice.bin' })];
-    const outcomes = (await Promise.all(ids.map((id) => raw.reply(id))))
+    const outcomes = (await Promise.all(ids.map((id) => raw.reply(id, storeWaitMs))))
       .map((reply) => (reply['ok'] === true ? 'ok' : reply['code']))
       .sort();
     t.same(outcomes, ['ENOENT', 'ok']);
@@ -269,9 +276,10 @@ function races(t: Test, store: RaceStore): void {
       raw.destroy();
       await closed;
     }
-    // Log entries are committed a moment after the download ends: ask until all five are there.
+    // Log entries are committed a moment after the download ends: ask until all five are there
+    // (for up to 10 s: LMDB's write thread may be slow on a loaded machine).
     let downloads: LogEntry[] = [];
-    for (let attempt = 0; attempt < 100 && downloads.length < 5; attempt += 1)
+    for (const deadline = Date.now() + 10_000; downloads.length < 5 && Date.now() < deadline; await sleep(20))
       downloads = (await client.log(20)).filter((entry) => entry.op === 'download');
     t.same(
       downloads.map((entry) => entry.result),
@@ -299,11 +307,11 @@ function races(t: Test, store: RaceStore): void {
     await first.write(chunks);
     const end = first.send('putEnd', { stream, sha256: createHash('sha256').update(bytes).digest('hex') });
     // Frames are handled in order: once the ping is answered, the putEnd has begun.
-    await first.call('ping');
+    await first.call('ping', {}, storeWaitMs);
     const second = await RawClient.connect(t, running.port);
     await second.hello();
-    const retry = await second.call('put', { name: 'pub.bin', size: bytes.length, fingerprint });
-    t.match(await first.reply(end), { ok: true }, 'the first upload is published');
+    const retry = await second.call('put', { name: 'pub.bin', size: bytes.length, fingerprint }, storeWaitMs);
+    t.match(await first.reply(end, storeWaitMs), { ok: true }, 'the first upload is published');
     t.match(retry, { ok: false, code: 'EEXIST' }, 'the second put waited for it: the file exists, no EBUSY');
   });
 }

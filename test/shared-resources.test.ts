@@ -34,7 +34,9 @@ async function within<T>(ms: number, what: string, promise: Promise<T>): Promise
 
 /** An ordinary client uploads 1 MiB and downloads a 256 KiB file stored before: both byte-exact. */
 async function ordinaryClientIsServed(running: RunningServer, work: string, label: string): Promise<boolean> {
-  const client = running.client();
+  // Retries: it waits for buffers under the same grace as everyone (a pause of this process on a
+  // loaded machine can cost it one attempt); `within` bounds it all the same.
+  const client = running.client({ retries: 3 });
   try {
     const big = await makeFile(work, `${label}-up.bin`, MiB);
     const up = await client.upload(big.path, { name: `${label}/up.bin` });
@@ -288,7 +290,7 @@ t.test('under a low limit on open files, connections beyond what fits are refuse
   t.ok(refused > 0, 'and some were told why');
   for (const { raw } of outcomes) raw.destroy();
 
-  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 5, baseDelayMs: 100 }, ...loginAt(port) });
+  const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 20, baseDelayMs: 100, maxDelayMs: 1000 }, ...loginAt(port) });
   const local = await makeFile(tempDir(t), 'after.bin', 300 * KiB);
   const up = await client.upload(local.path, { name: 'after.bin' });
   const out = join(tempDir(t), 'after.out');

@@ -149,7 +149,8 @@ t.test(
     await terminal.type('put big.bin --stall-timeout 5m');
     await terminal.keys('Enter');
     await frozen;
-    await terminal.waitFor(/big\.bin \[=*-+\] +\d+%/u);
+    // The bar may be full: what the proxy froze can all sit in socket buffers (as in the batch test).
+    await terminal.waitFor(/big\.bin \[[=-]+\] +\d+%/u);
     await terminal.keys('C-c');
     await terminal.waitFor(/cancelled: run the same command again to resume \(ECANCELED\)\nferry>$/u);
     await terminal.save('shell-transfer-cancelled');
@@ -250,6 +251,7 @@ t.test('Ctrl-C while connecting to a server that does not answer ends at once', 
   await accepted;
   const pressed = Date.now();
   await terminal.keys('C-c');
-  t.equal(await terminal.exitCode(5000), 130, 'cancelled, not left waiting for the 10 s handshake timeout');
-  t.ok(Date.now() - pressed < 5000, `${Date.now() - pressed} ms after Ctrl-C`);
+  // Well under the 10 s handshake timeout, with room for a loaded machine's slow exit.
+  t.equal(await terminal.exitCode(8000), 130, 'cancelled, not left waiting for the 10 s handshake timeout');
+  t.ok(Date.now() - pressed < 8000, `${Date.now() - pressed} ms after Ctrl-C`);
 });

@@ -20,7 +20,8 @@ const run = promisify(execFile);
 const screensDir = new URL('../../artifacts/screens/', import.meta.url);
 /** The whole session (the command and the pause after it for the last screen) ends by itself after this. */
 const sessionLimitSeconds = 120;
-const defaultWaitMs = 20_000;
+/** Only a guard against a hang: a loaded CI machine runs a whole CLI transfer well within it. */
+const defaultWaitMs = 60_000;
 
 function tmuxInstalled(): boolean {
   try {
