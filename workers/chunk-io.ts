@@ -38,20 +38,20 @@ export const libuvIo: PositionalIo = {
 export async function writeChunk(task: WriteChunkTask, io: PositionalIo, xxh64: (bytes: Uint8Array) => bigint): Promise<WriteChunkResult> {
   if (task.packed) {
     const failure = unpackInPlace(task.packed.codec, task.buffer, task.packed.bytes, task.length);
-    if (failure) return { ok: false, code: 'ECHECKSUM', message: `chunk at offset ${task.offset}: ${failure}`, buffer: task.buffer };
+    if (failure) return { ok: false, code: 'ECHECKSUM', message: `chunk at offset ${task.offset}: ${failure}` };
   }
   const bytes = new Uint8Array(task.buffer, 0, task.length);
   const computed = xxh64(bytes);
   if (task.xxh64 !== undefined && computed !== task.xxh64) {
-    return { ok: false, code: 'ECHECKSUM', message: `chunk at offset ${task.offset}: xxh64 mismatch`, buffer: task.buffer };
+    return { ok: false, code: 'ECHECKSUM', message: `chunk at offset ${task.offset}: xxh64 mismatch` };
   }
   const { fd } = task;
-  if (fd === undefined) return { ok: true, xxh64: computed, buffer: task.buffer };
+  if (fd === undefined) return { ok: true, xxh64: computed };
   try {
     for (let done = 0; done < task.length;) done += await io.write(fd, bytes, done, task.length - done, task.offset + done);
-    return { ok: true, xxh64: computed, buffer: task.buffer };
+    return { ok: true, xxh64: computed };
   } catch (error) {
-    return { ...taskFailure(error, `write at offset ${task.offset}`), buffer: task.buffer };
+    return { ...taskFailure(error, `write at offset ${task.offset}`) };
   }
 }
 
@@ -72,18 +72,17 @@ export async function readChunk(task: ReadChunkTask, io: PositionalIo, xxh64: (b
         ok: false,
         code: 'ECHECKSUM',
         message: `stored chunk at offset ${task.offset} does not match its recorded xxh64`,
-        buffer: task.buffer,
       };
     }
     const asked = task.pack ?? task.probe;
     const codec = asked === undefined ? undefined : localCodec(asked);
-    if (!codec) return { ok: true, buffer: task.buffer };
-    if (task.pack === undefined) return { ok: true, buffer: task.buffer, measured: probe(codec, bytes) };
+    if (!codec) return { ok: true };
+    if (task.pack === undefined) return { ok: true, measured: probe(codec, bytes) };
     const { packed, measure } = timedPack(codec, bytes);
-    if (!packed) return { ok: true, buffer: task.buffer, measured: measure };
+    if (!packed) return { ok: true, measured: measure };
     bytes.set(packed);
-    return { ok: true, buffer: task.buffer, packed: { codec: codec.name, bytes: packed.length }, measured: measure };
+    return { ok: true, packed: { codec: codec.name, bytes: packed.length }, measured: measure };
   } catch (error) {
-    return { ...taskFailure(error, `read at offset ${task.offset}`), buffer: task.buffer };
+    return { ...taskFailure(error, `read at offset ${task.offset}`) };
   }
 }

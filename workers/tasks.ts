@@ -59,9 +59,7 @@ export interface ReadChunkTask {
  * A chunk read and checked: when it was packed, the buffer holds `packed.bytes` of it compressed.
  * `measured`: what packing it (or a probe's sample of it) took, when either was asked.
  */
-export type ReadChunkResult = ({ ok: true; packed?: PackedBytes; measured?: PackMeasure } | TaskFailure) & {
-  buffer: SharedArrayBuffer;
-};
+export type ReadChunkResult = { ok: true; packed?: PackedBytes; measured?: PackMeasure } | TaskFailure;
 
 /** A buffer's first `bytes` are a chunk compressed with `codec`. */
 export interface PackedBytes {
@@ -97,7 +95,7 @@ export interface UnpackChunkTask {
 export type UnpackChunkResult = string | undefined;
 
 /** A written chunk's xxh64: the one checked, or the one computed for a chunk that came without one. */
-export type WriteChunkResult = ({ ok: true; xxh64: bigint } | TaskFailure) & { buffer: SharedArrayBuffer };
+export type WriteChunkResult = { ok: true; xxh64: bigint } | TaskFailure;
 
 /** SHA-256 of the first `size` bytes of `path` (lowercase hex), and the xxh64 of each `chunkSize` chunk. */
 export interface HashFileTask {

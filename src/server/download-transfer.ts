@@ -182,15 +182,15 @@ export class DownloadTransfer {
         this.#reading -= 1;
         if (this.#ended) {
           this.#closeWhenIdle();
-          return port.releaseDownloadBuffer(result.buffer);
+          return port.releaseDownloadBuffer(buffer);
         }
         if (!result.ok) {
-          port.releaseDownloadBuffer(result.buffer);
+          port.releaseDownloadBuffer(buffer);
           void this.#readFailure(result.code, result.message).then((error) => this.stop(error));
           return;
         }
         if (result.measured) this.#packing?.policy.packed(result.measured);
-        this.#ready.set(index, { buffer: result.buffer, packed: result.packed });
+        this.#ready.set(index, { buffer, packed: result.packed });
         this.#send();
       },
       (error: unknown) => {

@@ -147,20 +147,20 @@ export class S3ByteStore implements ByteStore {
           if (xxh64 !== task.xxh64) {
             const index = task.offset / manifest.chunkSize;
             const message = `chunk ${index} has xxh64 ${xxh64ToHex(xxh64)} in the store, its record says ${xxh64ToHex(task.xxh64)}`;
-            return { ok: false, code: 'ECHECKSUM', message, buffer };
+            return { ok: false, code: 'ECHECKSUM', message };
           }
-          return { ok: true, buffer };
+          return { ok: true };
         } catch (error) {
           const failure = error instanceof FerryError ? error : new FerryError('EIO', String(error));
-          if (failure.code !== 'ECHANGED') return { ok: false, code: 'EIO', message: failure.message, buffer };
+          if (failure.code !== 'ECHANGED') return { ok: false, code: 'EIO', message: failure.message };
           // The object is not the one the manifest describes. Replaced through Ferry, the manifest
           // changed too; if it did not, the object was changed behind the record: damage.
           const now = await s3.stat(file.name).catch(() => undefined);
           if (now?.etag === manifest.etag) {
             const message = `the object in the store is not the one its record describes (ETag ${manifest.etag})`;
-            return { ok: false, code: 'ECHECKSUM', message, buffer };
+            return { ok: false, code: 'ECHECKSUM', message };
           }
-          return { ok: false, code: 'ECHANGED', message: failure.message, buffer };
+          return { ok: false, code: 'ECHANGED', message: failure.message };
         }
       },
       close: () => Promise.resolve(),
@@ -239,16 +239,15 @@ class S3UploadBytes implements UploadBytes {
           ok: false,
           code: 'ECHECKSUM',
           message: `chunk at offset ${offset} has xxh64 ${xxh64ToHex(xxh64)}, its frame said ${xxh64ToHex(task.xxh64)}`,
-          buffer,
         };
       }
-      checked = { ok: true, xxh64, buffer };
+      checked = { ok: true, xxh64 };
     }
     try {
       // Its index and length were checked against the upload as its header came (and writePart checks them again).
-      await this.#owner.s3.writePart(upload, offset / upload.chunkSize, new Uint8Array(checked.buffer, 0, length));
+      await this.#owner.s3.writePart(upload, offset / upload.chunkSize, new Uint8Array(buffer, 0, length));
     } catch (error) {
-      return { ok: false, code: 'EIO', message: error instanceof Error ? error.message : String(error), buffer: checked.buffer };
+      return { ok: false, code: 'EIO', message: error instanceof Error ? error.message : String(error) };
     }
     return checked;
   }

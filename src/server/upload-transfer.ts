@@ -270,11 +270,11 @@ export class UploadTransfer implements ActiveUpload {
     return this.#bytes.writeChunk(task).then(
       (result) => {
         if (!result.ok) {
-          buffers.release(result.buffer);
+          buffers.release(buffer);
           this.#fail(new FerryError(result.code, result.message));
           return;
         }
-        this.#hasher.add(index, result.buffer, header.length);
+        this.#hasher.add(index, buffer, header.length);
         this.verified.delete(index);
         this.#unsynced.set(index, result.xxh64);
         this.#unsyncedBytes += header.length;
