@@ -11,6 +11,9 @@ const fromSources = !existsSync(fileURLToPath(besideThisFile));
  */
 export const workerModuleUrl = fromSources ? new URL('../dist/workers/chunk-worker.js', import.meta.url) : besideThisFile;
 
+/** The hashing thread's module (workers/sha256-worker), found as `workerModuleUrl` is. */
+export const sha256WorkerUrl = new URL('sha256-worker.js', workerModuleUrl);
+
 /**
  * The process's Node flags less those about the main script (`node --input-type=module -e SRC`):
  * a worker thread given those refuses to start (ERR_INPUT_TYPE_NOT_ALLOWED).

@@ -1,5 +1,5 @@
-// The chunk worker's tasks, run in this process (the pool runs the compiled copy in its threads,
-// where coverage is not measured): writes and reads of real files through both kinds of I/O,
+// The chunk worker's tasks and the hashing thread's, run in this process (the threads run the
+// compiled copies, where coverage is not measured): writes and reads of real files through both kinds of I/O,
 // with the same checks and messages whichever thread runs them.
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
@@ -7,16 +7,8 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { blockingIo, libuvIo, readChunk, writeChunk } from '../workers/chunk-io.js';
-import {
-  hashDigest,
-  hashDrop,
-  hashFile,
-  hashSave,
-  hashStartResumable,
-  hashUpdate,
-  readChunk as workerReadChunk,
-  writeChunk as workerWriteChunk,
-} from '../workers/chunk-worker.js';
+import { hashFile, readChunk as workerReadChunk, writeChunk as workerWriteChunk } from '../workers/chunk-worker.js';
+import { hashDigest, hashDrop, hashSave, hashStartResumable, hashUpdate } from '../workers/sha256-tasks.js';
 import { loadXxh64 } from '../src/hashing/xxh64.js';
 import { tempDir } from './helpers/temp-dir.js';
 

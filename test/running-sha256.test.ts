@@ -57,3 +57,26 @@ t.test('a process whose first file is larger than threadStartPaysFromBytes start
   const out = execFileSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], { encoding: 'utf8' });
   t.equal(out, 'true');
 });
+
+t.test('the hashing thread keeps its process alive while a task waits on it, and not once idle', async (t) => {
+  // In a child process that never closes the thread: it prints the digest only if the thread kept
+  // it alive for the answer, and exits by itself only if the idle thread lets it.
+  const { execFileSync } = await import('node:child_process');
+  const length = 3 * 1024 * 1024;
+  const bytes = Buffer.alloc(length);
+  for (let index = 0; index < length; index += 1) bytes[index] = (index * 31 + 7) & 255;
+  const script = `
+    import { Sha256Thread } from ${JSON.stringify(new URL('../src/hashing/sha256-thread.ts', import.meta.url).href)};
+    const thread = new Sha256Thread();
+    const bytes = new SharedArrayBuffer(${length});
+    const view = new Uint8Array(bytes);
+    for (let index = 0; index < ${length}; index += 1) view[index] = (index * 31 + 7) & 255;
+    await thread.update('k', bytes, ${length});
+    process.stdout.write(await thread.digest('k'));
+  `;
+  const out = execFileSync(process.execPath, [...process.execArgv, '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    timeout: 60_000,
+  });
+  t.equal(out, createHash('sha256').update(bytes).digest('hex'), 'the digest, and then the process ended by itself');
+});

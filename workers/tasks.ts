@@ -106,24 +106,32 @@ export interface HashFileTask {
 
 export type HashFileResult = { ok: true; sha256: string; chunkHashes: bigint[] } | TaskFailure;
 
-/** Exported task function names of workers/chunk-worker. */
+/** Exported task function names of workers/chunk-worker (the piscina pool's). */
 export const taskNames = {
   writeChunk: 'writeChunk',
   readChunk: 'readChunk',
   packChunk: 'packChunk',
   unpackChunk: 'unpackChunk',
   hashFile: 'hashFile',
-  hashUpdate: 'hashUpdate',
-  hashDigest: 'hashDigest',
-  hashDrop: 'hashDrop',
-  hashStartResumable: 'hashStartResumable',
-  hashSave: 'hashSave',
   ready: 'ready',
 } as const;
 
+/** The tasks of the hashing thread (workers/sha256-worker.ts, its functions in sha256-tasks.ts). */
+export type Sha256TaskName = 'hashUpdate' | 'hashDigest' | 'hashDrop' | 'hashStartResumable' | 'hashSave' | 'ready';
+
+/** A message to the hashing thread: run task `name`; the reply carries the same `id`. */
+export interface Sha256Request {
+  id: number;
+  name: Sha256TaskName;
+  task: unknown;
+}
+
+/** The hashing thread's answer to request `id`: what the task returned, or why it failed. */
+export type Sha256Reply = { id: number; ok: true; value: unknown } | { id: number; ok: false; message: string };
+
 /**
  * Feed `length` bytes of `buffer` to the running SHA-256 named `key` (created on first use).
- * Runs on the single hashing thread, whose tasks run in the order they were submitted.
+ * Runs on the hashing thread, whose tasks run one at a time in the order they were sent.
  * A SharedArrayBuffer is read in place; an ArrayBuffer is moved there and back.
  */
 export interface HashUpdateTask {

@@ -1,36 +1,51 @@
-import { type HashUpdateResult, taskNames } from '../../workers/tasks.js';
-import { type LoadedPool, loadWorkerPool } from '../worker-pool-loader.js';
+import { Worker } from 'node:worker_threads';
+import type { HashUpdateResult, Sha256Reply, Sha256Request, Sha256TaskName } from '../../workers/tasks.js';
+import { sha256WorkerUrl, workerExecArgv } from '../worker-module.js';
+
+interface Waiting {
+  resolve: (value: unknown) => void;
+  reject: (error: Error) => void;
+}
 
 /**
  * Running SHA-256s on one thread of their own, so whole-file hashing overlaps the transfer
  * instead of running on the I/O thread or in a pass after it. Each hash has a key; the tasks of
- * one key run one after another in the order they were submitted (piscina does not promise
- * that order for tasks queued at once, so it is kept here).
+ * one key run one after another in the order they were submitted.
+ *
+ * The thread is a plain `Worker` (workers/sha256-worker.ts), started with this object; idle, it
+ * does not keep the process alive. If it dies, the tasks waiting on it fail, and the next task
+ * starts another: the hashes it held are gone (a resumable one says so; another starts over, and
+ * the file's end-to-end check fails).
  *
  * A buffer given to `update` is the thread's until the returned promise settles: a
  * SharedArrayBuffer is read in place, an ArrayBuffer is moved there and back (the promise
  * resolves with it).
  */
 export class Sha256Thread {
-  readonly #pool: LoadedPool;
+  #worker: Worker | undefined;
+  readonly #waiting = new Map<number, Waiting>();
+  #nextId = 1;
+  #closing: Promise<void> | undefined;
   /** Per key, the last task submitted: the next one starts when it has settled. */
   readonly #tails = new Map<string, Promise<unknown>>();
+  readonly #onError: (error: Error) => void;
 
-  /** `onError`: the thread's failures no task was waiting on (see WorkerPoolOptions); by default a process warning. */
+  /** `onError`: the thread's failures no task was waiting on (it died while idle); by default a process warning. */
   constructor(onError: (error: Error) => void = (error) => process.emitWarning(error)) {
-    this.#pool = loadWorkerPool({ threads: 1, idleTimeout: 30_000, onError });
+    this.#onError = onError;
+    this.#thread();
   }
 
   /** Resolves once the thread has started and loaded its modules. */
-  started(): Promise<void> {
-    return this.#pool.allStarted();
+  async started(): Promise<void> {
+    await this.#call('ready', {});
   }
 
   /** `resumable`: the key was started with `startResumable` (the task fails if the thread lost it). */
   async update<B extends ArrayBuffer | SharedArrayBuffer>(key: string, buffer: B, length: number, resumable = false): Promise<B> {
     const transferList = buffer instanceof ArrayBuffer ? [buffer] : [];
-    const result = await this.#inTurn<HashUpdateResult>(key, () =>
-      this.#pool.run({ key, buffer, length, resumable }, { name: taskNames.hashUpdate, transferList }),
+    const result = await this.#inTurn(key, () =>
+      this.#call<HashUpdateResult>('hashUpdate', { key, buffer, length, resumable }, transferList),
     );
     return result.buffer as B;
   }
@@ -41,22 +56,22 @@ export class Sha256Thread {
    * rejects.
    */
   startResumable(key: string, state: string | undefined): Promise<void> {
-    return this.#inTurn(key, () => this.#pool.run({ key, state }, { name: taskNames.hashStartResumable }));
+    return this.#inTurn(key, () => this.#call<void>('hashStartResumable', { key, state }));
   }
 
   /** The state of the resumable hash under `key` after every update given so far (sha256-state.ts's text). */
   save(key: string): Promise<string> {
-    return this.#inTurn(key, () => this.#pool.run({ key }, { name: taskNames.hashSave }));
+    return this.#inTurn(key, () => this.#call<string>('hashSave', { key }));
   }
 
   /** The hex digest of everything fed under `key`; the hash is forgotten. */
   digest(key: string, resumable = false): Promise<string> {
-    return this.#inTurn(key, () => this.#pool.run({ key, resumable }, { name: taskNames.hashDigest }));
+    return this.#inTurn(key, () => this.#call<string>('hashDigest', { key, resumable }));
   }
 
   drop(key: string): void {
     // Dropping only frees memory on the thread; if the thread is gone, so is the hash.
-    void this.#inTurn(key, () => this.#pool.run({ key }, { name: taskNames.hashDrop })).catch(() => undefined);
+    void this.#inTurn(key, () => this.#call('hashDrop', { key })).catch(() => undefined);
   }
 
   #inTurn<T>(key: string, run: () => Promise<T>): Promise<T> {
@@ -70,8 +85,58 @@ export class Sha256Thread {
     return task;
   }
 
-  async close(): Promise<void> {
-    await this.#pool.close();
+  /** Sends one task to the thread; it stays referenced (keeps the process alive) while any task waits. */
+  #call<R>(name: Sha256TaskName, task: object, transferList: ArrayBuffer[] = []): Promise<R> {
+    if (this.#closing) return Promise.reject(new Error('the hashing thread is closed'));
+    const worker = this.#thread();
+    const id = this.#nextId++;
+    const request: Sha256Request = { id, name, task };
+    return new Promise<R>((resolve, reject) => {
+      if (this.#waiting.size === 0) worker.ref();
+      this.#waiting.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      worker.postMessage(request, transferList);
+    });
+  }
+
+  /** The running thread, or a new one if there is none (the first call, or the last one died). */
+  #thread(): Worker {
+    if (this.#worker) return this.#worker;
+    const worker = new Worker(sha256WorkerUrl, { execArgv: workerExecArgv });
+    worker.unref();
+    let failure: Error | undefined;
+    worker.on('message', (reply: Sha256Reply) => this.#settle(worker, reply));
+    worker.on('error', (error) => {
+      failure = error;
+    });
+    worker.on('exit', (code) => {
+      if (this.#worker === worker) this.#worker = undefined;
+      if (this.#closing) return;
+      const error = failure ?? new Error(`the hashing thread exited (code ${code})`);
+      if (this.#waiting.size === 0) return this.#onError(error);
+      for (const waiting of this.#waiting.values()) waiting.reject(error);
+      this.#waiting.clear();
+    });
+    this.#worker = worker;
+    return worker;
+  }
+
+  #settle(worker: Worker, reply: Sha256Reply): void {
+    const waiting = this.#waiting.get(reply.id);
+    if (!waiting) return;
+    this.#waiting.delete(reply.id);
+    if (this.#waiting.size === 0) worker.unref();
+    if (reply.ok) waiting.resolve(reply.value);
+    else waiting.reject(new Error(reply.message));
+  }
+
+  /** Stops the thread once the tasks sent have been answered; later tasks are refused. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await Promise.allSettled([...this.#tails.values()]);
+      await this.#worker?.terminate();
+      this.#worker = undefined;
+    })();
+    return this.#closing;
   }
 }
 
@@ -83,7 +148,7 @@ export function sharedSha256Thread(): Sha256Thread {
   return shared;
 }
 
-/** The shared hashing thread if this process has made it, without making it. */
+/** The hashing thread shared by this process if it has made it, without making it. */
 export function sharedSha256ThreadIfMade(): Sha256Thread | undefined {
   return shared;
 }
