@@ -51,7 +51,7 @@ export async function writeChunk(task: WriteChunkTask, io: PositionalIo, xxh64: 
     for (let done = 0; done < task.length;) done += await io.write(fd, bytes, done, task.length - done, task.offset + done);
     return { ok: true, xxh64: computed };
   } catch (error) {
-    return { ...taskFailure(error, `write at offset ${task.offset}`) };
+    return taskFailure(error, `write at offset ${task.offset}`);
   }
 }
 
@@ -83,6 +83,6 @@ export async function readChunk(task: ReadChunkTask, io: PositionalIo, xxh64: (b
     bytes.set(packed);
     return { ok: true, packed: { codec: codec.name, bytes: packed.length }, measured: measure };
   } catch (error) {
-    return { ...taskFailure(error, `read at offset ${task.offset}`) };
+    return taskFailure(error, `read at offset ${task.offset}`);
   }
 }

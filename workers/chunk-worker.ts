@@ -1,8 +1,8 @@
 /**
  * Piscina worker: the heavy, blocking part of a transfer (the running SHA-256s have a thread of
- * their own: workers/sha256-worker.ts). Thin on purpose: each task checks,
- * reads or writes one thing and returns; the work itself is chunk-io.ts's (shared with the main
- * thread's path for small chunks). Blocking fs calls are right here: a worker runs one task at a
+ * their own: workers/sha256-worker.ts). Thin on purpose: each task checks, reads or writes one
+ * thing and returns; the work itself is chunk-io.ts's (shared with the main thread's path for
+ * small chunks). Blocking fs calls are right here: a worker runs one task at a
  * time, and a blocking call spares the libuv thread-pool hop.
  */
 import { move, transferableSymbol, valueSymbol } from 'piscina';

@@ -26,8 +26,9 @@ export const inlineSha256MaxBytes = 1024 * 1024;
  * Until a process has hashed this much of files above `inlineSha256MaxBytes` (as declared when
  * each began), it does so on the calling thread too, rather than start the hashing thread:
  * starting one (a bare Worker, workers/sha256-worker.ts) costs about 75 ms of CPU on these VMs,
- * as much as hashing 50-100 MiB, and about as much wall time as hashing this much. So a `ferry upload` of a 32 MiB file starts no thread (it paid for one in
- * every process), and a process that goes on to hash more (a library client, a tree) starts it.
+ * as much as hashing 50-100 MiB, and about as much wall time as hashing this much. So a
+ * `ferry upload` of a 32 MiB file starts no thread (it paid for one in every process), and a
+ * process that goes on to hash more (a library client, a tree) starts it.
  */
 export const threadStartPaysFromBytes = 64 * 1024 * 1024;
 
