@@ -155,7 +155,7 @@ t.test('SIGTERM: clients are told (bye ESHUTDOWN), the server exits 0, and an up
 
   // Retries every 200 ms for up to a minute: the client must outlast the restart below, and on a
   // loaded machine starting a server took longer than the 8 s that 40 retries gave (limits.test.ts
-  // failed so under a CPU hog beside \`npm test --jobs=3\`).
+  // failed so under a CPU hog beside `npm test -- --jobs=3`).
   const client = new FerryClient({ host: '127.0.0.1', port, retry: { retries: 300, baseDelayMs: 50, maxDelayMs: 200 }, ...loginAt(port) });
   t.teardown(() => client.close());
   let signalled = false;
