@@ -24,3 +24,14 @@ export function sum(values: readonly number[]): number {
 export function max(values: readonly number[]): number {
   return values.length === 0 ? Number.NaN : Math.max(...values);
 }
+
+/**
+ * The order `members` run in, in round `round` (counted from 0): the list rotated one place per
+ * round, so that over `members.length` rounds each member runs once in every position. (Reversing
+ * the order every other round, as for pairs, would leave the middle one of three in the middle
+ * every round, always right after another transfer has freed the memory it wrote.)
+ */
+export function roundOrder<T>(members: readonly T[], round: number): T[] {
+  const shift = round % members.length;
+  return [...members.slice(shift), ...members.slice(0, shift)];
+}

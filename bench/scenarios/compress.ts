@@ -6,7 +6,7 @@ import { ferryDownload, ferryUpload } from '../lib/ferry-transfer.js';
 import { type SourceFile, makeTempDir, removeDir, tmpfsAvailable } from '../lib/files.js';
 import type { ScenarioReport } from '../lib/report.js';
 import { FerryServer } from '../lib/server.js';
-import { median } from '../lib/stats.js';
+import { median, roundOrder } from '../lib/stats.js';
 import { formatBytes, formatNumber } from '../lib/units.js';
 
 type Direction = 'upload' | 'download';
@@ -27,7 +27,7 @@ interface CompressSample {
 /**
  * `--compress` on loopback (issue 16: `auto` must stay within 5% of `off` where the link is
  * faster than the compressor): the same file up and down with `off`, `auto` and a codec named,
- * interleaved pair by pair (the order alternating), for log-like text and for random bytes.
+ * interleaved round by round (the order rotating: `roundOrder`), for log-like text and for random bytes.
  * Clear text, so only compression sets the modes apart; the server's data dir and the downloads
  * on tmpfs when there is one.
  */
@@ -43,7 +43,7 @@ export async function runCompress(ctx: BenchContext): Promise<ScenarioReport> {
   const samples: CompressSample[] = [];
   try {
     for (let pair = 1; pair <= ctx.options.pairs; pair += 1) {
-      const order = pair % 2 === 1 ? modes : [...modes].reverse();
+      const order = roundOrder(modes, pair - 1);
       for (const content of ['text', 'random'] as const) {
         const source = sources[content];
         for (const direction of ['upload', 'download'] as const) {
@@ -98,7 +98,7 @@ export async function runCompress(ctx: BenchContext): Promise<ScenarioReport> {
     title: `Compression on loopback: one ${formatBytes(size)} file, --compress off, auto and ${codec}`,
     notes: [
       `Log-like text (timestamps, words, counters; every line different) and random bytes, ${formatBytes(size)} each, up and down through the CLI against one \`ferry serve --no-tls\`, its data dir and the downloads on ${medium}.`,
-      `${ctx.options.pairs} round(s); in each, the three modes run back to back (order alternating by round). *vs off* is the mode's MiB/s over \`off\`'s in the same round, the median over rounds; issue 16's target for \`auto\` on loopback: at least 0.95.`,
+      `${ctx.options.pairs} round(s); in each, the three modes run back to back, the order rotated by one each round (each mode takes each place once in three rounds). *vs off* is the mode's MiB/s over \`off\`'s in the same round, the median over rounds; issue 16's target for \`auto\` on loopback: at least 0.95.`,
       '*wire %*: payload bytes on the wire (`wireBytes` in the JSON result) as a share of the file. *CPU s*: client + server.',
       `${codec}: the codec \`auto\` picks on this Node (zstd needs Node 22.15 or later on both sides; brotli otherwise).`,
     ],

@@ -3,7 +3,7 @@
  * from a bare Node `http` server piping it and from nginx serving it statically (sendfile); an
  * upload with tus-js-client (in this process) to Ferry against @tus/server with its FileStore.
  * Ferry checks every chunk's XXH64 on the way out and the whole file's SHA-256 on the way in; the
- * references check nothing. Pairs alternate which tool goes first.
+ * references check nothing. Each pair runs them in an order rotated by one from the last pair's.
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -17,7 +17,7 @@ import { which } from '../lib/peers.js';
 import { childPids, processCpuSeconds, reapedChildrenCpuSeconds } from '../lib/proc.js';
 import type { ScenarioReport, Table } from '../lib/report.js';
 import { FerryServer } from '../lib/server.js';
-import { median } from '../lib/stats.js';
+import { median, roundOrder } from '../lib/stats.js';
 import { formatBytes, formatNumber, mibPerSecond } from '../lib/units.js';
 
 const libDir = fileURLToPath(new URL('../lib/', import.meta.url));
@@ -252,7 +252,10 @@ export async function runHttp(ctx: BenchContext): Promise<ScenarioReport> {
     }));
     const dest = join(work, 'download.bin');
     for (let pair = 0; pair < ctx.options.pairs; pair += 1) {
-      const order = pair % 2 === 0 ? downloads.map((_, index) => index) : downloads.map((_, index) => downloads.length - 1 - index);
+      const order = roundOrder(
+        downloads.map((_, index) => index),
+        pair,
+      );
       for (const index of order) {
         const sample = await curlDownload(downloads[index]!, dest, size);
         downloadRows[index]!.samples.push(sample);
@@ -261,7 +264,10 @@ export async function runHttp(ctx: BenchContext): Promise<ScenarioReport> {
         if (pair === 0 && index === 0 && (await sha256File(dest)) !== source.sha256)
           throw new Error('curl from Ferry: the SHA-256 differs');
       }
-      const uploadOrder = uploadEndpoints.map((_, index) => (pair % 2 === 0 ? index : uploadEndpoints.length - 1 - index));
+      const uploadOrder = roundOrder(
+        uploadEndpoints.map((_, index) => index),
+        pair,
+      );
       for (const index of uploadOrder) {
         const sample = await tusUpload(uploadEndpoints[index]!, bytes);
         uploadRows[index]!.samples.push(sample);
@@ -318,7 +324,7 @@ function report(rows: HttpRow[], size: number, medium: string): ScenarioReport {
     id: 'http',
     title: `HTTP side: curl downloads and tus-js-client uploads of one ${formatBytes(size)} file`,
     notes: [
-      `Medians of the pairs; each pair runs every server once per direction, alternating which goes first. Files on ${medium}.`,
+      `Medians of the pairs; each pair runs every server once per direction, the order rotated by one from pair to pair. Files on ${medium}.`,
       'Downloads: `curl -sS -f -o FILE URL` (Ferry with a Bearer token). Uploads: tus-js-client in the bench process, the whole file in one PATCH (its default), to a server in its own process.',
       ...rows.filter((row) => row.how).map((row) => `${row.tool} (${row.direction}): ${row.how}.`),
       'CPU s: curl (or the bench process, for tus-js-client) plus the server process, over the transfer.',

@@ -3,7 +3,7 @@
  * `ferry upload -r` and downloaded with `ferry download -r`, against `rsync -r` to and from an
  * rsync daemon, and `rsync -r --fsync` (Ferry makes every file durable before it says so; rsync
  * only when asked). Each run goes to a fresh place on the other side, so nothing is skipped.
- * Pairs alternate which tool goes first.
+ * Each pair runs the tools in an order rotated by one from the last pair's.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +16,7 @@ import { startRsyncDaemon, which } from '../lib/peers.js';
 import { processCpuSeconds, reapedChildrenCpuSeconds } from '../lib/proc.js';
 import type { ScenarioReport, Table } from '../lib/report.js';
 import { FerryServer, cliCacheHome } from '../lib/server.js';
-import { median } from '../lib/stats.js';
+import { median, roundOrder } from '../lib/stats.js';
 import { formatBytes, formatNumber } from '../lib/units.js';
 
 interface TreeShape {
@@ -146,7 +146,10 @@ export async function runTree(ctx: BenchContext): Promise<ScenarioReport> {
       filesPerSecond: files / measured.seconds,
     });
     for (let pair = 0; pair < ctx.options.pairs; pair += 1) {
-      const order = tools.map((_, index) => (pair % 2 === 0 ? index : tools.length - 1 - index));
+      const order = roundOrder(
+        tools.map((_, index) => index),
+        pair,
+      );
       for (const index of order) {
         const measured = sample(await tools[index]!.up(pair));
         upRows[index]!.samples.push(measured);
@@ -192,7 +195,7 @@ function report(rows: TreeRow[], shape: TreeShape, medium: string): ScenarioRepo
     id: 'tree',
     title: `Folders: ${files.toLocaleString('en-US')} files (${formatBytes(totalBytes(shape))}) in ${shape.folders} folders`,
     notes: [
-      `${shape.small.count.toLocaleString('en-US')} files of ${formatBytes(shape.small.bytes)} and ${shape.large.count} of ${formatBytes(shape.large.bytes)}, spread over ${shape.folders} folders; files on ${medium} (on tmpfs a sync would cost nothing). Medians of the pairs; each pair runs every tool once per direction, alternating which goes first.`,
+      `${shape.small.count.toLocaleString('en-US')} files of ${formatBytes(shape.small.bytes)} and ${shape.large.count} of ${formatBytes(shape.large.bytes)}, spread over ${shape.folders} folders; files on ${medium} (on tmpfs a sync would cost nothing). Medians of the pairs; each pair runs every tool once per direction, the order rotated by one from pair to pair (each tool takes each place once in three pairs).`,
       'Seconds are wall time of the whole command, Node start-up and login included for Ferry (the hash cache emptied before each run).',
       ...rows.filter((row) => row.how && row.direction === 'upload').map((row) => `${row.tool}: ${row.how}.`),
       'Target (issue 16): Ferry ≥ 2.0× `rsync -r --fsync` both ways; the ratio to `rsync -r` reported.',
