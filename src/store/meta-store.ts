@@ -442,7 +442,15 @@ export class MetaStore {
     );
   }
 
-  /** The newest `limit` entries, newest first. */
+  /**
+   * Resolves once the log entries appended so far are committed, so that `recentLog` reads them: a
+   * download's entry is appended as its last chunk leaves, and its client may ask for the log
+   * before that commit is done. At most `waitMs`: a commit that failed (a full disk) may never settle.
+   */
+  async logCommitted(waitMs = 2000): Promise<void> {
+    await settleWithin(Promise.resolve(this.#log.committed), waitMs);
+  }
+
   /** The newest `limit` log entries that `keep` (all, without it), newest first. */
   recentLog(limit: number, keep?: (entry: TransferLogRecord) => boolean): TransferLogRecord[] {
     if (!keep) return [...this.#log.getRange({ reverse: true, limit })].map(({ value }) => value);

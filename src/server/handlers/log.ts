@@ -4,7 +4,10 @@ import { accountOf } from '../account-view.js';
 import { takeWithin } from './reply-size.js';
 import type { ScopedHandler } from './types.js';
 
-export const log: ScopedHandler<'log'> = (request, ctx) => {
+export const log: ScopedHandler<'log'> = async (request, ctx) => {
+  // Transfers that ended before this request are in the reply (a download's entry is appended
+  // as its last chunk leaves, and committed a moment later).
+  await ctx.services.store.logCommitted();
   const account = accountOf(ctx);
   // An admin reads the whole log; anyone else the entries of their own transfers.
   const records = ctx.services.store.recentLog(
