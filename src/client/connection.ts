@@ -13,6 +13,7 @@ import { ferryVersion } from '../version.js';
 import { formatDuration, hostPort } from '../units.js';
 import { type ClientTls, checkServerCertificate, tlsHandshakeError } from './server-trust.js';
 import { defaultClientStallTimeoutMs } from './defaults.js';
+import { writeLargeBuffersAlone } from '../tls/large-writes-alone.js';
 
 export interface ConnectOptions {
   host: string;
@@ -420,6 +421,7 @@ function openSocket(options: ConnectOptions, onBytes: (bytes: Uint8Array) => voi
       ...({ onread } as object),
     });
     socket.setNoDelay(true);
+    writeLargeBuffersAlone(socket);
     return socket;
   }
   return netConnect({ host: options.host, port: options.port, noDelay: true, onread });

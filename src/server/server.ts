@@ -33,6 +33,7 @@ import { UploadRegistry } from './upload-registry.js';
 import { S3ByteStore } from './s3-byte-store.js';
 import { SharedCatalog } from './shared-catalog.js';
 import { RecentManifests } from './recent-manifests.js';
+import { writeLargeBuffersAlone } from '../tls/large-writes-alone.js';
 
 export interface FerryServer {
   readonly config: ServerConfig;
@@ -152,6 +153,7 @@ export function createServer(input: ServerConfigInput, options: ServerOptions = 
       const secure = new TLSSocket(accepted, { isServer: true, secureContext: tls.context });
       // Where this Node keeps its read fields otherwise, bytes come as 'data' events (as before).
       readTlsIntoChosenMemory(secure, onData, nextRead);
+      writeLargeBuffersAlone(secure);
       socket = secure;
     } else socket = readIntoFixedBuffer(accepted, onData, nextRead);
     connection = connections.admit(socket, () => new Connection(services, socket));
