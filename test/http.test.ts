@@ -323,8 +323,9 @@ t.test('the page login: a session cookie (HttpOnly, SameSite=Strict), refused ac
   t.equal((await http.request('/api/me', { headers: cookie })).status, 401, 'and its session is revoked');
 });
 
-t.test("over HTTPS: Basic works, the cookie is Secure, and the certificate is the Ferry side's", async (t) => {
-  const running = await startServer(t);
+t.test("over HTTPS: Basic works, the cookie is Secure, the certificate is the Ferry side's, and a download is whole", async (t) => {
+  const chunkSize = 256 * 1024;
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
   const http = await startHttpSide(running, { tls: true });
   t.match(http.base, /^https:/u, 'https');
   const me = await http.request('/api/me', { headers: basic(testUser, testPassword) });
@@ -335,6 +336,12 @@ t.test("over HTTPS: Basic works, the cookie is Secure, and the certificate is th
     body: JSON.stringify({ user: testUser, password: testPassword }),
   });
   t.match(login.headers['set-cookie']?.[0], /; Secure; SameSite=Strict$/u, 'the cookie is Secure');
+  // Chunks written while the last is still going out reach TLS one by one (writeLargeBuffersAlone): every byte arrives, in order.
+  const file = await makeFile(tempDir(t), 'big.bin', 9 * chunkSize + 12_345);
+  await running.client().upload(file.path, { name: 'big.bin' });
+  const download = await http.request('/files/big.bin', { headers: bearer(running.token) });
+  t.equal(download.status, 200, 'a download over HTTPS: 200');
+  t.equal(download.body.compare(file.bytes), 0, 'the whole file, byte for byte');
 });
 
 t.test('hostile requests: each gets a clear refusal, and the server goes on serving', async (t) => {

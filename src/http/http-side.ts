@@ -2,7 +2,7 @@ import { once } from 'node:events';
 import { type IncomingMessage, type Server, type ServerResponse, createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { TlsOptions } from 'node:tls';
+import type { TLSSocket, TlsOptions } from 'node:tls';
 import { FerryError } from '../protocol/errors.js';
 import { checkAccess } from '../server/account-view.js';
 import type { ServerServices } from '../server/services.js';
@@ -11,6 +11,7 @@ import { challengeFor, checkSameOrigin, credentialsOf } from './http-auth.js';
 import { serveFile } from './http-download.js';
 import { asFerryError, sendError } from './http-errors.js';
 import { HttpRequestScope } from './http-scope.js';
+import { writeLargeBuffersAlone } from '../tls/large-writes-alone.js';
 import { TusUploads } from './tus.js';
 import { isPageAsset, servePageAsset } from './page-assets.js';
 
@@ -42,6 +43,8 @@ export function createHttpSide(services: ServerServices, tls: TlsOptions | undef
     maxHeaderSize: 16 * 1024,
   };
   const server: Server = tls ? createHttpsServer({ ...options, ...tls }, handler) : createHttpServer(options, handler);
+  // A download's chunks, written to the response as they come, reach TLS one by one: never copied into one.
+  if (tls) server.on('secureConnection', (socket: TLSSocket) => writeLargeBuffersAlone(socket));
   // A connection on which nothing moves either way for this long is closed (a download the client stopped reading).
   server.setTimeout(config.stallTimeoutMs);
   server.maxConnections = config.maxConnections;
