@@ -4,6 +4,7 @@
  * TCP connection on 127.0.0.1; the socket's own write hooks are only counted.
  */
 import { once } from 'node:events';
+import { buffer } from 'node:stream/consumers';
 import { type AddressInfo, type Socket, connect, createServer } from 'node:net';
 import t, { type Test } from 'tap';
 import { TickWrites } from '../src/tick-writes.js';
@@ -19,12 +20,7 @@ async function connectedPair(t: Test): Promise<{ sender: Socket; received: Promi
   await once(sender, 'connect');
   t.teardown(() => sender.destroy());
   const [receiver] = await accepted;
-  const received = (async (): Promise<Buffer> => {
-    const pieces: Buffer[] = [];
-    for await (const piece of receiver) pieces.push(piece as Buffer);
-    return Buffer.concat(pieces);
-  })();
-  return { sender, received };
+  return { sender, received: buffer(receiver) };
 }
 
 /** Counts the calls that hand the socket's buffered writes to the kernel. */

@@ -5,6 +5,7 @@
  * byte arrives in order. The TLS handle's write methods are only counted.
  */
 import { once } from 'node:events';
+import { buffer } from 'node:stream/consumers';
 import type { AddressInfo } from 'node:net';
 import { type TLSSocket, connect, createServer } from 'node:tls';
 import t, { type Test } from 'tap';
@@ -23,12 +24,7 @@ async function connectedPair(t: Test): Promise<{ sender: TLSSocket; received: Pr
   await once(sender, 'secureConnect');
   t.teardown(() => sender.destroy());
   const [receiver] = await accepted;
-  const received = (async (): Promise<Buffer> => {
-    const pieces: Buffer[] = [];
-    for await (const piece of receiver) pieces.push(piece as Buffer);
-    return Buffer.concat(pieces);
-  })();
-  return { sender, received };
+  return { sender, received: buffer(receiver) };
 }
 
 /** The sizes of the buffers of each write the TLS layer is handed, one list per write. */
