@@ -77,6 +77,36 @@ t.test('pipelined: many whole puts written at once on one connection are all sto
   }
 });
 
+t.test(
+  'pipelined whole puts and other requests, over the limits of each at once: reading pauses and resumes, every one is answered',
+  async (t) => {
+    // Each kind has its own limit: a connection at its limit of whole puts still gets its other
+    // requests read once those drain, and the reverse.
+    const running = await startServer(t, {
+      chunkSizeBytes: chunkSize,
+      maxRequestsInFlightPerConnection: 2,
+      maxWholePutsInFlightPerConnection: 3,
+    });
+    const raw = await rawClient(t, running);
+    const files = Array.from({ length: 24 }, (_, index) => randomBytes(500 + index * 700));
+    const frames: Buffer[] = [];
+    for (const [index, bytes] of files.entries()) {
+      frames.push(...(await wholePut(2000 + index, `mixed/${index}.bin`, bytes)));
+      // Two more requests after each whole put: a stat of the file before it, and a ping.
+      if (index > 0) frames.push(encodeControl({ id: 3000 + index, op: 'stat', name: `mixed/${index - 1}.bin` }));
+      frames.push(encodeControl({ id: 4000 + index, op: 'ping' }));
+    }
+    await raw.write(frames);
+    for (const [index, bytes] of files.entries()) {
+      t.match(await raw.reply(2000 + index), { ok: true, result: { name: `mixed/${index}.bin`, sha256: sha256(bytes) } });
+      t.match(await raw.reply(4000 + index), { ok: true }, `ping ${index}`);
+      if (index > 0) t.match(await raw.reply(3000 + index), { id: 3000 + index }, `stat ${index}`);
+    }
+    for (const [index, bytes] of files.entries())
+      t.equal(sha256(await readFile(join(running.dataDir, 'files', 'mixed', `${index}.bin`))), sha256(bytes), `file ${index} exact`);
+  },
+);
+
 t.test('a bad SHA-256 or xxh64 is ECHECKSUM: nothing is stored, and the connection goes on', async (t) => {
   const running = await startServer(t, { chunkSizeBytes: chunkSize });
   const raw = await rawClient(t, running);

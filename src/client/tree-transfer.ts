@@ -27,18 +27,27 @@ export interface TreeHooks extends TransferControl {
   onDone?: (file: { name: string; path: string; size: number; moved: boolean }) => void;
   /** A line for the user about the current transfer (a partial download discarded). */
   onNotice?: (text: string) => void;
-  /** How many files, and bytes of files, are in flight at once on the connection (default: `defaultInFlight`). */
+  /** How many files, and bytes of files, are in flight at once on the connection (default: `defaultUploadInFlight` or `defaultDownloadInFlight`). */
   inFlight?: InFlightLimits;
   /** Whether each file's chunks go compressed (default `auto`). */
   compress?: CompressChoice;
 }
 
 /**
- * Files in flight at once by default: enough that small files do not each wait for their own
- * round trips (the server answers 16 requests of a connection at once), and big files nearly one
- * at a time (a cut run then leaves one or two partial files, not sixteen).
+ * Files in flight at once by default in a tree's download: enough that small files do not each
+ * wait for their own round trips (the server answers 16 requests of a connection at once), and big
+ * files nearly one at a time (a cut run then leaves one or two partial files, not sixteen). More
+ * made it slower: each file's create and sync on this side contend for its folder.
  */
-export const defaultInFlight: InFlightLimits = { count: 16, bytes: 32 * 1024 * 1024 };
+export const defaultDownloadInFlight: InFlightLimits = { count: 16, bytes: 32 * 1024 * 1024 };
+
+/**
+ * Files in flight at once by default in a tree's upload: the server handles up to 128 whole puts
+ * of a connection at once, and the more of them wait for durability together, the fewer folder
+ * fsyncs and LMDB commits each costs (docs/perf-notes.md, "Whole puts in flight"). Big files go
+ * nearly one at a time, as in a download.
+ */
+export const defaultUploadInFlight: InFlightLimits = { count: 128, bytes: 32 * 1024 * 1024 };
 
 export interface TreeSkip {
   path: string;
@@ -187,7 +196,7 @@ function fileControl(hooks: TreeHooks): TransferControl & Pick<TreeHooks, 'onPro
 
 /**
  * Uploads a local folder's tree under `prefix` (`DIR/x/y` is stored as `PREFIX/x/y`), several
- * files at once on the client's one connection (see `defaultInFlight`). A file the server already
+ * files at once on the client's one connection (see `defaultUploadInFlight`). A file the server already
  * holds with the same size and SHA-256 is not sent (its hash comes from `cache` where the local
  * file did not change, so it is not even read); a different one is replaced; a file cut by an
  * earlier run resumes from its last verified chunk (the ordinary upload's resume). Links,
@@ -203,7 +212,7 @@ export async function uploadTree(
   const tally = new TreeTally(options);
   const entries = walkLocalTree(root, { followSymlinks: options.followSymlinks ?? false });
   const sizeOf = (entry: LocalTreeEntry): number => (entry.kind === 'file' ? entry.stats.size : 0);
-  const limits = options.inFlight ?? defaultInFlight;
+  const limits = options.inFlight ?? defaultUploadInFlight;
   shareSignal(options, limits);
   // Into a folder that holds nothing yet no file can be unchanged: none is asked about first.
   const startsEmpty = await holdsNothing(client, prefix);
@@ -287,7 +296,7 @@ async function* nothing(): AsyncGenerator<Uint8Array> {}
 
 /**
  * Downloads every stored file under `prefix` into `out`, keeping the tree (`PREFIX/x/y` is
- * written to `OUT/x/y`), several files at once (see `defaultInFlight`). A local file that already has the stored size
+ * written to `OUT/x/y`), several files at once (see `defaultDownloadInFlight`). A local file that already has the stored size
  * and SHA-256 is left alone (read only if the cache does not know it); anything else is fetched
  * (a cut download resumes from its `.ferry-part`). Each file gets the permission bits and
  * modification time its uploader kept, as `rsync -t -p` does.
@@ -300,7 +309,7 @@ export async function downloadTree(
 ): Promise<TreeSummary> {
   const tally = new TreeTally(options);
   const base = resolve(out);
-  const limits = options.inFlight ?? defaultInFlight;
+  const limits = options.inFlight ?? defaultDownloadInFlight;
   shareSignal(options, limits);
   await inFlight(
     // Read a page at a time as the downloads go: a tree of any size takes one page of memory.

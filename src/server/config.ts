@@ -33,6 +33,7 @@ const serverConfigSchema = z.strictObject({
   inflightBudgetBytes: count(1, d.inflightBudgetBytes),
   maxInflightChunksPerConnection: z.number().int().min(1).max(64).default(l.maxInflightChunksPerConnection),
   maxRequestsInFlightPerConnection: z.number().int().min(1).max(1024).default(l.maxRequestsInFlightPerConnection),
+  maxWholePutsInFlightPerConnection: z.number().int().min(1).max(1024).default(l.maxWholePutsInFlightPerConnection),
   /** Largest control frame accepted. */
   maxControlBytes: z
     .number()

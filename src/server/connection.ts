@@ -28,7 +28,7 @@ import { type WholePutData, WholePutIntake } from './whole-put-intake.js';
  * buffer ('whole'), for the socket to
  * drain ('drain'), for a hello to be answered ('hello'), or for requests in flight ('requests').
  */
-type PauseReason = 'chunk' | 'whole' | 'drain' | 'hello' | 'requests';
+type PauseReason = 'chunk' | 'whole' | 'drain' | 'hello' | 'requests' | 'wholePuts';
 
 /**
  * The actor for one client connection. It owns the socket and the decoder, holds the
@@ -79,6 +79,8 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   #handshakeTimer: NodeJS.Timeout | undefined;
   /** Requests being handled: while any is, the server is the one working, and no timeout runs. */
   #requestsInFlight = 0;
+  /** Of those, whole puts: they have a limit of their own (`maxWholePutsInFlightPerConnection`). */
+  #wholePutsInFlight = 0;
   /** Of those, the ones waiting for the client to take what was written before they start (the client's doing). */
   #requestsWaitingForOutput = 0;
   /** Closes the connection if a frame's head or a control frame, once started, is not finished in time. */
@@ -417,7 +419,7 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
     if (request.op !== 'hello') {
       // A client that pipelines requests gets at most `maxRequestsInFlightPerConnection` served at
       // once; the rest wait in its socket, so a flood of requests cannot queue replies without bound.
-      if (this.#requestsInFlight + 1 >= this.services.config.maxRequestsInFlightPerConnection) this.#pause('requests');
+      if (this.#otherRequestsInFlight + 1 >= this.services.config.maxRequestsInFlightPerConnection) this.#pause('requests');
       return void this.#dispatch(request);
     }
     // Nothing after a hello is read until it is answered: requests pipelined behind a refused
@@ -506,15 +508,24 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
   #wholePutReceived(request: Request & { op: 'putWhole' }, data: WholePutData | undefined, refusal: FerryError | undefined): void {
     if (this.#ending) return data?.release();
     if (data) this.#wholePutData.set(request.id, data);
-    if (this.#requestsInFlight + 1 >= this.services.config.maxRequestsInFlightPerConnection) this.#pause('requests');
+    // Whole puts have a larger limit than other requests (docs/design.md, "Requests"): what one holds
+    // past its write is a small reply, and many at once share each folder fsync and LMDB commit.
+    if (this.#wholePutsInFlight + 1 >= this.services.config.maxWholePutsInFlightPerConnection) this.#pause('wholePuts');
     void this.#dispatch(request, refusal).finally(() => {
       // A handler that failed before it took its data leaves it here.
       this.takeWholePutData(request.id)?.release();
     });
   }
 
+  /** Requests being handled other than whole puts. */
+  get #otherRequestsInFlight(): number {
+    return this.#requestsInFlight - this.#wholePutsInFlight;
+  }
+
   async #dispatch(request: Request, refusal?: FerryError): Promise<void> {
+    const wholePut = request.op === 'putWhole';
     this.#requestsInFlight += 1;
+    if (wholePut) this.#wholePutsInFlight += 1;
     this.#refreshTimeout();
     try {
       // A client that does not take its replies gets no new ones: what waits for it stays bounded.
@@ -533,8 +544,11 @@ export class Connection implements FrameSink, DownloadPort, RequestContext {
       if (failure.code === 'EVERSION') this.#end();
     } finally {
       this.#requestsInFlight -= 1;
+      if (wholePut) this.#wholePutsInFlight -= 1;
       this.#refreshTimeout();
-      if (this.#requestsInFlight < this.services.config.maxRequestsInFlightPerConnection) this.#unpause('requests');
+      const { maxRequestsInFlightPerConnection, maxWholePutsInFlightPerConnection } = this.services.config;
+      if (this.#otherRequestsInFlight < maxRequestsInFlightPerConnection) this.#unpause('requests');
+      if (this.#wholePutsInFlight < maxWholePutsInFlightPerConnection) this.#unpause('wholePuts');
     }
   }
 

@@ -37,8 +37,15 @@ export const serverDefaults = {
 export const serverLimits = {
   /** Chunks one connection may have in flight at once, so one client cannot take the whole budget. */
   maxInflightChunksPerConnection: 3,
-  /** Requests of one connection being handled at once; reading pauses at this many. */
+  /** Requests of one connection being handled at once, whole puts aside; reading pauses at this many. */
   maxRequestsInFlightPerConnection: 16,
+  /**
+   * Whole puts (`putWhole`) of one connection being handled at once; reading pauses at this many.
+   * More than other requests: a whole put's data is held in the whole-put budget, its reply is a
+   * few hundred bytes, and a tree's small files in flight together share each folder fsync and
+   * LMDB commit (docs/perf-notes.md, "Whole puts in flight").
+   */
+  maxWholePutsInFlightPerConnection: 128,
   /** How long an ending connection reads (and drops) what the client still sends before it is cut. */
   lingerMs: 2000,
   /** Upper bound on how long written chunks wait for their checkpoint. */
