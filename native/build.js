@@ -4,7 +4,9 @@
  * - native/sha256-state.c → sha256-state.node: without it, Ferry keeps the saved states of S3
  *   uploads with hash-wasm's SHA-256 instead (about 2 CPU-seconds per GiB more);
  * - native/xxh64.c → xxh64.node: without it, chunks are hashed with xxhash-wasm, which copies
- *   each one into its WebAssembly memory first.
+ *   each one into its WebAssembly memory first;
+ * - native/durable-file.c → durable-file.node: without it, the server creates, writes and syncs a
+ *   small file sent whole with Node's fs calls, one hop through libuv's pool each.
  * Optional: without a compiler or the headers, this says why and exits 0, and Ferry uses the
  * fallbacks. `FERRY_NATIVE=required` (CI) makes a failed build an error.
  */
@@ -21,6 +23,11 @@ const compiler = process.env.CC || 'cc';
 const addons = [
   { source: 'sha256-state.c', target: 'sha256-state.node', fallback: 'S3 uploads save their hash state with hash-wasm instead' },
   { source: 'xxh64.c', target: 'xxh64.node', fallback: 'chunks are hashed with xxhash-wasm instead' },
+  {
+    source: 'durable-file.c',
+    target: 'durable-file.node',
+    fallback: "the server stores a small file sent whole with Node's fs calls instead (two hops through libuv's pool, not one)",
+  },
 ];
 
 /** Builds one addon; why not, if it could not. */

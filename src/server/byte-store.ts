@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { closeSync, constants, fdatasync, open as openCallback, renameSync, write } from 'node:fs';
-import { promisify } from 'node:util';
+import { closeSync, renameSync } from 'node:fs';
 import { type FileHandle, open, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { HashFileResult, ReadChunkResult, ReadChunkTask, WriteChunkResult, WriteChunkTask } from '../../workers/tasks.js';
@@ -9,6 +8,7 @@ import type { FileAttributes, StoredFile, UploadSessionRecord } from '../store/r
 import { fromSystemError } from '../system-errors.js';
 import type { ChunkWorkers } from './chunk-workers.js';
 import type { DataLayout } from './data-layout.js';
+import { newFileWriter } from './new-file.js';
 import { syncRenameInto } from './sync-directory.js';
 
 /** A chunk to check and store: where it goes in the file, its bytes, and the sender's xxh64. */
@@ -185,7 +185,7 @@ export class LocalByteStore implements ByteStore {
     const path = layout.partialPath(`whole-${randomUUID()}`);
     const discard = (): Promise<void> => rm(path, { force: true }).catch(() => undefined);
     try {
-      await writeDurably(path, bytes, layout.fileMode);
+      await newFileWriter().write(path, bytes, layout.fileMode);
       release();
     } catch (error) {
       await discard();
@@ -248,7 +248,7 @@ export async function placeLocalFile(layout: DataLayout, from: string, name: str
   try {
     // Usually the folder exists: try the rename first, and make the folder only when it is missing.
     // Blocking: a rename moves a directory entry, and costs less that way than a hop through
-    // libuv's pool (docs/perf-notes.md, "A whole put in two hops").
+    // libuv's pool (docs/perf-notes.md, "A whole put in one hop").
     try {
       renameSync(from, finalPath);
     } catch (error) {
@@ -264,27 +264,4 @@ export async function placeLocalFile(layout: DataLayout, from: string, name: str
     throw fromSystemError(error, `publishing ${name}`);
   }
   await syncRenameInto(folder, madeFolder);
-}
-
-const openFile = promisify(openCallback);
-const writeAt = promisify(write);
-const fdatasyncOf = promisify(fdatasync);
-
-/**
- * Creates `path` (exclusively) holding `bytes`, durable on return: opened with O_DSYNC, so one
- * write through libuv's pool both writes and syncs the data, where a write and an fdatasync were
- * two hops (synced explicitly where the platform has no O_DSYNC, and for an empty file). The close
- * blocks (nothing waits on the disk there).
- */
-async function writeDurably(path: string, bytes: Uint8Array, mode: number): Promise<void> {
-  const { O_WRONLY, O_CREAT, O_EXCL, O_DSYNC } = constants;
-  const fd = await openFile(path, O_WRONLY | O_CREAT | O_EXCL | (O_DSYNC ?? 0), mode);
-  try {
-    for (let written = 0; written < bytes.byteLength;)
-      written += (await writeAt(fd, bytes, written, bytes.byteLength - written, written)).bytesWritten;
-    // An empty file has had no write to sync its inode with.
-    if (O_DSYNC === undefined || bytes.byteLength === 0) await fdatasyncOf(fd);
-  } finally {
-    closeSync(fd);
-  }
 }
