@@ -25,8 +25,8 @@ import { type WholePutData, WholePutIntake } from './whole-put-intake.js';
 
 /**
  * Why reading is paused: waiting for a chunk buffer or a checkpoint ('chunk'), for a whole-put
- * buffer ('whole'), for the socket to
- * drain ('drain'), for a hello to be answered ('hello'), or for requests in flight ('requests').
+ * buffer ('whole'), for the socket to drain ('drain'), for a hello to be answered ('hello'), for
+ * requests in flight ('requests'), or for whole puts in flight ('wholePuts').
  */
 type PauseReason = 'chunk' | 'whole' | 'drain' | 'hello' | 'requests' | 'wholePuts';
 
