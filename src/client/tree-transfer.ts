@@ -37,7 +37,7 @@ export interface TreeHooks extends TransferControl {
  * Files in flight at once by default in a tree's download: enough that small files do not each
  * wait for their own round trips (the server answers 16 requests of a connection at once), and big
  * files nearly one at a time (a cut run then leaves one or two partial files, not sixteen). More
- * made it slower: each file's create and sync on this side contend for its folder.
+ * made it slower (256: a third more of the client's CPU; docs/perf-notes.md, "Whole puts in flight").
  */
 export const defaultDownloadInFlight: InFlightLimits = { count: 16, bytes: 32 * 1024 * 1024 };
 
