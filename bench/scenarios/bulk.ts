@@ -55,7 +55,7 @@ async function bulkRun(
   const outDir = await makeTempDir(medium, 'bulk-out');
   const server = await FerryServer.start(dataDir, transport === 'TLS' ? [] : ['--no-tls']);
   try {
-    const fixedCost = measureFixedCost ? await cliFixedCost(ctx, server, ctx.options.quick ? 1 : 3) : undefined;
+    const fixedCost = measureFixedCost ? await cliFixedCost(ctx, server, ctx.options.quick ? 1 : 11) : undefined;
     const name = `bulk-${index}.bin`;
     const upload = await ferryUpload(server, source, name, ctx.workDir, ctx.machine.cores);
     log(`bulk ${medium} ${transport} run ${index}: upload ${formatNumber(upload.mibPerSecond)} MiB/s`);
@@ -96,6 +96,9 @@ export interface CliFixedCost {
  * interleaved. Medians of `samples`.
  */
 async function cliFixedCost(ctx: BenchContext, server: FerryServer, samples: number): Promise<CliFixedCost> {
+  // The source file was just written: its writeback would otherwise land on these few short runs
+  // (the run of 2026-12-05 17:49 measured `ferry info` at 239 ms this way, 174 ms on a quiet machine).
+  expectSuccess('sync', await runCommand('sync', []));
   const info = [];
   const version = [];
   const node = [];
