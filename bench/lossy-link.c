@@ -1,16 +1,20 @@
 /*
  * A long, lossy link between this network namespace and another one, for the bench.
  *
- * Usage (as root): lossy-link NETNS DELAY_MS LOSS MTU
+ * Usage (as root): lossy-link NETNS DELAY_MS LOSS MTU [RATE_MBIT]
  *
  * Makes two TUN devices, fbl0 here and fbl1 in the network namespace NETNS (which must exist),
  * and carries every IP packet between them after DELAY_MS milliseconds (each way), dropping each
  * one with probability LOSS: what a kernel's netem qdisc does, where the kernel has none (this
- * one's has no sch_netem). Real TCP runs over it: its congestion control sees real loss and a
- * real round trip. In C because it must carry a few hundred MB/s on a core that the transfer
- * measured also needs (a Python loop of the same took most of a core for 70 MB/s). Prints
- * "ready" once both devices exist (the caller gives them addresses and brings them up) and runs
- * until its standard input closes or it is killed; the devices go with it.
+ * one's has no sch_netem). With RATE_MBIT (megabits per second, each way; 0 or absent: no limit)
+ * each packet also waits its turn to be sent at that rate, behind a buffer of BUFFER_MS of
+ * sending time, and a packet that finds that buffer full is dropped: a bottleneck router's
+ * tail drop, as netem's `rate` with a tbf or pfifo limit would do. Real TCP runs over it: its
+ * congestion control sees real loss, a real round trip and a real bottleneck. In C because it
+ * must carry a few hundred MB/s on a core that the transfer measured also needs (a Python loop
+ * of the same took most of a core for 70 MB/s). Prints "ready" once both devices exist (the
+ * caller gives them addresses and brings them up) and runs until its standard input closes or
+ * it is killed; the devices go with it.
  *
  * Built by the bench (bench/lib/lossy-link.ts) with the machine's cc.
  */
@@ -31,6 +35,8 @@
 
 /* Packets in flight per direction: a bandwidth-delay product of 1 GB/s x 25 ms in 1500-byte packets. */
 #define QUEUE_PACKETS 16384
+/* With a rate: the bottleneck's buffer, in milliseconds of sending at that rate (a common router size). */
+#define BUFFER_MS 25
 
 struct packet {
   uint64_t due_ns;
@@ -41,6 +47,17 @@ struct packet {
 struct queue {
   struct packet slots[QUEUE_PACKETS];
   unsigned head, count;
+  /* With a rate: when the bottleneck has sent the last packet taken (so packets leave in order). */
+  uint64_t free_ns;
+};
+
+/* The link's shape, each way. */
+struct shape {
+  double loss;
+  uint64_t delay_ns;
+  /* Nanoseconds to send one byte at the rate; 0: no rate limit. */
+  double ns_per_byte;
+  uint64_t buffer_ns;
 };
 
 static void die(const char *what) {
@@ -80,8 +97,11 @@ static int open_tun_in(const char *netns, const char *name) {
   return fd;
 }
 
-/* Reads every packet waiting on `from`; each one survives with probability 1 - loss and is due `delay_ns` from now. */
-static void take(int from, struct queue *into, double loss, uint64_t delay_ns, size_t max_packet, unsigned char *scratch) {
+/*
+ * Reads every packet waiting on `from`; each one survives with probability 1 - loss, waits for
+ * the bottleneck (if there is a rate) and is due `delay_ns` after it is sent.
+ */
+static void take(int from, struct queue *into, const struct shape *shape, size_t max_packet, unsigned char *scratch) {
   for (;;) {
     if (into->count == QUEUE_PACKETS) {
       /* The queue is full: read and drop, as a router with no buffer left would. */
@@ -91,9 +111,16 @@ static void take(int from, struct queue *into, double loss, uint64_t delay_ns, s
     struct packet *slot = &into->slots[(into->head + into->count) % QUEUE_PACKETS];
     ssize_t got = read(from, slot->bytes, max_packet);
     if (got < 0) return; /* EAGAIN: nothing more for now */
-    if (drand48() < loss) continue;
+    if (drand48() < shape->loss) continue;
+    uint64_t sent_ns = now_ns();
+    if (shape->ns_per_byte > 0) {
+      uint64_t start_ns = into->free_ns > sent_ns ? into->free_ns : sent_ns;
+      if (start_ns - sent_ns > shape->buffer_ns) continue; /* the bottleneck's buffer is full: tail drop */
+      into->free_ns = start_ns + (uint64_t)(shape->ns_per_byte * (double)got);
+      sent_ns = into->free_ns;
+    }
     slot->length = (uint32_t)got;
-    slot->due_ns = now_ns() + delay_ns;
+    slot->due_ns = sent_ns + shape->delay_ns;
     into->count += 1;
   }
 }
@@ -123,13 +150,18 @@ static struct queue *new_queue(size_t max_packet) {
 }
 
 int main(int argc, char **argv) {
-  if (argc != 5) {
-    fprintf(stderr, "usage: lossy-link NETNS DELAY_MS LOSS MTU\n");
+  if (argc != 5 && argc != 6) {
+    fprintf(stderr, "usage: lossy-link NETNS DELAY_MS LOSS MTU [RATE_MBIT]\n");
     return 2;
   }
   const char *netns = argv[1];
-  uint64_t delay_ns = (uint64_t)(atof(argv[2]) * 1e6);
-  double loss = atof(argv[3]);
+  double rate_mbit = argc == 6 ? atof(argv[5]) : 0;
+  struct shape shape = {
+      .loss = atof(argv[3]),
+      .delay_ns = (uint64_t)(atof(argv[2]) * 1e6),
+      .ns_per_byte = rate_mbit > 0 ? 8e3 / rate_mbit : 0,
+      .buffer_ns = (uint64_t)BUFFER_MS * 1000000u,
+  };
   /* The devices carry packets of at most the MTU (no offloads asked for); a little room over it. */
   size_t max_packet = (size_t)atoi(argv[4]) + 64;
   unsigned char *scratch = malloc(max_packet);
@@ -150,7 +182,7 @@ int main(int argc, char **argv) {
       char byte;
       if (read(0, &byte, 1) <= 0) return 0;
     }
-    if (fds[0].revents & POLLIN) take(here, to_there, loss, delay_ns, max_packet, scratch);
-    if (fds[1].revents & POLLIN) take(there, to_here, loss, delay_ns, max_packet, scratch);
+    if (fds[0].revents & POLLIN) take(here, to_there, &shape, max_packet, scratch);
+    if (fds[1].revents & POLLIN) take(there, to_here, &shape, max_packet, scratch);
   }
 }

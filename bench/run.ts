@@ -20,7 +20,7 @@ import { runBulk } from './scenarios/bulk.js';
 import { type SweepStep, runConcurrency } from './scenarios/concurrency.js';
 import { runHttp } from './scenarios/http.js';
 import { runTree } from './scenarios/tree.js';
-import { runCompress } from './scenarios/compress.js';
+import { runCompress, runCompressLink } from './scenarios/compress.js';
 import { runMicro } from './scenarios/micro.js';
 import { type ProcessesResult, runProcesses } from './scenarios/processes.js';
 import { type RefResult, runRefs } from './scenarios/refs.js';
@@ -35,6 +35,7 @@ const scenarios: Record<ScenarioId, (ctx: BenchContext) => Promise<ScenarioRepor
   tree: runTree,
   compress: runCompress,
   link: runLink,
+  'compress-link': runCompressLink,
   concurrency: runConcurrency,
   processes: runProcesses,
   resume: runResume,

@@ -18,9 +18,11 @@ export interface LinkShape {
   /** The share of packets dropped, each way (0.001: 0.1%). */
   loss: number;
   mtu: number;
+  /** The bottleneck's rate each way, in megabits per second (absent: none), behind a buffer of 25 ms of it. */
+  rateMbit?: number;
 }
 
-/** A long, lossy link to another network namespace; what runs there is reached at `host`. */
+/** An emulated link (long, lossy, slow) to another network namespace; what runs there is reached at `host`. */
 export interface LossyLink {
   readonly shape: LinkShape;
   /** Where to run the far end: `{ host, netns }` for FerryServer.start and startRsyncDaemon. */
@@ -43,8 +45,9 @@ async function ip(...args: string[]): Promise<void> {
 
 /**
  * Makes a network namespace and joins it to this one by a link that delays every packet
- * `shape.delayMs` each way and drops `shape.loss` of them (bench/lossy-link.c, built here with
- * cc: the netem qdisc's job, done in user space, as this kernel has no sch_netem). Removed by `close`.
+ * `shape.delayMs` each way, drops `shape.loss` of them and, with `shape.rateMbit`, sends them no
+ * faster than that (bench/lossy-link.c, built here with cc: the netem qdisc's job, done in user
+ * space, as this kernel has no sch_netem). Removed by `close`.
  */
 export async function startLossyLink(shape: LinkShape): Promise<LossyLink> {
   const buildDir = mkdtempSync(join(tmpdir(), 'ferry-bench-link-'));
@@ -58,7 +61,7 @@ export async function startLossyLink(shape: LinkShape): Promise<LossyLink> {
     rmSync(buildDir, { recursive: true, force: true });
     throw error;
   }
-  const bridge = spawnTracked(binary, [netns, String(shape.delayMs), String(shape.loss), String(shape.mtu)], {
+  const bridge = spawnTracked(binary, [netns, String(shape.delayMs), String(shape.loss), String(shape.mtu), String(shape.rateMbit ?? 0)], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   let stderr = '';

@@ -8,6 +8,7 @@ export const scenarioIds = [
   'tree',
   'compress',
   'link',
+  'compress-link',
   'concurrency',
   'processes',
   'resume',
@@ -22,8 +23,10 @@ export interface BenchOptions {
   scenarios: ReadonlySet<ScenarioId>;
   /** File size for bulk, refs and resume. */
   sizeBytes: number;
-  /** File size over the emulated long, lossy link (`link`). */
+  /** File size over the emulated links (`link`, `compress-link`). */
   linkSizeBytes: number;
+  /** Rounds over the 100 Mbit/s link (`compress-link`). */
+  slowLinkRounds: number;
   /** Concurrency sweep: client counts and file sizes. */
   clients: readonly number[];
   fileSizes: readonly number[];
@@ -50,7 +53,9 @@ export const usage = `usage: npm run bench -- [options]
                           with 64 KiB and 8 MiB files, one run each, short micro-benchmarks
   --scenario LIST         comma-separated: ${scenarioIds.join(',')} (default: all)
   --size SIZE             file size for bulk, refs, resume and s3 (default 1GiB; quick 128MiB)
-  --link-size SIZE        file size over the emulated long, lossy link (default 1GiB, as issue 16 says; quick 32MiB)
+  --link-size SIZE        file size over the emulated links, long and lossy or slow (default 1GiB, as
+                          issue 16 says; quick 32MiB)
+  --slow-link-rounds N    rounds of compress-link, each 1 GiB transfer 20-90 s (default 1)
   --clients LIST          client counts for the concurrency sweep (default 1,4,16,64,256)
   --sizes LIST            file sizes for the sweep (default 64KiB,16MiB; quick 64KiB,8MiB)
   --refs LIST             references to run: socat,nc,rsync,rsync-sha1,cp,scp,sftp,rsync-ssh (default all; quick socat,rsync)
@@ -88,6 +93,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
       scenario: { type: 'string' },
       size: { type: 'string' },
       'link-size': { type: 'string' },
+      'slow-link-rounds': { type: 'string' },
       clients: { type: 'string' },
       sizes: { type: 'string' },
       refs: { type: 'string' },
@@ -126,6 +132,7 @@ export function parseOptions(argv: readonly string[]): BenchOptions | undefined 
     scenarios,
     sizeBytes: values.size === undefined ? (quick ? 128 * 1024 ** 2 : 1024 ** 3) : parseSize(values.size),
     linkSizeBytes: values['link-size'] === undefined ? (quick ? 32 * 1024 ** 2 : 1024 ** 3) : parseSize(values['link-size']),
+    slowLinkRounds: values['slow-link-rounds'] === undefined ? 1 : positiveInt('slow-link-rounds', values['slow-link-rounds']),
     clients,
     fileSizes,
     targetCase: !quick && values.clients === undefined && values.sizes === undefined,

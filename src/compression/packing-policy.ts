@@ -3,11 +3,15 @@
  * `auto` packs only while that is expected to move the file faster, from three things it
  * measures as the transfer runs:
  *
- * - the link's rate `L`, in bytes on the wire per ms, over windows of at least `windowBytes` in
- *   which the sender found the socket full (`blocked`): then the socket drains at the pace of the
- *   link (or the receiver), whatever the buffers hold. The faster of the last two such windows
- *   counts, so one slow moment does not pass for a slow link. A window the socket never held back says
- *   only that the sender is slower than the link, and packing cannot help such a sender.
+ * - the link's rate `L`, in bytes on the wire per ms, over windows of at least `windowBytes` and
+ *   `windowMs` in which the sender found the socket full (`blocked`): then the socket drains at
+ *   the pace of the link (or the receiver), whatever the buffers hold. A window is timed from its
+ *   first chunk's flush to its last's, and flushes come in bursts (a drained socket takes the
+ *   chunks queued behind it at once), so a window must span many bursts: one of two 4 MiB chunks
+ *   over a 100 Mbit/s link, both flushed in the same burst, once read as tens of GB/s and turned
+ *   packing off. The faster of the last two such windows counts, so one slow moment does not
+ *   pass for a slow link. A window the socket never held back says only that the sender is
+ *   slower than the link, and packing cannot help such a sender.
  * - how fast this side packs, `C` (raw bytes per ms of one codec thread, under whatever else the
  *   machine is doing), and how much a chunk shrinks, `r`: from the chunks it packs, and from a
  *   single chunk packed as a probe when it has no recent figure.
@@ -34,6 +38,11 @@ export interface PackingPolicyOptions {
    * hold: a write's callback says the kernel took the bytes, not that they crossed the link.
    */
   windowBytes?: number;
+  /**
+   * Milliseconds a window lasts at least, from its first chunk's decision; a window whose flushes
+   * spanned less than half of it is not measured (its rate would be a burst's, not the link's).
+   */
+  windowMs?: number;
   /** How much faster packing must be expected to be to pack. */
   winMargin?: number;
   /** How many times the link's rate the compressor's must be to pack. */
@@ -50,6 +59,8 @@ interface Window {
   decided: number;
   decidedBytes: number;
   flushed: number;
+  /** When its first chunk was decided: it takes chunks for `windowMs` at least. */
+  openedAt: number;
   /** When its first chunk was flushed: the clock starts there, so that chunk's bytes are not counted. */
   startedAt: number;
   wireBytes: number;
@@ -68,6 +79,7 @@ function follow(average: number | undefined, sample: number): number {
 export class PackingPolicy {
   readonly mode: CompressMode;
   readonly #windowBytes: number;
+  readonly #windowMs: number;
   readonly #winMargin: number;
   readonly #linkShare: number;
   readonly #backoff: number;
@@ -100,12 +112,13 @@ export class PackingPolicy {
   constructor(mode: CompressMode, options: PackingPolicyOptions = {}) {
     this.mode = mode;
     this.#windowBytes = options.windowBytes ?? 8 * 1024 * 1024;
+    this.#windowMs = options.windowMs ?? 1000;
     this.#winMargin = options.winMargin ?? 1.5;
     this.#linkShare = options.linkShare ?? 3;
     this.#backoff = options.backoff ?? 2;
     this.#now = options.now ?? (() => performance.now());
     this.#packing = mode === 'always';
-    this.#deciding = newWindow(this.#packing);
+    this.#deciding = this.#newWindow(this.#packing);
   }
 
   /** Whether packing is the way chunks go now. */
@@ -132,8 +145,9 @@ export class PackingPolicy {
     if (this.#isFull(this.#deciding)) {
       const raw = this.#rawCheckWanted;
       this.#rawCheckWanted = false;
-      this.#deciding = newWindow(this.#packing && !raw);
+      this.#deciding = this.#newWindow(this.#packing && !raw);
     }
+    if (this.#deciding.decided === 0) this.#deciding.openedAt = this.#now();
     this.#deciding.decided += 1;
     this.#deciding.decidedBytes += rawBytes;
     this.#unflushed.push(this.#deciding);
@@ -170,13 +184,16 @@ export class PackingPolicy {
     if (this.#isFull(window) && window.flushed === window.decided) this.#measured(window);
   }
 
-  /** A window takes no more chunks once it holds `windowBytes` in two chunks or more. */
+  /** A window takes no more chunks once it holds `windowBytes` in two chunks or more and has lasted `windowMs`. */
   #isFull(window: Window): boolean {
-    return window.decidedBytes >= this.#windowBytes && window.decided >= 2;
+    return window.decidedBytes >= this.#windowBytes && window.decided >= 2 && this.#now() - window.openedAt >= this.#windowMs;
   }
 
   #measured(window: Window): void {
-    const rate = window.wireBytes / Math.max(this.#now() - window.startedAt, 0.001);
+    const span = this.#now() - window.startedAt;
+    // Its chunks were flushed in a burst or two: the rate would be the buffers', not the link's.
+    if (span < this.#windowMs / 2) return;
+    const rate = window.wireBytes / span;
     if (window.blocked) {
       this.#linkRate = Math.max(rate, this.#lastWindowRate ?? rate);
       this.#lastWindowRate = rate;
@@ -220,10 +237,10 @@ export class PackingPolicy {
     this.#probeEvery = 1;
     this.#rawCheckEvery = 2;
     this.#unblockedPacked = 0;
-    this.#deciding = newWindow(pack);
+    this.#deciding = this.#newWindow(pack);
   }
-}
 
-function newWindow(packed: boolean): Window {
-  return { packed, decided: 0, decidedBytes: 0, flushed: 0, startedAt: 0, wireBytes: 0, blocked: false };
+  #newWindow(packed: boolean): Window {
+    return { packed, decided: 0, decidedBytes: 0, flushed: 0, openedAt: this.#now(), startedAt: 0, wireBytes: 0, blocked: false };
+  }
 }
