@@ -11,7 +11,7 @@ import { type RunningSha256, runningSha256 } from '../hashing/running-sha256.js'
 import type { ClientConnection } from './connection.js';
 import type { ProgressListener, StartListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
-import { hashInOrder, receiveInParallel, streamsFor } from './parallel-download.js';
+import { InOrderHashing, receiveInParallel, streamsFor } from './parallel-download.js';
 import { type ChunkWriter, type Received, completeBytes, receiveChunks } from './download-receiver.js';
 import { offersDirect, receiveDirect, rememberUnreadable } from './direct-download.js';
 import { formatBytes } from '../units.js';
@@ -186,17 +186,23 @@ export async function downloadFile(connection: ClientConnection, name: string, o
     const streams = options.openConnection ? streamsFor(options.streams, connection, info, fromChunk) : 1;
     let received: Received;
     if (streams > 1) {
-      received = await receiveInParallel(
-        connection,
-        options.openConnection!,
-        streams,
-        { info, fromChunk, pack },
-        fileWriter(handle),
-        xxh64,
-        options,
-      );
-      // The streams landed out of order: the SHA-256 reads the part back, once, in order.
-      await hashInOrder(handle, sha256, info, fromChunk);
+      // The streams land chunks out of order: the SHA-256 reads them back in order as the gaps close.
+      const hashing = new InOrderHashing(handle, sha256, info, fromChunk);
+      try {
+        received = await receiveInParallel(
+          connection,
+          options.openConnection!,
+          streams,
+          { info, fromChunk, pack },
+          hashing.writer(fileWriter(handle)),
+          xxh64,
+          options,
+        );
+      } catch (error) {
+        await hashing.stop();
+        throw error;
+      }
+      await hashing.finish();
     } else {
       const wanted = { name, sha256: info.sha256, fromChunk, pack };
       received = await receiveFile(connection, wanted, fileWriter(handle), sha256, xxh64, options);
