@@ -3,10 +3,13 @@
 // the client's memory of what it read (resume cache), the copy into shared memory at any
 // alignment, client networks, and sizes and durations as the flags take them.
 import { createHash, randomBytes } from 'node:crypto';
+import { open, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import t from 'tap';
 import { LocalFileReading } from '../src/client/local-file-reading.js';
 import { copyIntoShared } from '../src/shared-copy.js';
 import { runningSha256 } from '../src/hashing/running-sha256.js';
+import { tempDir } from './helpers/temp-dir.js';
 import { addressPrefix } from '../src/server/address-prefix.js';
 import { Allowance } from '../src/server/allowance.js';
 import { ChunkBuffers } from '../src/server/chunk-buffers.js';
@@ -148,6 +151,54 @@ t.test('InOrderHasher: a gap nobody is writing, a chunk fed twice, or a copy of 
   hasher.stopWaiting();
   t.equal(state.broken, true, 'the upload stopped waiting with a chunk held: broken');
   t.equal(buffers.released.length, 1, 'and the held buffer came back');
+});
+
+t.test('InOrderHasher with a read-back: chunks past a gap nobody writes are read back at their turn, not a broken hash', async (t) => {
+  const chunks = [randomBytes(10), randomBytes(10), randomBytes(10), randomBytes(5)];
+  const whole = Buffer.concat(chunks);
+  const path = join(tempDir(t), 'partial');
+  await writeFile(path, whole);
+  const file = await open(path, 'r');
+  t.teardown(() => file.close());
+  const reads: number[] = [];
+  const readBack = {
+    chunkBytes: 10,
+    async read(position: number, into: Uint8Array): Promise<void> {
+      reads.push(position);
+      const { bytesRead } = await file.read(into, 0, into.length, position);
+      if (bytesRead !== into.length) throw new Error('short read');
+    },
+  };
+  const state: SessionHashState = { next: 0, broken: false, sha256: runningSha256(whole.length) };
+  const writing = new Set<number>();
+  const buffers = recordingBuffers();
+  const hasher = new InOrderHasher(state, (index) => writing.has(index), buffers, readBack);
+  const [b0, b1, b2, b3] = chunks.map(chunkBuffer) as [SharedArrayBuffer, SharedArrayBuffer, SharedArrayBuffer, SharedArrayBuffer];
+  hasher.add(3, b3, 5);
+  hasher.add(2, b2, 10);
+  t.equal(state.broken, false, 'two chunks past a gap nobody writes: not broken');
+  t.same(buffers.released, [b3, b2], 'and their buffers went back at once');
+  writing.add(1);
+  hasher.add(0, b0, 10);
+  t.equal(state.next, 1, 'chunk 0 fed; 1 is being written');
+  writing.delete(1);
+  hasher.add(1, b1, 10);
+  t.equal(state.next, 4, 'then 1, and 2 and 3 from the file');
+  t.equal(await hasher.digest(4), createHash('sha256').update(whole).digest('hex'), 'the whole SHA-256, in order');
+  t.same(reads, [20, 30], 'read back: chunks 2 and 3 only');
+  t.equal(buffers.released.length, 4, 'every buffer came back');
+
+  // Chunk 1 written ahead, then its turn comes while a copy of it is being written: fed once that write ends.
+  const second: SessionHashState = { next: 0, broken: false, sha256: runningSha256(20) };
+  const secondHasher = new InOrderHasher(second, (index) => writing.has(index), recordingBuffers(), readBack);
+  secondHasher.add(1, chunkBuffer(chunks[1]!), 10);
+  writing.add(1);
+  secondHasher.add(0, chunkBuffer(chunks[0]!), 10);
+  t.equal(second.next, 1, 'chunk 1 waits for the copy being written');
+  writing.delete(1);
+  secondHasher.writeEnded();
+  t.equal(second.next, 2, 'and is read back once that write ended');
+  t.equal(await secondHasher.digest(2), createHash('sha256').update(whole.subarray(0, 20)).digest('hex'));
 });
 
 t.test('LocalFileReading: keeps what was read across attempts of the same file, starts over for another', async (t) => {

@@ -48,6 +48,8 @@ export interface UploadBytes {
   sync(progress: UploadProgress | undefined): Promise<void>;
   /** The SHA-256 and chunk hashes of the stored bytes, from one pass over them; undefined where they cannot be read back. */
   hashStored(size: number, chunkSize: number): Promise<HashFileResult | undefined>;
+  /** Reads `into.length` stored bytes at `position` (all of them, or rejects); absent where they cannot be read back. */
+  read?(position: number, into: Uint8Array): Promise<void>;
   /** Makes the verified bytes the file `name`, durably (the caller records it once this returns). */
   place(file: PlacedFile): Promise<PlacedTimes | undefined>;
   close(): Promise<void>;
@@ -224,6 +226,11 @@ class LocalUploadBytes implements UploadBytes {
 
   hashStored(size: number, chunkSize: number): Promise<HashFileResult> {
     return this.#workers.hashFile({ path: this.#path, size, chunkSize });
+  }
+
+  async read(position: number, into: Uint8Array): Promise<void> {
+    const { bytesRead } = await this.#file.read(into, 0, into.length, position);
+    if (bytesRead !== into.length) throw new Error(`${this.#path}: ${bytesRead} bytes at ${position}, expected ${into.length}`);
   }
 
   async place(file: PlacedFile): Promise<undefined> {

@@ -9,13 +9,27 @@ export interface SessionHashState {
   readonly sha256: RunningSha256 | ResumableSha256;
 }
 
+/** Where the chunks of an upload can be read back from once written (the store's partial file). */
+export interface ReadBack {
+  /** The upload's chunk size: chunk `index` starts at `index * chunkBytes`. */
+  chunkBytes: number;
+  /** Reads `into.length` bytes at `position` of the upload, as written (all of them, or rejects). */
+  read(position: number, into: Uint8Array): Promise<void>;
+}
+
+/** The most read back at once: a chunk is read back in pieces of this, into one buffer of the hasher's own. */
+const readBackPieceBytes = 1024 * 1024;
+
 /**
  * Feeds one upload's written chunks to its session's running SHA-256 in chunk order, so the
- * whole-file hash is ready when the last chunk lands. A chunk written ahead of its turn waits only
- * while every chunk before it is being written (so nothing waits on a chunk that may never come);
- * a chunk fed twice (also while its first copy is held), one with a gap before it, or a gap left
- * when the upload stops waiting marks the hash broken, and the upload falls back to hashing the
- * file in one pass.
+ * whole-file hash is ready when the last chunk lands. A chunk written ahead of its turn is held
+ * while every chunk before it is being written (so nothing waits on a chunk that may never come).
+ * With `readBack` (a store that can read an unfinished upload back), a chunk written further
+ * ahead, past a gap nobody is writing yet (parallel streams land chunks out of order), is let go
+ * and read back from the store once the chunks before it are fed: the hashing goes on beside the
+ * transfer, not in one pass after it. Without it, such a chunk, a chunk fed twice (also while its
+ * first copy is held), or a gap left when the upload stops waiting marks the hash broken, and the
+ * upload falls back to hashing the file in one pass.
  */
 export class InOrderHasher {
   readonly state: SessionHashState;
@@ -23,32 +37,78 @@ export class InOrderHasher {
   readonly #beingWritten: (index: number) => boolean;
   readonly #release: (buffer: SharedArrayBuffer) => void;
   readonly #held = new Map<number, { buffer: SharedArrayBuffer; length: number }>();
-  /** Settles when the last update submitted has been applied (they are applied in order). */
+  readonly #readBack: ReadBack | undefined;
+  /** Chunks written past a gap and let go: each is read back when its turn comes. Their lengths. */
+  readonly #writtenAhead = new Map<number, number>();
+  /** The buffer chunks are read back into (made at the first). */
+  #readBuffer: SharedArrayBuffer | undefined;
+  /** Updates waiting in the chain behind `#lastUpdate` (see `#chain`), not yet applied. */
+  #chained = 0;
+  /** Settles when the last update submitted has been applied (they are applied in order); never rejects. */
   #lastUpdate: Promise<unknown> = Promise.resolve();
 
-  constructor(state: SessionHashState, beingWritten: (index: number) => boolean, buffers: { release(buffer: SharedArrayBuffer): void }) {
+  constructor(
+    state: SessionHashState,
+    beingWritten: (index: number) => boolean,
+    buffers: { release(buffer: SharedArrayBuffer): void },
+    readBack?: ReadBack,
+  ) {
     this.state = state;
     this.#beingWritten = beingWritten;
     this.#release = (buffer) => buffers.release(buffer);
+    this.#readBack = readBack;
   }
 
   /** Takes a written chunk's buffer; hands it to `release` once it is hashed or not needed. */
   add(index: number, buffer: SharedArrayBuffer, length: number): void {
-    if (this.state.broken || index < this.state.next || this.#held.has(index) || !this.#gapIsBeingWritten(index)) {
+    if (this.state.broken || index < this.state.next || this.#held.has(index)) {
       this.#release(buffer);
       return this.#break();
     }
+    // Its turn (also a copy of one written ahead): fed now, from this buffer.
+    if (index === this.state.next) this.#writtenAhead.delete(index);
+    else if (this.#writtenAhead.has(index) || !this.#gapIsBeingWritten(index)) {
+      // Past a gap nobody is writing (or written ahead once already): read back at its turn, or the hash breaks.
+      this.#release(buffer);
+      if (!this.#readBack) return this.#break();
+      this.#writtenAhead.set(index, length);
+      return;
+    }
     this.#held.set(index, { buffer, length });
-    for (let next = this.#held.get(this.state.next); next; next = this.#held.get(this.state.next)) {
-      this.#held.delete(this.state.next);
+    this.#feedWhatFollows();
+  }
+
+  /**
+   * A write of the upload has ended (after its `add`, if it succeeded): a chunk written ahead
+   * whose turn came while that write was under way is fed now.
+   */
+  writeEnded(): void {
+    if (!this.state.broken && this.#writtenAhead.size > 0) this.#feedWhatFollows();
+  }
+
+  /** Feeds, in order, every chunk from `next` on that is held or written ahead (and not being written again). */
+  #feedWhatFollows(): void {
+    for (;;) {
+      const index = this.state.next;
+      const held = this.#held.get(index);
+      if (held) {
+        this.#held.delete(index);
+        this.state.next += 1;
+        this.#feed(held.buffer, held.length);
+        continue;
+      }
+      const length = this.#writtenAhead.get(index);
+      // A copy of it being written now comes to `add` once written, and is fed then.
+      if (length === undefined || this.#beingWritten(index)) return;
+      this.#writtenAhead.delete(index);
       this.state.next += 1;
-      this.#feed(next.buffer, next.length);
+      this.#feedReadBack(index, length);
     }
   }
 
   #gapIsBeingWritten(index: number): boolean {
     for (let before = this.state.next; before < index; before += 1) {
-      if (!this.#held.has(before) && !this.#beingWritten(before)) return false;
+      if (!this.#held.has(before) && !this.#beingWritten(before) && !this.#writtenAhead.has(before)) return false;
     }
     return true;
   }
@@ -59,6 +119,8 @@ export class InOrderHasher {
    * the chunks let go are sent again when the upload resumes from that state.
    */
   stopWaiting(): void {
+    // Chunks written ahead stay unfed: the next digest finds the hash short and hashes the file in one pass.
+    this.#writtenAhead.clear();
     if (this.#held.size === 0) return;
     if (!('save' in this.state.sha256)) return this.#break();
     for (const { buffer } of this.#held.values()) this.#release(buffer);
@@ -92,18 +154,56 @@ export class InOrderHasher {
   }
 
   #feed(buffer: SharedArrayBuffer, length: number): void {
-    this.#lastUpdate = this.state.sha256.update(buffer, length).then(
-      () => this.#release(buffer),
-      () => {
-        this.#release(buffer);
-        this.#break();
-      },
-    );
+    const update = (): Promise<void> =>
+      this.state.sha256.update(buffer, length).then(
+        () => this.#release(buffer),
+        () => {
+          this.#release(buffer);
+          this.#break();
+        },
+      );
+    // Submitted at once (the hashing thread applies updates in the order submitted), unless an
+    // update before it waits in the chain (a read-back, or one queued behind it): then after it.
+    if (this.#chained === 0) {
+      this.#lastUpdate = update();
+      return;
+    }
+    this.#chain(update);
+  }
+
+  /** Feeds chunk `index` read back from the store, once every update before it has been applied (its buffer is reused). */
+  #feedReadBack(index: number, length: number): void {
+    const readBack = this.#readBack!;
+    this.#chain(async () => {
+      this.#readBuffer ??= new SharedArrayBuffer(Math.min(readBack.chunkBytes, readBackPieceBytes));
+      const buffer = this.#readBuffer;
+      for (let done = 0; done < length && !this.state.broken;) {
+        const piece = Math.min(buffer.byteLength, length - done);
+        await readBack.read(index * readBack.chunkBytes + done, new Uint8Array(buffer, 0, piece));
+        await this.state.sha256.update(buffer, piece);
+        done += piece;
+      }
+    });
+  }
+
+  /**
+   * Runs `update` once every update before it has been applied. Until every update so chained
+   * has been applied, later ones are chained too: one submitted at once could pass them.
+   */
+  #chain(update: () => Promise<void>): void {
+    this.#chained += 1;
+    this.#lastUpdate = this.#lastUpdate
+      .then(update)
+      .catch(() => this.#break())
+      .finally(() => {
+        this.#chained -= 1;
+      });
   }
 
   #break(): void {
     for (const { buffer } of this.#held.values()) this.#release(buffer);
     this.#held.clear();
+    this.#writtenAhead.clear();
     if (this.state.broken) return;
     this.state.broken = true;
     this.state.sha256.drop();

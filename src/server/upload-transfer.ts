@@ -109,7 +109,9 @@ export class UploadTransfer implements ActiveUpload {
     this.#chunkCount = chunkCountOf(claim.session.size, claim.session.chunkSize);
     this.#onFailure = onFailure;
     for (const index of claim.verified.keys()) this.#receivedBytes += this.#lengthOf(index);
-    this.#hasher = new InOrderHasher(claim.hashState, (index) => this.#writing.has(index), services.buffers);
+    // Chunks that land past a gap (parallel streams) are read back from the partial file at their turn, where it can be read.
+    const readBack = bytes.read && { chunkBytes: claim.session.chunkSize, read: bytes.read.bind(bytes) };
+    this.#hasher = new InOrderHasher(claim.hashState, (index) => this.#writing.has(index), services.buffers, readBack);
   }
 
   /** Opens the claimed session's bytes (its partial file) and makes the upload that writes them. */
@@ -259,6 +261,7 @@ export class UploadTransfer implements ActiveUpload {
     this.#writing.set(index, written);
     return written.finally(() => {
       if (this.#writing.get(index) === written) this.#writing.delete(index);
+      this.#hasher.writeEnded();
       this.#inflight -= 1;
       if (this.#inflight === 0) for (const wake of this.#idle.splice(0)) wake();
     });
