@@ -6,7 +6,7 @@ import type { FileInfo, FileSummary } from '../protocol/messages.js';
 import { checkName } from '../protocol/names.js';
 import { fromSystemError } from '../system-errors.js';
 import type { FerryClient, TransferControl } from './client.js';
-import type { CompressChoice } from '../compression/negotiation.js';
+import { type CompressChoice, packingFor } from '../compression/negotiation.js';
 import type { HashCache } from './hash-cache.js';
 import { type InFlightLimits, inFlight } from './in-flight.js';
 import { type LocalTreeEntry, walkLocalTree } from './local-tree.js';
@@ -115,6 +115,15 @@ export function folderName(given: string): string {
   return trimmed === '' ? '' : checkName(trimmed.normalize('NFC'));
 }
 
+/**
+ * Refuses a codec named (`--compress zstd`) that this client or the server lacks once, before
+ * any file, not once per file of the tree (which could be a million lines of the same error).
+ */
+async function checkCodec(client: FerryClient, compress: CompressChoice | undefined): Promise<void> {
+  if (compress === undefined || compress === 'auto' || compress === 'off') return;
+  packingFor(compress, (await client.connection()).hello.capabilities);
+}
+
 /** A failure that is about the link or the run, not the file: the files after it would fail the same way. */
 function stopsTheRun(error: FerryError): boolean {
   return error.retryable || error.code === 'ECANCELED' || error.code === 'EAUTH' || error.code === 'ECONNECT';
@@ -209,6 +218,7 @@ export async function uploadTree(
   prefix: string,
   options: TreeHooks & { cache: HashCache; followSymlinks?: boolean },
 ): Promise<TreeSummary> {
+  await checkCodec(client, options.compress);
   const tally = new TreeTally(options);
   const entries = walkLocalTree(root, { followSymlinks: options.followSymlinks ?? false });
   const sizeOf = (entry: LocalTreeEntry): number => (entry.kind === 'file' ? entry.stats.size : 0);
@@ -307,6 +317,7 @@ export async function downloadTree(
   out: string,
   options: TreeHooks & { cache: HashCache; direct?: boolean },
 ): Promise<TreeSummary> {
+  await checkCodec(client, options.compress);
   const tally = new TreeTally(options);
   const base = resolve(out);
   const limits = options.inFlight ?? defaultDownloadInFlight;
@@ -386,13 +397,18 @@ function makeEmptyFolder(path: string, marker: string, tally: TreeTally): boolea
   }
 }
 
+/** The permission bits `download -r` restores: all but set-user-ID and set-group-ID (a server's word must not make a local program run as another user or group). */
+const restorableModeBits = 0o1777;
+
 /**
  * Gives a downloaded (or already matching) local file the mode and mtime its uploader kept, and
  * remembers its SHA-256 in the cache as the file now is.
  */
 function restoreAttributes(path: string, file: FileSummary, before: Stats | undefined, cache: HashCache, sha256 = file.sha256): void {
   try {
-    if (file.mode !== undefined && (before === undefined || (before.mode & 0o7777) !== file.mode)) chmodSync(path, file.mode);
+    // Never the set-user-ID and set-group-ID bits: a server's word does not make a local program run as its owner.
+    const mode = file.mode === undefined ? undefined : file.mode & restorableModeBits;
+    if (mode !== undefined && (before === undefined || (before.mode & 0o7777) !== mode)) chmodSync(path, mode);
     if (file.mtime !== undefined) {
       const mtime = new Date(file.mtime);
       if (before === undefined || Math.round(before.mtimeMs) !== mtime.getTime()) utimesSync(path, new Date(), mtime);
