@@ -118,7 +118,7 @@ export class PackingPolicy {
     this.#backoff = options.backoff ?? 2;
     this.#now = options.now ?? (() => performance.now());
     this.#packing = mode === 'always';
-    this.#deciding = this.#newWindow(this.#packing);
+    this.#deciding = newWindow(this.#packing);
   }
 
   /** Whether packing is the way chunks go now. */
@@ -145,7 +145,7 @@ export class PackingPolicy {
     if (this.#isFull(this.#deciding)) {
       const raw = this.#rawCheckWanted;
       this.#rawCheckWanted = false;
-      this.#deciding = this.#newWindow(this.#packing && !raw);
+      this.#deciding = newWindow(this.#packing && !raw);
     }
     if (this.#deciding.decided === 0) this.#deciding.openedAt = this.#now();
     this.#deciding.decided += 1;
@@ -237,10 +237,11 @@ export class PackingPolicy {
     this.#probeEvery = 1;
     this.#rawCheckEvery = 2;
     this.#unblockedPacked = 0;
-    this.#deciding = this.#newWindow(pack);
+    this.#deciding = newWindow(pack);
   }
+}
 
-  #newWindow(packed: boolean): Window {
-    return { packed, decided: 0, decidedBytes: 0, flushed: 0, openedAt: this.#now(), startedAt: 0, wireBytes: 0, blocked: false };
-  }
+/** A window that has taken no chunk yet (its clock starts at its first: see `#push`). */
+function newWindow(packed: boolean): Window {
+  return { packed, decided: 0, decidedBytes: 0, flushed: 0, openedAt: 0, startedAt: 0, wireBytes: 0, blocked: false };
 }
