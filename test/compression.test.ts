@@ -250,9 +250,10 @@ t.test('uploads and downloads with a codec named: fewer bytes on the wire, the s
 
 t.test('auto turns packing on over a slow link, and the file arrives whole', async (t) => {
   const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
-  // Measuring windows are 8 MiB, far more than socket buffers: the first few go raw.
-  // A link slow enough to be what holds the sender back even on a busy machine.
-  const proxy = await startCutProxy(t, running.port, { bytesPerSecond: 16 * MiB });
+  // Measuring windows are at least 8 MiB and a second, far more than socket buffers: the first
+  // ones go raw. A link slow enough to be what holds the sender back even on a busy machine, and
+  // to give the policy several windows (raw, 64 MiB would take 8 s over it).
+  const proxy = await startCutProxy(t, running.port, { bytesPerSecond: 8 * MiB });
   const dir = tempDir(t);
   const text = compressibleText(64 * MiB);
   await writeFile(join(dir, 'big.log'), text);
