@@ -6,6 +6,7 @@ import { closeSync, openSync } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
+import { localCodec } from '../src/compression/codecs.js';
 import { blockingIo, libuvIo, readChunk, writeChunk } from '../workers/chunk-io.js';
 import { hashFile, readChunk as workerReadChunk, writeChunk as workerWriteChunk } from '../workers/chunk-worker.js';
 import { hashDigest, hashDrop, hashSave, hashStartResumable, hashUpdate } from '../workers/sha256-tasks.js';
@@ -47,6 +48,61 @@ for (const [label, io] of [
     t.match(mismatch, { ok: false, code: 'ECHECKSUM', message: 'stored chunk at offset 0 does not match its recorded xxh64' });
     const short = await readChunk({ fd, offset: 250, length: 100, xxh64: 0n, buffer: new SharedArrayBuffer(100) }, io, xxh64);
     t.match(short, { ok: false, code: 'ECHECKSUM' }, 'a file that ends before the chunk does is a mismatch');
+  });
+
+  t.test(`a packed chunk is checked after unpacking, like a raw one: ${label}`, async (t) => {
+    const path = join(tempDir(t), 'file');
+    await writeFile(path, Buffer.alloc(300));
+    const fd = openSync(path, 'r+');
+    t.teardown(() => closeSync(fd));
+    const brotli = localCodec('brotli')!;
+    const payload = Buffer.from('ferry packs this chunk, ferry packs this chunk, ferry packs this chunk, and then some.'.padEnd(100, '!'));
+    /** A chunk buffer of `length` bytes holding `packed` at its start, and the task's `packed` field for it. */
+    const packedTask = (packed: Buffer, length: number) => {
+      const buffer = new SharedArrayBuffer(length);
+      new Uint8Array(buffer).set(packed);
+      return { buffer, packed: { codec: 'brotli' as const, bytes: packed.length } };
+    };
+
+    const good = await writeChunk(
+      { fd, offset: 100, length: 100, xxh64: xxh64(payload), ...packedTask(brotli.compress(payload), 100) },
+      io,
+      xxh64,
+    );
+    t.same(good, { ok: true, xxh64: xxh64(payload) });
+    t.same((await readFile(path)).subarray(100, 200), payload, 'a packed chunk lands unpacked at its offset');
+
+    const other = Buffer.from(payload).reverse();
+    const wrongContent = await writeChunk(
+      { fd, offset: 0, length: 100, xxh64: xxh64(payload), ...packedTask(brotli.compress(other), 100) },
+      io,
+      xxh64,
+    );
+    t.same(
+      wrongContent,
+      { ok: false, code: 'ECHECKSUM', message: 'chunk at offset 0: xxh64 mismatch' },
+      'valid brotli of other bytes than the xxh64 describes is refused as a raw chunk with a wrong xxh64 is',
+    );
+
+    const short = await writeChunk(
+      { fd, offset: 0, length: 100, xxh64: xxh64(payload), ...packedTask(brotli.compress(payload.subarray(0, 60)), 100) },
+      io,
+      xxh64,
+    );
+    t.match(
+      short,
+      { ok: false, code: 'ECHECKSUM', message: /^chunk at offset 0: brotli data does not unpack: brotli data holds 60 bytes, not 100$/u },
+      'brotli that unpacks to fewer bytes than the length is refused',
+    );
+    const long = Buffer.concat([payload, payload]);
+    const longTask = packedTask(brotli.compress(long), 200); // room for all it holds: only the length declared stops it
+    const tooLong = await writeChunk({ fd, offset: 0, length: 100, xxh64: xxh64(payload), ...longTask }, io, xxh64);
+    t.match(
+      tooLong,
+      { ok: false, code: 'ECHECKSUM', message: /^chunk at offset 0: brotli data does not unpack: /u },
+      'and so is brotli that unpacks to more',
+    );
+    t.same((await readFile(path)).subarray(0, 100), Buffer.alloc(100), 'none of the refused chunks wrote a byte');
   });
 
   t.test(`a failed system call is a task failure: ${label}`, async (t) => {

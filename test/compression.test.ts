@@ -4,17 +4,19 @@
  * raw bytes, refused when a chunk does not unpack, `auto` turning itself on over a slow link.
  */
 import { randomBytes } from 'node:crypto';
-import { readFile, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { localCodecs, packIfSmaller, probeBytes, unpackInPlace } from '../src/compression/codecs.js';
 import { offeredCodecs, packingFor } from '../src/compression/negotiation.js';
-import { PackingPolicy } from '../src/compression/packing-policy.js';
+import { type PackTicket, PackingPolicy, connectionPolicy } from '../src/compression/packing-policy.js';
 import { FrameDecoder, type FrameSink } from '../src/protocol/decoder.js';
 import { encodeChunkHead } from '../src/protocol/encoder.js';
 import type { FerryError } from '../src/protocol/errors.js';
 import { type ChunkHeader, FrameType, codecIds, packedFieldsBytes } from '../src/protocol/frames.js';
 import { loadXxh64 } from '../src/hashing/xxh64.js';
+import { HashCache } from '../src/client/hash-cache.js';
+import { downloadTree, uploadTree } from '../src/client/tree-transfer.js';
 import { ferry, jsonOf } from './helpers/cli.js';
 import { startCutProxy } from './helpers/cut-proxy.js';
 import { sha256Of } from './helpers/files.js';
@@ -119,13 +121,21 @@ t.test('auto packs only while packing is expected to move the file faster', (t) 
   /**
    * Sends `chunks` chunks of `chunkBytes` at `pace`; returns how many went packed. Their flushes
    * are told `burst` at a time, all at the time of the last, as a socket that drained takes the
-   * chunks queued behind it at once.
+   * chunks queued behind it at once (`reversed`: the last of a burst first, as chunks of two
+   * transfers on one connection may be). After every `idleEvery` chunks, once all are flushed,
+   * the sender has nothing to send for `idleMs` (the next file of a folder being read, say).
    */
-  const run = (policy: PackingPolicy, chunks: number, pace: Pace, { chunkBytes = MiB, burst = 1 } = {}): number => {
+  const run = (
+    policy: PackingPolicy,
+    chunks: number,
+    pace: Pace,
+    { chunkBytes = MiB, burst = 1, reversed = false, idleEvery = 0, idleMs = 0 } = {},
+  ): number => {
     let packedChunks = 0;
-    const unflushed: number[] = [];
+    const unflushed: [PackTicket, number][] = [];
     for (let chunk = 0; chunk < chunks; chunk += 1) {
-      const way = policy.packNext(chunkBytes);
+      const ticket = policy.packNext(chunkBytes);
+      const { way } = ticket;
       const pack = way === 'pack';
       const shrinks = pace.ratio >= 16 / 15;
       if (way === 'probe')
@@ -134,10 +144,15 @@ t.test('auto packs only while packing is expected to move the file faster', (t) 
       if (pack) policy.packed({ rawBytes: chunkBytes, packedBytes: shrinks ? wire : undefined, ms: chunkBytes / pace.pack });
       const sending = Math.max(chunkBytes / pace.sender, pack ? chunkBytes / pace.pack : 0);
       const crossing = wire / pace.link;
-      if (crossing >= sending) policy.blocked();
+      if (crossing >= sending) policy.blocked(ticket);
       now += Math.max(crossing, sending);
-      unflushed.push(wire);
-      if (unflushed.length >= burst) for (const each of unflushed.splice(0)) policy.flushed(each);
+      unflushed.push([ticket, wire]);
+      if (unflushed.length >= burst) {
+        const flushing = unflushed.splice(0);
+        if (reversed) flushing.reverse();
+        for (const [each, bytes] of flushing) policy.flushed(each, bytes);
+      }
+      if (idleEvery > 0 && (chunk + 1) % idleEvery === 0 && unflushed.length === 0) now += idleMs;
       if (pack) packedChunks += 1;
     }
     return packedChunks;
@@ -178,17 +193,65 @@ t.test('auto packs only while packing is expected to move the file faster', (t) 
   run(changing, 1000, loopback);
   t.notOk(changing.packing, 'raw again once the link got fast');
 
+  // A folder of 2 MiB files on loopback, 50 ms between files with nothing to send: timed with
+  // those gaps, the link would read as 40 MB/s, slow enough to pack; they are not the link's.
+  const folderOnLoopback = new PackingPolicy('auto', clock);
+  const packedInFolder = run(folderOnLoopback, 2048, loopback, { idleEvery: 2, idleMs: 50 });
+  t.equal(packedInFolder, 0, 'files with pauses between them on loopback: no chunk packed');
+
+  // Two files at a time over a slow link, each of four 256 KiB chunks, their flushes out of the
+  // order decided: one policy for the connection measures the link across them.
+  const folderOnSlowLink = new PackingPolicy('auto', clock);
+  const packedAcrossFiles = run(folderOnSlowLink, 1600, slowLink, {
+    chunkBytes: 256 * KiB,
+    burst: 2,
+    reversed: true,
+    idleEvery: 8,
+    idleMs: 5,
+  });
+  t.ok(folderOnSlowLink.packing, 'small files over a slow link, one policy for them all: packing goes on');
+  t.ok(packedAcrossFiles >= 1400, `and stays on (${packedAcrossFiles} of 1600 chunks packed)`);
+
+  // A file's last chunk can be a few bytes, which never shrink: a probe waits for a full chunk.
+  // (A probe of one, taken as the data's ratio, once kept a folder of logs raw over a slow link.)
+  const withTails = new PackingPolicy('auto', { ...clock, windowBytes: 2 * MiB, windowMs: 100 });
+  const tailWays: string[] = [];
+  let probedFull = false;
+  for (let file = 0; file < 10 && !probedFull; file += 1) {
+    const full = withTails.packNext(MiB);
+    probedFull = full.way === 'probe';
+    withTails.blocked(full);
+    now += MiB / slowLink.link;
+    withTails.flushed(full, MiB);
+    const tail = withTails.packNext(3);
+    tailWays.push(tail.way);
+    withTails.flushed(tail, 3);
+  }
+  t.ok(probedFull, 'over a slow link, a probe comes, on a full chunk');
+  t.same(
+    tailWays.filter((way) => way !== 'raw'),
+    [],
+    `never on a file's 3-byte last chunk (${tailWays.length} of them)`,
+  );
+
   let probes = 0;
   const counting = new PackingPolicy('auto', clock);
   for (let chunk = 0; chunk < 200; chunk += 1) {
-    if (counting.packNext(MiB) !== 'raw') probes += 1;
+    const ticket = counting.packNext(MiB);
+    if (ticket.way !== 'raw') probes += 1;
     now += 1;
-    counting.flushed(MiB);
+    counting.flushed(ticket, MiB);
   }
   t.equal(probes, 0, 'a sender the link never holds back never packs, not even a probe');
 
-  t.equal(new PackingPolicy('always').packNext(MiB), 'pack');
-  t.equal(new PackingPolicy('off').packNext(MiB), 'raw');
+  t.equal(new PackingPolicy('always').packNext(MiB).way, 'pack');
+  t.equal(new PackingPolicy('off').packNext(MiB).way, 'raw');
+
+  const connection = {};
+  const shared = connectionPolicy(connection, { codec: 'zstd', mode: 'auto' });
+  t.equal(connectionPolicy(connection, { codec: 'zstd', mode: 'auto' }), shared, 'auto: one policy per connection and codec');
+  t.not(connectionPolicy(connection, { codec: 'lz4', mode: 'auto' }), shared, 'another codec, another policy');
+  t.not(connectionPolicy({}, { codec: 'zstd', mode: 'auto' }), shared, 'another connection, another policy');
   t.end();
 });
 
@@ -266,6 +329,39 @@ t.test('auto turns packing on over a slow link, and the file arrives whole', asy
   t.ok(carried < text.length * 0.75, `${carried} bytes crossed the link for ${text.length}`);
   t.equal(result.wireBytes < text.length * 0.75, true, 'and the result says so');
   t.equal(await sha256Of(join(running.dataDir, 'files', 'big.log')), result.sha256, 'stored whole and verified');
+});
+
+t.test('auto over a slow link packs a folder of files each too small to measure it alone, both ways', async (t) => {
+  // Files of 2 MiB: a measuring window takes 8 MiB and a second, so only one policy for the whole
+  // connection, measuring across files, ever packs them (one per file sent them all raw).
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port, { bytesPerSecond: 8 * MiB });
+  const root = join(tempDir(t), 'logs');
+  await mkdir(root);
+  const files = 24;
+  const text = compressibleText(2 * MiB);
+  for (let index = 0; index < files; index += 1)
+    await writeFile(join(root, `day${index}.log`), Buffer.concat([Buffer.from(`${index}\n`), text]));
+  const total = files * (text.length + 2) + 14; // the first line: `N\n`, 2 or 3 bytes
+  const client = running.client({ port: proxy.port });
+  t.teardown(() => client.close());
+  const cache = HashCache.open(tempDir(t, 'ferry-cache'));
+  t.teardown(() => cache.close());
+
+  const up = await uploadTree(client, root, 'logs', { cache });
+  t.match(up, { files, moved: files, failed: [] });
+  t.ok(proxy.upstreamBytes < total * 0.75, `upload: ${proxy.upstreamBytes} bytes crossed the link for ${total}`);
+  t.ok(up.wireBytes < up.bytesMoved * 0.75, `and the summary says so (${up.wireBytes} of ${up.bytesMoved})`);
+
+  const out = join(tempDir(t), 'logs-out');
+  const down = await downloadTree(client, 'logs', out, { cache });
+  t.match(down, { files, moved: files, failed: [] });
+  t.ok(proxy.downstreamBytes < total * 0.75, `download: ${proxy.downstreamBytes} bytes crossed the link for ${total}`);
+  t.ok(down.wireBytes < down.bytesMoved * 0.75, `and the summary says so (${down.wireBytes} of ${down.bytesMoved})`);
+  for (let index = 0; index < files; index += 1) {
+    const name = `day${index}.log`;
+    t.ok((await readFile(join(out, name))).equals(await readFile(join(root, name))), `${name} stored and fetched exact`);
+  }
 });
 
 t.test('a packed chunk that does not unpack fails the upload and publishes nothing', async (t) => {

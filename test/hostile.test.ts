@@ -8,7 +8,9 @@ import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import t, { type Test } from 'tap';
-import { encodeControl } from '../src/protocol/encoder.js';
+import { localCodec } from '../src/compression/codecs.js';
+import { loadXxh64 } from '../src/hashing/xxh64.js';
+import { encodeChunkHead, encodeControl } from '../src/protocol/encoder.js';
 import { makeFile, sha256Of } from './helpers/files.js';
 import { type ControlMessage, RawClient, chunkFrame, frameHead, referenceFingerprint } from './helpers/raw-client.js';
 import { type RunningServer, startServer } from './helpers/server.js';
@@ -533,6 +535,53 @@ t.test('a chunk whose xxh64 does not match gets an abort ECHECKSUM, and the name
   t.equal(await sha256Of(out), local.sha256, 'and it downloads exact');
   await fresh.close();
   raw.destroy();
+  await assertServing(t);
+});
+
+t.test('a packed chunk that unpacks to bytes other than its xxh64 describes gets the same abort ECHECKSUM as a raw one', async (t) => {
+  const local = await makeFile(work, 'packed-checksum.bin', 3 * chunkSize + 100);
+  const xxh64 = await loadXxh64();
+  // Valid brotli of other bytes, as many as chunk 1 has: it unpacks cleanly, so only the xxh64 can tell.
+  const other = Buffer.alloc(chunkSize, 0x61);
+  const packedOther = localCodec('brotli')!.compress(other);
+  const aborts: ControlMessage[] = [];
+  for (const kind of ['packed', 'raw'] as const) {
+    const name = `checksum/${kind}.bin`;
+    const { raw, stream, chunk } = await rawUpload(t, local, name);
+    const bad =
+      kind === 'packed'
+        ? Buffer.concat([
+            encodeChunkHead({
+              stream,
+              offset: chunkSize,
+              xxh64: xxh64(chunk(1)),
+              length: packedOther.length,
+              packed: { codec: 'brotli', rawLength: chunkSize },
+            }),
+            packedOther,
+          ])
+        : await chunkFrame(stream, chunkSize, other, xxh64(chunk(1)));
+    await raw.write([await chunkFrame(stream, 0, chunk(0)), bad]);
+    const abort = await raw.event('abort', stream);
+    t.match(
+      abort,
+      { event: 'abort', stream, code: 'ECHECKSUM', message: `chunk at offset ${chunkSize}: xxh64 mismatch` },
+      `${kind}: abort ECHECKSUM about the xxh64`,
+    );
+    aborts.push({ ...abort, stream: undefined });
+    t.match(await raw.call('putEnd', { stream, sha256: local.sha256 }), { ok: false }, `${kind}: the upload cannot be finished`);
+    t.notOk(raw.closed, `${kind}: the connection is not closed by a bad chunk`);
+    raw.destroy();
+  }
+  t.same(aborts[0], aborts[1], 'the packed chunk is refused exactly as the raw one is');
+  const client = running.client();
+  t.teardown(() => client.close());
+  t.same(await client.list(), [], 'nothing is published');
+  // The other bytes were not kept as verified chunk 1: an upload of the name afterwards stores the exact file.
+  await client.upload(local.path, { name: 'checksum/packed.bin' });
+  const out = join(work, 'packed-checksum.out');
+  await client.download('checksum/packed.bin', { out });
+  t.equal(await sha256Of(out), local.sha256, 'the name is then uploaded exact');
   await assertServing(t);
 });
 

@@ -29,6 +29,11 @@ export function formatList(files: FileSummary[]): string {
     .join('\n');
 }
 
+/** `, 4.2x smaller on the wire` when compression saved bytes; nothing otherwise. */
+export function compressedNote(payloadBytes: number, wireBytes: number): string {
+  return wireBytes < payloadBytes ? `, ${(payloadBytes / Math.max(wireBytes, 1)).toFixed(1)}x smaller on the wire` : '';
+}
+
 /** Unfinished uploads: bytes held of the size, how long since a client last worked on each, the name. */
 export function formatUploads(uploads: UploadSummary[], now = Date.now()): string {
   if (uploads.length === 0) return '(no unfinished uploads)';

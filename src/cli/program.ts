@@ -3,7 +3,18 @@ import { Command } from 'commander';
 import type { FerryClient, TransferControl } from '../client/client.js';
 import { FerryError } from '../protocol/errors.js';
 import { ferryVersion } from '../version.js';
-import { type Output, errorLine, formatInfo, formatList, formatLog, formatRate, formatStat, formatUploads, printJson } from './output.js';
+import {
+  type Output,
+  compressedNote,
+  errorLine,
+  formatInfo,
+  formatList,
+  formatLog,
+  formatRate,
+  formatStat,
+  formatUploads,
+  printJson,
+} from './output.js';
 // What only a transfer needs (the progress display, the folder walks with their hash cache) loads
 // when one runs, not at every start of the command.
 import type { TransferDisplay } from './transfer-display.js';
@@ -39,11 +50,6 @@ function uploadJson(result: UploadResult): Record<string, unknown> {
 function uploadLine(result: UploadResult, ms: number): string {
   if (result.skipped) return `${result.name} is already on the server (same SHA-256): nothing sent`;
   return `uploaded ${result.name}: ${formatBytes(result.size)}, sha256 ${result.sha256}${result.resumed ? ', resumed' : ''}${compressedNote(result.bytesSent, result.wireBytes)} (${formatRate(result.bytesSent, ms)})`;
-}
-
-/** `, 4.2x smaller on the wire` when compression saved bytes; nothing otherwise. */
-function compressedNote(fileBytes: number, wireBytes: number): string {
-  return wireBytes < fileBytes ? `, ${(fileBytes / Math.max(wireBytes, 1)).toFixed(1)}x smaller on the wire` : '';
 }
 
 /**

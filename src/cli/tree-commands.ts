@@ -18,7 +18,7 @@ import type { FileSummary } from '../protocol/messages.js';
 import type { CliContext, ClientFlags } from './client-command.js';
 import { withClient } from './client-command.js';
 import { interruptSignal } from './interrupts.js';
-import { type Output, errorLine, formatRate, printJson } from './output.js';
+import { type Output, compressedNote, errorLine, formatRate, printJson } from './output.js';
 import { TransferDisplay, retriesShownOn } from './transfer-display.js';
 import { formatBytes } from './units.js';
 
@@ -139,6 +139,7 @@ function reportTree(
       unchanged: summary.unchanged,
       bytes: summary.bytes,
       bytesMoved: summary.bytesMoved,
+      wireBytes: summary.wireBytes,
       folders: summary.folders,
       skipped: summary.skipped,
       failed: summary.failed,
@@ -149,7 +150,8 @@ function reportTree(
     const skipped = summary.skipped > 0 ? `; skipped ${summary.skipped} (links, special files: see above)` : '';
     output.out(
       `${what.verb} ${what.from} to ${what.to}: ${made} of ${summary.files} files (${summary.moved} ${what.verb}, ${summary.unchanged} unchanged), ` +
-        `${formatBytes(summary.bytes)}, ${formatBytes(summary.bytesMoved)} moved (${formatRate(summary.bytesMoved, elapsedMs)})${folders}${skipped}`,
+        `${formatBytes(summary.bytes)}, ${formatBytes(summary.bytesMoved)} moved${compressedNote(summary.bytesMoved, summary.wireBytes)} ` +
+        `(${formatRate(summary.bytesMoved, elapsedMs)})${folders}${skipped}`,
     );
   }
   if (summary.stopped) {

@@ -73,6 +73,8 @@ export interface TreeSummary {
   bytes: number;
   /** Payload bytes that crossed the network in this run. */
   bytesMoved: number;
+  /** What those bytes took on the wire: fewer where chunks went compressed. */
+  wireBytes: number;
   /** Empty folders kept (a `.ferry-folder` marker stored, or a folder made for one). */
   folders: number;
   /** Things not sent on purpose (links, devices, sockets, FIFOs), by count. */
@@ -135,7 +137,17 @@ function failureOf(item: string, error: FerryError): TreeFailure {
 
 /** Counts what a tree transfer did, and stops it at the first failure that is not about one file. */
 class TreeTally {
-  readonly summary: TreeSummary = { files: 0, moved: 0, unchanged: 0, bytes: 0, bytesMoved: 0, folders: 0, skipped: 0, failed: [] };
+  readonly summary: TreeSummary = {
+    files: 0,
+    moved: 0,
+    unchanged: 0,
+    bytes: 0,
+    bytesMoved: 0,
+    wireBytes: 0,
+    folders: 0,
+    skipped: 0,
+    failed: [],
+  };
   readonly #hooks: TreeHooks;
 
   constructor(hooks: TreeHooks) {
@@ -153,10 +165,11 @@ class TreeTally {
     this.#hooks.onDone?.({ name, path, size, moved: false });
   }
 
-  moved(name: string, path: string, size: number, bytesMoved: number): void {
+  moved(name: string, path: string, size: number, moved: { bytes: number; wireBytes: number }): void {
     this.summary.moved += 1;
     this.summary.bytes += size;
-    this.summary.bytesMoved += bytesMoved;
+    this.summary.bytesMoved += moved.bytes;
+    this.summary.wireBytes += moved.wireBytes;
     this.#hooks.onDone?.({ name, path, size, moved: true });
   }
 
@@ -275,7 +288,7 @@ async function uploadTreeFile(
   options.onFile?.({ name, path: entry.path, size });
   const result = await client.upload(entry.path, { name, force: stored !== undefined, ...fileControl(options) });
   cache.set(entry.path, entry.stats, result.sha256);
-  tally.moved(name, entry.path, size, result.bytesSent);
+  tally.moved(name, entry.path, size, { bytes: result.bytesSent, wireBytes: result.wireBytes });
 }
 
 /** Whether nothing is stored under `prefix` (the whole store for `''`). */
@@ -356,7 +369,7 @@ export async function downloadTree(
           ...(options.direct === undefined ? {} : { direct: options.direct }),
         });
         restoreAttributes(path, file, undefined, options.cache, result.sha256);
-        tally.moved(file.name, path, file.size, result.bytesReceived);
+        tally.moved(file.name, path, file.size, { bytes: result.bytesReceived, wireBytes: result.wireBytes });
         return true;
       } catch (error) {
         return tally.failed(file.name, error);

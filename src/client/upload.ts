@@ -16,7 +16,7 @@ import { loadXxh64 } from '../hashing/xxh64.js';
 import { sharedCodecThreads } from '../compression/codec-threads.js';
 import { localCodec, probe } from '../compression/codecs.js';
 import { type CompressChoice, type Packing, packingFor } from '../compression/negotiation.js';
-import { PackingPolicy } from '../compression/packing-policy.js';
+import { type PackTicket, type PackingPolicy, connectionPolicy } from '../compression/packing-policy.js';
 import type { ChunkHeader, CodecName } from '../protocol/frames.js';
 import { UploadLanes } from './upload-lanes.js';
 
@@ -250,7 +250,8 @@ class UploadAttempt {
     options: AttemptOptions,
     xxh64: (bytes: Uint8Array) => bigint,
   ) {
-    this.#packing = options.packing && { codec: options.packing.codec, policy: new PackingPolicy(options.packing.mode) };
+    // One policy for every upload on the connection: the files of a folder measure its link together.
+    this.#packing = options.packing && { codec: options.packing.codec, policy: connectionPolicy(connection, options.packing) };
     this.#connection = connection;
     this.#handle = handle;
     this.#path = path;
@@ -378,7 +379,7 @@ class UploadAttempt {
   }
 
   /** Sends a chunk as it is, on the lane with the least queued; settles once it has left. */
-  #send(header: ChunkHeader, payload: Uint8Array, flushed?: () => void): Promise<void> {
+  #send(header: ChunkHeader, payload: Uint8Array, ticket?: PackTicket, flushed?: () => void): Promise<void> {
     this.#wireBytes += payload.byteLength;
     return new Promise<void>((resolve) => {
       const done = (): void => {
@@ -387,7 +388,7 @@ class UploadAttempt {
       };
       const index = header.offset / this.#put.chunkSize;
       const room = this.#lanes.send(index, (connection, stream) => connection.writeChunk({ ...header, stream }, payload, done));
-      if (!room) this.#packing?.policy.blocked();
+      if (!room && ticket) this.#packing?.policy.blocked(ticket);
     });
   }
 
@@ -398,7 +399,8 @@ class UploadAttempt {
   #sendPackable(slot: ChunkBuffer, header: ChunkHeader, packing: { codec: CodecName; policy: PackingPolicy }): Promise<void> {
     const { codec, policy } = packing;
     const { length } = header;
-    const way = policy.packNext(length);
+    const ticket = policy.packNext(length);
+    const { way } = ticket;
     if (way === 'probe') {
       // A sample packed here, at once: no codec thread is started unless packing pays.
       policy.packed(probe(localCodec(codec)!, slot.buffer.subarray(0, length)));
@@ -424,11 +426,12 @@ class UploadAttempt {
       .then((bytes) => {
         const onWire = bytes ? { ...header, length: bytes.byteLength, packed: { codec, rawLength: length } } : header;
         const payload = bytes ?? slot.buffer.subarray(0, length);
-        return { flushed: this.#send(onWire, payload, () => policy.flushed(payload.byteLength)) };
+        return { flushed: this.#send(onWire, payload, ticket, () => policy.flushed(ticket, payload.byteLength)) };
       });
     this.#sendTurn = sent.then(
       () => {},
       (error: unknown) => {
+        policy.unsent(ticket); // the connection's policy goes on with its other transfers
         this.#packFailure ??= error as FerryError;
       },
     );

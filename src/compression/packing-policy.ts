@@ -6,12 +6,18 @@
  * - the link's rate `L`, in bytes on the wire per ms, over windows of at least `windowBytes` and
  *   `windowMs` in which the sender found the socket full (`blocked`): then the socket drains at
  *   the pace of the link (or the receiver), whatever the buffers hold. A window is timed from its
- *   first chunk's flush to its last's, and flushes come in bursts (a drained socket takes the
- *   chunks queued behind it at once), so a window must span many bursts: one of two 4 MiB chunks
- *   over a 100 Mbit/s link, both flushed in the same burst, once read as tens of GB/s and turned
- *   packing off. The faster of the last two such windows counts, so one slow moment does not
- *   pass for a slow link. A window the socket never held back says only that the sender is
- *   slower than the link, and packing cannot help such a sender.
+ *   first chunk's flush to its last's, less the time the sender had nothing out (every chunk
+ *   decided was flushed and the next not yet decided: between the files of a folder, say), which
+ *   says nothing of the link. Flushes come in bursts (a drained socket takes the chunks queued
+ *   behind it at once), so a window must span many bursts: one of two 4 MiB chunks over a
+ *   100 Mbit/s link, both flushed in the same burst, once read as tens of GB/s and turned packing
+ *   off. The faster of the last two such windows counts, so one slow moment does not pass for a
+ *   slow link. A window the socket never held back says only that the sender is slower than the
+ *   link, and packing cannot help such a sender.
+ *
+ * One policy may serve every transfer a connection sends (the files of a folder, each too small
+ * to fill a window of its own): each chunk's `PackTicket` says which window it counts in,
+ * whatever order the transfers' chunks reach the socket in.
  * - how fast this side packs, `C` (raw bytes per ms of one codec thread, under whatever else the
  *   machine is doing), and how much a chunk shrinks, `r`: from the chunks it packs, and from a
  *   single chunk packed as a probe when it has no recent figure.
@@ -28,7 +34,7 @@
  * the compressor is what limits the sender: after a stretch of such windows (growing each time,
  * as for probes that say no) one window goes raw to measure the link again.
  */
-import type { PackMeasure } from './codecs.js';
+import { type PackMeasure, probeBytes } from './codecs.js';
 
 export type CompressMode = 'auto' | 'always' | 'off';
 
@@ -63,10 +69,36 @@ interface Window {
   openedAt: number;
   /** When its first chunk was flushed: the clock starts there, so that chunk's bytes are not counted. */
   startedAt: number;
+  /** When its last chunk so far was flushed. */
+  lastFlushAt: number;
+  /** Whether its rate has been taken (once it is full and every chunk of it flushed). */
+  measured: boolean;
   wireBytes: number;
   /** Whether the sender found the socket full while this window's chunks were going out. */
   blocked: boolean;
+  /** Time since its first chunk in which the sender had nothing out: not the link's. */
+  idleMs: number;
 }
+
+export type PackWay = 'pack' | 'raw' | 'probe';
+
+/** What a policy decided for one chunk; given back with `blocked` and `flushed` for that chunk. */
+export interface PackTicket {
+  readonly way: PackWay;
+}
+
+interface Decision extends PackTicket {
+  /** The window the chunk counts in (none when the mode is not `auto`). */
+  readonly window: Window | undefined;
+  readonly rawBytes: number;
+}
+
+function ticket(way: PackWay, window: Window | undefined, rawBytes: number): PackTicket {
+  const decision: Decision = { way, window, rawBytes };
+  return decision;
+}
+
+const fixedDecisions = { pack: ticket('pack', undefined, 0), raw: ticket('raw', undefined, 0) };
 
 /** About the fastest any codec here packs on one thread, in raw bytes per ms (400 MiB/s). */
 const fastestPackRate = (400 * 1024 * 1024) / 1000;
@@ -101,13 +133,16 @@ export class PackingPolicy {
   #probeWanted = false;
   /** A probe was asked for and its answer (`packed`) has not come yet. */
   #probeOut = false;
+  /** The largest chunk decided yet: a file's last chunk, smaller, says little of the data or the codec. */
+  #largestChunk = 0;
   /** While packing: windows the socket was not full, and how many to allow before a raw window. */
   #unblockedPacked = 0;
   #rawCheckEvery = 2;
   #rawCheckWanted = false;
   #deciding: Window;
-  /** Each chunk decided and not yet flushed: the window it was decided in, in order. */
-  readonly #unflushed: Window[] = [];
+  /** Chunks decided and not yet flushed, and since when there has been none (undefined while some are). */
+  #outstanding = 0;
+  #idleSince: number | undefined;
 
   constructor(mode: CompressMode, options: PackingPolicyOptions = {}) {
     this.mode = mode;
@@ -129,38 +164,53 @@ export class PackingPolicy {
   /**
    * How to send the next chunk, of `rawBytes`: `pack` it, send it `raw`, or send it raw but
    * `probe` it first (pack a sample of it, `probe()` in codecs.ts, and report with `packed`).
-   * Call once per chunk, in the order they are sent.
+   * Call once per chunk, as it is about to be sent; give the ticket back to `blocked` and `flushed`.
    */
-  packNext(rawBytes: number): 'pack' | 'raw' | 'probe' {
-    if (this.mode !== 'auto') return this.mode === 'always' ? 'pack' : 'raw';
-    this.#push(rawBytes);
-    if (this.#deciding.packed) return 'pack';
-    if (!this.#probeWanted) return 'raw';
+  packNext(rawBytes: number): PackTicket {
+    if (this.mode !== 'auto') return this.mode === 'always' ? fixedDecisions.pack : fixedDecisions.raw;
+    const window = this.#push(rawBytes);
+    this.#largestChunk = Math.max(this.#largestChunk, rawBytes);
+    if (window.packed) return ticket('pack', window, rawBytes);
+    // A probe waits for a chunk that tells: the few bytes of a file's end would not shrink.
+    if (!this.#probeWanted || !this.#telling(rawBytes)) return ticket('raw', window, rawBytes);
     this.#probeWanted = false;
     this.#probeOut = true;
-    return 'probe';
+    return ticket('probe', window, rawBytes);
   }
 
-  #push(rawBytes: number): void {
-    if (this.#isFull(this.#deciding)) {
+  #push(rawBytes: number): Window {
+    const now = this.#now();
+    const idleSince = this.#idleSince;
+    this.#idleSince = undefined;
+    if (this.#isFull(this.#deciding, idleSince ?? now)) {
+      // Full before the pause, if there was one: measured as it was when its last chunk left.
+      this.#measure(this.#deciding);
       const raw = this.#rawCheckWanted;
       this.#rawCheckWanted = false;
       this.#deciding = newWindow(this.#packing && !raw);
+    } else if (idleSince !== undefined && this.#deciding.decided > 0) {
+      // Nothing was out since then: that time was the sender's, not the link's.
+      this.#deciding.idleMs += now - idleSince;
     }
-    if (this.#deciding.decided === 0) this.#deciding.openedAt = this.#now();
-    this.#deciding.decided += 1;
-    this.#deciding.decidedBytes += rawBytes;
-    this.#unflushed.push(this.#deciding);
+    const window = this.#deciding;
+    if (window.decided === 0) window.openedAt = now;
+    window.decided += 1;
+    window.decidedBytes += rawBytes;
+    this.#outstanding += 1;
+    return window;
   }
 
-  /** The sender found the socket full (it waits for 'drain'). */
-  blocked(): void {
-    (this.#unflushed[0] ?? this.#deciding).blocked = true;
+  /** The sender found the socket full (it waits for 'drain') as it sent the chunk of `ticket`. */
+  blocked(ticket: PackTicket): void {
+    const { window } = ticket as Decision;
+    if (window) window.blocked = true;
   }
 
   /** What packing a chunk on a codec thread, or a probe's sample, took and gave (see `timedPack`). */
   packed({ rawBytes, packedBytes, ms }: PackMeasure): void {
     if (this.mode !== 'auto') return;
+    // A probe's sample always counts (it was taken from a chunk that tells); a file's small last chunk does not.
+    if (!this.#probeOut && !this.#telling(rawBytes)) return;
     // A faster sample counts at once (the first chunks of a fresh thread pack slowly); a slower one only follows.
     const packRate = rawBytes / Math.max(ms, 0.001);
     this.#packRate = Math.max(packRate, follow(this.#packRate, packRate));
@@ -171,26 +221,49 @@ export class PackingPolicy {
     if (!this.#decide()) this.#probeEvery *= this.#backoff;
   }
 
-  /** The next chunk decided (in order) has been flushed to the socket: `wireBytes` left. */
-  flushed(wireBytes: number): void {
-    const window = this.#unflushed.shift();
+  /** The chunk of `ticket` has been flushed to the socket: `wireBytes` left. */
+  flushed(ticket: PackTicket, wireBytes: number): void {
+    const { window } = ticket as Decision;
     if (!window) return;
+    this.#outstanding -= 1;
+    if (this.#outstanding === 0) this.#idleSince = this.#now();
     window.flushed += 1;
+    window.lastFlushAt = this.#now();
     if (window.flushed === 1) {
-      window.startedAt = this.#now();
+      window.startedAt = window.lastFlushAt;
       return;
     }
     window.wireBytes += wireBytes;
-    if (this.#isFull(window) && window.flushed === window.decided) this.#measured(window);
+    if (this.#isFull(window, window.lastFlushAt)) this.#measure(window);
   }
 
-  /** A window takes no more chunks once it holds `windowBytes` in two chunks or more and has lasted `windowMs`. */
-  #isFull(window: Window): boolean {
-    return window.decidedBytes >= this.#windowBytes && window.decided >= 2 && this.#now() - window.openedAt >= this.#windowMs;
+  /** The chunk of `ticket` will not be sent after all (its transfer stopped): it counts nowhere. */
+  unsent(ticket: PackTicket): void {
+    const { window, rawBytes } = ticket as Decision;
+    if (!window) return;
+    window.decided -= 1;
+    window.decidedBytes -= rawBytes;
+    this.#outstanding -= 1;
+    if (this.#outstanding === 0) this.#idleSince = this.#now();
+    if (window.flushed > 0 && this.#isFull(window, window.lastFlushAt)) this.#measure(window);
   }
 
-  #measured(window: Window): void {
-    const span = this.#now() - window.startedAt;
+  /** Whether a chunk (or sample) of `rawBytes` is big enough to judge the codec and the data by. */
+  #telling(rawBytes: number): boolean {
+    return rawBytes >= Math.min(probeBytes, this.#largestChunk);
+  }
+
+  /** A window takes no more chunks once it holds `windowBytes` in two chunks or more and has lasted `windowMs` by `at` (idle time aside). */
+  #isFull(window: Window, at: number): boolean {
+    const lasted = at - window.openedAt - window.idleMs;
+    return window.decidedBytes >= this.#windowBytes && window.decided >= 2 && lasted >= this.#windowMs;
+  }
+
+  /** Takes a full window's rate once every chunk of it has been flushed (once). */
+  #measure(window: Window): void {
+    if (window.measured || window.flushed < window.decided) return;
+    window.measured = true;
+    const span = window.lastFlushAt - window.startedAt - window.idleMs;
     // Its chunks were flushed in a burst or two: the rate would be the buffers', not the link's.
     if (span < this.#windowMs / 2) return;
     const rate = window.wireBytes / span;
@@ -243,5 +316,34 @@ export class PackingPolicy {
 
 /** A window that has taken no chunk yet (its clock starts at its first: see `#push`). */
 function newWindow(packed: boolean): Window {
-  return { packed, decided: 0, decidedBytes: 0, flushed: 0, openedAt: 0, startedAt: 0, wireBytes: 0, blocked: false };
+  return {
+    packed,
+    decided: 0,
+    decidedBytes: 0,
+    flushed: 0,
+    openedAt: 0,
+    startedAt: 0,
+    lastFlushAt: 0,
+    measured: false,
+    wireBytes: 0,
+    blocked: false,
+    idleMs: 0,
+  };
+}
+
+/** The `auto` policies of each connection, by codec: every transfer a connection sends measures its link together. */
+const connectionPolicies = new WeakMap<object, Map<string, PackingPolicy>>();
+
+/**
+ * The policy for a transfer on `connection` packing as `packing` says: for `auto`, the one every
+ * transfer of that connection with that codec shares (a folder's files are each too small to
+ * measure a link alone, and the next file starts from what the last ones found); else a new one.
+ */
+export function connectionPolicy(connection: object, packing: { codec: string; mode: CompressMode }): PackingPolicy {
+  if (packing.mode !== 'auto') return new PackingPolicy(packing.mode);
+  let byCodec = connectionPolicies.get(connection);
+  if (!byCodec) connectionPolicies.set(connection, (byCodec = new Map<string, PackingPolicy>()));
+  let policy = byCodec.get(packing.codec);
+  if (!policy) byCodec.set(packing.codec, (policy = new PackingPolicy('auto')));
+  return policy;
 }

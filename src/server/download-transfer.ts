@@ -1,5 +1,5 @@
 import type { Packing } from '../compression/negotiation.js';
-import { PackingPolicy } from '../compression/packing-policy.js';
+import { type PackTicket, type PackingPolicy, connectionPolicy } from '../compression/packing-policy.js';
 import type { PackedAs } from '../protocol/frames.js';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import { type StoredFile, chunkCountOf, chunkLengthOf, hashAt, sameUpload } from '../store/records.js';
@@ -52,7 +52,7 @@ export class DownloadTransfer {
   #nextSend: number;
   #reading = 0;
   /** Chunks read and checked, waiting for their turn to be sent: their buffer, and how it holds them. */
-  readonly #ready = new Map<number, { buffer: SharedArrayBuffer; packed: PackedBytes | undefined }>();
+  readonly #ready = new Map<number, { buffer: SharedArrayBuffer; packed: PackedBytes | undefined; ticket: PackTicket | undefined }>();
   /** When the client asked for compressed chunks: the codec, and whether to pack the next one. */
   readonly #packing: { codec: Packing['codec']; policy: PackingPolicy } | undefined;
   #waitingForDrain = false;
@@ -70,7 +70,8 @@ export class DownloadTransfer {
     onEnd: (error?: FerryError) => void,
     packing?: Packing,
   ) {
-    this.#packing = packing && { codec: packing.codec, policy: new PackingPolicy(packing.mode) };
+    // One policy for every download on the connection: the files of a folder measure its link together.
+    this.#packing = packing && { codec: packing.codec, policy: connectionPolicy(port, packing) };
     this.#services = services;
     this.#port = port;
     this.stream = stream;
@@ -111,10 +112,18 @@ export class DownloadTransfer {
       this.#cancelBufferWait = undefined;
       this.#reading -= 1;
     }
-    for (const { buffer } of this.#ready.values()) this.#port.releaseDownloadBuffer(buffer);
+    for (const { buffer, ticket } of this.#ready.values()) {
+      this.#port.releaseDownloadBuffer(buffer);
+      this.#unsent(ticket);
+    }
     this.#ready.clear();
     this.#closeWhenIdle();
     this.#onEnd(error);
+  }
+
+  /** A chunk decided on and not sent after all: the policy counts it nowhere. */
+  #unsent(ticket: PackTicket | undefined): void {
+    if (ticket) this.#packing?.policy.unsent(ticket);
   }
 
   /** Closes the file once no read of it is in flight (a read's descriptor must stay valid until it returns). */
@@ -172,8 +181,8 @@ export class DownloadTransfer {
     const { size, chunkSize, hashes } = this.file;
     const offset = index * chunkSize;
     const length = chunkLengthOf(index, size, chunkSize);
-    // Decided here, in chunk order: the policy hears of each chunk's flush in the same order.
-    const way = this.#packing?.policy.packNext(length) ?? 'raw';
+    const ticket = this.#packing?.policy.packNext(length);
+    const way = ticket?.way ?? 'raw';
     const codec = this.#packing?.codec;
     const pack = way === 'pack' ? codec : undefined;
     const probe = way === 'probe' ? codec : undefined;
@@ -181,20 +190,23 @@ export class DownloadTransfer {
       (result) => {
         this.#reading -= 1;
         if (this.#ended) {
+          this.#unsent(ticket);
           this.#closeWhenIdle();
           return port.releaseDownloadBuffer(buffer);
         }
         if (!result.ok) {
+          this.#unsent(ticket);
           port.releaseDownloadBuffer(buffer);
           void this.#readFailure(result.code, result.message).then((error) => this.stop(error));
           return;
         }
         if (result.measured) this.#packing?.policy.packed(result.measured);
-        this.#ready.set(index, { buffer, packed: result.packed });
+        this.#ready.set(index, { buffer, packed: result.packed, ticket });
         this.#send();
       },
       (error: unknown) => {
         this.#reading -= 1;
+        this.#unsent(ticket);
         port.releaseDownloadBuffer(buffer); // the worker failed: nobody uses the buffer any more
         this.stop(new FerryError('EINTERNAL', `chunk worker failed: ${String(error)}`));
         this.#closeWhenIdle();
@@ -231,17 +243,17 @@ export class DownloadTransfer {
     let room = true;
     for (let ready = this.#ready.get(this.#nextSend); ready && !this.#ended; ready = this.#ready.get(this.#nextSend)) {
       const index = this.#nextSend;
-      const { buffer, packed } = ready;
+      const { buffer, packed, ticket } = ready;
       this.#ready.delete(index);
       this.#nextSend += 1;
       const length = chunkLengthOf(index, size, chunkSize);
       const payload = Buffer.from(buffer, 0, packed?.bytes ?? length);
       const flushed = (): void => {
-        this.#packing?.policy.flushed(payload.length);
+        if (ticket) this.#packing?.policy.flushed(ticket, payload.length);
         this.#port.releaseDownloadBuffer(buffer);
       };
       room = this.#port.sendChunk(this, index, payload, flushed, packed && { codec: packed.codec, rawLength: length });
-      if (!room) this.#packing?.policy.blocked();
+      if (!room && ticket) this.#packing?.policy.blocked(ticket);
       this.bytesSent += length;
     }
     // Every chunk handed to the port: the download is done, whether or not the client has read it all yet.
