@@ -338,11 +338,11 @@ t.test('auto over a slow link packs a folder of files each too small to measure 
   const proxy = await startCutProxy(t, running.port, { bytesPerSecond: 8 * MiB });
   const root = join(tempDir(t), 'logs');
   await mkdir(root);
-  const files = 24;
+  const files = 32;
   const text = compressibleText(2 * MiB);
   for (let index = 0; index < files; index += 1)
     await writeFile(join(root, `day${index}.log`), Buffer.concat([Buffer.from(`${index}\n`), text]));
-  const total = files * (text.length + 2) + 14; // the first line: `N\n`, 2 or 3 bytes
+  const total = files * (text.length + 2) + 22; // the first line: `N\n`, 2 or 3 bytes
   const client = running.client({ port: proxy.port });
   t.teardown(() => client.close());
   const cache = HashCache.open(tempDir(t, 'ferry-cache'));
@@ -360,6 +360,37 @@ t.test('auto over a slow link packs a folder of files each too small to measure 
   t.ok(down.wireBytes < down.bytesMoved * 0.75, `and the summary says so (${down.wireBytes} of ${down.bytesMoved})`);
   for (let index = 0; index < files; index += 1) {
     const name = `day${index}.log`;
+    t.ok((await readFile(join(out, name))).equals(await readFile(join(root, name))), `${name} stored and fetched exact`);
+  }
+});
+
+t.test('small files go packed too (a whole put up, a one-chunk download) when a codec is named', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+  const proxy = await startCutProxy(t, running.port);
+  const root = join(tempDir(t), 'notes');
+  await mkdir(root);
+  const files = 40;
+  let total = 0;
+  for (let index = 0; index < files; index += 1) {
+    const bytes = Buffer.concat([Buffer.from(`${index}\n`), compressibleText(10 * KiB + index * 5000)]);
+    await writeFile(join(root, `note${index}.txt`), bytes);
+    total += bytes.length;
+  }
+  const client = running.client({ port: proxy.port });
+  t.teardown(() => client.close());
+  const cache = HashCache.open(tempDir(t, 'ferry-cache'));
+  t.teardown(() => cache.close());
+
+  const up = await uploadTree(client, root, 'notes', { cache, compress: 'brotli' });
+  t.match(up, { files, moved: files, failed: [] });
+  t.ok(proxy.upstreamBytes < total / 3, `upload: ${proxy.upstreamBytes} bytes crossed the link for ${total}`);
+  t.ok(up.wireBytes < up.bytesMoved / 3, `and the summary says so (${up.wireBytes} of ${up.bytesMoved})`);
+  const out = join(tempDir(t), 'notes-out');
+  const down = await downloadTree(client, 'notes', out, { cache, compress: 'brotli' });
+  t.match(down, { files, moved: files, failed: [] });
+  t.ok(proxy.downstreamBytes < total / 3, `download: ${proxy.downstreamBytes} bytes crossed the link for ${total}`);
+  for (let index = 0; index < files; index += 1) {
+    const name = `note${index}.txt`;
     t.ok((await readFile(join(out, name))).equals(await readFile(join(root, name))), `${name} stored and fetched exact`);
   }
 });

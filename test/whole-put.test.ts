@@ -9,6 +9,8 @@ import t, { type Test } from 'tap';
 import { FerryClient } from '../src/client/client.js';
 import { encodeChunkHead, encodeControl } from '../src/protocol/encoder.js';
 import { wholePutMaxBytes } from '../src/protocol/limits.js';
+import { localCodec } from '../src/compression/codecs.js';
+import { loadXxh64 } from '../src/hashing/xxh64.js';
 import { loginAt } from './helpers/accounts.js';
 import { makeFile, sha256Of } from './helpers/files.js';
 import { type ControlMessage, RawClient, chunkFrame } from './helpers/raw-client.js';
@@ -125,7 +127,7 @@ t.test('a bad SHA-256 or xxh64 is ECHECKSUM: nothing is stored, and the connecti
   t.match(await raw.reply(1003), { ok: true, result: { name: 'good.bin', sha256: sha256(bytes) } }, 'the next one is stored');
 });
 
-t.test('framing: the data must follow its request, be one raw chunk of its size at offset 0, within the limit', async (t) => {
+t.test('framing: the data must follow its request, be one chunk standing for its size at offset 0, within the limit', async (t) => {
   const running = await startServer(t, { chunkSizeBytes: chunkSize });
   const bytes = randomBytes(3000);
   const request = (fields: ControlMessage = {}): Buffer =>
@@ -143,11 +145,11 @@ t.test('framing: the data must follow its request, be one raw chunk of its size 
     await raw.write(await frames());
     await expectBye(t, raw, what);
   }
-  // A packed frame head (type 3) on stream 0 is refused too: whole puts go raw.
+  // A packed frame (put-whole-packed) must stand for the file's size too.
   const raw = await rawClient(t, running);
-  const head = encodeChunkHead({ stream: 0, offset: 0, xxh64: 0n, length: 100, packed: { codec: 'brotli', rawLength: bytes.length } });
+  const head = encodeChunkHead({ stream: 0, offset: 0, xxh64: 0n, length: 100, packed: { codec: 'brotli', rawLength: bytes.length - 1 } });
   await raw.write([request(), head, Buffer.alloc(100)]);
-  await expectBye(t, raw, 'a packed data frame');
+  await expectBye(t, raw, 'packed data standing for another size');
   t.match(
     await running
       .client()
@@ -156,6 +158,45 @@ t.test('framing: the data must follow its request, be one raw chunk of its size 
     { code: 'ENOENT' },
     'nothing was stored',
   );
+});
+
+t.test('packed data (put-whole-packed) is unpacked and checked as raw data is; stored raw', async (t) => {
+  const running = await startServer(t, { chunkSizeBytes: chunkSize });
+  const raw = await RawClient.connect(t, running.port);
+  const hello = await raw.hello();
+  t.ok((hello['capabilities'] as string[]).includes('put-whole-packed'), 'the server offers it');
+  const brotli = localCodec('brotli')!;
+  const xxh64 = await loadXxh64();
+  const text = Buffer.from('a line of a log that repeats itself\n'.repeat(1000));
+  const packedFrame = (payload: Uint8Array, hash: bigint): Buffer =>
+    Buffer.concat([
+      encodeChunkHead({
+        stream: 0,
+        offset: 0,
+        xxh64: hash,
+        length: payload.byteLength,
+        packed: { codec: 'brotli', rawLength: text.length },
+      }),
+      payload,
+    ]);
+  const request = (id: number, name: string): Buffer =>
+    encodeControl({ id, op: 'putWhole', name, size: text.length, sha256: sha256(text) });
+
+  const packed = brotli.compress(text);
+  await raw.write([request(2001, 'packed.log'), packedFrame(packed, xxh64(text))]);
+  t.match(await raw.reply(2001), { ok: true, result: { name: 'packed.log', size: text.length, sha256: sha256(text) } });
+  t.ok((await readFile(join(running.dataDir, 'files', 'packed.log'))).equals(text), 'stored as the raw bytes');
+
+  await raw.write([request(2002, 'garbage.log'), packedFrame(Buffer.alloc(200, 0x5a), xxh64(text))]);
+  t.match(await raw.reply(2002), { ok: false, code: 'ECHECKSUM', message: /brotli data does not unpack/u }, 'data that does not unpack');
+  const other = Buffer.from('another log, another line\n'.repeat(1400)).subarray(0, text.length);
+  await raw.write([request(2003, 'other.log'), packedFrame(brotli.compress(other), xxh64(text))]);
+  t.match(await raw.reply(2003), { ok: false, code: 'ECHECKSUM', message: /xxh64/u }, 'data that unpacks to other bytes');
+  t.match(await raw.call('stat', { name: 'garbage.log' }), { ok: false, code: 'ENOENT' });
+  t.match(await raw.call('stat', { name: 'other.log' }), { ok: false, code: 'ENOENT' });
+  t.same(await partialFiles(running), [], 'nothing is left in partial/');
+  await raw.write([request(2004, 'again.log'), packedFrame(packed, xxh64(text))]);
+  t.match(await raw.reply(2004), { ok: true, result: { name: 'again.log' } }, 'and the connection goes on');
 });
 
 t.test('the rules of a put: EEXIST unless force, a file is no folder, roles, quotas', async (t) => {

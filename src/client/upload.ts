@@ -161,9 +161,15 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
       : {};
   const whole = readWholeFile(path, connection.hello);
   if (whole) {
-    const file = await putWhole(connection, whole.bytes, { ...options, force, attributes: attributesOf(whole.stats) }, xxh64);
+    const wholePacking = packing && { codec: packing.codec, policy: connectionPolicy(connection, packing) };
+    const { file, wireBytes } = await putWhole(
+      connection,
+      whole.bytes,
+      { ...options, force, attributes: attributesOf(whole.stats), packing: wholePacking },
+      xxh64,
+    );
     const { name, size, sha256 } = file;
-    return { name, size, sha256, bytesSent: size, wireBytes: size, resumed: false, file };
+    return { name, size, sha256, bytesSent: size, wireBytes, resumed: false, file };
   }
   let handle: FileHandle;
   try {

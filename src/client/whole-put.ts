@@ -5,6 +5,9 @@ import { FerryError } from '../protocol/errors.js';
 import { fromSystemError } from '../system-errors.js';
 import { wholePutMaxBytes } from '../protocol/limits.js';
 import type { FileInfo, HelloResult } from '../protocol/messages.js';
+import type { ChunkHeader, CodecName } from '../protocol/frames.js';
+import { localCodec, probe, timedPack } from '../compression/codecs.js';
+import type { PackTicket, PackingPolicy } from '../compression/packing-policy.js';
 import type { ClientConnection } from './connection.js';
 import type { ProgressListener, StartListener } from './progress.js';
 
@@ -51,28 +54,62 @@ export interface WholePut {
   onProgress?: ProgressListener | undefined;
   /** Called with the file's SHA-256 just before the request is sent (see UploadOptions.onFinishing). */
   onFinishing?: ((sha256: string) => void) | undefined;
+  /** How the upload packs its chunks, if at all: the file's bytes go packed when the policy says so and they shrink. */
+  packing?: { codec: CodecName; policy: PackingPolicy } | undefined;
+}
+
+/** What a whole put stored, and the bytes it took on the wire. */
+export interface WholePutResult {
+  file: FileInfo;
+  wireBytes: number;
 }
 
 /**
  * Sends a whole small file (`bytes`, from `readWholeFile`) in one round trip: `putWhole` with its
- * SHA-256, and right after it, one CHUNK frame on stream 0 with its bytes and their xxh64.
- * Nothing is left on the server if it fails: a retry sends it again (at most one chunk's worth).
+ * SHA-256, and right after it, one CHUNK frame on stream 0 with its bytes and their xxh64 (packed
+ * where `put.packing` says so, the server takes it, and they shrink). Nothing is left on the
+ * server if it fails: a retry sends it again (at most one chunk's worth).
  */
 export async function putWhole(
   connection: ClientConnection,
   bytes: Uint8Array,
   put: WholePut,
   xxh64: (bytes: Uint8Array) => bigint,
-): Promise<FileInfo> {
+): Promise<WholePutResult> {
   const { name } = put;
   const size = bytes.byteLength;
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   put.onStart?.({ name, from: 0, total: size });
   put.onFinishing?.(sha256);
+  const data = size > 0 ? wholeData(connection, bytes, put.packing) : undefined;
   // The request and its data leave together: nothing may come between them on the connection.
   const stored = connection.request('putWhole', { name, size, sha256, force: put.force, ...put.attributes });
-  if (size > 0) connection.writeChunk({ stream: 0, offset: 0, xxh64: xxh64(bytes), length: size }, bytes, () => {});
+  if (data) {
+    const { payload, packed, ticket } = data;
+    const header: ChunkHeader = { stream: 0, offset: 0, xxh64: xxh64(bytes), length: payload.byteLength, ...(packed ? { packed } : {}) };
+    const policy = put.packing?.policy;
+    const room = connection.writeChunk(header, payload, () => ticket && policy?.flushed(ticket, payload.byteLength));
+    if (!room && ticket) policy?.blocked(ticket);
+  }
   const file = await stored;
   put.onProgress?.({ name, done: size, total: size, transferred: size });
-  return file;
+  return { file, wireBytes: data?.payload.byteLength ?? 0 };
+}
+
+/** A whole put's bytes as they go on the wire: packed if the policy says so and they shrink by 1/16, else as they are. */
+function wholeData(
+  connection: ClientConnection,
+  bytes: Uint8Array,
+  packing: WholePut['packing'],
+): { payload: Uint8Array; packed?: { codec: CodecName; rawLength: number }; ticket?: PackTicket } {
+  if (!packing || !connection.hello.capabilities.includes(capability.putWholePacked)) return { payload: bytes };
+  const { codec, policy } = packing;
+  const ticket = policy.packNext(bytes.byteLength);
+  const packer = localCodec(codec)!;
+  if (ticket.way === 'probe') policy.packed(probe(packer, bytes));
+  if (ticket.way !== 'pack') return { payload: bytes, ticket };
+  // No more than one chunk's worth: packed here, at once, rather than in a codec thread.
+  const { packed, measure } = timedPack(packer, bytes);
+  policy.packed(measure);
+  return packed ? { payload: packed, packed: { codec, rawLength: bytes.byteLength }, ticket } : { payload: bytes, ticket };
 }

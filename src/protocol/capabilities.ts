@@ -18,6 +18,8 @@ export const capability = {
   getRange: 'get-range',
   /** A whole small file in one `putWhole`. */
   putWhole: 'put-whole',
+  /** A `putWhole`'s data may come packed (a PACKED CHUNK frame standing for the whole file), with a codec the server lists. */
+  putWholePacked: 'put-whole-packed',
   /** `joinable` in `put`, and `putJoin`: one upload's chunks over several connections. */
   putJoin: 'put-join',
   /** `getDirect`: the client reads the file from the server's object store itself, by signed ranged GETs. */

@@ -1,3 +1,4 @@
+import { unpackInPlace } from '../compression/codecs.js';
 import { FerryError } from '../protocol/errors.js';
 import type { ChunkHeader } from '../protocol/frames.js';
 import type { RequestOf } from '../protocol/messages.js';
@@ -76,9 +77,11 @@ export class WholePutIntake {
     const awaited = this.#awaited;
     if (!awaited) return this.#host.protocolError(new FerryError('EPROTO', 'a chunk on stream 0 without a putWhole before it'));
     const { size, id } = awaited.request;
-    if (header.offset !== 0 || header.length !== size || header.packed) {
+    // Raw, the whole file; packed (capability put-whole-packed), no more bytes than it stands for.
+    const whole = header.packed ? header.packed.rawLength === size && header.length <= size : header.length === size;
+    if (header.offset !== 0 || !whole) {
       return this.#host.protocolError(
-        new FerryError('EPROTO', `the data of putWhole ${id} must be one raw chunk of ${size} bytes at offset 0`),
+        new FerryError('EPROTO', `the data of putWhole ${id} must be one chunk at offset 0 standing for its ${size} bytes`),
       );
     }
     awaited.header = header;
@@ -106,6 +109,14 @@ export class WholePutIntake {
     if (!awaited?.header) return;
     const { request, refusal, buffer, header } = awaited;
     if (!buffer) return this.#host.received(request, undefined, refusal);
+    if (header.packed) {
+      // At most one chunk's worth, unpacked here: less than a hop to a worker would cost.
+      const failure = unpackInPlace(header.packed.codec, buffer, awaited.filled, request.size);
+      if (failure !== undefined) {
+        this.#buffers.release(buffer);
+        return this.#host.received(request, undefined, new FerryError('ECHECKSUM', `${request.name}: ${failure}`));
+      }
+    }
     let released = false;
     const data: WholePutData = {
       bytes: new Uint8Array(buffer, 0, request.size),
