@@ -38,6 +38,26 @@ t.test('the progress line fits the width: the name shortens in the middle first,
   t.end();
 });
 
+t.test("a tree's counter goes first and whole; the name after it is what shortens", (t) => {
+  const fields = {
+    counter: '[1234/10000]',
+    name: '2026/holidays/img-20260812-183355.jpg',
+    done: 76 * MiB,
+    total: 200 * MiB,
+    rate: 12.3 * MiB,
+  };
+  for (const columns of [160, 80, 60]) {
+    const line = progressLine(fields, columns);
+    t.ok([...line].length <= columns - 1, `${columns} columns: ${line.length} characters`);
+    t.match(line, /^\[1234\/10000\] /u, `${columns} columns: the counter whole`);
+    t.match(line, / 38% +76 MiB\/200 MiB +12\.3 MiB\/s {2}ETA 11s$/u, `${columns} columns: percent, bytes, rate, ETA`);
+  }
+  t.match(progressLine(fields, 160), /^\[1234\/10000\] 2026\/holidays\/img-20260812-183355\.jpg \[=+-+\]/u, 'wide: all of it');
+  t.match(progressLine(fields, 80), /^\[1234\/10000\] 2026\/h.*….*\.jpg \[=+-+\]/u, '80 columns: the name shortened in the middle');
+  t.equal(progressLine(fields, 50), progressLine({ ...fields, counter: undefined }, 50), 'no room for it: the line without the counter');
+  t.end();
+});
+
 t.test('of an upload of unknown size (standard input) the line shows the bytes so far and the rate, no bar, percent or ETA', (t) => {
   const fields = { name: 'backup-of-the-whole-home-directory.tar', done: 76 * MiB, total: undefined, rate: 12.3 * MiB };
   t.equal(progressLine(fields, 80), 'backup-of-the-whole-home-directory.tar   76 MiB  12.3 MiB/s');

@@ -22,6 +22,7 @@ import { startCutProxy } from './helpers/cut-proxy.js';
 import { sha256Of } from './helpers/files.js';
 import { RawClient, referenceFingerprint } from './helpers/raw-client.js';
 import { startServer } from './helpers/server.js';
+import { spawnServer } from './helpers/server-process.js';
 import { tempDir } from './helpers/temp-dir.js';
 
 const KiB = 1024;
@@ -393,6 +394,55 @@ t.test('small files go packed too (a whole put up, a one-chunk download) when a 
     const name = `note${index}.txt`;
     t.ok((await readFile(join(out, name))).equals(await readFile(join(root, name))), `${name} stored and fetched exact`);
   }
+});
+
+t.test('where lz4-napi is missing, lz4 is simply not offered: the server and the client go on without it', async (t) => {
+  // A preload that makes `require('lz4-napi')` fail, as on a machine where the optional package did not install.
+  const hook = join(tempDir(t), 'no-lz4.cjs');
+  await writeFile(
+    hook,
+    `const Module = require('node:module');
+const resolve = Module._resolveFilename;
+Module._resolveFilename = function (request, ...rest) {
+  if (request === 'lz4-napi') throw Object.assign(new Error("Cannot find module 'lz4-napi'"), { code: 'MODULE_NOT_FOUND' });
+  return resolve.call(this, request, ...rest);
+};
+`,
+  );
+  const env = { NODE_OPTIONS: `--require ${hook}` };
+  const server = await spawnServer(t, tempDir(t, 'ferry-no-lz4'), [], { env });
+  const address = ['--server', `127.0.0.1:${server.port}`];
+  const info = jsonOf<{ capabilities: string[] }>(t, await ferry(['info', '--json', ...address]));
+  t.notOk(info.capabilities.includes('compress:lz4'), 'the server does not offer lz4');
+  t.ok(info.capabilities.includes('compress:brotli'), 'and offers the codecs it has');
+
+  const dir = tempDir(t);
+  await writeFile(join(dir, 'app.log'), compressibleText(600 * KiB));
+  const refused = await ferry(['upload', join(dir, 'app.log'), '--compress', 'lz4', ...address]);
+  t.equal(refused.code, 1);
+  t.match(
+    refused.stderr,
+    /the server does not take lz4-compressed chunks \(it offers .*brotli.*\) \(ECONFIG\)/u,
+    'lz4 asked of it: ECONFIG',
+  );
+  const fromClient = await ferry(['upload', join(dir, 'app.log'), '--compress', 'lz4', ...address], { env });
+  t.match(
+    fromClient.stderr,
+    /this client has no lz4 codec \(needs the optional lz4-napi package\) \(ECONFIG\)/u,
+    'a client without it says so',
+  );
+  t.match(
+    jsonOf(t, await ferry(['upload', join(dir, 'app.log'), '--json', ...address], { env })),
+    { name: 'app.log' },
+    'auto works without it',
+  );
+  t.match(
+    jsonOf(t, await ferry(['download', 'app.log', '--out', join(dir, 'back.log'), '--compress', 'brotli', '--json', ...address], { env })),
+    {
+      name: 'app.log',
+    },
+  );
+  t.ok((await readFile(join(dir, 'back.log'))).equals(await readFile(join(dir, 'app.log'))), 'and the file comes back whole');
 });
 
 t.test('a packed chunk that does not unpack fails the upload and publishes nothing', async (t) => {

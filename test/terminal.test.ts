@@ -4,7 +4,7 @@
  * saved under artifacts/screens/.
  */
 import { once } from 'node:events';
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, stat, symlink } from 'node:fs/promises';
 import { type AddressInfo, type Socket, createServer } from 'node:net';
 import { join } from 'node:path';
 import t from 'tap';
@@ -197,6 +197,41 @@ t.test(
     await again.keys('C-u', 'C-d');
     t.equal(await again.exitCode(), 0, 'Ctrl-D leaves');
     t.match((await again.screen()).join('\n'), /^ferry>\n\[exit 0\]$/mu, 'on a fresh line');
+  },
+);
+
+t.test(
+  'a folder upload shows one progress line for the tree: files done of the total, bytes, and a line per skipped link',
+  needsTmux,
+  async (t) => {
+    const running = await startServer(t, { chunkSizeBytes: 256 * KiB });
+    // Slow enough that the line is seen mid-way (20 MiB: about five seconds).
+    const proxy = await startCutProxy(t, running.port, { bytesPerSecond: 4 * MiB });
+    const dir = tempDir(t);
+    const root = join(dir, 'photos');
+    await mkdir(join(root, '2026'), { recursive: true });
+    for (let index = 0; index < 20; index += 1) await makeFile(root, `2026/img-${index}.jpg`, MiB);
+    await symlink('2026/img-0.jpg', join(root, 'latest.jpg'));
+    const terminal = await Terminal.ferry(t, ['upload', '-r', 'photos', '--compress', 'off', '--server', `127.0.0.1:${proxy.port}`], {
+      cwd: dir,
+    });
+    const during = barRows(await terminal.waitFor(/\d+%.*ETA/u));
+    t.equal(during.length, 1, `one progress line while it runs: ${JSON.stringify(during)}`);
+    t.match(
+      during[0],
+      /^\[(\d|1\d)\/20\] 2026\/.*\.jpg \[[=-]+\] +\d+% +[\d.]+ [KM]iB\/20 MiB /u,
+      'files done of 20, the file under the folder, bytes of 20 MiB',
+    );
+    t.equal(await terminal.exitCode(), 0);
+    const rows = await terminal.save('upload-folder-80');
+    const text = rows.join('\n');
+    t.match(text, /^ferry: skipped .*latest\.jpg: a symbolic link/mu, 'the link skipped, on a line of its own');
+    t.notMatch(text, /Warning/u, 'and nothing else: no warning from Node (20 uploads watching one socket once made one)');
+    const bars = barRows(rows);
+    t.equal(bars.length, 1, `one progress line is left, the last: ${JSON.stringify(bars)}`);
+    t.match(bars[0], /^\[20\/20\] 2026\/.*\[=+\] 100% +20 MiB\/20 MiB /u, 'every file done');
+    t.ok(bars[0]!.length < 80, `the line fits: ${bars[0]!.length} characters`);
+    t.match(text, /^uploaded .*photos.*: 20 of 20 files \(20 uploaded, 0 unchanged\), 20 MiB, 20 MiB moved/mu, 'the summary follows');
   },
 );
 

@@ -464,5 +464,7 @@ t.test('usage', async (t) => {
   assertUsage(t, await ferry(['upload', '-r', file.path, ...server]), /is not a folder/u);
   assertUsage(t, await ferry(['upload', '-r', dir, dir, ...server]), /upload -r takes one folder/u);
   assertUsage(t, await ferry(['download', '-r', '/', ...server]), /whole store needs --out/u);
+  assertUsage(t, await ferry(['upload', '-r', dir, '--streams', '4', ...server]), /--streams is for one big file/u);
+  assertUsage(t, await ferry(['download', '-r', 'x', '--streams', '4', ...server]), /--streams is for one big file/u);
   t.equal((await lstat(file.path)).isFile(), true);
 });

@@ -4,6 +4,8 @@ import { formatBytes, formatElapsed } from './units.js';
 /** What one line of a transfer's progress shows. */
 export interface ProgressFields {
   name: string;
+  /** Shown whole before the name (a tree's `[files done/total]`): the name is what gets shortened. */
+  counter?: string | undefined;
   done: number;
   /** Undefined while the size is unknown (standard input): the line then shows bytes and rate only. */
   total: number | undefined;
@@ -62,9 +64,15 @@ function etaOf(done: number, total: number, rate: number | undefined): string {
  * One progress line, at most `columns - 1` characters wide (the last column is left free so no
  * terminal wraps it): `name [=====-----] 38%  76.0 MiB/200 MiB  12.3 MiB/s  ETA 10s`. Percent,
  * bytes, rate and ETA always show; the name is shortened in the middle first, then the bar, then
- * the name again, then both go.
+ * the name again, then both go. A `counter` goes before it all, whole, while there is room for it.
  */
 export function progressLine(fields: ProgressFields, columns: number): string {
+  const { counter } = fields;
+  if (counter !== undefined) {
+    const rest = progressLine({ ...fields, counter: undefined }, columns - displayWidth(counter) - 1);
+    const line = `${counter} ${rest}`;
+    return displayWidth(line) <= columns - 1 ? line : progressLine({ ...fields, counter: undefined }, columns);
+  }
   const rate = fields.rate === undefined ? '-- B/s' : `${formatBytes(fields.rate)}/s`;
   const { done, total } = fields;
   if (total === undefined) {

@@ -68,7 +68,7 @@ export class TransferDisplay {
   readonly #startedAt = Date.now();
   /** Set once the transfer is over: the last line shows the whole run's average rate. */
   #finished = false;
-  #latest: TransferProgress | undefined;
+  #latest: (TransferProgress & { counter?: string }) | undefined;
   /** Width of the line last drawn, to clean up after a resize. */
   #drawnWidth = 0;
   readonly #onResize = (): void => this.#resized();
@@ -92,7 +92,8 @@ export class TransferDisplay {
     this.notice(`resuming ${start.name} from ${formatBytes(start.from)} (${percentOf(start.from, start.total)})`);
   };
 
-  readonly onProgress = (progress: TransferProgress): void => {
+  /** `counter`: shown whole before the name (see `progressLine`). */
+  readonly onProgress = (progress: TransferProgress & { counter?: string }): void => {
     this.#latest = progress;
     this.#rate.add(progress.transferred);
     if (!this.#live) return;
@@ -134,7 +135,8 @@ export class TransferDisplay {
     const progress = this.#latest;
     if (!progress) return '';
     const rate = this.#finished ? averageRate(progress.transferred, this.#startedAt) : this.#rate.rate();
-    const line = progressLine({ name: progress.name, done: progress.done, total: progress.total, rate }, this.#columns());
+    const { name, counter, done, total } = progress;
+    const line = progressLine({ name, counter, done, total, rate }, this.#columns());
     this.#drawnWidth = displayWidth(line);
     return line;
   }

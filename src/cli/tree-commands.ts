@@ -38,8 +38,12 @@ class TreeProgress {
   /** The files under way, by name: how far each has got. */
   readonly #current = new Map<string, { done: number; transferred: number }>();
 
-  constructor(json: boolean) {
+  /** The tree's prefix on the server: names are shown under it (`2026/img-6.jpg`, not `photos/2026/img-6.jpg`). */
+  readonly #prefix: string;
+
+  constructor(json: boolean, prefix: string) {
     this.display = new TransferDisplay(process.stderr, { json });
+    this.#prefix = prefix;
   }
 
   plan(total: { files: number; bytes: number }): void {
@@ -74,7 +78,13 @@ class TreeProgress {
       transferred += file.transferred;
     }
     const files = this.#total ? `${this.#filesDone}/${this.#total.files}` : `${this.#filesDone}`;
-    this.display.onProgress({ name: `[${files}] ${name}`, done, total: this.#total?.bytes, transferred });
+    this.display.onProgress({
+      counter: `[${files}]`,
+      name: relativeName(this.#prefix, name),
+      done,
+      total: this.#total?.bytes,
+      transferred,
+    });
   }
 }
 
@@ -93,11 +103,11 @@ async function countTree(root: string, followSymlinks: boolean): Promise<{ files
 async function runTree(
   context: CliContext,
   flags: TreeFlags,
-  what: { verb: 'uploaded' | 'downloaded'; from: string; to: string },
+  what: { verb: 'uploaded' | 'downloaded'; from: string; to: string; prefix: string },
   run: (hooks: TreeHooks & { cache: HashCache }, progress: TreeProgress) => Promise<TreeSummary>,
 ): Promise<void> {
   const { signal, dispose } = interruptSignal(context);
-  const progress = new TreeProgress(flags.json ?? false);
+  const progress = new TreeProgress(flags.json ?? false, what.prefix);
   const cache = HashCache.open();
   const started = Date.now();
   let summary: TreeSummary;
@@ -180,12 +190,17 @@ export async function uploadFolder(
 ): Promise<void> {
   const prefix = folderName(flags.as ?? basename(resolve(dir)));
   const followSymlinks = flags.followSymlinks ?? false;
-  await runTree(context, flags, { verb: 'uploaded', from: dir, to: prefix === '' ? '/' : `${prefix}/` }, async (hooks, progress) => {
-    if (process.stderr.isTTY) progress.plan(await countTree(dir, followSymlinks));
-    const summary = await withClient(context, flags, (client) => uploadTree(client, dir, prefix, { ...hooks, followSymlinks }));
-    context.shell?.onChange();
-    return summary;
-  });
+  await runTree(
+    context,
+    flags,
+    { verb: 'uploaded', from: dir, to: prefix === '' ? '/' : `${prefix}/`, prefix },
+    async (hooks, progress) => {
+      if (process.stderr.isTTY) progress.plan(await countTree(dir, followSymlinks));
+      const summary = await withClient(context, flags, (client) => uploadTree(client, dir, prefix, { ...hooks, followSymlinks }));
+      context.shell?.onChange();
+      return summary;
+    },
+  );
 }
 
 /** `download -r PREFIX [--out DIR]`: every file under PREFIX/ into DIR (default: PREFIX's last segment, here). */
@@ -197,7 +212,7 @@ export async function downloadFolder(
   const prefix = folderName(given);
   if (prefix === '' && flags.out === undefined) throw new FerryError('EUSAGE', 'download -r of the whole store needs --out DIR');
   const out = flags.out ?? prefix.split('/').at(-1)!;
-  await runTree(context, flags, { verb: 'downloaded', from: prefix === '' ? '/' : `${prefix}/`, to: out }, (hooks, progress) =>
+  await runTree(context, flags, { verb: 'downloaded', from: prefix === '' ? '/' : `${prefix}/`, to: out, prefix }, (hooks, progress) =>
     withClient(context, flags, async (client) => {
       // On a terminal, a first pass over the listing (a page at a time) gives the progress line its totals.
       if (process.stderr.isTTY) progress.plan(await totalsOf(client.listEach(listingPrefix(prefix))));

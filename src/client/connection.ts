@@ -91,6 +91,10 @@ export class ClientConnection implements FrameSink {
   fingerprint: string | undefined;
   readonly #decoder: FrameDecoder;
   readonly #pending = new Map<number, Pending>();
+  /** Called at each 'drain' and at 'close' (see `watchDrain`). */
+  readonly #drainWatchers = new Set<() => void>();
+  /** Called once at 'close' (see `watchClose`). */
+  readonly #closeWatchers = new Set<() => void>();
   readonly #streams = new Map<number, StreamSink>();
   #currentStream: StreamSink | undefined;
   readonly #readPlacement = new ReadPlacement();
@@ -121,7 +125,12 @@ export class ClientConnection implements FrameSink {
     this.#decoder = new FrameDecoder({ maxControlBytes: maxServerControlBytes, maxChunkBytes: maxChunkBytesCeiling }, this);
 
     socket.on('error', () => {}); // the 'close' that follows reports it
-    socket.on('close', () => this.#lose(new FerryError('ECONNLOST', 'connection to the server lost')));
+    socket.on('close', () => {
+      this.#lose(new FerryError('ECONNLOST', 'connection to the server lost'));
+      for (const watcher of [...this.#closeWatchers]) watcher();
+      this.#wakeDrainWatchers();
+    });
+    socket.on('drain', () => this.#wakeDrainWatchers());
     // Closed already, while the server's certificate was being checked: lost before it began.
     if (socket.destroyed) this.#lose(new FerryError('ECONNLOST', 'connection to the server lost'));
     // The socket's inactivity timer: reads and writes handed to the kernel both reset it.
@@ -265,14 +274,36 @@ export class ClientConnection implements FrameSink {
   async drained(): Promise<void> {
     if (!this.socket.writableNeedDrain || this.#lost) return;
     await new Promise<void>((resolve) => {
-      const finish = (): void => {
-        this.socket.off('drain', finish);
-        this.socket.off('close', finish);
+      const stop = this.watchDrain(() => {
+        stop();
         resolve();
-      };
-      this.socket.on('drain', finish);
-      this.socket.on('close', finish);
+      });
     });
+  }
+
+  /**
+   * Calls `wake` at each 'drain' of the socket, and once it closes, until the function returned
+   * is called. One listener on the socket serves them all: a folder's uploads, each watching it,
+   * are many more than Node's ten listeners per event before it warns.
+   */
+  watchDrain(wake: () => void): () => void {
+    const watcher = (): void => wake(); // a Set entry of its own, even for the same `wake` twice
+    this.#drainWatchers.add(watcher);
+    return () => this.#drainWatchers.delete(watcher);
+  }
+
+  /** Calls `closed` once the socket closes, unless the function returned is called first (one listener on the socket for all, as `watchDrain`). */
+  watchClose(closed: () => void): () => void {
+    const watcher = (): void => {
+      this.#closeWatchers.delete(watcher);
+      closed();
+    };
+    this.#closeWatchers.add(watcher);
+    return () => this.#closeWatchers.delete(watcher);
+  }
+
+  #wakeDrainWatchers(): void {
+    for (const watcher of [...this.#drainWatchers]) watcher();
   }
 
   openStream(stream: number, sink: StreamSink): void {

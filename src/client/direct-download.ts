@@ -150,7 +150,7 @@ class DirectReceiver {
     const writes: Promise<void>[] = [];
     // The connection to the server gone (lost, or closed by a cancel): the reads are called off too.
     const onClose = (): void => this.#stop(this.#connection.lost ?? new FerryError('ECONNLOST', 'connection to the server lost'));
-    this.#connection.socket.once('close', onClose);
+    const unwatch = this.#connection.watchClose(onClose);
     // Nothing else crosses the connection while the store is read: a ping now and then keeps the server from closing it as idle.
     const keepAlive = setInterval(() => void this.#connection.request('ping', {}).catch(() => undefined), keepAliveMs);
     keepAlive.unref();
@@ -176,7 +176,7 @@ class DirectReceiver {
       });
     } finally {
       clearInterval(keepAlive);
-      this.#connection.socket.off('close', onClose);
+      unwatch();
       this.#stop(new FerryError('ECANCELED', 'the download stopped'));
       // Nothing is left writing into a buffer, or into the file, once this returns.
       const [left] = await Promise.all([Promise.allSettled(reads.values()), Promise.allSettled(writes)]);

@@ -34,10 +34,12 @@ export class UploadLanes {
   readonly #wake = (): void => {
     for (const waiter of this.#roomWaiters.splice(0)) waiter();
   };
+  /** Stop watching each lane's socket. */
+  readonly #unwatch: (() => void)[];
 
   private constructor(lanes: Lane[]) {
     this.#lanes = lanes;
-    for (const lane of lanes) lane.connection.socket.on('drain', this.#wake).on('close', this.#wake);
+    this.#unwatch = lanes.map((lane) => lane.connection.watchDrain(this.#wake));
   }
 
   /** Just the upload's own connection. */
@@ -117,10 +119,8 @@ export class UploadLanes {
 
   /** Closes the joined connections (the upload's own is its caller's: it is only let go). */
   close(): void {
-    for (const lane of this.#lanes) {
-      lane.connection.socket.off('drain', this.#wake).off('close', this.#wake);
-      if (lane.joined) lane.connection.destroy();
-    }
+    for (const unwatch of this.#unwatch) unwatch();
+    for (const lane of this.#lanes) if (lane.joined) lane.connection.destroy();
     this.#wake();
   }
 

@@ -90,8 +90,6 @@ export interface DirectReads {
  * xxh64, SHA-256 end to end, the records in LMDB) sit above it and are the same for both.
  */
 export interface ByteStore {
-  /** Whether an unfinished upload's stored bytes can be read back (to hash them in one pass when the running SHA-256 was lost). */
-  readonly canReadBack: boolean;
   /** Whether each checkpoint's progress goes to the store with the bytes (`UploadProgress`): another server may take the upload up. */
   readonly keepsProgress: boolean;
   /** The largest file the store takes (S3: its part count at the chunk size), if it has a limit of its own. */
@@ -130,7 +128,6 @@ export interface FoundUpload {
 
 /** The data directory: files under files/, unfinished uploads as partial/<session>.part, written by the chunk workers. */
 export class LocalByteStore implements ByteStore {
-  readonly canReadBack = true;
   readonly keepsProgress = false;
   readonly #layout: DataLayout;
   readonly #workers: ChunkWorkers;

@@ -36,7 +36,6 @@ const directReadUrlSeconds = 15 * 60;
  * unpacked on a chunk thread first: parts hold the raw bytes, as files on disk do.
  */
 export class S3ByteStore implements ByteStore {
-  readonly canReadBack = false;
   readonly keepsProgress = true;
   /** S3's part count bounds a file: at most 10,000 chunks of this server's size. */
   readonly maxFileBytes: number;

@@ -17,13 +17,19 @@ export interface ServerProcess {
  * Runs `ferry serve` (the compiled CLI) as a child process on 127.0.0.1 and a free port; killed
  * by its PID when the test ends if still running.
  */
-export async function spawnServer(t: Test, dataDir: string, extraArgs: string[] = []): Promise<ServerProcess> {
+export async function spawnServer(
+  t: Test,
+  dataDir: string,
+  extraArgs: string[] = [],
+  options: { env?: NodeJS.ProcessEnv } = {},
+): Promise<ServerProcess> {
   const token = await provisionDataDir(dataDir);
   const child = spawn(
     process.execPath,
     [ferryBin, 'serve', '--host', '127.0.0.1', '--port', '0', '--http-port', '0', '--data', dataDir, '--log-level', 'warn', ...extraArgs],
     {
       stdio: ['ignore', 'ignore', 'pipe'],
+      ...(options.env ? { env: { ...process.env, ...options.env } } : {}),
     },
   );
   const exited = once(child, 'exit').then(() => undefined);
