@@ -4,6 +4,7 @@
  * raw bytes, refused when a chunk does not unpack, `auto` turning itself on over a slow link.
  */
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
@@ -443,6 +444,32 @@ Module._resolveFilename = function (request, ...rest) {
     },
   );
   t.ok((await readFile(join(dir, 'back.log'))).equals(await readFile(join(dir, 'app.log'))), 'and the file comes back whole');
+});
+
+t.test('a packed chunk corrupted on the way down is refused by the client; nothing is written in its place', async (t) => {
+  // Clear text, so that a flipped byte reaches Ferry's own checks (TLS would refuse the record first).
+  const running = await startServer(t, { chunkSizeBytes: 256 * KiB, tls: false });
+  const dir = tempDir(t);
+  const text = compressibleText(4 * MiB);
+  await writeFile(join(dir, 'app.log'), text);
+  await running.client().upload(join(dir, 'app.log'), { name: 'app.log' });
+  const proxy = await startCutProxy(t, running.port);
+  const client = running.client({ port: proxy.port, retries: 0 });
+  t.teardown(() => client.close());
+  await client.info(); // connected and logged in: what comes down next is the download
+  // Packed, the 4 MiB are a few hundred KB on the wire: 100 KB in is inside some chunk's payload.
+  const corrupted = proxy.corruptAfter(100 * KiB, 'down');
+  const out = join(dir, 'back.log');
+  await t.rejects(
+    client.download('app.log', { out, compress: 'brotli' }),
+    { code: 'ECHECKSUM', message: /app\.log: chunk at offset \d+/u },
+    "the download fails that chunk's check",
+  );
+  await corrupted;
+  t.notOk(existsSync(out), 'and leaves nothing at the destination');
+  const again = await running.client({ port: proxy.port }).download('app.log', { out, compress: 'brotli' });
+  t.ok(again.wireBytes < text.length / 3, 'the next download, packed too, comes whole');
+  t.ok((await readFile(out)).equals(text), 'and exact');
 });
 
 t.test('a packed chunk that does not unpack fails the upload and publishes nothing', async (t) => {

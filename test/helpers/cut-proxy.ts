@@ -19,6 +19,11 @@ export interface CutProxy {
   freezeAfter(bytes: number, direction: 'up' | 'down'): Promise<void>;
   /** Cuts only the `number`th connection accepted (from 1) once it has carried `bytes` in `direction` (default up); others go on. */
   cutConnectionAfter(number: number, bytes: number, direction?: 'up' | 'down'): Promise<void>;
+  /**
+   * Flips every bit of the byte that comes `bytes` more bytes from now in `direction`, once, as a
+   * faulty link or router would (in clear text: under TLS it would only break the TLS record).
+   */
+  corruptAfter(bytes: number, direction: 'up' | 'down'): Promise<void>;
 }
 
 /**
@@ -35,6 +40,7 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
   let cut: { direction: 'up' | 'down'; at: number; freeze: boolean; done: () => void } | undefined;
   const frozen = new WeakSet<Socket>();
   let cutOne: { number: number; at: number; direction: 'up' | 'down'; done: () => void } | undefined;
+  let corrupt: { direction: 'up' | 'down'; at: number; done: () => void } | undefined;
 
   function forward(from: Socket, to: Socket, direction: 'up' | 'down', number: number): void {
     let ownBytes = 0;
@@ -52,6 +58,13 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
       }
       ownBytes += piece.length;
       const counted = direction === 'up' ? upstreamBytes : downstreamBytes;
+      if (corrupt?.direction === direction && counted + piece.length > corrupt.at) {
+        piece = Buffer.from(piece); // a copy: the socket's buffer is not ours to change
+        const at = corrupt.at - counted;
+        piece.writeUInt8(piece.readUInt8(at) ^ 0xff, at);
+        corrupt.done();
+        corrupt = undefined;
+      }
       if (cut?.direction === direction && counted + piece.length >= cut.at) {
         piece = piece.subarray(0, cut.at - counted);
         to.write(piece);
@@ -139,6 +152,11 @@ export async function startCutProxy(t: Test, targetPort: number, link: { bytesPe
     freezeAfter(bytes, direction) {
       return new Promise((resolve) => {
         cut = { direction, at: (direction === 'up' ? upstreamBytes : downstreamBytes) + bytes, freeze: true, done: resolve };
+      });
+    },
+    corruptAfter(bytes, direction) {
+      return new Promise((resolve) => {
+        corrupt = { direction, at: (direction === 'up' ? upstreamBytes : downstreamBytes) + bytes, done: resolve };
       });
     },
     cutConnectionAfter(number, bytes, direction = 'up') {
