@@ -6,7 +6,7 @@
  */
 import { read, readSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
-import { localCodec, probe, timedPack, unpackInPlace } from '../src/compression/codecs.js';
+import { localCodec, timedPack, unpackInPlace } from '../src/compression/codecs.js';
 import { type ReadChunkResult, type ReadChunkTask, type WriteChunkResult, type WriteChunkTask, taskFailure } from './tasks.js';
 
 /** Positional reads and writes on an open file descriptor: how many bytes each call moved. */
@@ -74,10 +74,8 @@ export async function readChunk(task: ReadChunkTask, io: PositionalIo, xxh64: (b
         message: `stored chunk at offset ${task.offset} does not match its recorded xxh64`,
       };
     }
-    const asked = task.pack ?? task.probe;
-    const codec = asked === undefined ? undefined : localCodec(asked);
+    const codec = task.pack === undefined ? undefined : localCodec(task.pack);
     if (!codec) return { ok: true };
-    if (task.pack === undefined) return { ok: true, measured: probe(codec, bytes) };
     const { packed, measure } = timedPack(codec, bytes);
     if (!packed) return { ok: true, measured: measure };
     bytes.set(packed);

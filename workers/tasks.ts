@@ -51,13 +51,11 @@ export interface ReadChunkTask {
   buffer: SharedArrayBuffer;
   /** Compress the chunk with this codec once it is checked, if that shrinks it enough (`packIfSmaller`); `measured` says what it took. */
   pack?: CodecName | undefined;
-  /** Pack a sample of the chunk with this codec to see how it does (`probe` in codecs.ts); the chunk stays raw. */
-  probe?: CodecName | undefined;
 }
 
 /**
  * A chunk read and checked: when it was packed, the buffer holds `packed.bytes` of it compressed.
- * `measured`: what packing it (or a probe's sample of it) took, when either was asked.
+ * `measured`: what packing it took, when that was asked.
  */
 export type ReadChunkResult = { ok: true; packed?: PackedBytes; measured?: PackMeasure } | TaskFailure;
 

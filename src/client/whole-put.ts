@@ -6,7 +6,7 @@ import { fromSystemError } from '../system-errors.js';
 import { wholePutMaxBytes } from '../protocol/limits.js';
 import type { FileInfo, HelloResult } from '../protocol/messages.js';
 import type { ChunkHeader, CodecName } from '../protocol/frames.js';
-import { localCodec, probe, timedPack } from '../compression/codecs.js';
+import { localCodec, timedPack } from '../compression/codecs.js';
 import type { PackTicket, PackingPolicy } from '../compression/packing-policy.js';
 import type { ClientConnection } from './connection.js';
 import type { ProgressListener, StartListener } from './progress.js';
@@ -105,11 +105,9 @@ function wholeData(
   if (!packing || !connection.hello.capabilities.includes(capability.putWholePacked)) return { payload: bytes };
   const { codec, policy } = packing;
   const ticket = policy.packNext(bytes.byteLength);
-  const packer = localCodec(codec)!;
-  if (ticket.way === 'probe') policy.packed(probe(packer, bytes));
-  if (ticket.way !== 'pack') return { payload: bytes, ticket };
-  // No more than one chunk's worth: packed here, at once, rather than in a codec thread.
-  const { packed, measure } = timedPack(packer, bytes);
+  if (ticket.way === 'raw') return { payload: bytes, ticket };
+  // No more than one chunk's worth: packed here, at once, rather than in a codec thread (a probe too).
+  const { packed, measure } = timedPack(localCodec(codec)!, bytes);
   policy.packed(measure);
   return packed ? { payload: packed, packed: { codec, rawLength: bytes.byteLength }, ticket } : { payload: bytes, ticket };
 }

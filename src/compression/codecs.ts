@@ -123,13 +123,11 @@ export function timedPack(codec: Codec, raw: Uint8Array): { packed: Buffer | und
   return { packed, measure: { rawBytes: raw.byteLength, packedBytes: packed?.length, ms: performance.now() - started } };
 }
 
-/** Bytes of a chunk a probe packs: enough to time and to judge the ratio, little enough to cost next to nothing. */
+/**
+ * A chunk at least this big (or as big as the largest yet) tells how fast a codec packs and how
+ * much the data shrinks: `auto` probes only such chunks, and learns from no smaller one.
+ */
 export const probeBytes = 256 * 1024;
-
-/** Packs the start of a chunk to see how fast and how well `codec` does on this data (the chunk is not changed). */
-export function probe(codec: Codec, chunk: Uint8Array): PackMeasure {
-  return timedPack(codec, chunk.subarray(0, Math.min(probeBytes, chunk.byteLength))).measure;
-}
 
 /**
  * Unpacks the first `bytes` of `buffer` (compressed with `codec`) into `buffer` itself, as the

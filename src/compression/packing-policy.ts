@@ -11,14 +11,14 @@
  *   says nothing of the link. Flushes come in bursts (a drained socket takes the chunks queued
  *   behind it at once), so a window must span many bursts: one of two 4 MiB chunks over a
  *   100 Mbit/s link, both flushed in the same burst, once read as tens of GB/s and turned packing
- *   off. The first window timed is not taken: it also filled the empty socket buffers, at memory
- *   speed. The faster of the last two such windows counts, so one slow moment does not pass for a
+ *   off. The faster of the last two such windows counts, so one slow moment does not pass for a
  *   slow link. A window the socket never held back says only that the sender is slower than the
  *   link, and packing cannot help such a sender.
  * - how fast this side packs, `C` (raw bytes per ms of one codec thread, under whatever else the
  *   machine is doing), and how much a chunk shrinks, `r`: from the chunks it packs, and from a
- *   single chunk packed as a probe when it has no recent figure (a chunk as big as the largest
- *   yet: a file's last few bytes would say the data does not shrink).
+ *   single chunk packed as a probe when it has no recent figure (a whole chunk, as big as the
+ *   largest yet: a file's last few bytes would say the data does not shrink, and a small sample
+ *   times brotli at a third of its speed on a chunk).
  *
  * Packing goes on when the link is well below the compressor (`C >= linkShare * L`) and the
  * data shrinks enough that packed, at about min(C, L * r), the file would move `winMargin` times
@@ -135,8 +135,6 @@ export class PackingPolicy {
   #probeWanted = false;
   /** A probe was asked for and its answer (`packed`) has not come yet. */
   #probeOut = false;
-  /** Windows long enough to time so far: the first is not taken (see `#measure`). */
-  #windowsTimed = 0;
   /** The largest chunk decided yet: a file's last chunk, smaller, says little of the data or the codec. */
   #largestChunk = 0;
   /** While packing: windows the socket was not full, and how many to allow before a raw window. */
@@ -166,8 +164,8 @@ export class PackingPolicy {
   }
 
   /**
-   * How to send the next chunk, of `rawBytes`: `pack` it, send it `raw`, or send it raw but
-   * `probe` it first (pack a sample of it, `probe()` in codecs.ts, and report with `packed`).
+   * How to send the next chunk, of `rawBytes`: `pack` it, send it `raw`, or `probe`: pack this one
+   * (as for `pack`) to learn what packing costs and gives, and report that with `packed`.
    * Call once per chunk, as it is about to be sent; give the ticket back to `blocked` and `flushed`.
    */
   packNext(rawBytes: number): PackTicket {
@@ -270,10 +268,6 @@ export class PackingPolicy {
     const span = window.lastFlushAt - window.startedAt - window.idleMs;
     // Its chunks were flushed in a burst or two: the rate would be the buffers', not the link's.
     if (span < this.#windowMs / 2) return;
-    // The first window filled the empty socket buffers on the way (megabytes, at memory speed):
-    // over a slow link it read the link as twice as fast as it is, and kept packing off.
-    this.#windowsTimed += 1;
-    if (this.#windowsTimed === 1) return;
     const rate = window.wireBytes / span;
     if (window.blocked) {
       this.#linkRate = Math.max(rate, this.#lastWindowRate ?? rate);

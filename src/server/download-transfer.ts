@@ -184,9 +184,9 @@ export class DownloadTransfer {
     const ticket = this.#packing?.policy.packNext(length);
     const way = ticket?.way ?? 'raw';
     const codec = this.#packing?.codec;
-    const pack = way === 'pack' ? codec : undefined;
-    const probe = way === 'probe' ? codec : undefined;
-    this.#file!.readChunk({ offset, length, xxh64: hashAt(hashes, index), buffer, pack, probe }).then(
+    // A probe is one chunk packed as any other: what that takes and gives is the measure.
+    const pack = way === 'raw' ? undefined : codec;
+    this.#file!.readChunk({ offset, length, xxh64: hashAt(hashes, index), buffer, pack }).then(
       (result) => {
         this.#reading -= 1;
         if (this.#ended) {

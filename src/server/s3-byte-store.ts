@@ -140,8 +140,8 @@ export class S3ByteStore implements ByteStore {
         try {
           const bytes = new Uint8Array(buffer, 0, task.length);
           await s3.readRange(manifest, task.offset, task.length, bytes);
-          // To be packed (or sampled for packing): checked and packed on a chunk thread.
-          if (task.pack !== undefined || task.probe !== undefined) return await workers.readChunk({ ...task, fd: undefined });
+          // To be packed: checked and packed on a chunk thread.
+          if (task.pack !== undefined) return await workers.readChunk({ ...task, fd: undefined });
           const xxh64 = workers.xxh64(bytes);
           if (xxh64 !== task.xxh64) {
             const index = task.offset / manifest.chunkSize;
