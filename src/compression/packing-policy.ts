@@ -208,10 +208,10 @@ export class PackingPolicy {
     if (window) window.blocked = true;
   }
 
-  /** What packing a chunk on a codec thread, or a probe's sample, took and gave (see `timedPack`). */
+  /** What packing a chunk (a probe's too) took and gave (see `timedPack`). */
   packed({ rawBytes, packedBytes, ms }: PackMeasure): void {
     if (this.mode !== 'auto') return;
-    // A probe's sample always counts (it was taken from a chunk that tells); a file's small last chunk does not.
+    // A probe always counts (it was taken on a chunk that tells); a file's small last chunk does not.
     if (!this.#probeOut && !this.#telling(rawBytes)) return;
     // A faster sample counts at once (the first chunks of a fresh thread pack slowly); a slower one only follows.
     const packRate = rawBytes / Math.max(ms, 0.001);
@@ -250,7 +250,7 @@ export class PackingPolicy {
     if (window.flushed > 0 && this.#isFull(window, window.lastFlushAt)) this.#measure(window);
   }
 
-  /** Whether a chunk (or sample) of `rawBytes` is big enough to judge the codec and the data by. */
+  /** Whether a chunk of `rawBytes` is big enough to judge the codec and the data by. */
   #telling(rawBytes: number): boolean {
     return rawBytes >= Math.min(probeBytes, this.#largestChunk);
   }
