@@ -14,9 +14,9 @@ import { isRetryable } from './retry.js';
 import type { ProgressListener, StartListener } from './progress.js';
 import { loadXxh64 } from '../hashing/xxh64.js';
 import { sharedCodecThreads } from '../compression/codec-threads.js';
-import { type CompressChoice, type Packing, packingFor } from '../compression/negotiation.js';
-import { type PackTicket, type PackingPolicy, connectionPolicy } from '../compression/packing-policy.js';
-import type { ChunkHeader, CodecName } from '../protocol/frames.js';
+import { type CompressChoice, packingFor } from '../compression/negotiation.js';
+import { type PackTicket, type PolicyPacking, connectionPacking } from '../compression/packing-policy.js';
+import type { ChunkHeader } from '../protocol/frames.js';
 import { UploadLanes } from './upload-lanes.js';
 
 export interface UploadOptions {
@@ -152,7 +152,8 @@ interface ChunkBuffer {
 export async function uploadFile(connection: ClientConnection, path: string, options: UploadOptions): Promise<UploadResult> {
   const xxh64 = await loadXxh64();
   // Settled before anything is asked of the server: a codec it lacks fails the upload here, not half-way.
-  const packing = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
+  // One policy for every upload on the connection: the files of a folder measure its link together.
+  const packing = connectionPacking(connection, packingFor(options.compress ?? 'auto', connection.hello.capabilities));
   const force = options.force ?? false;
   const attributesOf = (stats: Stats): { mode?: number; mtime?: number } =>
     connection.hello.capabilities.includes(capability.fileAttributes)
@@ -160,11 +161,10 @@ export async function uploadFile(connection: ClientConnection, path: string, opt
       : {};
   const whole = readWholeFile(path, connection.hello);
   if (whole) {
-    const wholePacking = packing && { codec: packing.codec, policy: connectionPolicy(connection, packing) };
     const { file, wireBytes } = await putWhole(
       connection,
       whole.bytes,
-      { ...options, force, attributes: attributesOf(whole.stats), packing: wholePacking },
+      { ...options, force, attributes: attributesOf(whole.stats), packing },
       xxh64,
     );
     const { name, size, sha256 } = file;
@@ -214,7 +214,7 @@ function streamsFor(asked: number, put: PutResult, size: number): number {
 }
 
 /** An attempt's options: the user's, with what was learned of the file and the server. */
-type AttemptOptions = UploadOptions & { attributes: { mode?: number; mtime?: number }; packing: Packing | undefined };
+type AttemptOptions = UploadOptions & { attributes: { mode?: number; mtime?: number }; packing: PolicyPacking | undefined };
 
 /**
  * One attempt at an upload the server has accepted (`put` answered): sends what the server lacks
@@ -228,7 +228,7 @@ class UploadAttempt {
   readonly #put: PutResult;
   readonly #options: AttemptOptions;
   /** When chunks may go compressed: the codec, and whether to pack the next one. */
-  readonly #packing: { codec: CodecName; policy: PackingPolicy } | undefined;
+  readonly #packing: PolicyPacking | undefined;
   /** Settles when the last chunk has been handed to the socket: packed chunks are packed in parallel but sent in order. */
   #sendTurn: Promise<void> = Promise.resolve();
   /** Why a chunk could not be packed (a codec thread failed), if one could not. */
@@ -255,8 +255,7 @@ class UploadAttempt {
     options: AttemptOptions,
     xxh64: (bytes: Uint8Array) => bigint,
   ) {
-    // One policy for every upload on the connection: the files of a folder measure its link together.
-    this.#packing = options.packing && { codec: options.packing.codec, policy: connectionPolicy(connection, options.packing) };
+    this.#packing = options.packing;
     this.#connection = connection;
     this.#handle = handle;
     this.#path = path;
@@ -401,7 +400,7 @@ class UploadAttempt {
    * Sends a chunk packed if the policy says so and it shrinks enough, else raw; in order after
    * the chunks before it. Settles once it has left.
    */
-  #sendPackable(slot: ChunkBuffer, header: ChunkHeader, packing: { codec: CodecName; policy: PackingPolicy }): Promise<void> {
+  #sendPackable(slot: ChunkBuffer, header: ChunkHeader, packing: PolicyPacking): Promise<void> {
     const { codec, policy } = packing;
     const { length } = header;
     const ticket = policy.packNext(length);

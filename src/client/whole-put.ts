@@ -7,7 +7,7 @@ import { wholePutMaxBytes } from '../protocol/limits.js';
 import type { FileInfo, HelloResult } from '../protocol/messages.js';
 import type { ChunkHeader, CodecName } from '../protocol/frames.js';
 import { localCodec, timedPack } from '../compression/codecs.js';
-import type { PackTicket, PackingPolicy } from '../compression/packing-policy.js';
+import type { PackTicket, PolicyPacking } from '../compression/packing-policy.js';
 import type { ClientConnection } from './connection.js';
 import type { ProgressListener, StartListener } from './progress.js';
 
@@ -55,7 +55,7 @@ export interface WholePut {
   /** Called with the file's SHA-256 just before the request is sent (see UploadOptions.onFinishing). */
   onFinishing?: ((sha256: string) => void) | undefined;
   /** How the upload packs its chunks, if at all: the file's bytes go packed when the policy says so and they shrink. */
-  packing?: { codec: CodecName; policy: PackingPolicy } | undefined;
+  packing?: PolicyPacking | undefined;
 }
 
 /** What a whole put stored, and the bytes it took on the wire. */

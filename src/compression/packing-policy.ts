@@ -37,6 +37,7 @@
  * whatever order the transfers' chunks reach the socket in.
  */
 import { type PackMeasure, probeBytes } from './codecs.js';
+import type { CodecName } from '../protocol/frames.js';
 
 export type CompressMode = 'auto' | 'always' | 'off';
 
@@ -336,12 +337,28 @@ function newWindow(packed: boolean): Window {
 /** The `auto` policies of each connection, by codec: every transfer a connection sends measures its link together. */
 const connectionPolicies = new WeakMap<object, Map<string, PackingPolicy>>();
 
+/** How a transfer packs: its codec, and the policy that decides chunk by chunk. */
+export interface PolicyPacking {
+  codec: CodecName;
+  policy: PackingPolicy;
+}
+
 /**
- * The policy for a transfer on `connection` packing as `packing` says: for `auto`, the one every
- * transfer of that connection with that codec shares (a folder's files are each too small to
- * measure a link alone, and the next file starts from what the last ones found); else a new one.
+ * How a transfer on `connection` packs as `packing` says (undefined: it does not). For `auto`,
+ * the policy is the one every transfer of that connection with that codec shares (a folder's
+ * files are each too small to measure a link alone, and the next file starts from what the last
+ * ones found); for `always`, a new one.
  */
-export function connectionPolicy(connection: object, packing: { codec: string; mode: CompressMode }): PackingPolicy {
+export function connectionPacking(
+  connection: object,
+  packing: { codec: CodecName; mode: CompressMode } | undefined,
+): PolicyPacking | undefined {
+  if (!packing) return undefined;
+  return { codec: packing.codec, policy: connectionPolicy(connection, packing) };
+}
+
+/** The policy `connectionPacking` gives a transfer on `connection` packing as `packing` says. */
+export function connectionPolicy(connection: object, packing: { codec: CodecName; mode: CompressMode }): PackingPolicy {
   if (packing.mode !== 'auto') return new PackingPolicy(packing.mode);
   let byCodec = connectionPolicies.get(connection);
   if (!byCodec) connectionPolicies.set(connection, (byCodec = new Map<string, PackingPolicy>()));

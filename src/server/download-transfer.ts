@@ -1,5 +1,5 @@
 import type { Packing } from '../compression/negotiation.js';
-import { type PackTicket, type PackingPolicy, connectionPolicy } from '../compression/packing-policy.js';
+import { type PackTicket, type PolicyPacking, connectionPacking } from '../compression/packing-policy.js';
 import type { PackedAs } from '../protocol/frames.js';
 import { type ErrorCode, FerryError } from '../protocol/errors.js';
 import { type StoredFile, chunkCountOf, chunkLengthOf, hashAt, sameUpload } from '../store/records.js';
@@ -54,7 +54,7 @@ export class DownloadTransfer {
   /** Chunks read and checked, waiting for their turn to be sent: their buffer, and how it holds them. */
   readonly #ready = new Map<number, { buffer: SharedArrayBuffer; packed: PackedBytes | undefined; ticket: PackTicket | undefined }>();
   /** When the client asked for compressed chunks: the codec, and whether to pack the next one. */
-  readonly #packing: { codec: Packing['codec']; policy: PackingPolicy } | undefined;
+  readonly #packing: PolicyPacking | undefined;
   #waitingForDrain = false;
   #cancelBufferWait: (() => void) | undefined;
   #ended = false;
@@ -71,7 +71,7 @@ export class DownloadTransfer {
     packing?: Packing,
   ) {
     // One policy for every download on the connection: the files of a folder measure its link together.
-    this.#packing = packing && { codec: packing.codec, policy: connectionPolicy(port, packing) };
+    this.#packing = connectionPacking(port, packing);
     this.#services = services;
     this.#port = port;
     this.stream = stream;
