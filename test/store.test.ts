@@ -133,6 +133,41 @@ t.test('the transfer log keeps what is younger than its retention, newest first,
   t.equal(capped.recentLog(1000).length, 25, 'at most maxLogEntries, whatever their age');
 });
 
+t.test(
+  'log entries appended together are written together: each resolves once written, and logCommitted and close write those waiting',
+  async (t) => {
+    const path = tempDir(t);
+    const store = new MetaStore({ path });
+    const now = Date.now();
+    const entry = (index: number): Parameters<MetaStore['appendLog']>[0] => ({
+      time: now + index,
+      client: 'c',
+      op: 'download',
+      name: `e${index}`,
+      bytes: index,
+      durationMs: 1,
+      result: 'ok',
+    });
+    // More than one batch's worth, as downloads ending about together append them (none awaited alone).
+    const appended = Array.from({ length: 600 }, (_, index) => store.appendLog(entry(index)));
+    t.same(await Promise.all(appended), Array(600).fill(true), 'each resolves true once written');
+    t.same(
+      store.recentLog(3).map((each) => each.name),
+      ['e599', 'e598', 'e597'],
+    );
+    t.equal(store.recentLog(1000).length, 600, 'none lost');
+    void store.appendLog(entry(600));
+    await store.logCommitted();
+    t.equal(store.recentLog(1)[0]?.name, 'e600', 'logCommitted writes what waits: a `log` request sees the download that just ended');
+    void store.appendLog(entry(601));
+    await store.close();
+    t.equal(await store.appendLog(entry(602)), false, 'after close, an entry is refused (a download that ends as the server stops)');
+    const reopened = new MetaStore({ path });
+    t.teardown(() => reopened.close());
+    t.equal(reopened.recentLog(1)[0]?.name, 'e601', 'close writes what waits');
+  },
+);
+
 t.test('the folded-name index holds the longest names, also ones case folding makes longer than an LMDB key', async (t) => {
   const store = new MetaStore({ path: tempDir(t) });
   t.teardown(() => store.close());

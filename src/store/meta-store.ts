@@ -71,6 +71,10 @@ function foldedKey(folded: string): string {
 const day = 24 * 60 * 60 * 1000;
 /** Entries added between two prunings of the transfer log. */
 const logPruneEveryEntries = 100;
+/** How long a transfer log entry waits for others to be written with (one commit for all). */
+const logBatchMs = 20;
+/** A batch is written at once when this many entries wait. */
+const logBatchEntries = 256;
 type LogKey = [number, number];
 
 /**
@@ -102,6 +106,12 @@ export class MetaStore {
   #byteCount = 0;
   #logSeq = 0;
   #logAppendsSincePrune = 0;
+  /** Set by `close`: no log entry is taken after it. */
+  #closing = false;
+  /** Log entries waiting for their batch to be written. */
+  #pendingLog: TransferLogRecord[] = [];
+  /** The waiting entries' batch: whether it was committed, once it is written, and the timer that writes it. */
+  #logBatch: { committed: Promise<boolean>; resolve: (committed: boolean) => void; timer: NodeJS.Timeout } | undefined;
 
   constructor(options: MetaStoreOptions) {
     this.#root = open({ path: options.path, compression: false, ...(options.readOnly ? { readOnly: true } : {}) });
@@ -219,7 +229,7 @@ export class MetaStore {
       this.#byteCount += file.size - (previous?.size ?? 0);
       await this.#root.flushed;
     });
-    if (log) await this.#pruneLogNowAndThen();
+    if (log) await this.#pruneLogNowAndThen(1);
   }
 
   /** Flags a file whose bytes on disk no longer match its record: it stays listed but is not served. Durable on return. */
@@ -403,16 +413,44 @@ export class MetaStore {
 
   /**
    * Adds a transfer log entry. Best effort: the log must never fail a transfer, so a failed write
-   * (a full disk) is reported by the `false` it resolves with, never thrown.
+   * (a full disk) is reported by the `false` it resolves with, never thrown. Entries are written
+   * in batches, `logBatchMs` after the first of a batch (or at once when `logBatchEntries` wait):
+   * a tree's downloads end a few hundred microseconds apart, and each entry written alone was an
+   * LMDB commit of its own. Resolves once its batch is committed.
    */
-  async appendLog(entry: TransferLogRecord): Promise<boolean> {
-    try {
-      await this.#write('appending to the transfer log', () => this.#log.put(this.#nextLogKey(entry), entry));
-      await this.#pruneLogNowAndThen();
-      return true;
-    } catch {
-      return false; // the caller decides what a lost log entry means (the server logs it)
+  appendLog(entry: TransferLogRecord): Promise<boolean> {
+    // A transfer that ends as the server stops: too late for the log (its close wrote the last batch).
+    if (this.#closing) return Promise.resolve(false);
+    this.#pendingLog.push(entry);
+    let batch = this.#logBatch;
+    if (!batch) {
+      let resolve!: (committed: boolean) => void;
+      const committed = new Promise<boolean>((settle) => (resolve = settle));
+      batch = this.#logBatch = { committed, resolve, timer: setTimeout(() => void this.#flushLog(), logBatchMs) };
     }
+    if (this.#pendingLog.length >= logBatchEntries) void this.#flushLog();
+    return batch.committed;
+  }
+
+  /** Writes the waiting log entries in one commit, and tells their writers whether it was committed. */
+  async #flushLog(): Promise<void> {
+    const batch = this.#logBatch;
+    if (!batch) return;
+    const entries = this.#pendingLog;
+    this.#pendingLog = [];
+    this.#logBatch = undefined;
+    clearTimeout(batch.timer);
+    let committed = true;
+    try {
+      // Put in one event turn: lmdb-js commits them together.
+      await this.#write('appending to the transfer log', () =>
+        Promise.all(entries.map((entry) => this.#log.put(this.#nextLogKey(entry), entry))),
+      );
+    } catch {
+      committed = false; // the writers decide what a lost log entry means (the server logs it)
+    }
+    batch.resolve(committed);
+    await this.#pruneLogNowAndThen(entries.length);
   }
 
   #nextLogKey(entry: TransferLogRecord): LogKey {
@@ -421,8 +459,8 @@ export class MetaStore {
   }
 
   /** Every `logPruneEveryEntries` entries, drops those past their retention. Best effort, like the log itself. */
-  async #pruneLogNowAndThen(): Promise<void> {
-    this.#logAppendsSincePrune += 1;
+  async #pruneLogNowAndThen(added: number): Promise<void> {
+    this.#logAppendsSincePrune += added;
     if (this.#logAppendsSincePrune < logPruneEveryEntries) return;
     this.#logAppendsSincePrune = 0;
     await this.pruneLog().catch(() => {
@@ -448,6 +486,7 @@ export class MetaStore {
    * before that commit is done. At most `waitMs`: a commit that failed (a full disk) may never settle.
    */
   async logCommitted(waitMs = 2000): Promise<void> {
+    await this.#flushLog();
     await settleWithin(Promise.resolve(this.#log.committed), waitMs);
   }
 
@@ -468,6 +507,8 @@ export class MetaStore {
    * LMDB is crash-safe, so each is waited for at most `waitMs`.
    */
   async close(waitMs = 2000): Promise<void> {
+    this.#closing = true;
+    await this.#flushLog();
     await settleWithin(Promise.resolve(this.#root.flushed), waitMs);
     await settleWithin(Promise.resolve(this.#root.close()), waitMs);
   }

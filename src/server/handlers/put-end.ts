@@ -56,7 +56,8 @@ export async function publishLogged(
     if (published) scope.reportTransfer(published);
     return file;
   } catch (error) {
-    await scope.logTransfer(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));
+    // Written with the next batch of log entries (MetaStore.appendLog): a `log` request waits for it, the reply does not.
+    void scope.logTransfer(logEntry(error instanceof FerryError ? error.code : 'EINTERNAL'));
     throw accountOf(scope).inOwnNames(error);
   }
 }
