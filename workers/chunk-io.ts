@@ -1,8 +1,9 @@
 /**
  * The one implementation of chunk I/O: check a received chunk's xxh64 and write it at its offset,
  * or read a stored chunk and check it against its recorded xxh64. The pool's workers run it with
- * blocking calls (a worker does one task at a time); the main thread runs it for small chunks with
- * the calls on libuv's pool. Same checks, same messages, whichever runs it.
+ * blocking calls (a worker does one task at a time); the main thread runs it for small chunks,
+ * with writes on libuv's pool and reads of up to 64 KiB blocking (`blockingReadMaxBytes`). Same
+ * checks, same messages, whichever runs it.
  */
 import { read, readSync, write, writeSync } from 'node:fs';
 import { promisify } from 'node:util';
@@ -24,7 +25,7 @@ export const blockingIo: PositionalIo = {
 const writeAsync = promisify(write);
 const readAsync = promisify(read);
 
-/** Calls on libuv's thread pool: for the main thread, which must not block. */
+/** Calls on libuv's thread pool: for the main thread, which must not block on the disk. */
 export const libuvIo: PositionalIo = {
   write: async (fd, bytes, offset, length, position) => (await writeAsync(fd, bytes, offset, length, position)).bytesWritten,
   read: async (fd, bytes, offset, length, position) => (await readAsync(fd, bytes, offset, length, position)).bytesRead,

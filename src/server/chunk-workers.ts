@@ -1,5 +1,5 @@
 import type { Piscina } from 'piscina';
-import { libuvIo, readChunk, writeChunk } from '../../workers/chunk-io.js';
+import { blockingIo, libuvIo, readChunk, writeChunk } from '../../workers/chunk-io.js';
 import {
   type HashFileResult,
   type HashFileTask,
@@ -18,6 +18,14 @@ import { allThreadsStarted, workerPool } from '../worker-pool.js';
  * (under 50 µs). docs/perf-notes.md has the profile behind this.
  */
 export const inlineChunkMaxBytes = 256 * 1024;
+
+/**
+ * Stored chunks of at most this many bytes are read with a blocking call on the main thread: a
+ * read from the page cache costs a few microseconds, where a hop through libuv's pool costs tens
+ * in wake-ups on these VMs (docs/perf-notes.md, "Small reads block"). A read that misses the cache
+ * waits on the disk for one small read, as the open before it may for the file's inode.
+ */
+export const blockingReadMaxBytes = 64 * 1024;
 
 /** The piscina pool that hashes, writes and reads chunks off the main thread. */
 export class ChunkWorkers {
@@ -63,7 +71,8 @@ export class ChunkWorkers {
 
   /** Reads a chunk and checks its xxh64, and packs it if asked: in the pool, or here if it is small and not to be packed. */
   readChunk(task: ReadChunkTask): Promise<ReadChunkResult> {
-    if (task.length <= inlineChunkMaxBytes && !task.pack) return readChunk(task, libuvIo, this.#hash());
+    if (task.length <= inlineChunkMaxBytes && !task.pack)
+      return readChunk(task, task.length <= blockingReadMaxBytes ? blockingIo : libuvIo, this.#hash());
     return this.#pool.run(task, { name: taskNames.readChunk });
   }
 
