@@ -12,12 +12,17 @@ import { type BenchContext, log } from '../lib/context.js';
 import { expectSuccess, runCommand } from '../lib/children.js';
 import { runFerryCli } from '../lib/ferry-cli.js';
 import { makeTempDir, removeDir } from '../lib/files.js';
+import { durableTreeCopy } from '../lib/store-floor.js';
 import { startRsyncDaemon, which } from '../lib/peers.js';
 import { processCpuSeconds, reapedChildrenCpuSeconds } from '../lib/proc.js';
 import type { ScenarioReport, Table } from '../lib/report.js';
 import { FerryServer, cliCacheHome } from '../lib/server.js';
 import { median, roundOrder } from '../lib/stats.js';
 import { formatBytes, formatNumber } from '../lib/units.js';
+
+/** Files the floor copies at once: as many as a tree upload's whole puts in flight, within a factor of two. */
+const floorConcurrency = 64;
+const floorTool = 'durable copy (floor)';
 
 interface TreeShape {
   folders: number;
@@ -139,6 +144,16 @@ export async function runTree(ctx: BenchContext): Promise<ScenarioReport> {
         });
       }
     }
+    tools.push({
+      tool: floorTool,
+      how: `the bench copying the tree on this machine, ${floorConcurrency} files at once, each made durable as a receiver must make it (a staging file written, fdatasynced and renamed into its folder, the folder fsynced: \`durableTreeCopy\`), with no network, hashing or metadata: what the file system alone costs a tool that makes every file durable`,
+      up: (run) => durableTreeCopy(source, join(work, 'floor', `${run}`), floorConcurrency),
+      down: async (run) => {
+        const dest = join(downloads, `floor-${run}`);
+        await rm(dest, { recursive: true, force: true });
+        return durableTreeCopy(join(work, 'floor', '0'), dest, floorConcurrency);
+      },
+    });
     const upRows = tools.map((tool) => ({ tool: tool.tool, direction: 'upload' as const, how: tool.how, samples: [] as TreeSample[] }));
     const downRows = tools.map((tool) => ({ tool: tool.tool, direction: 'download' as const, how: tool.how, samples: [] as TreeSample[] }));
     const sample = (measured: { seconds: number; cpuSeconds: number }): TreeSample => ({
@@ -199,8 +214,25 @@ function report(rows: TreeRow[], shape: TreeShape, medium: string): ScenarioRepo
       'Seconds are wall time of the whole command, Node start-up and login included for Ferry (the hash cache emptied before each run).',
       ...rows.filter((row) => row.how && row.direction === 'upload').map((row) => `${row.tool}: ${row.how}.`),
       'Target (issue 16): Ferry ≥ 2.0× `rsync -r --fsync` both ways; the ratio to `rsync -r` reported.',
+      ...floorNotes(rows),
     ],
     tables: [table],
     data: { rows },
   };
+}
+
+/** Per direction: the time the target allows Ferry, against what the floor took in the same run. */
+function floorNotes(rows: TreeRow[]): string[] {
+  const seconds = (tool: string, direction: string): number | undefined => {
+    const row = rows.find((each) => each.tool === tool && each.direction === direction && each.samples.length > 0);
+    return row && median(row.samples.map((sample) => sample.seconds));
+  };
+  return (['upload', 'download'] as const).flatMap((direction) => {
+    const rsync = seconds('rsync -r --fsync', direction);
+    const floor = seconds(floorTool, direction);
+    if (rsync === undefined || floor === undefined) return [];
+    return [
+      `${direction}: the target allows Ferry ${formatNumber(rsync / 2)} s (half of \`rsync -r --fsync\`); the durable copy alone took ${formatNumber(floor)} s (${(rsync / floor).toFixed(2)}× \`rsync -r --fsync\`).`,
+    ];
+  });
 }
