@@ -35,11 +35,12 @@ export interface TreeHooks extends TransferControl {
 
 /**
  * Files in flight at once by default in a tree's download: enough that small files do not each
- * wait for their own round trips (the server answers 16 requests of a connection at once), and big
- * files nearly one at a time (a cut run then leaves one or two partial files, not sixteen). More
- * made it slower (256: a third more of the client's CPU; docs/perf-notes.md, "Whole puts in flight").
+ * wait for their own round trips (the server handles 16 requests of a connection at once; the
+ * rest wait in the socket, ready the moment one ends), and big files nearly one at a time (the
+ * bytes' limit: a cut run leaves one or two partial files). 96 against 16 took a tenth off a tree
+ * download's time; 160 did no better than 96 (docs/perf-notes.md, "Whole puts in flight").
  */
-export const defaultDownloadInFlight: InFlightLimits = { count: 16, bytes: 32 * 1024 * 1024 };
+export const defaultDownloadInFlight: InFlightLimits = { count: 96, bytes: 32 * 1024 * 1024 };
 
 /**
  * Files in flight at once by default in a tree's upload: the server handles up to 128 whole puts
