@@ -20,6 +20,12 @@ import { PartFile } from './part-file.js';
 export interface DownloadOptions {
   /** Local destination; defaults to the remote name's last segment in the current directory. */
   out?: string;
+  /**
+   * `out` is the file's own path, in a folder that exists, with no folder in the way (a tree's
+   * download has made the folder and looked at the path): taken as it is, without the stats that
+   * tell a folder from a file.
+   */
+  outIsFilePath?: boolean;
   force?: boolean;
   onProgress?: ProgressListener;
   /** Called once it is known how much of a leftover partial download is good, before any byte is asked for. */
@@ -152,7 +158,7 @@ export async function downloadFile(connection: ClientConnection, name: string, o
   const xxh64 = await loadXxh64();
   // Settled before anything is made: a codec the server lacks fails the download here, leaving nothing behind.
   const pack = packingFor(options.compress ?? 'auto', connection.hello.capabilities);
-  const dest = destinationFor(name, options.out);
+  const dest = options.outIsFilePath && options.out !== undefined ? resolve(options.out) : destinationFor(name, options.out);
   if (!options.force && exists(dest)) throw new FerryError('EEXIST', `${dest} already exists (use --force to overwrite it)`);
   const paths = partialPathsFor(dest);
   const target = { name, dest, ...paths };

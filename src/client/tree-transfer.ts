@@ -336,6 +336,7 @@ export async function downloadTree(
   const base = resolve(out);
   const limits = options.inFlight ?? defaultDownloadInFlight;
   shareSignal(options, limits);
+  const folders = new LocalFolders();
   await inFlight(
     // Read a page at a time as the downloads go: a tree of any size takes one page of memory.
     client.listEach(listingPrefix(prefix)),
@@ -345,7 +346,8 @@ export async function downloadTree(
       if (options.signal?.aborted) return tally.failed(file.name, new FerryError('ECANCELED', 'cancelled'));
       const path = join(base, ...relativeName(prefix, file.name).split('/'));
       const outside = path.startsWith(base + sep) ? undefined : new FerryError('EBADNAME', `${file.name} would land outside ${out}`);
-      if (isFolderMarker(file)) return outside ? tally.failed(file.name, outside) : makeEmptyFolder(dirname(path), file.name, tally);
+      if (isFolderMarker(file))
+        return outside ? tally.failed(file.name, outside) : makeEmptyFolder(dirname(path), file.name, tally, folders);
       tally.summary.files += 1;
       try {
         if (outside) throw outside;
@@ -360,10 +362,11 @@ export async function downloadTree(
           tally.unchanged(file.name, path, file.size);
           return true;
         }
-        makeFolder(dirname(path));
+        folders.make(dirname(path));
         options.onFile?.({ name: file.name, path, size: file.size });
         const result = await client.download(file.name, {
           out: path,
+          outIsFilePath: true,
           force: true,
           ...fileControl(options),
           ...(options.onNotice ? { onNotice: options.onNotice } : {}),
@@ -391,19 +394,33 @@ function localFileAt(path: string): Stats | undefined {
   }
 }
 
-/** Makes a local folder and those above it, as needed. */
-function makeFolder(path: string): void {
-  try {
-    mkdirSync(path, { recursive: true });
-  } catch (error) {
-    throw fromSystemError(error, `local folder ${path}`);
+/**
+ * The local folders a tree's download makes: each is made (with those above it) once, not once per
+ * file in it (a `mkdir` that finds the folder there, then a stat to tell it is a folder). Only the
+ * last few hundred are remembered: the files come in name order, a folder's together.
+ */
+class LocalFolders {
+  readonly #made = new Set<string>();
+
+  make(path: string): void {
+    if (this.#made.has(path)) return;
+    try {
+      mkdirSync(path, { recursive: true });
+    } catch (error) {
+      throw fromSystemError(error, `local folder ${path}`);
+    }
+    if (this.#made.size >= rememberedFolders) this.#made.clear();
+    this.#made.add(path);
   }
 }
 
+/** How many folders `LocalFolders` remembers as made. */
+const rememberedFolders = 256;
+
 /** Makes the folder an empty-folder marker stands for (`marker`: its stored name). */
-function makeEmptyFolder(path: string, marker: string, tally: TreeTally): boolean {
+function makeEmptyFolder(path: string, marker: string, tally: TreeTally, folders: LocalFolders): boolean {
   try {
-    makeFolder(path);
+    folders.make(path);
     tally.summary.folders += 1;
     return true;
   } catch (error) {
