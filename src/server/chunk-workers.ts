@@ -14,8 +14,9 @@ import { allThreadsStarted, workerPool } from '../worker-pool.js';
 
 /**
  * Chunks up to this size are checked and written (or read and checked) from the main thread, the
- * I/O itself on libuv's pool: a piscina round trip costs more main-thread time than their xxh64
- * (under 50 µs). docs/perf-notes.md has the profile behind this.
+ * I/O itself on libuv's pool (but for reads of up to `blockingReadMaxBytes`, which block): a
+ * piscina round trip costs more main-thread time than their xxh64 (under 50 µs).
+ * docs/perf-notes.md has the profile behind this.
  */
 export const inlineChunkMaxBytes = 256 * 1024;
 
